@@ -1,0 +1,22 @@
+// One Jest run over every package's unit tests and the cross-package suites in test/.
+// ESM-only dependencies are transformed (Jest cannot require() ESM before Node 24.9);
+// see ../shared/TOOLCHAIN.md.
+const esmOnly = ['jose', 'oauth4webapi', 'dpop', 'oidc-provider', 'cookie'];
+
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/packages', '<rootDir>/test', '<rootDir>/examples'],
+  testMatch: ['**/test/**/*.test.ts'],
+  transform: {
+    '^.+\\.(t|j)s$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }],
+  },
+  // Look at the package after the LAST /node_modules/ so nested copies are transformed too.
+  transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)(?!.*/node_modules/)`],
+  // Tests run against the sources, so a failing test points at the line that changed.
+  moduleNameMapper: {
+    '^@fapi-guard/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  testTimeout: 20000,
+};

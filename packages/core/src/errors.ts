@@ -1,0 +1,260 @@
+/**
+ * Refusals as values: one `GuardError` type with a stable `reason`, mapped to the
+ * status and `error` code of RFC 6750 §3.1, RFC 9449 §7.1 and RFC 9470 §3, and the
+ * rendering of `WWW-Authenticate` challenges.
+ */
+
+/** The `error` codes a challenge can carry (RFC 6750 §3.1, RFC 9449 §7.1/§9, RFC 9470 §3). */
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce'
+  | 'insufficient_user_authentication';
+
+/** Authentication schemes a route can accept in `Authorization`. */
+export type AuthScheme = 'Bearer' | 'DPoP';
+
+/**
+ * Stable machine-readable reasons. Switch on these, never on messages.
+ * Each maps to one HTTP status and one OAuth `error` (see {@link REASONS}).
+ */
+export type GuardErrorReason =
+  // credentials (RFC 6750 §2, RFC 9449 §7.1)
+  | 'credentials_missing'
+  | 'credentials_malformed'
+  | 'credentials_ambiguous'
+  | 'token_in_query'
+  | 'token_in_body'
+  | 'request_host_unknown'
+  // the access token (RFC 9068 §4, RFC 8725)
+  | 'token_malformed'
+  | 'token_type'
+  | 'token_algorithm'
+  | 'token_signature'
+  | 'token_key_unknown'
+  | 'token_issuer'
+  | 'token_audience'
+  | 'token_expired'
+  | 'token_not_yet_valid'
+  | 'token_issued_in_future'
+  | 'token_claim_missing'
+  | 'token_claim_invalid'
+  // sender constraint (RFC 9449 §7, RFC 8705 §3, FAPI 2.0 §5.3.4 #5)
+  | 'binding_missing'
+  | 'binding_downgrade'
+  | 'binding_mismatch'
+  | 'dpop_proof_missing'
+  | 'dpop_proof_invalid'
+  | 'dpop_proof_replayed'
+  | 'dpop_nonce_required'
+  | 'certificate_missing'
+  | 'certificate_mismatch'
+  // authorization (RFC 6750 §3.1, FAPI 2.0 §5.3.4 #4)
+  | 'scope_insufficient'
+  | 'claim_check_failed'
+  // dependencies (DEC-09): never a 500, never an accepted request
+  | 'issuer_unavailable'
+  | 'store_unavailable'
+  | 'internal';
+
+interface ReasonInfo {
+  status: 400 | 401 | 403 | 503;
+  error?: OAuthErrorCode;
+  /** One line for the client; the detail goes to the decision hook only. */
+  description: string;
+}
+
+/** Status, `error` code and client-facing description of every reason. */
+export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
+  credentials_missing: { status: 401, description: 'An access token is required' },
+  credentials_malformed: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'The Authorization header is malformed',
+  },
+  credentials_ambiguous: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'More than one set of credentials was sent',
+  },
+  // RFC 6750 §2.3 / FAPI 2.0 §5.3.4 #2: a query token alone counts as no credentials.
+  token_in_query: { status: 401, description: 'An access token is required in the Authorization header' },
+  token_in_body: { status: 401, description: 'An access token is required in the Authorization header' },
+  request_host_unknown: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'The request does not address a configured origin of this API',
+  },
+  token_malformed: { status: 401, error: 'invalid_token', description: 'The access token is malformed' },
+  token_type: { status: 401, error: 'invalid_token', description: 'The token is not a JWT access token' },
+  token_algorithm: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token algorithm is not allowed',
+  },
+  token_signature: { status: 401, error: 'invalid_token', description: 'The access token signature is invalid' },
+  token_key_unknown: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token was signed with an unknown key',
+  },
+  token_issuer: { status: 401, error: 'invalid_token', description: 'The access token issuer is not trusted' },
+  token_audience: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token is not intended for this resource',
+  },
+  token_expired: { status: 401, error: 'invalid_token', description: 'The access token has expired' },
+  token_not_yet_valid: { status: 401, error: 'invalid_token', description: 'The access token is not yet valid' },
+  token_issued_in_future: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token was issued in the future',
+  },
+  token_claim_missing: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token lacks a required claim',
+  },
+  token_claim_invalid: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token has an invalid claim',
+  },
+  binding_missing: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'A sender-constrained access token is required',
+  },
+  binding_downgrade: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'A DPoP-bound access token must be sent with the DPoP scheme',
+  },
+  binding_mismatch: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token is not bound to the key of this request',
+  },
+  dpop_proof_missing: { status: 401, error: 'invalid_dpop_proof', description: 'A DPoP proof is required' },
+  dpop_proof_invalid: { status: 401, error: 'invalid_dpop_proof', description: 'The DPoP proof is invalid' },
+  dpop_proof_replayed: {
+    status: 401,
+    error: 'invalid_dpop_proof',
+    description: 'The DPoP proof has already been used',
+  },
+  dpop_nonce_required: {
+    status: 401,
+    error: 'use_dpop_nonce',
+    description: 'Resource server requires nonce in DPoP proof',
+  },
+  certificate_missing: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token requires a client certificate',
+  },
+  certificate_mismatch: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token is not bound to this client certificate',
+  },
+  scope_insufficient: {
+    status: 403,
+    error: 'insufficient_scope',
+    description: 'The access token lacks the scope this resource requires',
+  },
+  claim_check_failed: {
+    status: 403,
+    error: 'insufficient_scope',
+    description: 'The access token does not grant access to this resource',
+  },
+  issuer_unavailable: { status: 503, description: 'The authorization server cannot be reached; try again later' },
+  store_unavailable: { status: 503, description: 'A required service is unavailable; try again later' },
+  internal: { status: 401, error: 'invalid_token', description: 'The access token could not be verified' },
+};
+
+/** What a refused request needs so that its response can be rendered. */
+export interface ChallengeContext {
+  /** Schemes the route accepts; each gets a challenge (RFC 9449 §7.2). */
+  schemes: readonly AuthScheme[];
+  /** The scheme the client used, if any: only its challenge carries `error` (RFC 9449 §7.2). */
+  usedScheme?: AuthScheme;
+  realm: string;
+  /** DPoP `algs` (RFC 9449 §7.1). */
+  dpopAlgorithms: readonly string[];
+  /** Space-separated scope for `insufficient_scope` (RFC 6750 §3). */
+  scope?: string;
+}
+
+/** A refusal: everything an adapter needs to write the response, plus the reason for logs. */
+export class GuardError extends Error {
+  readonly ok = false as const;
+  readonly reason: GuardErrorReason;
+  readonly status: 400 | 401 | 403 | 503;
+  readonly error: OAuthErrorCode | undefined;
+  /** One line safe to show to the client. */
+  readonly description: string;
+  /** Detailed reason for the decision hook and logs; never sent to the client. */
+  readonly detail: string | undefined;
+  /** Response headers: `WWW-Authenticate`, `DPoP-Nonce`, `Cache-Control`, `Retry-After`. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(reason: GuardErrorReason, detail: string | undefined, headers: Record<string, string>) {
+    const info = REASONS[reason];
+    super(info.description);
+    this.name = 'GuardError';
+    this.reason = reason;
+    this.status = info.status;
+    this.error = info.error;
+    this.description = info.description;
+    this.detail = detail;
+    this.headers = headers;
+  }
+
+  /** The short JSON body: `{ error?, error_description }`. */
+  get body(): { error?: string; error_description: string } {
+    if (this.status === 503) return { error: 'temporarily_unavailable', error_description: this.description };
+    return this.error === undefined ? { error_description: this.description } : { error: this.error, error_description: this.description };
+  }
+}
+
+/**
+ * RFC 6750 §3: `scope`, `error` and `error_description` may only hold
+ * %x20-21 / %x23-5B / %x5D-7E; anything else is dropped rather than escaped.
+ */
+export function challengeParamValue(value: string): string {
+  return value.replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, '');
+}
+
+function param(name: string, value: string): string {
+  return `${name}="${challengeParamValue(value)}"`;
+}
+
+/**
+ * Renders the `WWW-Authenticate` value: one challenge per accepted scheme, `realm` always on
+ * Bearer (DEC-06), `algs` always on DPoP, `error` only on the scheme the client used, or on both
+ * when the request was ambiguous (RFC 9449 §7.2, DPOP-21).
+ */
+export function renderChallenges(reason: GuardErrorReason, ctx: ChallengeContext): string | undefined {
+  const info = REASONS[reason];
+  if (info.status === 503) return undefined;
+  const schemes = [...ctx.schemes];
+  if (ctx.usedScheme && !schemes.includes(ctx.usedScheme)) schemes.push(ctx.usedScheme);
+  const errorOnAll = reason === 'credentials_ambiguous';
+  return schemes
+    .map((scheme) => {
+      const params: string[] = [];
+      if (scheme === 'Bearer') params.push(param('realm', ctx.realm));
+      if (scheme === 'DPoP') params.push(param('algs', ctx.dpopAlgorithms.join(' ')));
+      const carriesError = info.error !== undefined && (errorOnAll || scheme === ctx.usedScheme);
+      if (carriesError && info.error) {
+        params.push(param('error', info.error));
+        params.push(param('error_description', info.description));
+        if (info.error === 'insufficient_scope' && ctx.scope) params.push(param('scope', ctx.scope));
+      }
+      return `${scheme} ${params.join(', ')}`;
+    })
+    .join(', ');
+}

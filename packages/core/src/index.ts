@@ -1,0 +1,39 @@
+export { type CredentialsResult, readCredentials } from './credentials.js';
+export {
+  type AuthScheme,
+  challengeParamValue,
+  GuardError,
+  type GuardErrorReason,
+  type OAuthErrorCode,
+  REASONS,
+  renderChallenges,
+} from './errors.js';
+export { type Authorized, type Binding, createGuard, type Guard } from './guard.js';
+export {
+  type DecisionEvent,
+  FAPI_ALGORITHMS,
+  type GuardOptions,
+  type ResolvedOptions,
+  SUPPORTED_ALGORITHMS,
+} from './options.js';
+export { type ClaimCheck, type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
+export {
+  type ConnectionInfo,
+  type GuardHeaders,
+  type GuardRequest,
+  headerLines,
+  headersFromRaw,
+  type OriginOptions,
+  OriginResolver,
+  type UrlResult,
+} from './request.js';
+export {
+  discoveryUrls,
+  type IssuerConfig,
+  IssuerKeys,
+  type JSONWebKeySet,
+  type KeySetOptions,
+  keyMatches,
+  rsaModulusBits,
+} from './tokens/issuer.js';
+export { type AccessTokenClaims, isAccessTokenTyp, type VerifiedAccessToken } from './tokens/jwt.js';

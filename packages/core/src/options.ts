@@ -1,0 +1,194 @@
+/**
+ * Guard configuration: one typed object, validated once at start-up. A configuration that
+ * cannot be safe throws a `TypeError` whose message says what to change.
+ */
+import type { GuardError } from './errors.js';
+import type { OriginOptions } from './request.js';
+import type { IssuerConfig, JSONWebKeySet, KeySetOptions } from './tokens/issuer.js';
+import { assertSecureUrl } from './url.js';
+
+/** FAPI 2.0 §5.4.1 #1.2: the algorithms allowed for JWTs, in challenge order (RFC 9449 §7.1 `algs`). */
+export const FAPI_ALGORITHMS = ['ES256', 'PS256', 'EdDSA'] as const;
+
+/** Asymmetric JWS algorithms this library can verify. `none` and MACs are never among them. */
+export const SUPPORTED_ALGORITHMS: ReadonlySet<string> = new Set([
+  'ES256',
+  'ES384',
+  'ES512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'EdDSA',
+  'Ed25519',
+  // RFC 9068 §2.1 makes RS256 mandatory to implement; FAPI 2.0 §5.4.1 forbids it (DEC-03).
+  'RS256',
+  'RS384',
+  'RS512',
+]);
+
+/** One line per request decision, for logs and audit. Never contains the token. */
+export interface DecisionEvent {
+  outcome: 'allow' | 'deny';
+  status: number;
+  /** Stable reason of a refusal (see `GuardError.reason`). */
+  reason?: GuardError['reason'];
+  /** OAuth `error` code sent to the client. */
+  error?: string;
+  /** Why, in detail; for operators only. */
+  detail?: string;
+  method: string;
+  /** Request URL without its query. */
+  url: string;
+  issuer?: string;
+  clientId?: string;
+  subject?: string;
+  /** base64url SHA-256 of the access token. */
+  tokenHash?: string;
+  binding?: 'bearer' | 'dpop' | 'mtls';
+  durationMs: number;
+}
+
+/** Options of `createGuard`. Only `issuer`/`issuers` and `audience` are required. */
+export interface GuardOptions extends OriginOptions {
+  /** The trusted authorization server: its issuer identifier, or its full configuration. */
+  issuer?: string | IssuerConfig;
+  /**
+   * Several trusted authorization servers. Each token is verified only with the keys of the
+   * issuer its `iss` names (FAPI 2.0 §6.3, RFC 8725 §3.8). Give `issuer` or `issuers`.
+   */
+  issuers?: readonly (string | IssuerConfig)[];
+  /**
+   * This API's resource identifier(s) (RFC 8707): an absolute URI without fragment, which the
+   * token's `aud` must contain (RFC 9068 §4 #4, RFC 9700 §2.3). Required.
+   */
+  audience: string | readonly string[];
+  /**
+   * Allowed JWS algorithms for access tokens and DPoP proofs (FAPI 2.0 §5.4.1).
+   * `none` and symmetric algorithms are refused at start-up. RSA keys must be ≥ 2048 bits.
+   * @default ['ES256', 'PS256', 'EdDSA']
+   */
+  algorithms?: readonly string[];
+  /**
+   * Leeway for `exp`, `nbf` and `iat`, in seconds (RFC 9068 §4 #6; DEC-08). At most 60.
+   * @default 10
+   */
+  clockToleranceSec?: number;
+  /** `realm` of `Bearer` challenges (RFC 6750 §3). @default the first audience */
+  realm?: string;
+  /** JWKS cache tuning. @default { maxAgeMs: 600000, cooldownMs: 30000, timeoutMs: 5000 } */
+  keys?: KeySetOptions;
+  /**
+   * Cache of verified access-token signatures, keyed by the token's SHA-256 and kept until it
+   * expires. Claims, binding and policy are still checked on every request. `false` turns it off.
+   * @default { max: 10000 }
+   */
+  tokenCache?: { max?: number } | false;
+  /** Called once per decision, allowed or refused. Exceptions it throws are ignored. */
+  onDecision?: (event: DecisionEvent) => void;
+  /** Current time in milliseconds. For tests (the RFC vectors are from 2019–2022). @default Date.now */
+  clock?: () => number;
+}
+
+/** Options after validation, with every default filled in. */
+export interface ResolvedOptions {
+  issuers: IssuerConfig[];
+  audiences: string[];
+  algorithms: string[];
+  clockToleranceSec: number;
+  realm: string;
+  keys: KeySetOptions;
+  tokenCacheMax: number;
+  onDecision: ((event: DecisionEvent) => void) | undefined;
+  now: () => number;
+  origin: OriginOptions;
+}
+
+function configError(message: string): TypeError {
+  return new TypeError(`fapi-guard: ${message}`);
+}
+
+function resolveIssuer(entry: string | IssuerConfig): IssuerConfig {
+  const config = typeof entry === 'string' ? { issuer: entry } : { ...entry };
+  if (typeof config.issuer !== 'string' || config.issuer === '') throw configError('each issuer needs an issuer identifier');
+  const url = assertSecureUrl(config.issuer, 'issuer');
+  // RFC 8414 §2: no query or fragment in an issuer identifier.
+  if (url.search || url.hash) throw configError(`issuer "${config.issuer}" must not have a query or fragment`);
+  if (config.jwksUri !== undefined) assertSecureUrl(config.jwksUri, 'jwksUri');
+  if (config.jwks !== undefined) assertKeySet(config.jwks, config.issuer);
+  return config;
+}
+
+function assertKeySet(jwks: JSONWebKeySet, issuer: string): void {
+  if (typeof jwks !== 'object' || jwks === null || !Array.isArray(jwks.keys)) {
+    throw configError(`jwks of issuer "${issuer}" must be a JWK set ({ keys: [...] })`);
+  }
+  for (const key of jwks.keys) {
+    if (key.d !== undefined || key.k !== undefined) {
+      throw configError(`jwks of issuer "${issuer}" holds private or symmetric key material; give public keys only`);
+    }
+  }
+}
+
+function resolveAudience(value: unknown): string[] {
+  const list = typeof value === 'string' && value !== '' ? [value] : Array.isArray(value) ? [...value] : [];
+  if (list.length === 0) {
+    throw configError('audience is required: set it to this API\'s resource identifier, e.g. "https://api.bank.example"');
+  }
+  for (const aud of list) {
+    let url: URL;
+    try {
+      url = new URL(aud);
+    } catch {
+      throw configError(`audience "${aud}" must be an absolute URI (RFC 8707 §2)`);
+    }
+    if (aud.includes('#') || url.hash) throw configError(`audience "${aud}" must not contain a fragment (RFC 8707 §2)`);
+  }
+  return list as string[];
+}
+
+function resolveAlgorithms(value: readonly string[] | undefined): string[] {
+  const list = value === undefined ? [...FAPI_ALGORITHMS] : [...value];
+  if (list.length === 0) throw configError('algorithms must not be empty; leave it unset for the FAPI 2.0 default (ES256, PS256, EdDSA)');
+  for (const alg of list) {
+    if (!SUPPORTED_ALGORITHMS.has(alg)) {
+      throw configError(
+        `algorithm "${alg}" is not allowed: only asymmetric signature algorithms can be used (${[...SUPPORTED_ALGORITHMS].join(', ')}); 'none' and HMAC never`,
+      );
+    }
+  }
+  return list;
+}
+
+export function resolveOptions(options: GuardOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw configError('options are required');
+  const entries = [...(options.issuers ?? []), ...(options.issuer === undefined ? [] : [options.issuer])];
+  if (entries.length === 0) throw configError('set issuer (or issuers): the authorization server(s) whose tokens this API accepts');
+  const issuers = entries.map(resolveIssuer);
+  const seen = new Set<string>();
+  for (const { issuer } of issuers) {
+    if (seen.has(issuer)) throw configError(`issuer "${issuer}" is configured twice`);
+    seen.add(issuer);
+  }
+  const audiences = resolveAudience(options.audience);
+  const tolerance = options.clockToleranceSec ?? 10;
+  if (!Number.isFinite(tolerance) || tolerance < 0 || tolerance > 60) {
+    throw configError('clockToleranceSec must be between 0 and 60 seconds (DEC-08)');
+  }
+  const cacheMax = options.tokenCache === false ? 0 : (options.tokenCache?.max ?? 10_000);
+  if (!Number.isInteger(cacheMax) || cacheMax < 0) throw configError('tokenCache.max must be a non-negative integer');
+  for (const [name, value] of Object.entries(options.keys ?? {})) {
+    if (typeof value !== 'number' || !(value >= 0)) throw configError(`keys.${name} must be a non-negative number of milliseconds`);
+  }
+  return {
+    issuers,
+    audiences,
+    algorithms: resolveAlgorithms(options.algorithms),
+    clockToleranceSec: tolerance,
+    realm: options.realm ?? (audiences[0] as string),
+    keys: { ...options.keys },
+    tokenCacheMax: cacheMax,
+    onDecision: options.onDecision,
+    now: options.clock ?? Date.now,
+    origin: { publicUrl: options.publicUrl, trustedProxies: options.trustedProxies },
+  };
+}

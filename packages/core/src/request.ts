@@ -1,0 +1,160 @@
+/**
+ * The framework-free request the core checks, and the construction of the absolute URL the
+ * client addressed (needed for DPoP `htu`, RFC 9449 §4.3 step 9, and RFC 9421 `@target-uri`).
+ */
+import { BlockList, isIP } from 'node:net';
+
+/** Header lines by lower-cased name, every line kept (duplicates matter: RFC 9449 §4.3 step 1). */
+export type GuardHeaders = Readonly<Record<string, readonly string[]>>;
+
+/** What an adapter hands to `guard.check`. */
+export interface GuardRequest {
+  /** Request method, as received (RFC 9110 methods are case-sensitive). */
+  method: string;
+  /** Absolute URL as the client addressed it, query included. Build it with {@link requestUrl}. */
+  url: string;
+  /** All header lines, names lower-cased. Build it with {@link headersFromRaw}. */
+  headers: GuardHeaders;
+  /** Parsed request body, when the framework already parsed one (used to refuse body tokens). */
+  body?: unknown;
+  /** DER of the client certificate of the TLS connection, when there is one. */
+  clientCertificate?: Uint8Array;
+}
+
+/**
+ * Groups Node's `rawHeaders` (name, value, name, value…) by lower-cased name. Node folds or
+ * drops duplicates in `req.headers` (it keeps only the first `Authorization`), so the adapters
+ * read `rawHeaders` to see what the client really sent.
+ */
+export function headersFromRaw(raw: readonly string[]): GuardHeaders {
+  const headers: Record<string, string[]> = Object.create(null);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    const value = raw[i + 1] as string;
+    const lines = headers[name];
+    if (lines) lines.push(value);
+    else headers[name] = [value];
+  }
+  return headers;
+}
+
+/** The lines of one header (empty when absent). */
+export function headerLines(headers: GuardHeaders, name: string): readonly string[] {
+  return headers[name] ?? [];
+}
+
+/** How the absolute request URL is found. All fields are optional; see each default. */
+export interface OriginOptions {
+  /**
+   * The public origin(s) clients address, e.g. `https://api.bank.example`. When set, the URL
+   * is built from it instead of the connection: required behind proxies and load balancers
+   * that rewrite `Host` (RFC 9449 §4.3 note; RFC 9421 §7.4.3). With several origins, the one
+   * whose host equals the request's `Host` is used; a request for any other host is refused.
+   * @default undefined: scheme from the connection (TLS or not), host from `Host`
+   */
+  publicUrl?: string | readonly string[];
+  /**
+   * Peers (IP addresses or CIDR ranges) whose `X-Forwarded-Proto` and `X-Forwarded-Host`
+   * are believed. Forwarding headers from any other peer are ignored.
+   * @default [] (forwarding headers are never believed)
+   */
+  trustedProxies?: readonly string[];
+}
+
+/** What the adapter knows of the connection and the request line. */
+export interface ConnectionInfo {
+  /** True when the connection to this process is TLS. */
+  encrypted: boolean;
+  /** Remote address of the connection (the proxy, when there is one). */
+  remoteAddress: string | undefined;
+  /** Request target as received: path and query (origin-form). */
+  path: string;
+  headers: GuardHeaders;
+}
+
+/** The result of URL construction: the URL, or why none can be trusted. */
+export type UrlResult = { ok: true; url: string } | { ok: false; detail: string };
+
+const HOST_SYNTAX = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/;
+
+/** Parsed form of {@link OriginOptions}, built once at start-up. */
+export class OriginResolver {
+  private readonly origins: readonly URL[];
+  private readonly proxies: BlockList | undefined;
+
+  constructor(options: OriginOptions = {}) {
+    const list = options.publicUrl === undefined ? [] : [options.publicUrl].flat();
+    this.origins = list.map((value) => {
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        throw new TypeError(`fapi-guard: publicUrl "${value}" is not an absolute URL`);
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new TypeError(`fapi-guard: publicUrl "${value}" must be an http(s) origin`);
+      }
+      if (url.pathname !== '/' || url.search || url.hash) {
+        throw new TypeError(`fapi-guard: publicUrl "${value}" must be an origin without path, query or fragment`);
+      }
+      return url;
+    });
+    const proxies = options.trustedProxies ?? [];
+    if (proxies.length > 0) {
+      const block = new BlockList();
+      for (const entry of proxies) {
+        const [address, prefix] = entry.split('/');
+        const family = isIP(address ?? '');
+        if (family === 0) throw new TypeError(`fapi-guard: trustedProxies entry "${entry}" is not an IP or CIDR`);
+        const type = family === 6 ? 'ipv6' : 'ipv4';
+        if (prefix === undefined) block.addAddress(address as string, type);
+        else block.addSubnet(address as string, Number(prefix), type);
+      }
+      this.proxies = block;
+    }
+  }
+
+  /** True when the peer is one of `trustedProxies`. */
+  isTrustedProxy(remoteAddress: string | undefined): boolean {
+    if (!this.proxies || !remoteAddress) return false;
+    const address = remoteAddress.startsWith('::ffff:') ? remoteAddress.slice(7) : remoteAddress;
+    const family = isIP(address);
+    if (family === 0) return false;
+    return this.proxies.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  }
+
+  /** Builds the absolute URL the client addressed, never from an untrusted forwarding header. */
+  resolve(conn: ConnectionInfo): UrlResult {
+    if (!conn.path.startsWith('/')) return { ok: false, detail: 'request target is not in origin-form' };
+    const hostLines = headerLines(conn.headers, 'host');
+    if (hostLines.length > 1) return { ok: false, detail: 'several Host headers' };
+    let host = hostLines[0]?.trim();
+    let scheme = conn.encrypted ? 'https' : 'http';
+    if (this.isTrustedProxy(conn.remoteAddress)) {
+      const proto = lastForwarded(conn.headers, 'x-forwarded-proto');
+      const fwdHost = lastForwarded(conn.headers, 'x-forwarded-host');
+      if (proto === 'https' || proto === 'http') scheme = proto;
+      if (fwdHost) host = fwdHost;
+    }
+    if (this.origins.length === 1) return { ok: true, url: join(this.origins[0] as URL, conn.path) };
+    if (!host || !HOST_SYNTAX.test(host)) return { ok: false, detail: 'missing or malformed Host' };
+    if (this.origins.length > 1) {
+      const origin = this.origins.find((o) => o.host === new URL(`${o.protocol}//${host}`).host);
+      return origin ? { ok: true, url: join(origin, conn.path) } : { ok: false, detail: `host ${host} is not a configured origin` };
+    }
+    return { ok: true, url: `${scheme}://${host}${conn.path}` };
+  }
+}
+
+/** The value the nearest proxy appended (the last one; earlier ones came from the client side). */
+function lastForwarded(headers: GuardHeaders, name: string): string | undefined {
+  const lines = headerLines(headers, name);
+  const last = lines[lines.length - 1];
+  if (last === undefined) return undefined;
+  const parts = last.split(',');
+  return parts[parts.length - 1]?.trim().toLowerCase() || undefined;
+}
+
+function join(origin: URL, path: string): string {
+  return `${origin.protocol}//${origin.host}${path}`;
+}

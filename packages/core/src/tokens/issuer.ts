@@ -1,0 +1,305 @@
+/**
+ * One trusted issuer's verification keys: RFC 8414 / OpenID discovery, JWKS fetching and
+ * caching, and key selection by `kid` together with `kty`/`crv`/`use`/`alg` (FAPI 2.0 §5.4.3).
+ *
+ * Cache behaviour, chosen so that a bank can run on it:
+ * - keys are fetched once and shared by concurrent requests (one request in flight);
+ * - after `maxAgeMs` they are refreshed in the background while the old ones keep working;
+ * - a failed refresh keeps the old keys (the issuer being down does not take the API down);
+ * - an unknown `kid` triggers at most one unscheduled fetch per `cooldownMs`;
+ * - with no keys at all the result is `unavailable` (503), never an accepted request.
+ */
+import { type CryptoKey, importJWK, type JWK } from 'jose';
+import { isLoopbackUrl } from '../url.js';
+
+/** A JSON Web Key Set (RFC 7517 §5). */
+export interface JSONWebKeySet {
+  keys: JWK[];
+}
+
+/** One trusted authorization server. */
+export interface IssuerConfig {
+  /** The issuer identifier, compared exactly with the token's `iss` (RFC 9068 §4 #3). */
+  issuer: string;
+  /**
+   * Where its keys are published. When neither this nor `jwks` is set, it is discovered
+   * from RFC 8414 metadata (`/.well-known/oauth-authorization-server`), falling back to
+   * OpenID Connect Discovery (`/.well-known/openid-configuration`).
+   */
+  jwksUri?: string;
+  /** A static key set; nothing is fetched. */
+  jwks?: JSONWebKeySet;
+}
+
+/** JWKS cache tuning, shared by all issuers of a guard. */
+export interface KeySetOptions {
+  /** Age after which keys are refreshed in the background. @default 600000 (10 min) */
+  maxAgeMs?: number;
+  /**
+   * Minimum time between unscheduled fetches (unknown `kid`, retry after a failure), so a
+   * flood of tokens with made-up `kid`s costs the issuer at most one request per period.
+   * @default 30000
+   */
+  cooldownMs?: number;
+  /** Time allowed for one discovery or JWKS request. @default 5000 */
+  timeoutMs?: number;
+}
+
+export type KeyLookup =
+  | { ok: true; keys: CryptoKey[]; generation: number }
+  | { ok: false; reason: 'token_key_unknown' | 'issuer_unavailable'; detail: string; retryAfterMs?: number };
+
+/** JWS `alg` → the key type and curve it needs (RFC 7518 §3, RFC 8037 §3.1). */
+const KEY_FOR_ALG: Readonly<Record<string, { kty: string; crv?: string }>> = {
+  PS256: { kty: 'RSA' },
+  PS384: { kty: 'RSA' },
+  PS512: { kty: 'RSA' },
+  RS256: { kty: 'RSA' },
+  RS384: { kty: 'RSA' },
+  RS512: { kty: 'RSA' },
+  ES256: { kty: 'EC', crv: 'P-256' },
+  ES384: { kty: 'EC', crv: 'P-384' },
+  ES512: { kty: 'EC', crv: 'P-521' },
+  EdDSA: { kty: 'OKP', crv: 'Ed25519' },
+  Ed25519: { kty: 'OKP', crv: 'Ed25519' },
+};
+
+/** FAPI 2.0 §5.4.1 #2: RSA keys of at least 2048 bits. */
+export const MIN_RSA_MODULUS_BITS = 2048;
+
+/** Bits of an RSA modulus given as base64url (leading zero octets do not count). */
+export function rsaModulusBits(n: string): number {
+  const bytes = Buffer.from(n, 'base64url');
+  let i = 0;
+  while (i < bytes.length && bytes[i] === 0) i++;
+  if (i === bytes.length) return 0;
+  return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i] as number));
+}
+
+/** True when a JWK may verify a JWS with this `alg` (FAPI 2.0 §5.4.3: match every member, not just `kid`). */
+export function keyMatches(jwk: JWK, alg: string, kid: string | undefined): boolean {
+  const need = KEY_FOR_ALG[alg];
+  if (!need) return false;
+  if (kid !== undefined && jwk.kid !== kid) return false;
+  if (jwk.kty !== need.kty) return false;
+  if (need.crv && jwk.crv !== need.crv) return false;
+  if (jwk.use !== undefined && jwk.use !== 'sig') return false;
+  if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) return false;
+  if (jwk.alg !== undefined && jwk.alg !== alg) return false;
+  if (jwk.kty === 'RSA' && (typeof jwk.n !== 'string' || rsaModulusBits(jwk.n) < MIN_RSA_MODULUS_BITS)) return false;
+  return true;
+}
+
+/** Imported keys, per JWK object and algorithm, so a key is imported once per fetch. */
+const imported = new WeakMap<JWK, Map<string, Promise<CryptoKey>>>();
+
+export function importVerificationKey(jwk: JWK, alg: string): Promise<CryptoKey> {
+  let byAlg = imported.get(jwk);
+  if (!byAlg) {
+    byAlg = new Map();
+    imported.set(jwk, byAlg);
+  }
+  let key = byAlg.get(alg);
+  if (!key) {
+    // Only public members go in: a JWKS that leaks `d` must not turn into a signing key.
+    const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, oth: _oth, k: _k, ...pub } = jwk;
+    key = importJWK({ ...pub, ext: false }, alg) as Promise<CryptoKey>;
+    key.catch(() => byAlg.delete(alg));
+    byAlg.set(alg, key);
+  }
+  return key;
+}
+
+const MAX_DOCUMENT_BYTES = 512 * 1024;
+
+class FetchError extends Error {}
+
+async function fetchJson(url: string, timeoutMs: number, accept: string): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      headers: { accept },
+      redirect: 'error',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (cause) {
+    throw new FetchError(`GET ${url} failed: ${(cause as Error).message}`);
+  }
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    throw new FetchError(`GET ${url} answered ${res.status}`);
+  }
+  const text = await res.text();
+  if (text.length > MAX_DOCUMENT_BYTES) throw new FetchError(`GET ${url}: document too large`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new FetchError(`GET ${url}: not JSON`);
+  }
+}
+
+function isKeySet(value: unknown): value is JSONWebKeySet {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Array.isArray((value as JSONWebKeySet).keys) &&
+    (value as JSONWebKeySet).keys.every((k) => typeof k === 'object' && k !== null && typeof k.kty === 'string')
+  );
+}
+
+/** RFC 8414 §3.1: the well-known segment goes between host and path. */
+export function discoveryUrls(issuer: string): string[] {
+  const url = new URL(issuer);
+  const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
+  return [`${url.origin}/.well-known/oauth-authorization-server${path}`, `${url.origin}${path}/.well-known/openid-configuration`];
+}
+
+export class IssuerKeys {
+  readonly issuer: string;
+  private jwksUri: string | undefined;
+  private jwks: JSONWebKeySet | undefined;
+  private jwksText = '';
+  private readonly isStatic: boolean;
+  private fetchedAt = Number.NEGATIVE_INFINITY;
+  private lastAttempt = Number.NEGATIVE_INFINITY;
+  private lastError: string | undefined;
+  private inflight: Promise<void> | undefined;
+  /** Changes whenever the key set changes; cached verifications from an older set are redone. */
+  generation = 0;
+  /** Fetches made (discovery + JWKS), for operators and tests. */
+  fetches = 0;
+  private readonly maxAgeMs: number;
+  private readonly cooldownMs: number;
+  private readonly timeoutMs: number;
+
+  constructor(
+    config: IssuerConfig,
+    options: KeySetOptions,
+    private readonly now: () => number,
+  ) {
+    this.issuer = config.issuer;
+    this.jwksUri = config.jwksUri;
+    this.jwks = config.jwks;
+    this.isStatic = config.jwks !== undefined;
+    this.maxAgeMs = options.maxAgeMs ?? 600_000;
+    this.cooldownMs = options.cooldownMs ?? 30_000;
+    this.timeoutMs = options.timeoutMs ?? 5_000;
+  }
+
+  /** Verification keys for a JWS header, fetching or refreshing the set as the rules above say. */
+  async keysFor(alg: string, kid: string | undefined): Promise<KeyLookup> {
+    const now = this.now();
+    if (!this.isStatic) {
+      if (!this.jwks) {
+        if (now - this.lastAttempt < this.cooldownMs && !this.inflight) return this.unavailable(now);
+        await this.refresh();
+        if (!this.jwks) return this.unavailable(this.now());
+      } else {
+        this.refreshIfStale(now);
+      }
+    }
+    let candidates = this.select(alg, kid);
+    if (candidates.length === 0 && !this.isStatic && kid !== undefined && !this.knowsKid(kid)) {
+      if (this.inflight || this.now() - this.lastAttempt >= this.cooldownMs) {
+        await this.refresh();
+        if (this.lastError !== undefined) return this.unavailable(this.now());
+        candidates = this.select(alg, kid);
+      }
+    }
+    if (candidates.length === 0) {
+      return { ok: false, reason: 'token_key_unknown', detail: `no ${alg} key${kid ? ` with kid "${kid}"` : ''} at ${this.issuer}` };
+    }
+    const generation = this.generation;
+    try {
+      const keys = await Promise.all(candidates.map((jwk) => importVerificationKey(jwk, alg)));
+      return { ok: true, keys, generation };
+    } catch (e) {
+      return { ok: false, reason: 'token_key_unknown', detail: `key import failed: ${(e as Error).message}` };
+    }
+  }
+
+  /**
+   * Stale-while-revalidate: once the keys are older than `maxAgeMs`, a refresh starts in the
+   * background and the current request goes on with the keys it has. Also called for tokens
+   * whose verification is cached, so a rotated-out key stops working for them too.
+   */
+  refreshIfStale(now = this.now()): void {
+    if (this.isStatic || !this.jwks) return;
+    if (now - this.fetchedAt > this.maxAgeMs && now - this.lastAttempt >= this.cooldownMs) void this.refresh();
+  }
+
+  private knowsKid(kid: string): boolean {
+    return this.jwks?.keys.some((k) => k.kid === kid) ?? false;
+  }
+
+  private select(alg: string, kid: string | undefined): JWK[] {
+    return this.jwks?.keys.filter((k) => keyMatches(k, alg, kid)) ?? [];
+  }
+
+  private unavailable(now: number): KeyLookup {
+    return {
+      ok: false,
+      reason: 'issuer_unavailable',
+      detail: `no keys for ${this.issuer}: ${this.lastError ?? 'not fetched yet'}`,
+      retryAfterMs: Math.max(0, this.lastAttempt + this.cooldownMs - now),
+    };
+  }
+
+  /** One fetch at a time; concurrent callers share it. Never rejects. */
+  refresh(): Promise<void> {
+    if (!this.inflight) {
+      this.lastAttempt = this.now();
+      this.inflight = this.load()
+        .then(
+          () => {
+            this.lastError = undefined;
+          },
+          (e: Error) => {
+            this.lastError = e.message;
+          },
+        )
+        .finally(() => {
+          this.inflight = undefined;
+        });
+    }
+    return this.inflight;
+  }
+
+  private async load(): Promise<void> {
+    const jwksUri = this.jwksUri ?? (await this.discover());
+    this.fetches++;
+    const body = await fetchJson(jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json');
+    if (!isKeySet(body)) throw new FetchError(`${jwksUri} is not a JWK set`);
+    const text = JSON.stringify(body);
+    if (text !== this.jwksText) {
+      this.jwks = body;
+      this.jwksText = text;
+      this.generation++;
+    }
+    this.fetchedAt = this.now();
+  }
+
+  private async discover(): Promise<string> {
+    let lastError: Error | undefined;
+    for (const url of discoveryUrls(this.issuer)) {
+      try {
+        this.fetches++;
+        const meta = (await fetchJson(url, this.timeoutMs, 'application/json')) as Record<string, unknown>;
+        // RFC 8414 §3.3: the metadata must name exactly this issuer.
+        if (meta.issuer !== this.issuer) {
+          throw new FetchError(`${url} names issuer ${JSON.stringify(meta.issuer)}, not ${this.issuer}`);
+        }
+        const jwksUri = meta.jwks_uri;
+        if (typeof jwksUri !== 'string') throw new FetchError(`${url} has no jwks_uri`);
+        if (!jwksUri.startsWith('https:') && !isLoopbackUrl(jwksUri)) {
+          throw new FetchError(`${url}: jwks_uri ${jwksUri} is not https`);
+        }
+        this.jwksUri = jwksUri;
+        return jwksUri;
+      } catch (e) {
+        lastError = e as Error;
+      }
+    }
+    throw lastError ?? new FetchError('discovery failed');
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * RFC 9068 JWT access-token verification, with the JWT BCP (RFC 8725) rules:
+ * explicit typing, an algorithm allow-list, the issuer chosen before any key is looked up
+ * (each issuer verified only with its own keys), header `jku`/`x5u`/`jwk` never followed.
+ *
+ * The signature of a token is verified once: a successful verification is cached under the
+ * SHA-256 of the token (never the token itself) until the token expires or the issuer's key set
+ * changes. Every time-dependent and route-dependent check runs again on every request.
+ */
+import { createHash } from 'node:crypto';
+import { type CryptoKey, compactVerify, errors } from 'jose';
+import { LRUCache } from 'lru-cache';
+import type { GuardErrorReason } from '../errors.js';
+import type { IssuerKeys } from './issuer.js';
+
+/** The claims this library reads; any other claim is kept as is. */
+export interface AccessTokenClaims {
+  iss: string;
+  sub: string;
+  aud: string | string[];
+  exp: number;
+  iat: number;
+  jti: string;
+  client_id: string;
+  nbf?: number;
+  scope?: string;
+  cnf?: { jkt?: string; 'x5t#S256'?: string; [member: string]: unknown };
+  acr?: string;
+  auth_time?: number;
+  [claim: string]: unknown;
+}
+
+export interface VerifiedAccessToken {
+  /** The protected header (`alg`, `kid`, `typ`). */
+  header: { alg: string; kid?: string; typ: string };
+  claims: AccessTokenClaims;
+  /** base64url SHA-256 of the token: a safe handle for logs and caches (RFC 9700 §4.9.3). */
+  hash: string;
+}
+
+export type TokenResult =
+  | { ok: true; token: VerifiedAccessToken }
+  | { ok: false; reason: GuardErrorReason; detail: string; retryAfterMs?: number };
+
+export interface JwtVerifierSettings {
+  issuers: ReadonlyMap<string, IssuerKeys>;
+  audiences: readonly string[];
+  algorithms: readonly string[];
+  clockToleranceSec: number;
+  now: () => number;
+  cacheMax: number;
+}
+
+/** RFC 9068 §2.2: claims every access token carries. */
+const REQUIRED_CLAIMS = ['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti'] as const;
+/** Tokens larger than this are refused before any parsing. */
+const MAX_TOKEN_LENGTH = 16 * 1024;
+
+type Fail = Extract<TokenResult, { ok: false }>;
+const fail = (reason: GuardErrorReason, detail: string): Fail => ({ ok: false, reason, detail });
+
+function decodeSegment(segment: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 9068 §4 #1: `at+jwt`, media-type comparison is case-insensitive, `application/` optional. */
+export function isAccessTokenTyp(typ: unknown): boolean {
+  return typeof typ === 'string' && typ.toLowerCase().replace(/^application\//, '') === 'at+jwt';
+}
+
+interface CachedVerification {
+  token: VerifiedAccessToken;
+  generation: number;
+}
+
+export class JwtAccessTokenVerifier {
+  private readonly cache: LRUCache<string, CachedVerification> | undefined;
+
+  constructor(private readonly settings: JwtVerifierSettings) {
+    this.cache = settings.cacheMax > 0 ? new LRUCache({ max: settings.cacheMax }) : undefined;
+  }
+
+  async verify(jwt: string): Promise<TokenResult> {
+    const s = this.settings;
+    if (jwt.length > MAX_TOKEN_LENGTH) return fail('token_malformed', `token of ${jwt.length} characters`);
+    const hash = createHash('sha256').update(jwt).digest('base64url');
+    const cached = this.cache?.get(hash);
+    if (cached) {
+      const issuer = s.issuers.get(cached.token.claims.iss);
+      issuer?.refreshIfStale();
+      if (cached.generation === issuer?.generation) return this.checkClaims(cached.token);
+    }
+
+    const parts = jwt.split('.');
+    if (parts.length !== 3) return fail('token_malformed', `${parts.length} segments, a JWS has 3`);
+    const header = decodeSegment(parts[0] as string);
+    const payload = decodeSegment(parts[1] as string);
+    if (!header || !payload) return fail('token_malformed', 'header or payload is not a JSON object');
+    // RFC 8725 §3.11/§3.12: explicit typing keeps ID tokens, DPoP proofs, logout tokens out.
+    if (!isAccessTokenTyp(header.typ)) return fail('token_type', `typ ${JSON.stringify(header.typ)}`);
+    const alg = header.alg;
+    if (typeof alg !== 'string' || !s.algorithms.includes(alg)) {
+      return fail('token_algorithm', `alg ${JSON.stringify(alg)} not in ${s.algorithms.join(' ')}`);
+    }
+    const kid = header.kid;
+    if (kid !== undefined && typeof kid !== 'string') return fail('token_malformed', 'kid is not a string');
+    // RFC 8725 §3.8: the issuer picks the keys; a token can never pick an issuer's keys for another.
+    const iss = payload.iss;
+    const issuer = typeof iss === 'string' ? s.issuers.get(iss) : undefined;
+    if (!issuer) return fail('token_issuer', `iss ${JSON.stringify(iss)} is not a trusted issuer`);
+
+    const lookup = await issuer.keysFor(alg, kid);
+    if (!lookup.ok) return lookup;
+    const verified = await verifyWithAny(jwt, lookup.keys, alg);
+    if (!verified.ok) return verified;
+
+    const token: VerifiedAccessToken = {
+      header: { alg, typ: header.typ as string, ...(kid === undefined ? {} : { kid }) },
+      // Frozen: the same object is handed to every request that presents this token.
+      claims: deepFreeze(payload) as AccessTokenClaims,
+      hash,
+    };
+    const checked = this.checkClaims(token);
+    if (checked.ok && this.cache) {
+      // Kept until expiry at most; a changed key set (rotation, revoked key) forces re-verification.
+      const ttl = Math.max(1, (token.claims.exp + s.clockToleranceSec) * 1000 - s.now());
+      this.cache.set(hash, { token, generation: lookup.generation }, { ttl });
+    }
+    return checked;
+  }
+
+  /** Claim checks of RFC 9068 §4 and RFC 7519 §4.1; run on every request, cached or not. */
+  private checkClaims(token: VerifiedAccessToken): TokenResult {
+    const s = this.settings;
+    const c = token.claims as Record<string, unknown>;
+    for (const name of REQUIRED_CLAIMS) {
+      if (c[name] === undefined) return fail('token_claim_missing', `no ${name} claim`);
+    }
+    for (const name of ['sub', 'client_id', 'jti'] as const) {
+      if (typeof c[name] !== 'string') return fail('token_claim_invalid', `${name} is not a string`);
+    }
+    for (const name of ['exp', 'iat', 'nbf'] as const) {
+      if (c[name] !== undefined && !Number.isFinite(c[name])) return fail('token_claim_invalid', `${name} is not a number`);
+    }
+    if (c.scope !== undefined && typeof c.scope !== 'string') return fail('token_claim_invalid', 'scope is not a string');
+    if (c.cnf !== undefined && (typeof c.cnf !== 'object' || c.cnf === null || Array.isArray(c.cnf))) {
+      return fail('token_claim_invalid', 'cnf is not an object');
+    }
+    const aud = c.aud;
+    const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : undefined;
+    if (!auds?.every((a) => typeof a === 'string')) return fail('token_claim_invalid', 'aud is not a string or array');
+    if (!auds.some((a) => s.audiences.includes(a))) {
+      return fail('token_audience', `aud ${JSON.stringify(aud)} does not contain ${s.audiences.join(' or ')}`);
+    }
+    const now = s.now() / 1000;
+    const tol = s.clockToleranceSec;
+    if (now >= (c.exp as number) + tol) return fail('token_expired', `exp ${c.exp} is past`);
+    if (c.nbf !== undefined && (c.nbf as number) > now + tol) return fail('token_not_yet_valid', `nbf ${c.nbf} is in the future`);
+    if ((c.iat as number) > now + tol) return fail('token_issued_in_future', `iat ${c.iat} is in the future`);
+    return { ok: true, token };
+  }
+}
+
+/** Verifies the JWS with each candidate key (same `kid` may be on several keys), `alg` pinned. */
+async function verifyWithAny(jwt: string, keys: readonly CryptoKey[], alg: string): Promise<TokenResult | { ok: true }> {
+  for (const key of keys) {
+    try {
+      await compactVerify(jwt, key, { algorithms: [alg] });
+      return { ok: true };
+    } catch (e) {
+      if (e instanceof errors.JWSSignatureVerificationFailed) continue;
+      if (e instanceof errors.JOSEError) return fail('token_malformed', `${e.code}: ${e.message}`);
+      return fail('token_signature', (e as Error).message);
+    }
+  }
+  return fail('token_signature', 'signature does not verify with the issuer keys');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
+}

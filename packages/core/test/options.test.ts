@@ -1,0 +1,62 @@
+import { createGuard, type GuardOptions } from '@fapi-guard/core';
+
+const base: GuardOptions = { issuer: 'https://as.example.com', audience: 'https://rs.example.com' };
+const fails = (options: Partial<GuardOptions>, message: RegExp) =>
+  expect(() => createGuard({ ...base, ...options } as GuardOptions)).toThrow(message);
+
+describe('start-up validation', () => {
+  it('accepts the minimal FAPI configuration with FAPI defaults', () => {
+    const guard = createGuard(base);
+    expect(guard.options.algorithms).toEqual(['ES256', 'PS256', 'EdDSA']);
+    expect(guard.options.clockToleranceSec).toBe(10);
+    expect(guard.options.realm).toBe('https://rs.example.com');
+  });
+
+  it('requires an audience', () => {
+    fails({ audience: undefined }, /audience is required/);
+    fails({ audience: [] }, /audience is required/);
+    fails({ audience: '' }, /audience is required/);
+  });
+
+  it('AUD-03 refuses an audience with a fragment or that is not an absolute URI', () => {
+    fails({ audience: 'https://rs.example.com/#frag' }, /fragment/);
+    fails({ audience: 'https://rs.example.com#' }, /fragment/);
+    fails({ audience: 'rs.example.com' }, /absolute URI/);
+  });
+
+  it('FAPI-RS-12 JWTBCP-01 refuses none and symmetric algorithms', () => {
+    fails({ algorithms: ['none'] }, /algorithm "none" is not allowed/);
+    fails({ algorithms: ['ES256', 'HS256'] }, /algorithm "HS256" is not allowed/);
+    fails({ algorithms: [] }, /must not be empty/);
+  });
+
+  it('FAPI-RS-16 refuses an http issuer or jwks_uri that is not loopback', () => {
+    fails({ issuer: 'http://as.example.com' }, /must use https/);
+    fails({ issuer: { issuer: 'https://as.example.com', jwksUri: 'http://as.example.com/jwks' } }, /jwksUri .* must use https/);
+    expect(() => createGuard({ ...base, issuer: 'http://127.0.0.1:8080' })).not.toThrow();
+    expect(() => createGuard({ ...base, issuer: 'http://localhost:8080' })).not.toThrow();
+  });
+
+  it('refuses an issuer given twice, no issuer, or a static JWKS with private keys', () => {
+    fails({ issuer: undefined, issuers: [] }, /set issuer/);
+    fails({ issuers: ['https://as.example.com'] }, /configured twice/);
+    fails({ issuer: { issuer: 'https://as.example.com', jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } } }, /private or symmetric/);
+  });
+
+  it('DEC-08 bounds the clock tolerance to 60 s', () => {
+    fails({ clockToleranceSec: 61 }, /between 0 and 60/);
+    fails({ clockToleranceSec: -1 }, /between 0 and 60/);
+  });
+
+  it('refuses a public URL with a path and a trusted proxy that is not an address', () => {
+    fails({ publicUrl: 'https://api.example.com/v1' }, /origin without path/);
+    fails({ trustedProxies: ['proxy.internal'] }, /not an IP or CIDR/);
+  });
+
+  it('refuses a route policy with a scope that cannot be a scope-token', () => {
+    const guard = createGuard(base);
+    expect(() => guard.policy({ scopes: ['a b'] })).toThrow(/scope-token/);
+    expect(() => guard.policy({ scopes: ['a"b'] })).toThrow(/scope-token/);
+    expect(() => guard.policy({ claims: { acr: 'x' as never } })).toThrow(/equals/);
+  });
+});

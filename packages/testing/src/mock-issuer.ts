@@ -1,0 +1,280 @@
+/**
+ * A mock authorization server for tests and local development: discovery metadata (RFC 8414
+ * and OpenID), a JWKS with key rotation, and access tokens (RFC 9068) with any claims,
+ * lifetimes, algorithms, bindings and deliberate faults.
+ */
+import { createHmac, generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+
+/** Signing algorithms the mock issuer holds keys for. `RS256` exists to prove it is refused. */
+export type MockAlgorithm = 'ES256' | 'PS256' | 'EdDSA' | 'RS256';
+
+/** Deliberate defects, each one a way real tokens go wrong or attacks look. */
+export type TokenFault =
+  /** `exp` two minutes ago. */
+  | 'expired'
+  /** `nbf` two minutes ahead. */
+  | 'not-yet-valid'
+  /** `iat` two minutes ahead. */
+  | 'issued-in-future'
+  /** `typ: JWT` (an ID token or a generic JWT). */
+  | 'wrong-typ'
+  /** No `typ` header. */
+  | 'no-typ'
+  /** `typ: dpop+jwt` (a DPoP proof presented as an access token). */
+  | 'dpop-typ'
+  /** `iss` is another issuer (signed with this issuer's key). */
+  | 'wrong-issuer'
+  /** `aud` is another resource. */
+  | 'wrong-audience'
+  /** Signed by a key that is not in the JWKS, with a `kid` that is not either. */
+  | 'unknown-key'
+  /** `alg: none`, no signature. */
+  | 'alg-none'
+  /** One byte of the signature altered. */
+  | 'bad-signature'
+  /** HS256 keyed with the issuer's public key (the classic algorithm-confusion attack). */
+  | 'hs256-public-key'
+  /** PS256 with a 1024-bit RSA key that is published in the JWKS (FAPI 2.0 §5.4.1 #2 forbids it). */
+  | 'weak-rsa-key';
+
+export interface MintOptions {
+  /** Signing algorithm. @default 'ES256' */
+  alg?: MockAlgorithm;
+  /** Space-separated `scope`. @default none */
+  scope?: string;
+  /** Audience. @default the issuer's `audience` option */
+  audience?: string | string[];
+  /** Lifetime in seconds. @default 300 */
+  lifetimeSec?: number;
+  /** Bind to a DPoP key: its RFC 7638 thumbprint as `cnf.jkt`. */
+  jkt?: string;
+  /** Bind to a client certificate: `cnf["x5t#S256"]`. */
+  x5t?: string;
+  /** Extra or overriding claims; a claim set to `undefined` is removed. */
+  claims?: Record<string, unknown>;
+  /** Extra protected-header members. */
+  header?: Record<string, unknown>;
+  /** A deliberate defect. */
+  fault?: TokenFault;
+}
+
+export interface MockIssuerOptions {
+  /** Default `aud` of minted tokens. @default 'https://rs.example.com' */
+  audience?: string;
+  /** Default `client_id`. @default 'client-1' */
+  clientId?: string;
+  /** Current time in ms, for tokens minted with a fixed clock. @default Date.now */
+  clock?: () => number;
+  /** Port of the HTTP server. @default 0 (a free port) */
+  port?: number;
+}
+
+interface SigningKey {
+  alg: MockAlgorithm;
+  kid: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+async function makeKey(alg: MockAlgorithm): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const publicJwk = { ...(await exportJWK(publicKey)), kid: `${alg.toLowerCase()}-${randomUUID().slice(0, 8)}`, use: 'sig', alg };
+  return { alg, kid: publicJwk.kid, privateKey, publicJwk };
+}
+
+async function makeKeys(): Promise<Map<MockAlgorithm, SigningKey>> {
+  const algs: MockAlgorithm[] = ['ES256', 'PS256', 'EdDSA', 'RS256'];
+  return new Map(await Promise.all(algs.map(async (alg) => [alg, await makeKey(alg)] as const)));
+}
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+export class MockIssuer {
+  /** The issuer identifier, e.g. `http://127.0.0.1:39123`. */
+  issuer = '';
+  /** Counts of requests served, by kind. */
+  readonly requests = { metadata: 0, jwks: 0, other: 0 };
+  /** Extra keys published in the JWKS as they are (e.g. to test `kid` collisions). */
+  extraKeys: JWK[] = [];
+  private current!: Map<MockAlgorithm, SigningKey>;
+  private previous: SigningKey[] = [];
+  private server: Server | undefined;
+  private available = true;
+  private readonly audience: string;
+  private readonly clientId: string;
+  private readonly clock: () => number;
+
+  private constructor(options: MockIssuerOptions) {
+    this.audience = options.audience ?? 'https://rs.example.com';
+    this.clientId = options.clientId ?? 'client-1';
+    this.clock = options.clock ?? Date.now;
+  }
+
+  /** Starts an issuer with its HTTP server on 127.0.0.1. */
+  static async start(options: MockIssuerOptions = {}): Promise<MockIssuer> {
+    const issuer = await MockIssuer.create(options);
+    await issuer.listen(options.port ?? 0);
+    return issuer;
+  }
+
+  /**
+   * An in-process issuer without a server: use `issuer.jwks` as a static key set.
+   * Its identifier is `https://as.example.com` unless `issuer` is given.
+   */
+  static async create(options: MockIssuerOptions & { issuer?: string } = {}): Promise<MockIssuer> {
+    const issuer = new MockIssuer(options);
+    issuer.current = await makeKeys();
+    issuer.issuer = options.issuer ?? 'https://as.example.com';
+    return issuer;
+  }
+
+  private listen(port: number): Promise<void> {
+    const server = createServer((req, res) => this.handle(req, res));
+    this.server = server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        this.issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+        resolve();
+      });
+    });
+  }
+
+  /** The RFC 8414 metadata document. */
+  get metadata(): Record<string, unknown> {
+    return {
+      issuer: this.issuer,
+      jwks_uri: this.jwksUri,
+      token_endpoint: `${this.issuer}/token`,
+      grant_types_supported: ['client_credentials'],
+      dpop_signing_alg_values_supported: ['ES256', 'PS256', 'EdDSA'],
+    };
+  }
+
+  get jwksUri(): string {
+    return `${this.issuer}/jwks`;
+  }
+
+  /** The published key set: `extraKeys` first, then current keys, then keys from before the last rotation. */
+  get jwks(): { keys: JWK[] } {
+    const current = [...this.current.values()].map((k) => k.publicJwk);
+    return { keys: [...this.extraKeys, ...current, ...this.previous.map((k) => k.publicJwk)] };
+  }
+
+  /** While `false`, every request is answered 503 (the issuer is "down"). */
+  setAvailable(available: boolean): void {
+    this.available = available;
+  }
+
+  /** New signing keys; the old ones stay published unless `keepPrevious` is false. */
+  async rotate({ keepPrevious = true }: { keepPrevious?: boolean } = {}): Promise<void> {
+    const old = [...this.current.values()];
+    this.current = await makeKeys();
+    this.previous = keepPrevious ? old : [];
+  }
+
+  /** The public JWK that signs `alg` tokens now. */
+  publicJwk(alg: MockAlgorithm = 'ES256'): JWK {
+    return (this.current.get(alg) as SigningKey).publicJwk;
+  }
+
+  /** Mints an access token. */
+  async mint(options: MintOptions = {}): Promise<string> {
+    const alg = options.alg ?? 'ES256';
+    const key = this.current.get(alg) as SigningKey;
+    const now = Math.floor(this.clock() / 1000);
+    const fault = options.fault;
+    const claims: Record<string, unknown> = {
+      iss: fault === 'wrong-issuer' ? 'https://evil.example.com' : this.issuer,
+      sub: 'user-1',
+      aud: fault === 'wrong-audience' ? 'https://other.example.com' : (options.audience ?? this.audience),
+      client_id: this.clientId,
+      iat: fault === 'issued-in-future' ? now + 120 : now,
+      exp: fault === 'expired' ? now - 120 : now + (options.lifetimeSec ?? 300),
+      jti: randomUUID(),
+    };
+    if (fault === 'not-yet-valid') claims.nbf = now + 120;
+    if (options.scope !== undefined) claims.scope = options.scope;
+    const cnf: Record<string, string> = {};
+    if (options.jkt) cnf.jkt = options.jkt;
+    if (options.x5t) cnf['x5t#S256'] = options.x5t;
+    if (Object.keys(cnf).length > 0) claims.cnf = cnf;
+    for (const [name, value] of Object.entries(options.claims ?? {})) {
+      if (value === undefined) delete claims[name];
+      else claims[name] = value;
+    }
+    const typ = fault === 'wrong-typ' ? 'JWT' : fault === 'dpop-typ' ? 'dpop+jwt' : 'at+jwt';
+    const header: Record<string, unknown> = { alg, kid: key.kid, ...(fault === 'no-typ' ? {} : { typ }), ...options.header };
+    if (fault === 'weak-rsa-key') return this.signWithWeakRsa(header, claims);
+
+    if (fault === 'alg-none') return `${b64({ ...header, alg: 'none' })}.${b64(claims)}.`;
+    if (fault === 'hs256-public-key') {
+      const h = { ...header, alg: 'HS256' };
+      const input = `${b64(h)}.${b64(claims)}`;
+      const secret = JSON.stringify(key.publicJwk);
+      return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+    }
+    const signer = fault === 'unknown-key' ? await makeKey(alg) : key;
+    if (fault === 'unknown-key') header.kid = signer.kid;
+    const token = await new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(signer.privateKey);
+    if (fault === 'bad-signature') {
+      const [h, p, s] = token.split('.') as [string, string, string];
+      const sig = Buffer.from(s, 'base64url');
+      sig[0] = (sig[0] as number) ^ 0x01;
+      return `${h}.${p}.${sig.toString('base64url')}`;
+    }
+    return token;
+  }
+
+  private weakRsa: { privateKey: KeyObject; jwk: JWK } | undefined;
+
+  private signWithWeakRsa(header: Record<string, unknown>, claims: Record<string, unknown>): string {
+    if (!this.weakRsa) {
+      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+      const jwk = { ...(publicKey.export({ format: 'jwk' }) as JWK), kid: 'weak-rsa-1024', use: 'sig', alg: 'PS256' };
+      this.weakRsa = { privateKey, jwk };
+      this.extraKeys.push(jwk);
+    }
+    const input = `${b64({ ...header, alg: 'PS256', kid: 'weak-rsa-1024' })}.${b64(claims)}`;
+    const signature = sign('sha256', Buffer.from(input), {
+      key: this.weakRsa.privateKey,
+      padding: 6, // RSA_PKCS1_PSS_PADDING
+      saltLength: 32,
+    });
+    return `${input}.${signature.toString('base64url')}`;
+  }
+
+  /** Stops the HTTP server. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    const send = (status: number, body: unknown, type = 'application/json') => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+      res.end(JSON.stringify(body));
+    };
+    if (!this.available) {
+      send(503, { error: 'temporarily_unavailable' });
+      return;
+    }
+    if (req.method === 'GET' && (path === '/.well-known/oauth-authorization-server' || path === '/.well-known/openid-configuration')) {
+      this.requests.metadata++;
+      send(200, this.metadata);
+    } else if (req.method === 'GET' && path === '/jwks') {
+      this.requests.jwks++;
+      send(200, this.jwks, 'application/jwk-set+json');
+    } else {
+      this.requests.other++;
+      send(404, { error: 'not_found' });
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/** An Express app protected by fapi-guard, listening on 127.0.0.1, for HTTP-level tests. */
+import type { AddressInfo } from 'node:net';
+import type { DecisionEvent, GuardOptions } from '@fapi-guard/core';
+import { type FapiGuardExpress, fapiGuard } from '@fapi-guard/express';
+import express, { type Express } from 'express';
+
+export interface RunningApp {
+  url: string;
+  fapi: FapiGuardExpress;
+  decisions: DecisionEvent[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an app with the guard options given and routes mounted by `mount`
+ * (default: `GET /accounts` needing scope `accounts`, bearer allowed, echoing `req.auth`).
+ */
+export async function startExpressApp(options: GuardOptions, mount?: (app: Express, fapi: FapiGuardExpress) => void): Promise<RunningApp> {
+  const decisions: DecisionEvent[] = [];
+  const fapi = fapiGuard({ ...options, onDecision: (e) => decisions.push(e) });
+  const app = express();
+  app.use(express.urlencoded({ extended: false }));
+  if (mount) mount(app, fapi);
+  else {
+    app.all('/accounts', fapi.protect({ scopes: ['accounts'], allowBearer: true }), (req, res) => {
+      res.json({ clientId: req.auth?.clientId, scopes: req.auth?.scopes, binding: req.auth?.binding });
+    });
+  }
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    fapi,
+    decisions,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * A small HTTP client on node:http that can send what fetch cannot: repeated header lines
+ * (two `Authorization` or `DPoP` headers), raw methods, and bodies with any content type.
+ */
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+
+export interface SendOptions {
+  method?: string;
+  /** A string[] value is sent as that many header lines. */
+  headers?: Record<string, string | string[]>;
+  body?: string;
+}
+
+export interface Received {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+  json: Record<string, unknown>;
+}
+
+export function send(url: string, options: SendOptions = {}): Promise<Received> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: options.method ?? 'GET', timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: Record<string, unknown> = {};
+        try {
+          json = JSON.parse(text);
+        } catch {
+          // not JSON
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
+    req.on('error', reject);
+    for (const [name, value] of Object.entries(options.headers ?? {})) req.setHeader(name, value);
+    req.end(options.body);
+  });
+}
