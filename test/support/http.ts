@@ -14,6 +14,8 @@ export interface SendOptions {
 export interface Received {
   status: number;
   headers: IncomingHttpHeaders;
+  /** Header lines as received (name, value, name, value…). */
+  rawHeaders: string[];
   text: string;
   json: Record<string, unknown>;
 }
@@ -31,7 +33,7 @@ export function send(url: string, options: SendOptions = {}): Promise<Received> 
         } catch {
           // not JSON
         }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, text, json });
       });
     });
     req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));

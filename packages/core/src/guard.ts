@@ -2,11 +2,14 @@
  * `createGuard(options)`: the one entry point adapters call. It wires the steps of a request —
  * credentials, token, binding, policy — and turns every outcome into a value.
  */
+import { DpopVerifier } from './binding/dpop.js';
+import { certificateThumbprint } from './binding/mtls.js';
+import { DpopNonces } from './binding/nonce.js';
 import { readCredentials } from './credentials.js';
 import { type AuthScheme, GuardError, type GuardErrorReason, renderChallenges } from './errors.js';
 import { type DecisionEvent, type GuardOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
-import { type ConnectionInfo, type GuardRequest, OriginResolver, type UrlResult } from './request.js';
+import { type ConnectionInfo, type GuardRequest, headerLines, OriginResolver, type UrlResult } from './request.js';
 import { IssuerKeys } from './tokens/issuer.js';
 import { type AccessTokenClaims, JwtAccessTokenVerifier, type VerifiedAccessToken } from './tokens/jwt.js';
 
@@ -45,18 +48,32 @@ export interface Guard {
 const compiled = new WeakSet<object>();
 
 interface Refusal {
+  ok?: false;
   reason: GuardErrorReason;
   detail: string;
   usedScheme?: AuthScheme;
   scope?: string;
   retryAfterMs?: number;
+  /** A DPoP nonce to send with the refusal (`use_dpop_nonce`, RFC 9449 §9). */
+  nonce?: string;
   token?: VerifiedAccessToken;
 }
+
+/** RFC 9449 §7.1, §8: browser clients must be able to read the challenge and the nonce. */
+const EXPOSE = { 'access-control-expose-headers': 'WWW-Authenticate, DPoP-Nonce' } as const;
 
 export function createGuard(options: GuardOptions): Guard {
   const opts = resolveOptions(options);
   const origin = new OriginResolver(opts.origin);
   const issuers = new Map(opts.issuers.map((config) => [config.issuer, new IssuerKeys(config, opts.keys, opts.now)]));
+  const dpop = new DpopVerifier({
+    algorithms: opts.algorithms,
+    maxAgeSec: opts.dpop.maxAgeSec,
+    maxFutureSec: opts.dpop.maxFutureSec,
+    replayStore: opts.dpop.replayStore,
+    nonces: new DpopNonces(opts.dpop.nonce, opts.now),
+    now: opts.now,
+  });
   const jwt = new JwtAccessTokenVerifier({
     issuers,
     audiences: opts.audiences,
@@ -87,6 +104,8 @@ export function createGuard(options: GuardOptions): Guard {
       scope: refusal.scope,
     });
     if (challenge) headers['www-authenticate'] = challenge;
+    if (refusal.nonce) headers['dpop-nonce'] = refusal.nonce;
+    Object.assign(headers, EXPOSE);
     if (refusal.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(refusal.retryAfterMs / 1000)));
     headers['cache-control'] = 'no-store';
     return new GuardError(refusal.reason, refusal.detail, headers);
@@ -101,21 +120,8 @@ export function createGuard(options: GuardOptions): Guard {
     const token = verified.token;
     const claims = token.claims;
 
-    const cnf = claims.cnf;
-    let binding: Binding;
-    if (scheme === 'Bearer') {
-      // RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is a downgrade.
-      if (cnf?.jkt !== undefined)
-        return { reason: 'binding_downgrade', detail: 'cnf.jkt token sent with Bearer', usedScheme: scheme, token };
-      if (cnf?.['x5t#S256'] !== undefined) {
-        return { reason: 'certificate_missing', detail: 'certificate-bound tokens are not supported yet', usedScheme: scheme, token };
-      }
-      // FAPI 2.0 §5.3.4 #5: sender-constrained tokens only, unless the route opts out.
-      if (!policy.allowBearer) return { reason: 'binding_missing', detail: 'token has no cnf', usedScheme: scheme, token };
-      binding = { type: 'bearer' };
-    } else {
-      return { reason: 'binding_mismatch', detail: 'DPoP proofs are not verified yet', usedScheme: scheme, token };
-    }
+    const bound = await bind(request, scheme, credentials.token, token, policy);
+    if (!bound.ok) return { ...bound, usedScheme: scheme, token };
 
     const scopes = grantedScopes(claims);
     const decision = checkPolicy(policy, claims, scopes);
@@ -128,9 +134,52 @@ export function createGuard(options: GuardOptions): Guard {
       clientId: claims.client_id,
       subject: claims.sub,
       issuer: claims.iss,
-      binding,
-      headers: {},
+      binding: bound.binding,
+      headers: bound.nonce ? { 'dpop-nonce': bound.nonce, 'cache-control': 'no-store', ...EXPOSE } : {},
     };
+  }
+
+  /**
+   * Step 3, the sender constraint: every binding the token carries is checked (DEC-12), and a
+   * token that carries none passes only on routes that allow bearer tokens (FAPI 2.0 §5.3.4 #5).
+   */
+  async function bind(
+    request: GuardRequest,
+    scheme: AuthScheme,
+    accessToken: string,
+    token: VerifiedAccessToken,
+    policy: CompiledPolicy,
+  ): Promise<{ ok: true; binding: Binding; nonce?: string } | Refusal> {
+    const jkt = token.claims.cnf?.jkt;
+    const x5t = token.claims.cnf?.['x5t#S256'];
+    let binding: Binding | undefined;
+    let nonce: string | undefined;
+    if (scheme === 'DPoP') {
+      const proof = await dpop.verify({
+        proofs: headerLines(request.headers, 'dpop'),
+        method: request.method,
+        url: request.url,
+        accessToken,
+        requireNonce: policy.dpopNonce ?? opts.dpop.nonce.required === true,
+        boundJkt: typeof jkt === 'string' ? jkt : undefined,
+      });
+      if (!proof.ok) return proof;
+      binding = { type: 'dpop', jkt: proof.jkt };
+      nonce = proof.nextNonce;
+    } else if (jkt !== undefined) {
+      // RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is a downgrade.
+      return { reason: 'binding_downgrade', detail: 'cnf.jkt token sent with the Bearer scheme' };
+    }
+    if (x5t !== undefined) {
+      // RFC 8705 §3: the certificate of this connection must be the one the token is bound to.
+      if (!request.clientCertificate) return { reason: 'certificate_missing', detail: 'cnf.x5t#S256 token without a client certificate' };
+      const thumbprint = certificateThumbprint(request.clientCertificate);
+      if (thumbprint !== x5t) return { reason: 'certificate_mismatch', detail: 'client certificate thumbprint differs from cnf.x5t#S256' };
+      binding ??= { type: 'mtls', x5t: thumbprint };
+    }
+    if (binding) return { ok: true, binding, ...(nonce ? { nonce } : {}) };
+    if (!policy.allowBearer) return { reason: 'binding_missing', detail: 'token has no cnf (sender constraint)' };
+    return { ok: true, binding: { type: 'bearer' } };
   }
 
   function report(request: GuardRequest, started: number, result: Authorized | GuardError, token?: VerifiedAccessToken): void {

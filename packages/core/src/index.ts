@@ -1,3 +1,14 @@
+export {
+  accessTokenHash,
+  type DpopProofRequest,
+  type DpopResult,
+  DpopVerifier,
+  type DpopVerifierSettings,
+  normalizeHtu,
+} from './binding/dpop.js';
+export { certificateThumbprint } from './binding/mtls.js';
+export { type DpopNonceOptions, DpopNonces, NONCE_SYNTAX } from './binding/nonce.js';
+export { jwkThumbprint } from './binding/thumbprint.js';
 export { type CredentialsResult, readCredentials } from './credentials.js';
 export {
   type AuthScheme,
@@ -11,6 +22,7 @@ export {
 export { type Authorized, type Binding, createGuard, type Guard } from './guard.js';
 export {
   type DecisionEvent,
+  type DpopOptions,
   FAPI_ALGORITHMS,
   type GuardOptions,
   type ResolvedOptions,
@@ -27,6 +39,7 @@ export {
   OriginResolver,
   type UrlResult,
 } from './request.js';
+export { MemoryReplayStore, type MemoryReplayStoreOptions, type ReplayStore, ReplayStoreFullError } from './stores.js';
 export {
   discoveryUrls,
   type IssuerConfig,

@@ -2,8 +2,10 @@
  * Guard configuration: one typed object, validated once at start-up. A configuration that
  * cannot be safe throws a `TypeError` whose message says what to change.
  */
+import type { DpopNonceOptions } from './binding/nonce.js';
 import type { GuardError } from './errors.js';
 import type { OriginOptions } from './request.js';
+import { MemoryReplayStore, type ReplayStore } from './stores.js';
 import type { IssuerConfig, JSONWebKeySet, KeySetOptions } from './tokens/issuer.js';
 import { assertSecureUrl } from './url.js';
 
@@ -48,6 +50,26 @@ export interface DecisionEvent {
   durationMs: number;
 }
 
+/** DPoP proof checks (RFC 9449). */
+export interface DpopOptions {
+  /** Oldest accepted proof `iat`, in seconds (RFC 9449 §11.1; DEC-08). At most 300. @default 60 */
+  maxAgeSec?: number;
+  /** Furthest accepted proof `iat` in the future, in seconds (FAPI-RS-19). At most 60. @default 10 */
+  maxFutureSec?: number;
+  /**
+   * Where used proofs are remembered (RFC 9449 §11.1). Always on; with several API
+   * instances, pass a shared store (`@fapi-guard/redis`).
+   * @default a per-process `MemoryReplayStore`
+   */
+  replayStore?: ReplayStore;
+  /**
+   * Server-provided nonces (RFC 9449 §9). Routes require them when `required` is true or when
+   * their policy sets `dpopNonce: true`.
+   * @default { required: false, stepSec: 60, secret: random per process }
+   */
+  nonce?: DpopNonceOptions;
+}
+
 /** Options of `createGuard`. Only `issuer`/`issuers` and `audience` are required. */
 export interface GuardOptions extends OriginOptions {
   /** The trusted authorization server: its issuer identifier, or its full configuration. */
@@ -83,6 +105,8 @@ export interface GuardOptions extends OriginOptions {
    * @default { max: 10000 }
    */
   tokenCache?: { max?: number } | false;
+  /** DPoP proof checks. @default { maxAgeSec: 60, maxFutureSec: 10, in-memory replay store, nonces off } */
+  dpop?: DpopOptions;
   /** Called once per decision, allowed or refused. Exceptions it throws are ignored. */
   onDecision?: (event: DecisionEvent) => void;
   /** Current time in milliseconds. For tests (the RFC vectors are from 2019–2022). @default Date.now */
@@ -101,6 +125,7 @@ export interface ResolvedOptions {
   onDecision: ((event: DecisionEvent) => void) | undefined;
   now: () => number;
   origin: OriginOptions;
+  dpop: { maxAgeSec: number; maxFutureSec: number; replayStore: ReplayStore; nonce: DpopNonceOptions };
 }
 
 function configError(message: string): TypeError {
@@ -179,6 +204,18 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
   for (const [name, value] of Object.entries(options.keys ?? {})) {
     if (typeof value !== 'number' || !(value >= 0)) throw configError(`keys.${name} must be a non-negative number of milliseconds`);
   }
+  const dpop = options.dpop ?? {};
+  const maxAgeSec = dpop.maxAgeSec ?? 60;
+  const maxFutureSec = dpop.maxFutureSec ?? 10;
+  if (!Number.isFinite(maxAgeSec) || maxAgeSec < 1 || maxAgeSec > 300)
+    throw configError('dpop.maxAgeSec must be between 1 and 300 seconds');
+  if (!Number.isFinite(maxFutureSec) || maxFutureSec < 0 || maxFutureSec > 60) {
+    throw configError('dpop.maxFutureSec must be between 0 and 60 seconds (FAPI 2.0 §5.3.2.1 #14)');
+  }
+  if (dpop.replayStore !== undefined && typeof dpop.replayStore?.claim !== 'function') {
+    throw configError('dpop.replayStore must implement claim(key, expiresAt)');
+  }
+  const now = options.clock ?? Date.now;
   return {
     issuers,
     audiences,
@@ -188,7 +225,13 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     keys: { ...options.keys },
     tokenCacheMax: cacheMax,
     onDecision: options.onDecision,
-    now: options.clock ?? Date.now,
+    now,
     origin: { publicUrl: options.publicUrl, trustedProxies: options.trustedProxies },
+    dpop: {
+      maxAgeSec,
+      maxFutureSec,
+      replayStore: dpop.replayStore ?? new MemoryReplayStore({ clock: now }),
+      nonce: dpop.nonce ?? {},
+    },
   };
 }

@@ -29,6 +29,11 @@ export interface RoutePolicy {
    * @default false
    */
   allowBearer?: boolean;
+  /**
+   * Require a server-provided DPoP nonce on this route (RFC 9449 §9).
+   * @default the guard's `dpop.nonce.required` (false)
+   */
+  dpopNonce?: boolean;
 }
 
 /** A policy checked once at start-up. */
@@ -37,6 +42,7 @@ export interface CompiledPolicy {
   readonly anyScopes: readonly string[];
   readonly claims: readonly (readonly [string, ClaimCheck])[];
   readonly allowBearer: boolean;
+  readonly dpopNonce: boolean | undefined;
 }
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
@@ -56,7 +62,9 @@ export function compilePolicy(policy: RoutePolicy = {}): CompiledPolicy {
       typeof check === 'function' || (typeof check === 'object' && check !== null && ('equals' in check || 'includes' in check));
     if (!valid) throw new TypeError(`fapi-guard: claim check for "${name}" must be { equals }, { includes } or a function`);
   }
-  return Object.freeze({ scopes, anyScopes, claims, allowBearer: policy.allowBearer === true });
+  if (policy.dpopNonce !== undefined && typeof policy.dpopNonce !== 'boolean')
+    throw new TypeError('fapi-guard: dpopNonce must be a boolean');
+  return Object.freeze({ scopes, anyScopes, claims, allowBearer: policy.allowBearer === true, dpopNonce: policy.dpopNonce });
 }
 
 /** Granted scopes: the space-separated `scope` claim (RFC 9068 §2.2.3, RFC 6749 §3.3). */

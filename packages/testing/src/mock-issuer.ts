@@ -6,7 +6,7 @@
 import { createHmac, generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { type CryptoKey, calculateJwkThumbprint, EmbeddedJWK, exportJWK, generateKeyPair, type JWK, jwtVerify, SignJWT } from 'jose';
 
 /** Signing algorithms the mock issuer holds keys for. `RS256` exists to prove it is refused. */
 export type MockAlgorithm = 'ES256' | 'PS256' | 'EdDSA' | 'RS256';
@@ -96,7 +96,7 @@ export class MockIssuer {
   /** The issuer identifier, e.g. `http://127.0.0.1:39123`. */
   issuer = '';
   /** Counts of requests served, by kind. */
-  readonly requests = { metadata: 0, jwks: 0, other: 0 };
+  readonly requests = { metadata: 0, jwks: 0, token: 0, other: 0 };
   /** Extra keys published in the JWKS as they are (e.g. to test `kid` collisions). */
   extraKeys: JWK[] = [];
   private current!: Map<MockAlgorithm, SigningKey>;
@@ -256,6 +256,39 @@ export class MockIssuer {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /**
+   * Token endpoint (client_credentials, no client authentication: this is a mock). With a
+   * valid DPoP proof (RFC 9449 §5) the token is bound to the proof key (`cnf.jkt`) and typed
+   * `DPoP`; without one it is an unbound `Bearer` token.
+   */
+  private async token(req: IncomingMessage, body: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    const form = new URLSearchParams(body);
+    if (form.get('grant_type') !== 'client_credentials') return { status: 400, body: { error: 'unsupported_grant_type' } };
+    const scope = form.get('scope') ?? undefined;
+    const proof = req.headers.dpop;
+    let jkt: string | undefined;
+    if (proof !== undefined) {
+      try {
+        const { payload, protectedHeader } = await jwtVerify(String(proof), EmbeddedJWK, {
+          typ: 'dpop+jwt',
+          algorithms: ['ES256', 'PS256', 'EdDSA'],
+          maxTokenAge: 60,
+        });
+        if (payload.htm !== 'POST' || payload.htu !== `${this.issuer}/token`) throw new Error('htm/htu');
+        jkt = await calculateJwkThumbprint(protectedHeader.jwk as JWK);
+      } catch (e) {
+        return { status: 400, body: { error: 'invalid_dpop_proof', error_description: (e as Error).message } };
+      }
+    }
+    const lifetimeSec = 300;
+    const claims = form.get('client_id') ? { client_id: form.get('client_id') } : {};
+    const accessToken = await this.mint({ scope, jkt, lifetimeSec, claims });
+    return {
+      status: 200,
+      body: { access_token: accessToken, token_type: jkt ? 'DPoP' : 'Bearer', expires_in: lifetimeSec, ...(scope ? { scope } : {}) },
+    };
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0];
     const send = (status: number, body: unknown, type = 'application/json') => {
@@ -272,6 +305,16 @@ export class MockIssuer {
     } else if (req.method === 'GET' && path === '/jwks') {
       this.requests.jwks++;
       send(200, this.jwks, 'application/jwk-set+json');
+    } else if (req.method === 'POST' && path === '/token') {
+      this.requests.token++;
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        this.token(req, Buffer.concat(chunks).toString('utf8')).then(
+          (answer) => send(answer.status, answer.body),
+          () => send(500, { error: 'server_error' }),
+        );
+      });
     } else {
       this.requests.other++;
       send(404, { error: 'not_found' });

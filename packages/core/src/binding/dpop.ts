@@ -1,0 +1,207 @@
+/**
+ * DPoP proof verification at the resource server: every check of RFC 9449 §4.3 (steps 1–12),
+ * plus `ath` (§7), replay detection (§11.1) and server nonces (§8, §9).
+ *
+ * Per request, the proof's signature is the one signature verified every time; the proof key
+ * import is cached by thumbprint (same required members ⇒ same public key, RFC 7638 §3.2).
+ */
+import { createHash } from 'node:crypto';
+import { type CryptoKey, compactVerify, importJWK, type JWK } from 'jose';
+import { LRUCache } from 'lru-cache';
+import type { GuardErrorReason } from '../errors.js';
+import type { ReplayStore } from '../stores.js';
+import { keyMatches } from '../tokens/issuer.js';
+import type { DpopNonces } from './nonce.js';
+import { jwkThumbprint } from './thumbprint.js';
+
+export interface DpopVerifierSettings {
+  /** Allowed proof algorithms (FAPI 2.0 §5.4.1). */
+  algorithms: readonly string[];
+  /** Oldest accepted `iat`, in seconds before now (RFC 9449 §11.1, DEC-08). */
+  maxAgeSec: number;
+  /** Furthest accepted `iat` in the future, in seconds (FAPI-RS-19, DEC-08). */
+  maxFutureSec: number;
+  replayStore: ReplayStore;
+  nonces: DpopNonces | undefined;
+  now: () => number;
+}
+
+export interface DpopProofRequest {
+  /** Every `DPoP` header line of the request. */
+  proofs: readonly string[];
+  method: string;
+  /** Absolute URL the client addressed. */
+  url: string;
+  /** The access token presented with the proof (for `ath`). */
+  accessToken: string;
+  /** Whether this route requires a server nonce. */
+  requireNonce: boolean;
+  /** The token's `cnf.jkt`; `undefined` for a token that is not DPoP-bound (RFC 9449 §6, DPOP-19). */
+  boundJkt: string | undefined;
+}
+
+export type DpopResult =
+  | {
+      ok: true;
+      /** RFC 7638 thumbprint of the proof key, to compare with `cnf.jkt`. */
+      jkt: string;
+      /** A nonce to hand out with the response (a newer one exists than the proof's). */
+      nextNonce?: string;
+    }
+  | { ok: false; reason: GuardErrorReason; detail: string; nonce?: string };
+
+/** Members that make a JWK private or symmetric (RFC 9449 §4.3 step 7). */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+/** Bounds that keep a hostile proof cheap to refuse (DPOP-23). */
+const MAX_PROOF_LENGTH = 8 * 1024;
+const MAX_JTI_LENGTH = 256;
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+function parseSegment(segment: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const UNRESERVED = /[A-Za-z0-9\-._~]/;
+
+/**
+ * The URI a proof's `htu` is compared on: RFC 3986 §6.2.2 syntax-based normalisation (case of
+ * scheme and host, percent-encoding case, unreserved characters decoded, dot segments) and
+ * §6.2.3 scheme-based normalisation (default port, empty path), then without query and
+ * fragment (RFC 9449 §4.3 step 9). `undefined` when it is not an absolute http(s) URI.
+ */
+export function normalizeHtu(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+  const path = url.pathname.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
+    const char = String.fromCharCode(Number.parseInt(hex, 16));
+    return UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`;
+  });
+  return `${url.protocol}//${url.host}${path}`;
+}
+
+/** `ath`: base64url SHA-256 of the ASCII access token (RFC 9449 §4.2). */
+export function accessTokenHash(accessToken: string): string {
+  return createHash('sha256').update(accessToken, 'ascii').digest('base64url');
+}
+
+type Fail = Extract<DpopResult, { ok: false }>;
+const invalid = (detail: string): Fail => ({ ok: false, reason: 'dpop_proof_invalid', detail });
+
+export class DpopVerifier {
+  /** Imported proof keys by `alg` + thumbprint: a client's key is imported once, not per request. */
+  private readonly keys = new LRUCache<string, Promise<CryptoKey>>({ max: 10_000 });
+
+  constructor(private readonly settings: DpopVerifierSettings) {}
+
+  async verify(request: DpopProofRequest): Promise<DpopResult> {
+    const s = this.settings;
+    // Step 1: exactly one DPoP header.
+    if (request.proofs.length === 0) return { ok: false, reason: 'dpop_proof_missing', detail: 'no DPoP header' };
+    if (request.proofs.length > 1) return invalid(`${request.proofs.length} DPoP headers`);
+    const proof = (request.proofs[0] as string).trim();
+    // Step 2: one well-formed compact JWS.
+    if (proof.length > MAX_PROOF_LENGTH) return invalid(`proof of ${proof.length} characters`);
+    if (!COMPACT_JWS.test(proof)) return invalid('not a compact JWS');
+    const [h, p] = proof.split('.') as [string, string, string];
+    const header = parseSegment(h);
+    const claims = parseSegment(p);
+    if (!header || !claims) return invalid('header or payload is not a JSON object');
+    // Step 3: required claims (at the RS also ath, §7).
+    const { jti, htm, htu, iat, ath } = claims;
+    if (typeof jti !== 'string' || jti.length === 0) return invalid('jti missing');
+    if (jti.length > MAX_JTI_LENGTH) return invalid(`jti of ${jti.length} characters`);
+    if (typeof htm !== 'string') return invalid('htm missing');
+    if (typeof htu !== 'string') return invalid('htu missing');
+    if (typeof iat !== 'number' || !Number.isFinite(iat)) return invalid('iat missing');
+    if (typeof ath !== 'string') return invalid('ath missing');
+    // Step 4: explicit type.
+    if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'dpop+jwt') return invalid(`typ ${JSON.stringify(header.typ)}`);
+    // Step 5: an allowed asymmetric algorithm (never none or a MAC).
+    const alg = header.alg;
+    if (typeof alg !== 'string' || !s.algorithms.includes(alg)) return invalid(`alg ${JSON.stringify(alg)}`);
+    // Step 7 (before using the key): a public key only, of the type alg needs, RSA ≥ 2048.
+    const jwk = header.jwk;
+    if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) return invalid('jwk missing');
+    const key = jwk as JWK;
+    if (PRIVATE_MEMBERS.some((m) => m in key)) return invalid('jwk holds private key material');
+    if (!keyMatches({ ...key, kid: undefined }, alg, undefined)) return invalid(`jwk does not fit ${alg}`);
+    let jkt: string;
+    try {
+      jkt = jwkThumbprint(key as Record<string, unknown>);
+    } catch (e) {
+      return invalid(`jwk: ${(e as Error).message}`);
+    }
+    // Step 6: the signature verifies with that key.
+    try {
+      await compactVerify(proof, await this.importKey(key, alg, jkt), { algorithms: [alg] });
+    } catch (e) {
+      return invalid(`signature: ${(e as Error).message}`);
+    }
+    // Step 8: htm.
+    if (htm !== request.method) return invalid(`htm ${htm} on a ${request.method} request`);
+    // Step 9: htu, without query and fragment, after normalisation.
+    const expected = normalizeHtu(request.url);
+    if (expected === undefined || normalizeHtu(htu) !== expected) return invalid(`htu ${htu} is not ${expected}`);
+    // Step 11: a fresh proof (checked before the nonce so stale proofs are not answered with a nonce).
+    const now = s.now() / 1000;
+    if (iat < now - s.maxAgeSec) return invalid(`iat ${iat} is older than ${s.maxAgeSec} s`);
+    if (iat > now + s.maxFutureSec) return invalid(`iat ${iat} is in the future`);
+    // Step 12: ath binds the proof to the presented token.
+    if (ath !== accessTokenHash(request.accessToken)) return invalid('ath does not match the access token');
+    // Step 10: the server nonce (RFC 9449 §9).
+    let nextNonce: string | undefined;
+    const nonce = claims.nonce;
+    if (s.nonces && (request.requireNonce || nonce !== undefined)) {
+      const state = typeof nonce === 'string' ? s.nonces.check(nonce) : 'invalid';
+      if (state === 'invalid') {
+        return {
+          ok: false,
+          reason: 'dpop_nonce_required',
+          detail: nonce === undefined ? 'no nonce' : 'nonce unknown or expired',
+          nonce: s.nonces.current(),
+        };
+      }
+      if (state === 'stale') nextNonce = s.nonces.current();
+    } else if (nonce !== undefined && typeof nonce !== 'string') {
+      return invalid('nonce is not a string');
+    }
+    // Step 12: the proof key is the key the token is bound to.
+    if (request.boundJkt === undefined) return { ok: false, reason: 'binding_mismatch', detail: 'token has no cnf.jkt' };
+    if (request.boundJkt !== jkt) return { ok: false, reason: 'binding_mismatch', detail: 'proof key thumbprint differs from cnf.jkt' };
+    // §11.1: a proof is used once. The key covers htu and jti, hashed so its size is fixed.
+    const replayKey = createHash('sha256').update(`${expected}\n${jti}`).digest('base64url');
+    const expiresAt = (iat + s.maxAgeSec + s.maxFutureSec) * 1000;
+    let first: boolean;
+    try {
+      first = await s.replayStore.claim(replayKey, expiresAt);
+    } catch (e) {
+      return { ok: false, reason: 'store_unavailable', detail: `replay store: ${(e as Error).message}` };
+    }
+    // Only an explicit `true` means first use: anything else a faulty store returns is a refusal.
+    if (first !== true) return { ok: false, reason: 'dpop_proof_replayed', detail: `jti ${jti.slice(0, 64)} already used` };
+    return nextNonce === undefined ? { ok: true, jkt } : { ok: true, jkt, nextNonce };
+  }
+
+  private importKey(jwk: JWK, alg: string, jkt: string): Promise<CryptoKey> {
+    const id = `${alg} ${jkt}`;
+    let key = this.keys.get(id);
+    if (!key) {
+      const pub: JWK = { kty: jwk.kty };
+      for (const m of ['crv', 'x', 'y', 'n', 'e'] as const) if (jwk[m] !== undefined) pub[m] = jwk[m];
+      key = importJWK(pub, alg) as Promise<CryptoKey>;
+      key.catch(() => this.keys.delete(id));
+      this.keys.set(id, key);
+    }
+    return key;
+  }
+}

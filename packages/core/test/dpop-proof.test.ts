@@ -1,0 +1,169 @@
+/** DPoP proof checks, RFC 7638 thumbprints and server nonces against the published vectors. */
+import { accessTokenHash, DpopNonces, DpopVerifier, jwkThumbprint, MemoryReplayStore, NONCE_SYNTAX, normalizeHtu } from '@fapi-guard/core';
+import { vector } from '../../../test/support/vectors';
+
+const rfc7638 = vector('rfc7638');
+const rfc9449 = vector('rfc9449');
+const resourceProof = rfc9449.proofs.find((p: { request: { method: string } }) => p.request.method === 'GET');
+const vectorToken = rfc9449.ath.access_token as string;
+
+function verifier(nowSec: number, extra: Partial<ConstructorParameters<typeof DpopVerifier>[0]> = {}) {
+  return new DpopVerifier({
+    algorithms: ['ES256', 'PS256', 'EdDSA'],
+    maxAgeSec: 60,
+    maxFutureSec: 10,
+    replayStore: new MemoryReplayStore({ clock: () => nowSec * 1000 }),
+    nonces: undefined,
+    now: () => nowSec * 1000,
+    ...extra,
+  });
+}
+
+const vectorRequest = {
+  proofs: [resourceProof.jwt],
+  method: 'GET',
+  url: 'https://resource.example.org/protectedresource',
+  accessToken: vectorToken,
+  requireNonce: false,
+  boundJkt: rfc9449.jkt.value,
+};
+
+describe('RFC 7638 thumbprints', () => {
+  it('JKT-02 computes the RFC 7638 example thumbprint', () => {
+    expect(jwkThumbprint(rfc7638.jwk)).toBe(rfc7638.thumbprint_sha256_b64url);
+  });
+
+  it('JKT-01 hashes only the required members (kid, alg, use do not count)', () => {
+    const { kid: _kid, alg: _alg, ...bare } = rfc7638.jwk;
+    expect(jwkThumbprint(bare)).toBe(rfc7638.thumbprint_sha256_b64url);
+    expect(jwkThumbprint({ ...rfc7638.jwk, use: 'sig', key_ops: ['verify'] })).toBe(rfc7638.thumbprint_sha256_b64url);
+  });
+
+  it('JKT-03 a private JWK hashes to its public thumbprint', () => {
+    expect(jwkThumbprint({ ...rfc9449.dpop_public_jwk, d: 'private-part' })).toBe(rfc9449.jkt.value);
+  });
+
+  it('JKT-04 gives the RFC 9449 cnf.jkt (SHA-256) for the DPoP key', () => {
+    expect(jwkThumbprint(rfc9449.dpop_public_jwk)).toBe('0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I');
+    expect(jwkThumbprint(rfc9449.dpop_public_jwk)).toBe(rfc9449.jwt_access_token_with_cnf.payload.cnf.jkt);
+  });
+
+  it('refuses a JWK without its required members', () => {
+    expect(() => jwkThumbprint({ kty: 'EC', crv: 'P-256', x: 'a' })).toThrow(/"y"/);
+    expect(() => jwkThumbprint({ kty: 'XYZ' })).toThrow(/unsupported kty/);
+  });
+});
+
+describe('RFC 9449 proof vectors', () => {
+  it('DPOP-14 the ath of the vector token is the published value', () => {
+    expect(accessTokenHash(vectorToken)).toBe(rfc9449.ath.expected);
+    expect(resourceProof.payload.ath).toBe(rfc9449.ath.expected);
+  });
+
+  it('DPOP-14 DPOP-15 accepts the RFC resource-request proof at its own time', async () => {
+    const result = await verifier(resourceProof.payload.iat + 2).verify(vectorRequest);
+    expect(result).toEqual({ ok: true, jkt: rfc9449.jkt.value });
+  });
+
+  it('DPOP-14 refuses the vector proof with another access token', async () => {
+    const result = await verifier(resourceProof.payload.iat + 2).verify({ ...vectorRequest, accessToken: `${vectorToken}x` });
+    expect(result).toMatchObject({ ok: false, reason: 'dpop_proof_invalid', detail: expect.stringContaining('ath') });
+  });
+
+  it('DPOP-15 refuses the vector proof for a token bound to another key', async () => {
+    const result = await verifier(resourceProof.payload.iat + 2).verify({ ...vectorRequest, boundJkt: rfc7638.thumbprint_sha256_b64url });
+    expect(result).toMatchObject({ ok: false, reason: 'binding_mismatch' });
+  });
+
+  it('DPOP-05 refuses the token-request proofs at the resource server (no ath)', async () => {
+    for (const proof of rfc9449.proofs.filter((p: { request: { method: string } }) => p.request.method === 'POST')) {
+      const result = await verifier(proof.payload.iat + 1).verify({
+        ...vectorRequest,
+        proofs: [proof.jwt],
+        method: 'POST',
+        url: proof.request.url,
+      });
+      expect(result).toMatchObject({ ok: false, reason: 'dpop_proof_invalid', detail: 'ath missing' });
+    }
+  });
+
+  it('DPOP-13 refuses the vector proof ten minutes later', async () => {
+    const result = await verifier(resourceProof.payload.iat + 600).verify(vectorRequest);
+    expect(result).toMatchObject({ ok: false, detail: expect.stringContaining('older than') });
+  });
+
+  it('DPOP-23 refuses the vector proof the second time', async () => {
+    const v = verifier(resourceProof.payload.iat + 2);
+    expect((await v.verify(vectorRequest)).ok).toBe(true);
+    expect(await v.verify(vectorRequest)).toMatchObject({ ok: false, reason: 'dpop_proof_replayed' });
+  });
+
+  it('DPOP-16 fails closed with 503 when the replay store cannot answer', async () => {
+    const down = { claim: () => Promise.reject(new Error('ECONNREFUSED')) };
+    const result = await verifier(resourceProof.payload.iat + 2, { replayStore: down }).verify(vectorRequest);
+    expect(result).toMatchObject({ ok: false, reason: 'store_unavailable' });
+  });
+
+  it('JWTBCP-04 refuses a proof key that is not on its curve', async () => {
+    const [h, p, s] = resourceProof.jwt.split('.');
+    const header = JSON.parse(Buffer.from(h, 'base64url').toString());
+    header.jwk.y = header.jwk.x; // (x, x) is not a point of P-256
+    const forged = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${p}.${s}`;
+    const result = await verifier(resourceProof.payload.iat + 2).verify({ ...vectorRequest, proofs: [forged] });
+    expect(result).toMatchObject({ ok: false, reason: 'dpop_proof_invalid' });
+  });
+});
+
+describe('htu normalisation', () => {
+  it('DPOP-11 applies RFC 3986 §6.2.2 and §6.2.3 and drops query and fragment', () => {
+    const expected = 'https://rs.example.com/accounts';
+    for (const htu of [
+      'HTTPS://RS.EXAMPLE.COM:443/accounts',
+      'https://rs.example.com/accounts?x=1#f',
+      'https://rs.example.com/%61ccounts',
+      'https://rs.example.com/./accounts',
+    ]) {
+      expect(normalizeHtu(htu)).toBe(expected);
+    }
+    expect(normalizeHtu('https://rs.example.com/a%2fb')).toBe('https://rs.example.com/a%2Fb');
+    expect(normalizeHtu('https://rs.example.com:8443/accounts')).not.toBe(expected);
+    expect(normalizeHtu('http://rs.example.com/accounts')).not.toBe(expected);
+    expect(normalizeHtu('urn:x:y')).toBeUndefined();
+  });
+});
+
+describe('server nonces', () => {
+  const secret = 'a'.repeat(32);
+
+  it('DPOP-22 makes NQCHAR nonces that several instances with one secret agree on', () => {
+    let now = 1_700_000_000_000;
+    const a = new DpopNonces({ secret, stepSec: 60 }, () => now);
+    const b = new DpopNonces({ secret, stepSec: 60 }, () => now);
+    expect(a.current()).toMatch(NONCE_SYNTAX);
+    expect(b.check(a.current())).toBe('fresh');
+    const first = a.current();
+    now += 60_000;
+    expect(b.check(first)).toBe('stale');
+    now += 60_000;
+    expect(b.check(first)).toBe('invalid');
+  });
+
+  it('DPOP-22 nonces from another secret or of another shape are refused', () => {
+    const a = new DpopNonces({ secret }, Date.now);
+    const other = new DpopNonces({ secret: 'b'.repeat(32) }, Date.now);
+    expect(a.check(other.current())).toBe('invalid');
+    expect(a.check('short')).toBe('invalid');
+    expect(new DpopNonces({}, Date.now).current()).not.toBe(new DpopNonces({}, Date.now).current());
+  });
+
+  it('accepts nonces of a previous secret during rotation', () => {
+    const old = new DpopNonces({ secret }, Date.now);
+    const rotated = new DpopNonces({ secret: ['c'.repeat(32), secret] }, Date.now);
+    expect(rotated.check(old.current())).toBe('stale');
+    expect(rotated.check(rotated.current())).toBe('fresh');
+  });
+
+  it('refuses a short secret at start-up', () => {
+    expect(() => new DpopNonces({ secret: 'short' }, Date.now)).toThrow(/at least 32 bytes/);
+  });
+});
