@@ -11,6 +11,8 @@ export interface PaymentsApiOptions {
   guard: GuardOptions;
   /** Accept unbound bearer tokens on every route (outside the FAPI profile). @default false */
   allowBearer?: boolean;
+  /** Require a server DPoP nonce on `POST /payments` (RFC 9449 §9). @default true */
+  paymentNonce?: boolean;
 }
 
 interface Payment {
@@ -51,29 +53,34 @@ export function createPaymentsApi(options: PaymentsApiOptions): Express {
     else res.json({ data: account });
   });
 
-  app.post('/payments', fapi.protect({ scopes: ['payments:write'], allowBearer }), express.json({ limit: '16kb' }), (req, res) => {
-    const body = req.body as { amount?: { amount?: unknown; currency?: unknown }; creditorAccount?: unknown } | undefined;
-    const amount = body?.amount?.amount;
-    const currency = body?.amount?.currency;
-    const creditor = body?.creditorAccount;
-    if (typeof amount !== 'string' || !AMOUNT.test(amount) || typeof currency !== 'string' || !CURRENCY.test(currency)) {
-      res.status(400).json({ error: 'invalid_payment', error_description: 'amount must be { amount: "12.34", currency: "EUR" }' });
-      return;
-    }
-    if (typeof creditor !== 'string' || creditor.length === 0 || creditor.length > 64) {
-      res.status(400).json({ error: 'invalid_payment', error_description: 'creditorAccount is required' });
-      return;
-    }
-    const payment: Payment = {
-      id: randomUUID(),
-      status: 'AcceptedSettlementInProcess',
-      amount: { amount, currency },
-      creditorAccount: creditor,
-      createdAt: new Date().toISOString(),
-    };
-    payments.set(payment.id, { ...payment, owner: req.auth?.subject ?? '' });
-    res.status(201).location(`/payments/${payment.id}`).json({ data: payment });
-  });
+  app.post(
+    '/payments',
+    fapi.protect({ scopes: ['payments:write'], allowBearer, dpopNonce: options.paymentNonce !== false }),
+    express.json({ limit: '16kb' }),
+    (req, res) => {
+      const body = req.body as { amount?: { amount?: unknown; currency?: unknown }; creditorAccount?: unknown } | undefined;
+      const amount = body?.amount?.amount;
+      const currency = body?.amount?.currency;
+      const creditor = body?.creditorAccount;
+      if (typeof amount !== 'string' || !AMOUNT.test(amount) || typeof currency !== 'string' || !CURRENCY.test(currency)) {
+        res.status(400).json({ error: 'invalid_payment', error_description: 'amount must be { amount: "12.34", currency: "EUR" }' });
+        return;
+      }
+      if (typeof creditor !== 'string' || creditor.length === 0 || creditor.length > 64) {
+        res.status(400).json({ error: 'invalid_payment', error_description: 'creditorAccount is required' });
+        return;
+      }
+      const payment: Payment = {
+        id: randomUUID(),
+        status: 'AcceptedSettlementInProcess',
+        amount: { amount, currency },
+        creditorAccount: creditor,
+        createdAt: new Date().toISOString(),
+      };
+      payments.set(payment.id, { ...payment, owner: req.auth?.subject ?? '' });
+      res.status(201).location(`/payments/${payment.id}`).json({ data: payment });
+    },
+  );
 
   app.get('/payments/:id', fapi.protect({ scopes: ['payments:read'], allowBearer }), (req, res) => {
     const payment = payments.get(String(req.params.id));

@@ -2,14 +2,18 @@
 export interface ExampleConfig {
   port: number;
   host: string;
-  /** Trusted issuer; unset → the embedded MockIssuer is started. */
+  /** Trusted issuer (`FAPI_ISSUER`); unset → the embedded MockIssuer is started. */
   issuer: string | undefined;
+  /** `FAPI_JWKS_URI`: skip discovery. */
   jwksUri: string | undefined;
-  /** Resource identifier (token `aud`). */
+  /** `FAPI_AUDIENCE`: resource identifier (token `aud`). @default FAPI_PUBLIC_URL, else http://HOST:PORT */
   audience: string;
-  /** Public origin clients address (DPoP `htu`), when behind a proxy. */
+  /** `FAPI_PUBLIC_URL`: public origin clients address (DPoP `htu`), behind a proxy or load balancer. */
   publicUrl: string | undefined;
+  /** `FAPI_ALLOW_BEARER=true`: accept unbound tokens (outside FAPI). */
   allowBearer: boolean;
+  /** `FAPI_DPOP_NONCE_SECRET`: shared nonce secret (≥ 32 bytes) for several instances. */
+  nonceSecret: string | undefined;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
@@ -25,5 +29,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
     audience: env.FAPI_AUDIENCE || publicUrl || `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     publicUrl,
     allowBearer: env.FAPI_ALLOW_BEARER === 'true',
+    nonceSecret: env.FAPI_DPOP_NONCE_SECRET || undefined,
   };
 }

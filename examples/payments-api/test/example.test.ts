@@ -1,0 +1,112 @@
+/**
+ * The example API as users run it: `npm start` (dist/main.js with the embedded issuer),
+ * `npm run demo`, and every route with DPoP-bound tokens over HTTP.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { DpopClient } from '@fapi-guard/testing';
+import { readConfig } from '../src/config';
+import { type RunningExample, startExample } from '../src/server';
+
+const dist = join(__dirname, '..', 'dist');
+
+function run(script: string, env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number> } {
+  const child = spawn(process.execPath, [join(dist, script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+  return { child, output: () => out, exited };
+}
+
+async function waitFor(check: () => boolean, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('npm start', () => {
+  it('starts with the embedded issuer, prints how to call it, and answers with the DPoP challenge', async () => {
+    const proc = run('main.js', { PORT: '0', HOST: '127.0.0.1', FAPI_ISSUER: '' });
+    try {
+      await waitFor(() => /on (http:\/\/127\.0\.0\.1:\d+)/.test(proc.output()));
+      const base = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(proc.output())?.[1] as string;
+      expect(proc.output()).toContain('embedded MockIssuer');
+      expect(proc.output()).toContain('npm run demo');
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+      const res = await fetch(`${base}/accounts`);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('DPoP algs="ES256 PS256 EdDSA"');
+    } finally {
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+    }
+  });
+
+  it('refuses an unsafe configuration at start-up with a message', async () => {
+    const proc = run('main.js', { PORT: '0', FAPI_ISSUER: 'http://as.example.com' });
+    expect(await proc.exited).toBe(1);
+    expect(proc.output()).toContain('must use https');
+  });
+});
+
+describe('npm run demo', () => {
+  it('walks through every case with the expected outcomes', async () => {
+    const proc = run('demo.js', {});
+    expect(await proc.exited).toBe(0);
+    expect(proc.output()).toContain('Every outcome was the expected one.');
+    expect(proc.output()).toContain('error="invalid_dpop_proof"');
+    expect(proc.output()).toContain('error="use_dpop_nonce"');
+  });
+});
+
+describe('routes', () => {
+  let api: RunningExample;
+  let client: DpopClient;
+  beforeAll(async () => {
+    api = await startExample({ ...readConfig({}), port: 0, audience: 'https://payments.example', publicUrl: 'https://payments.example' });
+    client = await DpopClient.create('ES256');
+  });
+  afterAll(() => api.close());
+
+  async function call(method: string, path: string, scope: string, body?: unknown) {
+    const token = await api.mock?.mint({ scope, jkt: client.jkt, audience: 'https://payments.example' });
+    const send = async (nonce?: string) =>
+      fetch(`${api.url}${path}`, {
+        method,
+        headers: {
+          authorization: `DPoP ${token}`,
+          dpop: await client.proof({ htm: method, htu: `https://payments.example${path}`, accessToken: token, nonce }),
+          ...(body ? { 'content-type': 'application/json' } : {}),
+        },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    const first = await send();
+    const nonce = first.headers.get('dpop-nonce');
+    return first.status === 401 && nonce ? send(nonce) : first;
+  }
+
+  it('serves accounts to the accounts scope only', async () => {
+    expect((await call('GET', '/accounts', 'accounts')).status).toBe(200);
+    expect((await call('GET', '/accounts/acc-001', 'accounts')).status).toBe(200);
+    expect((await call('GET', '/accounts/acc-999', 'accounts')).status).toBe(404);
+    expect((await call('GET', '/accounts', 'payments:read')).status).toBe(403);
+  });
+
+  it('creates payments with payments:write and reads them with payments:read', async () => {
+    const payment = { amount: { amount: '12.34', currency: 'EUR' }, creditorAccount: 'DE89370400440532013000' };
+    const created = await call('POST', '/payments', 'payments:write', payment);
+    expect(created.status).toBe(201);
+    const id = ((await created.json()) as { data: { id: string } }).data.id;
+    expect((await call('GET', `/payments/${id}`, 'payments:read')).status).toBe(200);
+    expect((await call('GET', `/payments/${id}`, 'payments:write')).status).toBe(403);
+    expect((await call('POST', '/payments', 'payments:read', payment)).status).toBe(403);
+    expect((await call('POST', '/payments', 'payments:write', { amount: { amount: '1', currency: 'EUR' } })).status).toBe(400);
+  });
+});
