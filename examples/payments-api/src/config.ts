@@ -1,5 +1,9 @@
 /** The example's configuration, read from the environment. */
+export type Framework = 'express' | 'koa' | 'fastify';
+
 export interface ExampleConfig {
+  /** `FAPI_FRAMEWORK`: which version of the API to run. @default 'express' */
+  framework: Framework;
   port: number;
   host: string;
   /** Trusted issuer (`FAPI_ISSUER`); unset → the embedded MockIssuer is started. */
@@ -21,7 +25,10 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT "${env.PORT}" is not a port number`);
   const host = env.HOST ?? '127.0.0.1';
   const publicUrl = env.FAPI_PUBLIC_URL || undefined;
+  const framework = (env.FAPI_FRAMEWORK || 'express') as Framework;
+  if (!['express', 'koa', 'fastify'].includes(framework)) throw new Error(`FAPI_FRAMEWORK "${framework}" is not express, koa or fastify`);
   return {
+    framework,
     port,
     host,
     issuer: env.FAPI_ISSUER || undefined,

@@ -11,7 +11,7 @@ async function main(): Promise<void> {
     const who = e.clientId ? ` client=${e.clientId}` : '';
     console.log(`${e.outcome} ${e.status} ${e.method} ${e.url}${who}${e.reason ? ` reason=${e.reason} (${e.detail})` : ''}`);
   });
-  console.log(`fapi-guard example payments API on ${running.url}`);
+  console.log(`fapi-guard example payments API (${config.framework}) on ${running.url}`);
   console.log(`  audience ${config.audience}`);
   console.log(`  issuer   ${running.issuer}${running.mock ? ' (embedded MockIssuer)' : ''}`);
   console.log('  routes   GET /health · GET /accounts · GET /accounts/:id · POST /payments · GET /payments/:id');

@@ -66,11 +66,16 @@ describe('npm run demo', () => {
   });
 });
 
-describe('routes', () => {
+describe.each(['express', 'koa', 'fastify'] as const)('routes on %s', (framework) => {
   let api: RunningExample;
   let client: DpopClient;
   beforeAll(async () => {
-    api = await startExample({ ...readConfig({}), port: 0, audience: 'https://payments.example', publicUrl: 'https://payments.example' });
+    api = await startExample({
+      ...readConfig({ FAPI_FRAMEWORK: framework }),
+      port: 0,
+      audience: 'https://payments.example',
+      publicUrl: 'https://payments.example',
+    });
     client = await DpopClient.create('ES256');
   });
   afterAll(() => api.close());
@@ -97,12 +102,15 @@ describe('routes', () => {
     expect((await call('GET', '/accounts/acc-001', 'accounts')).status).toBe(200);
     expect((await call('GET', '/accounts/acc-999', 'accounts')).status).toBe(404);
     expect((await call('GET', '/accounts', 'payments:read')).status).toBe(403);
+    expect((await fetch(`${api.url}/health`)).status).toBe(200);
+    expect((await fetch(`${api.url}/accounts`)).headers.get('www-authenticate')).toBe('DPoP algs="ES256 PS256 EdDSA"');
   });
 
   it('creates payments with payments:write and reads them with payments:read', async () => {
     const payment = { amount: { amount: '12.34', currency: 'EUR' }, creditorAccount: 'DE89370400440532013000' };
     const created = await call('POST', '/payments', 'payments:write', payment);
     expect(created.status).toBe(201);
+    expect(created.headers.get('location')).toMatch(/^\/payments\/[0-9a-f-]{36}$/);
     const id = ((await created.json()) as { data: { id: string } }).data.id;
     expect((await call('GET', `/payments/${id}`, 'payments:read')).status).toBe(200);
     expect((await call('GET', `/payments/${id}`, 'payments:write')).status).toBe(403);

@@ -258,3 +258,8 @@ export function renderChallenges(reason: GuardErrorReason, ctx: ChallengeContext
     })
     .join(', ');
 }
+
+/** True for a refusal (works across copies of this package, unlike `instanceof`). */
+export function isGuardError(value: unknown): value is GuardError {
+  return typeof value === 'object' && value !== null && (value as { ok?: unknown }).ok === false && 'reason' in value;
+}

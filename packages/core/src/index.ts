@@ -15,11 +15,13 @@ export {
   challengeParamValue,
   GuardError,
   type GuardErrorReason,
+  isGuardError,
   type OAuthErrorCode,
   REASONS,
   renderChallenges,
 } from './errors.js';
 export { type Authorized, type Binding, createGuard, type Guard } from './guard.js';
+export { errorResponse, guardRequestFromNode, type NodeRequestParts, type ResponseParts } from './node.js';
 export {
   type DecisionEvent,
   type DpopOptions,

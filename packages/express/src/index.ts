@@ -1,17 +1,16 @@
 /**
- * Express 4/5 adapter: builds the core request from an Express request, calls the guard, and
- * writes the core's response. No protocol logic lives here.
+ * Express 4/5 adapter: hands the Node request to the core and writes the core's response.
+ * No protocol logic lives here.
  */
-import type { TLSSocket } from 'node:tls';
 import {
   type Authorized,
-  type CompiledPolicy,
   createGuard,
+  errorResponse,
   type Guard,
   type GuardError,
   type GuardOptions,
-  type GuardRequest,
-  headersFromRaw,
+  guardRequestFromNode,
+  isGuardError,
   type RoutePolicy,
 } from '@fapi-guard/core';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
@@ -34,27 +33,10 @@ export interface FapiGuardExpress {
 
 /** Writes a refusal: status, challenge headers and the short JSON body. */
 export function sendGuardError(res: Response, error: GuardError): void {
-  res.status(error.status);
-  for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
-  res.json(error.body);
-}
-
-/** The core's view of an Express request, or `undefined` when its URL cannot be trusted. */
-export function toGuardRequest(guard: Guard, req: Request): GuardRequest | { error: string } {
-  const headers = headersFromRaw(req.rawHeaders);
-  const socket = req.socket as Partial<TLSSocket>;
-  const url = guard.requestUrl({
-    encrypted: socket.encrypted === true,
-    remoteAddress: req.socket.remoteAddress,
-    // originalUrl keeps the mount path of routers (req.url loses it).
-    path: req.originalUrl,
-    headers,
-  });
-  if (!url.ok) return { error: url.detail };
-  const request: GuardRequest = { method: req.method, url: url.url, headers, body: req.body };
-  const cert = socket.encrypted && typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-  if (cert?.raw) request.clientCertificate = new Uint8Array(cert.raw);
-  return request;
+  const { status, headers, body } = errorResponse(error);
+  res.status(status);
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.end(body);
 }
 
 /**
@@ -71,11 +53,12 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardExpress {
   return {
     guard,
     protect(policy?: RoutePolicy): RequestHandler {
-      const compiled: CompiledPolicy = guard.policy(policy);
+      const compiled = guard.policy(policy);
       return (req: Request, res: Response, next: NextFunction) => {
-        const request = toGuardRequest(guard, req);
-        if ('error' in request) {
-          sendGuardError(res, guard.refuse('request_host_unknown', request.error, compiled));
+        // originalUrl keeps the mount path of routers (req.url loses it).
+        const request = guardRequestFromNode(guard, req, { path: req.originalUrl, body: req.body }, compiled);
+        if (isGuardError(request)) {
+          sendGuardError(res, request);
           return;
         }
         guard.check(request, compiled).then((result) => {

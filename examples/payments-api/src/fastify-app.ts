@@ -1,0 +1,31 @@
+/** The example payments API on Fastify, with the same routes as the Express one. */
+import type { GuardOptions } from '@fapi-guard/core';
+import { fapiGuard } from '@fapi-guard/fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { type Answer, type ApiOptions, PaymentsService, routePolicies } from './payments.js';
+
+function reply(res: FastifyReply, answer: Answer): FastifyReply {
+  if (answer.location) res.header('location', answer.location);
+  return res.code(answer.status).send(answer.body);
+}
+
+export async function createFastifyPaymentsApi(options: ApiOptions & { guard: GuardOptions }): Promise<FastifyInstance> {
+  const policy = routePolicies(options);
+  const service = new PaymentsService();
+  const app = Fastify({ bodyLimit: 16 * 1024 });
+  await app.register(fapiGuard, options.guard);
+  const subject = (request: { auth: { subject: string } | null }) => request.auth?.subject ?? '';
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/accounts', { config: { fapi: policy.accounts } }, async (req, res) => reply(res, service.listAccounts(subject(req))));
+  app.get<{ Params: { id: string } }>('/accounts/:id', { config: { fapi: policy.accounts } }, async (req, res) =>
+    reply(res, service.getAccount(subject(req), req.params.id)),
+  );
+  app.post('/payments', { config: { fapi: policy.createPayment } }, async (req, res) =>
+    reply(res, service.createPayment(subject(req), req.body)),
+  );
+  app.get<{ Params: { id: string } }>('/payments/:id', { config: { fapi: policy.readPayment } }, async (req, res) =>
+    reply(res, service.getPayment(subject(req), req.params.id)),
+  );
+  return app;
+}

@@ -1,0 +1,90 @@
+/**
+ * The example's domain, shared by the Express, Koa and Fastify versions: accounts, payments
+ * in memory (per subject of the access token), and the policy of each route.
+ */
+import { randomUUID } from 'node:crypto';
+import type { RoutePolicy } from '@fapi-guard/core';
+
+export interface ApiOptions {
+  /** Accept unbound bearer tokens on every route (outside the FAPI profile). @default false */
+  allowBearer?: boolean;
+  /** Require a server DPoP nonce on `POST /payments` (RFC 9449 §9). @default true */
+  paymentNonce?: boolean;
+}
+
+/** The policy of each protected route. */
+export function routePolicies(options: ApiOptions) {
+  const allowBearer = options.allowBearer === true;
+  return {
+    accounts: { scopes: ['accounts'], allowBearer },
+    createPayment: { scopes: ['payments:write'], allowBearer, dpopNonce: options.paymentNonce !== false },
+    readPayment: { scopes: ['payments:read'], allowBearer },
+  } satisfies Record<string, RoutePolicy>;
+}
+
+/** A handler's answer, written by each framework in its own way. */
+export interface Answer {
+  status: number;
+  body: unknown;
+  location?: string;
+}
+
+interface Payment {
+  id: string;
+  status: 'AcceptedSettlementInProcess';
+  amount: { amount: string; currency: string };
+  creditorAccount: string;
+  createdAt: string;
+}
+
+const AMOUNT = /^\d{1,13}\.\d{2}$/;
+const CURRENCY = /^[A-Z]{3}$/;
+
+function accountsOf(subject: string) {
+  return [
+    { id: 'acc-001', owner: subject, currency: 'EUR', balance: '1520.34', name: 'Current account' },
+    { id: 'acc-002', owner: subject, currency: 'EUR', balance: '10250.00', name: 'Savings account' },
+  ];
+}
+
+export class PaymentsService {
+  private readonly payments = new Map<string, Payment & { owner: string }>();
+
+  listAccounts(subject: string): Answer {
+    return { status: 200, body: { data: accountsOf(subject) } };
+  }
+
+  getAccount(subject: string, id: string): Answer {
+    const account = accountsOf(subject).find((a) => a.id === id);
+    return account ? { status: 200, body: { data: account } } : { status: 404, body: { error: 'not_found' } };
+  }
+
+  createPayment(subject: string, input: unknown): Answer {
+    const body = input as { amount?: { amount?: unknown; currency?: unknown }; creditorAccount?: unknown } | undefined;
+    const amount = body?.amount?.amount;
+    const currency = body?.amount?.currency;
+    const creditor = body?.creditorAccount;
+    if (typeof amount !== 'string' || !AMOUNT.test(amount) || typeof currency !== 'string' || !CURRENCY.test(currency)) {
+      return { status: 400, body: { error: 'invalid_payment', error_description: 'amount must be { amount: "12.34", currency: "EUR" }' } };
+    }
+    if (typeof creditor !== 'string' || creditor.length === 0 || creditor.length > 64) {
+      return { status: 400, body: { error: 'invalid_payment', error_description: 'creditorAccount is required' } };
+    }
+    const payment: Payment = {
+      id: randomUUID(),
+      status: 'AcceptedSettlementInProcess',
+      amount: { amount, currency },
+      creditorAccount: creditor,
+      createdAt: new Date().toISOString(),
+    };
+    this.payments.set(payment.id, { ...payment, owner: subject });
+    return { status: 201, body: { data: payment }, location: `/payments/${payment.id}` };
+  }
+
+  getPayment(subject: string, id: string): Answer {
+    const payment = this.payments.get(id);
+    if (!payment || payment.owner !== subject) return { status: 404, body: { error: 'not_found' } };
+    const { owner: _owner, ...data } = payment;
+    return { status: 200, body: { data } };
+  }
+}

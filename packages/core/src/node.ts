@@ -1,0 +1,58 @@
+/**
+ * The seam between Node's HTTP server and the core: every adapter (Express, Koa, Fastify) hands
+ * over the Node `IncomingMessage` it wraps, and writes back the response the core describes.
+ * Keeping this here is what makes the three adapters behave byte-for-byte alike.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { GuardError } from './errors.js';
+import type { Guard } from './guard.js';
+import type { CompiledPolicy } from './policy.js';
+import { type GuardRequest, headersFromRaw } from './request.js';
+
+export interface NodeRequestParts {
+  /** The request target the client sent (path and query), before any router rewrote it. */
+  path: string;
+  /** The body, when a parser already read it (only inspected to refuse an `access_token` in it). */
+  body?: unknown;
+}
+
+/**
+ * The core's view of a Node request: raw header lines (Node keeps only the first
+ * `Authorization` in `req.headers`), the absolute URL from the guard's origin rules, and the
+ * client certificate of a TLS connection. A request whose URL cannot be trusted is refused.
+ */
+export function guardRequestFromNode(
+  guard: Guard,
+  req: IncomingMessage,
+  parts: NodeRequestParts,
+  policy?: CompiledPolicy,
+): GuardRequest | GuardError {
+  const headers = headersFromRaw(req.rawHeaders);
+  const socket = req.socket as Partial<TLSSocket>;
+  const encrypted = socket.encrypted === true;
+  const url = guard.requestUrl({ encrypted, remoteAddress: req.socket.remoteAddress, path: parts.path, headers });
+  if (!url.ok) return guard.refuse('request_host_unknown', url.detail, policy);
+  const request: GuardRequest = { method: req.method ?? 'GET', url: url.url, headers, body: parts.body };
+  if (encrypted && typeof socket.getPeerCertificate === 'function') {
+    const cert = socket.getPeerCertificate();
+    if (cert?.raw) request.clientCertificate = new Uint8Array(cert.raw);
+  }
+  return request;
+}
+
+/** What an adapter writes for a refusal: status, headers and the JSON body text. */
+export interface ResponseParts {
+  status: number;
+  headers: Readonly<Record<string, string>>;
+  /** Serialised once here so every adapter sends the same bytes. */
+  body: string;
+}
+
+export function errorResponse(error: GuardError): ResponseParts {
+  return {
+    status: error.status,
+    headers: { ...error.headers, 'content-type': 'application/json; charset=utf-8' },
+    body: JSON.stringify(error.body),
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * Koa 2/3 adapter: hands the Node request to the core and writes the core's response.
+ * No protocol logic lives here.
+ */
+import {
+  type Authorized,
+  createGuard,
+  errorResponse,
+  type Guard,
+  type GuardError,
+  type GuardOptions,
+  guardRequestFromNode,
+  isGuardError,
+  type RoutePolicy,
+} from '@fapi-guard/core';
+import type { Context, Middleware, Next } from 'koa';
+
+declare module 'koa' {
+  interface DefaultState {
+    /** Set by `protect()` when the request passed every check. */
+    auth?: Authorized;
+  }
+}
+
+export interface FapiGuardKoa {
+  /** The framework-free guard behind the middleware. */
+  readonly guard: Guard;
+  /** Middleware that lets through only requests that satisfy `policy`; sets `ctx.state.auth`. */
+  protect(policy?: RoutePolicy): Middleware;
+}
+
+/** Writes a refusal: status, challenge headers and the short JSON body. */
+export function sendGuardError(ctx: Context, error: GuardError): void {
+  const { status, headers, body } = errorResponse(error);
+  ctx.status = status;
+  ctx.body = body;
+  // Set after the body: Koa infers text/plain for a string body.
+  ctx.set(headers);
+}
+
+/**
+ * Creates the guard once (options are validated here, at start-up) and returns the
+ * middleware factory. Works with `@koa/router`.
+ *
+ * ```ts
+ * const fapi = fapiGuard({ issuer: 'https://as.bank.example', audience: 'https://api.bank.example' });
+ * router.get('/accounts', fapi.protect({ scopes: ['accounts'] }), (ctx) => { ctx.body = ctx.state.auth?.subject; });
+ * ```
+ */
+export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
+  const guard = 'check' in options ? options : createGuard(options);
+  return {
+    guard,
+    protect(policy?: RoutePolicy): Middleware {
+      const compiled = guard.policy(policy);
+      return async (ctx: Context, next: Next) => {
+        const body = (ctx.request as { body?: unknown }).body;
+        const request = guardRequestFromNode(guard, ctx.req, { path: ctx.originalUrl, body }, compiled);
+        if (isGuardError(request)) {
+          sendGuardError(ctx, request);
+          return;
+        }
+        const result = await guard.check(request, compiled);
+        if (!result.ok) {
+          sendGuardError(ctx, result);
+          return;
+        }
+        ctx.set(result.headers);
+        ctx.state.auth = result;
+        await next();
+      };
+    },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * The same protected API on Express, Koa and Fastify, listening on 127.0.0.1, for suites that
+ * must see identical behaviour from the three adapters.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Authorized, GuardOptions } from '@fapi-guard/core';
+import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { fapiGuard as koaGuard } from '@fapi-guard/koa';
+import formbody from '@fastify/formbody';
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import express from 'express';
+import Fastify from 'fastify';
+import Koa from 'koa';
+
+export type Framework = 'express' | 'koa' | 'fastify';
+export const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify'];
+
+export interface StartedApp {
+  framework: Framework;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Routes of every app: what each requires. */
+export const ROUTES = {
+  accounts: { scopes: ['accounts'] },
+  mixed: { scopes: ['accounts'], allowBearer: true },
+  nonce: { scopes: ['accounts'], dpopNonce: true },
+  payments: { scopes: ['payments:write'] },
+  either: { anyScopes: ['payments:read', 'payments:write'] },
+} as const;
+
+const echo = (auth: Authorized | null | undefined) => ({ clientId: auth?.clientId, scopes: auth?.scopes, binding: auth?.binding });
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function closer(server: Server): () => Promise<void> {
+  return () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+}
+
+export async function startApp(framework: Framework, options: GuardOptions): Promise<StartedApp> {
+  if (framework === 'express') {
+    const fapi = expressGuard(options);
+    const app = express();
+    app.disable('x-powered-by');
+    app.disable('etag');
+    app.use(express.urlencoded({ extended: false }));
+    app.all('/accounts', fapi.protect(ROUTES.accounts), (req, res) => void res.json(echo(req.auth)));
+    app.get('/mixed', fapi.protect(ROUTES.mixed), (req, res) => void res.json(echo(req.auth)));
+    app.get('/nonce', fapi.protect(ROUTES.nonce), (req, res) => void res.json(echo(req.auth)));
+    app.post('/payments', fapi.protect(ROUTES.payments), (req, res) => void res.status(201).json(echo(req.auth)));
+    app.get('/either', fapi.protect(ROUTES.either), (req, res) => void res.json(echo(req.auth)));
+    const server = app.listen(0, '127.0.0.1');
+    return { framework, url: await listen(server), close: closer(server) };
+  }
+  if (framework === 'koa') {
+    const fapi = koaGuard(options);
+    const app = new Koa();
+    const router = new Router();
+    router.all('/accounts', fapi.protect(ROUTES.accounts), (ctx) => {
+      ctx.body = echo(ctx.state.auth);
+    });
+    router.get('/mixed', fapi.protect(ROUTES.mixed), (ctx) => {
+      ctx.body = echo(ctx.state.auth);
+    });
+    router.get('/nonce', fapi.protect(ROUTES.nonce), (ctx) => {
+      ctx.body = echo(ctx.state.auth);
+    });
+    router.post('/payments', fapi.protect(ROUTES.payments), (ctx) => {
+      ctx.status = 201;
+      ctx.body = echo(ctx.state.auth);
+    });
+    router.get('/either', fapi.protect(ROUTES.either), (ctx) => {
+      ctx.body = echo(ctx.state.auth);
+    });
+    app.use(bodyParser({ enableTypes: ['form', 'json'] }));
+    app.use(router.routes());
+    const server = app.listen(0, '127.0.0.1');
+    return { framework, url: await listen(server), close: closer(server) };
+  }
+  const app = Fastify();
+  await app.register(formbody);
+  await app.register(fastifyPlugin, options);
+  app.all('/accounts', { config: { fapi: ROUTES.accounts } }, async (request) => echo(request.auth));
+  app.get('/mixed', { config: { fapi: ROUTES.mixed } }, async (request) => echo(request.auth));
+  app.get('/nonce', { preHandler: app.fapi.protect(ROUTES.nonce) }, async (request) => echo(request.auth));
+  app.post('/payments', { config: { fapi: ROUTES.payments } }, async (request, reply) => reply.code(201).send(echo(request.auth)));
+  app.get('/either', { config: { fapi: ROUTES.either } }, async (request) => echo(request.auth));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as AddressInfo).port;
+  return { framework, url: `http://127.0.0.1:${port}`, close: () => app.close() };
+}

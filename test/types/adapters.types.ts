@@ -1,0 +1,62 @@
+/**
+ * Type tests for the public surface of the adapters, checked by `npm run typecheck`
+ * (`tsc -p test/tsconfig.json`). Each `@ts-expect-error` must be an error, or tsc fails.
+ * Nothing here runs.
+ */
+import type { Authorized, Binding, GuardError } from '@fapi-guard/core';
+import { createGuard } from '@fapi-guard/core';
+import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { fapiGuard as koaGuard } from '@fapi-guard/koa';
+import express from 'express';
+import Fastify from 'fastify';
+import Koa from 'koa';
+
+const options = { issuer: 'https://as.example.com', audience: 'https://rs.example.com' };
+
+// Express: req.auth is Authorized | undefined.
+const fapi = expressGuard(options);
+express().get('/accounts', fapi.protect({ scopes: ['accounts'] }), (req, res) => {
+  const auth: Authorized | undefined = req.auth;
+  const binding: Binding | undefined = auth?.binding;
+  // @ts-expect-error req.auth may be undefined on unprotected routes
+  const subject: string = req.auth.subject;
+  res.json({ binding, subject });
+});
+// @ts-expect-error scopes are strings
+fapi.protect({ scopes: [1] });
+// @ts-expect-error unknown policy member
+fapi.protect({ scope: ['accounts'] });
+
+// Koa: ctx.state.auth is Authorized | undefined.
+const koa = koaGuard(options);
+new Koa().use(koa.protect({ anyScopes: ['a', 'b'], dpopNonce: true })).use((ctx) => {
+  const auth: Authorized | undefined = ctx.state.auth;
+  ctx.body = auth?.clientId;
+});
+
+// Fastify: request.auth is Authorized | null; route config carries the policy.
+const app = Fastify();
+void app.register(fastifyPlugin, options);
+app.get('/accounts', { config: { fapi: { scopes: ['accounts'], claims: { acr: { equals: 'urn:x' } } } } }, async (request) => {
+  const auth: Authorized | null = request.auth;
+  return { client: auth?.clientId };
+});
+app.get('/payments', { preHandler: app.fapi.protect({ scopes: ['payments:read'] }) }, async (request) => request.auth?.scopes);
+// @ts-expect-error allowBearer is a boolean
+app.get('/x', { config: { fapi: { allowBearer: 'yes' } } }, async () => 'x');
+
+// Core: the result is a discriminated union.
+async function check(): Promise<void> {
+  const guard = createGuard(options);
+  const result = await guard.check({ method: 'GET', url: 'https://rs.example.com/', headers: {} });
+  if (result.ok) {
+    const a: Authorized = result;
+    void a;
+  } else {
+    const e: GuardError = result;
+    const status: 400 | 401 | 403 | 503 = e.status;
+    void status;
+  }
+}
+void check;
