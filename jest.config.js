@@ -1,7 +1,7 @@
 // One Jest run over every package's unit tests and the cross-package suites in test/.
 // ESM-only dependencies are transformed (Jest cannot require() ESM before Node 24.9);
 // see ../shared/TOOLCHAIN.md.
-const esmOnly = ['jose', 'oauth4webapi', 'dpop', 'oidc-provider', 'cookie'];
+const esmOnly = ['jose', 'oauth4webapi', 'dpop', 'oidc-provider', 'cookie', 'structured-headers'];
 
 /** @type {import('jest').Config} */
 module.exports = {

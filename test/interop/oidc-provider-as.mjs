@@ -1,9 +1,14 @@
 // A real authorization server for the interop suite: oidc-provider (npm) on a free loopback
-// port, issuing DPoP-bound RFC 9068 JWT access tokens for the client_credentials grant with a
-// resource indicator (RFC 8707). Run as its own process (oidc-provider is ESM-only), with the
-// resource identifier as its argument; it prints
-// one JSON line { issuer } when ready.
+// port, issuing sender-constrained RFC 9068 JWT access tokens for the client_credentials grant
+// with a resource indicator (RFC 8707): DPoP-bound (RFC 9449) when the client sends a proof,
+// certificate-bound (RFC 8705) when it serves HTTPS and the client presents a certificate.
+// Run as its own process (oidc-provider is ESM-only):
+//   node oidc-provider-as.mjs <resource> [<tls.json with { cert, key }>]
+// It prints one JSON line { issuer } when ready.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
 
@@ -11,9 +16,11 @@ const resource = process.argv[2] ?? 'https://rs.example.com';
 const { privateKey } = await generateKeyPair('ES256', { extractable: true });
 const signingKey = { ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'interop-es256' };
 
-const server = createServer();
+const tls = process.argv[3] ? JSON.parse(readFileSync(process.argv[3], 'utf8')) : undefined;
+// With TLS the server asks for client certificates and accepts any (RFC 8705 §6.2: self-signed is fine).
+const server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: false }) : createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-const issuer = `http://127.0.0.1:${server.address().port}`;
+const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
 
 const provider = new Provider(issuer, {
   clients: [
@@ -25,6 +32,7 @@ const provider = new Provider(issuer, {
       response_types: [],
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'ES256',
+      tls_client_certificate_bound_access_tokens: Boolean(tls),
     },
   ],
   jwks: { keys: [signingKey] },
@@ -33,6 +41,14 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     dPoP: { enabled: true },
+    mTLS: {
+      enabled: Boolean(tls),
+      certificateBoundAccessTokens: true,
+      getCertificate(ctx) {
+        const peer = ctx.socket.getPeerCertificate?.();
+        return peer?.raw ? new X509Certificate(peer.raw).toString() : undefined;
+      },
+    },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => resource,

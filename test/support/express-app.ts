@@ -1,4 +1,5 @@
 /** An Express app protected by fapi-guard, listening on 127.0.0.1, for HTTP-level tests. */
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { DecisionEvent, GuardOptions } from '@fapi-guard/core';
 import { type FapiGuardExpress, fapiGuard } from '@fapi-guard/express';
@@ -15,7 +16,12 @@ export interface RunningApp {
  * Starts an app with the guard options given and routes mounted by `mount`
  * (default: `GET /accounts` needing scope `accounts`, bearer allowed, echoing `req.auth`).
  */
-export async function startExpressApp(options: GuardOptions, mount?: (app: Express, fapi: FapiGuardExpress) => void): Promise<RunningApp> {
+export async function startExpressApp(
+  options: GuardOptions,
+  mount?: (app: Express, fapi: FapiGuardExpress) => void,
+  /** Serve HTTPS with this certificate, asking clients for theirs (any, unverified: RFC 8705 §6.2). */
+  tls?: { cert: string; key: string },
+): Promise<RunningApp> {
   const decisions: DecisionEvent[] = [];
   const fapi = fapiGuard({ ...options, onDecision: (e) => decisions.push(e) });
   const app = express();
@@ -23,14 +29,21 @@ export async function startExpressApp(options: GuardOptions, mount?: (app: Expre
   if (mount) mount(app, fapi);
   else {
     app.all('/accounts', fapi.protect({ scopes: ['accounts'], allowBearer: true }), (req, res) => {
-      res.json({ clientId: req.auth?.clientId, scopes: req.auth?.scopes, binding: req.auth?.binding });
+      res.json({
+        clientId: req.auth?.clientId,
+        scopes: req.auth?.scopes,
+        binding: req.auth?.binding,
+        certificate: req.auth?.certificate && { source: req.auth.certificate.source, chain: req.auth.certificate.chain?.length },
+      });
     });
   }
-  const server = app.listen(0, '127.0.0.1');
+  const server = tls
+    ? createHttpsServer({ ...tls, requestCert: true, rejectUnauthorized: false }, app).listen(0, '127.0.0.1')
+    : app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     fapi,
     decisions,
     close: () =>

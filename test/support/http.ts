@@ -3,12 +3,15 @@
  * (two `Authorization` or `DPoP` headers), raw methods, and bodies with any content type.
  */
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 export interface SendOptions {
   method?: string;
   /** A string[] value is sent as that many header lines. */
   headers?: Record<string, string | string[]>;
   body?: string;
+  /** For https URLs: the client certificate and key to present, and the CA to trust. */
+  tls?: { cert?: string; key?: string; ca?: string };
 }
 
 export interface Received {
@@ -22,7 +25,8 @@ export interface Received {
 
 export function send(url: string, options: SendOptions = {}): Promise<Received> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'GET', timeout: 10_000 }, (res) => {
+    const common = { method: options.method ?? 'GET', timeout: 10_000 };
+    const onResponse = (res: import('node:http').IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -35,7 +39,10 @@ export function send(url: string, options: SendOptions = {}): Promise<Received> 
         }
         resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, text, json });
       });
-    });
+    };
+    const req = url.startsWith('https:')
+      ? httpsRequest(url, { ...common, ...options.tls, agent: false }, onResponse)
+      : httpRequest(url, common, onResponse);
     req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
     req.on('error', reject);
     for (const [name, value] of Object.entries(options.headers ?? {})) req.setHeader(name, value);

@@ -1,4 +1,7 @@
 /** The example's configuration, read from the environment. */
+import { readFileSync } from 'node:fs';
+import type { ClientCertificateFormat } from '@fapi-guard/core';
+
 export type Framework = 'express' | 'koa' | 'fastify';
 
 export interface ExampleConfig {
@@ -18,6 +21,14 @@ export interface ExampleConfig {
   allowBearer: boolean;
   /** `FAPI_DPOP_NONCE_SECRET`: shared nonce secret (≥ 32 bytes) for several instances. */
   nonceSecret: string | undefined;
+  /** `TLS_CERT` / `TLS_KEY` (PEM files): serve HTTPS and ask clients for certificates (RFC 8705). */
+  tls: { cert: string; key: string } | undefined;
+  /**
+   * `FAPI_CLIENT_CERT_HEADER` (e.g. `client-cert`): take client certificates from this header of
+   * a trusted TLS-terminating proxy; `FAPI_CLIENT_CERT_FORMAT` (`rfc9440`, `nginx`, `envoy`) and
+   * `FAPI_CLIENT_CERT_TRUSTED_PEERS` (comma-separated IPs/CIDRs, default loopback) go with it.
+   */
+  clientCert: { header: string; format: ClientCertificateFormat; trustedPeers: string[] } | undefined;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
@@ -37,5 +48,19 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
     publicUrl,
     allowBearer: env.FAPI_ALLOW_BEARER === 'true',
     nonceSecret: env.FAPI_DPOP_NONCE_SECRET || undefined,
+    tls: readTls(env),
+    clientCert: env.FAPI_CLIENT_CERT_HEADER
+      ? {
+          header: env.FAPI_CLIENT_CERT_HEADER,
+          format: (env.FAPI_CLIENT_CERT_FORMAT || 'rfc9440') as ClientCertificateFormat,
+          trustedPeers: (env.FAPI_CLIENT_CERT_TRUSTED_PEERS || '127.0.0.1,::1').split(',').map((p) => p.trim()),
+        }
+      : undefined,
   };
+}
+
+function readTls(env: NodeJS.ProcessEnv): ExampleConfig['tls'] {
+  if (!env.TLS_CERT && !env.TLS_KEY) return undefined;
+  if (!env.TLS_CERT || !env.TLS_KEY) throw new Error('set both TLS_CERT and TLS_KEY (PEM files), or neither');
+  return { cert: readFileSync(env.TLS_CERT, 'utf8'), key: readFileSync(env.TLS_KEY, 'utf8') };
 }

@@ -1,4 +1,5 @@
 /** The example payments API on Fastify, with the same routes as the Express one. */
+import type { ServerOptions } from 'node:https';
 import type { GuardOptions } from '@fapi-guard/core';
 import { fapiGuard } from '@fapi-guard/fastify';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
@@ -9,10 +10,14 @@ function reply(res: FastifyReply, answer: Answer): FastifyReply {
   return res.code(answer.status).send(answer.body);
 }
 
-export async function createFastifyPaymentsApi(options: ApiOptions & { guard: GuardOptions }): Promise<FastifyInstance> {
+export async function createFastifyPaymentsApi(
+  options: ApiOptions & { guard: GuardOptions },
+  /** Serve HTTPS with these `https.createServer` options. */
+  https?: ServerOptions,
+): Promise<FastifyInstance> {
   const policy = routePolicies(options);
   const service = new PaymentsService();
-  const app = Fastify({ bodyLimit: 16 * 1024 });
+  const app = (https ? Fastify({ bodyLimit: 16 * 1024, https }) : Fastify({ bodyLimit: 16 * 1024 })) as unknown as FastifyInstance;
   await app.register(fapiGuard, options.guard);
   const subject = (request: { auth: { subject: string } | null }) => request.auth?.subject ?? '';
 

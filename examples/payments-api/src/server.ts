@@ -1,7 +1,8 @@
 /** Starts the example API (and, without an issuer, the embedded MockIssuer) from a configuration. */
-import type { Server } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { DecisionEvent, GuardOptions } from '@fapi-guard/core';
+import type { DecisionEvent, GuardOptions, IssuerConfig } from '@fapi-guard/core';
 import { MockIssuer } from '@fapi-guard/testing';
 import { createPaymentsApi } from './app.js';
 import type { ExampleConfig } from './config.js';
@@ -17,11 +18,20 @@ export interface RunningExample {
   close(): Promise<void>;
 }
 
-export async function startExample(config: ExampleConfig, onDecision?: (e: DecisionEvent) => void): Promise<RunningExample> {
+export async function startExample(
+  config: ExampleConfig,
+  onDecision?: (e: DecisionEvent) => void,
+  /** Replaces the issuer configuration built from `config` (e.g. a static key set). */
+  overrides: { issuer?: IssuerConfig } = {},
+): Promise<RunningExample> {
   const mock = config.issuer ? undefined : await MockIssuer.start({ audience: config.audience });
   const issuer = config.issuer ?? (mock as MockIssuer).issuer;
   const guard: GuardOptions = {
-    issuer: config.jwksUri ? { issuer, jwksUri: config.jwksUri } : issuer,
+    issuer: overrides.issuer ?? (config.jwksUri ? { issuer, jwksUri: config.jwksUri } : issuer),
+    // Certificate-bound tokens over our own TLS listener, or from a trusted proxy's header.
+    mtls: config.clientCert
+      ? { proxy: { header: config.clientCert.header, format: config.clientCert.format, trustedPeers: config.clientCert.trustedPeers } }
+      : config.tls !== undefined,
     audience: config.audience,
     publicUrl: config.publicUrl,
     dpop: config.nonceSecret ? { nonce: { secret: config.nonceSecret } } : {},
@@ -30,7 +40,7 @@ export async function startExample(config: ExampleConfig, onDecision?: (e: Decis
   const server = await listen(config, { guard, allowBearer: config.allowBearer });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+    url: `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
     issuer,
     mock,
     async close() {
@@ -43,14 +53,18 @@ export async function startExample(config: ExampleConfig, onDecision?: (e: Decis
 
 /** Builds the chosen framework's app and listens; every version serves the same routes. */
 async function listen(config: ExampleConfig, options: { guard: GuardOptions; allowBearer: boolean }): Promise<Server> {
+  // With TLS, client certificates are requested and any is accepted: proof of possession needs
+  // no CA check (RFC 8705 §6.2); the token's cnf decides which certificate is the right one.
+  const tls = config.tls && { ...config.tls, requestCert: true, rejectUnauthorized: false };
   if (config.framework === 'fastify') {
-    const app = await createFastifyPaymentsApi(options);
+    const app = await createFastifyPaymentsApi(options, tls);
     await app.listen({ port: config.port, host: config.host });
-    return app.server;
+    return app.server as Server;
   }
-  const app = config.framework === 'koa' ? createKoaPaymentsApi(options) : createPaymentsApi(options);
+  const handler = config.framework === 'koa' ? createKoaPaymentsApi(options).callback() : createPaymentsApi(options);
+  const server: Server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
   return new Promise((resolve, reject) => {
-    const server: Server = app.listen(config.port, config.host, () => resolve(server));
     server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve(server));
   });
 }

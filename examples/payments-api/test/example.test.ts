@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { DpopClient } from '@fapi-guard/testing';
+import { clientCertHeader, createCertificate, DpopClient } from '@fapi-guard/testing';
 import { readConfig } from '../src/config';
 import { type RunningExample, startExample } from '../src/server';
 
@@ -116,5 +116,27 @@ describe.each(['express', 'koa', 'fastify'] as const)('routes on %s', (framework
     expect((await call('GET', `/payments/${id}`, 'payments:write')).status).toBe(403);
     expect((await call('POST', '/payments', 'payments:read', payment)).status).toBe(403);
     expect((await call('POST', '/payments', 'payments:write', { amount: { amount: '1', currency: 'EUR' } })).status).toBe(400);
+  });
+});
+
+describe('certificate-bound tokens from a trusted proxy (FAPI_CLIENT_CERT_HEADER)', () => {
+  it('accepts a token bound to the certificate the proxy forwards, and nothing else', async () => {
+    const api = await startExample({
+      ...readConfig({ FAPI_CLIENT_CERT_HEADER: 'client-cert' }),
+      port: 0,
+      audience: 'https://payments.example',
+      publicUrl: 'https://payments.example',
+    });
+    try {
+      const cert = await createCertificate();
+      const token = await api.mock?.mint({ scope: 'accounts', x5t: cert.x5t, audience: 'https://payments.example' });
+      const call = (value: string) => fetch(`${api.url}/accounts`, { headers: { authorization: `Bearer ${token}`, 'client-cert': value } });
+      const ok = await call(clientCertHeader(cert.der));
+      expect(ok.status).toBe(200);
+      expect(ok.headers.get('cache-control')).toBe('no-store');
+      expect((await call(clientCertHeader((await createCertificate()).der))).status).toBe(401);
+    } finally {
+      await api.close();
+    }
   });
 });

@@ -51,6 +51,7 @@ export type GuardErrorReason =
   | 'dpop_nonce_required'
   | 'certificate_missing'
   | 'certificate_mismatch'
+  | 'certificate_not_allowed'
   // authorization (RFC 6750 §3.1, FAPI 2.0 §5.3.4 #4)
   | 'scope_insufficient'
   | 'claim_check_failed'
@@ -159,6 +160,12 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     status: 401,
     error: 'invalid_token',
     description: 'The access token is not bound to this client certificate',
+  },
+  // RFC 9440 §2.4 / CCH-07: a certificate refused by policy is 403; a PoP mismatch stays 401.
+  certificate_not_allowed: {
+    status: 403,
+    error: 'insufficient_scope',
+    description: 'The client certificate is not allowed for this resource',
   },
   scope_insufficient: {
     status: 403,

@@ -3,7 +3,7 @@
  * credentials, token, binding, policy — and turns every outcome into a value.
  */
 import { DpopVerifier } from './binding/dpop.js';
-import { certificateThumbprint } from './binding/mtls.js';
+import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
 import { readCredentials } from './credentials.js';
 import { type AuthScheme, GuardError, type GuardErrorReason, renderChallenges } from './errors.js';
@@ -29,6 +29,23 @@ export interface Authorized {
   readonly binding: Binding;
   /** Headers to add to the successful response (e.g. the next `DPoP-Nonce`). */
   readonly headers: Readonly<Record<string, string>>;
+  /** The client certificate a certificate-bound token was checked against (RFC 8705). */
+  readonly certificate?: ClientCertificate;
+}
+
+interface Bound {
+  ok: true;
+  binding: Binding;
+  headers: Record<string, string>;
+  certificate?: ClientCertificate;
+}
+
+function acceptsCertificate(rule: (certificate: ClientCertificate) => boolean, certificate: ClientCertificate): boolean {
+  try {
+    return rule(certificate) === true;
+  } catch {
+    return false;
+  }
 }
 
 export interface Guard {
@@ -56,6 +73,8 @@ interface Refusal {
   retryAfterMs?: number;
   /** A DPoP nonce to send with the refusal (`use_dpop_nonce`, RFC 9449 §9). */
   nonce?: string;
+  /** Something an operator should know (e.g. an ignored certificate header). */
+  note?: string;
   token?: VerifiedAccessToken;
 }
 
@@ -74,6 +93,7 @@ export function createGuard(options: GuardOptions): Guard {
     nonces: new DpopNonces(opts.dpop.nonce, opts.now),
     now: opts.now,
   });
+  const certificates = new CertificateSource(opts.mtls);
   const jwt = new JwtAccessTokenVerifier({
     issuers,
     audiences: opts.audiences,
@@ -91,7 +111,8 @@ export function createGuard(options: GuardOptions): Guard {
   }
 
   function schemesOf(policy: CompiledPolicy): AuthScheme[] {
-    return policy.allowBearer ? ['DPoP', 'Bearer'] : ['DPoP'];
+    // mTLS-bound tokens travel with the Bearer scheme (RFC 8705 §3).
+    return policy.allowBearer || opts.mtls ? ['DPoP', 'Bearer'] : ['DPoP'];
   }
 
   function toError(refusal: Refusal, policy: CompiledPolicy): GuardError {
@@ -135,7 +156,8 @@ export function createGuard(options: GuardOptions): Guard {
       subject: claims.sub,
       issuer: claims.iss,
       binding: bound.binding,
-      headers: bound.nonce ? { 'dpop-nonce': bound.nonce, 'cache-control': 'no-store', ...EXPOSE } : {},
+      headers: bound.headers,
+      ...(bound.certificate ? { certificate: bound.certificate } : {}),
     };
   }
 
@@ -149,11 +171,11 @@ export function createGuard(options: GuardOptions): Guard {
     accessToken: string,
     token: VerifiedAccessToken,
     policy: CompiledPolicy,
-  ): Promise<{ ok: true; binding: Binding; nonce?: string } | Refusal> {
+  ): Promise<Bound | Refusal> {
     const jkt = token.claims.cnf?.jkt;
     const x5t = token.claims.cnf?.['x5t#S256'];
-    let binding: Binding | undefined;
-    let nonce: string | undefined;
+    const bound: Bound = { ok: true, binding: { type: 'bearer' }, headers: {} };
+    let constrained = false;
     if (scheme === 'DPoP') {
       const proof = await dpop.verify({
         proofs: headerLines(request.headers, 'dpop'),
@@ -164,25 +186,40 @@ export function createGuard(options: GuardOptions): Guard {
         boundJkt: typeof jkt === 'string' ? jkt : undefined,
       });
       if (!proof.ok) return proof;
-      binding = { type: 'dpop', jkt: proof.jkt };
-      nonce = proof.nextNonce;
+      bound.binding = { type: 'dpop', jkt: proof.jkt };
+      constrained = true;
+      if (proof.nextNonce) Object.assign(bound.headers, { 'dpop-nonce': proof.nextNonce, 'cache-control': 'no-store', ...EXPOSE });
     } else if (jkt !== undefined) {
       // RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is a downgrade.
       return { reason: 'binding_downgrade', detail: 'cnf.jkt token sent with the Bearer scheme' };
     }
     if (x5t !== undefined) {
-      // RFC 8705 §3: the certificate of this connection must be the one the token is bound to.
-      if (!request.clientCertificate) return { reason: 'certificate_missing', detail: 'cnf.x5t#S256 token without a client certificate' };
-      const thumbprint = certificateThumbprint(request.clientCertificate);
-      if (thumbprint !== x5t) return { reason: 'certificate_mismatch', detail: 'client certificate thumbprint differs from cnf.x5t#S256' };
-      binding ??= { type: 'mtls', x5t: thumbprint };
+      // RFC 8705 §3: the client certificate must be the one the token is bound to.
+      const { certificate, note } = certificates.lookup(request);
+      if (!certificate) return { reason: 'certificate_missing', detail: 'cnf.x5t#S256 token without a client certificate', note };
+      if (certificate.thumbprint !== x5t) {
+        return { reason: 'certificate_mismatch', detail: `${certificate.source} certificate thumbprint differs from cnf.x5t#S256`, note };
+      }
+      if (policy.clientCertificate && !acceptsCertificate(policy.clientCertificate, certificate)) {
+        return { reason: 'certificate_not_allowed', detail: 'route policy refused the client certificate' };
+      }
+      // RFC 9440 §2.4: a response chosen by a forwarded certificate must not be cached.
+      if (certificate.source === 'proxy') bound.headers['cache-control'] = 'no-store';
+      bound.certificate = certificate;
+      if (!constrained) bound.binding = { type: 'mtls', x5t };
+      constrained = true;
     }
-    if (binding) return { ok: true, binding, ...(nonce ? { nonce } : {}) };
-    if (!policy.allowBearer) return { reason: 'binding_missing', detail: 'token has no cnf (sender constraint)' };
-    return { ok: true, binding: { type: 'bearer' } };
+    if (!constrained && !policy.allowBearer) return { reason: 'binding_missing', detail: 'token has no cnf (sender constraint)' };
+    return bound;
   }
 
-  function report(request: GuardRequest, started: number, result: Authorized | GuardError, token?: VerifiedAccessToken): void {
+  function report(
+    request: GuardRequest,
+    started: number,
+    result: Authorized | GuardError,
+    token?: VerifiedAccessToken,
+    note?: string,
+  ): void {
     if (!opts.onDecision) return;
     const t = result.ok ? result.token : token;
     const event: DecisionEvent = {
@@ -196,6 +233,7 @@ export function createGuard(options: GuardOptions): Guard {
       event.reason = result.reason;
       if (result.error) event.error = result.error;
       if (result.detail) event.detail = result.detail;
+      if (note) event.note = note;
     } else {
       event.binding = result.binding.type;
     }
@@ -229,7 +267,7 @@ export function createGuard(options: GuardOptions): Guard {
         outcome = { reason: 'internal', detail: `unexpected: ${(e as Error)?.message ?? String(e)}` };
       }
       const result = 'ok' in outcome && outcome.ok ? outcome : toError(outcome as Refusal, policy);
-      report(request, started, result, (outcome as Refusal).token);
+      report(request, started, result, (outcome as Refusal).token, (outcome as Refusal).note);
       return result;
     },
   };

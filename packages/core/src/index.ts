@@ -6,7 +6,15 @@ export {
   type DpopVerifierSettings,
   normalizeHtu,
 } from './binding/dpop.js';
-export { certificateThumbprint } from './binding/mtls.js';
+export {
+  type CertificateProxyOptions,
+  CertificateSource,
+  type ClientCertificate,
+  type ClientCertificateFormat,
+  certificateThumbprint,
+  type MtlsOptions,
+  parseClientCertChain,
+} from './binding/mtls.js';
 export { type DpopNonceOptions, DpopNonces, NONCE_SYNTAX } from './binding/nonce.js';
 export { jwkThumbprint } from './binding/thumbprint.js';
 export { type CredentialsResult, readCredentials } from './credentials.js';

@@ -34,6 +34,7 @@ export function guardRequestFromNode(
   const url = guard.requestUrl({ encrypted, remoteAddress: req.socket.remoteAddress, path: parts.path, headers });
   if (!url.ok) return guard.refuse('request_host_unknown', url.detail, policy);
   const request: GuardRequest = { method: req.method ?? 'GET', url: url.url, headers, body: parts.body };
+  if (req.socket.remoteAddress) request.remoteAddress = req.socket.remoteAddress;
   if (encrypted && typeof socket.getPeerCertificate === 'function') {
     const cert = socket.getPeerCertificate();
     if (cert?.raw) request.clientCertificate = new Uint8Array(cert.raw);

@@ -2,6 +2,7 @@
  * Guard configuration: one typed object, validated once at start-up. A configuration that
  * cannot be safe throws a `TypeError` whose message says what to change.
  */
+import type { MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
 import type { GuardError } from './errors.js';
 import type { OriginOptions } from './request.js';
@@ -47,6 +48,8 @@ export interface DecisionEvent {
   /** base64url SHA-256 of the access token. */
   tokenHash?: string;
   binding?: 'bearer' | 'dpop' | 'mtls';
+  /** Something an operator should know, e.g. a certificate header from an untrusted peer was ignored. */
+  note?: string;
   durationMs: number;
 }
 
@@ -105,6 +108,14 @@ export interface GuardOptions extends OriginOptions {
    * @default { max: 10000 }
    */
   tokenCache?: { max?: number } | false;
+  /**
+   * Certificate-bound tokens (RFC 8705). `true` or an object also offers the `Bearer` challenge
+   * on every route (mTLS-bound tokens travel with that scheme); `proxy` trusts a TLS-terminating
+   * proxy's certificate header (RFC 9440). Certificate-bound tokens are always checked against
+   * the certificate of the TLS connection, whatever this says.
+   * @default false
+   */
+  mtls?: boolean | MtlsOptions;
   /** DPoP proof checks. @default { maxAgeSec: 60, maxFutureSec: 10, in-memory replay store, nonces off } */
   dpop?: DpopOptions;
   /** Called once per decision, allowed or refused. Exceptions it throws are ignored. */
@@ -126,6 +137,8 @@ export interface ResolvedOptions {
   now: () => number;
   origin: OriginOptions;
   dpop: { maxAgeSec: number; maxFutureSec: number; replayStore: ReplayStore; nonce: DpopNonceOptions };
+  /** `undefined` when mTLS is not offered. */
+  mtls: MtlsOptions | undefined;
 }
 
 function configError(message: string): TypeError {
@@ -227,6 +240,7 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     onDecision: options.onDecision,
     now,
     origin: { publicUrl: options.publicUrl, trustedProxies: options.trustedProxies },
+    mtls: options.mtls === true ? {} : options.mtls || undefined,
     dpop: {
       maxAgeSec,
       maxFutureSec,

@@ -3,6 +3,7 @@
  * bound (FAPI 2.0 §5.3.4 #4–5; RFC 6750 §3.1; RFC 9068 §4 and §2.2.3).
  */
 import { isDeepStrictEqual } from 'node:util';
+import type { ClientCertificate } from './binding/mtls.js';
 import type { GuardErrorReason } from './errors.js';
 import type { AccessTokenClaims } from './tokens/jwt.js';
 
@@ -34,6 +35,13 @@ export interface RoutePolicy {
    * @default the guard's `dpop.nonce.required` (false)
    */
   dpopNonce?: boolean;
+  /**
+   * Decides whether the client certificate of a certificate-bound token is acceptable here
+   * (e.g. its issuer or subject). `false` or an exception → 403 (RFC 9440 §2.4); a certificate
+   * that does not match the token stays 401 (RFC 8705 §3).
+   * @default undefined (any certificate that matches the token)
+   */
+  clientCertificate?: (certificate: ClientCertificate) => boolean;
 }
 
 /** A policy checked once at start-up. */
@@ -43,6 +51,7 @@ export interface CompiledPolicy {
   readonly claims: readonly (readonly [string, ClaimCheck])[];
   readonly allowBearer: boolean;
   readonly dpopNonce: boolean | undefined;
+  readonly clientCertificate: ((certificate: ClientCertificate) => boolean) | undefined;
 }
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
@@ -64,7 +73,17 @@ export function compilePolicy(policy: RoutePolicy = {}): CompiledPolicy {
   }
   if (policy.dpopNonce !== undefined && typeof policy.dpopNonce !== 'boolean')
     throw new TypeError('fapi-guard: dpopNonce must be a boolean');
-  return Object.freeze({ scopes, anyScopes, claims, allowBearer: policy.allowBearer === true, dpopNonce: policy.dpopNonce });
+  if (policy.clientCertificate !== undefined && typeof policy.clientCertificate !== 'function') {
+    throw new TypeError('fapi-guard: clientCertificate must be a function');
+  }
+  return Object.freeze({
+    scopes,
+    anyScopes,
+    claims,
+    allowBearer: policy.allowBearer === true,
+    dpopNonce: policy.dpopNonce,
+    clientCertificate: policy.clientCertificate,
+  });
 }
 
 /** Granted scopes: the space-separated `scope` claim (RFC 9068 §2.2.3, RFC 6749 §3.3). */

@@ -19,6 +19,8 @@ export interface GuardRequest {
   body?: unknown;
   /** DER of the client certificate of the TLS connection, when there is one. */
   clientCertificate?: Uint8Array;
+  /** Address of the peer (a proxy, when there is one): decides whether its certificate header is believed. */
+  remoteAddress?: string;
 }
 
 /**

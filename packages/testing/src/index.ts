@@ -1,2 +1,11 @@
+export {
+  type CertificateOptions,
+  clientCertChainHeader,
+  clientCertHeader,
+  createCertificate,
+  envoyCertHeader,
+  nginxCertHeader,
+  type TestCertificate,
+} from './certificates.js';
 export { type DpopAlgorithm, DpopClient, type DpopRequestOptions, type ProofFault, type ProofOptions } from './dpop-client.js';
 export { type MintOptions, type MockAlgorithm, MockIssuer, type MockIssuerOptions, type TokenFault } from './mock-issuer.js';

@@ -1,7 +1,273 @@
-/** RFC 8705 certificate-bound access tokens: the `x5t#S256` confirmation method (§3.1). */
-import { createHash } from 'node:crypto';
+/**
+ * RFC 8705 certificate-bound access tokens: the `x5t#S256` confirmation method (§3.1), and where
+ * the client certificate comes from — the TLS connection, or a TLS-terminating proxy that is
+ * explicitly trusted (RFC 9440; nginx and Envoy formats). A certificate header from anyone
+ * else is ignored: a client that merely writes a header proves nothing (RFC 9440 §4).
+ */
+import { createHash, timingSafeEqual, X509Certificate } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
+import { parseItem, parseList } from 'structured-headers';
+import { type GuardRequest, headerLines } from '../request.js';
 
 /** base64url (no padding) SHA-256 of the certificate DER (RFC 8705 §3.1). */
 export function certificateThumbprint(der: Uint8Array): string {
   return createHash('sha256').update(der).digest('base64url');
+}
+
+/** How a TLS-terminating proxy forwards the client certificate. */
+export type ClientCertificateFormat =
+  /** RFC 9440 `Client-Cert: :base64(DER):` (and `Client-Cert-Chain`). */
+  | 'rfc9440'
+  /** nginx `$ssl_client_escaped_cert`: URL-encoded PEM. */
+  | 'nginx'
+  /** Envoy `x-forwarded-client-cert` (`Hash=…;Cert="…"`); the element the nearest proxy added. */
+  | 'envoy';
+
+/** A TLS-terminating proxy whose certificate header is believed. Off unless configured. */
+export interface CertificateProxyOptions {
+  /** @default 'rfc9440' */
+  format?: ClientCertificateFormat;
+  /**
+   * The header carrying the certificate.
+   * @default 'client-cert' (rfc9440), 'x-ssl-client-cert' (nginx), 'x-forwarded-client-cert' (envoy)
+   */
+  header?: string;
+  /** Peers (IPs or CIDR ranges) the proxy connects from. Give this, `sharedSecret`, or both. */
+  trustedPeers?: readonly string[];
+  /**
+   * A header the proxy sets to a secret value (and strips from client requests). Give this,
+   * `trustedPeers`, or both; with both, both must match.
+   */
+  sharedSecret?: { header: string; value: string };
+}
+
+/** Certificate-bound token support (RFC 8705). */
+export interface MtlsOptions {
+  /**
+   * Trust a TLS-terminating proxy to forward the client certificate (RFC 9440 §4: opt-in).
+   * @default undefined: only the certificate of the TLS connection itself counts
+   */
+  proxy?: CertificateProxyOptions;
+}
+
+/** The client certificate found for a request. */
+export interface ClientCertificate {
+  /** `x5t#S256` of the leaf. */
+  thumbprint: string;
+  /** Where it came from; responses decided by a header must not be cached (RFC 9440 §2.4). */
+  source: 'tls' | 'proxy';
+  /** DER of the leaf, when known (Envoy may forward only its hash). */
+  der?: Uint8Array;
+  /**
+   * RFC 9440 `Client-Cert-Chain` (TLS order, leaf excluded), when a trusted proxy sent a
+   * well-formed one with the certificate. Not validated: proof of possession needs no chain
+   * (RFC 8705 §6.2); it is here for policies that want their own CA checks.
+   */
+  chain?: Uint8Array[];
+}
+
+export type CertificateLookup = { certificate?: ClientCertificate; note?: string };
+
+const DEFAULT_HEADERS: Record<ClientCertificateFormat, string> = {
+  rfc9440: 'client-cert',
+  nginx: 'x-ssl-client-cert',
+  envoy: 'x-forwarded-client-cert',
+};
+
+/** DER of a PEM certificate, or `undefined` when it is not one certificate. */
+function pemToDer(pem: string): Uint8Array | undefined {
+  const match = /^-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----\s*$/.exec(pem.trim());
+  return match ? Buffer.from((match[1] as string).replace(/\s+/g, ''), 'base64') : undefined;
+}
+
+/** The DER only if it parses as an X.509 certificate. */
+function asCertificate(der: Uint8Array | undefined): Uint8Array | undefined {
+  if (!der || der.length === 0) return undefined;
+  try {
+    new X509Certificate(der);
+    return der;
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 9440 §2.2: one sf-binary item. */
+function parseRfc9440(value: string): Uint8Array | undefined {
+  try {
+    const [bare] = parseItem(value);
+    return bare instanceof ArrayBuffer ? new Uint8Array(bare) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 9440 §2.3: an sf-list of sf-binary items (leaf excluded). `undefined` when malformed. */
+export function parseClientCertChain(value: string): Uint8Array[] | undefined {
+  try {
+    const list = parseList(value);
+    const chain: Uint8Array[] = [];
+    for (const [bare] of list) {
+      if (!(bare instanceof ArrayBuffer)) return undefined;
+      chain.push(new Uint8Array(bare));
+    }
+    return chain;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits on `sep` outside double quotes. */
+function splitOutsideQuotes(value: string, sep: string): string[] {
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i] as string;
+    if (c === '\\' && quoted) {
+      current += c + (value[++i] ?? '');
+    } else if (c === '"') {
+      quoted = !quoted;
+      current += c;
+    } else if (c === sep && !quoted) {
+      parts.push(current);
+      current = '';
+    } else current += c;
+  }
+  parts.push(current);
+  return parts;
+}
+
+/** Envoy XFCC: the last element (added by the nearest proxy); its `Cert`, or else its `Hash`. */
+function parseEnvoy(value: string): { der?: Uint8Array; thumbprint?: string } | undefined {
+  const elements = splitOutsideQuotes(value, ',');
+  const last = elements[elements.length - 1] as string;
+  const fields = new Map<string, string>();
+  for (const pair of splitOutsideQuotes(last, ';')) {
+    const eq = pair.indexOf('=');
+    if (eq < 0) return undefined;
+    let v = pair.slice(eq + 1).trim();
+    if (v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1).replace(/\\(.)/g, '$1');
+    fields.set(pair.slice(0, eq).trim().toLowerCase(), v);
+  }
+  const cert = fields.get('cert');
+  if (cert !== undefined) {
+    try {
+      const der = asCertificate(pemToDer(decodeURIComponent(cert)));
+      return der ? { der } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  const hash = fields.get('hash');
+  if (hash !== undefined && /^[0-9a-fA-F]{64}$/.test(hash)) return { thumbprint: Buffer.from(hash, 'hex').toString('base64url') };
+  return undefined;
+}
+
+/** Finds the client certificate of a request: from a trusted proxy's header, else from TLS. */
+export class CertificateSource {
+  private readonly proxy:
+    | { format: ClientCertificateFormat; header: string; peers?: BlockList; secret?: { header: string; value: Buffer } }
+    | undefined;
+
+  constructor(options: MtlsOptions = {}) {
+    const proxy = options.proxy;
+    if (!proxy) return;
+    const format = proxy.format ?? 'rfc9440';
+    if (!(format in DEFAULT_HEADERS)) throw new TypeError(`fapi-guard: mtls.proxy.format "${format}" is not rfc9440, nginx or envoy`);
+    if (!proxy.trustedPeers?.length && !proxy.sharedSecret) {
+      throw new TypeError(
+        'fapi-guard: mtls.proxy needs trustedPeers (the proxy addresses) or sharedSecret: a certificate header from anyone else proves nothing (RFC 9440 §4)',
+      );
+    }
+    let peers: BlockList | undefined;
+    if (proxy.trustedPeers?.length) {
+      peers = new BlockList();
+      for (const entry of proxy.trustedPeers) {
+        const [address, prefix] = entry.split('/');
+        const family = isIP(address ?? '');
+        if (family === 0) throw new TypeError(`fapi-guard: mtls.proxy.trustedPeers entry "${entry}" is not an IP or CIDR`);
+        if (prefix === undefined) peers.addAddress(address as string, family === 6 ? 'ipv6' : 'ipv4');
+        else peers.addSubnet(address as string, Number(prefix), family === 6 ? 'ipv6' : 'ipv4');
+      }
+    }
+    const secret = proxy.sharedSecret;
+    if (secret && (typeof secret.header !== 'string' || typeof secret.value !== 'string' || secret.value.length < 16)) {
+      throw new TypeError('fapi-guard: mtls.proxy.sharedSecret needs a header name and a value of at least 16 characters');
+    }
+    this.proxy = {
+      format,
+      header: (proxy.header ?? DEFAULT_HEADERS[format]).toLowerCase(),
+      peers,
+      secret: secret ? { header: secret.header.toLowerCase(), value: Buffer.from(secret.value) } : undefined,
+    };
+  }
+
+  /** True when a proxy is configured (certificate-bound tokens can arrive through it). */
+  get proxyConfigured(): boolean {
+    return this.proxy !== undefined;
+  }
+
+  private trusted(request: GuardRequest): boolean {
+    const proxy = this.proxy;
+    if (!proxy) return false;
+    if (proxy.peers) {
+      const raw = request.remoteAddress ?? '';
+      const address = raw.startsWith('::ffff:') ? raw.slice(7) : raw;
+      const family = isIP(address);
+      if (family === 0 || !proxy.peers.check(address, family === 6 ? 'ipv6' : 'ipv4')) return false;
+    }
+    if (proxy.secret) {
+      const lines = headerLines(request.headers, proxy.secret.header);
+      if (lines.length !== 1) return false;
+      const given = Buffer.from(lines[0] as string);
+      if (given.length !== proxy.secret.value.length || !timingSafeEqual(given, proxy.secret.value)) return false;
+    }
+    return true;
+  }
+
+  lookup(request: GuardRequest): CertificateLookup {
+    const proxy = this.proxy;
+    const header = proxy?.header ?? DEFAULT_HEADERS.rfc9440;
+    const lines = headerLines(request.headers, header);
+    if (lines.length > 0) {
+      if (!proxy || !this.trusted(request)) {
+        // RFC 9440 §4: only a trusted proxy's header counts; this one is ignored.
+        return { ...this.fromTls(request), note: `${header} header from an untrusted peer ignored` };
+      }
+      // RFC 9440 §2.2: a single instance; anything else is treated as no certificate.
+      if (lines.length > 1) return { note: `${lines.length} ${header} headers: treated as no certificate` };
+      const found = this.parse(proxy.format, lines[0] as string);
+      if (!found) return { note: `malformed ${header} header: treated as no certificate` };
+      const certificate: ClientCertificate = { ...found, source: 'proxy' };
+      // RFC 9440 §2.3: the chain only counts alongside Client-Cert, as one well-formed list.
+      const chainLines = proxy.format === 'rfc9440' ? headerLines(request.headers, 'client-cert-chain') : [];
+      const chain = chainLines.length === 1 ? parseClientCertChain(chainLines[0] as string) : undefined;
+      if (chain) certificate.chain = chain;
+      return { certificate };
+    }
+    return this.fromTls(request);
+  }
+
+  private parse(format: ClientCertificateFormat, value: string): { thumbprint: string; der?: Uint8Array } | undefined {
+    if (format === 'envoy') {
+      const found = parseEnvoy(value);
+      if (found?.der) return { thumbprint: certificateThumbprint(found.der), der: found.der };
+      return found?.thumbprint ? { thumbprint: found.thumbprint } : undefined;
+    }
+    let der: Uint8Array | undefined;
+    if (format === 'rfc9440') der = asCertificate(parseRfc9440(value));
+    else {
+      try {
+        der = asCertificate(pemToDer(decodeURIComponent(value)));
+      } catch {
+        der = undefined;
+      }
+    }
+    return der ? { thumbprint: certificateThumbprint(der), der } : undefined;
+  }
+
+  private fromTls(request: GuardRequest): CertificateLookup {
+    const der = request.clientCertificate;
+    return der && der.length > 0 ? { certificate: { thumbprint: certificateThumbprint(der), source: 'tls', der } } : {};
+  }
 }
