@@ -231,7 +231,7 @@ describe('RFC 8725 and FAPI 2.0 cryptography', () => {
         const token = await attacker.mint({ scope: 'accounts', claims: { iss: as.issuer }, header });
         expectInvalidToken(await get(bearer(token)));
       }
-      expect(attacker.requests).toEqual({ metadata: 0, jwks: 0, token: 0, other: 0 });
+      expect(attacker.requests).toEqual({ metadata: 0, jwks: 0, token: 0, introspect: 0, other: 0 });
     } finally {
       await attacker.stop();
     }

@@ -13,6 +13,8 @@ import { exportJWK, generateKeyPair } from 'jose';
 import Provider from 'oidc-provider';
 
 const resource = process.argv[2] ?? 'https://rs.example.com';
+// A second resource server whose tokens are opaque: it must introspect them (RFC 7662).
+const opaqueResource = `${resource.replace(/\/$/, '')}/opaque`;
 const { privateKey } = await generateKeyPair('ES256', { extractable: true });
 const signingKey = { ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig', kid: 'interop-es256' };
 
@@ -32,13 +34,28 @@ const provider = new Provider(issuer, {
       response_types: [],
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'ES256',
+      introspection_signed_response_alg: 'ES256',
       tls_client_certificate_bound_access_tokens: Boolean(tls),
+    },
+    {
+      // The resource server itself, as an introspection client with signed answers (RFC 9701).
+      client_id: 'rs-client',
+      client_secret: 'rs-client-secret-that-is-long-enough',
+      grant_types: [],
+      redirect_uris: [],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'ES256',
+      introspection_signed_response_alg: 'ES256',
     },
   ],
   jwks: { keys: [signingKey] },
   scopes: ['accounts', 'payments:read', 'payments:write'],
   features: {
     devInteractions: { enabled: false },
+    introspection: { enabled: true },
+    jwtIntrospection: { enabled: true },
+    revocation: { enabled: true },
     clientCredentials: { enabled: true },
     dPoP: { enabled: true },
     mTLS: {
@@ -54,11 +71,11 @@ const provider = new Provider(issuer, {
       defaultResource: () => resource,
       useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, indicator) => {
-        if (indicator !== resource) throw new Error(`unknown resource ${indicator}`);
+        if (indicator !== resource && indicator !== opaqueResource) throw new Error(`unknown resource ${indicator}`);
         return {
           scope: 'accounts payments:read payments:write',
-          audience: resource,
-          accessTokenFormat: 'jwt',
+          audience: indicator,
+          accessTokenFormat: indicator === opaqueResource ? 'opaque' : 'jwt',
           accessTokenTTL: 300,
           jwt: { sign: { alg: 'ES256' } },
         };

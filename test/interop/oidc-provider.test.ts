@@ -11,6 +11,8 @@ import { FAPI_ALGORITHMS } from '@fapi-guard/core';
 import { generateKeyPair as dpopKeyPair, generateProof } from 'dpop';
 import * as oauth from 'oauth4webapi';
 import { createPaymentsApi } from '../../examples/payments-api/src/app';
+import { readConfig } from '../../examples/payments-api/src/config';
+import { startExample } from '../../examples/payments-api/src/server';
 
 const RESOURCE = 'https://rs.example.com';
 let asProcess: ChildProcess;
@@ -177,5 +179,70 @@ describe('oidc-provider + the dpop library', () => {
     const proof = await generateProof(keys, new URL('/accounts', apiUrl).href, 'GET', undefined, token.access_token);
     const res = await fetch(new URL('/accounts', apiUrl), { headers: { authorization: `DPoP ${token.access_token}`, dpop: proof } });
     expect(res.status).toBe(200);
+  });
+});
+
+describe('oidc-provider opaque tokens + signed introspection', () => {
+  const OPAQUE = `${RESOURCE}/opaque`;
+
+  it('DPOP-18 JIR-02 FAPI-RS-06 an opaque DPoP-bound token is introspected (signed answer), and refused once revoked', async () => {
+    const example = await startExample(
+      readConfig({
+        PORT: '0',
+        FAPI_ISSUER: issuer.href.replace(/\/$/, ''),
+        FAPI_AUDIENCE: OPAQUE,
+        FAPI_TOKEN_FORMAT: 'opaque',
+        FAPI_INTROSPECTION_CLIENT_ID: 'rs-client',
+        FAPI_INTROSPECTION_CLIENT_SECRET: 'rs-client-secret-that-is-long-enough',
+        FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG: 'ES256',
+      }),
+    );
+    try {
+      const as = await authorizationServer();
+      const DPoP = oauth.DPoP(client, await oauth.generateKeyPair('ES256'));
+      const params = new URLSearchParams({ scope: 'accounts', resource: OPAQUE });
+      const grant = await oauth.clientCredentialsGrantRequest(as, client, clientAuth, params, { ...insecure, DPoP });
+      const token = await oauth.processClientCredentialsResponse(as, client, grant);
+      expect(token.access_token.split('.')).toHaveLength(1);
+      expect(token.token_type.toLowerCase()).toBe('dpop');
+
+      const call = () =>
+        oauth.protectedResourceRequest(token.access_token, 'GET', new URL('/accounts', example.url), new Headers(), null, {
+          ...insecure,
+          DPoP,
+        });
+      expect((await call()).status).toBe(200);
+
+      const revocation = await oauth.revocationRequest(as, client, clientAuth, token.access_token, insecure);
+      await oauth.processRevocationResponse(revocation);
+      // The example keeps answers up to 30 s by default; a fresh API instance asks again.
+      const fresh = await startExample(
+        readConfig({
+          PORT: '0',
+          FAPI_ISSUER: issuer.href.replace(/\/$/, ''),
+          FAPI_AUDIENCE: OPAQUE,
+          FAPI_TOKEN_FORMAT: 'opaque',
+          FAPI_INTROSPECTION_CLIENT_ID: 'rs-client',
+          FAPI_INTROSPECTION_CLIENT_SECRET: 'rs-client-secret-that-is-long-enough',
+          FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG: 'ES256',
+        }),
+      );
+      try {
+        const proof = await generateProof(
+          (await dpopKeyPair('ES256')) as never,
+          new URL('/accounts', fresh.url).href,
+          'GET',
+          undefined,
+          token.access_token,
+        );
+        const res = await fetch(new URL('/accounts', fresh.url), { headers: { authorization: `DPoP ${token.access_token}`, dpop: proof } });
+        expect(res.status).toBe(401);
+        expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await example.close();
+    }
   });
 });

@@ -2,7 +2,7 @@
 import type { GuardOptions } from '@fapi-guard/core';
 import { fapiGuard } from '@fapi-guard/express';
 import express, { type Express, type Response } from 'express';
-import { type Answer, type ApiOptions, PaymentsService, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, routePolicies } from './payments.js';
 
 export interface PaymentsApiOptions extends ApiOptions {
   guard: GuardOptions;
@@ -19,7 +19,7 @@ export function createPaymentsApi(options: PaymentsApiOptions): Express {
   const service = new PaymentsService();
   const app = express();
   app.disable('x-powered-by');
-  const subject = (req: express.Request) => req.auth?.subject ?? '';
+  const subject = (req: express.Request) => ownerOf(req.auth);
 
   app.get('/health', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/accounts', fapi.protect(policy.accounts), (req, res) => reply(res, service.listAccounts(subject(req))));

@@ -1,6 +1,6 @@
 /** The example's configuration, read from the environment. */
 import { readFileSync } from 'node:fs';
-import type { ClientCertificateFormat } from '@fapi-guard/core';
+import type { ClientCertificateFormat, GuardOptions } from '@fapi-guard/core';
 
 export type Framework = 'express' | 'koa' | 'fastify';
 
@@ -29,6 +29,15 @@ export interface ExampleConfig {
    * `FAPI_CLIENT_CERT_TRUSTED_PEERS` (comma-separated IPs/CIDRs, default loopback) go with it.
    */
   clientCert: { header: string; format: ClientCertificateFormat; trustedPeers: string[] } | undefined;
+  /**
+   * Introspection (RFC 7662) when `FAPI_INTROSPECTION_CLIENT_ID` is set: with
+   * `FAPI_INTROSPECTION_CLIENT_SECRET`, `FAPI_INTROSPECTION_ENDPOINT` (default: discovered),
+   * `FAPI_INTROSPECTION_AUTH_METHOD` (`client_secret_basic` or `client_secret_post`),
+   * `FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG` (set → signed answers required, RFC 9701).
+   */
+  introspection: GuardOptions['introspection'];
+  /** `FAPI_TOKEN_FORMAT`: `jwt`, `opaque` or `auto`. @default auto with introspection, else jwt */
+  tokenFormat: GuardOptions['tokenFormat'];
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
@@ -49,6 +58,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
     allowBearer: env.FAPI_ALLOW_BEARER === 'true',
     nonceSecret: env.FAPI_DPOP_NONCE_SECRET || undefined,
     tls: readTls(env),
+    introspection: readIntrospection(env),
+    tokenFormat: (env.FAPI_TOKEN_FORMAT || undefined) as GuardOptions['tokenFormat'],
     clientCert: env.FAPI_CLIENT_CERT_HEADER
       ? {
           header: env.FAPI_CLIENT_CERT_HEADER,
@@ -63,4 +74,25 @@ function readTls(env: NodeJS.ProcessEnv): ExampleConfig['tls'] {
   if (!env.TLS_CERT && !env.TLS_KEY) return undefined;
   if (!env.TLS_CERT || !env.TLS_KEY) throw new Error('set both TLS_CERT and TLS_KEY (PEM files), or neither');
   return { cert: readFileSync(env.TLS_CERT, 'utf8'), key: readFileSync(env.TLS_KEY, 'utf8') };
+}
+
+function readIntrospection(env: NodeJS.ProcessEnv): ExampleConfig['introspection'] {
+  const clientId = env.FAPI_INTROSPECTION_CLIENT_ID;
+  if (!clientId) return undefined;
+  const method = env.FAPI_INTROSPECTION_AUTH_METHOD || 'client_secret_basic';
+  if (method !== 'client_secret_basic' && method !== 'client_secret_post') {
+    throw new Error(`FAPI_INTROSPECTION_AUTH_METHOD "${method}": the example supports client_secret_basic and client_secret_post`);
+  }
+  const alg = env.FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG;
+  if (alg && !['ES256', 'PS256', 'EdDSA'].includes(alg)) {
+    throw new Error(`FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG "${alg}" is not a FAPI 2.0 algorithm (ES256, PS256, EdDSA)`);
+  }
+  const clientSecret = env.FAPI_INTROSPECTION_CLIENT_SECRET;
+  if (!clientSecret) throw new Error('FAPI_INTROSPECTION_CLIENT_SECRET is required with FAPI_INTROSPECTION_CLIENT_ID');
+  return {
+    clientId,
+    clientAuth: { method, clientSecret },
+    ...(env.FAPI_INTROSPECTION_ENDPOINT ? { endpoint: env.FAPI_INTROSPECTION_ENDPOINT } : {}),
+    signedResponse: Boolean(alg),
+  };
 }

@@ -1,9 +1,9 @@
 /** The example payments API on Fastify, with the same routes as the Express one. */
 import type { ServerOptions } from 'node:https';
-import type { GuardOptions } from '@fapi-guard/core';
+import type { Authorized, GuardOptions } from '@fapi-guard/core';
 import { fapiGuard } from '@fapi-guard/fastify';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { type Answer, type ApiOptions, PaymentsService, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, routePolicies } from './payments.js';
 
 function reply(res: FastifyReply, answer: Answer): FastifyReply {
   if (answer.location) res.header('location', answer.location);
@@ -19,7 +19,7 @@ export async function createFastifyPaymentsApi(
   const service = new PaymentsService();
   const app = (https ? Fastify({ bodyLimit: 16 * 1024, https }) : Fastify({ bodyLimit: 16 * 1024 })) as unknown as FastifyInstance;
   await app.register(fapiGuard, options.guard);
-  const subject = (request: { auth: { subject: string } | null }) => request.auth?.subject ?? '';
+  const subject = (request: { auth: Authorized | null }) => ownerOf(request.auth);
 
   app.get('/health', async () => ({ status: 'ok' }));
   app.get('/accounts', { config: { fapi: policy.accounts } }, async (req, res) => reply(res, service.listAccounts(subject(req))));

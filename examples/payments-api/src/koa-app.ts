@@ -4,7 +4,7 @@ import { fapiGuard } from '@fapi-guard/koa';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
-import { type Answer, type ApiOptions, PaymentsService, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, routePolicies } from './payments.js';
 
 function reply(ctx: Context, answer: Answer): void {
   if (answer.location) ctx.set('location', answer.location);
@@ -17,7 +17,7 @@ export function createKoaPaymentsApi(options: ApiOptions & { guard: GuardOptions
   const policy = routePolicies(options);
   const service = new PaymentsService();
   const router = new Router();
-  const subject = (ctx: Context) => ctx.state.auth?.subject ?? '';
+  const subject = (ctx: Context) => ownerOf(ctx.state.auth);
   const json = bodyParser({ enableTypes: ['json'], jsonLimit: '16kb' });
 
   router.get('/health', (ctx) => {

@@ -88,3 +88,8 @@ export class PaymentsService {
     return { status: 200, body: { data } };
   }
 }
+
+/** Whose data a request sees: the token's subject, or its client for client-credentials tokens without `sub`. */
+export function ownerOf(auth: { subject: string | undefined; clientId: string } | null | undefined): string {
+  return auth?.subject ?? auth?.clientId ?? '';
+}

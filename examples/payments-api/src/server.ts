@@ -35,6 +35,8 @@ export async function startExample(
     audience: config.audience,
     publicUrl: config.publicUrl,
     dpop: config.nonceSecret ? { nonce: { secret: config.nonceSecret } } : {},
+    introspection: config.introspection,
+    tokenFormat: config.tokenFormat,
     onDecision,
   };
   const server = await listen(config, { guard, allowBearer: config.allowBearer });

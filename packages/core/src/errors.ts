@@ -41,6 +41,9 @@ export type GuardErrorReason =
   | 'token_issued_in_future'
   | 'token_claim_missing'
   | 'token_claim_invalid'
+  | 'token_inactive'
+  | 'token_introspection_invalid'
+  | 'token_introspection_unsigned'
   // sender constraint (RFC 9449 §7, RFC 8705 §3, FAPI 2.0 §5.3.4 #5)
   | 'binding_missing'
   | 'binding_downgrade'
@@ -123,6 +126,19 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     status: 401,
     error: 'invalid_token',
     description: 'The access token has an invalid claim',
+  },
+  // RFC 7662 §2.2 / FAPI 2.0 §5.3.4 #3: revoked, expired or unknown at the authorization server.
+  token_inactive: { status: 401, error: 'invalid_token', description: 'The access token is not active' },
+  // DEC-09: an introspection answer that cannot be verified never grants access.
+  token_introspection_invalid: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token could not be verified',
+  },
+  token_introspection_unsigned: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token could not be verified',
   },
   binding_missing: {
     status: 401,

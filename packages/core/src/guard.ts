@@ -10,8 +10,16 @@ import { type AuthScheme, GuardError, type GuardErrorReason, renderChallenges } 
 import { type DecisionEvent, type GuardOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
 import { type ConnectionInfo, type GuardRequest, headerLines, OriginResolver, type UrlResult } from './request.js';
+import { Introspector } from './tokens/introspection.js';
 import { IssuerKeys } from './tokens/issuer.js';
-import { type AccessTokenClaims, JwtAccessTokenVerifier, type VerifiedAccessToken } from './tokens/jwt.js';
+import {
+  type AccessTokenClaims,
+  isJwtFrom,
+  JwtAccessTokenVerifier,
+  type TokenResult,
+  tokenHash,
+  type VerifiedAccessToken,
+} from './tokens/jwt.js';
 
 /** How the token was bound to the request. */
 export type Binding = { type: 'bearer' } | { type: 'dpop'; jkt: string } | { type: 'mtls'; x5t: string };
@@ -24,7 +32,8 @@ export interface Authorized {
   readonly claims: Readonly<AccessTokenClaims>;
   readonly scopes: readonly string[];
   readonly clientId: string;
-  readonly subject: string;
+  /** `sub`; an introspection answer may leave it out (RFC 7662 §2.2). */
+  readonly subject: string | undefined;
   readonly issuer: string;
   readonly binding: Binding;
   /** Headers to add to the successful response (e.g. the next `DPoP-Nonce`). */
@@ -103,6 +112,29 @@ export function createGuard(options: GuardOptions): Guard {
     cacheMax: opts.tokenCacheMax,
   });
 
+  const introspector =
+    opts.introspection &&
+    new Introspector(opts.introspection, {
+      issuer: issuers.get(opts.introspection.issuer as string) as IssuerKeys,
+      audiences: opts.audiences,
+      algorithms: opts.algorithms,
+      clockToleranceSec: opts.clockToleranceSec,
+      now: opts.now,
+    });
+
+  /** Step 2: local JWT checks, introspection, or both, as `tokenFormat` and `introspectJwts` say. */
+  async function verifyToken(token: string): Promise<TokenResult> {
+    const local = opts.tokenFormat === 'jwt' || (opts.tokenFormat === 'auto' && isJwtFrom(token, issuers));
+    if (local) {
+      const verified = await jwt.verify(token);
+      if (!verified.ok || !opts.introspectJwts || !introspector) return verified;
+      // Revocation check: the AS must still call the token active (FAPI 2.0 §5.3.4 #3).
+      const status = await introspector.introspect(token, verified.token.hash);
+      return status.ok ? verified : status;
+    }
+    return (introspector as Introspector).introspect(token, tokenHash(token));
+  }
+
   function toPolicy(policy: RoutePolicy | CompiledPolicy | undefined): CompiledPolicy {
     if (policy && compiled.has(policy)) return policy as CompiledPolicy;
     const result = compilePolicy(policy as RoutePolicy | undefined);
@@ -136,7 +168,7 @@ export function createGuard(options: GuardOptions): Guard {
     const credentials = readCredentials(request);
     if (!credentials.ok) return credentials;
     const { scheme } = credentials;
-    const verified = await jwt.verify(credentials.token);
+    const verified = await verifyToken(credentials.token);
     if (!verified.ok) return { ...verified, usedScheme: scheme };
     const token = verified.token;
     const claims = token.claims;

@@ -51,6 +51,14 @@ export {
 } from './request.js';
 export { MemoryReplayStore, type MemoryReplayStoreOptions, type ReplayStore, ReplayStoreFullError } from './stores.js';
 export {
+  type CachedIntrospection,
+  type IntrospectionCache,
+  type IntrospectionClientAuth,
+  type IntrospectionOptions,
+  Introspector,
+  MemoryIntrospectionCache,
+} from './tokens/introspection.js';
+export {
   discoveryUrls,
   type IssuerConfig,
   IssuerKeys,
@@ -59,4 +67,4 @@ export {
   keyMatches,
   rsaModulusBits,
 } from './tokens/issuer.js';
-export { type AccessTokenClaims, isAccessTokenTyp, type VerifiedAccessToken } from './tokens/jwt.js';
+export { type AccessTokenClaims, isAccessTokenTyp, type TokenResult, tokenHash, type VerifiedAccessToken } from './tokens/jwt.js';

@@ -7,6 +7,7 @@ import type { DpopNonceOptions } from './binding/nonce.js';
 import type { GuardError } from './errors.js';
 import type { OriginOptions } from './request.js';
 import { MemoryReplayStore, type ReplayStore } from './stores.js';
+import type { IntrospectionOptions } from './tokens/introspection.js';
 import type { IssuerConfig, JSONWebKeySet, KeySetOptions } from './tokens/issuer.js';
 import { assertSecureUrl } from './url.js';
 
@@ -116,6 +117,24 @@ export interface GuardOptions extends OriginOptions {
    * @default false
    */
   mtls?: boolean | MtlsOptions;
+  /**
+   * Token introspection (RFC 7662, signed answers RFC 9701): for opaque tokens, and for JWTs
+   * when `introspectJwts` is on (revocation, FAPI 2.0 §5.3.4 #3).
+   * @default undefined (JWTs are checked locally only; a revoked JWT works until its `exp`)
+   */
+  introspection?: IntrospectionOptions;
+  /**
+   * Which tokens are accepted and how they are checked: `jwt` (locally only), `opaque`
+   * (introspected only), `auto` (a JWT from a trusted issuer locally, anything else introspected).
+   * @default 'auto' with `introspection`, else 'jwt'
+   */
+  tokenFormat?: 'jwt' | 'opaque' | 'auto';
+  /**
+   * Also introspect JWTs that passed the local checks, so a revoked token is refused within the
+   * introspection cache time instead of working until it expires.
+   * @default false
+   */
+  introspectJwts?: boolean;
   /** DPoP proof checks. @default { maxAgeSec: 60, maxFutureSec: 10, in-memory replay store, nonces off } */
   dpop?: DpopOptions;
   /** Called once per decision, allowed or refused. Exceptions it throws are ignored. */
@@ -139,6 +158,9 @@ export interface ResolvedOptions {
   dpop: { maxAgeSec: number; maxFutureSec: number; replayStore: ReplayStore; nonce: DpopNonceOptions };
   /** `undefined` when mTLS is not offered. */
   mtls: MtlsOptions | undefined;
+  introspection: IntrospectionOptions | undefined;
+  tokenFormat: 'jwt' | 'opaque' | 'auto';
+  introspectJwts: boolean;
 }
 
 function configError(message: string): TypeError {
@@ -229,7 +251,16 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     throw configError('dpop.replayStore must implement claim(key, expiresAt)');
   }
   const now = options.clock ?? Date.now;
+  const introspection = resolveIntrospection(options.introspection, issuers);
+  const tokenFormat = options.tokenFormat ?? (introspection ? 'auto' : 'jwt');
+  if (!['jwt', 'opaque', 'auto'].includes(tokenFormat)) throw configError(`tokenFormat "${tokenFormat}" is not jwt, opaque or auto`);
+  if ((tokenFormat !== 'jwt' || options.introspectJwts) && !introspection) {
+    throw configError(`tokenFormat "${tokenFormat}"${options.introspectJwts ? ' with introspectJwts' : ''} needs introspection options`);
+  }
   return {
+    introspection,
+    tokenFormat,
+    introspectJwts: options.introspectJwts === true,
     issuers,
     audiences,
     algorithms: resolveAlgorithms(options.algorithms),
@@ -248,4 +279,43 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
       nonce: dpop.nonce ?? {},
     },
   };
+}
+
+const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth'];
+
+function resolveIntrospection(value: IntrospectionOptions | undefined, issuers: IssuerConfig[]): IntrospectionOptions | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value.clientId !== 'string' || value.clientId === '') throw configError('introspection.clientId is required');
+  const auth = value.clientAuth as { method?: string; clientSecret?: unknown; privateKey?: { d?: unknown }; cert?: unknown; key?: unknown };
+  if (!auth || !CLIENT_AUTH_METHODS.includes(auth.method ?? '')) {
+    throw configError(`introspection.clientAuth.method must be one of ${CLIENT_AUTH_METHODS.join(', ')}`);
+  }
+  if ((auth.method === 'client_secret_basic' || auth.method === 'client_secret_post') && typeof auth.clientSecret !== 'string') {
+    throw configError(`introspection.clientAuth.clientSecret is required for ${auth.method}`);
+  }
+  if (auth.method === 'private_key_jwt' && typeof auth.privateKey?.d !== 'string') {
+    throw configError('introspection.clientAuth.privateKey must be a private JWK for private_key_jwt');
+  }
+  if (auth.method === 'tls_client_auth' && (typeof auth.cert !== 'string' || typeof auth.key !== 'string')) {
+    throw configError('introspection.clientAuth needs cert and key (PEM) for tls_client_auth');
+  }
+  // FAPI 2.0 §5.2.1 / INTRO-05: introspection only over TLS (loopback excepted for development).
+  if (value.endpoint !== undefined) assertSecureUrl(value.endpoint, 'introspection.endpoint');
+  const issuer = value.issuer ?? (issuers.length === 1 ? issuers[0]?.issuer : undefined);
+  const config = issuers.find((i) => i.issuer === issuer);
+  if (!config) throw configError('introspection.issuer must name one of the configured issuers (required with several issuers)');
+  if (value.endpoint === undefined && (config.jwks !== undefined || config.jwksUri !== undefined)) {
+    throw configError(`introspection.endpoint is required: issuer "${config.issuer}" is configured without discovery`);
+  }
+  const cache = value.cache;
+  if (cache) {
+    for (const name of ['maxTtlSec', 'negativeTtlSec', 'max'] as const) {
+      const n = cache[name];
+      if (n !== undefined && (!Number.isFinite(n) || n < 0)) throw configError(`introspection.cache.${name} must be a non-negative number`);
+    }
+  }
+  if (value.timeoutMs !== undefined && !(value.timeoutMs > 0 && value.timeoutMs <= 60_000)) {
+    throw configError('introspection.timeoutMs must be between 1 and 60000');
+  }
+  return { ...value, issuer };
 }

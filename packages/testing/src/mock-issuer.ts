@@ -6,7 +6,17 @@
 import { createHmac, generateKeyPairSync, type KeyObject, randomUUID, sign } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type CryptoKey, calculateJwkThumbprint, EmbeddedJWK, exportJWK, generateKeyPair, type JWK, jwtVerify, SignJWT } from 'jose';
+import {
+  type CryptoKey,
+  calculateJwkThumbprint,
+  EmbeddedJWK,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type JWK,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
 
 /** Signing algorithms the mock issuer holds keys for. `RS256` exists to prove it is refused. */
 export type MockAlgorithm = 'ES256' | 'PS256' | 'EdDSA' | 'RS256';
@@ -61,6 +71,33 @@ export interface MintOptions {
   fault?: TokenFault;
 }
 
+/** How the introspection endpoint behaves; change it at any time. */
+export interface IntrospectionBehaviour {
+  /** Answer after this many milliseconds. @default 0 */
+  delayMs?: number;
+  /** Fail: answer with this status, or drop the connection. */
+  fail?: number | 'close';
+  /** Signed answers (RFC 9701): when asked (default), never, or always. */
+  signed?: 'when-asked' | 'never' | 'always';
+  /** Changes each answer (e.g. drop `aud`, add `token_type`). */
+  transform?: (answer: Record<string, unknown>) => Record<string, unknown>;
+  /** `aud` of signed answers. @default the authenticated client id */
+  signedAudience?: string;
+  /** `typ` of signed answers. @default 'token-introspection+jwt' */
+  signedTyp?: string;
+  /** Algorithm of signed answers. @default 'ES256' */
+  signedAlg?: MockAlgorithm;
+}
+
+/** What the introspection endpoint last received. */
+export interface IntrospectionRequest {
+  headers: Record<string, string | string[] | undefined>;
+  form: Record<string, string>;
+  /** The client that authenticated, and how. */
+  clientId: string;
+  method: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+}
+
 export interface MockIssuerOptions {
   /** Default `aud` of minted tokens. @default 'https://rs.example.com' */
   audience?: string;
@@ -96,9 +133,21 @@ export class MockIssuer {
   /** The issuer identifier, e.g. `http://127.0.0.1:39123`. */
   issuer = '';
   /** Counts of requests served, by kind. */
-  readonly requests = { metadata: 0, jwks: 0, token: 0, other: 0 };
+  readonly requests = { metadata: 0, jwks: 0, token: 0, introspect: 0, other: 0 };
   /** Extra keys published in the JWKS as they are (e.g. to test `kid` collisions). */
   extraKeys: JWK[] = [];
+  /** Introspection behaviour (RFC 7662 / RFC 9701). */
+  introspection: IntrospectionBehaviour = {};
+  /**
+   * Clients allowed to introspect: a secret (`client_secret_basic` / `client_secret_post`) or
+   * a public JWK (`private_key_jwt`).
+   */
+  readonly introspectionClients = new Map<string, string | JWK>();
+  /** The last introspection request. */
+  lastIntrospection: IntrospectionRequest | undefined;
+  /** Claims of the tokens minted here, by token (opaque) or `jti` (JWT). */
+  private readonly issued = new Map<string, Record<string, unknown>>();
+  private readonly revoked = new Set<string>();
   private current!: Map<MockAlgorithm, SigningKey>;
   private previous: SigningKey[] = [];
   private server: Server | undefined;
@@ -149,6 +198,8 @@ export class MockIssuer {
       issuer: this.issuer,
       jwks_uri: this.jwksUri,
       token_endpoint: `${this.issuer}/token`,
+      introspection_endpoint: `${this.issuer}/introspect`,
+      introspection_signing_alg_values_supported: ['ES256', 'PS256', 'EdDSA'],
       grant_types_supported: ['client_credentials'],
       dpop_signing_alg_values_supported: ['ES256', 'PS256', 'EdDSA'],
     };
@@ -181,6 +232,26 @@ export class MockIssuer {
     return (this.current.get(alg) as SigningKey).publicJwk;
   }
 
+  /**
+   * Mints an opaque access token: a random string the introspection endpoint knows, with the
+   * claims a JWT from `mint` would carry (`jkt`/`x5t` as top-level `cnf`).
+   */
+  async mintOpaque(
+    options: Omit<MintOptions, 'alg' | 'header' | 'fault'> & { fault?: 'expired' | 'wrong-audience' } = {},
+  ): Promise<string> {
+    const jwt = await this.mint(options);
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString('utf8'));
+    const token = randomUUID().replace(/-/g, '') + randomUUID().replace(/-/g, '');
+    this.issued.set(token, claims);
+    return token;
+  }
+
+  /** Revokes a token (opaque or JWT): introspection answers `active: false` from now on. */
+  revoke(token: string): void {
+    const parts = token.split('.');
+    this.revoked.add(parts.length === 3 ? JSON.parse(Buffer.from(parts[1] as string, 'base64url').toString('utf8')).jti : token);
+  }
+
   /** Mints an access token. */
   async mint(options: MintOptions = {}): Promise<string> {
     const alg = options.alg ?? 'ES256';
@@ -209,6 +280,7 @@ export class MockIssuer {
     const typ = fault === 'wrong-typ' ? 'JWT' : fault === 'dpop-typ' ? 'dpop+jwt' : 'at+jwt';
     const header: Record<string, unknown> = { alg, kid: key.kid, ...(fault === 'no-typ' ? {} : { typ }), ...options.header };
     if (fault === 'weak-rsa-key') return this.signWithWeakRsa(header, claims);
+    this.issued.set(claims.jti as string, claims);
 
     if (fault === 'alg-none') return `${b64({ ...header, alg: 'none' })}.${b64(claims)}.`;
     if (fault === 'hs256-public-key') {
@@ -305,6 +377,9 @@ export class MockIssuer {
     } else if (req.method === 'GET' && path === '/jwks') {
       this.requests.jwks++;
       send(200, this.jwks, 'application/jwk-set+json');
+    } else if (req.method === 'POST' && path === '/introspect') {
+      this.requests.introspect++;
+      this.readBody(req).then((body) => this.introspect(req, res, body));
     } else if (req.method === 'POST' && path === '/token') {
       this.requests.token++;
       const chunks: Buffer[] = [];
@@ -319,5 +394,92 @@ export class MockIssuer {
       this.requests.other++;
       send(404, { error: 'not_found' });
     }
+  }
+
+  private readBody(req: IncomingMessage): Promise<string> {
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+  }
+
+  /** Who is introspecting: RFC 7662 §2.1 requires the caller to authenticate. */
+  private async authenticateIntrospectionClient(
+    req: IncomingMessage,
+    form: URLSearchParams,
+  ): Promise<Pick<IntrospectionRequest, 'clientId' | 'method'> | undefined> {
+    const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
+    if (basic) {
+      const [id, secret] = Buffer.from(basic[1] as string, 'base64')
+        .toString()
+        .split(':')
+        .map(decodeURIComponent);
+      return this.introspectionClients.get(id as string) === secret ? { clientId: id as string, method: 'client_secret_basic' } : undefined;
+    }
+    const id = form.get('client_id') ?? '';
+    const known = this.introspectionClients.get(id);
+    if (form.has('client_secret')) {
+      return known === form.get('client_secret') ? { clientId: id, method: 'client_secret_post' } : undefined;
+    }
+    const assertion = form.get('client_assertion');
+    if (assertion && typeof known === 'object') {
+      try {
+        const key = await importJWK(known, (known.alg as string) ?? 'ES256');
+        const { payload } = await jwtVerify(assertion, key, { issuer: id, subject: id, audience: this.issuer });
+        return payload.jti ? { clientId: id, method: 'private_key_jwt' } : undefined;
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  private async introspect(req: IncomingMessage, res: ServerResponse, body: string): Promise<void> {
+    const b = this.introspection;
+    const form = new URLSearchParams(body);
+    if (b.delayMs) await new Promise((r) => setTimeout(r, b.delayMs));
+    if (b.fail === 'close') {
+      req.socket.destroy();
+      return;
+    }
+    const reply = (status: number, value: unknown, type = 'application/json') => {
+      if (res.destroyed) return;
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+      res.end(typeof value === 'string' ? value : JSON.stringify(value));
+    };
+    if (typeof b.fail === 'number') return reply(b.fail, { error: 'server_error' });
+    const client = await this.authenticateIntrospectionClient(req, form);
+    this.lastIntrospection = client && { headers: { ...req.headers }, form: Object.fromEntries(form), ...client };
+    if (!client) return reply(401, { error: 'invalid_client' });
+    const token = form.get('token') ?? '';
+    const parts = token.split('.');
+    let claims = this.issued.get(token);
+    if (!claims && parts.length === 3) {
+      try {
+        claims = this.issued.get(JSON.parse(Buffer.from(parts[1] as string, 'base64url').toString('utf8')).jti);
+      } catch {
+        claims = undefined;
+      }
+    }
+    const key = claims && (this.issued.has(token) ? token : (claims.jti as string));
+    const now = Math.floor(this.clock() / 1000);
+    const active = claims !== undefined && !this.revoked.has(key as string) && (claims.exp as number) > now;
+    let answer: Record<string, unknown> = active
+      ? { active: true, ...claims, token_type: (claims?.cnf as { jkt?: string } | undefined)?.jkt ? 'DPoP' : 'Bearer' }
+      : { active: false };
+    if (b.transform) answer = b.transform(answer);
+    const wantsJwt = (req.headers.accept ?? '').includes('application/token-introspection+jwt');
+    if (b.signed === 'always' || (b.signed !== 'never' && wantsJwt)) {
+      const signer = this.current.get(b.signedAlg ?? 'ES256') as SigningKey;
+      const jwt = await new SignJWT({ token_introspection: answer })
+        .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: b.signedTyp ?? 'token-introspection+jwt' })
+        .setIssuer(this.issuer)
+        .setAudience(b.signedAudience ?? client.clientId)
+        .setIssuedAt(now)
+        .sign(signer.privateKey);
+      return reply(200, jwt, 'application/token-introspection+jwt');
+    }
+    return reply(200, answer);
   }
 }

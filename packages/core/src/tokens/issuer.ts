@@ -112,7 +112,7 @@ export function importVerificationKey(jwk: JWK, alg: string): Promise<CryptoKey>
 
 const MAX_DOCUMENT_BYTES = 512 * 1024;
 
-class FetchError extends Error {}
+export class FetchError extends Error {}
 
 async function fetchJson(url: string, timeoutMs: number, accept: string): Promise<unknown> {
   let res: Response;
@@ -280,22 +280,40 @@ export class IssuerKeys {
   }
 
   private async discover(): Promise<string> {
+    const meta = await this.metadata();
+    const jwksUri = meta.jwks_uri;
+    if (typeof jwksUri !== 'string') throw new FetchError(`${this.issuer} metadata has no jwks_uri`);
+    if (!jwksUri.startsWith('https:') && !isLoopbackUrl(jwksUri)) throw new FetchError(`jwks_uri ${jwksUri} is not https`);
+    this.jwksUri = jwksUri;
+    return jwksUri;
+  }
+
+  private metadataDocument: Promise<Record<string, unknown>> | undefined;
+
+  /**
+   * The issuer's RFC 8414 (or OpenID) metadata, fetched once; a failed fetch is retried on the
+   * next call. The document must name exactly this issuer (RFC 8414 §3.3).
+   */
+  metadata(): Promise<Record<string, unknown>> {
+    if (!this.metadataDocument) {
+      this.metadataDocument = this.fetchMetadata();
+      this.metadataDocument.catch(() => {
+        this.metadataDocument = undefined;
+      });
+    }
+    return this.metadataDocument;
+  }
+
+  private async fetchMetadata(): Promise<Record<string, unknown>> {
     let lastError: Error | undefined;
     for (const url of discoveryUrls(this.issuer)) {
       try {
         this.fetches++;
         const meta = (await fetchJson(url, this.timeoutMs, 'application/json')) as Record<string, unknown>;
-        // RFC 8414 §3.3: the metadata must name exactly this issuer.
         if (meta.issuer !== this.issuer) {
           throw new FetchError(`${url} names issuer ${JSON.stringify(meta.issuer)}, not ${this.issuer}`);
         }
-        const jwksUri = meta.jwks_uri;
-        if (typeof jwksUri !== 'string') throw new FetchError(`${url} has no jwks_uri`);
-        if (!jwksUri.startsWith('https:') && !isLoopbackUrl(jwksUri)) {
-          throw new FetchError(`${url}: jwks_uri ${jwksUri} is not https`);
-        }
-        this.jwksUri = jwksUri;
-        return jwksUri;
+        return meta;
       } catch (e) {
         lastError = e as Error;
       }

@@ -31,8 +31,10 @@ export interface AccessTokenClaims {
 }
 
 export interface VerifiedAccessToken {
-  /** The protected header (`alg`, `kid`, `typ`). */
-  header: { alg: string; kid?: string; typ: string };
+  /** The protected header (`alg`, `kid`, `typ`) of a JWT; absent for an introspected token. */
+  header?: { alg: string; kid?: string; typ: string };
+  /** How the token was verified: locally (RFC 9068) or by the authorization server (RFC 7662). */
+  source: 'jwt' | 'introspection';
   claims: AccessTokenClaims;
   /** base64url SHA-256 of the token: a safe handle for logs and caches (RFC 9700 §4.9.3). */
   hash: string;
@@ -68,6 +70,19 @@ function decodeSegment(segment: string): Record<string, unknown> | undefined {
   }
 }
 
+/** base64url SHA-256 of a token: the only form in which tokens are kept (RFC 9700 §4.9.3). */
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+/** True when the token is a JWS whose (unverified) `iss` is one of `issuers`: a candidate for local checks. */
+export function isJwtFrom(token: string, issuers: ReadonlyMap<string, unknown>): boolean {
+  const parts = token.split('.');
+  if (parts.length !== 3) return false;
+  const payload = decodeSegment(parts[1] as string);
+  return typeof payload?.iss === 'string' && issuers.has(payload.iss);
+}
+
 /** RFC 9068 §4 #1: `at+jwt`, media-type comparison is case-insensitive, `application/` optional. */
 export function isAccessTokenTyp(typ: unknown): boolean {
   return typeof typ === 'string' && typ.toLowerCase().replace(/^application\//, '') === 'at+jwt';
@@ -88,7 +103,7 @@ export class JwtAccessTokenVerifier {
   async verify(jwt: string): Promise<TokenResult> {
     const s = this.settings;
     if (jwt.length > MAX_TOKEN_LENGTH) return fail('token_malformed', `token of ${jwt.length} characters`);
-    const hash = createHash('sha256').update(jwt).digest('base64url');
+    const hash = tokenHash(jwt);
     const cached = this.cache?.get(hash);
     if (cached) {
       const issuer = s.issuers.get(cached.token.claims.iss);
@@ -124,6 +139,7 @@ export class JwtAccessTokenVerifier {
       // Frozen: the same object is handed to every request that presents this token.
       claims: deepFreeze(payload) as AccessTokenClaims,
       hash,
+      source: 'jwt',
     };
     const checked = this.checkClaims(token);
     if (checked.ok && this.cache) {
