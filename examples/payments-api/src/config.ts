@@ -36,6 +36,11 @@ export interface ExampleConfig {
    * `FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG` (set → signed answers required, RFC 9701).
    */
   introspection: GuardOptions['introspection'];
+  /**
+   * `REDIS_URL`: share the DPoP replay store, the introspection cache and the nonce secret
+   * between instances on this Redis.
+   */
+  redisUrl: string | undefined;
   /** `FAPI_TOKEN_FORMAT`: `jwt`, `opaque` or `auto`. @default auto with introspection, else jwt */
   tokenFormat: GuardOptions['tokenFormat'];
 }
@@ -58,6 +63,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
     allowBearer: env.FAPI_ALLOW_BEARER === 'true',
     nonceSecret: env.FAPI_DPOP_NONCE_SECRET || undefined,
     tls: readTls(env),
+    redisUrl: env.REDIS_URL || undefined,
     introspection: readIntrospection(env),
     tokenFormat: (env.FAPI_TOKEN_FORMAT || undefined) as GuardOptions['tokenFormat'],
     clientCert: env.FAPI_CLIENT_CERT_HEADER
@@ -94,5 +100,6 @@ function readIntrospection(env: NodeJS.ProcessEnv): ExampleConfig['introspection
     clientAuth: { method, clientSecret },
     ...(env.FAPI_INTROSPECTION_ENDPOINT ? { endpoint: env.FAPI_INTROSPECTION_ENDPOINT } : {}),
     signedResponse: Boolean(alg),
+    ...(env.FAPI_INTROSPECTION_CACHE_TTL_SEC ? { cache: { maxTtlSec: Number(env.FAPI_INTROSPECTION_CACHE_TTL_SEC) } } : {}),
   };
 }

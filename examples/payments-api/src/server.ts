@@ -3,7 +3,9 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { DecisionEvent, GuardOptions, IssuerConfig } from '@fapi-guard/core';
+import { RedisIntrospectionCache, RedisReplayStore, sharedSecret } from '@fapi-guard/redis';
 import { MockIssuer } from '@fapi-guard/testing';
+import { Redis } from 'ioredis';
 import { createPaymentsApi } from './app.js';
 import type { ExampleConfig } from './config.js';
 import { createFastifyPaymentsApi } from './fastify-app.js';
@@ -26,6 +28,11 @@ export async function startExample(
 ): Promise<RunningExample> {
   const mock = config.issuer ? undefined : await MockIssuer.start({ audience: config.audience });
   const issuer = config.issuer ?? (mock as MockIssuer).issuer;
+  const shared = config.redisUrl ? await sharedState(config.redisUrl) : undefined;
+  const introspection =
+    config.introspection && shared
+      ? { ...config.introspection, cache: { ...(config.introspection.cache || {}), store: shared.introspectionCache } }
+      : config.introspection;
   const guard: GuardOptions = {
     issuer: overrides.issuer ?? (config.jwksUri ? { issuer, jwksUri: config.jwksUri } : issuer),
     // Certificate-bound tokens over our own TLS listener, or from a trusted proxy's header.
@@ -34,8 +41,11 @@ export async function startExample(
       : config.tls !== undefined,
     audience: config.audience,
     publicUrl: config.publicUrl,
-    dpop: config.nonceSecret ? { nonce: { secret: config.nonceSecret } } : {},
-    introspection: config.introspection,
+    dpop: {
+      ...(shared ? { replayStore: shared.replayStore } : {}),
+      ...(config.nonceSecret || shared ? { nonce: { secret: config.nonceSecret ?? (shared?.nonceSecret as string) } } : {}),
+    },
+    introspection,
     tokenFormat: config.tokenFormat,
     onDecision,
   };
@@ -49,6 +59,7 @@ export async function startExample(
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await mock?.stop();
+      shared?.redis.disconnect();
     },
   };
 }
@@ -69,4 +80,24 @@ async function listen(config: ExampleConfig, options: { guard: GuardOptions; all
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve(server));
   });
+}
+
+/**
+ * State shared by every instance on one Redis: used DPoP proofs, introspection answers and the
+ * nonce secret. The client fails commands at once while disconnected (no offline queue), so an
+ * outage gives 503s instead of stalled requests, and it reconnects by itself.
+ */
+async function sharedState(url: string) {
+  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 100, 1000) });
+  await new Promise<void>((resolve, reject) => {
+    redis.once('ready', () => resolve());
+    redis.once('error', (e) => reject(new Error(`REDIS_URL ${url}: ${e.message}`)));
+  });
+  redis.on('error', () => undefined); // reported through 503s; ioredis keeps reconnecting
+  return {
+    redis,
+    replayStore: new RedisReplayStore({ client: redis }),
+    introspectionCache: new RedisIntrospectionCache({ client: redis }),
+    nonceSecret: await sharedSecret({ client: redis, name: 'dpop-nonce' }),
+  };
 }
