@@ -31,6 +31,8 @@ export const ROUTES = {
   nonce: { scopes: ['accounts'], dpopNonce: true },
   payments: { scopes: ['payments:write'] },
   either: { anyScopes: ['payments:read', 'payments:write'] },
+  stepup: { scopes: ['accounts'], acrValues: ['urn:bank:acr:sca', 'urn:bank:acr:mfa'], maxAuthAgeSec: 300 },
+  rar: { authorizationDetails: [{ type: 'payment_initiation', actions: ['initiate'] }] },
 } as const;
 
 const echo = (auth: Authorized | null | undefined) => ({ clientId: auth?.clientId, scopes: auth?.scopes, binding: auth?.binding });
@@ -60,6 +62,9 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
     app.get('/nonce', fapi.protect(ROUTES.nonce), (req, res) => void res.json(echo(req.auth)));
     app.post('/payments', fapi.protect(ROUTES.payments), (req, res) => void res.status(201).json(echo(req.auth)));
     app.get('/either', fapi.protect(ROUTES.either), (req, res) => void res.json(echo(req.auth)));
+    app.get('/stepup', fapi.protect(ROUTES.stepup), (req, res) => void res.json(echo(req.auth)));
+    app.get('/rar', fapi.protect(ROUTES.rar), (req, res) => void res.json(echo(req.auth)));
+    app.use(fapi.metadata());
     const server = app.listen(0, '127.0.0.1');
     return { framework, url: await listen(server), close: closer(server) };
   }
@@ -83,6 +88,13 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
     router.get('/either', fapi.protect(ROUTES.either), (ctx) => {
       ctx.body = echo(ctx.state.auth);
     });
+    router.get('/stepup', fapi.protect(ROUTES.stepup), (ctx) => {
+      ctx.body = echo(ctx.state.auth);
+    });
+    router.get('/rar', fapi.protect(ROUTES.rar), (ctx) => {
+      ctx.body = echo(ctx.state.auth);
+    });
+    app.use(fapi.metadata());
     app.use(bodyParser({ enableTypes: ['form', 'json'] }));
     app.use(router.routes());
     const server = app.listen(0, '127.0.0.1');
@@ -96,6 +108,8 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
   app.get('/nonce', { preHandler: app.fapi.protect(ROUTES.nonce) }, async (request) => echo(request.auth));
   app.post('/payments', { config: { fapi: ROUTES.payments } }, async (request, reply) => reply.code(201).send(echo(request.auth)));
   app.get('/either', { config: { fapi: ROUTES.either } }, async (request) => echo(request.auth));
+  app.get('/stepup', { config: { fapi: ROUTES.stepup } }, async (request) => echo(request.auth));
+  app.get('/rar', { config: { fapi: ROUTES.rar } }, async (request) => echo(request.auth));
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;
   return { framework, url: `http://127.0.0.1:${port}`, close: () => app.close() };

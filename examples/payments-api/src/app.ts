@@ -22,6 +22,7 @@ export function createPaymentsApi(options: PaymentsApiOptions): Express {
   const subject = (req: express.Request) => ownerOf(req.auth);
 
   app.get('/health', (_req, res) => void res.json({ status: 'ok' }));
+  app.use(fapi.metadata());
   app.get('/accounts', fapi.protect(policy.accounts), (req, res) => reply(res, service.listAccounts(subject(req))));
   app.get('/accounts/:id', fapi.protect(policy.accounts), (req, res) =>
     reply(res, service.getAccount(subject(req), String(req.params.id))),

@@ -30,6 +30,6 @@ export function createKoaPaymentsApi(options: ApiOptions & { guard: GuardOptions
   );
   router.get('/payments/:id', fapi.protect(policy.readPayment), (ctx) => reply(ctx, service.getPayment(subject(ctx), ctx.params.id ?? '')));
   const app = new Koa();
-  app.use(router.routes()).use(router.allowedMethods());
+  app.use(fapi.metadata()).use(router.routes()).use(router.allowedMethods());
   return app;
 }

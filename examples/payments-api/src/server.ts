@@ -46,6 +46,8 @@ export async function startExample(
       ...(config.nonceSecret || shared ? { nonce: { secret: config.nonceSecret ?? (shared?.nonceSecret as string) } } : {}),
     },
     introspection,
+    // RFC 9728: clients can discover what this API needs; challenges point to the document.
+    resourceMetadata: { resourceName: 'Example payments API' },
     tokenFormat: config.tokenFormat,
     onDecision,
   };

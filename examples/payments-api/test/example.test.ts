@@ -33,7 +33,7 @@ async function waitFor(check: () => boolean, ms = 10_000): Promise<void> {
 
 describe('npm start', () => {
   it('starts with the embedded issuer, prints how to call it, and answers with the DPoP challenge', async () => {
-    const proc = run('main.js', { PORT: '0', HOST: '127.0.0.1', FAPI_ISSUER: '' });
+    const proc = run('main.js', { PORT: '0', HOST: '127.0.0.1', FAPI_ISSUER: '', FAPI_AUDIENCE: 'https://payments.example' });
     try {
       await waitFor(() => /on (http:\/\/127\.0\.0\.1:\d+)/.test(proc.output()));
       const base = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(proc.output())?.[1] as string;
@@ -42,7 +42,9 @@ describe('npm start', () => {
       expect((await fetch(`${base}/health`)).status).toBe(200);
       const res = await fetch(`${base}/accounts`);
       expect(res.status).toBe(401);
-      expect(res.headers.get('www-authenticate')).toBe('DPoP algs="ES256 PS256 EdDSA"');
+      expect(res.headers.get('www-authenticate')).toBe(
+        'DPoP algs="ES256 PS256 EdDSA", resource_metadata="https://payments.example/.well-known/oauth-protected-resource"',
+      );
     } finally {
       proc.child.kill('SIGTERM');
       await proc.exited;
@@ -103,7 +105,11 @@ describe.each(['express', 'koa', 'fastify'] as const)('routes on %s', (framework
     expect((await call('GET', '/accounts/acc-999', 'accounts')).status).toBe(404);
     expect((await call('GET', '/accounts', 'payments:read')).status).toBe(403);
     expect((await fetch(`${api.url}/health`)).status).toBe(200);
-    expect((await fetch(`${api.url}/accounts`)).headers.get('www-authenticate')).toBe('DPoP algs="ES256 PS256 EdDSA"');
+    expect((await fetch(`${api.url}/accounts`)).headers.get('www-authenticate')).toBe(
+      'DPoP algs="ES256 PS256 EdDSA", resource_metadata="https://payments.example/.well-known/oauth-protected-resource"',
+    );
+    const metadata = await fetch(`${api.url}/.well-known/oauth-protected-resource`);
+    expect(await metadata.json()).toMatchObject({ resource: 'https://payments.example', resource_name: 'Example payments API' });
   });
 
   it('creates payments with payments:write and reads them with payments:read', async () => {

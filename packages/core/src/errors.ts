@@ -57,6 +57,8 @@ export type GuardErrorReason =
   | 'certificate_not_allowed'
   // authorization (RFC 6750 §3.1, FAPI 2.0 §5.3.4 #4)
   | 'scope_insufficient'
+  | 'authorization_details_insufficient'
+  | 'user_authentication_insufficient'
   | 'claim_check_failed'
   // dependencies (DEC-09): never a 500, never an accepted request
   | 'issuer_unavailable'
@@ -188,6 +190,18 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     error: 'insufficient_scope',
     description: 'The access token lacks the scope this resource requires',
   },
+  // RFC 9396 §9 / FAPI 2.0 §5.3.4 #4: answered like missing scope (RFC 6750 §3.1).
+  authorization_details_insufficient: {
+    status: 403,
+    error: 'insufficient_scope',
+    description: 'The access token lacks the authorization details this resource requires',
+  },
+  // RFC 9470 §3.
+  user_authentication_insufficient: {
+    status: 401,
+    error: 'insufficient_user_authentication',
+    description: 'A different or more recent user authentication is required',
+  },
   claim_check_failed: {
     status: 403,
     error: 'insufficient_scope',
@@ -207,8 +221,13 @@ export interface ChallengeContext {
   realm: string;
   /** DPoP `algs` (RFC 9449 §7.1). */
   dpopAlgorithms: readonly string[];
-  /** Space-separated scope for `insufficient_scope` (RFC 6750 §3). */
+  /** Space-separated scope for `insufficient_scope` (RFC 6750 §3) and with step-up (RFC 9470 §3). */
   scope?: string;
+  /** RFC 9470 §3: `acr_values` and `max_age` of an `insufficient_user_authentication` challenge. */
+  acrValues?: string;
+  maxAge?: number;
+  /** RFC 9728 §5.1: the URL of the protected resource metadata, on every challenge. */
+  resourceMetadata?: string;
 }
 
 /** A refusal: everything an adapter needs to write the response, plus the reason for logs. */
@@ -275,8 +294,15 @@ export function renderChallenges(reason: GuardErrorReason, ctx: ChallengeContext
       if (carriesError && info.error) {
         params.push(param('error', info.error));
         params.push(param('error_description', info.description));
-        if (info.error === 'insufficient_scope' && ctx.scope) params.push(param('scope', ctx.scope));
+        if ((info.error === 'insufficient_scope' || info.error === 'insufficient_user_authentication') && ctx.scope) {
+          params.push(param('scope', ctx.scope));
+        }
+        if (info.error === 'insufficient_user_authentication') {
+          if (ctx.acrValues) params.push(param('acr_values', ctx.acrValues));
+          if (ctx.maxAge !== undefined) params.push(param('max_age', String(ctx.maxAge)));
+        }
       }
+      if (ctx.resourceMetadata) params.push(param('resource_metadata', ctx.resourceMetadata));
       return `${scheme} ${params.join(', ')}`;
     })
     .join(', ');

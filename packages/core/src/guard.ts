@@ -7,6 +7,9 @@ import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
 import { readCredentials } from './credentials.js';
 import { type AuthScheme, GuardError, type GuardErrorReason, renderChallenges } from './errors.js';
+import { type InteractionId, interactionId } from './interaction.js';
+import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
+import type { ResponseParts } from './node.js';
 import { type DecisionEvent, type GuardOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
 import { type ConnectionInfo, type GuardRequest, headerLines, OriginResolver, type UrlResult } from './request.js';
@@ -40,6 +43,8 @@ export interface Authorized {
   readonly headers: Readonly<Record<string, string>>;
   /** The client certificate a certificate-bound token was checked against (RFC 8705). */
   readonly certificate?: ClientCertificate;
+  /** The `x-fapi-interaction-id` of this exchange, when the guard sets one. */
+  readonly interactionId?: string;
 }
 
 interface Bound {
@@ -66,6 +71,13 @@ export interface Guard {
   requestUrl(connection: ConnectionInfo): UrlResult;
   /** The refusal for a request whose URL cannot be trusted (adapters call this). */
   refuse(reason: GuardErrorReason, detail: string, policy?: CompiledPolicy): GuardError;
+  /**
+   * The RFC 9728 metadata response for `GET`/`HEAD` of the well-known path, or `undefined` for
+   * any other request (or when `resourceMetadata` is off). Adapters serve it.
+   */
+  metadataResponse(method: string, path: string): ResponseParts | undefined;
+  /** The well-known path of the metadata document, when published. */
+  readonly metadataPath: string | undefined;
   /** Issuer key sets, by issuer identifier (for health checks and metrics). */
   readonly issuers: ReadonlyMap<string, IssuerKeys>;
   readonly options: Readonly<ResolvedOptions>;
@@ -79,6 +91,8 @@ interface Refusal {
   detail: string;
   usedScheme?: AuthScheme;
   scope?: string;
+  acrValues?: string;
+  maxAge?: number;
   retryAfterMs?: number;
   /** A DPoP nonce to send with the refusal (`use_dpop_nonce`, RFC 9449 §9). */
   nonce?: string;
@@ -110,7 +124,14 @@ export function createGuard(options: GuardOptions): Guard {
     clockToleranceSec: opts.clockToleranceSec,
     now: opts.now,
     cacheMax: opts.tokenCacheMax,
+    compat: opts.compat,
   });
+  // What the routes ask for, collected as they are compiled: the metadata document lists it.
+  const knownScopes = new Set<string>();
+  const knownDetailTypes = new Set<string>();
+  const metadataResource = opts.resourceMetadata && (opts.resourceMetadata.resource ?? (opts.audiences[0] as string));
+  const resourceMetadataUrl = metadataResource && metadataUrl(metadataResource);
+  const wellKnownPath = metadataResource && metadataPath(metadataResource);
 
   const introspector =
     opts.introspection &&
@@ -137,8 +158,10 @@ export function createGuard(options: GuardOptions): Guard {
 
   function toPolicy(policy: RoutePolicy | CompiledPolicy | undefined): CompiledPolicy {
     if (policy && compiled.has(policy)) return policy as CompiledPolicy;
-    const result = compilePolicy(policy as RoutePolicy | undefined);
+    const result = compilePolicy(policy as RoutePolicy | undefined, { allowBearer: opts.profile === 'oauth2' });
     compiled.add(result);
+    for (const scope of [...result.scopes, ...result.anyScopes]) knownScopes.add(scope);
+    for (const detail of result.authorizationDetails) knownDetailTypes.add(detail.type);
     return result;
   }
 
@@ -147,14 +170,18 @@ export function createGuard(options: GuardOptions): Guard {
     return policy.allowBearer || opts.mtls ? ['DPoP', 'Bearer'] : ['DPoP'];
   }
 
-  function toError(refusal: Refusal, policy: CompiledPolicy): GuardError {
+  function toError(refusal: Refusal, policy: CompiledPolicy, interaction?: string): GuardError {
     const headers: Record<string, string> = {};
+    if (interaction) headers['x-fapi-interaction-id'] = interaction;
     const challenge = renderChallenges(refusal.reason, {
       schemes: schemesOf(policy),
       usedScheme: refusal.usedScheme,
       realm: opts.realm,
       dpopAlgorithms: opts.algorithms,
       scope: refusal.scope,
+      acrValues: refusal.acrValues,
+      maxAge: refusal.maxAge,
+      resourceMetadata: resourceMetadataUrl,
     });
     if (challenge) headers['www-authenticate'] = challenge;
     if (refusal.nonce) headers['dpop-nonce'] = refusal.nonce;
@@ -177,7 +204,7 @@ export function createGuard(options: GuardOptions): Guard {
     if (!bound.ok) return { ...bound, usedScheme: scheme, token };
 
     const scopes = grantedScopes(claims);
-    const decision = checkPolicy(policy, claims, scopes);
+    const decision = checkPolicy(policy, claims, scopes, opts.now() / 1000);
     if (!decision.ok) return { ...decision, usedScheme: scheme, token };
     return {
       ok: true,
@@ -251,6 +278,7 @@ export function createGuard(options: GuardOptions): Guard {
     result: Authorized | GuardError,
     token?: VerifiedAccessToken,
     note?: string,
+    interaction?: InteractionId,
   ): void {
     if (!opts.onDecision) return;
     const t = result.ok ? result.token : token;
@@ -261,6 +289,10 @@ export function createGuard(options: GuardOptions): Guard {
       url: request.url.split('?', 1)[0] as string,
       durationMs: performance.now() - started,
     };
+    if (interaction) {
+      event.interactionId = interaction.id;
+      if (interaction.refused !== undefined) event.refusedInteractionId = interaction.refused;
+    }
     if (!result.ok) {
       event.reason = result.reason;
       if (result.error) event.error = result.error;
@@ -288,9 +320,35 @@ export function createGuard(options: GuardOptions): Guard {
     policy: toPolicy,
     requestUrl: (connection) => origin.resolve(connection),
     refuse: (reason, detail, policy) => toError({ reason, detail }, toPolicy(policy)),
+    metadataPath: wellKnownPath,
+    metadataResponse(method, path) {
+      if (!wellKnownPath || !metadataResource || (method !== 'GET' && method !== 'HEAD')) return undefined;
+      if (path.split('?', 1)[0] !== wellKnownPath) return undefined;
+      const doc = buildMetadata(
+        {
+          resource: metadataResource,
+          authorizationServers: opts.issuers.map((i) => i.issuer),
+          scopes: [...knownScopes],
+          dpopAlgorithms: opts.algorithms,
+          mtls: opts.mtls !== undefined,
+          authorizationDetailsTypes: [...knownDetailTypes],
+        },
+        opts.resourceMetadata as ResourceMetadataOptions,
+      );
+      return {
+        status: 200,
+        headers: {
+          'content-type': 'application/json; charset=utf-8',
+          // RFC 9728 §7.10: cacheable.
+          'cache-control': `max-age=${opts.resourceMetadata?.maxAgeSec ?? 3600}`,
+        },
+        body: method === 'HEAD' ? '' : JSON.stringify(doc),
+      };
+    },
     async check(request, routePolicy) {
       const started = performance.now();
       const policy = toPolicy(routePolicy);
+      const interaction = opts.interactionId ? interactionId(request.headers) : undefined;
       let outcome: Authorized | Refusal;
       try {
         outcome = await decide(request, policy);
@@ -298,8 +356,11 @@ export function createGuard(options: GuardOptions): Guard {
         // RFC 9449 §7.1 / DPOP-16: an unexpected failure inside a check never grants access.
         outcome = { reason: 'internal', detail: `unexpected: ${(e as Error)?.message ?? String(e)}` };
       }
-      const result = 'ok' in outcome && outcome.ok ? outcome : toError(outcome as Refusal, policy);
-      report(request, started, result, (outcome as Refusal).token, (outcome as Refusal).note);
+      let result = 'ok' in outcome && outcome.ok ? outcome : toError(outcome as Refusal, policy, interaction?.id);
+      if (result.ok && interaction) {
+        result = { ...result, interactionId: interaction.id, headers: { ...result.headers, 'x-fapi-interaction-id': interaction.id } };
+      }
+      report(request, started, result, (outcome as Refusal).token, (outcome as Refusal).note, interaction);
       return result;
     },
   };

@@ -29,8 +29,13 @@ export {
   renderChallenges,
 } from './errors.js';
 export { type Authorized, type Binding, createGuard, type Guard } from './guard.js';
+export { type InteractionId, interactionId } from './interaction.js';
+export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
+export { DecisionMetrics, type MetricsSnapshot } from './metrics.js';
 export { errorResponse, guardRequestFromNode, type NodeRequestParts, type ResponseParts } from './node.js';
 export {
+  COMPAT_PRESETS,
+  type CompatOptions,
   type DecisionEvent,
   type DpopOptions,
   FAPI_ALGORITHMS,
@@ -38,7 +43,15 @@ export {
   type ResolvedOptions,
   SUPPORTED_ALGORITHMS,
 } from './options.js';
-export { type ClaimCheck, type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
+export {
+  type AuthorizationDetailRequirement,
+  type ClaimCheck,
+  type CompiledPolicy,
+  checkPolicy,
+  compilePolicy,
+  grantedScopes,
+  type RoutePolicy,
+} from './policy.js';
 export {
   type ConnectionInfo,
   type GuardHeaders,

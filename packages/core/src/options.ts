@@ -5,6 +5,7 @@
 import type { MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
 import type { GuardError } from './errors.js';
+import type { ResourceMetadataOptions } from './metadata.js';
 import type { OriginOptions } from './request.js';
 import { MemoryReplayStore, type ReplayStore } from './stores.js';
 import type { IntrospectionOptions } from './tokens/introspection.js';
@@ -51,6 +52,10 @@ export interface DecisionEvent {
   binding?: 'bearer' | 'dpop' | 'mtls';
   /** Something an operator should know, e.g. a certificate header from an untrusted peer was ignored. */
   note?: string;
+  /** `x-fapi-interaction-id` sent back (XFAPI-02: logged with the decision). */
+  interactionId?: string;
+  /** A malformed `x-fapi-interaction-id` the client sent, replaced by a new one (DEC-11). */
+  refusedInteractionId?: string;
   durationMs: number;
 }
 
@@ -74,8 +79,57 @@ export interface DpopOptions {
   nonce?: DpopNonceOptions;
 }
 
+/**
+ * Loosenings for issuers whose access tokens break RFC 9068. Each one weakens a check;
+ * use the smallest set your issuer needs. `aud`, `iss`, `exp` and the signature are always checked.
+ */
+export interface CompatOptions {
+  /** Accept `typ: JWT` as well as `at+jwt` (RFC 9068 §4 #1 loosened; explicit typing, RFC 8725 §3.11, is lost). */
+  acceptJwtTyp?: boolean;
+  /** Accept a token without `typ`. */
+  acceptMissingTyp?: boolean;
+  /** Read the client id from this claim when `client_id` is absent (e.g. `azp`). */
+  clientIdClaim?: string;
+  /** RFC 9068 §2.2 claims the issuer leaves out. */
+  optionalClaims?: readonly ('jti' | 'client_id' | 'sub' | 'iat')[];
+}
+
+/**
+ * Known issuers' token shapes, each loosening named. Review them against your issuer's
+ * configuration: many can issue RFC 9068 tokens, which need none of these.
+ */
+export const COMPAT_PRESETS = {
+  /** Keycloak: `typ: JWT` (payload `typ: Bearer`), client in `azp`. */
+  keycloak: { acceptJwtTyp: true, clientIdClaim: 'azp' },
+  /** Microsoft Entra ID v2 tokens: `typ: JWT`, client in `azp`, no `jti` (it uses `uti`). */
+  entra: { acceptJwtTyp: true, clientIdClaim: 'azp', optionalClaims: ['jti'] },
+  /** Auth0 without its RFC 9068 token profile: `typ: JWT`, client in `azp`. */
+  auth0: { acceptJwtTyp: true, clientIdClaim: 'azp' },
+} as const satisfies Record<string, CompatOptions>;
+
 /** Options of `createGuard`. Only `issuer`/`issuers` and `audience` are required. */
 export interface GuardOptions extends OriginOptions {
+  /**
+   * `fapi2` (the default) is the strict FAPI 2.0 profile. `oauth2` is a documented relaxation
+   * for APIs outside FAPI: routes accept unbound bearer tokens unless they set
+   * `allowBearer: false`, RS256 is allowed, `x-fapi-interaction-id` is off. Every other check
+   * stays.
+   * @default 'fapi2'
+   */
+  profile?: 'fapi2' | 'oauth2';
+  /** Loosenings for non-RFC 9068 issuers (see {@link COMPAT_PRESETS}). @default none */
+  compat?: CompatOptions;
+  /**
+   * Publish RFC 9728 protected resource metadata (adapters serve it at the well-known path) and
+   * point to it from every challenge (`resource_metadata`, RFC 9728 §5.1).
+   * @default false
+   */
+  resourceMetadata?: boolean | ResourceMetadataOptions;
+  /**
+   * `x-fapi-interaction-id` on every response of a protected route, errors included.
+   * @default true under `fapi2`, false under `oauth2`
+   */
+  interactionId?: boolean;
   /** The trusted authorization server: its issuer identifier, or its full configuration. */
   issuer?: string | IssuerConfig;
   /**
@@ -159,6 +213,10 @@ export interface ResolvedOptions {
   /** `undefined` when mTLS is not offered. */
   mtls: MtlsOptions | undefined;
   introspection: IntrospectionOptions | undefined;
+  profile: 'fapi2' | 'oauth2';
+  compat: CompatOptions;
+  resourceMetadata: ResourceMetadataOptions | undefined;
+  interactionId: boolean;
   tokenFormat: 'jwt' | 'opaque' | 'auto';
   introspectJwts: boolean;
 }
@@ -257,13 +315,24 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
   if ((tokenFormat !== 'jwt' || options.introspectJwts) && !introspection) {
     throw configError(`tokenFormat "${tokenFormat}"${options.introspectJwts ? ' with introspectJwts' : ''} needs introspection options`);
   }
+  const profile = options.profile ?? 'fapi2';
+  if (profile !== 'fapi2' && profile !== 'oauth2') throw configError(`profile "${profile}" is not fapi2 or oauth2`);
+  const metadata = options.resourceMetadata === true ? {} : options.resourceMetadata || undefined;
+  if (metadata?.resource !== undefined && !audiences.includes(metadata.resource)) {
+    throw configError(`resourceMetadata.resource "${metadata.resource}" must be one of the audiences (RFC 9728 §3.3)`);
+  }
+  if (metadata?.jwksUri !== undefined) assertSecureUrl(metadata.jwksUri, 'resourceMetadata.jwksUri');
   return {
+    profile,
+    compat: { ...options.compat },
+    resourceMetadata: metadata,
+    interactionId: options.interactionId ?? profile === 'fapi2',
     introspection,
     tokenFormat,
     introspectJwts: options.introspectJwts === true,
     issuers,
     audiences,
-    algorithms: resolveAlgorithms(options.algorithms),
+    algorithms: resolveAlgorithms(options.algorithms ?? (profile === 'oauth2' ? [...FAPI_ALGORITHMS, 'RS256'] : undefined)),
     clockToleranceSec: tolerance,
     realm: options.realm ?? (audiences[0] as string),
     keys: { ...options.keys },

@@ -42,6 +42,26 @@ export interface RoutePolicy {
    * @default undefined (any certificate that matches the token)
    */
   clientCertificate?: (certificate: ClientCertificate) => boolean;
+  /**
+   * RFC 9470 step-up: the token's `acr` must be one of these (in order of preference, sent as
+   * `acr_values` in the challenge).
+   * @default [] (no acr rule)
+   */
+  acrValues?: readonly string[];
+  /** RFC 9470 step-up: the user authenticated (`auth_time`) at most this many seconds ago. */
+  maxAuthAgeSec?: number;
+  /**
+   * RFC 9396: `authorization_details` the token must carry. Each entry needs a token entry of
+   * the same `type` whose other members equal (or, for arrays, contain) the values given.
+   * @default [] (no rule)
+   */
+  authorizationDetails?: readonly AuthorizationDetailRequirement[];
+}
+
+/** One required `authorization_details` entry (RFC 9396 §2). */
+export interface AuthorizationDetailRequirement {
+  type: string;
+  [member: string]: unknown;
 }
 
 /** A policy checked once at start-up. */
@@ -52,12 +72,15 @@ export interface CompiledPolicy {
   readonly allowBearer: boolean;
   readonly dpopNonce: boolean | undefined;
   readonly clientCertificate: ((certificate: ClientCertificate) => boolean) | undefined;
+  readonly acrValues: readonly string[];
+  readonly maxAuthAgeSec: number | undefined;
+  readonly authorizationDetails: readonly AuthorizationDetailRequirement[];
 }
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
-export function compilePolicy(policy: RoutePolicy = {}): CompiledPolicy {
+export function compilePolicy(policy: RoutePolicy = {}, defaults: { allowBearer?: boolean } = {}): CompiledPolicy {
   const scopes = [...(policy.scopes ?? [])];
   const anyScopes = [...(policy.anyScopes ?? [])];
   for (const scope of [...scopes, ...anyScopes]) {
@@ -76,11 +99,24 @@ export function compilePolicy(policy: RoutePolicy = {}): CompiledPolicy {
   if (policy.clientCertificate !== undefined && typeof policy.clientCertificate !== 'function') {
     throw new TypeError('fapi-guard: clientCertificate must be a function');
   }
+  const acrValues = [...(policy.acrValues ?? [])];
+  if (acrValues.some((v) => typeof v !== 'string' || !SCOPE_TOKEN.test(v)))
+    throw new TypeError('fapi-guard: acrValues must be strings without spaces or quotes');
+  const maxAge = policy.maxAuthAgeSec;
+  if (maxAge !== undefined && !(Number.isInteger(maxAge) && maxAge >= 0))
+    throw new TypeError('fapi-guard: maxAuthAgeSec must be a non-negative integer (RFC 9470 §3)');
+  const details = [...(policy.authorizationDetails ?? [])];
+  if (details.some((d) => typeof d !== 'object' || d === null || typeof d.type !== 'string')) {
+    throw new TypeError('fapi-guard: each authorizationDetails entry needs a string type (RFC 9396 §2)');
+  }
   return Object.freeze({
+    acrValues,
+    maxAuthAgeSec: maxAge,
+    authorizationDetails: details,
     scopes,
     anyScopes,
     claims,
-    allowBearer: policy.allowBearer === true,
+    allowBearer: policy.allowBearer ?? defaults.allowBearer === true,
     dpopNonce: policy.dpopNonce,
     clientCertificate: policy.clientCertificate,
   });
@@ -91,7 +127,41 @@ export function grantedScopes(claims: Readonly<AccessTokenClaims>): string[] {
   return typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : [];
 }
 
-export type PolicyResult = { ok: true } | { ok: false; reason: GuardErrorReason; detail: string; scope?: string };
+export type PolicyResult =
+  | { ok: true }
+  | { ok: false; reason: GuardErrorReason; detail: string; scope?: string; acrValues?: string; maxAge?: number };
+
+/** True when the token's entry satisfies the required one: same type, every member equal or contained. */
+function detailMatches(required: AuthorizationDetailRequirement, entry: unknown): boolean {
+  if (typeof entry !== 'object' || entry === null) return false;
+  const e = entry as Record<string, unknown>;
+  return Object.entries(required).every(([name, want]) => {
+    const have = e[name];
+    if (isDeepStrictEqual(have, want)) return true;
+    // A required list is satisfied by a granted list that contains all of it.
+    return Array.isArray(want) && Array.isArray(have) && want.every((w) => have.some((h) => isDeepStrictEqual(h, w)));
+  });
+}
+
+/**
+ * RFC 9470 §3: is the user authentication behind the token strong and recent enough? Checked
+ * only for a valid token (STEP-04), before scopes; a short scope is named in the same challenge.
+ */
+function checkStepUp(policy: CompiledPolicy, claims: Readonly<AccessTokenClaims>, nowSec: number): PolicyResult {
+  const acrOk = policy.acrValues.length === 0 || (typeof claims.acr === 'string' && policy.acrValues.includes(claims.acr));
+  const age = typeof claims.auth_time === 'number' ? nowSec - claims.auth_time : Number.POSITIVE_INFINITY;
+  const ageOk = policy.maxAuthAgeSec === undefined || age <= policy.maxAuthAgeSec;
+  if (acrOk && ageOk) return { ok: true };
+  return {
+    ok: false,
+    reason: 'user_authentication_insufficient',
+    detail: acrOk
+      ? `auth_time ${claims.auth_time ?? 'absent'} is older than ${policy.maxAuthAgeSec} s`
+      : `acr ${JSON.stringify(claims.acr)}`,
+    ...(acrOk ? {} : { acrValues: policy.acrValues.join(' ') }),
+    ...(ageOk ? {} : { maxAge: policy.maxAuthAgeSec }),
+  };
+}
 
 function claimPasses(check: ClaimCheck, value: unknown, claims: Readonly<AccessTokenClaims>): boolean {
   if (typeof check === 'function') {
@@ -107,8 +177,15 @@ function claimPasses(check: ClaimCheck, value: unknown, claims: Readonly<AccessT
 }
 
 /** Scope and claim rules of one route against a valid token. */
-export function checkPolicy(policy: CompiledPolicy, claims: Readonly<AccessTokenClaims>, granted: readonly string[]): PolicyResult {
+export function checkPolicy(
+  policy: CompiledPolicy,
+  claims: Readonly<AccessTokenClaims>,
+  granted: readonly string[],
+  nowSec: number = Date.now() / 1000,
+): PolicyResult {
   const missing = policy.scopes.filter((s) => !granted.includes(s));
+  const stepUp = checkStepUp(policy, claims, nowSec);
+  if (!stepUp.ok) return missing.length > 0 ? { ...stepUp, scope: policy.scopes.join(' ') } : stepUp;
   if (missing.length > 0) {
     return { ok: false, reason: 'scope_insufficient', detail: `missing scope ${missing.join(' ')}`, scope: policy.scopes.join(' ') };
   }
@@ -119,6 +196,16 @@ export function checkPolicy(policy: CompiledPolicy, claims: Readonly<AccessToken
       detail: `none of ${policy.anyScopes.join(' ')}`,
       scope: policy.anyScopes.join(' '),
     };
+  }
+  if (policy.authorizationDetails.length > 0) {
+    const granted = Array.isArray(claims.authorization_details) ? claims.authorization_details : [];
+    const unmet = policy.authorizationDetails.find((required) => !granted.some((entry) => detailMatches(required, entry)));
+    if (unmet)
+      return {
+        ok: false,
+        reason: 'authorization_details_insufficient',
+        detail: `no authorization_details entry of type ${unmet.type} matches`,
+      };
   }
   for (const [name, check] of policy.claims) {
     if (!claimPasses(check, claims[name], claims)) return { ok: false, reason: 'claim_check_failed', detail: `claim ${name} check failed` };

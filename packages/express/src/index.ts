@@ -29,6 +29,11 @@ export interface FapiGuardExpress {
   readonly guard: Guard;
   /** Middleware that lets through only requests that satisfy `policy`; sets `req.auth`. */
   protect(policy?: RoutePolicy): RequestHandler;
+  /**
+   * Serves the RFC 9728 metadata document at its well-known path (when `resourceMetadata` is
+   * on); passes every other request on. Mount it with `app.use(fapi.metadata())`.
+   */
+  metadata(): RequestHandler;
 }
 
 /** Writes a refusal: status, challenge headers and the short JSON body. */
@@ -52,6 +57,18 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardExpress {
   const guard = 'check' in options ? options : createGuard(options);
   return {
     guard,
+    metadata(): RequestHandler {
+      return (req, res, next) => {
+        const answer = guard.metadataResponse(req.method, req.originalUrl);
+        if (!answer) {
+          next();
+          return;
+        }
+        res.status(answer.status);
+        for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
+        res.end(answer.body);
+      };
+    },
     protect(policy?: RoutePolicy): RequestHandler {
       const compiled = guard.policy(policy);
       return (req: Request, res: Response, next: NextFunction) => {

@@ -69,6 +69,15 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
     guard,
     protect: (policy?: RoutePolicy) => preHandlerFor(guard, guard.policy(policy)),
   } satisfies FapiGuardFastify);
+  // RFC 9728: the metadata document at its well-known path, when published.
+  const wellKnown = guard.metadataPath;
+  if (wellKnown) {
+    fastify.get(wellKnown, async (_request, reply) => {
+      const answer = guard.metadataResponse('GET', wellKnown);
+      if (!answer) return reply.callNotFound();
+      return reply.code(answer.status).headers(answer.headers).send(answer.body);
+    });
+  }
   // Routes that carry `config.fapi` get the guard as their first preHandler.
   fastify.addHook('onRoute', (route) => {
     const policy = route.config?.fapi;

@@ -27,6 +27,11 @@ export interface FapiGuardKoa {
   readonly guard: Guard;
   /** Middleware that lets through only requests that satisfy `policy`; sets `ctx.state.auth`. */
   protect(policy?: RoutePolicy): Middleware;
+  /**
+   * Serves the RFC 9728 metadata document at its well-known path (when `resourceMetadata` is
+   * on); passes every other request on. Mount it with `app.use(fapi.metadata())`.
+   */
+  metadata(): Middleware;
 }
 
 /** Writes a refusal: status, challenge headers and the short JSON body. */
@@ -51,6 +56,15 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
   const guard = 'check' in options ? options : createGuard(options);
   return {
     guard,
+    metadata(): Middleware {
+      return async (ctx, next) => {
+        const answer = guard.metadataResponse(ctx.method, ctx.originalUrl);
+        if (!answer) return next();
+        ctx.status = answer.status;
+        ctx.body = answer.body;
+        ctx.set(answer.headers);
+      };
+    },
     protect(policy?: RoutePolicy): Middleware {
       const compiled = guard.policy(policy);
       return async (ctx: Context, next: Next) => {

@@ -51,6 +51,8 @@ export interface JwtVerifierSettings {
   clockToleranceSec: number;
   now: () => number;
   cacheMax: number;
+  /** Loosenings for non-RFC 9068 issuers (`GuardOptions.compat`). */
+  compat?: { acceptJwtTyp?: boolean; acceptMissingTyp?: boolean; clientIdClaim?: string; optionalClaims?: readonly string[] };
 }
 
 /** RFC 9068 §2.2: claims every access token carries. */
@@ -117,7 +119,12 @@ export class JwtAccessTokenVerifier {
     const payload = decodeSegment(parts[1] as string);
     if (!header || !payload) return fail('token_malformed', 'header or payload is not a JSON object');
     // RFC 8725 §3.11/§3.12: explicit typing keeps ID tokens, DPoP proofs, logout tokens out.
-    if (!isAccessTokenTyp(header.typ)) return fail('token_type', `typ ${JSON.stringify(header.typ)}`);
+    const compat = s.compat ?? {};
+    const typAccepted =
+      isAccessTokenTyp(header.typ) ||
+      (compat.acceptJwtTyp === true && typeof header.typ === 'string' && header.typ.toLowerCase() === 'jwt') ||
+      (compat.acceptMissingTyp === true && header.typ === undefined);
+    if (!typAccepted) return fail('token_type', `typ ${JSON.stringify(header.typ)}`);
     const alg = header.alg;
     if (typeof alg !== 'string' || !s.algorithms.includes(alg)) {
       return fail('token_algorithm', `alg ${JSON.stringify(alg)} not in ${s.algorithms.join(' ')}`);
@@ -134,8 +141,11 @@ export class JwtAccessTokenVerifier {
     const verified = await verifyWithAny(jwt, lookup.keys, alg);
     if (!verified.ok) return verified;
 
+    if (payload.client_id === undefined && compat.clientIdClaim && typeof payload[compat.clientIdClaim] === 'string') {
+      payload.client_id = payload[compat.clientIdClaim];
+    }
     const token: VerifiedAccessToken = {
-      header: { alg, typ: header.typ as string, ...(kid === undefined ? {} : { kid }) },
+      header: { alg, typ: String(header.typ), ...(kid === undefined ? {} : { kid }) },
       // Frozen: the same object is handed to every request that presents this token.
       claims: deepFreeze(payload) as AccessTokenClaims,
       hash,
@@ -154,11 +164,12 @@ export class JwtAccessTokenVerifier {
   private checkClaims(token: VerifiedAccessToken): TokenResult {
     const s = this.settings;
     const c = token.claims as Record<string, unknown>;
+    const optional = s.compat?.optionalClaims ?? [];
     for (const name of REQUIRED_CLAIMS) {
-      if (c[name] === undefined) return fail('token_claim_missing', `no ${name} claim`);
+      if (c[name] === undefined && !optional.includes(name)) return fail('token_claim_missing', `no ${name} claim`);
     }
     for (const name of ['sub', 'client_id', 'jti'] as const) {
-      if (typeof c[name] !== 'string') return fail('token_claim_invalid', `${name} is not a string`);
+      if (c[name] !== undefined && typeof c[name] !== 'string') return fail('token_claim_invalid', `${name} is not a string`);
     }
     for (const name of ['exp', 'iat', 'nbf'] as const) {
       if (c[name] !== undefined && !Number.isFinite(c[name])) return fail('token_claim_invalid', `${name} is not a number`);
@@ -177,7 +188,7 @@ export class JwtAccessTokenVerifier {
     const tol = s.clockToleranceSec;
     if (now >= (c.exp as number) + tol) return fail('token_expired', `exp ${c.exp} is past`);
     if (c.nbf !== undefined && (c.nbf as number) > now + tol) return fail('token_not_yet_valid', `nbf ${c.nbf} is in the future`);
-    if ((c.iat as number) > now + tol) return fail('token_issued_in_future', `iat ${c.iat} is in the future`);
+    if (typeof c.iat === 'number' && c.iat > now + tol) return fail('token_issued_in_future', `iat ${c.iat} is in the future`);
     return { ok: true, token };
   }
 }
