@@ -241,6 +241,7 @@ export function createGuard(options: GuardOptions): Guard {
         method: request.method,
         url: request.url,
         accessToken,
+        accessTokenHash: token.hash,
         requireNonce: policy.dpopNonce ?? opts.dpop.nonce.required === true,
         boundJkt: typeof jkt === 'string' ? jkt : undefined,
       });

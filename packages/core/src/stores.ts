@@ -42,18 +42,31 @@ export class MemoryReplayStore implements ReplayStore {
   private readonly cache: LRUCache<string, true>;
   private readonly max: number;
   private readonly now: () => number;
+  private lastPurge = Number.NEGATIVE_INFINITY;
 
   constructor(options: MemoryReplayStoreOptions = {}) {
     this.max = options.max ?? 200_000;
     this.now = options.clock ?? Date.now;
     // lru-cache's own clock is performance.now(); expiry is checked against ours instead.
-    this.cache = new LRUCache<string, true>({ max: this.max, ttl: 1, ttlAutopurge: false, perf: { now: () => this.now() } });
+    // ttlResolution 0: staleness is judged by the clock at each call, not a timer-refreshed copy.
+    this.cache = new LRUCache<string, true>({
+      max: this.max,
+      ttl: 1,
+      ttlResolution: 0,
+      ttlAutopurge: false,
+      perf: { now: () => this.now() },
+    });
   }
 
   async claim(key: string, expiresAt: number): Promise<boolean> {
     if (this.cache.has(key)) return false;
     if (this.cache.size >= this.max) {
-      this.cache.purgeStale();
+      // Purging walks every key: at most once a second, so a flood cannot make each claim O(n).
+      const now = this.now();
+      if (now - this.lastPurge >= 1000) {
+        this.lastPurge = now;
+        this.cache.purgeStale();
+      }
       if (this.cache.size >= this.max) throw new ReplayStoreFullError(this.max);
     }
     this.cache.set(key, true, { ttl: Math.max(1, expiresAt - this.now()) });

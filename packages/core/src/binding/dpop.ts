@@ -5,12 +5,13 @@
  * Per request, the proof's signature is the one signature verified every time; the proof key
  * import is cached by thumbprint (same required members ⇒ same public key, RFC 7638 §3.2).
  */
-import { createHash } from 'node:crypto';
-import { type CryptoKey, compactVerify, importJWK, type JWK } from 'jose';
+import { createHash, type KeyObject } from 'node:crypto';
+import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { GuardErrorReason } from '../errors.js';
 import type { ReplayStore } from '../stores.js';
 import { keyMatches } from '../tokens/issuer.js';
+import { publicKeyFromJwk, verifyCompactJws } from './jws.js';
 import type { DpopNonces } from './nonce.js';
 import { jwkThumbprint } from './thumbprint.js';
 
@@ -34,6 +35,8 @@ export interface DpopProofRequest {
   url: string;
   /** The access token presented with the proof (for `ath`). */
   accessToken: string;
+  /** base64url SHA-256 of `accessToken`, when already computed (it is the expected `ath`). */
+  accessTokenHash?: string;
   /** Whether this route requires a server nonce. */
   requireNonce: boolean;
   /** The token's `cnf.jkt`; `undefined` for a token that is not DPoP-bound (RFC 9449 §6, DPOP-19). */
@@ -99,7 +102,11 @@ const invalid = (detail: string): Fail => ({ ok: false, reason: 'dpop_proof_inva
 
 export class DpopVerifier {
   /** Imported proof keys by `alg` + thumbprint: a client's key is imported once, not per request. */
-  private readonly keys = new LRUCache<string, Promise<CryptoKey>>({ max: 10_000 });
+  private readonly keys = new LRUCache<string, KeyObject>({ max: 10_000 });
+  /** Checked proof headers by their encoded segment (bounded: clients reuse one header). */
+  private readonly headers = new LRUCache<string, { ok: true; alg: string; jkt: string; publicKey: KeyObject }>({ max: 10_000 });
+  /** Normalised URLs (`htu` and request URLs), bounded. */
+  private readonly urls = new Map<string, string | undefined>();
 
   constructor(private readonly settings: DpopVerifierSettings) {}
 
@@ -113,9 +120,8 @@ export class DpopVerifier {
     if (proof.length > MAX_PROOF_LENGTH) return invalid(`proof of ${proof.length} characters`);
     if (!COMPACT_JWS.test(proof)) return invalid('not a compact JWS');
     const [h, p] = proof.split('.') as [string, string, string];
-    const header = parseSegment(h);
     const claims = parseSegment(p);
-    if (!header || !claims) return invalid('header or payload is not a JSON object');
+    if (!claims) return invalid('payload is not a JSON object');
     // Step 3: required claims (at the RS also ath, §7).
     const { jti, htm, htu, iat, ath } = claims;
     if (typeof jti !== 'string' || jti.length === 0) return invalid('jti missing');
@@ -124,6 +130,33 @@ export class DpopVerifier {
     if (typeof htu !== 'string') return invalid('htu missing');
     if (typeof iat !== 'number' || !Number.isFinite(iat)) return invalid('iat missing');
     if (typeof ath !== 'string') return invalid('ath missing');
+    // Steps 4, 5 and 7: the header decides typ, alg and key; a client repeats the same header.
+    const checked = this.proofHeader(h);
+    if (!checked.ok) return checked;
+    const { alg, jkt, publicKey } = checked;
+    // Step 6: the signature verifies with that key (JWTBCP-04: an off-curve key failed on import).
+    if (!verifyCompactJws(proof, alg, publicKey)) return invalid('signature does not verify with the header jwk');
+    // Step 8: htm.
+    if (htm !== request.method) return invalid(`htm ${htm} on a ${request.method} request`);
+    // Step 9: htu, without query and fragment, after normalisation.
+    const expected = this.normalized(request.url);
+    if (expected === undefined || this.normalized(htu) !== expected) return invalid(`htu ${htu} is not ${expected}`);
+    // Step 11: a fresh proof (checked before the nonce so stale proofs are not answered with a nonce).
+    const now = s.now() / 1000;
+    if (iat < now - s.maxAgeSec) return invalid(`iat ${iat} is older than ${s.maxAgeSec} s`);
+    if (iat > now + s.maxFutureSec) return invalid(`iat ${iat} is in the future`);
+    // Step 12: ath binds the proof to the presented token.
+    if (ath !== (request.accessTokenHash ?? accessTokenHash(request.accessToken))) return invalid('ath does not match the access token');
+    return this.finish(request, claims, jti, iat, expected, jkt);
+  }
+
+  /** A proof header's checks (RFC 9449 §4.3 steps 4, 5, 7) and its imported key; cached per header. */
+  private proofHeader(segment: string): { ok: true; alg: string; jkt: string; publicKey: KeyObject } | Fail {
+    const cached = this.headers.get(segment);
+    if (cached) return cached;
+    const s = this.settings;
+    const header = parseSegment(segment);
+    if (!header) return invalid('header is not a JSON object');
     // Step 4: explicit type.
     if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'dpop+jwt') return invalid(`typ ${JSON.stringify(header.typ)}`);
     // Step 5: an allowed asymmetric algorithm (never none or a MAC).
@@ -136,28 +169,38 @@ export class DpopVerifier {
     if (PRIVATE_MEMBERS.some((m) => m in key)) return invalid('jwk holds private key material');
     if (!keyMatches({ ...key, kid: undefined }, alg, undefined)) return invalid(`jwk does not fit ${alg}`);
     let jkt: string;
+    let publicKey: KeyObject;
     try {
       jkt = jwkThumbprint(key as Record<string, unknown>);
+      // RFC 8725 §3.4 / JWTBCP-04: a point off its curve is refused here.
+      publicKey = this.importKey(key, jkt);
     } catch (e) {
       return invalid(`jwk: ${(e as Error).message}`);
     }
-    // Step 6: the signature verifies with that key.
-    try {
-      await compactVerify(proof, await this.importKey(key, alg, jkt), { algorithms: [alg] });
-    } catch (e) {
-      return invalid(`signature: ${(e as Error).message}`);
-    }
-    // Step 8: htm.
-    if (htm !== request.method) return invalid(`htm ${htm} on a ${request.method} request`);
-    // Step 9: htu, without query and fragment, after normalisation.
-    const expected = normalizeHtu(request.url);
-    if (expected === undefined || normalizeHtu(htu) !== expected) return invalid(`htu ${htu} is not ${expected}`);
-    // Step 11: a fresh proof (checked before the nonce so stale proofs are not answered with a nonce).
-    const now = s.now() / 1000;
-    if (iat < now - s.maxAgeSec) return invalid(`iat ${iat} is older than ${s.maxAgeSec} s`);
-    if (iat > now + s.maxFutureSec) return invalid(`iat ${iat} is in the future`);
-    // Step 12: ath binds the proof to the presented token.
-    if (ath !== accessTokenHash(request.accessToken)) return invalid('ath does not match the access token');
+    const result = { ok: true as const, alg, jkt, publicKey };
+    this.headers.set(segment, result);
+    return result;
+  }
+
+  /** RFC 3986 normalisation of a URL, remembered (both sides repeat: the route and the client's htu). */
+  private normalized(url: string): string | undefined {
+    if (this.urls.has(url)) return this.urls.get(url);
+    const value = normalizeHtu(url);
+    if (this.urls.size >= 1000) this.urls.clear();
+    this.urls.set(url, value);
+    return value;
+  }
+
+  /** Steps 10 and 12 (binding), then the replay check. */
+  private async finish(
+    request: DpopProofRequest,
+    claims: Record<string, unknown>,
+    jti: string,
+    iat: number,
+    expected: string,
+    jkt: string,
+  ): Promise<DpopResult> {
+    const s = this.settings;
     // Step 10: the server nonce (RFC 9449 §9).
     let nextNonce: string | undefined;
     const nonce = claims.nonce;
@@ -192,15 +235,12 @@ export class DpopVerifier {
     return nextNonce === undefined ? { ok: true, jkt } : { ok: true, jkt, nextNonce };
   }
 
-  private importKey(jwk: JWK, alg: string, jkt: string): Promise<CryptoKey> {
-    const id = `${alg} ${jkt}`;
-    let key = this.keys.get(id);
+  /** The proof key, imported once per thumbprint (same required members ⇒ same key, RFC 7638 §3.2). */
+  private importKey(jwk: JWK, jkt: string): KeyObject {
+    let key = this.keys.get(jkt);
     if (!key) {
-      const pub: JWK = { kty: jwk.kty };
-      for (const m of ['crv', 'x', 'y', 'n', 'e'] as const) if (jwk[m] !== undefined) pub[m] = jwk[m];
-      key = importJWK(pub, alg) as Promise<CryptoKey>;
-      key.catch(() => this.keys.delete(id));
-      this.keys.set(id, key);
+      key = publicKeyFromJwk(jwk as Record<string, unknown>);
+      this.keys.set(jkt, key);
     }
     return key;
   }

@@ -6,6 +6,7 @@
  */
 import { createHash, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
+import { LRUCache } from 'lru-cache';
 import { parseItem, parseList } from 'structured-headers';
 import { type GuardRequest, headerLines } from '../request.js';
 
@@ -248,7 +249,18 @@ export class CertificateSource {
     return this.fromTls(request);
   }
 
+  /** Parsed header values: parsing a certificate costs more than the rest of a request. */
+  private readonly parsed = new LRUCache<string, { thumbprint: string; der?: Uint8Array } | false>({ max: 1000 });
+
   private parse(format: ClientCertificateFormat, value: string): { thumbprint: string; der?: Uint8Array } | undefined {
+    const cached = this.parsed.get(value);
+    if (cached !== undefined) return cached || undefined;
+    const found = this.parseUncached(format, value);
+    this.parsed.set(value, found ?? false);
+    return found;
+  }
+
+  private parseUncached(format: ClientCertificateFormat, value: string): { thumbprint: string; der?: Uint8Array } | undefined {
     if (format === 'envoy') {
       const found = parseEnvoy(value);
       if (found?.der) return { thumbprint: certificateThumbprint(found.der), der: found.der };

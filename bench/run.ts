@@ -1,0 +1,248 @@
+/**
+ * The side-by-side benchmark: each server in its own process on 127.0.0.1, loaded with
+ * autocannon from this process, one after the other in one run. Prints a table and writes
+ * bench/results.json. Bounded: every load lasts DURATION seconds with CONNECTIONS connections.
+ *
+ *   npm run bench                          (all scenarios)
+ *   BENCH_DURATION=10 npm run bench        (longer runs)
+ *   npm run bench -- fapi-express-dpop ... (some scenarios)
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, createPublicKey, generateKeyPairSync, randomUUID, sign, verify } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { createGuard, headersFromRaw } from '@fapi-guard/core';
+import { clientCertHeader, createCertificate, MockIssuer } from '@fapi-guard/testing';
+import autocannon from 'autocannon';
+import { TestRedis } from '../test/support/redis';
+
+const DURATION = Number(process.env.BENCH_DURATION ?? 4);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const AUDIENCE = 'https://api.bench.example';
+/** Enough unique proofs for the fastest DPoP route; replays would show as non-2xx. */
+const PROOFS = 120_000;
+
+type Workload = 'none' | 'dpop-es256' | 'dpop-ps256' | 'dpop-peer' | 'mtls' | 'bearer';
+const SCENARIOS: [string, Workload][] = [
+  ['bare-express', 'none'],
+  ['bare-koa', 'none'],
+  ['bare-fastify', 'none'],
+  // The same bare routes loaded with DPoP requests (big headers, one new proof per request):
+  // the baseline the DPoP rows are compared with, since the client's work is the same.
+  ['bare-express-dpopload', 'dpop-es256'],
+  ['bare-koa-dpopload', 'dpop-es256'],
+  ['bare-fastify-dpopload', 'dpop-es256'],
+  ['fapi-express-dpop', 'dpop-es256'],
+  ['fapi-koa-dpop', 'dpop-es256'],
+  ['fapi-fastify-dpop', 'dpop-es256'],
+  ['fapi-express-dpop-ps256', 'dpop-ps256'],
+  ['fapi-express-dpop-redis', 'dpop-es256'],
+  ['fapi-express-mtls', 'mtls'],
+  ['fapi-koa-mtls', 'mtls'],
+  ['fapi-fastify-mtls', 'mtls'],
+  ['fapi-express-bearer', 'bearer'],
+  ['fapi-fastify-bearer', 'bearer'],
+  ['peer-express-auth0-bearer', 'bearer'],
+  ['peer-express-auth0-dpop', 'dpop-peer'],
+  ['peer-express-jwt', 'bearer'],
+  ['peer-fastify-jwt', 'bearer'],
+];
+
+interface Row {
+  scenario: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+/** A DPoP client key and a fast proof factory (node crypto, signed before the load starts). */
+function proofFactory() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const jkt = createHash('sha256')
+    .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
+    .digest('base64url');
+  const header = Buffer.from(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk })).toString('base64url');
+  return {
+    jkt,
+    make(count: number, htu: string, token: string): string[] {
+      const ath = createHash('sha256').update(token).digest('base64url');
+      const iat = Math.floor(Date.now() / 1000);
+      const run = randomUUID();
+      const proofs: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const payload = Buffer.from(JSON.stringify({ jti: `${run}-${i}`, htm: 'GET', htu, iat, ath })).toString('base64url');
+        const input = `${header}.${payload}`;
+        proofs.push(`${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`);
+      }
+      return proofs;
+    },
+  };
+}
+
+/** ES256 `crypto.verify` operations per second: the per-request cost no cache can remove. */
+function verifyOpsPerSecond(): number {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const data = Buffer.from('x'.repeat(400));
+  const signature = sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  const until = performance.now() + 1500;
+  let n = 0;
+  while (performance.now() < until) {
+    verify('sha256', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+    n++;
+  }
+  return n / 1.5;
+}
+
+function startServer(scenario: string, config: object): Promise<{ child: ChildProcess; port: number }> {
+  const nodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [];
+  const child = spawn(process.execPath, [...nodeArgs, join(__dirname, 'server.js'), scenario], {
+    env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /READY (\d+)/.exec(out);
+      if (m) resolve({ child, port: Number(m[1]) });
+    });
+    child.once('exit', (code) => reject(new Error(`${scenario} exited with ${code}`)));
+  });
+}
+
+async function load(port: number, headersFor: () => Record<string, string>): Promise<autocannon.Result> {
+  return autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    requests: [{ method: 'GET', path: '/accounts', setupRequest: (req) => ({ ...req, headers: headersFor() }) }],
+  });
+}
+
+/** guard.check in-process, DPoP ES256 (no HTTP): the guard's own cost beside crypto.verify. */
+async function coreChecksPerSecond(as: MockIssuer, client: ReturnType<typeof proofFactory>): Promise<number> {
+  const guard = createGuard({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, interactionId: false });
+  const policy = guard.policy({ scopes: ['accounts'] });
+  const token = await as.mint({ scope: 'accounts', jkt: client.jkt, lifetimeSec: 600 });
+  const proofs = client.make(30_000, `${AUDIENCE}/accounts`, token);
+  const request = (proof: string) => ({
+    method: 'GET',
+    url: `${AUDIENCE}/accounts`,
+    headers: headersFromRaw(['Host', 'api.bench.example', 'Authorization', `DPoP ${token}`, 'DPoP', proof]),
+  });
+  await guard.check(request(proofs[0] as string), policy);
+  const started = performance.now();
+  for (let i = 1; i < proofs.length; i++) {
+    const result = await guard.check(request(proofs[i] as string), policy);
+    if (!result.ok) throw new Error(`core check refused: ${result.reason}`);
+  }
+  return (proofs.length - 1) / ((performance.now() - started) / 1000);
+}
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const scenarios = only.length ? SCENARIOS.filter(([s]) => only.includes(s)) : SCENARIOS;
+  const as = await MockIssuer.start({ audience: AUDIENCE });
+  const redis = scenarios.some(([s]) => s.endsWith('-redis')) ? await TestRedis.start() : undefined;
+  const client = proofFactory();
+  const cert = await createCertificate();
+  const config = {
+    issuer: as.issuer,
+    jwksUri: as.jwksUri,
+    audience: AUDIENCE,
+    publicUrl: AUDIENCE,
+    publicKeyPem: createPublicKey({ key: as.publicJwk('ES256') as never, format: 'jwk' })
+      .export({ type: 'spki', format: 'pem' })
+      .toString(),
+    redisUrl: redis?.url,
+  };
+  const verifyOps = verifyOpsPerSecond();
+  const coreOps = await coreChecksPerSecond(as, client);
+  const rows: Row[] = [];
+  try {
+    for (const [scenario, workload] of scenarios) {
+      const { child, port } = await startServer(scenario, config);
+      try {
+        let headersFor: () => Record<string, string> = () => ({});
+        if (workload.startsWith('dpop')) {
+          const token = await as.mint({
+            scope: 'accounts',
+            jkt: client.jkt,
+            alg: workload === 'dpop-ps256' ? 'PS256' : 'ES256',
+            lifetimeSec: 600,
+          });
+          // Our servers see the public origin; the peer builds htu from the connection.
+          const htu = workload === 'dpop-peer' ? `http://127.0.0.1:${port}/accounts` : `${AUDIENCE}/accounts`;
+          const proofs = client.make(PROOFS, htu, token);
+          let i = 0;
+          headersFor = () => ({ authorization: `DPoP ${token}`, dpop: proofs[i++ % proofs.length] as string });
+        } else if (workload === 'mtls') {
+          const token = await as.mint({ scope: 'accounts', x5t: cert.x5t, lifetimeSec: 600 });
+          const headers = { authorization: `Bearer ${token}`, 'client-cert': clientCertHeader(cert.der) };
+          headersFor = () => headers;
+        } else if (workload === 'bearer') {
+          const token = await as.mint({ scope: 'accounts', lifetimeSec: 600 });
+          const headers = { authorization: `Bearer ${token}` };
+          headersFor = () => headers;
+        }
+        // One request first: JWKS fetched and caches warm before the clock starts.
+        await fetch(`http://127.0.0.1:${port}/accounts`, { headers: workload.startsWith('dpop') ? {} : headersFor() });
+        const result = await load(port, headersFor);
+        rows.push({
+          scenario,
+          rps: result.requests.average,
+          p50: result.latency.p50,
+          p99: result.latency.p99,
+          non2xx: result.non2xx,
+          errors: result.errors,
+        });
+        process.stderr.write(`${scenario}: ${Math.round(result.requests.average)} req/s\n`);
+      } finally {
+        child.kill('SIGTERM');
+      }
+    }
+  } finally {
+    await as.stop();
+    await redis?.stop();
+  }
+  report(rows, verifyOps, coreOps);
+}
+
+function report(rows: Row[], verifyOps: number, coreOps: number): void {
+  const byName = new Map(rows.map((r) => [r.scenario, r]));
+  const bareOf = (scenario: string) =>
+    byName.get(`bare-${scenario.split('-')[1]}${scenario.includes('dpop') && !scenario.startsWith('bare') ? '-dpopload' : ''}`)?.rps ??
+    byName.get(`bare-${scenario.split('-')[1]}`)?.rps;
+  const lines = [
+    `node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'} · ${Math.round(totalmem() / 2 ** 30)} GiB · ${CONNECTIONS} connections · ${DURATION} s each`,
+    `ES256 crypto.verify: ${Math.round(verifyOps)} ops/s (the per-request floor of a DPoP route)`,
+    `guard.check in-process (DPoP, ES256 proof, cached ES256 token): ${Math.round(coreOps)} checks/s = ${(coreOps / verifyOps).toFixed(2)} × crypto.verify`,
+    '',
+    '| scenario | req/s | p50 ms | p99 ms | non-2xx | × bare | × limit |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  const json: Record<string, unknown>[] = [];
+  for (const r of rows) {
+    const bare = bareOf(r.scenario);
+    const ratio = bare ? r.rps / bare : undefined;
+    // limit = 1 / (1/bare + 1/verify): the bare route plus one unavoidable signature check.
+    const limit = bare && r.scenario.includes('dpop') && !r.scenario.startsWith('bare') ? 1 / (1 / bare + 1 / verifyOps) : undefined;
+    const toLimit = limit ? r.rps / limit : undefined;
+    lines.push(
+      `| ${r.scenario} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx + r.errors} | ${ratio?.toFixed(2) ?? ''} | ${toLimit?.toFixed(2) ?? ''} |`,
+    );
+    json.push({ ...r, ratioToBare: ratio, limit, ratioToLimit: toLimit });
+  }
+  const text = lines.join('\n');
+  console.log(text);
+  writeFileSync(
+    join(__dirname, '..', '..', 'results.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), verifyOps, coreOps, rows: json }, null, 2)}\n`,
+  );
+}
+
+void main();

@@ -1,0 +1,119 @@
+/**
+ * One benchmark server, in its own process: `node bench/dist/bench/server.js <scenario>`, with
+ * the issuer and keys in the BENCH_CONFIG environment variable (JSON). Prints `READY <port>`.
+ * Every scenario serves `GET /accounts` (scope `accounts`) answering `{"ok":true}`.
+ */
+
+import { createPublicKey } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
+import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { fapiGuard as koaGuard } from '@fapi-guard/koa';
+import { RedisReplayStore } from '@fapi-guard/redis';
+import fastifyJwt from '@fastify/jwt';
+import express from 'express';
+import { expressjwt } from 'express-jwt';
+import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
+import Fastify from 'fastify';
+import { Redis } from 'ioredis';
+import Koa from 'koa';
+
+interface BenchConfig {
+  issuer: string;
+  jwksUri: string;
+  audience: string;
+  publicUrl: string;
+  /** PEM of the ES256 signing key, for peers that take a static key. */
+  publicKeyPem: string;
+  redisUrl?: string;
+}
+
+const scenario = process.argv[2] ?? '';
+const config = JSON.parse(process.env.BENCH_CONFIG ?? '{}') as BenchConfig;
+const body = { ok: true };
+
+function guardOptions(): GuardOptions {
+  const options: GuardOptions = { issuer: config.issuer, audience: config.audience, publicUrl: config.publicUrl, interactionId: false };
+  if (scenario.endsWith('-mtls')) options.mtls = { proxy: { trustedPeers: ['127.0.0.1', '::1'] } };
+  if (scenario.endsWith('-redis') && config.redisUrl) {
+    options.dpop = { replayStore: new RedisReplayStore({ client: new Redis(config.redisUrl) }) };
+  }
+  return options;
+}
+
+function policy(): RoutePolicy {
+  return scenario.endsWith('-bearer') ? { scopes: ['accounts'], allowBearer: true } : { scopes: ['accounts'] };
+}
+
+async function start(): Promise<number> {
+  const [kind, framework] = scenario.split('-');
+  if (framework === 'fastify') {
+    const app = Fastify();
+    if (kind === 'fapi') {
+      await app.register(fastifyPlugin, guardOptions());
+      app.get('/accounts', { config: { fapi: policy() } }, async () => body);
+    } else if (kind === 'peer') {
+      // @fastify/jwt: Bearer JWT with a static ES256 key, issuer and audience checked.
+      await app.register(fastifyJwt, {
+        secret: { public: config.publicKeyPem, private: 'unused' },
+        verify: { algorithms: ['ES256'], allowedIss: config.issuer, allowedAud: config.audience },
+      });
+      app.get('/accounts', { onRequest: [async (request) => void (await request.jwtVerify())] }, async (request) => {
+        const scope = String((request.user as { scope?: string }).scope ?? '').split(' ');
+        if (!scope.includes('accounts')) throw Object.assign(new Error('insufficient_scope'), { statusCode: 403 });
+        return body;
+      });
+    } else app.get('/accounts', async () => body);
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    return (app.server.address() as AddressInfo).port;
+  }
+  if (framework === 'koa') {
+    const app = new Koa();
+    if (kind === 'fapi') app.use(koaGuard(guardOptions()).protect(policy()));
+    app.use((ctx) => {
+      ctx.body = body;
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    return (server.address() as AddressInfo).port;
+  }
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  if (kind === 'fapi') app.get('/accounts', expressGuard(guardOptions()).protect(policy()));
+  if (scenario === 'peer-express-auth0-bearer' || scenario === 'peer-express-auth0-dpop') {
+    // express-oauth2-jwt-bearer, Auth0's Express verifier, in Bearer or DPoP-required mode.
+    const dpop = scenario.endsWith('dpop') ? { enabled: true, required: true } : { enabled: false };
+    app.get(
+      '/accounts',
+      auth({ issuer: config.issuer, jwksUri: config.jwksUri, audience: config.audience, tokenSigningAlg: 'ES256', dpop }),
+    );
+    app.get('/accounts', requiredScopes('accounts'));
+  }
+  if (scenario === 'peer-express-jwt') {
+    // express-jwt with a static ES256 key.
+    const key = createPublicKey(config.publicKeyPem).export({ type: 'spki', format: 'pem' }).toString();
+    app.get('/accounts', expressjwt({ secret: key, algorithms: ['ES256'], audience: config.audience, issuer: config.issuer }));
+    app.get('/accounts', (req, res, next) => {
+      const scope = String((req as unknown as { auth?: { scope?: string } }).auth?.scope ?? '').split(' ');
+      if (scope.includes('accounts')) next();
+      else res.status(403).end();
+    });
+  }
+  app.get('/accounts', (_req, res) => void res.json(body));
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return (server.address() as AddressInfo).port;
+}
+
+// Exit normally on SIGTERM so that --cpu-prof (BENCH_NODE_ARGS) can write its profile.
+process.on('SIGTERM', () => process.exit(0));
+
+start().then(
+  (port) => console.log(`READY ${port}`),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,49 @@
+/**
+ * JWS signature verification on Node's synchronous `crypto.verify` (RFC 7515 §5.2, RFC 7518 §3,
+ * RFC 8037 §3.1). For the small inputs of a DPoP proof it is about twice as fast as the
+ * asynchronous WebCrypto path, and the proof signature is the one check paid on every request.
+ * Only the algorithms listed here exist; anything else fails.
+ */
+import { createPublicKey, type KeyObject, verify } from 'node:crypto';
+
+type VerifyParams = { hash: string | null; padding?: number; saltLength?: number; dsaEncoding?: 'ieee-p1363' };
+
+/** RFC 7518 §3.3–3.5 and RFC 8037 §3.1: the verification parameters of each algorithm. */
+const PARAMS: Readonly<Record<string, VerifyParams>> = {
+  ES256: { hash: 'sha256', dsaEncoding: 'ieee-p1363' },
+  ES384: { hash: 'sha384', dsaEncoding: 'ieee-p1363' },
+  ES512: { hash: 'sha512', dsaEncoding: 'ieee-p1363' },
+  PS256: { hash: 'sha256', padding: 6, saltLength: 32 }, // 6 = RSA_PKCS1_PSS_PADDING
+  PS384: { hash: 'sha384', padding: 6, saltLength: 48 },
+  PS512: { hash: 'sha512', padding: 6, saltLength: 64 },
+  RS256: { hash: 'sha256' },
+  RS384: { hash: 'sha384' },
+  RS512: { hash: 'sha512' },
+  EdDSA: { hash: null },
+  Ed25519: { hash: null },
+};
+
+/**
+ * A public key from a JWK's public members. `createPublicKey` rejects points that are not on
+ * the curve (RFC 8725 §3.4). Throws for an unusable key.
+ */
+export function publicKeyFromJwk(jwk: Readonly<Record<string, unknown>>): KeyObject {
+  const pub: Record<string, unknown> = { kty: jwk.kty };
+  for (const m of ['crv', 'x', 'y', 'n', 'e'] as const) if (jwk[m] !== undefined) pub[m] = jwk[m];
+  return createPublicKey({ key: pub as never, format: 'jwk' });
+}
+
+/** Verifies a compact JWS (`header.payload.signature`) with `alg` pinned; false on any failure. */
+export function verifyCompactJws(jws: string, alg: string, key: KeyObject): boolean {
+  const params = PARAMS[alg];
+  if (!params) return false;
+  const dot = jws.lastIndexOf('.');
+  const signature = Buffer.from(jws.slice(dot + 1), 'base64url');
+  const input = Buffer.from(jws.slice(0, dot), 'ascii');
+  const { hash, ...options } = params;
+  try {
+    return verify(hash, input, { key, ...options }, signature);
+  } catch {
+    return false;
+  }
+}
