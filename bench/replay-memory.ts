@@ -1,8 +1,8 @@
 /**
- * Memory of the in-memory replay store under 1 million distinct proofs: claims arrive at
- * 10 000 per simulated second with the default 70-second window, so about 700 000 are live at
- * any time — more than the default bound (200 000): the store must stay bounded and refuse
- * (503) rather than forget a live key. Prints RSS before and after, and how many were refused.
+ * Memory of the in-memory replay store under 2 million distinct proofs arriving at 20 000 per
+ * simulated second with the default 70-second window: about 1.4 million would be live at once,
+ * more than the default bound (500 000), so the store must stay bounded and refuse (503)
+ * rather than forget a live key. Prints RSS before and after, and how many were refused.
  * Run: npm run bench:memory
  */
 import { MemoryReplayStore } from '@fapi-guard/core';
@@ -14,16 +14,16 @@ async function main(): Promise<void> {
   const start = mb();
   let accepted = 0;
   let refused = 0;
-  for (let i = 0; i < 1_000_000; i++) {
-    if (i % 10 === 0) now += 1; // 10 000 claims per simulated second
+  for (let i = 0; i < 2_000_000; i++) {
+    if (i % 20 === 0) now += 1; // 20 000 claims per simulated second
     try {
-      if (await store.claim(`proof-${i}`.padEnd(43, 'x'), now + 70_000)) accepted++;
+      if (await store.claim(`proof-${i}`.padEnd(22, 'x'), now + 70_000)) accepted++;
     } catch {
       refused++;
     }
   }
   global.gc?.();
-  console.log(`1,000,000 distinct proofs: ${accepted} accepted, ${refused} refused (store full), ${store.size} keys held`);
+  console.log(`2,000,000 distinct proofs: ${accepted} accepted, ${refused} refused (store full), ${store.size} keys held`);
   console.log(`RSS ${start} MiB → ${mb()} MiB`);
 }
 

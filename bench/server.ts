@@ -111,7 +111,13 @@ async function start(): Promise<number> {
 process.on('SIGTERM', () => process.exit(0));
 
 start().then(
-  (port) => console.log(`READY ${port}`),
+  (port) => {
+    console.log(`READY ${port}`);
+    // For the soak run: memory and open handles once a second.
+    if (process.env.BENCH_STATS) {
+      setInterval(() => console.log(`STATS ${process.memoryUsage().rss} ${process.getActiveResourcesInfo().length}`), 1000).unref();
+    }
+  },
   (e: unknown) => {
     console.error(e);
     process.exit(1);

@@ -129,7 +129,7 @@ describe('RFC 9068 JWT access tokens', () => {
     expectInvalidToken(await get(bearer(await as.mint({ scope: 'accounts', fault: 'wrong-issuer' }))));
   });
 
-  it('JWTAT-04 AUD-01 refuses a token for another resource', async () => {
+  it('JWTAT-04 AUD-01 JWTBCP-07 refuses a token for another resource', async () => {
     expectInvalidToken(await get(bearer(await as.mint({ scope: 'accounts', fault: 'wrong-audience' }))), 'token_audience');
     const many = await as.mint({ scope: 'accounts', audience: ['https://other.example.com', AUDIENCE] });
     expect((await get(bearer(many))).status).toBe(200);
@@ -162,7 +162,7 @@ describe('RFC 9068 JWT access tokens', () => {
     expectInvalidToken(await get(bearer(await as.mint({ claims: { scope: ['accounts'] } }))));
   });
 
-  it('FAPI-RS-04 refuses a token with one altered signature byte', async () => {
+  it('FAPI-RS-04 JWTBCP-03 refuses a token with one altered signature byte', async () => {
     expectInvalidToken(await get(bearer(await as.mint({ scope: 'accounts', fault: 'bad-signature' }))), 'token_signature');
   });
 
@@ -237,7 +237,7 @@ describe('RFC 8725 and FAPI 2.0 cryptography', () => {
     }
   });
 
-  it('JWTBCP-10 never accepts a DPoP proof or an ID token as an access token', async () => {
+  it('JWTBCP-10 FAPI-RS-10 never accepts a DPoP proof or an ID token as an access token', async () => {
     expectInvalidToken(await get(bearer(await as.mint({ scope: 'accounts', fault: 'dpop-typ' }))), 'token_type');
     expectInvalidToken(await get(bearer(await as.mint({ scope: 'accounts', header: { typ: 'JWT' } }))), 'token_type');
   });

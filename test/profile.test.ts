@@ -183,13 +183,23 @@ describe('profiles and compatibility presets', () => {
     }
   }
 
-  it('the oauth2 profile accepts unbound tokens and RS256, without x-fapi-interaction-id', async () => {
+  it('JWTAT-10 DEC-03 the oauth2 profile accepts unbound tokens and RS256, without x-fapi-interaction-id', async () => {
     await withApp({ profile: 'oauth2' }, async (app) => {
       const res = await send(`${app.url}/accounts`, {
         headers: { authorization: `Bearer ${await as.mint({ scope: 'accounts', alg: 'RS256' })}` },
       });
       expect(res.status).toBe(200);
       expect(res.headers['x-fapi-interaction-id']).toBeUndefined();
+    });
+  });
+
+  it('FAPI-RS-15 PRM-03 a published jwks_uri must be https, and appears in the document', async () => {
+    await expect(withApp({ resourceMetadata: { jwksUri: 'http://rs.example.com/jwks' } }, async () => undefined)).rejects.toThrow(
+      /must use https/,
+    );
+    await withApp({ resourceMetadata: { jwksUri: 'https://rs.example.com/jwks.json' } }, async (app) => {
+      const { json } = await send(`${app.url}/.well-known/oauth-protected-resource/api`);
+      expect(json.jwks_uri).toBe('https://rs.example.com/jwks.json');
     });
   });
 

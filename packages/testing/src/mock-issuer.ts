@@ -252,6 +252,17 @@ export class MockIssuer {
     this.revoked.add(parts.length === 3 ? JSON.parse(Buffer.from(parts[1] as string, 'base64url').toString('utf8')).jti : token);
   }
 
+  /**
+   * Signs a payload given as raw bytes (e.g. JSON with duplicate members, or invalid UTF-8)
+   * with the current key: for tests of what a verifier does with such payloads.
+   */
+  async signRaw(payload: Uint8Array | string, alg: MockAlgorithm = 'ES256'): Promise<string> {
+    const key = this.current.get(alg) as SigningKey;
+    const { CompactSign } = await import('jose');
+    const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
+    return new CompactSign(bytes).setProtectedHeader({ alg, kid: key.kid, typ: 'at+jwt' }).sign(key.privateKey);
+  }
+
   /** Mints an access token. */
   async mint(options: MintOptions = {}): Promise<string> {
     const alg = options.alg ?? 'ES256';
@@ -275,7 +286,8 @@ export class MockIssuer {
     if (Object.keys(cnf).length > 0) claims.cnf = cnf;
     for (const [name, value] of Object.entries(options.claims ?? {})) {
       if (value === undefined) delete claims[name];
-      else claims[name] = value;
+      // defineProperty: a claim named __proto__ is a claim, not a prototype.
+      else Object.defineProperty(claims, name, { value, enumerable: true, writable: true, configurable: true });
     }
     const typ = fault === 'wrong-typ' ? 'JWT' : fault === 'dpop-typ' ? 'dpop+jwt' : 'at+jwt';
     const header: Record<string, unknown> = { alg, kid: key.kid, ...(fault === 'no-typ' ? {} : { typ }), ...options.header };

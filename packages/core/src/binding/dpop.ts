@@ -60,9 +60,12 @@ const MAX_PROOF_LENGTH = 8 * 1024;
 const MAX_JTI_LENGTH = 256;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
+/** RFC 8725 §3.7: UTF-8 only; invalid sequences are refused. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 function parseSegment(segment: string): Record<string, unknown> | undefined {
   try {
-    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    const value: unknown = JSON.parse(utf8.decode(Buffer.from(segment, 'base64url')));
     return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
@@ -221,8 +224,9 @@ export class DpopVerifier {
     // Step 12: the proof key is the key the token is bound to.
     if (request.boundJkt === undefined) return { ok: false, reason: 'binding_mismatch', detail: 'token has no cnf.jkt' };
     if (request.boundJkt !== jkt) return { ok: false, reason: 'binding_mismatch', detail: 'proof key thumbprint differs from cnf.jkt' };
-    // §11.1: a proof is used once. The key covers htu and jti, hashed so its size is fixed.
-    const replayKey = createHash('sha256').update(`${expected}\n${jti}`).digest('base64url');
+    // §11.1: a proof is used once. The key covers htu and jti, hashed so its size is fixed;
+    // 128 bits of the SHA-256 (22 characters) make a collision negligible and the store small.
+    const replayKey = createHash('sha256').update(`${expected}\n${jti}`).digest('base64url').slice(0, 22);
     const expiresAt = (iat + s.maxAgeSec + s.maxFutureSec) * 1000;
     let first: boolean;
     try {

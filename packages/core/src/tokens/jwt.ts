@@ -63,9 +63,13 @@ const MAX_TOKEN_LENGTH = 16 * 1024;
 type Fail = Extract<TokenResult, { ok: false }>;
 const fail = (reason: GuardErrorReason, detail: string): Fail => ({ ok: false, reason, detail });
 
+/** RFC 8725 §3.7: JWT JSON is UTF-8; invalid sequences are refused, not replaced. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 function decodeSegment(segment: string): Record<string, unknown> | undefined {
   try {
-    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    // JSON.parse keeps the last of duplicate members, the same way everywhere (RFC 7519 §4).
+    const value: unknown = JSON.parse(utf8.decode(Buffer.from(segment, 'base64url')));
     return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
@@ -209,9 +213,14 @@ async function verifyWithAny(jwt: string, keys: readonly CryptoKey[], alg: strin
 }
 
 function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const member of Object.values(value)) deepFreeze(member);
+  // Iterative: a deeply nested claim must not exhaust the stack.
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (typeof item === 'object' && item !== null && !Object.isFrozen(item)) {
+      Object.freeze(item);
+      for (const member of Object.values(item)) pending.push(member);
+    }
   }
   return value;
 }

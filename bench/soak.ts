@@ -1,0 +1,96 @@
+/**
+ * Soak: a bounded load of mixed valid and invalid traffic against fapi-guard on Express (DPoP),
+ * reporting errors, RSS over time and open handles of the server. Memory must stay flat.
+ *   npm run soak                 (60 s)
+ *   SOAK_SECONDS=600 npm run soak
+ */
+import { spawn } from 'node:child_process';
+import { createHash, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
+import { join } from 'node:path';
+import { MockIssuer } from '@fapi-guard/testing';
+import autocannon from 'autocannon';
+
+const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
+const AUDIENCE = 'https://api.bench.example';
+
+async function main(): Promise<void> {
+  const as = await MockIssuer.start({ audience: AUDIENCE });
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const jkt = createHash('sha256')
+    .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
+    .digest('base64url');
+  const header = Buffer.from(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk })).toString('base64url');
+  const token = await as.mint({ scope: 'accounts', jkt, lifetimeSec: SECONDS + 600 });
+  const ath = createHash('sha256').update(token).digest('base64url');
+  const proof = () => {
+    const payload = Buffer.from(
+      JSON.stringify({ jti: randomUUID(), htm: 'GET', htu: `${AUDIENCE}/accounts`, iat: Math.floor(Date.now() / 1000), ath }),
+    ).toString('base64url');
+    const input = `${header}.${payload}`;
+    return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  };
+  const child = spawn(process.execPath, [join(__dirname, 'server.js'), 'fapi-express-dpop'], {
+    env: {
+      ...process.env,
+      BENCH_STATS: '1',
+      BENCH_CONFIG: JSON.stringify({ issuer: as.issuer, jwksUri: as.jwksUri, audience: AUDIENCE, publicUrl: AUDIENCE }),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const samples: { t: number; rss: number; handles: number }[] = [];
+  const started = Date.now();
+  const port = await new Promise<number>((resolve) => {
+    child.stdout?.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n')) {
+        const ready = /READY (\d+)/.exec(line);
+        if (ready) resolve(Number(ready[1]));
+        const stats = /STATS (\d+) (\d+)/.exec(line);
+        if (stats) samples.push({ t: Math.round((Date.now() - started) / 1000), rss: Number(stats[1]), handles: Number(stats[2]) });
+      }
+    });
+  });
+  let n = 0;
+  let replay = proof();
+  // Mixed traffic: 70 % valid, then replays, garbage tokens and missing credentials.
+  const headersFor = (): Record<string, string> => {
+    n++;
+    const kind = n % 10;
+    if (kind < 7) {
+      replay = proof();
+      return { authorization: `DPoP ${token}`, dpop: replay };
+    }
+    if (kind === 7) return { authorization: `DPoP ${token}`, dpop: replay };
+    if (kind === 8) return { authorization: `DPoP ${token.slice(0, -4)}AAAA`, dpop: proof() };
+    return {};
+  };
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: 10,
+    duration: SECONDS,
+    requests: [{ method: 'GET', path: '/accounts', setupRequest: (req) => ({ ...req, headers: headersFor() }) }],
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  child.kill('SIGTERM');
+  await as.stop();
+  const mb = (b: number) => `${Math.round(b / 2 ** 20)} MiB`;
+  const first = samples[1] ?? samples[0];
+  const last = samples.at(-1);
+  console.log(`soak: ${SECONDS} s, ${result.requests.total} requests (${Math.round(result.requests.average)}/s)`);
+  console.log(
+    `  2xx ${result['2xx']}, 4xx ${result['4xx']} (expected: ~30 % invalid traffic), 5xx ${result['5xx']}, errors ${result.errors}, timeouts ${result.timeouts}`,
+  );
+  console.log(
+    `  server RSS ${first ? mb(first.rss) : '?'} → ${last ? mb(last.rss) : '?'} (max ${mb(Math.max(...samples.map((s) => s.rss)))})`,
+  );
+  console.log(`  open handles ${first?.handles ?? '?'} → ${last?.handles ?? '?'}`);
+  console.log(
+    `  RSS by 10 s: ${samples
+      .filter((s) => s.t % 10 === 0)
+      .map((s) => `${s.t}s=${mb(s.rss)}`)
+      .join(' ')}`,
+  );
+  if (result['5xx'] > 0 || result.errors > 0) process.exitCode = 1;
+}
+
+void main();
