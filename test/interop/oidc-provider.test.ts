@@ -184,19 +184,19 @@ describe('oidc-provider + the dpop library', () => {
 
 describe('oidc-provider opaque tokens + signed introspection', () => {
   const OPAQUE = `${RESOURCE}/opaque`;
+  /** The example's environment for an API that introspects oidc-provider's opaque tokens. */
+  const opaqueEnv = () => ({
+    PORT: '0',
+    FAPI_ISSUER: issuer.href.replace(/\/$/, ''),
+    FAPI_AUDIENCE: OPAQUE,
+    FAPI_TOKEN_FORMAT: 'opaque',
+    FAPI_INTROSPECTION_CLIENT_ID: 'rs-client',
+    FAPI_INTROSPECTION_CLIENT_SECRET: 'rs-client-secret-that-is-long-enough',
+    FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG: 'ES256',
+  });
 
   it('DPOP-18 JIR-02 FAPI-RS-06 an opaque DPoP-bound token is introspected (signed answer), and refused once revoked', async () => {
-    const example = await startExample(
-      readConfig({
-        PORT: '0',
-        FAPI_ISSUER: issuer.href.replace(/\/$/, ''),
-        FAPI_AUDIENCE: OPAQUE,
-        FAPI_TOKEN_FORMAT: 'opaque',
-        FAPI_INTROSPECTION_CLIENT_ID: 'rs-client',
-        FAPI_INTROSPECTION_CLIENT_SECRET: 'rs-client-secret-that-is-long-enough',
-        FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG: 'ES256',
-      }),
-    );
+    const example = await startExample(readConfig(opaqueEnv()));
     try {
       const as = await authorizationServer();
       const DPoP = oauth.DPoP(client, await oauth.generateKeyPair('ES256'));

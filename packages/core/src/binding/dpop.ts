@@ -9,9 +9,9 @@ import { createHash, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { GuardErrorReason } from '../errors.js';
+import { decodeJsonSegment, publicKeyFromJwk, verifyCompactJws } from '../jws.js';
 import type { ReplayStore } from '../stores.js';
 import { keyMatches } from '../tokens/issuer.js';
-import { publicKeyFromJwk, verifyCompactJws } from './jws.js';
 import type { DpopNonces } from './nonce.js';
 import { jwkThumbprint } from './thumbprint.js';
 
@@ -59,18 +59,6 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
 const MAX_PROOF_LENGTH = 8 * 1024;
 const MAX_JTI_LENGTH = 256;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
-/** RFC 8725 §3.7: UTF-8 only; invalid sequences are refused. */
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function parseSegment(segment: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(utf8.decode(Buffer.from(segment, 'base64url')));
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 
@@ -123,7 +111,7 @@ export class DpopVerifier {
     if (proof.length > MAX_PROOF_LENGTH) return invalid(`proof of ${proof.length} characters`);
     if (!COMPACT_JWS.test(proof)) return invalid('not a compact JWS');
     const [h, p] = proof.split('.') as [string, string, string];
-    const claims = parseSegment(p);
+    const claims = decodeJsonSegment(p);
     if (!claims) return invalid('payload is not a JSON object');
     // Step 3: required claims (at the RS also ath, §7).
     const { jti, htm, htu, iat, ath } = claims;
@@ -158,7 +146,7 @@ export class DpopVerifier {
     const cached = this.headers.get(segment);
     if (cached) return cached;
     const s = this.settings;
-    const header = parseSegment(segment);
+    const header = decodeJsonSegment(segment);
     if (!header) return invalid('header is not a JSON object');
     // Step 4: explicit type.
     if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'dpop+jwt') return invalid(`typ ${JSON.stringify(header.typ)}`);

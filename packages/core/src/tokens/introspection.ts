@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { type CryptoKey, compactVerify, importJWK, type JWK, SignJWT } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { GuardErrorReason } from '../errors.js';
+import { decodeJsonSegment } from '../jws.js';
 import { postForm, ServiceUnavailable } from './http.js';
 import type { IssuerKeys } from './issuer.js';
 import type { AccessTokenClaims, TokenResult, VerifiedAccessToken } from './jwt.js';
@@ -246,12 +247,8 @@ export class Introspector {
     const s = this.settings;
     const parts = jwt.split('.');
     if (parts.length !== 3) return fail('token_introspection_invalid', 'signed answer is not a JWS');
-    let header: Record<string, unknown>;
-    try {
-      header = JSON.parse(Buffer.from(parts[0] as string, 'base64url').toString('utf8'));
-    } catch {
-      return fail('token_introspection_invalid', 'signed answer header is not JSON');
-    }
+    const header = decodeJsonSegment(parts[0] as string);
+    if (!header) return fail('token_introspection_invalid', 'signed answer header is not a JSON object');
     const typ = typeof header.typ === 'string' ? header.typ.toLowerCase().replace(/^application\//, '') : '';
     if (typ !== 'token-introspection+jwt') return fail('token_introspection_invalid', `typ ${JSON.stringify(header.typ)}`);
     const alg = header.alg;

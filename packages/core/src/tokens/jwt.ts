@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { type CryptoKey, compactVerify, errors } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { GuardErrorReason } from '../errors.js';
+import { decodeJsonSegment } from '../jws.js';
 import type { IssuerKeys } from './issuer.js';
 
 /** The claims this library reads; any other claim is kept as is. */
@@ -63,19 +64,6 @@ const MAX_TOKEN_LENGTH = 16 * 1024;
 type Fail = Extract<TokenResult, { ok: false }>;
 const fail = (reason: GuardErrorReason, detail: string): Fail => ({ ok: false, reason, detail });
 
-/** RFC 8725 §3.7: JWT JSON is UTF-8; invalid sequences are refused, not replaced. */
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function decodeSegment(segment: string): Record<string, unknown> | undefined {
-  try {
-    // JSON.parse keeps the last of duplicate members, the same way everywhere (RFC 7519 §4).
-    const value: unknown = JSON.parse(utf8.decode(Buffer.from(segment, 'base64url')));
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** base64url SHA-256 of a token: the only form in which tokens are kept (RFC 9700 §4.9.3). */
 export function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
@@ -85,7 +73,7 @@ export function tokenHash(token: string): string {
 export function isJwtFrom(token: string, issuers: ReadonlyMap<string, unknown>): boolean {
   const parts = token.split('.');
   if (parts.length !== 3) return false;
-  const payload = decodeSegment(parts[1] as string);
+  const payload = decodeJsonSegment(parts[1] as string);
   return typeof payload?.iss === 'string' && issuers.has(payload.iss);
 }
 
@@ -119,8 +107,8 @@ export class JwtAccessTokenVerifier {
 
     const parts = jwt.split('.');
     if (parts.length !== 3) return fail('token_malformed', `${parts.length} segments, a JWS has 3`);
-    const header = decodeSegment(parts[0] as string);
-    const payload = decodeSegment(parts[1] as string);
+    const header = decodeJsonSegment(parts[0] as string);
+    const payload = decodeJsonSegment(parts[1] as string);
     if (!header || !payload) return fail('token_malformed', 'header or payload is not a JSON object');
     // RFC 8725 §3.11/§3.12: explicit typing keeps ID tokens, DPoP proofs, logout tokens out.
     const compat = s.compat ?? {};

@@ -1,5 +1,6 @@
 /**
- * JWS signature verification on Node's synchronous `crypto.verify` (RFC 7515 §5.2, RFC 7518 §3,
+ * Compact JWS parts: JSON segments (RFC 7515 §3.1, with RFC 8725 §3.7's UTF-8 rule) and
+ * signature verification on Node's synchronous `crypto.verify` (RFC 7515 §5.2, RFC 7518 §3,
  * RFC 8037 §3.1). For the small inputs of a DPoP proof it is about twice as fast as the
  * asynchronous WebCrypto path, and the proof signature is the one check paid on every request.
  * Only the algorithms listed here exist; anything else fails.
@@ -45,5 +46,21 @@ export function verifyCompactJws(jws: string, alg: string, key: KeyObject): bool
     return verify(hash, input, { key, ...options }, signature);
   } catch {
     return false;
+  }
+}
+
+/** RFC 8725 §3.7: JWT JSON is UTF-8; invalid sequences are refused, not replaced. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A base64url JSON-object segment (header or payload), or `undefined`. `JSON.parse` keeps the
+ * last of duplicate members, the same way everywhere (RFC 7519 §4).
+ */
+export function decodeJsonSegment(segment: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(utf8.decode(Buffer.from(segment, 'base64url')));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }
