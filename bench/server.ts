@@ -115,7 +115,10 @@ start().then(
     console.log(`READY ${port}`);
     // For the soak run: memory and open handles once a second.
     if (process.env.BENCH_STATS) {
-      setInterval(() => console.log(`STATS ${process.memoryUsage().rss} ${process.getActiveResourcesInfo().length}`), 1000).unref();
+      setInterval(() => {
+        const { rss, heapUsed } = process.memoryUsage();
+        console.log(`STATS ${rss} ${process.getActiveResourcesInfo().length} ${heapUsed}`);
+      }, 1000).unref();
     }
   },
   (e: unknown) => {

@@ -38,15 +38,22 @@ async function main(): Promise<void> {
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const samples: { t: number; rss: number; handles: number }[] = [];
+  const samples: { t: number; rss: number; handles: number; heap: number }[] = [];
   const started = Date.now();
   const port = await new Promise<number>((resolve) => {
     child.stdout?.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) {
         const ready = /READY (\d+)/.exec(line);
         if (ready) resolve(Number(ready[1]));
-        const stats = /STATS (\d+) (\d+)/.exec(line);
-        if (stats) samples.push({ t: Math.round((Date.now() - started) / 1000), rss: Number(stats[1]), handles: Number(stats[2]) });
+        const stats = /STATS (\d+) (\d+) (\d+)/.exec(line);
+        if (stats) {
+          samples.push({
+            t: Math.round((Date.now() - started) / 1000),
+            rss: Number(stats[1]),
+            handles: Number(stats[2]),
+            heap: Number(stats[3]),
+          });
+        }
       }
     });
   });
@@ -84,12 +91,9 @@ async function main(): Promise<void> {
     `  server RSS ${first ? mb(first.rss) : '?'} → ${last ? mb(last.rss) : '?'} (max ${mb(Math.max(...samples.map((s) => s.rss)))})`,
   );
   console.log(`  open handles ${first?.handles ?? '?'} → ${last?.handles ?? '?'}`);
-  console.log(
-    `  RSS by 10 s: ${samples
-      .filter((s) => s.t % 10 === 0)
-      .map((s) => `${s.t}s=${mb(s.rss)}`)
-      .join(' ')}`,
-  );
+  const every = Math.max(10, Math.round(SECONDS / 15 / 10) * 10);
+  const series = samples.filter((s) => s.t % every === 0).map((s) => `${s.t}s=${mb(s.rss)}/${mb(s.heap)}`);
+  console.log(`  RSS / heap used every ${every} s: ${series.join(' ')}`);
   if (result['5xx'] > 0 || result.errors > 0) process.exitCode = 1;
 }
 
