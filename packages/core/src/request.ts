@@ -2,7 +2,7 @@
  * The framework-free request the core checks, and the construction of the absolute URL the
  * client addressed (needed for DPoP `htu`, RFC 9449 §4.3 step 9, and RFC 9421 `@target-uri`).
  */
-import { BlockList, isIP } from 'node:net';
+import { AddressList } from './addresses.js';
 
 /** Header lines by lower-cased name, every line kept (duplicates matter: RFC 9449 §4.3 step 1). */
 export type GuardHeaders = Readonly<Record<string, readonly string[]>>;
@@ -82,7 +82,7 @@ const HOST_SYNTAX = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/;
 /** Parsed form of {@link OriginOptions}, built once at start-up. */
 export class OriginResolver {
   private readonly origins: readonly URL[];
-  private readonly proxies: BlockList | undefined;
+  private readonly proxies: AddressList | undefined;
 
   constructor(options: OriginOptions = {}) {
     const list = options.publicUrl === undefined ? [] : [options.publicUrl].flat();
@@ -102,27 +102,12 @@ export class OriginResolver {
       return url;
     });
     const proxies = options.trustedProxies ?? [];
-    if (proxies.length > 0) {
-      const block = new BlockList();
-      for (const entry of proxies) {
-        const [address, prefix] = entry.split('/');
-        const family = isIP(address ?? '');
-        if (family === 0) throw new TypeError(`fapi-guard: trustedProxies entry "${entry}" is not an IP or CIDR`);
-        const type = family === 6 ? 'ipv6' : 'ipv4';
-        if (prefix === undefined) block.addAddress(address as string, type);
-        else block.addSubnet(address as string, Number(prefix), type);
-      }
-      this.proxies = block;
-    }
+    this.proxies = proxies.length > 0 ? new AddressList(proxies, 'trustedProxies') : undefined;
   }
 
   /** True when the peer is one of `trustedProxies`. */
   isTrustedProxy(remoteAddress: string | undefined): boolean {
-    if (!this.proxies || !remoteAddress) return false;
-    const address = remoteAddress.startsWith('::ffff:') ? remoteAddress.slice(7) : remoteAddress;
-    const family = isIP(address);
-    if (family === 0) return false;
-    return this.proxies.check(address, family === 6 ? 'ipv6' : 'ipv4');
+    return this.proxies?.has(remoteAddress) ?? false;
   }
 
   /** Builds the absolute URL the client addressed, never from an untrusted forwarding header. */

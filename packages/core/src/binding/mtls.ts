@@ -5,9 +5,9 @@
  * else is ignored: a client that merely writes a header proves nothing (RFC 9440 §4).
  */
 import { createHash, timingSafeEqual, X509Certificate } from 'node:crypto';
-import { BlockList, isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { parseItem, parseList } from 'structured-headers';
+import { AddressList } from '../addresses.js';
 import { type GuardRequest, headerLines } from '../request.js';
 
 /** base64url (no padding) SHA-256 of the certificate DER (RFC 8705 §3.1). */
@@ -167,7 +167,7 @@ function parseEnvoy(value: string): { der?: Uint8Array; thumbprint?: string } | 
 /** Finds the client certificate of a request: from a trusted proxy's header, else from TLS. */
 export class CertificateSource {
   private readonly proxy:
-    | { format: ClientCertificateFormat; header: string; peers?: BlockList; secret?: { header: string; value: Buffer } }
+    | { format: ClientCertificateFormat; header: string; peers?: AddressList; secret?: { header: string; value: Buffer } }
     | undefined;
 
   constructor(options: MtlsOptions = {}) {
@@ -180,17 +180,7 @@ export class CertificateSource {
         'fapi-guard: mtls.proxy needs trustedPeers (the proxy addresses) or sharedSecret: a certificate header from anyone else proves nothing (RFC 9440 §4)',
       );
     }
-    let peers: BlockList | undefined;
-    if (proxy.trustedPeers?.length) {
-      peers = new BlockList();
-      for (const entry of proxy.trustedPeers) {
-        const [address, prefix] = entry.split('/');
-        const family = isIP(address ?? '');
-        if (family === 0) throw new TypeError(`fapi-guard: mtls.proxy.trustedPeers entry "${entry}" is not an IP or CIDR`);
-        if (prefix === undefined) peers.addAddress(address as string, family === 6 ? 'ipv6' : 'ipv4');
-        else peers.addSubnet(address as string, Number(prefix), family === 6 ? 'ipv6' : 'ipv4');
-      }
-    }
+    const peers = proxy.trustedPeers?.length ? new AddressList(proxy.trustedPeers, 'mtls.proxy.trustedPeers') : undefined;
     const secret = proxy.sharedSecret;
     if (secret && (typeof secret.header !== 'string' || typeof secret.value !== 'string' || secret.value.length < 16)) {
       throw new TypeError('fapi-guard: mtls.proxy.sharedSecret needs a header name and a value of at least 16 characters');
@@ -211,12 +201,7 @@ export class CertificateSource {
   private trusted(request: GuardRequest): boolean {
     const proxy = this.proxy;
     if (!proxy) return false;
-    if (proxy.peers) {
-      const raw = request.remoteAddress ?? '';
-      const address = raw.startsWith('::ffff:') ? raw.slice(7) : raw;
-      const family = isIP(address);
-      if (family === 0 || !proxy.peers.check(address, family === 6 ? 'ipv6' : 'ipv4')) return false;
-    }
+    if (proxy.peers && !proxy.peers.has(request.remoteAddress)) return false;
     if (proxy.secret) {
       const lines = headerLines(request.headers, proxy.secret.header);
       if (lines.length !== 1) return false;
