@@ -8,7 +8,7 @@
  *   npm run bench -- fapi-express-dpop ... (some scenarios)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash, createPublicKey, generateKeyPairSync, randomUUID, sign, verify } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { createGuard, headersFromRaw } from '@fapi-guard/core';
 import { clientCertHeader, createCertificate, MockIssuer } from '@fapi-guard/testing';
 import autocannon from 'autocannon';
 import { TestRedis } from '../test/support/redis';
+import { proofFactory } from './proofs';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 4);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
@@ -56,31 +57,6 @@ interface Row {
   p99: number;
   non2xx: number;
   errors: number;
-}
-
-/** A DPoP client key and a fast proof factory (node crypto, signed before the load starts). */
-function proofFactory() {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const jkt = createHash('sha256')
-    .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
-    .digest('base64url');
-  const header = Buffer.from(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk })).toString('base64url');
-  return {
-    jkt,
-    make(count: number, htu: string, token: string): string[] {
-      const ath = createHash('sha256').update(token).digest('base64url');
-      const iat = Math.floor(Date.now() / 1000);
-      const run = randomUUID();
-      const proofs: string[] = [];
-      for (let i = 0; i < count; i++) {
-        const payload = Buffer.from(JSON.stringify({ jti: `${run}-${i}`, htm: 'GET', htu, iat, ath })).toString('base64url');
-        const input = `${header}.${payload}`;
-        proofs.push(`${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`);
-      }
-      return proofs;
-    },
-  };
 }
 
 /** ES256 `crypto.verify` operations per second: the per-request cost no cache can remove. */

@@ -5,31 +5,19 @@
  *   SOAK_SECONDS=600 npm run soak
  */
 import { spawn } from 'node:child_process';
-import { createHash, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { join } from 'node:path';
 import { MockIssuer } from '@fapi-guard/testing';
 import autocannon from 'autocannon';
+import { proofFactory } from './proofs';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const AUDIENCE = 'https://api.bench.example';
 
 async function main(): Promise<void> {
   const as = await MockIssuer.start({ audience: AUDIENCE });
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const jwk = publicKey.export({ format: 'jwk' });
-  const jkt = createHash('sha256')
-    .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
-    .digest('base64url');
-  const header = Buffer.from(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk })).toString('base64url');
-  const token = await as.mint({ scope: 'accounts', jkt, lifetimeSec: SECONDS + 600 });
-  const ath = createHash('sha256').update(token).digest('base64url');
-  const proof = () => {
-    const payload = Buffer.from(
-      JSON.stringify({ jti: randomUUID(), htm: 'GET', htu: `${AUDIENCE}/accounts`, iat: Math.floor(Date.now() / 1000), ath }),
-    ).toString('base64url');
-    const input = `${header}.${payload}`;
-    return `${input}.${sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
-  };
+  const client = proofFactory();
+  const token = await as.mint({ scope: 'accounts', jkt: client.jkt, lifetimeSec: SECONDS + 600 });
+  const proof = () => client.one(`${AUDIENCE}/accounts`, token);
   const child = spawn(process.execPath, [join(__dirname, 'server.js'), 'fapi-express-dpop'], {
     env: {
       ...process.env,

@@ -115,7 +115,7 @@ describe('RFC 6750 credentials', () => {
 });
 
 describe('RFC 9068 JWT access tokens', () => {
-  it('JWTAT-01 accepts at+jwt in any case and with application/, refuses other typ', async () => {
+  it('JWTAT-01 JWTBCP-09 accepts at+jwt in any case and with application/, refuses other typ', async () => {
     for (const typ of ['at+jwt', 'at+JWT', 'application/at+jwt', 'Application/AT+JWT']) {
       const token = await as.mint({ scope: 'accounts', header: { typ } });
       expect((await get(bearer(token))).status).toBe(200);
@@ -166,7 +166,7 @@ describe('RFC 9068 JWT access tokens', () => {
     expectInvalidToken(await get(bearer(await as.mint({ scope: 'accounts', fault: 'bad-signature' }))), 'token_signature');
   });
 
-  it('FAPI-RS-07 answers 403 insufficient_scope with the scope the route needs', async () => {
+  it('FAPI-RS-07 JWTAT-08 answers 403 insufficient_scope with the scope the route needs', async () => {
     const res = await get(bearer(await as.mint({ scope: 'payments' })));
     expect(res.status).toBe(403);
     expect(res.headers['www-authenticate']).toBe(

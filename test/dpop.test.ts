@@ -105,7 +105,7 @@ describe('DPoP-bound access tokens', () => {
     }
   });
 
-  it('DPOP-06 requires typ dpop+jwt', async () => {
+  it('DPOP-06 JWTBCP-09 requires typ dpop+jwt', async () => {
     expectDpopError(await call(await dpopToken(), { fault: 'wrong-typ' }), 'invalid_dpop_proof');
   });
 

@@ -204,7 +204,7 @@ describe('RFC 9701 signed answers', () => {
     });
   });
 
-  it('JIR-02 refuses a signed answer for another audience, of another typ, or not fresh', async () => {
+  it('JIR-02 JWTBCP-09 refuses a signed answer for another audience, of another typ, or not fresh', async () => {
     await withApi({ introspection: signed }, async (api, get) => {
       const cases: [Partial<typeof as.introspection>, string][] = [
         [{ signedAudience: 'other-rs' }, 'aud'],
