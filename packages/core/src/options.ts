@@ -90,8 +90,11 @@ export interface CompatOptions {
   acceptMissingTyp?: boolean;
   /** Read the client id from this claim when `client_id` is absent (e.g. `azp`). */
   clientIdClaim?: string;
-  /** RFC 9068 §2.2 claims the issuer leaves out. */
-  optionalClaims?: readonly ('jti' | 'client_id' | 'sub' | 'iat')[];
+  /**
+   * RFC 9068 §2.2 claims the issuer leaves out. `client_id` cannot be one: the client is always
+   * known (use `clientIdClaim` to read it from another claim).
+   */
+  optionalClaims?: readonly ('jti' | 'sub' | 'iat')[];
 }
 
 /**
@@ -314,6 +317,10 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
   if (!['jwt', 'opaque', 'auto'].includes(tokenFormat)) throw configError(`tokenFormat "${tokenFormat}" is not jwt, opaque or auto`);
   if ((tokenFormat !== 'jwt' || options.introspectJwts) && !introspection) {
     throw configError(`tokenFormat "${tokenFormat}"${options.introspectJwts ? ' with introspectJwts' : ''} needs introspection options`);
+  }
+  const optional = (options.compat?.optionalClaims ?? []) as readonly string[];
+  if (optional.some((c) => !['jti', 'sub', 'iat'].includes(c))) {
+    throw configError('compat.optionalClaims may name jti, sub and iat only; for a client id in another claim set compat.clientIdClaim');
   }
   const profile = options.profile ?? 'fapi2';
   if (profile !== 'fapi2' && profile !== 'oauth2') throw configError(`profile "${profile}" is not fapi2 or oauth2`);

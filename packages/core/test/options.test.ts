@@ -60,3 +60,10 @@ describe('start-up validation', () => {
     expect(() => guard.policy({ claims: { acr: 'x' as never } })).toThrow(/equals/);
   });
 });
+
+describe('compatibility options', () => {
+  it('never lets client_id become optional (the client must always be known)', () => {
+    expect(() => createGuard({ ...base, compat: { optionalClaims: ['client_id' as never] } })).toThrow(/clientIdClaim/);
+    expect(() => createGuard({ ...base, compat: { optionalClaims: ['jti', 'sub'] } })).not.toThrow();
+  });
+});
