@@ -62,6 +62,17 @@ export {
   OriginResolver,
   type UrlResult,
 } from './request.js';
+export { componentValue, SignatureBaseError, type SignedMessage, signatureBase } from './signatures/base.js';
+export {
+  type HttpSignatureAlgorithm,
+  type MessageSignature,
+  parseSignatures,
+  type SignatureKey,
+  type VerifyOptions,
+  type VerifyResult,
+  verifyMessageSignature,
+  verifySignatureValue,
+} from './signatures/verify.js';
 export { MemoryReplayStore, type MemoryReplayStoreOptions, type ReplayStore, ReplayStoreFullError } from './stores.js';
 export {
   type CachedIntrospection,
