@@ -63,6 +63,7 @@ export {
   type UrlResult,
 } from './request.js';
 export { componentValue, SignatureBaseError, type SignedMessage, signatureBase } from './signatures/base.js';
+export { contentDigest, type DigestCheck, verifyContentDigest } from './signatures/digest.js';
 export {
   type HttpSignatureAlgorithm,
   type MessageSignature,
