@@ -152,6 +152,29 @@ describe.each(FRAMEWORKS)('on %s', (framework) => {
       expect(decisions.at(-1)).toMatchObject({ interactionId: res.headers['x-fapi-interaction-id'], refusedInteractionId: 'not-a-uuid"?' });
     });
 
+    it('XFAPI-01 a request whose target cannot be trusted is refused with an interaction id too', async () => {
+      // An absolute-form request target (RFC 9112 §3.2.2) is not what a client of this API sends.
+      const { connect } = await import('node:net');
+      const url = new URL(app.url);
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(url.port), url.hostname, () => {
+          socket.end(
+            `GET http://evil.example/accounts HTTP/1.1\r\nHost: evil.example\r\nx-fapi-interaction-id: ${id}\r\nConnection: close\r\n\r\n`,
+          );
+        });
+        let text = '';
+        socket.on('data', (d: Buffer) => {
+          text += d.toString();
+        });
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      const [head] = raw.split('\r\n\r\n');
+      expect(head).toMatch(/^HTTP\/1\.1 400 /);
+      expect(head?.toLowerCase()).toContain(`x-fapi-interaction-id: ${id}`);
+      expect(raw).toContain('"error":"invalid_request"');
+    });
+
     it('XFAPI-03 XFAPI-04 accepts x-fapi-customer-ip-address and a missing x-fapi-end-user-present', async () => {
       expect((await call('/accounts', {}, { 'x-fapi-customer-ip-address': '2001:db8::1' })).status).toBe(200);
       expect((await call('/accounts', {}, { 'x-fapi-customer-ip-address': '198.51.100.7' })).status).toBe(200);

@@ -12,7 +12,7 @@ import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions 
 import type { ResponseParts } from './node.js';
 import { type DecisionEvent, type GuardOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
-import { type ConnectionInfo, type GuardRequest, headerLines, OriginResolver, type UrlResult } from './request.js';
+import { type ConnectionInfo, type GuardHeaders, type GuardRequest, headerLines, OriginResolver, type UrlResult } from './request.js';
 import { Introspector } from './tokens/introspection.js';
 import { IssuerKeys } from './tokens/issuer.js';
 import {
@@ -70,7 +70,7 @@ export interface Guard {
   /** Builds the absolute URL the client addressed, from `publicUrl` / `trustedProxies`. */
   requestUrl(connection: ConnectionInfo): UrlResult;
   /** The refusal for a request whose URL cannot be trusted (adapters call this). */
-  refuse(reason: GuardErrorReason, detail: string, policy?: CompiledPolicy): GuardError;
+  refuse(reason: GuardErrorReason, detail: string, policy?: CompiledPolicy, headers?: GuardHeaders): GuardError;
   /**
    * The RFC 9728 metadata response for `GET`/`HEAD` of the well-known path, or `undefined` for
    * any other request (or when `resourceMetadata` is off). Adapters serve it.
@@ -320,7 +320,9 @@ export function createGuard(options: GuardOptions): Guard {
     options: opts,
     policy: toPolicy,
     requestUrl: (connection) => origin.resolve(connection),
-    refuse: (reason, detail, policy) => toError({ reason, detail }, toPolicy(policy)),
+    // With the request's headers the refusal carries its x-fapi-interaction-id too.
+    refuse: (reason, detail, policy, headers) =>
+      toError({ reason, detail }, toPolicy(policy), opts.interactionId && headers ? interactionId(headers).id : undefined),
     metadataPath: wellKnownPath,
     metadataResponse(method, path) {
       if (!wellKnownPath || !metadataResource || (method !== 'GET' && method !== 'HEAD')) return undefined;

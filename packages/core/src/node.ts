@@ -32,7 +32,7 @@ export function guardRequestFromNode(
   const socket = req.socket as Partial<TLSSocket>;
   const encrypted = socket.encrypted === true;
   const url = guard.requestUrl({ encrypted, remoteAddress: req.socket.remoteAddress, path: parts.path, headers });
-  if (!url.ok) return guard.refuse('request_host_unknown', url.detail, policy);
+  if (!url.ok) return guard.refuse('request_host_unknown', url.detail, policy, headers);
   const request: GuardRequest = { method: req.method ?? 'GET', url: url.url, headers, body: parts.body };
   if (req.socket.remoteAddress) request.remoteAddress = req.socket.remoteAddress;
   if (encrypted && typeof socket.getPeerCertificate === 'function') {
