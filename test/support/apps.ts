@@ -35,7 +35,25 @@ export const ROUTES = {
   rar: { authorizationDetails: [{ type: 'payment_initiation', actions: ['initiate'] }] },
 } as const;
 
+/** Routes mounted when the guard has `messageSigning` (FAPI 2.0 Message Signing). */
+export const SIGNED_ROUTES = {
+  signed: { scopes: ['payments:write'], signedRequest: 'required', signResponse: true },
+  optional: { scopes: ['payments:write'], signedRequest: 'optional' },
+} as const;
+
+/** What a signed route answers: who called, and the body as the app's own parser read it. */
+const receipt = (auth: Authorized | null | undefined, body: unknown) => ({
+  clientId: auth?.clientId,
+  signature: auth?.signature?.keyid ?? null,
+  received: Buffer.isBuffer(body) ? { bytes: body.length } : (body ?? null),
+});
+
 const echo = (auth: Authorized | null | undefined) => ({ clientId: auth?.clientId, scopes: auth?.scopes, binding: auth?.binding });
+
+/** Koa's parser leaves other content types alone: the handler sees only how many bytes came. */
+function rawBytes(request: { length?: number }): Buffer | null {
+  return request.length ? Buffer.alloc(request.length) : null;
+}
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
@@ -56,7 +74,16 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
     const app = express();
     app.disable('x-powered-by');
     app.disable('etag');
+    const signing = options.messageSigning !== undefined;
+    // The raw bytes are kept before the parsers read them (signature digests are over them).
+    if (signing) app.use(fapi.rawBody());
     app.use(express.urlencoded({ extended: false }));
+    if (signing) {
+      app.use(express.json());
+      app.use(express.raw({ type: 'application/octet-stream' }));
+      app.post('/signed', fapi.protect(SIGNED_ROUTES.signed), (req, res) => void res.status(201).json(receipt(req.auth, req.body)));
+      app.post('/optional', fapi.protect(SIGNED_ROUTES.optional), (req, res) => void res.status(201).json(receipt(req.auth, req.body)));
+    }
     app.all('/accounts', fapi.protect(ROUTES.accounts), (req, res) => void res.json(echo(req.auth)));
     app.get('/mixed', fapi.protect(ROUTES.mixed), (req, res) => void res.json(echo(req.auth)));
     app.get('/nonce', fapi.protect(ROUTES.nonce), (req, res) => void res.json(echo(req.auth)));
@@ -94,6 +121,17 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
     router.get('/rar', fapi.protect(ROUTES.rar), (ctx) => {
       ctx.body = echo(ctx.state.auth);
     });
+    if (options.messageSigning !== undefined) {
+      router.post('/signed', fapi.protect(SIGNED_ROUTES.signed), (ctx) => {
+        ctx.status = 201;
+        ctx.body = receipt(ctx.state.auth, ctx.request.is('application/octet-stream') ? rawBytes(ctx.request) : ctx.request.body);
+      });
+      router.post('/optional', fapi.protect(SIGNED_ROUTES.optional), (ctx) => {
+        ctx.status = 201;
+        ctx.body = receipt(ctx.state.auth, ctx.request.is('application/octet-stream') ? rawBytes(ctx.request) : ctx.request.body);
+      });
+      app.use(fapi.rawBody());
+    }
     app.use(fapi.metadata());
     app.use(bodyParser({ enableTypes: ['form', 'json'] }));
     app.use(router.routes());
@@ -110,6 +148,14 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
   app.get('/either', { config: { fapi: ROUTES.either } }, async (request) => echo(request.auth));
   app.get('/stepup', { config: { fapi: ROUTES.stepup } }, async (request) => echo(request.auth));
   app.get('/rar', { config: { fapi: ROUTES.rar } }, async (request) => echo(request.auth));
+  if (options.messageSigning !== undefined) {
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    for (const [name, policy] of Object.entries(SIGNED_ROUTES)) {
+      app.post(`/${name}`, { config: { fapi: policy } }, async (request, reply) =>
+        reply.code(201).send(receipt(request.auth, request.body)),
+      );
+    }
+  }
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;
   return { framework, url: `http://127.0.0.1:${port}`, close: () => app.close() };

@@ -60,13 +60,19 @@ export type GuardErrorReason =
   | 'authorization_details_insufficient'
   | 'user_authentication_insufficient'
   | 'claim_check_failed'
+  // HTTP Message Signatures (FAPI 2.0 Message Signing §5.6.1.2, DEC-02)
+  | 'signature_missing'
+  | 'signature_invalid'
+  | 'body_too_large'
+  | 'body_unavailable'
   // dependencies (DEC-09): never a 500, never an accepted request
   | 'issuer_unavailable'
   | 'store_unavailable'
+  | 'signature_keys_unavailable'
   | 'internal';
 
 interface ReasonInfo {
-  status: 400 | 401 | 403 | 503;
+  status: 400 | 401 | 403 | 413 | 500 | 503;
   error?: OAuthErrorCode;
   /** One line for the client; the detail goes to the decision hook only. */
   description: string;
@@ -207,6 +213,17 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     error: 'insufficient_scope',
     description: 'The access token does not grant access to this resource',
   },
+  // DEC-02: 401 with the token's scheme and invalid_request; the client learns what to sign from Accept-Signature.
+  signature_missing: {
+    status: 401,
+    error: 'invalid_request',
+    description: 'This resource requires a signed request (RFC 9421, tag fapi-2-request)',
+  },
+  signature_invalid: { status: 401, error: 'invalid_request', description: 'The request signature is invalid' },
+  body_too_large: { status: 413, description: 'The request body is too large to be checked' },
+  // An API whose body parser read the body before fapi-guard could: an operator error, reported as such.
+  body_unavailable: { status: 500, description: 'The server could not read the request body to check its signature' },
+  signature_keys_unavailable: { status: 503, description: "The client's signing keys cannot be fetched; try again later" },
   issuer_unavailable: { status: 503, description: 'The authorization server cannot be reached; try again later' },
   store_unavailable: { status: 503, description: 'A required service is unavailable; try again later' },
   internal: { status: 401, error: 'invalid_token', description: 'The access token could not be verified' },
@@ -234,7 +251,7 @@ export interface ChallengeContext {
 export class GuardError extends Error {
   readonly ok = false as const;
   readonly reason: GuardErrorReason;
-  readonly status: 400 | 401 | 403 | 503;
+  readonly status: 400 | 401 | 403 | 413 | 500 | 503;
   readonly error: OAuthErrorCode | undefined;
   /** One line safe to show to the client. */
   readonly description: string;
@@ -281,7 +298,8 @@ function param(name: string, value: string): string {
  */
 export function renderChallenges(reason: GuardErrorReason, ctx: ChallengeContext): string | undefined {
   const info = REASONS[reason];
-  if (info.status === 503) return undefined;
+  // Service and server faults, and an oversized body, are not authentication failures.
+  if (info.status === 503 || info.status === 500 || info.status === 413) return undefined;
   const schemes = [...ctx.schemes];
   if (ctx.usedScheme && !schemes.includes(ctx.usedScheme)) schemes.push(ctx.usedScheme);
   const errorOnAll = reason === 'credentials_ambiguous';

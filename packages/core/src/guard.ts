@@ -10,9 +10,26 @@ import { type AuthScheme, GuardError, type GuardErrorReason, renderChallenges } 
 import { type InteractionId, interactionId } from './interaction.js';
 import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 import type { ResponseParts } from './node.js';
-import { type DecisionEvent, type GuardOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { type DecisionEvent, type GuardOptions, type ResolvedMessageSigning, type ResolvedOptions, resolveOptions } from './options.js';
 import { type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
-import { type ConnectionInfo, type GuardHeaders, type GuardRequest, headerLines, OriginResolver, type UrlResult } from './request.js';
+import {
+  announcesBody,
+  type ConnectionInfo,
+  type GuardHeaders,
+  type GuardRequest,
+  headerLines,
+  OriginResolver,
+  type UrlResult,
+} from './request.js';
+import {
+  acceptSignature,
+  type OutgoingResponse,
+  type ResponseSigningContext,
+  type SignedResponse,
+  signResponse,
+  type VerifiedRequestSignature,
+  verifyRequestSignature,
+} from './signatures/fapi.js';
 import { Introspector } from './tokens/introspection.js';
 import { IssuerKeys } from './tokens/issuer.js';
 import {
@@ -45,6 +62,8 @@ export interface Authorized {
   readonly certificate?: ClientCertificate;
   /** The `x-fapi-interaction-id` of this exchange, when the guard sets one. */
   readonly interactionId?: string;
+  /** The verified `fapi-2-request` signature, on routes with `signedRequest` (FAPI 2.0 Message Signing). */
+  readonly signature?: VerifiedRequestSignature;
 }
 
 interface Bound {
@@ -78,12 +97,27 @@ export interface Guard {
   metadataResponse(method: string, path: string): ResponseParts | undefined;
   /** The well-known path of the metadata document, when published. */
   readonly metadataPath: string | undefined;
+  /** Paths of the documents `metadataResponse` answers: the metadata document and the response-signing JWK set. */
+  readonly publishedPaths: readonly string[];
+  /**
+   * Signs a response of a route with `signResponse` (FAPI 2.0 Message Signing §5.6.2.1), bound to
+   * the request `auth` came from. Returns the headers to set (`Content-Digest`, `Signature-Input`,
+   * `Signature`), or `undefined` when the route does not sign. Adapters call it with the final
+   * status, headers and body bytes.
+   */
+  signResponse(auth: Authorized, response: OutgoingResponse): SignedResponse | undefined;
+  /** True when `auth` came from a route whose responses must be signed. */
+  signsResponse(auth: Authorized | null | undefined): boolean;
   /** Issuer key sets, by issuer identifier (for health checks and metrics). */
   readonly issuers: ReadonlyMap<string, IssuerKeys>;
   readonly options: Readonly<ResolvedOptions>;
 }
 
 const compiled = new WeakSet<object>();
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
 
 interface Refusal {
   ok?: false;
@@ -98,6 +132,8 @@ interface Refusal {
   nonce?: string;
   /** Something an operator should know (e.g. an ignored certificate header). */
   note?: string;
+  /** RFC 9421 §5.1: what the client should sign (HMS-13). */
+  acceptSignature?: string;
   token?: VerifiedAccessToken;
 }
 
@@ -133,6 +169,11 @@ export function createGuard(options: GuardOptions): Guard {
   const resourceMetadataUrl = metadataResource && metadataUrl(metadataResource);
   const wellKnownPath = metadataResource && metadataPath(metadataResource);
 
+  // What response signing needs of each authorized request, kept off the public `Authorized` value
+  // (it holds the Authorization header, which must not end up in logs of `req.auth`).
+  const signing = new WeakMap<Authorized, ResponseSigningContext>();
+  const responseJwksPath = opts.messageSigning?.jwksUri ? new URL(opts.messageSigning.jwksUri).pathname : undefined;
+
   const introspector =
     opts.introspection &&
     new Introspector(opts.introspection, {
@@ -159,6 +200,12 @@ export function createGuard(options: GuardOptions): Guard {
   function toPolicy(policy: RoutePolicy | CompiledPolicy | undefined): CompiledPolicy {
     if (policy && compiled.has(policy)) return policy as CompiledPolicy;
     const result = compilePolicy(policy as RoutePolicy | undefined, { allowBearer: opts.profile === 'oauth2' });
+    if ((result.signedRequest || result.signResponse) && !opts.messageSigning) {
+      throw new TypeError('fapi-guard: a route asks for message signatures; configure messageSigning (client keys) in the guard options');
+    }
+    if (result.signResponse && !opts.messageSigning?.responseKey) {
+      throw new TypeError('fapi-guard: signResponse needs messageSigning.responseKey (the private JWK responses are signed with)');
+    }
     compiled.add(result);
     for (const scope of [...result.scopes, ...result.anyScopes]) knownScopes.add(scope);
     for (const detail of result.authorizationDetails) knownDetailTypes.add(detail.type);
@@ -185,13 +232,14 @@ export function createGuard(options: GuardOptions): Guard {
     });
     if (challenge) headers['www-authenticate'] = challenge;
     if (refusal.nonce) headers['dpop-nonce'] = refusal.nonce;
+    if (refusal.acceptSignature) headers['accept-signature'] = refusal.acceptSignature;
     Object.assign(headers, EXPOSE);
     if (refusal.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(refusal.retryAfterMs / 1000)));
     headers['cache-control'] = 'no-store';
     return new GuardError(refusal.reason, refusal.detail, headers);
   }
 
-  async function decide(request: GuardRequest, policy: CompiledPolicy): Promise<Authorized | Refusal> {
+  async function decide(request: GuardRequest, policy: CompiledPolicy, interaction?: string): Promise<Authorized | Refusal> {
     const credentials = readCredentials(request);
     if (!credentials.ok) return credentials;
     const { scheme } = credentials;
@@ -206,7 +254,9 @@ export function createGuard(options: GuardOptions): Guard {
     const scopes = grantedScopes(claims);
     const decision = checkPolicy(policy, claims, scopes, opts.now() / 1000);
     if (!decision.ok) return { ...decision, usedScheme: scheme, token };
-    return {
+    const signed = policy.signedRequest || policy.signResponse ? await checkSignature(request, policy, token, interaction) : undefined;
+    if (signed && !signed.ok) return { ...signed, usedScheme: scheme, token };
+    const authorized: Authorized = {
       ok: true,
       token,
       claims,
@@ -217,7 +267,78 @@ export function createGuard(options: GuardOptions): Guard {
       binding: bound.binding,
       headers: bound.headers,
       ...(bound.certificate ? { certificate: bound.certificate } : {}),
+      ...(signed?.verified ? { signature: signed.verified } : {}),
     };
+    if (signed?.context) signing.set(authorized, signed.context);
+    return authorized;
+  }
+
+  /**
+   * Step 5, FAPI 2.0 Message Signing (§5.6.1.2): the request signature on routes that ask for it,
+   * and what the response signer must keep of the request.
+   */
+  async function checkSignature(
+    request: GuardRequest,
+    policy: CompiledPolicy,
+    token: VerifiedAccessToken,
+    interaction: string | undefined,
+  ): Promise<{ ok: true; verified?: VerifiedRequestSignature; context?: ResponseSigningContext } | Refusal> {
+    const settings = opts.messageSigning as ResolvedMessageSigning;
+    const body = request.rawBody;
+    // DEC-07 fails closed: announced content that the adapter could not hand over is never treated as none.
+    const signaturesSent =
+      headerLines(request.headers, 'signature-input').length > 0 || headerLines(request.headers, 'signature').length > 0;
+    if (
+      body === undefined &&
+      announcesBody(request.headers) &&
+      (policy.signedRequest === 'required' || (policy.signedRequest && signaturesSent))
+    ) {
+      return {
+        reason: 'body_unavailable',
+        detail: 'the request has a body but no raw bytes reached the guard (mount rawBody() before body parsers)',
+      };
+    }
+    const message = { method: request.method, url: request.url, headers: request.headers };
+    const clientId = token.claims.client_id;
+    let verified: VerifiedRequestSignature | undefined;
+    let context: ResponseSigningContext | undefined;
+    if (policy.signedRequest) {
+      const result = await verifyRequestSignature({
+        message,
+        body,
+        clientId,
+        tokenHash: token.hash,
+        ...(interaction ? { interactionId: interaction } : {}),
+        mode: policy.signedRequest,
+        keys: settings.keys,
+        now: opts.now() / 1000,
+        maxAgeSec: settings.maxAgeSec,
+        maxFutureSec: settings.maxFutureSec,
+      });
+      if (!result.ok) {
+        const refusal: Refusal = { reason: result.reason, detail: result.detail };
+        if (result.reason !== 'signature_keys_unavailable')
+          refusal.acceptSignature = acceptSignature(request.headers, (body?.length ?? 0) > 0);
+        return refusal;
+      }
+      if (result.verified) {
+        verified = result.verified;
+        if (settings.onSignedExchange) {
+          try {
+            await settings.onSignedExchange(result.record);
+          } catch (e) {
+            // Non-repudiation: a signed request whose proof cannot be kept is not carried out.
+            return { reason: 'store_unavailable', detail: `onSignedExchange failed: ${(e as Error)?.message ?? String(e)}` };
+          }
+        }
+        context = { request: message, requestSignature: result.signature, requestRecord: result.record, clientId, tokenHash: token.hash };
+      }
+    }
+    if (policy.signResponse) {
+      context ??= { request: message, requestSignature: undefined, requestRecord: undefined, clientId, tokenHash: token.hash };
+      if (interaction) context.interactionId = interaction;
+    }
+    return { ok: true, ...(verified ? { verified } : {}), ...(policy.signResponse && context ? { context } : {}) };
   }
 
   /**
@@ -324,9 +445,35 @@ export function createGuard(options: GuardOptions): Guard {
     refuse: (reason, detail, policy, headers) =>
       toError({ reason, detail }, toPolicy(policy), opts.interactionId && headers ? interactionId(headers).id : undefined),
     metadataPath: wellKnownPath,
+    publishedPaths: [wellKnownPath, responseJwksPath].filter((p): p is string => p !== undefined),
+    signsResponse: (auth) => auth != null && signing.has(auth),
+    signResponse(auth, response) {
+      const context = signing.get(auth);
+      const key = opts.messageSigning?.responseKey;
+      if (!context || !key) return undefined;
+      const signed = signResponse(context, response, key, opts.now() / 1000);
+      const hook = opts.messageSigning?.onSignedExchange;
+      if (hook) {
+        try {
+          Promise.resolve(hook(signed.record)).catch(() => undefined);
+        } catch {
+          // Documented: failures of the response hook are ignored.
+        }
+      }
+      return signed;
+    },
     metadataResponse(method, path) {
-      if (!wellKnownPath || !metadataResource || (method !== 'GET' && method !== 'HEAD')) return undefined;
-      if (path.split('?', 1)[0] !== wellKnownPath) return undefined;
+      if (method !== 'GET' && method !== 'HEAD') return undefined;
+      const target = path.split('?', 1)[0];
+      if (responseJwksPath && target === responseJwksPath) {
+        const jwk = opts.messageSigning?.responseKey?.publicJwk;
+        return {
+          status: 200,
+          headers: { 'content-type': 'application/jwk-set+json', 'cache-control': 'max-age=3600' },
+          body: method === 'HEAD' ? '' : JSON.stringify({ keys: [jwk] }),
+        };
+      }
+      if (!wellKnownPath || !metadataResource || target !== wellKnownPath) return undefined;
       const doc = buildMetadata(
         {
           resource: metadataResource,
@@ -336,7 +483,12 @@ export function createGuard(options: GuardOptions): Guard {
           mtls: opts.mtls !== undefined,
           authorizationDetailsTypes: [...knownDetailTypes],
         },
-        opts.resourceMetadata as ResourceMetadataOptions,
+        {
+          // SIG-15: the response-verification keys, unless the document names other ones.
+          jwksUri: opts.messageSigning?.jwksUri,
+          signingAlgorithms: opts.messageSigning?.responseKey?.publicJwk.alg ? [opts.messageSigning.responseKey.publicJwk.alg] : undefined,
+          ...definedOnly(opts.resourceMetadata as ResourceMetadataOptions),
+        },
       );
       return {
         status: 200,
@@ -354,14 +506,16 @@ export function createGuard(options: GuardOptions): Guard {
       const interaction = opts.interactionId ? interactionId(request.headers) : undefined;
       let outcome: Authorized | Refusal;
       try {
-        outcome = await decide(request, policy);
+        outcome = await decide(request, policy, interaction?.id);
       } catch (e) {
         // RFC 9449 §7.1 / DPOP-16: an unexpected failure inside a check never grants access.
         outcome = { reason: 'internal', detail: `unexpected: ${(e as Error)?.message ?? String(e)}` };
       }
       let result = 'ok' in outcome && outcome.ok ? outcome : toError(outcome as Refusal, policy, interaction?.id);
       if (result.ok && interaction) {
+        const context = signing.get(result);
         result = { ...result, interactionId: interaction.id, headers: { ...result.headers, 'x-fapi-interaction-id': interaction.id } };
+        if (context) signing.set(result, context);
       }
       report(request, started, result, (outcome as Refusal).token, (outcome as Refusal).note, interaction);
       return result;

@@ -32,7 +32,16 @@ export { type Authorized, type Binding, createGuard, type Guard } from './guard.
 export { type InteractionId, interactionId } from './interaction.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 export { DecisionMetrics, type MetricsSnapshot } from './metrics.js';
-export { errorResponse, guardRequestFromNode, type NodeRequestParts, type ResponseParts } from './node.js';
+export {
+  captureRawBody,
+  errorResponse,
+  guardRequestFromNode,
+  type NodeRequestParts,
+  prepareNodeRequest,
+  type ResponseParts,
+} from './node.js';
+export { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody } from './node-body.js';
+export { signNodeResponse } from './node-response.js';
 export {
   COMPAT_PRESETS,
   type CompatOptions,
@@ -40,6 +49,7 @@ export {
   type DpopOptions,
   FAPI_ALGORITHMS,
   type GuardOptions,
+  type MessageSigningOptions,
   type ResolvedOptions,
   SUPPORTED_ALGORITHMS,
 } from './options.js';
@@ -53,6 +63,7 @@ export {
   type RoutePolicy,
 } from './policy.js';
 export {
+  announcesBody,
   type ConnectionInfo,
   type GuardHeaders,
   type GuardRequest,
@@ -63,7 +74,33 @@ export {
   type UrlResult,
 } from './request.js';
 export { componentValue, SignatureBaseError, type SignedMessage, signatureBase } from './signatures/base.js';
+export { type ClientKeyOptions, type ClientKeyResult, type ClientKeySource, ClientKeys } from './signatures/client-keys.js';
 export { contentDigest, type DigestCheck, verifyContentDigest } from './signatures/digest.js';
+export {
+  acceptSignature,
+  type OutgoingResponse,
+  REQUEST_TAG,
+  RESPONSE_TAG,
+  type RequestSignatureInput,
+  type RequestSignatureResult,
+  type ResponseSigningContext,
+  requiredRequestComponents,
+  type SignedExchangeRecord,
+  type SignedResponse,
+  signResponse,
+  type VerifiedRequestSignature,
+  verifyRequestSignature,
+} from './signatures/fapi.js';
+export {
+  FAPI_SIGNATURE_ALGORITHMS,
+  type NamedSignatureKey,
+  type ResponseSigningKey,
+  type SignatureJwk,
+  signatureAlgorithmOf,
+  signBase,
+  signingKey,
+  verificationKey,
+} from './signatures/keys.js';
 export {
   type HttpSignatureAlgorithm,
   type MessageSignature,

@@ -7,8 +7,9 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { GuardError } from './errors.js';
 import type { Guard } from './guard.js';
+import { bodyUnread, readRawBody, rememberedRawBody, rememberRawBody } from './node-body.js';
 import type { CompiledPolicy } from './policy.js';
-import { type GuardRequest, headersFromRaw } from './request.js';
+import { announcesBody, type GuardRequest, headersFromRaw } from './request.js';
 
 export interface NodeRequestParts {
   /** The request target the client sent (path and query), before any router rewrote it. */
@@ -40,6 +41,42 @@ export function guardRequestFromNode(
     if (cert?.raw) request.clientCertificate = new Uint8Array(cert.raw);
   }
   return request;
+}
+
+/**
+ * {@link guardRequestFromNode}, plus the raw body on routes that check request signatures: the
+ * bytes a `rawBody()` middleware (or Fastify's preParsing hook) kept, or, when no one has read
+ * the stream yet, read here and put back for the body parsers that follow.
+ */
+export async function prepareNodeRequest(
+  guard: Guard,
+  req: IncomingMessage,
+  parts: NodeRequestParts,
+  policy: CompiledPolicy,
+): Promise<GuardRequest | GuardError> {
+  const request = guardRequestFromNode(guard, req, parts, policy);
+  if (!('method' in request) || !policy.signedRequest || !announcesBody(request.headers)) return request;
+  let raw = rememberedRawBody(req);
+  if (!raw && bodyUnread(req)) {
+    raw = await readRawBody(req, guard.options.messageSigning?.maxBodyBytes ?? 0);
+    rememberRawBody(req, raw);
+  }
+  if (raw?.ok) request.rawBody = raw.body;
+  else if (raw?.reason === 'too_large')
+    return guard.refuse('body_too_large', 'request body exceeds messageSigning.maxBodyBytes', policy, request.headers);
+  // No bytes (a parser read them first, or the client went away): the core refuses with body_unavailable.
+  return request;
+}
+
+/**
+ * The `rawBody()` middleware's work: keeps the body bytes of every request that has one (bounded
+ * by `messageSigning.maxBodyBytes`) for signature checks later on, and leaves them on the stream
+ * for the body parsers mounted after it.
+ */
+export async function captureRawBody(guard: Guard, req: IncomingMessage): Promise<void> {
+  if (!guard.options.messageSigning || rememberedRawBody(req) || !bodyUnread(req)) return;
+  if (!announcesBody(headersFromRaw(req.rawHeaders))) return;
+  rememberRawBody(req, await readRawBody(req, guard.options.messageSigning.maxBodyBytes));
 }
 
 /** What an adapter writes for a refusal: status, headers and the JSON body text. */

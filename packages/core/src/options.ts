@@ -7,6 +7,9 @@ import type { DpopNonceOptions } from './binding/nonce.js';
 import type { GuardError } from './errors.js';
 import type { ResourceMetadataOptions } from './metadata.js';
 import type { OriginOptions } from './request.js';
+import { type ClientKeyOptions, ClientKeys } from './signatures/client-keys.js';
+import type { SignedExchangeRecord } from './signatures/fapi.js';
+import { type ResponseSigningKey, type SignatureJwk, signingKey } from './signatures/keys.js';
 import { MemoryReplayStore, type ReplayStore } from './stores.js';
 import type { IntrospectionOptions } from './tokens/introspection.js';
 import type { IssuerConfig, JSONWebKeySet, KeySetOptions } from './tokens/issuer.js';
@@ -194,10 +197,47 @@ export interface GuardOptions extends OriginOptions {
   introspectJwts?: boolean;
   /** DPoP proof checks. @default { maxAgeSec: 60, maxFutureSec: 10, in-memory replay store, nonces off } */
   dpop?: DpopOptions;
+  /**
+   * FAPI 2.0 Message Signing (RFC 9421): where clients' request-signing keys are, the key this
+   * API signs responses with, and the audit hook. Routes opt in with `signedRequest` and
+   * `signResponse`.
+   * @default undefined (no route can ask for signatures)
+   */
+  messageSigning?: MessageSigningOptions;
   /** Called once per decision, allowed or refused. Exceptions it throws are ignored. */
   onDecision?: (event: DecisionEvent) => void;
   /** Current time in milliseconds. For tests (the RFC vectors are from 2019–2022). @default Date.now */
   clock?: () => number;
+}
+
+/** FAPI 2.0 Message Signing settings (see {@link GuardOptions.messageSigning}). */
+export interface MessageSigningOptions extends ClientKeyOptions {
+  /** Oldest accepted `created` of a request signature, in seconds (DEC-08). @default 60 */
+  maxAgeSec?: number;
+  /** How far in the future `created` may be, in seconds (clock skew). @default 5 */
+  maxFutureSec?: number;
+  /**
+   * The private JWK this API signs responses with (Ed25519, P-256 or RSA ≥ 2048 bits, with a
+   * `kid`); needed by routes with `signResponse`. Its public half is served at `jwksUri`.
+   */
+  responseKey?: SignatureJwk;
+  /**
+   * Absolute URL where this API publishes its response-verification keys. The adapters' metadata
+   * handler serves the JWK set at this URL's path, and the RFC 9728 document names it
+   * (`jwks_uri`, SIG-15).
+   * @default undefined (not published)
+   */
+  jwksUri?: string;
+  /** Largest request body read to check its digest; larger ones get 413. @default 1048576 (1 MiB) */
+  maxBodyBytes?: number;
+  /**
+   * Receives, for every verified request signature and every response signature, what must be
+   * stored to prove the exchange later. For requests the guard waits for the returned promise;
+   * if it rejects, the request is refused with 503 (no proof kept, no payment made). For
+   * responses it is called as the response is sent; failures are ignored.
+   * @default undefined
+   */
+  onSignedExchange?: (record: SignedExchangeRecord) => void | Promise<void>;
 }
 
 /** Options after validation, with every default filled in. */
@@ -222,6 +262,46 @@ export interface ResolvedOptions {
   interactionId: boolean;
   tokenFormat: 'jwt' | 'opaque' | 'auto';
   introspectJwts: boolean;
+  messageSigning: ResolvedMessageSigning | undefined;
+}
+
+export interface ResolvedMessageSigning {
+  keys: ClientKeys;
+  maxAgeSec: number;
+  maxFutureSec: number;
+  responseKey: ResponseSigningKey | undefined;
+  jwksUri: string | undefined;
+  maxBodyBytes: number;
+  onSignedExchange: ((record: SignedExchangeRecord) => void | Promise<void>) | undefined;
+}
+
+function resolveMessageSigning(value: MessageSigningOptions | undefined, now: () => number): ResolvedMessageSigning | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) throw configError('messageSigning must be an object');
+  const maxAgeSec = value.maxAgeSec ?? 60;
+  const maxFutureSec = value.maxFutureSec ?? 5;
+  if (!Number.isFinite(maxAgeSec) || maxAgeSec < 1 || maxAgeSec > 300)
+    throw configError('messageSigning.maxAgeSec must be between 1 and 300 seconds');
+  if (!Number.isFinite(maxFutureSec) || maxFutureSec < 0 || maxFutureSec > 60) {
+    throw configError('messageSigning.maxFutureSec must be between 0 and 60 seconds');
+  }
+  const maxBodyBytes = value.maxBodyBytes ?? 1024 * 1024;
+  if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1) throw configError('messageSigning.maxBodyBytes must be a positive integer');
+  if (value.jwksUri !== undefined) assertSecureUrl(value.jwksUri, 'messageSigning.jwksUri');
+  if (value.jwksUri !== undefined && value.responseKey === undefined)
+    throw configError('messageSigning.jwksUri needs responseKey (the key it publishes)');
+  if (value.onSignedExchange !== undefined && typeof value.onSignedExchange !== 'function') {
+    throw configError('messageSigning.onSignedExchange must be a function');
+  }
+  return {
+    keys: new ClientKeys(value, now),
+    maxAgeSec,
+    maxFutureSec,
+    responseKey: value.responseKey === undefined ? undefined : signingKey(value.responseKey),
+    jwksUri: value.jwksUri,
+    maxBodyBytes,
+    onSignedExchange: value.onSignedExchange,
+  };
 }
 
 function configError(message: string): TypeError {
@@ -337,6 +417,7 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     introspection,
     tokenFormat,
     introspectJwts: options.introspectJwts === true,
+    messageSigning: resolveMessageSigning(options.messageSigning, now),
     issuers,
     audiences,
     algorithms: resolveAlgorithms(options.algorithms ?? (profile === 'oauth2' ? [...FAPI_ALGORITHMS, 'RS256'] : undefined)),

@@ -56,6 +56,19 @@ export interface RoutePolicy {
    * @default [] (no rule)
    */
   authorizationDetails?: readonly AuthorizationDetailRequirement[];
+  /**
+   * FAPI 2.0 Message Signing (§5.6.1.2): `required` refuses requests without a valid
+   * `fapi-2-request` signature by a key of the token's client (401, with `Accept-Signature`);
+   * `optional` checks such a signature when one is sent. Needs the guard's `messageSigning`.
+   * @default undefined (signatures are not looked at)
+   */
+  signedRequest?: 'required' | 'optional';
+  /**
+   * Sign this route's responses (FAPI 2.0 Message Signing §5.6.2.1) with
+   * `messageSigning.responseKey`, binding each to its request.
+   * @default false
+   */
+  signResponse?: boolean;
 }
 
 /** One required `authorization_details` entry (RFC 9396 §2). */
@@ -75,6 +88,8 @@ export interface CompiledPolicy {
   readonly acrValues: readonly string[];
   readonly maxAuthAgeSec: number | undefined;
   readonly authorizationDetails: readonly AuthorizationDetailRequirement[];
+  readonly signedRequest: 'required' | 'optional' | undefined;
+  readonly signResponse: boolean;
 }
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
@@ -109,7 +124,14 @@ export function compilePolicy(policy: RoutePolicy = {}, defaults: { allowBearer?
   if (details.some((d) => typeof d !== 'object' || d === null || typeof d.type !== 'string')) {
     throw new TypeError('fapi-guard: each authorizationDetails entry needs a string type (RFC 9396 §2)');
   }
+  if (policy.signedRequest !== undefined && policy.signedRequest !== 'required' && policy.signedRequest !== 'optional') {
+    throw new TypeError("fapi-guard: signedRequest must be 'required' or 'optional'");
+  }
+  if (policy.signResponse !== undefined && typeof policy.signResponse !== 'boolean')
+    throw new TypeError('fapi-guard: signResponse must be a boolean');
   return Object.freeze({
+    signedRequest: policy.signedRequest,
+    signResponse: policy.signResponse === true,
     acrValues,
     maxAuthAgeSec: maxAge,
     authorizationDetails: details,

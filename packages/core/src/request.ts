@@ -17,6 +17,11 @@ export interface GuardRequest {
   headers: GuardHeaders;
   /** Parsed request body, when the framework already parsed one (used to refuse body tokens). */
   body?: unknown;
+  /**
+   * The body bytes as received (content coding applied, transfer coding removed), for routes
+   * that check request signatures (RFC 9530 digests are over these bytes).
+   */
+  rawBody?: Uint8Array;
   /** DER of the client certificate of the TLS connection, when there is one. */
   clientCertificate?: Uint8Array;
   /** Address of the peer (a proxy, when there is one): decides whether its certificate header is believed. */
@@ -43,6 +48,13 @@ export function headersFromRaw(raw: readonly string[]): GuardHeaders {
 /** The lines of one header (empty when absent). */
 export function headerLines(headers: GuardHeaders, name: string): readonly string[] {
   return headers[name] ?? [];
+}
+
+/** True when the headers announce content (RFC 9112 §6.3): a positive Content-Length or a Transfer-Encoding. */
+export function announcesBody(headers: GuardHeaders): boolean {
+  if (headerLines(headers, 'transfer-encoding').length > 0) return true;
+  const length = headerLines(headers, 'content-length')[0];
+  return length !== undefined && length.trim() !== '0';
 }
 
 /** How the absolute request URL is found. All fields are optional; see each default. */

@@ -4,14 +4,16 @@
  */
 import {
   type Authorized,
+  captureRawBody,
   createGuard,
   errorResponse,
   type Guard,
   type GuardError,
   type GuardOptions,
-  guardRequestFromNode,
   isGuardError,
+  prepareNodeRequest,
   type RoutePolicy,
+  signNodeResponse,
 } from '@fapi-guard/core';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
@@ -34,6 +36,13 @@ export interface FapiGuardExpress {
    * on); passes every other request on. Mount it with `app.use(fapi.metadata())`.
    */
   metadata(): RequestHandler;
+  /**
+   * Keeps the raw body bytes for request-signature checks (RFC 9530 digests are over the bytes as
+   * received) and leaves them on the stream for your body parsers. Mount it before them —
+   * `app.use(fapi.rawBody()); app.use(express.json())` — on APIs with `signedRequest` routes.
+   * Without parsers ahead of `protect()` it is not needed: `protect()` reads the body itself.
+   */
+  rawBody(): RequestHandler;
 }
 
 /** Writes a refusal: status, challenge headers and the short JSON body. */
@@ -69,24 +78,26 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardExpress {
         res.end(answer.body);
       };
     },
+    rawBody(): RequestHandler {
+      return (req, _res, next) => {
+        captureRawBody(guard, req).then(() => next(), next);
+      };
+    },
     protect(policy?: RoutePolicy): RequestHandler {
       const compiled = guard.policy(policy);
       return (req: Request, res: Response, next: NextFunction) => {
         // originalUrl keeps the mount path of routers (req.url loses it).
-        const request = guardRequestFromNode(guard, req, { path: req.originalUrl, body: req.body }, compiled);
-        if (isGuardError(request)) {
-          sendGuardError(res, request);
-          return;
-        }
-        guard.check(request, compiled).then((result) => {
-          if (!result.ok) {
-            sendGuardError(res, result);
-            return;
-          }
-          for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
-          req.auth = result;
-          next();
-        }, next);
+        prepareNodeRequest(guard, req, { path: req.originalUrl, body: req.body }, compiled)
+          .then(async (request) => {
+            if (isGuardError(request)) return sendGuardError(res, request);
+            const result = await guard.check(request, compiled);
+            if (!result.ok) return sendGuardError(res, result);
+            for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
+            signNodeResponse(guard, result, req, res);
+            req.auth = result;
+            next();
+          })
+          .catch(next);
       };
     },
   };

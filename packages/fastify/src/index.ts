@@ -6,14 +6,16 @@
 import {
   type Authorized,
   type CompiledPolicy,
+  captureRawBody,
   createGuard,
   errorResponse,
   type Guard,
   type GuardError,
   type GuardOptions,
-  guardRequestFromNode,
   isGuardError,
+  prepareNodeRequest,
   type RoutePolicy,
+  signNodeResponse,
 } from '@fapi-guard/core';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
@@ -53,11 +55,12 @@ function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHoo
   return async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
     // raw.url is the request target as received, before any prefix rewriting.
     const parts = { path: request.raw.url ?? request.url, body: request.body };
-    const guardRequest = guardRequestFromNode(guard, request.raw, parts, policy);
+    const guardRequest = await prepareNodeRequest(guard, request.raw, parts, policy);
     if (isGuardError(guardRequest)) return sendGuardError(reply, guardRequest);
     const result = await guard.check(guardRequest, policy);
     if (!result.ok) return sendGuardError(reply, result);
     reply.headers(result.headers);
+    signNodeResponse(guard, result, request.raw, reply.raw);
     request.auth = result;
   };
 }
@@ -69,13 +72,20 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
     guard,
     protect: (policy?: RoutePolicy) => preHandlerFor(guard, guard.policy(policy)),
   } satisfies FapiGuardFastify);
-  // RFC 9728: the metadata document at its well-known path, when published.
-  const wellKnown = guard.metadataPath;
-  if (wellKnown) {
-    fastify.get(wellKnown, async (_request, reply) => {
-      const answer = guard.metadataResponse('GET', wellKnown);
+  // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
+  for (const path of guard.publishedPaths) {
+    fastify.get(path, async (_request, reply) => {
+      const answer = guard.metadataResponse('GET', path);
       if (!answer) return reply.callNotFound();
       return reply.code(answer.status).headers(answer.headers).send(answer.body);
+    });
+  }
+  // Request signatures: the body bytes as received are kept before the content-type parser reads
+  // them (RFC 9530 digests are over those bytes) and left on the stream for it.
+  if (guard.options.messageSigning) {
+    fastify.addHook('preParsing', async (request, _reply, payload) => {
+      await captureRawBody(guard, request.raw);
+      return payload;
     });
   }
   // Routes that carry `config.fapi` get the guard as their first preHandler.

@@ -4,14 +4,16 @@
  */
 import {
   type Authorized,
+  captureRawBody,
   createGuard,
   errorResponse,
   type Guard,
   type GuardError,
   type GuardOptions,
-  guardRequestFromNode,
   isGuardError,
+  prepareNodeRequest,
   type RoutePolicy,
+  signNodeResponse,
 } from '@fapi-guard/core';
 import type { Context, Middleware, Next } from 'koa';
 
@@ -32,6 +34,12 @@ export interface FapiGuardKoa {
    * on); passes every other request on. Mount it with `app.use(fapi.metadata())`.
    */
   metadata(): Middleware;
+  /**
+   * Keeps the raw body bytes for request-signature checks and leaves them on the stream for your
+   * body parser. Mount it before the parser — `app.use(fapi.rawBody()); app.use(bodyParser())` —
+   * on APIs with `signedRequest` routes.
+   */
+  rawBody(): Middleware;
 }
 
 /** Writes a refusal: status, challenge headers and the short JSON body. */
@@ -65,11 +73,17 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
         ctx.set(answer.headers);
       };
     },
+    rawBody(): Middleware {
+      return async (ctx, next) => {
+        await captureRawBody(guard, ctx.req);
+        await next();
+      };
+    },
     protect(policy?: RoutePolicy): Middleware {
       const compiled = guard.policy(policy);
       return async (ctx: Context, next: Next) => {
         const body = (ctx.request as { body?: unknown }).body;
-        const request = guardRequestFromNode(guard, ctx.req, { path: ctx.originalUrl, body }, compiled);
+        const request = await prepareNodeRequest(guard, ctx.req, { path: ctx.originalUrl, body }, compiled);
         if (isGuardError(request)) {
           sendGuardError(ctx, request);
           return;
@@ -80,6 +94,7 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
           return;
         }
         ctx.set(result.headers);
+        signNodeResponse(guard, result, ctx.req, ctx.res);
         ctx.state.auth = result;
         await next();
       };

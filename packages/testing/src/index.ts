@@ -9,6 +9,15 @@ export {
 } from './certificates.js';
 export { type DpopAlgorithm, DpopClient, type DpopRequestOptions, type ProofFault, type ProofOptions } from './dpop-client.js';
 export {
+  MessageSigningClient,
+  type SignedResponseCheck,
+  type SignedResponseInput,
+  type SigningAlgorithm,
+  type SignRequestInput,
+  type SignRequestOptions,
+  verifySignedResponse,
+} from './message-signatures.js';
+export {
   type IntrospectionBehaviour,
   type IntrospectionRequest,
   type MintOptions,

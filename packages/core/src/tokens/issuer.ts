@@ -114,7 +114,7 @@ const MAX_DOCUMENT_BYTES = 512 * 1024;
 
 export class FetchError extends Error {}
 
-async function fetchJson(url: string, timeoutMs: number, accept: string): Promise<unknown> {
+export async function fetchJson(url: string, timeoutMs: number, accept: string): Promise<unknown> {
   let res: Response;
   try {
     res = await fetch(url, {

@@ -1,0 +1,86 @@
+/**
+ * Signed responses on Node's `ServerResponse` (FAPI 2.0 Message Signing §5.6.2.1), for every
+ * adapter: writes are held back until `end()`, when the status, the headers and every body byte
+ * are known; then `Content-Digest`, `Signature-Input` and `Signature` are added and the response
+ * goes out unchanged otherwise. Express, Koa and Fastify all finish with `end()` (Fastify and
+ * some handlers call `writeHead` first, which is deferred the same way).
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Authorized, Guard } from './guard.js';
+import type { GuardHeaders } from './request.js';
+
+type Chunk = string | Uint8Array;
+
+function toBuffer(chunk: Chunk, encoding?: BufferEncoding): Buffer {
+  return typeof chunk === 'string' ? Buffer.from(chunk, encoding ?? 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+function headerSnapshot(res: ServerResponse): GuardHeaders {
+  const headers: Record<string, string[]> = {};
+  for (const [name, value] of Object.entries(res.getHeaders())) {
+    if (value === undefined) continue;
+    headers[name.toLowerCase()] = Array.isArray(value) ? value.map(String) : [String(value)];
+  }
+  return headers;
+}
+
+/** Applies `writeHead(status[, message][, headers])` as setHeader calls, so nothing is sent yet. */
+function applyWriteHead(res: ServerResponse, args: unknown[]): void {
+  const [status, second, third] = args;
+  res.statusCode = status as number;
+  const headers = typeof second === 'string' ? third : second;
+  if (typeof second === 'string') res.statusMessage = second;
+  if (Array.isArray(headers)) {
+    const grouped = new Map<string, string[]>();
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      const name = String(headers[i]).toLowerCase();
+      grouped.set(name, [...(grouped.get(name) ?? []), String(headers[i + 1])]);
+    }
+    for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
+  } else if (headers) {
+    for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) if (value !== undefined) res.setHeader(name, value);
+  }
+}
+
+/**
+ * Makes `res` sign itself when it ends, if the route of `auth` signs responses. Signing failures
+ * never send an unsigned answer: the client gets a 500 instead.
+ */
+export function signNodeResponse(guard: Guard, auth: Authorized, req: IncomingMessage, res: ServerResponse): void {
+  if (!guard.signsResponse(auth)) return;
+  const chunks: Buffer[] = [];
+  const { end, write, writeHead } = res;
+  // Node's own end() calls this.writeHead(): the originals go back before the response is sent.
+  const send = (body: string | Buffer, cb?: () => void) => {
+    Object.assign(res, { end, write, writeHead });
+    return res.end(body, cb);
+  };
+  res.writeHead = ((...args: unknown[]) => {
+    applyWriteHead(res, args);
+    return res;
+  }) as typeof res.writeHead;
+  res.write = ((chunk: Chunk, encoding?: BufferEncoding | ((e?: Error | null) => void), cb?: (e?: Error | null) => void) => {
+    chunks.push(toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined));
+    const callback = typeof encoding === 'function' ? encoding : cb;
+    if (callback) process.nextTick(callback);
+    return true;
+  }) as typeof res.write;
+  res.end = ((chunk?: Chunk | (() => void), encoding?: BufferEncoding | (() => void), cb?: () => void) => {
+    if (typeof chunk === 'function') cb = chunk;
+    else if (chunk !== undefined && chunk !== null) chunks.push(toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined));
+    if (typeof encoding === 'function') cb = encoding;
+    const body = Buffer.concat(chunks);
+    try {
+      // HEAD: the body the handler produced is not sent, so nothing is digested (RFC 9110 §9.3.2).
+      const content = req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 ? undefined : body;
+      const signed = guard.signResponse(auth, { status: res.statusCode, headers: headerSnapshot(res), body: content });
+      for (const [name, value] of Object.entries(signed?.headers ?? {})) res.setHeader(name, value);
+    } catch {
+      res.statusCode = 500;
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      res.setHeader('content-type', 'application/json; charset=utf-8');
+      return send(JSON.stringify({ error_description: 'The response could not be signed' }), cb);
+    }
+    return send(body, cb);
+  }) as typeof res.end;
+}

@@ -1,0 +1,135 @@
+/**
+ * The message-signing keys of each client (FAPI 2.0 Message Signing §5.6.1.2 #1): looked up by
+ * the `client_id` of the access token, from a static registry, a resolver function (a client
+ * database) or the client's JWKS URL. Only that client's keys can verify its requests (SIG-01).
+ * JWKS documents are cached; an unknown `keyid` refetches at most once per cool-down; a client
+ * whose keys cannot be fetched and are not cached gives 503 (DEC-09).
+ */
+import { LRUCache } from 'lru-cache';
+import { FetchError, fetchJson } from '../tokens/issuer.js';
+import { assertSecureUrl } from '../url.js';
+import { type NamedSignatureKey, type SignatureJwk, verificationKey } from './keys.js';
+
+/** Where one client's keys come from: a JWK set, or the URL of one (https). */
+export type ClientKeySource = { jwks: { keys: readonly SignatureJwk[] } } | { jwksUri: string };
+
+export interface ClientKeyOptions {
+  /** Keys by `client_id`. */
+  clients?: Readonly<Record<string, ClientKeySource>>;
+  /** Called for a `client_id` that `clients` does not name (e.g. a lookup in a client registry); `undefined` = unknown client. */
+  resolveClient?: (clientId: string) => ClientKeySource | undefined | Promise<ClientKeySource | undefined>;
+  /** How long fetched or resolved keys are used before they are fetched again. @default 300000 (5 min) */
+  cacheMs?: number;
+  /** Minimum time between fetches for an unknown `keyid` (key rotation). @default 30000 */
+  cooldownMs?: number;
+  /** Time limit of one JWKS fetch. @default 5000 */
+  timeoutMs?: number;
+}
+
+export type ClientKeyResult = { ok: true; key: NamedSignatureKey } | { ok: false; unavailable: boolean; detail: string };
+
+interface Entry {
+  keys: Map<string, NamedSignatureKey>;
+  /** When the keys were fetched or resolved (ms). */
+  at: number;
+  lastAttempt: number;
+  error?: string;
+  pending?: Promise<void>;
+}
+
+/** Usable keys of a set, by kid; keys that cannot be used for FAPI signatures are left out. */
+function keysOf(jwks: unknown): Map<string, NamedSignatureKey> {
+  const keys = new Map<string, NamedSignatureKey>();
+  const list = (jwks as { keys?: unknown })?.keys;
+  if (!Array.isArray(list)) throw new FetchError('not a JWK set');
+  for (const jwk of list) {
+    try {
+      const key = verificationKey(jwk as SignatureJwk);
+      // A kid that names two keys is ambiguous: neither is used.
+      if (keys.has(key.keyid)) keys.set(key.keyid, undefined as never);
+      else keys.set(key.keyid, key);
+    } catch {
+      // Not a usable signing key (encryption key, weak or unsupported type): ignored.
+    }
+  }
+  for (const [kid, key] of keys) if (!key) keys.delete(kid);
+  return keys;
+}
+
+function checkSource(source: ClientKeySource, what: string): void {
+  if ('jwksUri' in source) assertSecureUrl(source.jwksUri, `${what}.jwksUri`);
+  else if (!Array.isArray(source?.jwks?.keys)) throw new TypeError(`fapi-guard: ${what} needs jwks ({ keys: [...] }) or jwksUri`);
+  else for (const jwk of source.jwks.keys) if (jwk.d !== undefined) throw new TypeError(`fapi-guard: ${what} holds private key material`);
+}
+
+export class ClientKeys {
+  private readonly entries: LRUCache<string, Entry>;
+  private readonly cacheMs: number;
+  private readonly cooldownMs: number;
+  private readonly timeoutMs: number;
+
+  constructor(
+    private readonly options: ClientKeyOptions,
+    private readonly now: () => number,
+  ) {
+    if (!options.clients && !options.resolveClient) {
+      throw new TypeError('fapi-guard: messageSigning needs clients or resolveClient (where the keys of each client are)');
+    }
+    for (const [clientId, source] of Object.entries(options.clients ?? {})) checkSource(source, `messageSigning.clients["${clientId}"]`);
+    this.cacheMs = options.cacheMs ?? 300_000;
+    this.cooldownMs = options.cooldownMs ?? 30_000;
+    this.timeoutMs = options.timeoutMs ?? 5_000;
+    this.entries = new LRUCache({ max: 10_000 });
+  }
+
+  /** The key `keyid` of client `clientId`, if that client has it. */
+  async key(clientId: string, keyid: string): Promise<ClientKeyResult> {
+    let entry = this.entries.get(clientId);
+    const now = this.now();
+    const stale = !entry || now - entry.at > this.cacheMs;
+    const unknownKid = entry !== undefined && !entry.keys.has(keyid) && now - entry.lastAttempt >= this.cooldownMs;
+    if (stale || unknownKid) {
+      entry = await this.load(clientId, entry);
+      if (!entry) return { ok: false, unavailable: false, detail: `client ${clientId} has no registered message signing keys` };
+    }
+    const key = entry?.keys.get(keyid);
+    if (key) return { ok: true, key };
+    if (entry && entry.keys.size === 0 && entry.error) return { ok: false, unavailable: true, detail: entry.error };
+    return { ok: false, unavailable: false, detail: `keyid ${JSON.stringify(keyid)} is not a key of client ${clientId}` };
+  }
+
+  /** One load per client at a time; failures keep the previous keys (stale but signed by the client). */
+  private async load(clientId: string, previous: Entry | undefined): Promise<Entry | undefined> {
+    if (previous?.pending) {
+      await previous.pending;
+      return this.entries.get(clientId);
+    }
+    const entry: Entry = previous ?? { keys: new Map(), at: Number.NEGATIVE_INFINITY, lastAttempt: Number.NEGATIVE_INFINITY };
+    let known = true;
+    entry.pending = (async () => {
+      entry.lastAttempt = this.now();
+      try {
+        const source = this.options.clients?.[clientId] ?? (await this.options.resolveClient?.(clientId));
+        if (!source) {
+          known = false;
+          return;
+        }
+        const jwks =
+          'jwksUri' in source ? await fetchJson(source.jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json') : source.jwks;
+        entry.keys = keysOf(jwks);
+        entry.at = this.now();
+        entry.error = undefined;
+      } catch (e) {
+        entry.error = `keys of client ${clientId} unavailable: ${(e as Error).message}`;
+      }
+    })();
+    this.entries.set(clientId, entry);
+    await entry.pending;
+    entry.pending = undefined;
+    if (!known) {
+      this.entries.delete(clientId);
+      return undefined;
+    }
+    return entry;
+  }
+}
