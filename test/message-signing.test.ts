@@ -4,11 +4,15 @@
  * their requests (§5.6.2.1), and the audit records of both. Every case runs on Express, Koa and
  * Fastify, whose apps keep their own body parsers working behind `rawBody()`.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import type { SignedExchangeRecord } from '@fapi-guard/core';
 import { DpopClient, MessageSigningClient, MockIssuer, verifySignedResponse } from '@fapi-guard/testing';
+import express from 'express';
 import { createVerifier, httpbis } from 'http-message-signatures';
 import { FRAMEWORKS, type Framework, type StartedApp, startApp } from './support/apps';
+import { type RunningApp, startExpressApp } from './support/express-app';
 import { type Received, send } from './support/http';
 
 const AUDIENCE = 'https://rs.example.com';
@@ -443,5 +447,100 @@ describe.each(FRAMEWORKS)('%s', (framework) => {
     } finally {
       auditFails = false;
     }
+  });
+});
+
+describe('Express: where the body bytes come from', () => {
+  let running: RunningApp;
+  let keysUp = true;
+  let keysServer: Server;
+  beforeAll(async () => {
+    keysServer = createServer((_req, res) => {
+      res.statusCode = keysUp ? 200 : 503;
+      res.setHeader('content-type', 'application/json');
+      res.end(keysUp ? JSON.stringify(clientB.jwks) : '');
+    });
+    await new Promise<void>((resolve) => keysServer.listen(0, '127.0.0.1', resolve));
+    const jwksUri = `http://127.0.0.1:${(keysServer.address() as AddressInfo).port}/jwks`;
+    const policy = { scopes: ['payments:write'], signedRequest: 'required' } as const;
+    running = await startExpressApp(
+      {
+        issuer: as.issuer,
+        audience: AUDIENCE,
+        publicUrl: PUBLIC,
+        messageSigning: { clients: { 'client-a': { jwks: clientA.jwks }, 'client-b': { jwksUri } }, maxBodyBytes: 64, cooldownMs: 200 },
+      },
+      (app, fapi) => {
+        // protect() reads the unread body itself; the route's own parser still gets it afterwards.
+        app.post('/late', fapi.protect(policy), express.json(), (req, res) => void res.status(201).json({ received: req.body }));
+        // A parser ran first without rawBody(): the bytes are gone, and the guard says so.
+        app.post('/early', express.json(), fapi.protect(policy), (_req, res) => void res.status(201).end());
+      },
+    );
+  });
+  afterAll(async () => {
+    await running.close();
+    await new Promise<void>((resolve) => keysServer.close(() => resolve()));
+  });
+
+  const post = (path: string, r: Awaited<ReturnType<typeof dpopRequest>>, headers: Record<string, string>) =>
+    send(`${running.url}${path}`, {
+      method: 'POST',
+      headers: { ...r.headers, ...headers, 'content-length': String(Buffer.byteLength(r.body ?? '')) },
+      body: r.body as string,
+    });
+
+  it('protect() reads the body itself and leaves it for a parser after it', async () => {
+    const r = await dpopRequest('/late');
+    const res = await post('/late', r, clientA.sign(r));
+    expect(res.status).toBe(201);
+    expect(res.json).toEqual({ received: { amount: '10.00', currency: 'EUR' } });
+  });
+
+  it('DEC-07 a body that a parser consumed before the guard is never treated as no body: 500, not a pass', async () => {
+    const r = await dpopRequest('/early');
+    const res = await post('/early', r, clientA.sign(r));
+    expect(res.status).toBe(500);
+    expect(res.headers['www-authenticate']).toBeUndefined();
+    expect(running.decisions.at(-1)).toMatchObject({ reason: 'body_unavailable', detail: expect.stringContaining('rawBody()') });
+  });
+
+  it('DIG-04 bounds the body it reads: over maxBodyBytes → 413', async () => {
+    const r = await dpopRequest('/late', JSON.stringify({ memo: 'x'.repeat(100) }));
+    const res = await post('/late', r, clientA.sign(r));
+    expect(res.status).toBe(413);
+  });
+
+  it('DEC-09 a client whose JWKS URL is down gives 503, and recovers when it is back', async () => {
+    keysUp = false;
+    const r = await dpopRequest('/late', undefined, { client_id: 'client-b' });
+    const body = '{"a":1}';
+    const down = await send(`${running.url}/late`, {
+      method: 'POST',
+      headers: { ...r.headers, 'content-type': 'application/json', ...clientB.sign({ ...r, body }) },
+      body,
+    });
+    expect(down.status).toBe(503);
+    expect(down.json).toEqual({
+      error: 'temporarily_unavailable',
+      error_description: "The client's signing keys cannot be fetched; try again later",
+    });
+    keysUp = true;
+    // Within the cool-down (200 ms here) the host is not asked again: still 503.
+    const r2 = await dpopRequest('/late', undefined, { client_id: 'client-b' });
+    const soon = await send(`${running.url}/late`, {
+      method: 'POST',
+      headers: { ...r2.headers, 'content-type': 'application/json', ...clientB.sign({ ...r2, body }) },
+      body,
+    });
+    expect(soon.status).toBe(503);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const r3 = await dpopRequest('/late', undefined, { client_id: 'client-b' });
+    const later = await send(`${running.url}/late`, {
+      method: 'POST',
+      headers: { ...r3.headers, 'content-type': 'application/json', ...clientB.sign({ ...r3, body }) },
+      body,
+    });
+    expect(later.status).toBe(201);
   });
 });

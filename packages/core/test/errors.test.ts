@@ -3,7 +3,7 @@ import { challengeParamValue, GuardError, renderChallenges } from '@fapi-guard/c
 const ctx = { schemes: ['DPoP', 'Bearer'] as const, realm: 'https://rs.example.com', dpopAlgorithms: ['ES256', 'PS256', 'EdDSA'] };
 
 describe('WWW-Authenticate rendering', () => {
-  it('BEARER-03 DPOP-20 gives every accepted scheme a challenge, realm on Bearer, algs on DPoP, no error without a token', () => {
+  it('BEARER-03 DPOP-20 DEC-06 gives every accepted scheme a challenge, realm on Bearer, algs on DPoP, no error without a token', () => {
     expect(renderChallenges('credentials_missing', ctx)).toBe('DPoP algs="ES256 PS256 EdDSA", Bearer realm="https://rs.example.com"');
   });
 

@@ -86,9 +86,11 @@ export class ClientKeys {
   async key(clientId: string, keyid: string): Promise<ClientKeyResult> {
     let entry = this.entries.get(clientId);
     const now = this.now();
+    // Fetches are spaced by the cool-down whatever prompts them (expiry, a new kid, a failure), so
+    // a client's JWKS host that is down is not hit by every request.
+    const due = !entry || now - entry.lastAttempt >= this.cooldownMs;
     const stale = !entry || now - entry.at > this.cacheMs;
-    const unknownKid = entry !== undefined && !entry.keys.has(keyid) && now - entry.lastAttempt >= this.cooldownMs;
-    if (stale || unknownKid) {
+    if (due && (stale || !entry?.keys.has(keyid))) {
       entry = await this.load(clientId, entry);
       if (!entry) return { ok: false, unavailable: false, detail: `client ${clientId} has no registered message signing keys` };
     }
