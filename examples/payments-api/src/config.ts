@@ -1,6 +1,6 @@
 /** The example's configuration, read from the environment. */
 import { readFileSync } from 'node:fs';
-import type { ClientCertificateFormat, GuardOptions } from '@fapi-guard/core';
+import type { ClientCertificateFormat, ClientKeySource, GuardOptions, SignatureJwk } from '@fapi-guard/core';
 
 export type Framework = 'express' | 'koa' | 'fastify';
 
@@ -43,6 +43,16 @@ export interface ExampleConfig {
   redisUrl: string | undefined;
   /** `FAPI_TOKEN_FORMAT`: `jwt`, `opaque` or `auto`. @default auto with introspection, else jwt */
   tokenFormat: GuardOptions['tokenFormat'];
+  /**
+   * FAPI 2.0 Message Signing on `POST /payments` when `FAPI_MESSAGE_SIGNING` is `required` or
+   * `optional`: request signatures checked, responses signed. `FAPI_SIGNING_CLIENTS` is a JSON
+   * file `{ "<client_id>": { "jwksUri": "https://…" } | { "jwks": { "keys": […] } } }`;
+   * `FAPI_SIGNING_KEY` a private JWK file (with `kid`) for responses — unset, an Ed25519 key is
+   * made at start-up (its public half is served at /.well-known/jwks.json either way).
+   */
+  messageSigning:
+    | { mode: 'required' | 'optional'; clients: Record<string, ClientKeySource>; responseKey: SignatureJwk | undefined }
+    | undefined;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
@@ -66,6 +76,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
     redisUrl: env.REDIS_URL || undefined,
     introspection: readIntrospection(env),
     tokenFormat: (env.FAPI_TOKEN_FORMAT || undefined) as GuardOptions['tokenFormat'],
+    messageSigning: readMessageSigning(env),
     clientCert: env.FAPI_CLIENT_CERT_HEADER
       ? {
           header: env.FAPI_CLIENT_CERT_HEADER,
@@ -73,6 +84,27 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
           trustedPeers: (env.FAPI_CLIENT_CERT_TRUSTED_PEERS || '127.0.0.1,::1').split(',').map((p) => p.trim()),
         }
       : undefined,
+  };
+}
+
+function readJsonFile(name: string, path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${name} ${path}: ${(e as Error).message}`);
+  }
+}
+
+function readMessageSigning(env: NodeJS.ProcessEnv): ExampleConfig['messageSigning'] {
+  const mode = env.FAPI_MESSAGE_SIGNING;
+  if (!mode) return undefined;
+  if (mode !== 'required' && mode !== 'optional') throw new Error(`FAPI_MESSAGE_SIGNING "${mode}" is not required or optional`);
+  return {
+    mode,
+    clients: env.FAPI_SIGNING_CLIENTS
+      ? (readJsonFile('FAPI_SIGNING_CLIENTS', env.FAPI_SIGNING_CLIENTS) as Record<string, ClientKeySource>)
+      : {},
+    responseKey: env.FAPI_SIGNING_KEY ? (readJsonFile('FAPI_SIGNING_KEY', env.FAPI_SIGNING_KEY) as SignatureJwk) : undefined,
   };
 }
 

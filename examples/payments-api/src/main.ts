@@ -16,6 +16,11 @@ async function main(): Promise<void> {
   console.log(`  issuer   ${running.issuer}${running.mock ? ' (embedded MockIssuer)' : ''}`);
   console.log('  routes   GET /health · GET /accounts · GET /accounts/:id · POST /payments · GET /payments/:id');
   console.log(`  tokens   DPoP-bound only${config.allowBearer ? ' (FAPI_ALLOW_BEARER=true: unbound bearer tokens accepted too)' : ''}`);
+  if (config.messageSigning) {
+    console.log(
+      `  signing  POST /payments: request signatures ${config.messageSigning.mode}, responses signed (keys at /.well-known/jwks.json)`,
+    );
+  }
   console.log(`  try      curl -i ${running.url}/accounts      → 401 with the DPoP challenge`);
   console.log('           npm run demo                     → a DPoP client walks through accepted and refused calls');
   const stop = () => {

@@ -10,6 +10,8 @@ export interface ApiOptions {
   allowBearer?: boolean;
   /** Require a server DPoP nonce on `POST /payments` (RFC 9449 §9). @default true */
   paymentNonce?: boolean;
+  /** FAPI 2.0 Message Signing on `POST /payments`: signed requests, signed responses. @default off */
+  signedPayments?: 'required' | 'optional';
 }
 
 /** The policy of each protected route. */
@@ -17,7 +19,12 @@ export function routePolicies(options: ApiOptions) {
   const allowBearer = options.allowBearer === true;
   return {
     accounts: { scopes: ['accounts'], allowBearer },
-    createPayment: { scopes: ['payments:write'], allowBearer, dpopNonce: options.paymentNonce !== false },
+    createPayment: {
+      scopes: ['payments:write'],
+      allowBearer,
+      dpopNonce: options.paymentNonce !== false,
+      ...(options.signedPayments ? { signedRequest: options.signedPayments, signResponse: true } : {}),
+    },
     readPayment: { scopes: ['payments:read'], allowBearer },
   } satisfies Record<string, RoutePolicy>;
 }

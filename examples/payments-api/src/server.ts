@@ -1,8 +1,10 @@
 /** Starts the example API (and, without an issuer, the embedded MockIssuer) from a configuration. */
+
+import { generateKeyPairSync } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { DecisionEvent, GuardOptions, IssuerConfig } from '@fapi-guard/core';
+import type { DecisionEvent, GuardOptions, IssuerConfig, MessageSigningOptions, SignatureJwk } from '@fapi-guard/core';
 import { RedisIntrospectionCache, RedisReplayStore, sharedSecret } from '@fapi-guard/redis';
 import { MockIssuer } from '@fapi-guard/testing';
 import { Redis } from 'ioredis';
@@ -23,8 +25,11 @@ export interface RunningExample {
 export async function startExample(
   config: ExampleConfig,
   onDecision?: (e: DecisionEvent) => void,
-  /** Replaces the issuer configuration built from `config` (e.g. a static key set). */
-  overrides: { issuer?: IssuerConfig } = {},
+  /**
+   * Replaces the issuer configuration built from `config` (e.g. a static key set); adds to the
+   * message-signing options (e.g. the audit hook).
+   */
+  overrides: { issuer?: IssuerConfig; messageSigning?: Partial<MessageSigningOptions> } = {},
 ): Promise<RunningExample> {
   const mock = config.issuer ? undefined : await MockIssuer.start({ audience: config.audience });
   const issuer = config.issuer ?? (mock as MockIssuer).issuer;
@@ -51,7 +56,16 @@ export async function startExample(
     tokenFormat: config.tokenFormat,
     onDecision,
   };
-  const server = await listen(config, { guard, allowBearer: config.allowBearer });
+  if (config.messageSigning) {
+    guard.messageSigning = {
+      clients: config.messageSigning.clients,
+      responseKey: config.messageSigning.responseKey ?? ephemeralSigningKey(),
+      // SIG-15: published at this path and named in the metadata document.
+      jwksUri: `${new URL(config.publicUrl ?? config.audience).origin}/.well-known/jwks.json`,
+      ...overrides.messageSigning,
+    };
+  }
+  const server = await listen(config, { guard, allowBearer: config.allowBearer, signedPayments: config.messageSigning?.mode });
   const { port } = server.address() as AddressInfo;
   return {
     url: `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
@@ -67,7 +81,16 @@ export async function startExample(
 }
 
 /** Builds the chosen framework's app and listens; every version serves the same routes. */
-async function listen(config: ExampleConfig, options: { guard: GuardOptions; allowBearer: boolean }): Promise<Server> {
+/** An Ed25519 response-signing key for this run (set FAPI_SIGNING_KEY to keep one across restarts). */
+function ephemeralSigningKey(): SignatureJwk {
+  const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
+  return { ...jwk, kid: `example-${new Date().toISOString().slice(0, 10)}` };
+}
+
+async function listen(
+  config: ExampleConfig,
+  options: { guard: GuardOptions; allowBearer: boolean; signedPayments: 'required' | 'optional' | undefined },
+): Promise<Server> {
   // With TLS, client certificates are requested and any is accepted: proof of possession needs
   // no CA check (RFC 8705 §6.2); the token's cnf decides which certificate is the right one.
   const tls = config.tls && { ...config.tls, requestCert: true, rejectUnauthorized: false };
