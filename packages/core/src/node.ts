@@ -48,14 +48,24 @@ export function guardRequestFromNode(
  * bytes a `rawBody()` middleware (or Fastify's preParsing hook) kept, or, when no one has read
  * the stream yet, read here and put back for the body parsers that follow.
  */
-export async function prepareNodeRequest(
+export function prepareNodeRequest(
   guard: Guard,
   req: IncomingMessage,
   parts: NodeRequestParts,
   policy: CompiledPolicy,
-): Promise<GuardRequest | GuardError> {
+): GuardRequest | GuardError | Promise<GuardRequest | GuardError> {
   const request = guardRequestFromNode(guard, req, parts, policy);
+  // Synchronous on every route that does not check signatures: no extra promise on the hot path.
   if (!('method' in request) || !policy.signedRequest || !announcesBody(request.headers)) return request;
+  return withRawBody(guard, req, request, policy);
+}
+
+async function withRawBody(
+  guard: Guard,
+  req: IncomingMessage,
+  request: GuardRequest,
+  policy: CompiledPolicy,
+): Promise<GuardRequest | GuardError> {
   let raw = rememberedRawBody(req);
   if (!raw && bodyUnread(req)) {
     raw = await readRawBody(req, guard.options.messageSigning?.maxBodyBytes ?? 0);

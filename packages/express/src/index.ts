@@ -10,6 +10,7 @@ import {
   type Guard,
   type GuardError,
   type GuardOptions,
+  type GuardRequest,
   isGuardError,
   prepareNodeRequest,
   type RoutePolicy,
@@ -86,18 +87,20 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardExpress {
     protect(policy?: RoutePolicy): RequestHandler {
       const compiled = guard.policy(policy);
       return (req: Request, res: Response, next: NextFunction) => {
-        // originalUrl keeps the mount path of routers (req.url loses it).
-        prepareNodeRequest(guard, req, { path: req.originalUrl, body: req.body }, compiled)
-          .then(async (request) => {
-            if (isGuardError(request)) return sendGuardError(res, request);
-            const result = await guard.check(request, compiled);
+        const proceed = (request: GuardRequest | GuardError) => {
+          if (isGuardError(request)) return sendGuardError(res, request);
+          guard.check(request, compiled).then((result) => {
             if (!result.ok) return sendGuardError(res, result);
             for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
             signNodeResponse(guard, result, req, res);
             req.auth = result;
             next();
-          })
-          .catch(next);
+          }, next);
+        };
+        // originalUrl keeps the mount path of routers (req.url loses it).
+        const prepared = prepareNodeRequest(guard, req, { path: req.originalUrl, body: req.body }, compiled);
+        if (prepared instanceof Promise) prepared.then(proceed, next);
+        else proceed(prepared);
       };
     },
   };
