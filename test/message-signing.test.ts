@@ -23,6 +23,7 @@ let dpop: DpopClient;
 const clientA = MessageSigningClient.generate('ed25519', 'client-a-key');
 const clientB = MessageSigningClient.generate('ecdsa-p256-sha256', 'client-b-key');
 const attacker = MessageSigningClient.generate('ed25519', 'attacker-key');
+const clientC = MessageSigningClient.generate('rsa-pss-sha512', 'client-c-key');
 const rsKey = MessageSigningClient.generate('ed25519', 'rs-2026');
 const records: SignedExchangeRecord[] = [];
 let auditFails = false;
@@ -40,7 +41,7 @@ beforeAll(async () => {
         publicUrl: PUBLIC,
         resourceMetadata: true,
         messageSigning: {
-          clients: { 'client-a': { jwks: clientA.jwks }, 'client-b': { jwks: clientB.jwks } },
+          clients: { 'client-a': { jwks: clientA.jwks }, 'client-b': { jwks: clientB.jwks }, 'client-c': { jwks: clientC.jwks } },
           responseKey: rsKey.privateJwk,
           jwksUri: `${PUBLIC}/.well-known/rs-jwks.json`,
           onSignedExchange: (record) => {
@@ -119,7 +120,7 @@ describe.each(FRAMEWORKS)('%s', (framework) => {
     expect(check).toMatchObject({ ok: true, keyid: 'rs-2026' });
   });
 
-  it('SIG-12 DEC-05 HMS-14 the response covers every request component and the request signature, with req', async () => {
+  it('SIG-12 SIG-14 DEC-05 HMS-14 the response covers every request component and the request signature, with req', async () => {
     const r = await dpopRequest();
     const headers = { ...r.headers, ...clientA.sign(r) };
     const res = await call(app(), { headers, body: r.body });
@@ -196,7 +197,7 @@ describe.each(FRAMEWORKS)('%s', (framework) => {
     await refused({ headers: { ...r.headers, ...signed, signature: `sig1=:${bytes.toString('base64')}:` }, body: r.body });
   });
 
-  it('SIG-04 refuses a signature tagged otherwise', async () => {
+  it('SIG-04 HMS-10 refuses a signature tagged otherwise', async () => {
     const r = await dpopRequest();
     await refused(
       { headers: { ...r.headers, ...clientA.sign(r, { tag: 'other' }) }, body: r.body },
@@ -289,11 +290,8 @@ describe.each(FRAMEWORKS)('%s', (framework) => {
 
   it('HMS-05 refuses a duplicated component, an unknown derived component and an absent field', async () => {
     const required = ['@method', '@target-uri', 'authorization', 'dpop', 'content-digest'];
-    for (const components of [
-      [...required, 'content-digest'],
-      [...required, '@foo'],
-      [...required, 'x-missing'],
-    ]) {
+    // The first, correct, list is the control: a hand-written base is accepted when it is right.
+    for (const components of [required, [...required, 'content-digest'], [...required, '@foo'], [...required, 'x-missing']]) {
       const r = await dpopRequest();
       // A signature a correct client cannot make: signed over a base written by hand, with a value
       // for every component; the guard rebuilds the base from the message and refuses.
@@ -309,8 +307,55 @@ describe.each(FRAMEWORKS)('%s', (framework) => {
       };
       const rawBase = [...components.map((c) => `"${c}": ${values[c]}`), `"@signature-params": ${input}`].join('\n');
       const headers = { ...r.headers, ...clientA.sign(r, { rawBase: { signatureInput: input, base: rawBase } }) };
-      await refused({ headers, body: r.body });
+      if (components === required) expect((await call(app(), { headers, body: r.body })).status).toBe(201);
+      else await refused({ headers, body: r.body });
     }
+  });
+
+  it('HMS-11 verifies ed25519, ecdsa-p256-sha256 and rsa-pss-sha512 request signatures', async () => {
+    for (const [clientId, signer] of [
+      ['client-a', clientA],
+      ['client-b', clientB],
+      ['client-c', clientC],
+    ] as const) {
+      const r = await dpopRequest('/signed', undefined, { client_id: clientId });
+      const body = '{"amount":"1.00"}';
+      const headers = { ...r.headers, 'content-type': 'application/json' };
+      const res = await call(app(), { headers: { ...headers, ...signer.sign({ ...r, headers, body }) }, body });
+      expect([clientId, res.status]).toEqual([clientId, 201]);
+    }
+  });
+
+  it('HMS-06 joins a field sent on several lines with ", " in order; the lines swapped do not verify', async () => {
+    const r = await dpopRequest();
+    const components = ['@method', '@target-uri', 'authorization', 'dpop', 'content-digest', 'x-instruction'];
+    const signed = clientA.sign({ ...r, headers: { ...r.headers, 'x-instruction': 'pay, now' } }, { components });
+    const lines = (order: string[]) =>
+      send(`${app().url}/signed`, {
+        method: 'POST',
+        headers: { ...r.headers, ...signed, 'x-instruction': order, 'content-length': String(Buffer.byteLength(r.body as string)) },
+        body: r.body as string,
+      });
+    expect((await lines(['pay', 'now'])).status).toBe(201);
+    const swapped = await lines(['now', 'pay']);
+    expect(swapped.status).toBe(401);
+  });
+
+  it('HMS-14 refuses req on a component of a request signature (all else valid)', async () => {
+    const r = await dpopRequest();
+    const valid = clientA.sign(r);
+    // Full FAPI coverage, a good key and a correct signature over this base: only the `req` is wrong.
+    const input = `("@method" "@target-uri" "authorization" "dpop" "content-digest" "@method";req);created=${Math.floor(Date.now() / 1000)};keyid="client-a-key";tag="fapi-2-request"`;
+    const base = [
+      '"@method": POST',
+      `"@target-uri": ${r.url}`,
+      `"authorization": ${r.headers.authorization}`,
+      `"dpop": ${r.headers.dpop}`,
+      `"content-digest": ${valid['content-digest']}`,
+      '"@method";req: POST',
+      `"@signature-params": ${input}`,
+    ].join('\n');
+    await refused({ headers: { ...r.headers, ...clientA.sign(r, { rawBase: { signatureInput: input, base } }) }, body: r.body });
   });
 
   it('HMS-07 uses the configured public origin: Host rewritten by a proxy passes, a spoofed X-Forwarded-Host does not', async () => {
@@ -408,7 +453,7 @@ describe.each(FRAMEWORKS)('%s', (framework) => {
     expect(JSON.stringify(jwks.json)).not.toContain('"d"');
   });
 
-  it('keeps an audit record of the signed request and of the signed response', async () => {
+  it('HMS-08 keeps an audit record of the signed request and of the signed response', async () => {
     records.length = 0;
     const r = await dpopRequest();
     const headers = { ...r.headers, ...clientA.sign(r) };
