@@ -4,7 +4,7 @@
  * Every scenario serves `GET /accounts` (scope `accounts`) answering `{"ok":true}`.
  */
 
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
@@ -32,6 +32,24 @@ interface BenchConfig {
 const scenario = process.argv[2] ?? '';
 const config = JSON.parse(process.env.BENCH_CONFIG ?? '{}') as BenchConfig;
 const body = { ok: true };
+
+/**
+ * The `-verify` bare routes: the one thing a DPoP route cannot avoid — verifying the proof's
+ * signature (key imported once) — and nothing else. Their req/s is the limit measured instead
+ * of computed.
+ */
+const proofKeys = new Map<string, KeyObject>();
+function proofVerifies(proof: unknown): boolean {
+  if (typeof proof !== 'string') return false;
+  const [h, p, sig] = proof.split('.') as [string, string, string];
+  let key = proofKeys.get(h);
+  if (!key) {
+    key = createPublicKey({ key: JSON.parse(Buffer.from(h, 'base64url').toString()).jwk, format: 'jwk' });
+    proofKeys.set(h, key);
+  }
+  return verify('sha256', Buffer.from(`${h}.${p}`), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(sig, 'base64url'));
+}
+const verifyOnly = scenario.startsWith('bare-') && scenario.endsWith('-verify');
 
 function guardOptions(): GuardOptions {
   const options: GuardOptions = { issuer: config.issuer, audience: config.audience, publicUrl: config.publicUrl, interactionId: false };
@@ -64,6 +82,8 @@ async function start(): Promise<number> {
         if (!scope.includes('accounts')) throw Object.assign(new Error('insufficient_scope'), { statusCode: 403 });
         return body;
       });
+    } else if (verifyOnly) {
+      app.get('/accounts', async (request, reply) => (proofVerifies(request.headers.dpop) ? body : reply.code(401).send()));
     } else app.get('/accounts', async () => body);
     await app.listen({ port: 0, host: '127.0.0.1' });
     return (app.server.address() as AddressInfo).port;
@@ -72,7 +92,8 @@ async function start(): Promise<number> {
     const app = new Koa();
     if (kind === 'fapi') app.use(koaGuard(guardOptions()).protect(policy()));
     app.use((ctx) => {
-      ctx.body = body;
+      if (verifyOnly && !proofVerifies(ctx.get('dpop'))) ctx.status = 401;
+      else ctx.body = body;
     });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
@@ -81,7 +102,8 @@ async function start(): Promise<number> {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  if (kind === 'fapi') app.get('/accounts', expressGuard(guardOptions()).protect(policy()));
+  // As the README shows it: the guard and the handler on one route.
+  if (kind === 'fapi') app.get('/accounts', expressGuard(guardOptions()).protect(policy()), (_req, res) => void res.json(body));
   if (scenario === 'peer-express-auth0-bearer' || scenario === 'peer-express-auth0-dpop') {
     // express-oauth2-jwt-bearer, Auth0's Express verifier, in Bearer or DPoP-required mode.
     const dpop = scenario.endsWith('dpop') ? { enabled: true, required: true } : { enabled: false };
@@ -101,6 +123,7 @@ async function start(): Promise<number> {
       else res.status(403).end();
     });
   }
+  if (verifyOnly) app.get('/accounts', (req, res, next) => (proofVerifies(req.headers.dpop) ? next() : void res.status(401).end()));
   app.get('/accounts', (_req, res) => void res.json(body));
   const server = app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));

@@ -501,7 +501,8 @@ export function createGuard(options: GuardOptions): Guard {
       };
     },
     async check(request, routePolicy) {
-      const started = performance.now();
+      // The clock is read only for the decision hook's duration.
+      const started = opts.onDecision ? performance.now() : 0;
       const policy = toPolicy(routePolicy);
       const interaction = opts.interactionId ? interactionId(request.headers) : undefined;
       let outcome: Authorized | Refusal;

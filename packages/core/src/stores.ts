@@ -1,8 +1,7 @@
 /**
  * State that several API instances may have to share, behind small interfaces, with bounded
- * in-memory implementations on `lru-cache`. `@fapi-guard/redis` implements the same interfaces.
+ * in-memory implementations. `@fapi-guard/redis` implements the same interfaces.
  */
-import { LRUCache } from 'lru-cache';
 
 /**
  * Remembers one-time values (DPoP `jti`s, RFC 9449 §11.1) until they expire.
@@ -39,45 +38,55 @@ export interface MemoryReplayStoreOptions {
   clock?: () => number;
 }
 
-/** A per-process {@link ReplayStore}. With several API instances, use a shared store. */
+/**
+ * A per-process {@link ReplayStore}. With several API instances, use a shared store.
+ *
+ * A `Map` from key to expiry. Keys arrive in nearly the order they expire (every proof gets the
+ * same window after its `iat`), so expired keys are dropped from the oldest end as new ones come
+ * in — a few deletions per claim, no timers; a full sweep runs only when the store is full (at
+ * most once a second), so a flood cannot make each claim O(n).
+ */
 export class MemoryReplayStore implements ReplayStore {
-  private readonly cache: LRUCache<string, true>;
+  private readonly keys = new Map<string, number>();
   private readonly max: number;
   private readonly now: () => number;
-  private lastPurge = Number.NEGATIVE_INFINITY;
+  private lastSweep = Number.NEGATIVE_INFINITY;
 
   constructor(options: MemoryReplayStoreOptions = {}) {
     this.max = options.max ?? 500_000;
+    if (!Number.isInteger(this.max) || this.max < 1) throw new TypeError('fapi-guard: MemoryReplayStore max must be a positive integer');
     this.now = options.clock ?? Date.now;
-    // lru-cache's own clock is performance.now(); expiry is checked against ours instead.
-    // ttlResolution 0: staleness is judged by the clock at each call, not a timer-refreshed copy.
-    this.cache = new LRUCache<string, true>({
-      max: this.max,
-      ttl: 1,
-      ttlResolution: 0,
-      ttlAutopurge: false,
-      perf: { now: () => this.now() },
-    });
   }
 
   async claim(key: string, expiresAt: number): Promise<boolean> {
-    if (this.cache.has(key)) return false;
-    // Expired keys are dropped in one sweep every few seconds, so memory follows the live
-    // window instead of creeping up to the bound; a full store sweeps at most once a second,
-    // so a flood cannot make each claim O(n).
     const now = this.now();
-    const full = this.cache.size >= this.max;
-    if (now - this.lastPurge >= (full ? 1000 : 5000)) {
-      this.lastPurge = now;
-      this.cache.purgeStale();
+    const held = this.keys.get(key);
+    if (held !== undefined && held > now) return false;
+    this.dropExpired(now);
+    if (this.keys.size >= this.max) {
+      if (now - this.lastSweep >= 1000) {
+        this.lastSweep = now;
+        for (const [k, expiry] of this.keys) if (expiry <= now) this.keys.delete(k);
+      }
+      if (this.keys.size >= this.max) throw new ReplayStoreFullError(this.max);
     }
-    if (this.cache.size >= this.max) throw new ReplayStoreFullError(this.max);
-    this.cache.set(key, true, { ttl: Math.max(1, expiresAt - this.now()) });
+    // delete first: a re-claimed expired key moves to the young end of the insertion order.
+    this.keys.delete(key);
+    this.keys.set(key, expiresAt);
     return true;
+  }
+
+  /** Drops expired keys from the oldest end, a bounded number per call. */
+  private dropExpired(now: number): void {
+    let budget = 8;
+    for (const [k, expiry] of this.keys) {
+      if (expiry > now || budget-- === 0) return;
+      this.keys.delete(k);
+    }
   }
 
   /** Keys currently held (for metrics). */
   get size(): number {
-    return this.cache.size;
+    return this.keys.size;
   }
 }

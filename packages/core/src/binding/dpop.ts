@@ -5,10 +5,11 @@
  * Per request, the proof's signature is the one signature verified every time; the proof key
  * import is cached by thumbprint (same required members ⇒ same public key, RFC 7638 §3.2).
  */
-import { createHash, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { GuardErrorReason } from '../errors.js';
+import { sha256base64url } from '../hash.js';
 import { decodeJsonSegment, publicKeyFromJwk, verifyCompactJws } from '../jws.js';
 import type { ReplayStore } from '../stores.js';
 import { keyMatches } from '../tokens/issuer.js';
@@ -85,7 +86,7 @@ export function normalizeHtu(value: string): string | undefined {
 
 /** `ath`: base64url SHA-256 of the ASCII access token (RFC 9449 §4.2). */
 export function accessTokenHash(accessToken: string): string {
-  return createHash('sha256').update(accessToken, 'ascii').digest('base64url');
+  return sha256base64url(accessToken);
 }
 
 type Fail = Extract<DpopResult, { ok: false }>;
@@ -214,7 +215,7 @@ export class DpopVerifier {
     if (request.boundJkt !== jkt) return { ok: false, reason: 'binding_mismatch', detail: 'proof key thumbprint differs from cnf.jkt' };
     // §11.1: a proof is used once. The key covers htu and jti, hashed so its size is fixed;
     // 128 bits of the SHA-256 (22 characters) make a collision negligible and the store small.
-    const replayKey = createHash('sha256').update(`${expected}\n${jti}`).digest('base64url').slice(0, 22);
+    const replayKey = sha256base64url(`${expected}\n${jti}`).slice(0, 22);
     const expiresAt = (iat + s.maxAgeSec + s.maxFutureSec) * 1000;
     let first: boolean;
     try {

@@ -7,10 +7,10 @@
  * SHA-256 of the token (never the token itself) until the token expires or the issuer's key set
  * changes. Every time-dependent and route-dependent check runs again on every request.
  */
-import { createHash } from 'node:crypto';
 import { type CryptoKey, compactVerify, errors } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { GuardErrorReason } from '../errors.js';
+import { sha256base64url } from '../hash.js';
 import { decodeJsonSegment } from '../jws.js';
 import type { IssuerKeys } from './issuer.js';
 
@@ -66,7 +66,7 @@ const fail = (reason: GuardErrorReason, detail: string): Fail => ({ ok: false, r
 
 /** base64url SHA-256 of a token: the only form in which tokens are kept (RFC 9700 §4.9.3). */
 export function tokenHash(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return sha256base64url(token);
 }
 
 /** True when the token is a JWS whose (unverified) `iss` is one of `issuers`: a candidate for local checks. */
@@ -102,7 +102,8 @@ export class JwtAccessTokenVerifier {
     if (cached) {
       const issuer = s.issuers.get(cached.token.claims.iss);
       issuer?.refreshIfStale();
-      if (cached.generation === issuer?.generation) return this.checkClaims(cached.token);
+      // Only tokens whose shape passed are cached: the time checks remain.
+      if (cached.generation === issuer?.generation) return this.checkClaims(cached.token, true);
     }
 
     const parts = jwt.split('.');
@@ -152,10 +153,29 @@ export class JwtAccessTokenVerifier {
     return checked;
   }
 
-  /** Claim checks of RFC 9068 §4 and RFC 7519 §4.1; run on every request, cached or not. */
-  private checkClaims(token: VerifiedAccessToken): TokenResult {
+  /**
+   * Claim checks of RFC 9068 §4 and RFC 7519 §4.1. The checks of the claims' presence, types
+   * and audience depend only on the (frozen) token and the configuration: a cached token passed
+   * them when it was verified. The time checks run on every request.
+   */
+  private checkClaims(token: VerifiedAccessToken, shapeChecked = false): TokenResult {
     const s = this.settings;
     const c = token.claims as Record<string, unknown>;
+    if (!shapeChecked) {
+      const shape = this.checkShape(c);
+      if (shape) return shape;
+    }
+    const now = s.now() / 1000;
+    const tol = s.clockToleranceSec;
+    if (now >= (c.exp as number) + tol) return fail('token_expired', `exp ${c.exp} is past`);
+    if (c.nbf !== undefined && (c.nbf as number) > now + tol) return fail('token_not_yet_valid', `nbf ${c.nbf} is in the future`);
+    if (typeof c.iat === 'number' && c.iat > now + tol) return fail('token_issued_in_future', `iat ${c.iat} is in the future`);
+    return { ok: true, token };
+  }
+
+  /** Presence, types and audience (RFC 9068 §2.2, §4 #3); `undefined` when they pass. */
+  private checkShape(c: Record<string, unknown>): Fail | undefined {
+    const s = this.settings;
     const optional = s.compat?.optionalClaims ?? [];
     for (const name of REQUIRED_CLAIMS) {
       if (c[name] === undefined && !optional.includes(name)) return fail('token_claim_missing', `no ${name} claim`);
@@ -176,12 +196,7 @@ export class JwtAccessTokenVerifier {
     if (!auds.some((a) => s.audiences.includes(a))) {
       return fail('token_audience', `aud ${JSON.stringify(aud)} does not contain ${s.audiences.join(' or ')}`);
     }
-    const now = s.now() / 1000;
-    const tol = s.clockToleranceSec;
-    if (now >= (c.exp as number) + tol) return fail('token_expired', `exp ${c.exp} is past`);
-    if (c.nbf !== undefined && (c.nbf as number) > now + tol) return fail('token_not_yet_valid', `nbf ${c.nbf} is in the future`);
-    if (typeof c.iat === 'number' && c.iat > now + tol) return fail('token_issued_in_future', `iat ${c.iat} is in the future`);
-    return { ok: true, token };
+    return undefined;
   }
 }
 
