@@ -2,7 +2,7 @@
  * `createGuard(options)`: the one entry point adapters call. It wires the steps of a request —
  * credentials, token, binding, policy — and turns every outcome into a value.
  */
-import { DpopVerifier } from './binding/dpop.js';
+import { type DpopResult, DpopVerifier } from './binding/dpop.js';
 import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
 import { readCredentials } from './credentials.js';
@@ -185,14 +185,18 @@ export function createGuard(options: GuardOptions): Guard {
     });
 
   /** Step 2: local JWT checks, introspection, or both, as `tokenFormat` and `introspectJwts` say. */
-  async function verifyToken(token: string): Promise<TokenResult> {
+  function verifyToken(token: string): TokenResult | Promise<TokenResult> {
     const local = opts.tokenFormat === 'jwt' || (opts.tokenFormat === 'auto' && isJwtFrom(token, issuers));
     if (local) {
-      const verified = await jwt.verify(token);
-      if (!verified.ok || !opts.introspectJwts || !introspector) return verified;
-      // Revocation check: the AS must still call the token active (FAPI 2.0 §5.3.4 #3).
-      const status = await introspector.introspect(token, verified.token.hash);
-      return status.ok ? verified : status;
+      const verified = jwt.verify(token);
+      if (!opts.introspectJwts || !introspector) return verified;
+      return (async () => {
+        const result = await verified;
+        if (!result.ok) return result;
+        // Revocation check: the AS must still call the token active (FAPI 2.0 §5.3.4 #3).
+        const status = await introspector.introspect(token, result.token.hash);
+        return status.ok ? result : status;
+      })();
     }
     return (introspector as Introspector).introspect(token, tokenHash(token));
   }
@@ -243,12 +247,15 @@ export function createGuard(options: GuardOptions): Guard {
     const credentials = readCredentials(request);
     if (!credentials.ok) return credentials;
     const { scheme } = credentials;
-    const verified = await verifyToken(credentials.token);
+    // Cached tokens and in-process replay stores answer at once: no promise to wait for.
+    const pendingToken = verifyToken(credentials.token);
+    const verified = pendingToken instanceof Promise ? await pendingToken : pendingToken;
     if (!verified.ok) return { ...verified, usedScheme: scheme };
     const token = verified.token;
     const claims = token.claims;
 
-    const bound = await bind(request, scheme, credentials.token, token, policy);
+    const pendingBinding = bind(request, scheme, credentials.token, token, policy);
+    const bound = pendingBinding instanceof Promise ? await pendingBinding : pendingBinding;
     if (!bound.ok) return { ...bound, usedScheme: scheme, token };
 
     const scopes = grantedScopes(claims);
@@ -344,38 +351,44 @@ export function createGuard(options: GuardOptions): Guard {
   /**
    * Step 3, the sender constraint: every binding the token carries is checked (DEC-12), and a
    * token that carries none passes only on routes that allow bearer tokens (FAPI 2.0 §5.3.4 #5).
+   * Synchronous unless the replay store answers through a promise.
    */
-  async function bind(
+  function bind(
     request: GuardRequest,
     scheme: AuthScheme,
     accessToken: string,
     token: VerifiedAccessToken,
     policy: CompiledPolicy,
-  ): Promise<Bound | Refusal> {
+  ): Bound | Refusal | Promise<Bound | Refusal> {
     const jkt = token.claims.cnf?.jkt;
-    const x5t = token.claims.cnf?.['x5t#S256'];
     const bound: Bound = { ok: true, binding: { type: 'bearer' }, headers: {} };
-    let constrained = false;
-    if (scheme === 'DPoP') {
-      const proof = await dpop.verify({
-        proofs: headerLines(request.headers, 'dpop'),
-        method: request.method,
-        url: request.url,
-        accessToken,
-        accessTokenHash: token.hash,
-        requireNonce: policy.dpopNonce ?? opts.dpop.nonce.required === true,
-        boundJkt: typeof jkt === 'string' ? jkt : undefined,
-      });
-      if (!proof.ok) return proof;
-      bound.binding = { type: 'dpop', jkt: proof.jkt };
-      constrained = true;
-      if (proof.nextNonce) Object.assign(bound.headers, { 'dpop-nonce': proof.nextNonce, 'cache-control': 'no-store', ...EXPOSE });
-    } else if (jkt !== undefined) {
+    if (scheme !== 'DPoP') {
       // RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is a downgrade.
-      return { reason: 'binding_downgrade', detail: 'cnf.jkt token sent with the Bearer scheme' };
+      if (jkt !== undefined) return { reason: 'binding_downgrade', detail: 'cnf.jkt token sent with the Bearer scheme' };
+      return bindCertificate(request, token, policy, bound, false);
     }
+    const proof = dpop.verify({
+      proofs: headerLines(request.headers, 'dpop'),
+      method: request.method,
+      url: request.url,
+      accessToken,
+      accessTokenHash: token.hash,
+      requireNonce: policy.dpopNonce ?? opts.dpop.nonce.required === true,
+      boundJkt: typeof jkt === 'string' ? jkt : undefined,
+    });
+    const afterProof = (result: DpopResult): Bound | Refusal => {
+      if (!result.ok) return result;
+      bound.binding = { type: 'dpop', jkt: result.jkt };
+      if (result.nextNonce) Object.assign(bound.headers, { 'dpop-nonce': result.nextNonce, 'cache-control': 'no-store', ...EXPOSE });
+      return bindCertificate(request, token, policy, bound, true);
+    };
+    return proof instanceof Promise ? proof.then(afterProof) : afterProof(proof);
+  }
+
+  /** RFC 8705 §3: a certificate-bound token needs the certificate it is bound to. */
+  function bindCertificate(request: GuardRequest, token: VerifiedAccessToken, policy: CompiledPolicy, bound: Bound, constrained: boolean): Bound | Refusal {
+    const x5t = token.claims.cnf?.['x5t#S256'];
     if (x5t !== undefined) {
-      // RFC 8705 §3: the client certificate must be the one the token is bound to.
       const { certificate, note } = certificates.lookup(request);
       if (!certificate) return { reason: 'certificate_missing', detail: 'cnf.x5t#S256 token without a client certificate', note };
       if (certificate.thumbprint !== x5t) {
@@ -388,7 +401,7 @@ export function createGuard(options: GuardOptions): Guard {
       if (certificate.source === 'proxy') bound.headers['cache-control'] = 'no-store';
       bound.certificate = certificate;
       if (!constrained) bound.binding = { type: 'mtls', x5t };
-      constrained = true;
+      return bound;
     }
     if (!constrained && !policy.allowBearer) return { reason: 'binding_missing', detail: 'token has no cnf (sender constraint)' };
     return bound;

@@ -14,6 +14,11 @@ export interface ReplayStore {
    * cannot answer; the request is then refused with 503, never accepted.
    */
   claim(key: string, expiresAt: number): Promise<boolean>;
+  /**
+   * The same, answered at once, for stores that hold their keys in this process: the guard
+   * uses it when present and saves a promise per request.
+   */
+  claimNow?(key: string, expiresAt: number): boolean;
 }
 
 /** Thrown when the in-memory store is full of unexpired keys: refuse rather than forget one. */
@@ -59,6 +64,10 @@ export class MemoryReplayStore implements ReplayStore {
   }
 
   async claim(key: string, expiresAt: number): Promise<boolean> {
+    return this.claimNow(key, expiresAt);
+  }
+
+  claimNow(key: string, expiresAt: number): boolean {
     const now = this.now();
     const held = this.keys.get(key);
     if (held !== undefined && held > now) return false;

@@ -102,7 +102,8 @@ export class DpopVerifier {
 
   constructor(private readonly settings: DpopVerifierSettings) {}
 
-  async verify(request: DpopProofRequest): Promise<DpopResult> {
+  /** RFC 9449 §4.3 checks; synchronous unless the replay store answers asynchronously. */
+  verify(request: DpopProofRequest): DpopResult | Promise<DpopResult> {
     const s = this.settings;
     // Step 1: exactly one DPoP header.
     if (request.proofs.length === 0) return { ok: false, reason: 'dpop_proof_missing', detail: 'no DPoP header' };
@@ -184,14 +185,14 @@ export class DpopVerifier {
   }
 
   /** Steps 10 and 12 (binding), then the replay check. */
-  private async finish(
+  private finish(
     request: DpopProofRequest,
     claims: Record<string, unknown>,
     jti: string,
     iat: number,
     expected: string,
     jkt: string,
-  ): Promise<DpopResult> {
+  ): DpopResult | Promise<DpopResult> {
     const s = this.settings;
     // Step 10: the server nonce (RFC 9449 §9).
     let nextNonce: string | undefined;
@@ -217,15 +218,19 @@ export class DpopVerifier {
     // 128 bits of the SHA-256 (22 characters) make a collision negligible and the store small.
     const replayKey = sha256base64url(`${expected}\n${jti}`).slice(0, 22);
     const expiresAt = (iat + s.maxAgeSec + s.maxFutureSec) * 1000;
-    let first: boolean;
+    const answer = (first: unknown): DpopResult => {
+      // Only an explicit `true` means first use: anything else a faulty store returns is a refusal.
+      if (first !== true) return { ok: false, reason: 'dpop_proof_replayed', detail: `jti ${jti.slice(0, 64)} already used` };
+      return nextNonce === undefined ? { ok: true, jkt } : { ok: true, jkt, nextNonce };
+    };
+    const unavailable = (e: unknown): DpopResult => ({ ok: false, reason: 'store_unavailable', detail: `replay store: ${(e as Error)?.message}` });
     try {
-      first = await s.replayStore.claim(replayKey, expiresAt);
+      // An in-process store answers at once; a shared one (Redis) through a promise.
+      if (s.replayStore.claimNow) return answer(s.replayStore.claimNow(replayKey, expiresAt));
+      return s.replayStore.claim(replayKey, expiresAt).then(answer, unavailable);
     } catch (e) {
-      return { ok: false, reason: 'store_unavailable', detail: `replay store: ${(e as Error).message}` };
+      return unavailable(e);
     }
-    // Only an explicit `true` means first use: anything else a faulty store returns is a refusal.
-    if (first !== true) return { ok: false, reason: 'dpop_proof_replayed', detail: `jti ${jti.slice(0, 64)} already used` };
-    return nextNonce === undefined ? { ok: true, jkt } : { ok: true, jkt, nextNonce };
   }
 
   /** The proof key, imported once per thumbprint (same required members ⇒ same key, RFC 7638 §3.2). */

@@ -94,7 +94,8 @@ export class JwtAccessTokenVerifier {
     this.cache = settings.cacheMax > 0 ? new LRUCache({ max: settings.cacheMax }) : undefined;
   }
 
-  async verify(jwt: string): Promise<TokenResult> {
+  /** Verifies a JWT access token: synchronously when its verification is cached, else with the issuer's keys. */
+  verify(jwt: string): TokenResult | Promise<TokenResult> {
     const s = this.settings;
     if (jwt.length > MAX_TOKEN_LENGTH) return fail('token_malformed', `token of ${jwt.length} characters`);
     const hash = tokenHash(jwt);
@@ -105,6 +106,11 @@ export class JwtAccessTokenVerifier {
       // Only tokens whose shape passed are cached: the time checks remain.
       if (cached.generation === issuer?.generation) return this.checkClaims(cached.token, true);
     }
+    return this.verifyUncached(jwt, hash);
+  }
+
+  private async verifyUncached(jwt: string, hash: string): Promise<TokenResult> {
+    const s = this.settings;
 
     const parts = jwt.split('.');
     if (parts.length !== 3) return fail('token_malformed', `${parts.length} segments, a JWS has 3`);
