@@ -513,13 +513,28 @@ describe('Express: where the body bytes come from', () => {
         issuer: as.issuer,
         audience: AUDIENCE,
         publicUrl: PUBLIC,
-        messageSigning: { clients: { 'client-a': { jwks: clientA.jwks }, 'client-b': { jwksUri } }, maxBodyBytes: 64, cooldownMs: 200 },
+        messageSigning: {
+          clients: { 'client-a': { jwks: clientA.jwks }, 'client-b': { jwksUri } },
+          maxBodyBytes: 64,
+          cooldownMs: 200,
+          responseKey: rsKey.privateJwk,
+        },
       },
       (app, fapi) => {
         // protect() reads the unread body itself; the route's own parser still gets it afterwards.
         app.post('/late', fapi.protect(policy), express.json(), (req, res) => void res.status(201).json({ received: req.body }));
         // A parser ran first without rawBody(): the bytes are gone, and the guard says so.
         app.post('/early', express.json(), fapi.protect(policy), (_req, res) => void res.status(201).end());
+        // Responses that cannot be signed are never sent unsigned.
+        const signs = { scopes: ['payments:write'], signResponse: true } as const;
+        app.post('/unsignable', fapi.protect(signs), (_req, res) => {
+          res.setHeader('content-type', 'application/json; note=caf\u00e9'); // RFC 9421 §2.5: no non-ASCII values
+          res.json({ ok: true });
+        });
+        app.post('/flushed', fapi.protect(signs), (_req, res) => {
+          res.flushHeaders();
+          res.json({ ok: true });
+        });
       },
     );
   });
@@ -548,6 +563,24 @@ describe('Express: where the body bytes come from', () => {
     expect(res.status).toBe(500);
     expect(res.headers['www-authenticate']).toBeUndefined();
     expect(running.decisions.at(-1)).toMatchObject({ reason: 'body_unavailable', detail: expect.stringContaining('rawBody()') });
+  });
+
+  it('never sends an unsigned answer on a signResponse route: a value it cannot sign gives 500; flushHeaders() does not get around signing', async () => {
+    const r = await dpopRequest('/unsignable', undefined);
+    const res = await send(`${running.url}/unsignable`, { method: 'POST', headers: r.headers });
+    expect(res.status).toBe(500);
+    expect(res.headers.signature).toBeUndefined();
+    expect(res.text).not.toContain('"ok"');
+    // flushHeaders() goes through writeHead, which is held back too: the answer is still signed.
+    const f = await dpopRequest('/flushed', undefined);
+    const flushed = await send(`${running.url}/flushed`, { method: 'POST', headers: f.headers });
+    expect(flushed.status).toBe(200);
+    const check = verifySignedResponse({
+      request: { ...f, headers: f.headers },
+      response: { status: 200, headers: flushed.headers as Record<string, string>, body: flushed.text },
+      jwks: rsKey.jwks,
+    });
+    expect(check.ok).toBe(true);
   });
 
   it('DIG-04 bounds the body it reads: over maxBodyBytes → 413', async () => {

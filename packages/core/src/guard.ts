@@ -386,7 +386,13 @@ export function createGuard(options: GuardOptions): Guard {
   }
 
   /** RFC 8705 §3: a certificate-bound token needs the certificate it is bound to. */
-  function bindCertificate(request: GuardRequest, token: VerifiedAccessToken, policy: CompiledPolicy, bound: Bound, constrained: boolean): Bound | Refusal {
+  function bindCertificate(
+    request: GuardRequest,
+    token: VerifiedAccessToken,
+    policy: CompiledPolicy,
+    bound: Bound,
+    constrained: boolean,
+  ): Bound | Refusal {
     const x5t = token.claims.cnf?.['x5t#S256'];
     if (x5t !== undefined) {
       const { certificate, note } = certificates.lookup(request);

@@ -43,8 +43,9 @@ function applyWriteHead(res: ServerResponse, args: unknown[]): void {
 }
 
 /**
- * Makes `res` sign itself when it ends, if the route of `auth` signs responses. Signing failures
- * never send an unsigned answer: the client gets a 500 instead.
+ * Makes `res` sign itself when it ends, if the route of `auth` signs responses. The whole body is
+ * held until then (a signed response cannot be streamed). Signing failures never send an
+ * unsigned answer: the client gets a 500, or the connection is closed if headers were flushed.
  */
 export function signNodeResponse(guard: Guard, auth: Authorized, req: IncomingMessage, res: ServerResponse): void {
   if (!guard.signsResponse(auth)) return;
@@ -76,6 +77,11 @@ export function signNodeResponse(guard: Guard, auth: Authorized, req: IncomingMe
       const signed = guard.signResponse(auth, { status: res.statusCode, headers: headerSnapshot(res), body: content });
       for (const [name, value] of Object.entries(signed?.headers ?? {})) res.setHeader(name, value);
     } catch {
+      // Headers already on the wire (flushHeaders): an unsigned answer must not follow them.
+      if (res.headersSent) {
+        res.destroy();
+        return res;
+      }
       res.statusCode = 500;
       for (const name of res.getHeaderNames()) res.removeHeader(name);
       res.setHeader('content-type', 'application/json; charset=utf-8');

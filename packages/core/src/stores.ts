@@ -34,8 +34,8 @@ export interface MemoryReplayStoreOptions {
    * Most keys held. Evicting an unexpired key would let its proof be replayed, so when the
    * store is full of unexpired keys, new claims fail (503) instead.
    * Size it as peak proofs per second × the acceptance window (DPoP: 70 s by default); the
-   * default covers about 7 000 proofs per second per process, at roughly 360 bytes per key
-   * (about 180 MiB when full).
+   * default covers about 7 000 proofs per second per process, at roughly 380 bytes of RSS per
+   * key (about 190 MiB when full; `npm run bench:memory`).
    * @default 500000
    */
   max?: number;

@@ -223,7 +223,11 @@ export class DpopVerifier {
       if (first !== true) return { ok: false, reason: 'dpop_proof_replayed', detail: `jti ${jti.slice(0, 64)} already used` };
       return nextNonce === undefined ? { ok: true, jkt } : { ok: true, jkt, nextNonce };
     };
-    const unavailable = (e: unknown): DpopResult => ({ ok: false, reason: 'store_unavailable', detail: `replay store: ${(e as Error)?.message}` });
+    const unavailable = (e: unknown): DpopResult => ({
+      ok: false,
+      reason: 'store_unavailable',
+      detail: `replay store: ${(e as Error)?.message}`,
+    });
     try {
       // An in-process store answers at once; a shared one (Redis) through a promise.
       if (s.replayStore.claimNow) return answer(s.replayStore.claimNow(replayKey, expiresAt));
