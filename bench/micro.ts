@@ -31,7 +31,13 @@ async function main(): Promise<void> {
   const as = await MockIssuer.start({ audience: AUDIENCE });
   const client = proofFactory();
   const cert = await createCertificate();
-  const dpopGuard = createGuard({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, interactionId: false });
+  const dpopGuard = createGuard({
+    issuer: as.issuer,
+    audience: AUDIENCE,
+    publicUrl: AUDIENCE,
+    interactionId: false,
+    dpop: { verifyOn: 'main' },
+  });
   const mtlsGuard = createGuard({
     issuer: as.issuer,
     audience: AUDIENCE,

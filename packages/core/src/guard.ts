@@ -148,6 +148,7 @@ export function createGuard(options: GuardOptions): Guard {
     algorithms: opts.algorithms,
     maxAgeSec: opts.dpop.maxAgeSec,
     maxFutureSec: opts.dpop.maxFutureSec,
+    verifyOn: opts.dpop.verifyOn,
     replayStore: opts.dpop.replayStore,
     nonces: new DpopNonces(opts.dpop.nonce, opts.now),
     now: opts.now,

@@ -2,6 +2,8 @@
  * Guard configuration: one typed object, validated once at start-up. A configuration that
  * cannot be safe throws a `TypeError` whose message says what to change.
  */
+
+import { availableParallelism } from 'node:os';
 import type { MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
 import type { GuardError } from './errors.js';
@@ -80,6 +82,14 @@ export interface DpopOptions {
    * @default { required: false, stepSec: 60, secret: random per process }
    */
   nonce?: DpopNonceOptions;
+  /**
+   * Where each proof's signature — the one check no cache can remove — is verified: on libuv's
+   * thread pool (`'threadpool'`), beside the event loop on the machine's other cores, or on the
+   * event loop (`'main'`), which saves the hand-over on a single core. Pool threads are shared
+   * with `fs`, `dns` and `zlib` (size: `UV_THREADPOOL_SIZE`, default 4).
+   * @default 'threadpool' when the machine has more than one core, else 'main'
+   */
+  verifyOn?: 'main' | 'threadpool';
 }
 
 /**
@@ -252,7 +262,7 @@ export interface ResolvedOptions {
   onDecision: ((event: DecisionEvent) => void) | undefined;
   now: () => number;
   origin: OriginOptions;
-  dpop: { maxAgeSec: number; maxFutureSec: number; replayStore: ReplayStore; nonce: DpopNonceOptions };
+  dpop: { maxAgeSec: number; maxFutureSec: number; replayStore: ReplayStore; nonce: DpopNonceOptions; verifyOn: 'main' | 'threadpool' };
   /** `undefined` when mTLS is not offered. */
   mtls: MtlsOptions | undefined;
   introspection: IntrospectionOptions | undefined;
@@ -388,6 +398,9 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
   if (!Number.isFinite(maxFutureSec) || maxFutureSec < 0 || maxFutureSec > 60) {
     throw configError('dpop.maxFutureSec must be between 0 and 60 seconds (FAPI 2.0 §5.3.2.1 #14)');
   }
+  if (dpop.verifyOn !== undefined && dpop.verifyOn !== 'main' && dpop.verifyOn !== 'threadpool') {
+    throw configError(`dpop.verifyOn "${dpop.verifyOn}" is not main or threadpool`);
+  }
   if (dpop.replayStore !== undefined && typeof dpop.replayStore?.claim !== 'function') {
     throw configError('dpop.replayStore must implement claim(key, expiresAt)');
   }
@@ -432,6 +445,7 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     dpop: {
       maxAgeSec,
       maxFutureSec,
+      verifyOn: dpop.verifyOn ?? (availableParallelism() > 1 ? 'threadpool' : 'main'),
       replayStore: dpop.replayStore ?? new MemoryReplayStore({ clock: now }),
       nonce: dpop.nonce ?? {},
     },

@@ -48,7 +48,7 @@ export interface MemoryReplayStoreOptions {
  *
  * A `Map` from key to expiry. Keys arrive in nearly the order they expire (every proof gets the
  * same window after its `iat`), so expired keys are dropped from the oldest end as new ones come
- * in — a few deletions per claim, no timers; a full sweep runs only when the store is full (at
+ * in — every key deleted once, no timers; a full sweep runs only when the store is full (at
  * most once a second), so a flood cannot make each claim O(n).
  */
 export class MemoryReplayStore implements ReplayStore {
@@ -56,6 +56,7 @@ export class MemoryReplayStore implements ReplayStore {
   private readonly max: number;
   private readonly now: () => number;
   private lastSweep = Number.NEGATIVE_INFINITY;
+  private nextDrop = Number.NEGATIVE_INFINITY;
 
   constructor(options: MemoryReplayStoreOptions = {}) {
     this.max = options.max ?? 500_000;
@@ -85,11 +86,15 @@ export class MemoryReplayStore implements ReplayStore {
     return true;
   }
 
-  /** Drops expired keys from the oldest end, a bounded number per call. */
+  /**
+   * Drops expired keys from the oldest end, at most every 100 ms: each key is deleted once, so
+   * the cost per claim stays constant on average.
+   */
   private dropExpired(now: number): void {
-    let budget = 8;
+    if (now < this.nextDrop) return;
+    this.nextDrop = now + 100;
     for (const [k, expiry] of this.keys) {
-      if (expiry > now || budget-- === 0) return;
+      if (expiry > now) return;
       this.keys.delete(k);
     }
   }

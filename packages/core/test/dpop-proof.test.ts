@@ -168,3 +168,31 @@ describe('server nonces', () => {
     expect(() => new DpopNonces({ secret: 'short' }, Date.now)).toThrow(/at least 32 bytes/);
   });
 });
+
+describe.each(['main', 'threadpool'] as const)('proof signature checked on the %s thread', (verifyOn) => {
+  const at = (resourceProof.payload.iat as number) + 2;
+
+  it('DPOP-08 accepts the RFC proof and refuses it with one signature bit flipped', async () => {
+    expect(await verifier(at, { verifyOn }).verify(vectorRequest)).toMatchObject({ ok: true, jkt: rfc9449.jkt.value });
+    const [h, p, sig] = resourceProof.jwt.split('.');
+    const bytes = Buffer.from(sig, 'base64url');
+    bytes[5] = (bytes[5] as number) ^ 1;
+    const flipped = { ...vectorRequest, proofs: [`${h}.${p}.${bytes.toString('base64url')}`] };
+    expect(await verifier(at, { verifyOn }).verify(flipped)).toMatchObject({
+      ok: false,
+      reason: 'dpop_proof_invalid',
+      detail: 'signature does not verify with the header jwk',
+    });
+  });
+
+  it('DPOP-23 claims the jti only after the signature verified', async () => {
+    const store = new MemoryReplayStore({ clock: () => at * 1000 });
+    const [h, p, sig] = resourceProof.jwt.split('.');
+    const forged = { ...vectorRequest, proofs: [`${h}.${p}.${sig.slice(0, -4)}AAAA`] };
+    expect(await verifier(at, { verifyOn, replayStore: store }).verify(forged)).toMatchObject({ ok: false });
+    expect(store.size).toBe(0);
+    // The genuine proof is then still usable once, and only once.
+    expect(await verifier(at, { verifyOn, replayStore: store }).verify(vectorRequest)).toMatchObject({ ok: true });
+    expect(await verifier(at, { verifyOn, replayStore: store }).verify(vectorRequest)).toMatchObject({ reason: 'dpop_proof_replayed' });
+  });
+});

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { createGuard, type GuardOptions } from '@fapi-guard/core';
 
 const base: GuardOptions = { issuer: 'https://as.example.com', audience: 'https://rs.example.com' };
@@ -41,6 +42,12 @@ describe('start-up validation', () => {
     fails({ issuer: undefined, issuers: [] }, /set issuer/);
     fails({ issuers: ['https://as.example.com'] }, /configured twice/);
     fails({ issuer: { issuer: 'https://as.example.com', jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } } }, /private or symmetric/);
+  });
+
+  it('checks proof signatures on the thread pool when there are several cores, and refuses an unknown place', () => {
+    expect(createGuard(base).options.dpop.verifyOn).toBe(availableParallelism() > 1 ? 'threadpool' : 'main');
+    expect(createGuard({ ...base, dpop: { verifyOn: 'main' } }).options.dpop.verifyOn).toBe('main');
+    fails({ dpop: { verifyOn: 'gpu' as never } }, /verifyOn "gpu" is not main or threadpool/);
   });
 
   it('DEC-08 bounds the clock tolerance to 60 s', () => {

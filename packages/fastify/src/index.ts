@@ -55,7 +55,9 @@ function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHoo
   return async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
     // raw.url is the request target as received, before any prefix rewriting.
     const parts = { path: request.raw.url ?? request.url, body: request.body };
-    const guardRequest = await prepareNodeRequest(guard, request.raw, parts, policy);
+    const prepared = prepareNodeRequest(guard, request.raw, parts, policy);
+    // Synchronous unless the body has to be read for a signature check.
+    const guardRequest = prepared instanceof Promise ? await prepared : prepared;
     if (isGuardError(guardRequest)) return sendGuardError(reply, guardRequest);
     const result = await guard.check(guardRequest, policy);
     if (!result.ok) return sendGuardError(reply, result);

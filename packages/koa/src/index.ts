@@ -83,7 +83,9 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
       const compiled = guard.policy(policy);
       return async (ctx: Context, next: Next) => {
         const body = (ctx.request as { body?: unknown }).body;
-        const request = await prepareNodeRequest(guard, ctx.req, { path: ctx.originalUrl, body }, compiled);
+        const prepared = prepareNodeRequest(guard, ctx.req, { path: ctx.originalUrl, body }, compiled);
+        // Synchronous unless the body has to be read for a signature check.
+        const request = prepared instanceof Promise ? await prepared : prepared;
         if (isGuardError(request)) {
           sendGuardError(ctx, request);
           return;
@@ -96,7 +98,7 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
         ctx.set(result.headers);
         signNodeResponse(guard, result, ctx.req, ctx.res);
         ctx.state.auth = result;
-        await next();
+        return next();
       };
     },
   };

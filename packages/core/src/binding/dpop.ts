@@ -10,7 +10,7 @@ import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { GuardErrorReason } from '../errors.js';
 import { sha256base64url } from '../hash.js';
-import { decodeJsonSegment, publicKeyFromJwk, verifyCompactJws } from '../jws.js';
+import { decodeJsonSegment, publicKeyFromJwk, verifyCompactJws, verifyCompactJwsInPool } from '../jws.js';
 import type { ReplayStore } from '../stores.js';
 import { keyMatches } from '../tokens/issuer.js';
 import type { DpopNonces } from './nonce.js';
@@ -26,6 +26,8 @@ export interface DpopVerifierSettings {
   replayStore: ReplayStore;
   nonces: DpopNonces | undefined;
   now: () => number;
+  /** Where the proof signature is checked: on the event loop, or on libuv's thread pool. @default 'main' */
+  verifyOn?: 'main' | 'threadpool';
 }
 
 export interface DpopProofRequest {
@@ -127,8 +129,6 @@ export class DpopVerifier {
     const checked = this.proofHeader(h);
     if (!checked.ok) return checked;
     const { alg, jkt, publicKey } = checked;
-    // Step 6: the signature verifies with that key (JWTBCP-04: an off-curve key failed on import).
-    if (!verifyCompactJws(proof, alg, publicKey)) return invalid('signature does not verify with the header jwk');
     // Step 8: htm.
     if (htm !== request.method) return invalid(`htm ${htm} on a ${request.method} request`);
     // Step 9: htu, without query and fragment, after normalisation.
@@ -140,6 +140,16 @@ export class DpopVerifier {
     if (iat > now + s.maxFutureSec) return invalid(`iat ${iat} is in the future`);
     // Step 12: ath binds the proof to the presented token.
     if (ath !== (request.accessTokenHash ?? accessTokenHash(request.accessToken))) return invalid('ath does not match the access token');
+    // Step 6, last of the stateless checks because it costs the most: the signature verifies
+    // with the header key (JWTBCP-04: an off-curve key already failed on import). Only then are
+    // the nonce, the binding and the replay store consulted.
+    const bad = () => invalid('signature does not verify with the header jwk');
+    if (s.verifyOn === 'threadpool') {
+      return verifyCompactJwsInPool(proof, alg, publicKey).then((ok) =>
+        ok ? this.finish(request, claims, jti, iat, expected, jkt) : bad(),
+      );
+    }
+    if (!verifyCompactJws(proof, alg, publicKey)) return bad();
     return this.finish(request, claims, jti, iat, expected, jkt);
   }
 
