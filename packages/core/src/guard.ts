@@ -396,7 +396,7 @@ export function createGuard(options: GuardOptions): Guard {
   ): Bound | Refusal {
     const x5t = token.claims.cnf?.['x5t#S256'];
     if (x5t !== undefined) {
-      const { certificate, note } = certificates.lookup(request);
+      const { certificate, note } = certificates.lookup(request, x5t);
       if (!certificate) return { reason: 'certificate_missing', detail: 'cnf.x5t#S256 token without a client certificate', note };
       if (certificate.thumbprint !== x5t) {
         return { reason: 'certificate_mismatch', detail: `${certificate.source} certificate thumbprint differs from cnf.x5t#S256`, note };

@@ -145,9 +145,16 @@ export function compilePolicy(policy: RoutePolicy = {}, defaults: { allowBearer?
 }
 
 /** Granted scopes: the space-separated `scope` claim (RFC 9068 §2.2.3, RFC 6749 §3.3). */
-export function grantedScopes(claims: Readonly<AccessTokenClaims>): string[] {
-  return typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : [];
+export function grantedScopes(claims: Readonly<AccessTokenClaims>): readonly string[] {
+  // Verified claims are frozen and shared by every request with the same token: split once.
+  const known = scopeLists.get(claims);
+  if (known) return known;
+  const list = Object.freeze(typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : []);
+  if (Object.isFrozen(claims)) scopeLists.set(claims, list);
+  return list;
 }
+
+const scopeLists = new WeakMap<object, readonly string[]>();
 
 export type PolicyResult =
   | { ok: true }

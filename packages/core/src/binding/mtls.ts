@@ -211,7 +211,12 @@ export class CertificateSource {
     return true;
   }
 
-  lookup(request: GuardRequest): CertificateLookup {
+  /**
+   * The client certificate of `request`. `expected` (the token's `cnf.x5t#S256`) lets a header
+   * seen before with that thumbprint be recognised by comparing strings, without parsing or
+   * hashing it again.
+   */
+  lookup(request: GuardRequest, expected?: string): CertificateLookup {
     const proxy = this.proxy;
     const header = proxy?.header ?? DEFAULT_HEADERS.rfc9440;
     const lines = headerLines(request.headers, header);
@@ -222,7 +227,7 @@ export class CertificateSource {
       }
       // RFC 9440 §2.2: a single instance; anything else is treated as no certificate.
       if (lines.length > 1) return { note: `${lines.length} ${header} headers: treated as no certificate` };
-      const found = this.parse(proxy.format, lines[0] as string);
+      const found = this.parse(proxy.format, lines[0] as string, expected);
       if (!found) return { note: `malformed ${header} header: treated as no certificate` };
       const certificate: ClientCertificate = { ...found, source: 'proxy' };
       // RFC 9440 §2.3: the chain only counts alongside Client-Cert, as one well-formed list.
@@ -237,11 +242,18 @@ export class CertificateSource {
   /** Parsed header values: parsing a certificate costs more than the rest of a request. */
   private readonly parsed = new LRUCache<string, { thumbprint: string; der?: Uint8Array } | false>({ max: 1000 });
 
-  private parse(format: ClientCertificateFormat, value: string): { thumbprint: string; der?: Uint8Array } | undefined {
+  /** The last header value seen per thumbprint: one string comparison for a client's next request. */
+  private readonly byThumbprint = new LRUCache<string, { value: string; found: { thumbprint: string; der?: Uint8Array } }>({ max: 1000 });
+
+  private parse(format: ClientCertificateFormat, value: string, expected?: string): { thumbprint: string; der?: Uint8Array } | undefined {
+    if (expected !== undefined) {
+      const seen = this.byThumbprint.get(expected);
+      if (seen && seen.value === value) return seen.found;
+    }
     const cached = this.parsed.get(value);
-    if (cached !== undefined) return cached || undefined;
-    const found = this.parseUncached(format, value);
-    this.parsed.set(value, found ?? false);
+    const found = cached !== undefined ? cached || undefined : this.parseUncached(format, value);
+    if (cached === undefined) this.parsed.set(value, found ?? false);
+    if (found) this.byThumbprint.set(found.thumbprint, { value, found });
     return found;
   }
 
