@@ -60,3 +60,19 @@ async function check(): Promise<void> {
   }
 }
 void check;
+
+// Message signing: the route policy members, the verified signature, the raw-body middleware.
+const signing = expressGuard({ ...options, messageSigning: { clients: { tpp: { jwksUri: 'https://tpp.example/jwks' } } } });
+express()
+  .use(signing.rawBody())
+  .post('/payments', signing.protect({ scopes: ['payments:write'], signedRequest: 'required', signResponse: true }), (req, res) => {
+    const keyid: string | undefined = req.auth?.signature?.keyid;
+    res.json({ keyid });
+  });
+// @ts-expect-error signedRequest is 'required' or 'optional'
+signing.protect({ signedRequest: 'always' });
+// @ts-expect-error signResponse is a boolean
+signing.protect({ signResponse: 'yes' });
+new Koa().use(koaGuard(options).rawBody());
+// @ts-expect-error messageSigning clients need jwks or jwksUri
+createGuard({ ...options, messageSigning: { clients: { tpp: { url: 'https://tpp.example/jwks' } } } });
