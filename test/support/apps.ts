@@ -50,11 +50,6 @@ const receipt = (auth: Authorized | null | undefined, body: unknown) => ({
 
 const echo = (auth: Authorized | null | undefined) => ({ clientId: auth?.clientId, scopes: auth?.scopes, binding: auth?.binding });
 
-/** Koa's parser leaves other content types alone: the handler sees only how many bytes came. */
-function rawBytes(request: { length?: number }): Buffer | null {
-  return request.length ? Buffer.alloc(request.length) : null;
-}
-
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -81,8 +76,9 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
     if (signing) {
       app.use(express.json());
       app.use(express.raw({ type: 'application/octet-stream' }));
-      app.post('/signed', fapi.protect(SIGNED_ROUTES.signed), (req, res) => void res.status(201).json(receipt(req.auth, req.body)));
-      app.post('/optional', fapi.protect(SIGNED_ROUTES.optional), (req, res) => void res.status(201).json(receipt(req.auth, req.body)));
+      for (const [name, policy] of Object.entries(SIGNED_ROUTES)) {
+        app.post(`/${name}`, fapi.protect(policy), (req, res) => void res.status(201).json(receipt(req.auth, req.body)));
+      }
     }
     app.all('/accounts', fapi.protect(ROUTES.accounts), (req, res) => void res.json(echo(req.auth)));
     app.get('/mixed', fapi.protect(ROUTES.mixed), (req, res) => void res.json(echo(req.auth)));
@@ -122,14 +118,13 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
       ctx.body = echo(ctx.state.auth);
     });
     if (options.messageSigning !== undefined) {
-      router.post('/signed', fapi.protect(SIGNED_ROUTES.signed), (ctx) => {
-        ctx.status = 201;
-        ctx.body = receipt(ctx.state.auth, ctx.request.is('application/octet-stream') ? rawBytes(ctx.request) : ctx.request.body);
-      });
-      router.post('/optional', fapi.protect(SIGNED_ROUTES.optional), (ctx) => {
-        ctx.status = 201;
-        ctx.body = receipt(ctx.state.auth, ctx.request.is('application/octet-stream') ? rawBytes(ctx.request) : ctx.request.body);
-      });
+      for (const [name, policy] of Object.entries(SIGNED_ROUTES)) {
+        router.post(`/${name}`, fapi.protect(policy), (ctx) => {
+          ctx.status = 201;
+          // Koa's parser leaves other content types alone: the handler reports how many bytes came.
+          ctx.body = receipt(ctx.state.auth, ctx.request.is('application/octet-stream') ? { bytes: ctx.request.length } : ctx.request.body);
+        });
+      }
       app.use(fapi.rawBody());
     }
     app.use(fapi.metadata());

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { GuardError } from './errors.js';
 import type { Guard } from './guard.js';
-import { bodyUnread, readRawBody, rememberedRawBody, rememberRawBody } from './node-body.js';
+import { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody } from './node-body.js';
 import type { CompiledPolicy } from './policy.js';
 import { announcesBody, type GuardRequest, headersFromRaw } from './request.js';
 
@@ -66,16 +66,21 @@ async function withRawBody(
   request: GuardRequest,
   policy: CompiledPolicy,
 ): Promise<GuardRequest | GuardError> {
-  let raw = rememberedRawBody(req);
-  if (!raw && bodyUnread(req)) {
-    raw = await readRawBody(req, guard.options.messageSigning?.maxBodyBytes ?? 0);
-    rememberRawBody(req, raw);
-  }
+  const raw = await rawBodyOf(guard, req);
   if (raw?.ok) request.rawBody = raw.body;
   else if (raw?.reason === 'too_large')
     return guard.refuse('body_too_large', 'request body exceeds messageSigning.maxBodyBytes', policy, request.headers);
   // No bytes (a parser read them first, or the client went away): the core refuses with body_unavailable.
   return request;
+}
+
+/** The bytes kept for `req` earlier, or read now if no one has read the stream yet (then kept). */
+async function rawBodyOf(guard: Guard, req: IncomingMessage): Promise<RawBody | undefined> {
+  const kept = rememberedRawBody(req);
+  if (kept || !bodyUnread(req)) return kept;
+  const raw = await readRawBody(req, guard.options.messageSigning?.maxBodyBytes ?? 0);
+  rememberRawBody(req, raw);
+  return raw;
 }
 
 /**
@@ -84,9 +89,7 @@ async function withRawBody(
  * for the body parsers mounted after it.
  */
 export async function captureRawBody(guard: Guard, req: IncomingMessage): Promise<void> {
-  if (!guard.options.messageSigning || rememberedRawBody(req) || !bodyUnread(req)) return;
-  if (!announcesBody(headersFromRaw(req.rawHeaders))) return;
-  rememberRawBody(req, await readRawBody(req, guard.options.messageSigning.maxBodyBytes));
+  if (guard.options.messageSigning && announcesBody(headersFromRaw(req.rawHeaders))) await rawBodyOf(guard, req);
 }
 
 /** What an adapter writes for a refusal: status, headers and the JSON body text. */

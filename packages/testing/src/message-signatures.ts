@@ -9,6 +9,7 @@ import {
   type GuardHeaders,
   type HttpSignatureAlgorithm,
   type MessageSignature,
+  type NamedSignatureKey,
   parseSignatures,
   REQUEST_TAG,
   RESPONSE_TAG,
@@ -79,10 +80,15 @@ function lowerCased(headers: Record<string, string | readonly string[]>): GuardH
 
 /** A client with a message-signing key pair. */
 export class MessageSigningClient {
+  /** The imported signing key, made once. */
+  private readonly key: NamedSignatureKey;
+
   private constructor(
     readonly privateJwk: SignatureJwk,
     readonly publicJwk: SignatureJwk,
-  ) {}
+  ) {
+    this.key = signingKey(privateJwk, 'client key');
+  }
 
   /** A new key pair (`kid` random unless given). */
   static generate(algorithm: SigningAlgorithm = 'ed25519', kid: string = randomUUID()): MessageSigningClient {
@@ -127,7 +133,7 @@ export class MessageSigningClient {
     const input: InnerList = [components.map((name): Item => [name, new Map()]), params];
     const label = options.label ?? 'sig1';
     const base = options.rawBase?.base ?? signatureBase({ method: request.method, url: request.url, headers }, input);
-    const signature = signBase(base, signingKey(options.signingJwk ?? this.privateJwk, 'client key'));
+    const signature = signBase(base, options.signingJwk ? signingKey(options.signingJwk, 'client key') : this.key);
     added['signature-input'] = options.rawBase
       ? `${label}=${options.rawBase.signatureInput}`
       : serializeDictionary(new Map([[label, input]]));

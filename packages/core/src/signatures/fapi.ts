@@ -112,11 +112,11 @@ function plainComponents(signature: MessageSignature): Set<string> {
   return new Set(signature.input[0].filter(([, params]) => params.size === 0).map(([name]) => String(name)));
 }
 
-/** Verifies one candidate against the FAPI rules and RFC 9421; `undefined` = it passed. */
+/** Verifies one candidate against the FAPI rules and RFC 9421: its key and signature base, or why it failed. */
 async function checkCandidate(
   input: RequestSignatureInput,
   signature: MessageSignature,
-): Promise<{ unavailable?: boolean; detail: string } | NamedSignatureKey> {
+): Promise<{ unavailable?: boolean; detail: string } | { key: NamedSignatureKey; base: string }> {
   const { message, body } = input;
   const covered = plainComponents(signature);
   for (const name of requiredRequestComponents(message.headers, hasContent(body))) {
@@ -137,7 +137,7 @@ async function checkCandidate(
     maxAgeSec: input.maxAgeSec,
     maxFutureSec: input.maxFutureSec,
   });
-  return result.ok ? found.key : { detail: `${signature.label}: ${result.detail}` };
+  return result.ok ? { key: found.key, base: result.base } : { detail: `${signature.label}: ${result.detail}` };
 }
 
 /** Serialises one member of `Signature-Input` / `Signature` as sent (label=value). */
@@ -172,7 +172,7 @@ export async function verifyRequestSignature(input: RequestSignatureInput): Prom
       unavailable ||= outcome.unavailable === true;
       continue;
     }
-    const key = outcome;
+    const { key, base } = outcome;
     const created = signature.params.get('created') as number;
     const verified: VerifiedRequestSignature = {
       label: signature.label,
@@ -195,7 +195,7 @@ export async function verifyRequestSignature(input: RequestSignatureInput): Prom
       signatureInput: member(signature.label, signature.input),
       signature: member(signature.label, [signature.signature.slice().buffer as ArrayBuffer, new Map()]),
       components: signature.components,
-      base: signatureBase(input.message, signature.input),
+      base,
       ...(hasContent(input.body) ? { contentDigest: headerLines(input.message.headers, 'content-digest').join(', ') } : {}),
     };
     return { ok: true, verified, record, signature };
