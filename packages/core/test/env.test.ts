@@ -1,0 +1,183 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createGuard, GUARD_ENV_VARIABLES, guardOptionsFromEnv, headersFromRaw } from '@fapi-guard/core';
+import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+
+const minimal = { FAPI_ISSUER: 'https://as.bank.example', FAPI_AUDIENCE: 'https://api.bank.example' };
+
+describe('guard options from environment variables', () => {
+  it('maps the minimal environment onto issuer and audience', () => {
+    expect(guardOptionsFromEnv(minimal)).toEqual({ issuers: ['https://as.bank.example'], audience: ['https://api.bank.example'] });
+  });
+
+  it('maps every variable onto the option it documents', () => {
+    const options = guardOptionsFromEnv({
+      FAPI_ISSUER: 'https://as.bank.example',
+      FAPI_JWKS_URI: 'https://as.bank.example/jwks',
+      FAPI_AUDIENCE: 'https://api.bank.example, https://api2.bank.example',
+      FAPI_PUBLIC_URL: 'https://api.bank.example',
+      FAPI_TRUSTED_PROXIES: '10.0.0.0/8,192.168.1.1',
+      FAPI_PROFILE: 'oauth2',
+      FAPI_ALGORITHMS: 'ES256,PS256',
+      FAPI_CLOCK_TOLERANCE_SEC: '5',
+      FAPI_REALM: 'bank',
+      FAPI_TOKEN_FORMAT: 'auto',
+      FAPI_INTROSPECT_JWTS: 'true',
+      FAPI_RESOURCE_METADATA: 'true',
+      FAPI_CLIENT_CERT_HEADER: 'client-cert',
+      FAPI_CLIENT_CERT_FORMAT: 'rfc9440',
+      FAPI_CLIENT_CERT_TRUSTED_PEERS: '10.1.2.3',
+      FAPI_CLIENT_CERT_SECRET_HEADER: 'x-proxy-secret',
+      FAPI_CLIENT_CERT_SECRET: 's3cret-of-the-proxy-0123',
+      FAPI_DPOP_MAX_AGE_SEC: '30',
+      FAPI_DPOP_NONCE_REQUIRED: 'true',
+      FAPI_DPOP_NONCE_SECRET: 'x'.repeat(32),
+      FAPI_INTROSPECTION_CLIENT_ID: 'rs',
+      FAPI_INTROSPECTION_AUTH_METHOD: 'client_secret_post',
+      FAPI_INTROSPECTION_CLIENT_SECRET: 'secret',
+      FAPI_INTROSPECTION_ENDPOINT: 'https://as.bank.example/introspect',
+      FAPI_INTROSPECTION_SIGNED_RESPONSE: 'false',
+      FAPI_INTROSPECTION_CACHE_TTL_SEC: '20',
+      FAPI_INTROSPECTION_ISSUER: 'https://as.bank.example',
+    });
+    expect(options).toEqual({
+      issuers: [{ issuer: 'https://as.bank.example', jwksUri: 'https://as.bank.example/jwks' }],
+      audience: ['https://api.bank.example', 'https://api2.bank.example'],
+      publicUrl: ['https://api.bank.example'],
+      trustedProxies: ['10.0.0.0/8', '192.168.1.1'],
+      profile: 'oauth2',
+      algorithms: ['ES256', 'PS256'],
+      clockToleranceSec: 5,
+      realm: 'bank',
+      tokenFormat: 'auto',
+      introspectJwts: true,
+      resourceMetadata: true,
+      mtls: {
+        proxy: {
+          header: 'client-cert',
+          format: 'rfc9440',
+          trustedPeers: ['10.1.2.3'],
+          sharedSecret: { header: 'x-proxy-secret', value: 's3cret-of-the-proxy-0123' },
+        },
+      },
+      dpop: { maxAgeSec: 30, nonce: { required: true, secret: 'x'.repeat(32) } },
+      introspection: {
+        clientId: 'rs',
+        clientAuth: { method: 'client_secret_post', clientSecret: 'secret' },
+        endpoint: 'https://as.bank.example/introspect',
+        issuer: 'https://as.bank.example',
+        signedResponse: false,
+        cache: { maxTtlSec: 20 },
+      },
+    });
+    // The same validation as options written in code accepts it.
+    expect(() => createGuard(options)).not.toThrow();
+  });
+
+  it('reads every variable it documents: each one changes the options or is refused by name', () => {
+    // Companions a variable needs before it is read at all.
+    const companions: Record<string, Record<string, string>> = {
+      FAPI_CLIENT_CERT: { FAPI_CLIENT_CERT_HEADER: 'client-cert' },
+      FAPI_INTROSPECTION: { FAPI_INTROSPECTION_CLIENT_ID: 'rs', FAPI_INTROSPECTION_CLIENT_SECRET: 'secret' },
+    };
+    for (const name of Object.keys(GUARD_ENV_VARIABLES)) {
+      const group = Object.entries(companions).find(([p]) => name.startsWith(p))?.[1] ?? {};
+      // A variable that turns a group on is compared with the group off.
+      const before = name in group ? minimal : { ...minimal, ...group };
+      const changed = { ...minimal, ...group, [name]: '7' };
+      let after: unknown;
+      try {
+        after = guardOptionsFromEnv(changed);
+      } catch (e) {
+        expect((e as Error).message).toContain(name);
+        continue;
+      }
+      expect(after).not.toEqual(guardOptionsFromEnv(before));
+    }
+  });
+
+  it('refuses an unknown FAPI_ variable and names the nearest one', () => {
+    expect(() => guardOptionsFromEnv({ ...minimal, FAPI_AUDIENCES: 'x' })).toThrow(
+      /FAPI_AUDIENCES is not a fapi-guard variable; did you mean FAPI_AUDIENCE\?/,
+    );
+    expect(() => guardOptionsFromEnv({ ...minimal, FAPI_CLIENT_CERT_HEADR: 'client-cert' })).toThrow(
+      /did you mean FAPI_CLIENT_CERT_HEADER/,
+    );
+    expect(() => guardOptionsFromEnv({ ...minimal, FAPI_SOMETHING_ELSE_ENTIRELY: 'x' })).toThrow(/is not a fapi-guard variable$/);
+    // Variables the application reads itself are declared, and other prefixes are not ours.
+    expect(() => guardOptionsFromEnv({ ...minimal, FAPI_FRAMEWORK: 'koa', PORT: '1' }, { allow: ['FAPI_FRAMEWORK'] })).not.toThrow();
+  });
+
+  it('refuses values of the wrong form, naming the variable', () => {
+    const bad: [Record<string, string>, RegExp][] = [
+      [{ FAPI_CLOCK_TOLERANCE_SEC: '10s' }, /FAPI_CLOCK_TOLERANCE_SEC must be a whole number/],
+      [{ FAPI_CLOCK_TOLERANCE_SEC: '-1' }, /FAPI_CLOCK_TOLERANCE_SEC must be a whole number/],
+      [{ FAPI_RESOURCE_METADATA: 'yes' }, /FAPI_RESOURCE_METADATA must be true or false/],
+      [{ FAPI_PROFILE: 'fapi1' }, /FAPI_PROFILE must be one of fapi2, oauth2/],
+      [{ FAPI_TOKEN_FORMAT: 'JWT' }, /FAPI_TOKEN_FORMAT must be one of jwt, opaque, auto/],
+      [{ FAPI_CLIENT_CERT_FORMAT: 'envoy' }, /FAPI_CLIENT_CERT_FORMAT needs FAPI_CLIENT_CERT_HEADER/],
+      [
+        { FAPI_CLIENT_CERT_HEADER: 'x', FAPI_CLIENT_CERT_SECRET: 's' },
+        /FAPI_CLIENT_CERT_SECRET_HEADER is required with FAPI_CLIENT_CERT_SECRET/,
+      ],
+      [{ FAPI_INTROSPECTION_CLIENT_SECRET: 's' }, /FAPI_INTROSPECTION_CLIENT_SECRET needs FAPI_INTROSPECTION_CLIENT_ID/],
+      [{ FAPI_INTROSPECTION_CLIENT_ID: 'rs' }, /FAPI_INTROSPECTION_CLIENT_SECRET is required for client_secret_basic/],
+      [
+        { FAPI_INTROSPECTION_CLIENT_ID: 'rs', FAPI_INTROSPECTION_AUTH_METHOD: 'private_key_jwt', FAPI_INTROSPECTION_PRIVATE_KEY: '{' },
+        /FAPI_INTROSPECTION_PRIVATE_KEY must be a private JWK in JSON/,
+      ],
+      [{ FAPI_ISSUER: 'https://a.example,https://b.example', FAPI_JWKS_URI: 'https://a.example/j' }, /one FAPI_ISSUER only/],
+    ];
+    for (const [extra, message] of bad) expect(() => guardOptionsFromEnv({ ...minimal, ...extra })).toThrow(message);
+    expect(() => guardOptionsFromEnv({ FAPI_AUDIENCE: 'https://api.bank.example' })).toThrow(/FAPI_ISSUER is required/);
+    expect(() => guardOptionsFromEnv({ FAPI_ISSUER: 'https://as.bank.example', FAPI_AUDIENCE: ' ' })).toThrow(/FAPI_AUDIENCE is required/);
+  });
+
+  it('leaves the checks of createGuard in force: an unsafe value from the environment fails at start-up', () => {
+    expect(() => createGuard(guardOptionsFromEnv({ ...minimal, FAPI_ISSUER: 'http://as.bank.example' }))).toThrow(/must use https/);
+    expect(() => createGuard(guardOptionsFromEnv({ ...minimal, FAPI_ALGORITHMS: 'HS256' }))).toThrow(/HS256" is not allowed/);
+    expect(() => createGuard(guardOptionsFromEnv({ ...minimal, FAPI_CLOCK_TOLERANCE_SEC: '61' }))).toThrow(/clockToleranceSec/);
+  });
+
+  describe('a guard configured from the environment, over HTTP', () => {
+    let issuer: MockIssuer;
+    let server: Server;
+    let url: string;
+
+    beforeAll(async () => {
+      issuer = await MockIssuer.start({ audience: 'https://api.bank.example' });
+      const guard = createGuard(
+        guardOptionsFromEnv({
+          FAPI_ISSUER: issuer.issuer,
+          FAPI_AUDIENCE: 'https://api.bank.example',
+          FAPI_PUBLIC_URL: 'https://api.bank.example',
+        }),
+      );
+      server = createServer(async (req, res) => {
+        const result = await guard.check(
+          { method: req.method as string, url: `https://api.bank.example${req.url}`, headers: headersFromRaw(req.rawHeaders) },
+          guard.policy({ scopes: ['accounts'] }),
+        );
+        res.writeHead(result.ok ? 200 : result.status).end(result.ok ? result.clientId : result.error);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(async () => {
+      await new Promise((resolve) => server.close(resolve));
+      await issuer.stop();
+    });
+
+    it('accepts a DPoP-bound token for the configured public URL and refuses a missing scope', async () => {
+      const client = await DpopClient.create();
+      const token = await issuer.mint({ jkt: client.jkt, scope: 'accounts' });
+      const proof = await client.proof({ htm: 'GET', htu: 'https://api.bank.example/accounts', accessToken: token });
+      const ok = await fetch(`${url}/accounts`, { headers: { authorization: `DPoP ${token}`, dpop: proof } });
+      expect(ok.status).toBe(200);
+      const narrow = await issuer.mint({ jkt: client.jkt, scope: 'payments' });
+      const proof2 = await client.proof({ htm: 'GET', htu: 'https://api.bank.example/accounts', accessToken: narrow });
+      const refused = await fetch(`${url}/accounts`, { headers: { authorization: `DPoP ${narrow}`, dpop: proof2 } });
+      expect(refused.status).toBe(403);
+    });
+  });
+});
