@@ -22,6 +22,7 @@ async function main(): Promise<void> {
     );
   }
   console.log(`  try      curl -i ${running.url}/accounts      → 401 with the DPoP challenge`);
+  console.log('           npm run call -- GET /accounts    → 200: a DPoP-bound token from the issuer, a fresh proof, the accounts');
   console.log('           npm run demo                     → a DPoP client walks through accepted and refused calls');
   const stop = () => {
     void running.close().then(() => process.exit(0));

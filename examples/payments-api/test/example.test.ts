@@ -5,6 +5,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, createPublicKey } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SignatureJwk, SignedExchangeRecord } from '@fapi-guard/core';
@@ -15,8 +17,24 @@ import { type RunningExample, startExample } from '../src/server';
 
 const dist = join(__dirname, '..', 'dist');
 
-function run(script: string, env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number> } {
-  const child = spawn(process.execPath, [join(dist, script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** A loopback port free a moment ago (the example's default audience names its port). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function run(
+  script: string,
+  env: Record<string, string>,
+  args: string[] = [],
+): { child: ChildProcess; output: () => string; exited: Promise<number> } {
+  const child = spawn(process.execPath, [join(dist, script), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => {
     out += d.toString();
@@ -50,6 +68,27 @@ describe('npm start', () => {
       expect(res.headers.get('www-authenticate')).toBe(
         'DPoP algs="ES256 PS256 EdDSA", resource_metadata="https://payments.example/.well-known/oauth-protected-resource"',
       );
+    } finally {
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+    }
+  });
+
+  it('prints how to get a 200, and `npm run call` gets one with a real client (oauth4webapi)', async () => {
+    const port = await freePort();
+    const proc = run('main.js', { PORT: String(port), HOST: '127.0.0.1', FAPI_ISSUER: '', FAPI_AUDIENCE: '', FAPI_PUBLIC_URL: '' });
+    try {
+      await waitFor(() => proc.output().includes('npm run call'));
+      expect(proc.output()).toContain('npm run call -- GET /accounts    → 200');
+      for (const [method, path, status] of [
+        ['GET', '/accounts', '200 OK'],
+        ['POST', '/payments', '201 Created'],
+      ]) {
+        const call = run('call.js', { FAPI_API_URL: `http://127.0.0.1:${port}` }, [method as string, path as string]);
+        expect(await call.exited).toBe(0);
+        expect(call.output()).toContain(`${method} `);
+        expect(call.output()).toContain(`→ ${status}`);
+      }
     } finally {
       proc.child.kill('SIGTERM');
       await proc.exited;
