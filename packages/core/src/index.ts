@@ -18,6 +18,7 @@ export {
 export { type DpopNonceOptions, DpopNonces, NONCE_SYNTAX } from './binding/nonce.js';
 export { jwkThumbprint } from './binding/thumbprint.js';
 export { type CredentialsResult, readCredentials } from './credentials.js';
+export { GUARD_ENV_VARIABLES, type GuardEnvOptions, type GuardEnvVariable, guardOptionsFromEnv } from './env.js';
 export {
   type AuthScheme,
   challengeParamValue,
@@ -28,7 +29,6 @@ export {
   REASONS,
   renderChallenges,
 } from './errors.js';
-export { GUARD_ENV_VARIABLES, type GuardEnvOptions, type GuardEnvVariable, guardOptionsFromEnv } from './env.js';
 export { type Authorized, type Binding, createGuard, type Guard } from './guard.js';
 export { type InteractionId, interactionId } from './interaction.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { createGuard, GUARD_ENV_VARIABLES, guardOptionsFromEnv, headersFromRaw } from '@fapi-guard/core';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 
@@ -96,6 +98,12 @@ describe('guard options from environment variables', () => {
     }
   });
 
+  it('is documented: the core README lists exactly the variables read', () => {
+    const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+    const listed = [...readme.matchAll(/^\| `(FAPI_[A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
+    expect(listed).toEqual(Object.keys(GUARD_ENV_VARIABLES));
+  });
+
   it('refuses an unknown FAPI_ variable and names the nearest one', () => {
     expect(() => guardOptionsFromEnv({ ...minimal, FAPI_AUDIENCES: 'x' })).toThrow(
       /FAPI_AUDIENCES is not a fapi-guard variable; did you mean FAPI_AUDIENCE\?/,
@@ -125,6 +133,10 @@ describe('guard options from environment variables', () => {
       [
         { FAPI_INTROSPECTION_CLIENT_ID: 'rs', FAPI_INTROSPECTION_AUTH_METHOD: 'private_key_jwt', FAPI_INTROSPECTION_PRIVATE_KEY: '{' },
         /FAPI_INTROSPECTION_PRIVATE_KEY must be a private JWK in JSON/,
+      ],
+      [
+        { FAPI_INTROSPECTION_CLIENT_ID: 'rs', FAPI_INTROSPECTION_CLIENT_SECRET: 's', FAPI_INTROSPECTION_PRIVATE_KEY: '{}' },
+        /FAPI_INTROSPECTION_PRIVATE_KEY is not used with client_secret_basic/,
       ],
       [{ FAPI_ISSUER: 'https://a.example,https://b.example', FAPI_JWKS_URI: 'https://a.example/j' }, /one FAPI_ISSUER only/],
     ];
