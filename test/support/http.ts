@@ -4,6 +4,7 @@
  */
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
 
 export interface SendOptions {
   method?: string;
@@ -47,5 +48,59 @@ export function send(url: string, options: SendOptions = {}): Promise<Received> 
     req.on('error', reject);
     for (const [name, value] of Object.entries(options.headers ?? {})) req.setHeader(name, value);
     req.end(options.body);
+  });
+}
+
+/**
+ * Writes a request head over a raw socket with the given `head` bytes of its body, then sends
+ * nothing more (unless `rest` is given, after `restAfterMs`). Resolves with the status the
+ * server answered while the body was withheld; rejects when no answer came within `waitMs`.
+ */
+export function trickle(
+  url: string,
+  request: {
+    method?: string;
+    path: string;
+    headers: Record<string, string>;
+    head: string | Buffer;
+    rest?: string | Buffer;
+    restAfterMs?: number;
+  },
+  waitMs = 5000,
+): Promise<{ status: number; head: string; text: string; sentBytes: number }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let received = '';
+    let sentBytes = 0;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer within ${waitMs} ms while ${sentBytes} body bytes were sent`));
+    }, waitMs);
+    const lines = Object.entries({ host: `${hostname}:${port}`, ...request.headers }).map(([name, value]) => `${name}: ${value}\r\n`);
+    socket.on('connect', () => {
+      socket.write(`${request.method ?? 'POST'} ${request.path} HTTP/1.1\r\n${lines.join('')}\r\n`);
+      socket.write(request.head);
+      sentBytes = Buffer.byteLength(request.head);
+      const { rest } = request;
+      if (rest !== undefined)
+        setTimeout(() => {
+          socket.write(rest);
+          sentBytes += Buffer.byteLength(rest);
+        }, request.restAfterMs ?? 50);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      const end = received.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: *(\d+)/i.exec(received);
+      if (end < 0 || !length || received.length < end + 4 + Number(length[1])) return;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: Number(received.slice(9, 12)), head: received.slice(0, end), text: received.slice(end + 4), sentBytes });
+    });
+    socket.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
   });
 }

@@ -20,7 +20,7 @@ function schemeOf(name: string): AuthScheme | undefined {
 }
 
 /** True when a form-encoded body carries `access_token` (RFC 6750 §2.2, refused here). */
-function bodyHasToken(request: GuardRequest): boolean {
+export function bodyHasToken(request: GuardRequest): boolean {
   const type = headerLines(request.headers, 'content-type')[0]?.toLowerCase() ?? '';
   const body = request.body;
   if (!type.startsWith('application/x-www-form-urlencoded')) return false;

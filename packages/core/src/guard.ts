@@ -5,7 +5,7 @@
 import { type DpopResult, DpopVerifier } from './binding/dpop.js';
 import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
-import { readCredentials } from './credentials.js';
+import { bodyHasToken, readCredentials } from './credentials.js';
 import { type AuthScheme, GuardError, type GuardErrorReason, renderChallenges } from './errors.js';
 import { type InteractionId, interactionId } from './interaction.js';
 import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
@@ -66,6 +66,15 @@ export interface Authorized {
   readonly signature?: VerifiedRequestSignature;
 }
 
+/**
+ * A request that passed the checks of its headers — credentials, token, binding, policy — and
+ * waits for {@link Guard.complete}. Opaque: it grants nothing by itself.
+ */
+export interface Authenticated {
+  readonly ok: true;
+  readonly authenticated: true;
+}
+
 interface Bound {
   ok: true;
   binding: Binding;
@@ -82,8 +91,24 @@ function acceptsCertificate(rule: (certificate: ClientCertificate) => boolean, c
 }
 
 export interface Guard {
-  /** Checks one request against one route policy. Never throws, never rejects. */
+  /**
+   * Checks one request against one route policy: {@link Guard.authenticate} then
+   * {@link Guard.complete}, for a request whose body is at hand. Never throws, never rejects.
+   */
   check(request: GuardRequest, policy?: RoutePolicy | CompiledPolicy): Promise<Authorized | GuardError>;
+  /**
+   * The first phase of `check`, on the headers alone: credentials, token, binding (DPoP proof,
+   * client certificate) and the route policy. It needs neither `body` nor `rawBody`, so adapters
+   * call it before reading the body: only an authenticated client's body is read. Never rejects.
+   */
+  authenticate(request: GuardRequest, policy?: RoutePolicy | CompiledPolicy): Promise<Authenticated | GuardError>;
+  /**
+   * The second phase, once for each value `authenticate` returned: refuses an `access_token` in a
+   * form `body` (RFC 6750 §2.2) and verifies the request signature over `rawBody` on
+   * `signedRequest` routes (FAPI 2.0 Message Signing). `request` is the one `authenticate` saw,
+   * with the body added. Rejects only when given a value it did not issue, or one already used.
+   */
+  complete(authenticated: Authenticated, request: GuardRequest): Promise<Authorized | GuardError>;
   /** Validates a route policy once, at start-up (throws on a policy that cannot work). */
   policy(policy?: RoutePolicy): CompiledPolicy;
   /** Builds the absolute URL the client addressed, from `publicUrl` / `trustedProxies`. */
@@ -114,6 +139,22 @@ export interface Guard {
 }
 
 const compiled = new WeakSet<object>();
+
+/** What the first phase found. */
+interface Authentication {
+  ok: true;
+  scheme: AuthScheme;
+  token: VerifiedAccessToken;
+  bound: Bound;
+  scopes: readonly string[];
+}
+
+/** One decision in progress. */
+interface Pass {
+  started: number;
+  policy: CompiledPolicy;
+  interaction: InteractionId | undefined;
+}
 
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -244,7 +285,11 @@ export function createGuard(options: GuardOptions): Guard {
     return new GuardError(refusal.reason, refusal.detail, headers);
   }
 
-  async function decide(request: GuardRequest, policy: CompiledPolicy, interaction?: string): Promise<Authorized | Refusal> {
+  /**
+   * Steps 1–4, on the headers alone: no body is read before the client has authenticated
+   * (an unauthenticated client must not hold the request by trickling a body).
+   */
+  async function authenticateRequest(request: GuardRequest, policy: CompiledPolicy): Promise<Authentication | Refusal> {
     const credentials = readCredentials(request);
     if (!credentials.ok) return credentials;
     const { scheme } = credentials;
@@ -262,6 +307,23 @@ export function createGuard(options: GuardOptions): Guard {
     const scopes = grantedScopes(claims);
     const decision = checkPolicy(policy, claims, scopes, opts.now() / 1000);
     if (!decision.ok) return { ...decision, usedScheme: scheme, token };
+    return { ok: true, scheme, token, bound, scopes };
+  }
+
+  /** What needs the body, on an authenticated request: the body-token refusal and step 5. */
+  async function completeRequest(
+    request: GuardRequest,
+    policy: CompiledPolicy,
+    found: Authentication,
+    interaction?: string,
+  ): Promise<Authorized | Refusal> {
+    const { scheme, token, bound, scopes } = found;
+    const claims = token.claims;
+    // RFC 6750 §2.2 (FAPI-RS-03): an adapter that authenticates before its parser runs shows the
+    // parsed body only now; a token in it next to the header is still refused.
+    if (bodyHasToken(request)) {
+      return { reason: 'credentials_ambiguous', usedScheme: scheme, detail: 'Authorization header and access_token in the body', token };
+    }
     const signed = policy.signedRequest || policy.signResponse ? await checkSignature(request, policy, token, interaction) : undefined;
     if (signed && !signed.ok) return { ...signed, usedScheme: scheme, token };
     const authorized: Authorized = {
@@ -456,6 +518,42 @@ export function createGuard(options: GuardOptions): Guard {
     }
   }
 
+  /** A request between the two phases: what `complete` needs of `authenticate`. */
+  const pending = new WeakMap<Authenticated, Pass & { found: Authentication }>();
+
+  function begin(request: GuardRequest, routePolicy: RoutePolicy | CompiledPolicy | undefined): Pass {
+    return {
+      // The clock is read only for the decision hook's duration.
+      started: opts.onDecision ? performance.now() : 0,
+      policy: toPolicy(routePolicy),
+      interaction: opts.interactionId ? interactionId(request.headers) : undefined,
+    };
+  }
+
+  /** RFC 9449 §7.1 / DPOP-16: an unexpected failure inside a check never grants access. */
+  async function guarded<T>(step: () => Promise<T | Refusal>): Promise<T | Refusal> {
+    try {
+      return await step();
+    } catch (e) {
+      return { reason: 'internal', detail: `unexpected: ${(e as Error)?.message ?? String(e)}` };
+    }
+  }
+
+  /** The decision: the refusal rendered, or the interaction id added; reported once. */
+  function settle(request: GuardRequest, pass: Pass, outcome: Refusal): GuardError;
+  function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal): Authorized | GuardError;
+  function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal): Authorized | GuardError {
+    let result = outcome.ok ? outcome : toError(outcome, pass.policy, pass.interaction?.id);
+    const { interaction } = pass;
+    if (result.ok && interaction) {
+      const context = signing.get(result);
+      result = { ...result, interactionId: interaction.id, headers: { ...result.headers, 'x-fapi-interaction-id': interaction.id } };
+      if (context) signing.set(result, context);
+    }
+    report(request, pass.started, result, (outcome as Refusal).token, (outcome as Refusal).note, interaction);
+    return result;
+  }
+
   return {
     issuers,
     options: opts,
@@ -521,25 +619,27 @@ export function createGuard(options: GuardOptions): Guard {
       };
     },
     async check(request, routePolicy) {
-      // The clock is read only for the decision hook's duration.
-      const started = opts.onDecision ? performance.now() : 0;
-      const policy = toPolicy(routePolicy);
-      const interaction = opts.interactionId ? interactionId(request.headers) : undefined;
-      let outcome: Authorized | Refusal;
-      try {
-        outcome = await decide(request, policy, interaction?.id);
-      } catch (e) {
-        // RFC 9449 §7.1 / DPOP-16: an unexpected failure inside a check never grants access.
-        outcome = { reason: 'internal', detail: `unexpected: ${(e as Error)?.message ?? String(e)}` };
-      }
-      let result = 'ok' in outcome && outcome.ok ? outcome : toError(outcome as Refusal, policy, interaction?.id);
-      if (result.ok && interaction) {
-        const context = signing.get(result);
-        result = { ...result, interactionId: interaction.id, headers: { ...result.headers, 'x-fapi-interaction-id': interaction.id } };
-        if (context) signing.set(result, context);
-      }
-      report(request, started, result, (outcome as Refusal).token, (outcome as Refusal).note, interaction);
-      return result;
+      const pass = begin(request, routePolicy);
+      const outcome = await guarded(async () => {
+        const found = await authenticateRequest(request, pass.policy);
+        return found.ok ? completeRequest(request, pass.policy, found, pass.interaction?.id) : found;
+      });
+      return settle(request, pass, outcome);
+    },
+    async authenticate(request, routePolicy) {
+      const pass = begin(request, routePolicy);
+      const found = await guarded(() => authenticateRequest(request, pass.policy));
+      if (!found.ok) return settle(request, pass, found);
+      const authenticated: Authenticated = { ok: true, authenticated: true };
+      pending.set(authenticated, { ...pass, found });
+      return authenticated;
+    },
+    async complete(authenticated, request) {
+      const pass = pending.get(authenticated);
+      if (!pass) throw new TypeError('fapi-guard: complete() takes the value of one authenticate() call, once');
+      pending.delete(authenticated);
+      const outcome = await guarded(() => completeRequest(request, pass.policy, pass.found, pass.interaction?.id));
+      return settle(request, pass, outcome);
     },
   };
 }

@@ -29,19 +29,20 @@ export {
   REASONS,
   renderChallenges,
 } from './errors.js';
-export { type Authorized, type Binding, createGuard, type Guard } from './guard.js';
+export { type Authenticated, type Authorized, type Binding, createGuard, type Guard } from './guard.js';
 export { type InteractionId, interactionId } from './interaction.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 export { DecisionMetrics, type MetricsSnapshot } from './metrics.js';
 export {
+  authorizeNodeRequest,
   captureRawBody,
+  completeNodeRequest,
   errorResponse,
   guardRequestFromNode,
   type NodeRequestParts,
-  prepareNodeRequest,
   type ResponseParts,
 } from './node.js';
-export { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody } from './node-body.js';
+export { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';
 export { signNodeResponse } from './node-response.js';
 export {
   COMPAT_PRESETS,

@@ -20,9 +20,55 @@ export function rememberedRawBody(req: IncomingMessage): RawBody | undefined {
   return remembered.get(req);
 }
 
-/** True while nobody has read from the request stream yet. */
+/** Requests whose body {@link tapRawBody} is keeping, with what it has kept so far. */
+const taps = new WeakMap<IncomingMessage, { push: IncomingMessage['push']; chunks: Buffer[]; size: number }>();
+
+/**
+ * True while the whole body is still on the stream: nobody has read from it yet, or only
+ * {@link tapRawBody}, which puts back what it takes.
+ */
 export function bodyUnread(req: IncomingMessage): boolean {
-  return !req.readableDidRead && !req.readableEnded && !req.destroyed;
+  return (!req.readableDidRead || taps.has(req)) && !req.readableEnded && !req.destroyed;
+}
+
+function untap(req: IncomingMessage, result?: RawBody): void {
+  const tap = taps.get(req);
+  if (!tap) return;
+  taps.delete(req);
+  req.push = tap.push;
+  if (result) remembered.set(req, result);
+}
+
+/**
+ * Keeps the body bytes as whoever reads the stream reads them (the application's body parser),
+ * without reading it: an unauthenticated client's body is never read for the guard's sake.
+ * Node's HTTP parser hands each body chunk to `req.push`, wrapped here; bytes already buffered
+ * when the tap goes on are taken and put back. Past `limit` bytes it keeps `too_large`.
+ */
+export function tapRawBody(req: IncomingMessage, limit: number): void {
+  if (remembered.has(req) || taps.has(req) || !bodyUnread(req)) return;
+  const tap = { push: req.push, chunks: [] as Buffer[], size: 0 };
+  const keep = (chunk: Buffer): void => {
+    tap.size += chunk.length;
+    if (tap.size > limit) untap(req, { ok: false, reason: 'too_large' });
+    else tap.chunks.push(chunk);
+  };
+  const finish = () => untap(req, { ok: true, body: Buffer.concat(tap.chunks) });
+  taps.set(req, tap);
+  req.push = function push(chunk, encoding) {
+    // The parser sets `complete`, then pushes null: the end of the message.
+    if (chunk === null) finish();
+    else if (Buffer.isBuffer(chunk)) keep(chunk);
+    return tap.push.call(this, chunk, encoding);
+  };
+  if (req.readableLength > 0) {
+    const head = req.read() as Buffer | null;
+    if (head) {
+      req.unshift(head);
+      keep(head);
+    }
+  }
+  if (req.complete && taps.has(req)) finish();
 }
 
 /**
@@ -31,6 +77,8 @@ export function bodyUnread(req: IncomingMessage): boolean {
  * stream is left to the application.
  */
 export function readRawBody(req: IncomingMessage, limit: number): Promise<RawBody> {
+  // What a tap kept so far is still on the stream: read all of it here instead.
+  untap(req);
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -6,8 +6,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { GuardError } from './errors.js';
-import type { Guard } from './guard.js';
-import { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody } from './node-body.js';
+import type { Authenticated, Authorized, Guard } from './guard.js';
+import { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';
 import type { CompiledPolicy } from './policy.js';
 import { announcesBody, type GuardRequest, headersFromRaw } from './request.js';
 
@@ -44,34 +44,43 @@ export function guardRequestFromNode(
 }
 
 /**
- * {@link guardRequestFromNode}, plus the raw body on routes that check request signatures: the
- * bytes a `rawBody()` middleware (or Fastify's preParsing hook) kept, or, when no one has read
- * the stream yet, read here and put back for the body parsers that follow.
+ * Both phases of the guard for a Node request: {@link Guard.authenticate} on the headers, and
+ * only for an authenticated request the body — on `signedRequest` routes the bytes a `rawBody()`
+ * tap kept, or, when no one has read the stream yet, read here and put back for the body parsers
+ * that follow — then {@link Guard.complete}.
  */
-export function prepareNodeRequest(
+export async function authorizeNodeRequest(
   guard: Guard,
   req: IncomingMessage,
   parts: NodeRequestParts,
   policy: CompiledPolicy,
-): GuardRequest | GuardError | Promise<GuardRequest | GuardError> {
+): Promise<Authorized | GuardError> {
   const request = guardRequestFromNode(guard, req, parts, policy);
-  // Synchronous on every route that does not check signatures: no extra promise on the hot path.
-  if (!('method' in request) || !policy.signedRequest || !announcesBody(request.headers)) return request;
-  return withRawBody(guard, req, request, policy);
+  if (!('method' in request)) return request;
+  const authenticated = await guard.authenticate(request, policy);
+  if (!authenticated.ok) return authenticated;
+  return completeNodeRequest(guard, req, request, authenticated, policy);
 }
 
-async function withRawBody(
+/**
+ * The second phase alone, for adapters that authenticate before the body is parsed (Fastify's
+ * `onRequest`): `request` is the one authenticated, with `body` set to the parsed body, if any.
+ */
+export async function completeNodeRequest(
   guard: Guard,
   req: IncomingMessage,
   request: GuardRequest,
+  authenticated: Authenticated,
   policy: CompiledPolicy,
-): Promise<GuardRequest | GuardError> {
-  const raw = await rawBodyOf(guard, req);
-  if (raw?.ok) request.rawBody = raw.body;
-  else if (raw?.reason === 'too_large')
-    return guard.refuse('body_too_large', 'request body exceeds messageSigning.maxBodyBytes', policy, request.headers);
-  // No bytes (a parser read them first, or the client went away): the core refuses with body_unavailable.
-  return request;
+): Promise<Authorized | GuardError> {
+  if (policy.signedRequest && announcesBody(request.headers)) {
+    const raw = await rawBodyOf(guard, req);
+    if (raw?.ok) request.rawBody = raw.body;
+    else if (raw?.reason === 'too_large')
+      return guard.refuse('body_too_large', 'request body exceeds messageSigning.maxBodyBytes', policy, request.headers);
+    // No bytes (a parser read them first, or the client went away): the core refuses with body_unavailable.
+  }
+  return guard.complete(authenticated, request);
 }
 
 /** The bytes kept for `req` earlier, or read now if no one has read the stream yet (then kept). */
@@ -85,11 +94,12 @@ async function rawBodyOf(guard: Guard, req: IncomingMessage): Promise<RawBody | 
 
 /**
  * The `rawBody()` middleware's work: keeps the body bytes of every request that has one (bounded
- * by `messageSigning.maxBodyBytes`) for signature checks later on, and leaves them on the stream
- * for the body parsers mounted after it.
+ * by `messageSigning.maxBodyBytes`) as the body parsers mounted after it read them, for signature
+ * checks later on. It reads nothing itself.
  */
-export async function captureRawBody(guard: Guard, req: IncomingMessage): Promise<void> {
-  if (guard.options.messageSigning && announcesBody(headersFromRaw(req.rawHeaders))) await rawBodyOf(guard, req);
+export function captureRawBody(guard: Guard, req: IncomingMessage): void {
+  const limit = guard.options.messageSigning?.maxBodyBytes;
+  if (limit !== undefined && announcesBody(headersFromRaw(req.rawHeaders))) tapRawBody(req, limit);
 }
 
 /** What an adapter writes for a refusal: status, headers and the JSON body text. */

@@ -4,15 +4,13 @@
  */
 import {
   type Authorized,
+  authorizeNodeRequest,
   captureRawBody,
   createGuard,
   errorResponse,
   type Guard,
   type GuardError,
   type GuardOptions,
-  type GuardRequest,
-  isGuardError,
-  prepareNodeRequest,
   type RoutePolicy,
   signNodeResponse,
 } from '@fapi-guard/core';
@@ -81,26 +79,21 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardExpress {
     },
     rawBody(): RequestHandler {
       return (req, _res, next) => {
-        captureRawBody(guard, req).then(() => next(), next);
+        captureRawBody(guard, req);
+        next();
       };
     },
     protect(policy?: RoutePolicy): RequestHandler {
       const compiled = guard.policy(policy);
       return (req: Request, res: Response, next: NextFunction) => {
-        const proceed = (request: GuardRequest | GuardError) => {
-          if (isGuardError(request)) return sendGuardError(res, request);
-          guard.check(request, compiled).then((result) => {
-            if (!result.ok) return sendGuardError(res, result);
-            for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
-            signNodeResponse(guard, result, req, res);
-            req.auth = result;
-            next();
-          }, next);
-        };
         // originalUrl keeps the mount path of routers (req.url loses it).
-        const prepared = prepareNodeRequest(guard, req, { path: req.originalUrl, body: req.body }, compiled);
-        if (prepared instanceof Promise) prepared.then(proceed, next);
-        else proceed(prepared);
+        authorizeNodeRequest(guard, req, { path: req.originalUrl, body: req.body }, compiled).then((result) => {
+          if (!result.ok) return sendGuardError(res, result);
+          for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
+          signNodeResponse(guard, result, req, res);
+          req.auth = result;
+          next();
+        }, next);
       };
     },
   };

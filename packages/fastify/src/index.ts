@@ -4,20 +4,31 @@
  * It hands the Node request to the core and writes the core's response through the reply.
  */
 import {
+  type Authenticated,
   type Authorized,
+  authorizeNodeRequest,
   type CompiledPolicy,
   captureRawBody,
+  completeNodeRequest,
   createGuard,
   errorResponse,
   type Guard,
   type GuardError,
   type GuardOptions,
+  type GuardRequest,
+  guardRequestFromNode,
   isGuardError,
-  prepareNodeRequest,
   type RoutePolicy,
   signNodeResponse,
 } from '@fapi-guard/core';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type {
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  onRequestAsyncHookHandler,
+  preHandlerAsyncHookHandler,
+  preValidationAsyncHookHandler,
+} from 'fastify';
 import fp from 'fastify-plugin';
 
 declare module 'fastify' {
@@ -51,20 +62,56 @@ export function sendGuardError(reply: FastifyReply, error: GuardError): FastifyR
   return reply.code(status).headers(headers).send(body);
 }
 
+/** The decision on the reply: a refusal written, or `request.auth` set. */
+function settle(guard: Guard, request: FastifyRequest, reply: FastifyReply, result: Authorized | GuardError): FastifyReply | undefined {
+  if (!result.ok) return sendGuardError(reply, result);
+  reply.headers(result.headers);
+  signNodeResponse(guard, result, request.raw, reply.raw);
+  request.auth = result;
+  return undefined;
+}
+
+/** raw.url is the request target as received, before any prefix rewriting. */
+const targetOf = (request: FastifyRequest) => request.raw.url ?? request.url;
+
 function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHookHandler {
   return async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
-    // raw.url is the request target as received, before any prefix rewriting.
-    const parts = { path: request.raw.url ?? request.url, body: request.body };
-    const prepared = prepareNodeRequest(guard, request.raw, parts, policy);
-    // Synchronous unless the body has to be read for a signature check.
-    const guardRequest = prepared instanceof Promise ? await prepared : prepared;
-    if (isGuardError(guardRequest)) return sendGuardError(reply, guardRequest);
-    const result = await guard.check(guardRequest, policy);
-    if (!result.ok) return sendGuardError(reply, result);
-    reply.headers(result.headers);
-    signNodeResponse(guard, result, request.raw, reply.raw);
-    request.auth = result;
+    const result = await authorizeNodeRequest(guard, request.raw, { path: targetOf(request), body: request.body }, policy);
+    return settle(guard, request, reply, result);
   };
+}
+
+/**
+ * A `config.fapi` route's guard in two hooks: authentication on the headers in `onRequest`,
+ * before Fastify reads and parses the body, and the body checks (token in a form body, request
+ * signature) in `preValidation`, the first hook that sees the parsed body. Both go ahead of the
+ * route's own hooks of the same kind.
+ */
+function routeHooksFor(guard: Guard, policy: CompiledPolicy) {
+  const authenticated = new WeakMap<FastifyRequest, { request: GuardRequest; authenticated: Authenticated }>();
+  const onRequest: onRequestAsyncHookHandler = async function fapiGuardOnRequest(request, reply) {
+    const guardRequest = guardRequestFromNode(guard, request.raw, { path: targetOf(request) }, policy);
+    if (isGuardError(guardRequest)) return sendGuardError(reply, guardRequest);
+    const result = await guard.authenticate(guardRequest, policy);
+    if (!result.ok) return sendGuardError(reply, result);
+    authenticated.set(request, { request: guardRequest, authenticated: result });
+    return undefined;
+  };
+  const preValidation: preValidationAsyncHookHandler = async function fapiGuardPreValidation(request, reply) {
+    const pass = authenticated.get(request);
+    // Fails closed (500) if the authentication hook did not run for this request.
+    if (!pass) throw new Error('fapi-guard: preValidation without onRequest authentication');
+    authenticated.delete(request);
+    pass.request.body = request.body;
+    return settle(guard, request, reply, await completeNodeRequest(guard, request.raw, pass.request, pass.authenticated, policy));
+  };
+  return { onRequest, preValidation };
+}
+
+/** `hook` ahead of the route's own hooks of that kind. */
+function first<T>(hook: T, own: T | T[] | undefined): T[] {
+  if (own === undefined) return [hook];
+  return Array.isArray(own) ? [hook, ...own] : [hook, own];
 }
 
 const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, options) => {
@@ -82,21 +129,21 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
       return reply.code(answer.status).headers(answer.headers).send(answer.body);
     });
   }
-  // Request signatures: the body bytes as received are kept before the content-type parser reads
-  // them (RFC 9530 digests are over those bytes) and left on the stream for it.
+  // Request signatures: the body bytes as received are kept as the content-type parser reads them
+  // (RFC 9530 digests are over those bytes).
   if (guard.options.messageSigning) {
     fastify.addHook('preParsing', async (request, _reply, payload) => {
-      await captureRawBody(guard, request.raw);
+      captureRawBody(guard, request.raw);
       return payload;
     });
   }
-  // Routes that carry `config.fapi` get the guard as their first preHandler.
+  // Routes that carry `config.fapi`: no body is read before the client has authenticated.
   fastify.addHook('onRoute', (route) => {
     const policy = route.config?.fapi;
     if (!policy) return;
-    const handler = preHandlerFor(guard, guard.policy(policy));
-    const own = route.preHandler;
-    route.preHandler = own === undefined ? [handler] : [handler, ...[own].flat()];
+    const hooks = routeHooksFor(guard, guard.policy(policy));
+    route.onRequest = first(hooks.onRequest, route.onRequest);
+    route.preValidation = first(hooks.preValidation, route.preValidation);
   });
 };
 

@@ -4,14 +4,13 @@
  */
 import {
   type Authorized,
+  authorizeNodeRequest,
   captureRawBody,
   createGuard,
   errorResponse,
   type Guard,
   type GuardError,
   type GuardOptions,
-  isGuardError,
-  prepareNodeRequest,
   type RoutePolicy,
   signNodeResponse,
 } from '@fapi-guard/core';
@@ -74,23 +73,16 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
       };
     },
     rawBody(): Middleware {
-      return async (ctx, next) => {
-        await captureRawBody(guard, ctx.req);
-        await next();
+      return (ctx, next) => {
+        captureRawBody(guard, ctx.req);
+        return next();
       };
     },
     protect(policy?: RoutePolicy): Middleware {
       const compiled = guard.policy(policy);
       return async (ctx: Context, next: Next) => {
         const body = (ctx.request as { body?: unknown }).body;
-        const prepared = prepareNodeRequest(guard, ctx.req, { path: ctx.originalUrl, body }, compiled);
-        // Synchronous unless the body has to be read for a signature check.
-        const request = prepared instanceof Promise ? await prepared : prepared;
-        if (isGuardError(request)) {
-          sendGuardError(ctx, request);
-          return;
-        }
-        const result = await guard.check(request, compiled);
+        const result = await authorizeNodeRequest(guard, ctx.req, { path: ctx.originalUrl, body }, compiled);
         if (!result.ok) {
           sendGuardError(ctx, result);
           return;
