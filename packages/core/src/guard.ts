@@ -6,7 +6,7 @@ import { type DpopResult, DpopVerifier } from './binding/dpop.js';
 import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
 import { readCredentials } from './credentials.js';
-import { type AuthScheme, GuardError, type GuardErrorReason, renderChallenges } from './errors.js';
+import { type AuthScheme, GuardError, type GuardErrorReason, REASONS, renderChallenges } from './errors.js';
 import { type InteractionId, interactionId } from './interaction.js';
 import { logValue } from './log-value.js';
 import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
@@ -240,7 +240,9 @@ export function createGuard(options: GuardOptions): Guard {
     if (refusal.nonce) headers['dpop-nonce'] = refusal.nonce;
     if (refusal.acceptSignature) headers['accept-signature'] = refusal.acceptSignature;
     Object.assign(headers, EXPOSE);
-    if (refusal.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(refusal.retryAfterMs / 1000)));
+    // RFC 9110 §10.2.3: a 503 says when to come back; 1 s unless the failing part knows better.
+    const retryAfterMs = refusal.retryAfterMs ?? (REASONS[refusal.reason].status === 503 ? 1000 : undefined);
+    if (retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
     headers['cache-control'] = 'no-store';
     // The detail quotes request and token values (kid, htu, ...): escaped and bounded for logs.
     return new GuardError(refusal.reason, logValue(refusal.detail), headers);

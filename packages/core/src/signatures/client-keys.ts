@@ -118,8 +118,6 @@ export class ClientKeys {
           known = false;
           return;
         }
-        // A resolved source passes the checks a configured one passed at start-up (FAPI 2.0 §5.2.1).
-        checkSource(source, `keys of client ${clientId}`);
         const jwks =
           'jwksUri' in source
             ? await fetchJson(source.jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json', `jwksUri of client ${clientId}`)

@@ -12,7 +12,7 @@
  * connection (RFC 8705 `tls_client_auth`) and a private CA. Every failure is a
  * `ServiceUnavailable`, which the guard turns into 503 (DEC-09).
  */
-import { type IncomingMessage, request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { assertSecureUrl } from '../url.js';
 

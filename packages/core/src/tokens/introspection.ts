@@ -13,7 +13,7 @@ import { type CryptoKey, compactVerify, importJWK, type JWK, SignJWT } from 'jos
 import { LRUCache } from 'lru-cache';
 import type { GuardErrorReason } from '../errors.js';
 import { decodeJsonSegment } from '../jws.js';
-import { outboundUrl, postForm, ServiceUnavailable } from './http.js';
+import { postForm, ServiceUnavailable } from './http.js';
 import type { IssuerKeys } from './issuer.js';
 import { type AccessTokenClaims, deepFreeze, type TokenResult, type VerifiedAccessToken } from './jwt.js';
 
@@ -87,9 +87,7 @@ export interface IntrospectorSettings {
 
 type Fail = Extract<TokenResult, { ok: false }>;
 const fail = (reason: GuardErrorReason, detail: string): Fail => ({ ok: false, reason, detail });
-/** DEC-09: the client may try again shortly (RFC 9110 §10.2.3 `Retry-After`). */
-const unavailable = (detail: string): Fail => ({ ok: false, reason: 'issuer_unavailable', detail, retryAfterMs: RETRY_AFTER_MS });
-const RETRY_AFTER_MS = 1000;
+const unavailable = (detail: string): Fail => ({ ok: false, reason: 'issuer_unavailable', detail });
 
 /** RFC 9701 §5: signed answers are fresh; older than this (plus leeway) is refused. */
 const SIGNED_ANSWER_MAX_AGE_SEC = 60;
@@ -140,7 +138,8 @@ export class Introspector {
     this.timeoutMs = options.timeoutMs ?? 3000;
     const maxConcurrent = options.maxConcurrent ?? 16;
     const maxQueued = options.maxQueued ?? 64;
-    if (!(Number.isInteger(maxConcurrent) && maxConcurrent >= 1)) throw new TypeError('fapi-guard: introspection.maxConcurrent must be an integer ≥ 1');
+    if (!(Number.isInteger(maxConcurrent) && maxConcurrent >= 1))
+      throw new TypeError('fapi-guard: introspection.maxConcurrent must be an integer ≥ 1');
     if (!(Number.isInteger(maxQueued) && maxQueued >= 0)) throw new TypeError('fapi-guard: introspection.maxQueued must be an integer ≥ 0');
     this.limit = new CallLimit(maxConcurrent, maxQueued);
   }
@@ -252,7 +251,13 @@ export class Introspector {
       form.set('client_id', o.clientId);
       tls = { ...tls, cert: auth.cert, key: auth.key };
     }
-    const res = await postForm(endpoint, { headers, body: form.toString(), timeoutMs: this.timeoutMs, tls, what: 'introspection_endpoint' });
+    const res = await postForm(endpoint, {
+      headers,
+      body: form.toString(),
+      timeoutMs: this.timeoutMs,
+      tls,
+      what: 'introspection_endpoint',
+    });
     if (res.status !== 200) return unavailable(`introspection endpoint answered ${res.status}`);
     if (o.signedResponse) {
       if (!res.contentType.startsWith('application/token-introspection+jwt')) {
@@ -322,8 +327,6 @@ export class Introspector {
     }
     const endpoint = meta.introspection_endpoint;
     if (typeof endpoint !== 'string') throw new ServiceUnavailable(`${this.issuer} metadata has no introspection_endpoint`);
-    // FAPI 2.0 §5.2.1 / INTRO-05 for a discovered endpoint too: no token or secret over plain http.
-    outboundUrl(endpoint, `introspection_endpoint of ${this.issuer}`);
     return endpoint;
   }
 

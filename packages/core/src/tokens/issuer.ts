@@ -10,7 +10,7 @@
  * - with no keys at all the result is `unavailable` (503), never an accepted request.
  */
 import { type CryptoKey, importJWK, type JWK } from 'jose';
-import { exchange, outboundUrl, ServiceUnavailable } from './http.js';
+import { exchange, ServiceUnavailable } from './http.js';
 
 /** A JSON Web Key Set (RFC 7517 §5). */
 export interface JSONWebKeySet {
@@ -273,7 +273,6 @@ export class IssuerKeys {
     const meta = await this.metadata();
     const jwksUri = meta.jwks_uri;
     if (typeof jwksUri !== 'string') throw new FetchError(`${this.issuer} metadata has no jwks_uri`);
-    outboundUrl(jwksUri, `jwks_uri of ${this.issuer}`);
     this.jwksUri = jwksUri;
     return jwksUri;
   }
@@ -295,19 +294,21 @@ export class IssuerKeys {
   }
 
   private async fetchMetadata(): Promise<Record<string, unknown>> {
-    let lastError: Error | undefined;
+    // Every location's failure is kept: the reason at the RFC 8414 location is the one an
+    // operator needs even when the OpenID fallback then answers 404.
+    const failures: string[] = [];
     for (const url of discoveryUrls(this.issuer)) {
       try {
         this.fetches++;
         const meta = (await fetchJson(url, this.timeoutMs, 'application/json', 'issuer metadata')) as Record<string, unknown>;
-        if (meta.issuer !== this.issuer) {
-          throw new FetchError(`${url} names issuer ${JSON.stringify(meta.issuer)}, not ${this.issuer}`);
+        if (meta?.issuer !== this.issuer) {
+          throw new FetchError(`${url} names issuer ${JSON.stringify(meta?.issuer)}, not ${this.issuer}`);
         }
         return meta;
       } catch (e) {
-        lastError = e as Error;
+        failures.push((e as Error).message);
       }
     }
-    throw lastError ?? new FetchError('discovery failed');
+    throw new FetchError(failures.join('; '));
   }
 }
