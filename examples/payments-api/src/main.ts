@@ -9,7 +9,9 @@ async function main(): Promise<void> {
   const config = readConfig();
   const running = await startExample(config, (e) => {
     const who = e.clientId ? ` client=${e.clientId}` : '';
-    console.log(`${e.outcome} ${e.status} ${e.method} ${e.url}${who}${e.reason ? ` reason=${e.reason} (${e.detail})` : ''}`);
+    // Values from the request arrive escaped (no line breaks, quotes as \"): safe to print, and
+    // the quoted detail cannot end early.
+    console.log(`${e.outcome} ${e.status} ${e.method} ${e.url}${who}${e.reason ? ` reason=${e.reason} detail="${e.detail ?? ''}"` : ''}`);
   });
   console.log(`fapi-guard example payments API (${config.framework}) on ${running.url}`);
   console.log(`  audience ${config.audience}`);

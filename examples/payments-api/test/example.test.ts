@@ -95,6 +95,31 @@ describe('npm start', () => {
     }
   });
 
+  it('15.12 log injection: a kid with CR/LF and ANSI escapes cannot forge a log line', async () => {
+    const proc = run('main.js', { PORT: '0', HOST: '127.0.0.1', FAPI_ISSUER: '', FAPI_AUDIENCE: 'https://payments.example' });
+    try {
+      await waitFor(() => /issuer +(http:\/\/127\.0\.0\.1:\d+)/.test(proc.output()));
+      const base = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(proc.output())?.[1] as string;
+      const issuer = /issuer +(http:\/\/127\.0\.0\.1:\d+)/.exec(proc.output())?.[1] as string;
+      const forged = 'allow 200 POST /payments client=client-1';
+      const segment = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const header = { alg: 'ES256', typ: 'at+jwt', kid: `k1"\r\n${forged}\u001b[2K` };
+      const token = `${segment(header)}.${segment({ iss: issuer })}.${Buffer.alloc(64).toString('base64url')}`;
+      expect((await fetch(`${base}/accounts`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
+      await waitFor(() => proc.output().includes('token_key_unknown'));
+      const lines = proc.output().split(/\r?\n/);
+      expect(lines.filter((line) => line.startsWith('allow'))).toEqual([]);
+      expect(proc.output()).not.toContain('\u001b');
+      const deny = lines.find((line) => line.includes('token_key_unknown')) as string;
+      expect(deny).toContain(`kid \\"k1\\"\\r\\n${forged}\\u001b[2K\\" at ${issuer}`);
+      // The quoted detail runs to the end of the line: nothing after it can pose as another field.
+      expect(deny).toMatch(/ detail="(?:[^"\\]|\\.)*"$/);
+    } finally {
+      proc.child.kill('SIGTERM');
+      await proc.exited;
+    }
+  });
+
   it('refuses an unsafe configuration at start-up with a message', async () => {
     const proc = run('main.js', { PORT: '0', FAPI_ISSUER: 'http://as.example.com' });
     expect(await proc.exited).toBe(1);

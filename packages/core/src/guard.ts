@@ -6,8 +6,9 @@ import { type DpopResult, DpopVerifier } from './binding/dpop.js';
 import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
 import { bodyHasToken, readCredentials } from './credentials.js';
-import { type AuthScheme, GuardError, type GuardErrorReason, renderChallenges } from './errors.js';
+import { type AuthScheme, GuardError, type GuardErrorReason, REASONS, renderChallenges } from './errors.js';
 import { type InteractionId, interactionId } from './interaction.js';
+import { logValue } from './log-value.js';
 import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 import type { ResponseParts } from './node.js';
 import { type DecisionEvent, type GuardOptions, type ResolvedMessageSigning, type ResolvedOptions, resolveOptions } from './options.js';
@@ -280,9 +281,12 @@ export function createGuard(options: GuardOptions): Guard {
     if (refusal.nonce) headers['dpop-nonce'] = refusal.nonce;
     if (refusal.acceptSignature) headers['accept-signature'] = refusal.acceptSignature;
     Object.assign(headers, EXPOSE);
-    if (refusal.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(refusal.retryAfterMs / 1000)));
+    // RFC 9110 §10.2.3: a 503 says when to come back; 1 s unless the failing part knows better.
+    const retryAfterMs = refusal.retryAfterMs ?? (REASONS[refusal.reason].status === 503 ? 1000 : undefined);
+    if (retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
     headers['cache-control'] = 'no-store';
-    return new GuardError(refusal.reason, refusal.detail, headers);
+    // The detail quotes request and token values (kid, htu, ...): escaped and bounded for logs.
+    return new GuardError(refusal.reason, logValue(refusal.detail), headers);
   }
 
   /**
@@ -486,29 +490,32 @@ export function createGuard(options: GuardOptions): Guard {
   ): void {
     if (!opts.onDecision) return;
     const t = result.ok ? result.token : token;
+    // Every value from the request or the token enters the event through logValue (the detail
+    // did so in toError): none can forge a log line.
     const event: DecisionEvent = {
       outcome: result.ok ? 'allow' : 'deny',
       status: result.ok ? 200 : result.status,
-      method: request.method,
-      url: request.url.split('?', 1)[0] as string,
+      method: logValue(request.method),
+      url: logValue(request.url.split('?', 1)[0] as string),
       durationMs: performance.now() - started,
     };
     if (interaction) {
-      event.interactionId = interaction.id;
-      if (interaction.refused !== undefined) event.refusedInteractionId = interaction.refused;
+      event.interactionId = logValue(interaction.id);
+      if (interaction.refused !== undefined) event.refusedInteractionId = logValue(interaction.refused);
     }
     if (!result.ok) {
       event.reason = result.reason;
       if (result.error) event.error = result.error;
       if (result.detail) event.detail = result.detail;
-      if (note) event.note = note;
+      if (note) event.note = logValue(note);
     } else {
       event.binding = result.binding.type;
     }
     if (t) {
-      event.issuer = t.claims.iss;
-      event.clientId = t.claims.client_id;
-      event.subject = t.claims.sub;
+      const { iss, client_id, sub } = t.claims as Record<string, unknown>;
+      if (typeof iss === 'string') event.issuer = logValue(iss);
+      if (typeof client_id === 'string') event.clientId = logValue(client_id);
+      if (typeof sub === 'string') event.subject = logValue(sub);
       event.tokenHash = t.hash;
     }
     try {

@@ -36,7 +36,13 @@ export const SUPPORTED_ALGORITHMS: ReadonlySet<string> = new Set([
   'RS512',
 ]);
 
-/** One line per request decision, for logs and audit. Never contains the token. */
+/**
+ * One line per request decision, for logs and audit. Never contains the token. String values
+ * taken from the request or the token (`detail`, `note`, `method`, `url`, `clientId`, `subject`,
+ * `issuer`, interaction ids) are escaped as inside a JSON string (quotes, backslashes, control
+ * characters, Unicode line separators and bidi overrides) and cut to 512 characters, so they can
+ * be printed as they are.
+ */
 export interface DecisionEvent {
   outcome: 'allow' | 'deny';
   status: number;

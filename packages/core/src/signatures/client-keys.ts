@@ -111,13 +111,17 @@ export class ClientKeys {
     entry.pending = (async () => {
       entry.lastAttempt = this.now();
       try {
-        const source = this.options.clients?.[clientId] ?? (await this.options.resolveClient?.(clientId));
+        // Own entries only: a client_id of `constructor` or `__proto__` is not a registered client.
+        const clients = this.options.clients;
+        const source = clients && Object.hasOwn(clients, clientId) ? clients[clientId] : await this.options.resolveClient?.(clientId);
         if (!source) {
           known = false;
           return;
         }
         const jwks =
-          'jwksUri' in source ? await fetchJson(source.jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json') : source.jwks;
+          'jwksUri' in source
+            ? await fetchJson(source.jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json', `jwksUri of client ${clientId}`)
+            : source.jwks;
         entry.keys = keysOf(jwks);
         entry.at = this.now();
         entry.error = undefined;

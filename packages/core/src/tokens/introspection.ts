@@ -15,7 +15,7 @@ import type { GuardErrorReason } from '../errors.js';
 import { decodeJsonSegment } from '../jws.js';
 import { postForm, ServiceUnavailable } from './http.js';
 import type { IssuerKeys } from './issuer.js';
-import type { AccessTokenClaims, TokenResult, VerifiedAccessToken } from './jwt.js';
+import { type AccessTokenClaims, deepFreeze, type TokenResult, type VerifiedAccessToken } from './jwt.js';
 
 /** How this resource server authenticates to the introspection endpoint (RFC 7662 §2.1). */
 export type IntrospectionClientAuth =
@@ -53,6 +53,20 @@ export interface IntrospectionOptions {
   signedResponse?: boolean;
   /** Time allowed for one introspection call. @default 3000 */
   timeoutMs?: number;
+  /**
+   * Introspection calls in flight at once. Tokens the cache does not know cost one call each, so
+   * a flood of made-up opaque tokens would otherwise become a flood of calls to the authorization
+   * server. Raise it for an API with many distinct tokens at once and an AS that can take them.
+   * @default 16
+   */
+  maxConcurrent?: number;
+  /**
+   * Calls that may wait for one of the `maxConcurrent` slots, each for at most `timeoutMs`.
+   * A request beyond them, or whose wait runs out, is answered 503 with `Retry-After` at once
+   * (DEC-09), without a call.
+   * @default 64
+   */
+  maxQueued?: number;
   /** A CA (PEM) to trust for the endpoint, besides the system's. */
   ca?: string;
   /**
@@ -110,6 +124,7 @@ export class Introspector {
   private readonly negativeTtlMs: number;
   private readonly timeoutMs: number;
   private readonly inflight = new Map<string, Promise<TokenResult>>();
+  private readonly limit: CallLimit;
   private assertionKey: Promise<CryptoKey> | undefined;
 
   constructor(
@@ -121,6 +136,12 @@ export class Introspector {
     this.negativeTtlMs = (cache?.negativeTtlSec ?? 5) * 1000;
     this.cache = cache ? (cache.store ?? new MemoryIntrospectionCache(cache.max ?? 10_000, settings.now)) : undefined;
     this.timeoutMs = options.timeoutMs ?? 3000;
+    const maxConcurrent = options.maxConcurrent ?? 16;
+    const maxQueued = options.maxQueued ?? 64;
+    if (!(Number.isInteger(maxConcurrent) && maxConcurrent >= 1))
+      throw new TypeError('fapi-guard: introspection.maxConcurrent must be an integer ≥ 1');
+    if (!(Number.isInteger(maxQueued) && maxQueued >= 0)) throw new TypeError('fapi-guard: introspection.maxQueued must be an integer ≥ 0');
+    this.limit = new CallLimit(maxConcurrent, maxQueued);
   }
 
   /** The issuer identifier whose tokens this introspector answers for. */
@@ -141,6 +162,10 @@ export class Introspector {
   }
 
   private async call(token: string, hash: string): Promise<TokenResult> {
+    const admitted = this.limit.enter(this.timeoutMs);
+    if (!(admitted === true || (await admitted))) {
+      return unavailable(`introspection: more than ${this.limit.describe()} calls at once`);
+    }
     let answer: Record<string, unknown>;
     try {
       const result = await this.request(token);
@@ -148,6 +173,8 @@ export class Introspector {
       answer = result.answer;
     } catch (e) {
       return unavailable(`introspection: ${(e as Error).message}`);
+    } finally {
+      this.limit.leave();
     }
     const now = this.settings.now();
     // RFC 7662 §2.2: only a boolean true is active.
@@ -192,7 +219,8 @@ export class Introspector {
     const tol = s.clockToleranceSec;
     if (typeof c.exp === 'number' && now >= c.exp + tol) return fail('token_expired', `exp ${c.exp} is past`);
     if (typeof c.nbf === 'number' && c.nbf > now + tol) return fail('token_not_yet_valid', `nbf ${c.nbf} is in the future`);
-    const token: VerifiedAccessToken = { claims, hash, source: 'introspection' };
+    // Frozen, as on the JWT path: the cached claims are handed to every request with this token.
+    const token: VerifiedAccessToken = deepFreeze({ claims, hash, source: 'introspection' });
     return { ok: true, token };
   }
 
@@ -223,7 +251,13 @@ export class Introspector {
       form.set('client_id', o.clientId);
       tls = { ...tls, cert: auth.cert, key: auth.key };
     }
-    const res = await postForm(endpoint, { headers, body: form.toString(), timeoutMs: this.timeoutMs, tls });
+    const res = await postForm(endpoint, {
+      headers,
+      body: form.toString(),
+      timeoutMs: this.timeoutMs,
+      tls,
+      what: 'introspection_endpoint',
+    });
     if (res.status !== 200) return unavailable(`introspection endpoint answered ${res.status}`);
     if (o.signedResponse) {
       if (!res.contentType.startsWith('application/token-introspection+jwt')) {
@@ -315,5 +349,52 @@ export class Introspector {
         .setJti(randomUUID())
         .sign(await this.assertionKey)
     );
+  }
+}
+
+/**
+ * At most `max` introspection calls at once; up to `maxQueued` more wait in arrival order, each
+ * for at most the time it is given; anything beyond is refused at once.
+ */
+class CallLimit {
+  private active = 0;
+  /** Admission callbacks in arrival order (a Set keeps insertion order and deletes in O(1)). */
+  private readonly waiting = new Set<() => void>();
+
+  constructor(
+    private readonly max: number,
+    private readonly maxQueued: number,
+  ) {}
+
+  /** `true` when a slot is free now; otherwise a promise of whether one was given in time. */
+  enter(waitMs: number): boolean | Promise<boolean> {
+    if (this.active < this.max) {
+      this.active++;
+      return true;
+    }
+    if (this.waiting.size >= this.maxQueued) return false;
+    return new Promise((resolve) => {
+      const admit = () => {
+        clearTimeout(timer);
+        this.waiting.delete(admit);
+        this.active++;
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.waiting.delete(admit);
+        resolve(false);
+      }, waitMs);
+      this.waiting.add(admit);
+    });
+  }
+
+  leave(): void {
+    this.active--;
+    const next = this.waiting.values().next();
+    if (!next.done) next.value();
+  }
+
+  describe(): string {
+    return `${this.max} (+${this.maxQueued} waiting)`;
   }
 }

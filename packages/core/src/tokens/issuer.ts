@@ -10,7 +10,7 @@
  * - with no keys at all the result is `unavailable` (503), never an accepted request.
  */
 import { type CryptoKey, importJWK, type JWK } from 'jose';
-import { isLoopbackUrl } from '../url.js';
+import { exchange, ServiceUnavailable } from './http.js';
 
 /** A JSON Web Key Set (RFC 7517 §5). */
 export interface JSONWebKeySet {
@@ -112,29 +112,19 @@ export function importVerificationKey(jwk: JWK, alg: string): Promise<CryptoKey>
 
 const MAX_DOCUMENT_BYTES = 512 * 1024;
 
-export class FetchError extends Error {}
+export class FetchError extends ServiceUnavailable {}
 
-export async function fetchJson(url: string, timeoutMs: number, accept: string): Promise<unknown> {
-  let res: Response;
+/**
+ * GETs a JSON document (metadata, a JWK set) through the one outbound path: URL checked before
+ * anything is sent, at most 512 KiB read, a deadline for the whole exchange.
+ */
+export async function fetchJson(url: string, timeoutMs: number, accept: string, what: string): Promise<unknown> {
+  const answer = await exchange(url, { method: 'GET', headers: { accept }, timeoutMs, maxBytes: MAX_DOCUMENT_BYTES, what });
+  if (answer.status !== 200) throw new FetchError(`GET ${what} ${url} answered ${answer.status}`);
   try {
-    res = await fetch(url, {
-      headers: { accept },
-      redirect: 'error',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (cause) {
-    throw new FetchError(`GET ${url} failed: ${(cause as Error).message}`);
-  }
-  if (res.status !== 200) {
-    await res.body?.cancel();
-    throw new FetchError(`GET ${url} answered ${res.status}`);
-  }
-  const text = await res.text();
-  if (text.length > MAX_DOCUMENT_BYTES) throw new FetchError(`GET ${url}: document too large`);
-  try {
-    return JSON.parse(text);
+    return JSON.parse(answer.body);
   } catch {
-    throw new FetchError(`GET ${url}: not JSON`);
+    throw new FetchError(`GET ${what} ${url}: not JSON`);
   }
 }
 
@@ -268,7 +258,7 @@ export class IssuerKeys {
   private async load(): Promise<void> {
     const jwksUri = this.jwksUri ?? (await this.discover());
     this.fetches++;
-    const body = await fetchJson(jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json');
+    const body = await fetchJson(jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json', 'jwks_uri');
     if (!isKeySet(body)) throw new FetchError(`${jwksUri} is not a JWK set`);
     const text = JSON.stringify(body);
     if (text !== this.jwksText) {
@@ -283,7 +273,6 @@ export class IssuerKeys {
     const meta = await this.metadata();
     const jwksUri = meta.jwks_uri;
     if (typeof jwksUri !== 'string') throw new FetchError(`${this.issuer} metadata has no jwks_uri`);
-    if (!jwksUri.startsWith('https:') && !isLoopbackUrl(jwksUri)) throw new FetchError(`jwks_uri ${jwksUri} is not https`);
     this.jwksUri = jwksUri;
     return jwksUri;
   }
@@ -305,19 +294,21 @@ export class IssuerKeys {
   }
 
   private async fetchMetadata(): Promise<Record<string, unknown>> {
-    let lastError: Error | undefined;
+    // Every location's failure is kept: the reason at the RFC 8414 location is the one an
+    // operator needs even when the OpenID fallback then answers 404.
+    const failures: string[] = [];
     for (const url of discoveryUrls(this.issuer)) {
       try {
         this.fetches++;
-        const meta = (await fetchJson(url, this.timeoutMs, 'application/json')) as Record<string, unknown>;
-        if (meta.issuer !== this.issuer) {
-          throw new FetchError(`${url} names issuer ${JSON.stringify(meta.issuer)}, not ${this.issuer}`);
+        const meta = (await fetchJson(url, this.timeoutMs, 'application/json', 'issuer metadata')) as Record<string, unknown>;
+        if (meta?.issuer !== this.issuer) {
+          throw new FetchError(`${url} names issuer ${JSON.stringify(meta?.issuer)}, not ${this.issuer}`);
         }
         return meta;
       } catch (e) {
-        lastError = e as Error;
+        failures.push((e as Error).message);
       }
     }
-    throw lastError ?? new FetchError('discovery failed');
+    throw new FetchError(failures.join('; '));
   }
 }

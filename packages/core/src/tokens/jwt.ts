@@ -143,13 +143,13 @@ export class JwtAccessTokenVerifier {
     if (payload.client_id === undefined && compat.clientIdClaim && typeof payload[compat.clientIdClaim] === 'string') {
       payload.client_id = payload[compat.clientIdClaim];
     }
-    const token: VerifiedAccessToken = {
+    // Frozen, claims and all: the same object is handed to every request that presents this token.
+    const token: VerifiedAccessToken = deepFreeze({
       header: { alg, typ: String(header.typ), ...(kid === undefined ? {} : { kid }) },
-      // Frozen: the same object is handed to every request that presents this token.
-      claims: deepFreeze(payload) as AccessTokenClaims,
+      claims: payload as AccessTokenClaims,
       hash,
       source: 'jwt',
-    };
+    });
     const checked = this.checkClaims(token);
     if (checked.ok && this.cache) {
       // Kept until expiry at most; a changed key set (rotation, revoked key) forces re-verification.
@@ -221,7 +221,8 @@ async function verifyWithAny(jwt: string, keys: readonly CryptoKey[], alg: strin
   return fail('token_signature', 'signature does not verify with the issuer keys');
 }
 
-function deepFreeze<T>(value: T): T {
+/** Freezes `value` and everything reachable from it. */
+export function deepFreeze<T>(value: T): T {
   // Iterative: a deeply nested claim must not exhaust the stack.
   const pending: unknown[] = [value];
   while (pending.length > 0) {
