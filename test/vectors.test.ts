@@ -25,7 +25,6 @@ describe('test vectors', () => {
     expect(data.rfc).toBe(`RFC ${number}`);
     expect(data.url).toMatch(new RegExp(`^https://www\\.rfc-editor\\.org/rfc/rfc${number}(#|$)`));
     const visit = (value: unknown): void => {
-      if (Array.isArray(value)) return value.forEach(visit);
       if (!value || typeof value !== 'object') return;
       const entry = value as Record<string, unknown>;
       if ('section' in entry) {

@@ -26,8 +26,7 @@ function derive(rfc9421) {
   const signBase = (base) => sign(null, Buffer.from(base), key).toString('base64');
 
   const requestDigest = digest(REQUEST_BODY);
-  const requestParams =
-    '("@method" "@target-uri" "authorization" "content-digest");created=' + `${CREATED};keyid="test-key-ed25519";tag="fapi-2-request"`;
+  const requestParams = `("@method" "@target-uri" "authorization" "content-digest");created=${CREATED};keyid="test-key-ed25519";tag="fapi-2-request"`;
   // RFC 9421 §2.5: one line per covered component, then @signature-params, no trailing LF.
   const requestBase = [
     '"@method": POST',
