@@ -1,6 +1,6 @@
 // One Jest run over every package's unit tests and the cross-package suites in test/.
-// ESM-only dependencies are transformed (Jest cannot require() ESM before Node 24.9);
-// see ../shared/TOOLCHAIN.md.
+// ESM-only dependencies are transformed to CommonJS by SWC: plain Node >= 20.19 can require()
+// them, but Jest's module runtime cannot before Node 24.9.
 const esmOnly = ['jose', 'oauth4webapi', 'dpop', 'oidc-provider', 'cookie', 'structured-headers'];
 
 /** @type {import('jest').Config} */

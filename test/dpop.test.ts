@@ -1,7 +1,7 @@
 /**
  * RFC 9449 DPoP at the resource server, through real HTTP against an Express app on 127.0.0.1,
  * with tokens from MockIssuer and proofs from DpopClient. The app's public origin is
- * https://rs.example.com (the checklist's fixture), so proofs carry that `htu`.
+ * https://rs.example.com (the fixture resource identifier), so proofs carry that `htu`.
  */
 import { DpopClient, MockIssuer, type ProofOptions } from '@fapi-guard/testing';
 import { type RunningApp, startExpressApp } from './support/express-app';

@@ -40,7 +40,8 @@ async function faultyKeys(as: MockIssuer) {
 
 let faults = 0;
 afterAll(() => {
-  process.stdout.write(`faults injected: ${faults}\n`);
+  // Reported with TEST_REPORT=1; a normal run stays quiet.
+  if (process.env.TEST_REPORT) process.stdout.write(`faults injected: ${faults}\n`);
 });
 
 describe('issuer key set faults', () => {

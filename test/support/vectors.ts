@@ -1,9 +1,12 @@
-/** The published test vectors in ../shared/spec/vectors (see RS-REQUIREMENTS.md §19). */
+/**
+ * The test vectors in test/vectors: examples copied from the RFCs (each vector cites its RFC
+ * section), plus the project-derived FAPI vector written by test/vectors/derive-fapi2.js.
+ */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headersFromRaw, type SignedMessage } from '@fapi-guard/core';
 
-const dir = join(__dirname, '..', '..', '..', 'shared', 'spec', 'vectors');
+const dir = join(__dirname, '..', 'vectors');
 
 // biome-ignore lint/suspicious/noExplicitAny: vector files are free-form JSON read by tests.
 export function vector(name: string): any {
