@@ -92,7 +92,8 @@ createGuard({ ...options, clockTolerance: 5 });
 createGuard({ ...options, dpop: { nonce: { stepSecs: 30 } } });
 // @ts-expect-error unknown nested option (mtls.proxy)
 createGuard({ ...options, mtls: { proxy: { trustedPeer: ['10.0.0.1'] } } });
+const clientAuth = { method: 'tls_client_auth', cert: '', key: '' } as const;
 // @ts-expect-error unknown nested option (introspection.cache)
-createGuard({ ...options, introspection: { clientId: 'rs', clientAuth: { method: 'tls_client_auth', cert: '', key: '' }, cache: { maxTtl: 5 } } });
+createGuard({ ...options, introspection: { clientId: 'rs', clientAuth, cache: { maxTtl: 5 } } });
 // @ts-expect-error unknown Fastify plugin option
 void Fastify().register(fastifyPlugin, { ...options, publicURL: 'https://rs.example.com' });
