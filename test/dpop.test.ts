@@ -269,14 +269,14 @@ describe('server nonces', () => {
     try {
       const own = await DpopClient.create('ES256', { clock: () => now });
       const token = await nonceAs.mint({ scope: 'accounts', jkt: own.jkt });
-      const res = await own.request(`${app.url}/accounts`, { accessToken: token });
+      const res = await own.request(`${app.url}/accounts`, { accessToken: token, publicUrl: AUDIENCE });
       expect(res.status).toBe(200);
-      const nonce = own.nonces.get(app.url);
+      const nonce = own.nonces.get(AUDIENCE);
       expect(nonce).toBeDefined();
       expect(res.headers.get('dpop-nonce')).toBeNull();
       // One step later the nonce is still accepted, and the next one rides on the 200.
       now += 60_000;
-      const later = await own.request(`${app.url}/accounts`, { accessToken: token });
+      const later = await own.request(`${app.url}/accounts`, { accessToken: token, publicUrl: AUDIENCE });
       expect(later.status).toBe(200);
       expect(later.headers.get('dpop-nonce')).toMatch(/^[\x21\x23-\x5B\x5D-\x7E]+$/);
       expect(later.headers.get('dpop-nonce')).not.toBe(nonce);

@@ -113,7 +113,7 @@ describe('over TLS with a client certificate', () => {
       send(`${api.url}/accounts`, {
         headers: {
           authorization: `DPoP ${token}`,
-          dpop: await proofClient.proof({ htm: 'GET', htu: `${api.url}/accounts`, accessToken: token }),
+          dpop: await proofClient.proof({ htm: 'GET', htu: `${AUDIENCE}/accounts`, accessToken: token }),
         },
         tls: { ca: ca.cert, ...(cert ? { cert: cert.cert, key: cert.key } : {}) },
       });

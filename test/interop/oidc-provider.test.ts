@@ -4,7 +4,7 @@
  * and real client libraries (`oauth4webapi`, `dpop`) calling the example payments API.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { FAPI_ALGORITHMS } from '@fapi-guard/core';
@@ -44,18 +44,22 @@ async function startAs(): Promise<void> {
 beforeAll(async () => {
   await startAs();
   decisions = [];
+  // The client libraries make proofs for the URL they call: the API is told that URL (publicUrl),
+  // which needs the port first.
+  api = createServer().listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => api.once('listening', () => resolve()));
+  apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
   const app = createPaymentsApi({
     guard: {
       issuer: issuer.href.replace(/\/$/, ''),
       audience: RESOURCE,
+      publicUrl: apiUrl,
       // RFC 9864 names Ed25519 on its own; oauth4webapi and dpop use that name.
       algorithms: [...FAPI_ALGORITHMS, 'Ed25519'],
       onDecision: (e) => decisions.push(e),
     },
   });
-  api = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve) => api.once('listening', () => resolve()));
-  apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  api.on('request', app);
 });
 
 afterAll(async () => {
@@ -210,10 +214,10 @@ describe('oidc-provider opaque tokens + signed introspection', () => {
       const token = await oauth.processClientCredentialsResponse(as, client, grant);
       expect(token.access_token.split('.')).toHaveLength(1);
       expect(token.token_type.toLowerCase()).toBe('dpop');
+      // The API's origin is its audience's (no publicUrl): the proof names it, the request goes to 127.0.0.1.
       const call = async (base: string) => {
-        const url = new URL('/accounts', base).href;
-        const proof = await generateProof(keys, url, 'GET', undefined, token.access_token);
-        return fetch(url, { headers: { authorization: `DPoP ${token.access_token}`, dpop: proof } });
+        const proof = await generateProof(keys, new URL('/accounts', OPAQUE).href, 'GET', undefined, token.access_token);
+        return fetch(new URL('/accounts', base), { headers: { authorization: `DPoP ${token.access_token}`, dpop: proof } });
       };
       expect((await call(example.url)).status).toBe(200);
 

@@ -76,3 +76,24 @@ signing.protect({ signResponse: 'yes' });
 new Koa().use(koaGuard(options).rawBody());
 // @ts-expect-error messageSigning clients need jwks or jwksUri
 createGuard({ ...options, messageSigning: { clients: { tpp: { url: 'https://tpp.example/jwks' } } } });
+
+// Issue 15.1: misspelt keys are compile errors wherever a policy or options literal is written.
+// @ts-expect-error unknown policy member next to a known one
+fapi.protect({ scopes: ['accounts'], scopez: ['x'] });
+// @ts-expect-error scopes are a list, not a space-separated string
+fapi.protect({ scopes: 'accounts' });
+// @ts-expect-error unknown policy member (Koa)
+koa.protect({ anyScope: ['a'] });
+// @ts-expect-error unknown policy member (Fastify preHandler)
+app.get('/p', { preHandler: app.fapi.protect({ scope: ['accounts'] }) }, async () => 'p');
+// @ts-expect-error unknown guard option
+createGuard({ ...options, clockTolerance: 5 });
+// @ts-expect-error unknown nested option (dpop.nonce)
+createGuard({ ...options, dpop: { nonce: { stepSecs: 30 } } });
+// @ts-expect-error unknown nested option (mtls.proxy)
+createGuard({ ...options, mtls: { proxy: { trustedPeer: ['10.0.0.1'] } } });
+const clientAuth = { method: 'tls_client_auth', cert: '', key: '' } as const;
+// @ts-expect-error unknown nested option (introspection.cache)
+createGuard({ ...options, introspection: { clientId: 'rs', clientAuth, cache: { maxTtl: 5 } } });
+// @ts-expect-error unknown Fastify plugin option
+void Fastify().register(fastifyPlugin, { ...options, publicURL: 'https://rs.example.com' });

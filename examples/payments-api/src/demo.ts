@@ -35,16 +35,19 @@ function show(res: Response, body: string): string {
   return lines.join('\n');
 }
 
+const AUDIENCE = 'https://payments.example';
+
 async function main(): Promise<void> {
-  const api = await startExample({ ...readConfig({}), port: 0, publicUrl: undefined, audience: 'https://payments.example' });
+  const api = await startExample({ ...readConfig({}), port: 0, publicUrl: undefined, audience: AUDIENCE });
   const client = await DpopClient.create('ES256');
   const url = (path: string) => `${api.url}${path}`;
+  // Proofs name the API's public origin (its audience, as no publicUrl is set), not the loopback address called.
   const proofFor = (method: string, path: string, token: string, fault?: ProofFault) =>
-    client.proof({ htm: method, htu: url(path), accessToken: token, fault, nonce: client.nonces.get(api.url) });
+    client.proof({ htm: method, htu: `${AUDIENCE}${path}`, accessToken: token, fault, nonce: client.nonces.get(api.url) });
   let failures = 0;
   try {
     console.log('fapi-guard demo: a DPoP client against the example payments API');
-    console.log(`API ${api.url} · issuer ${api.issuer} (embedded MockIssuer) · audience https://payments.example\n`);
+    console.log(`API ${api.url} · issuer ${api.issuer} (embedded MockIssuer) · audience ${AUDIENCE}\n`);
     const full = await getToken(api, client, 'accounts payments:read payments:write');
     const readOnly = await getToken(api, client, 'accounts');
     console.log(`Client key thumbprint (cnf.jkt of its tokens): ${client.jkt}\n`);

@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import type { MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
+import { checkGuardOptions } from './config-keys.js';
 import type { GuardError } from './errors.js';
 import type { ResourceMetadataOptions } from './metadata.js';
 import type { OriginOptions } from './request.js';
@@ -293,7 +294,6 @@ export interface ResolvedMessageSigning {
 
 function resolveMessageSigning(value: MessageSigningOptions | undefined, now: () => number): ResolvedMessageSigning | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'object' || value === null) throw configError('messageSigning must be an object');
   const maxAgeSec = value.maxAgeSec ?? 60;
   const maxFutureSec = value.maxFutureSec ?? 5;
   if (!Number.isFinite(maxAgeSec) || maxAgeSec < 1 || maxAgeSec > 300)
@@ -306,9 +306,6 @@ function resolveMessageSigning(value: MessageSigningOptions | undefined, now: ()
   if (value.jwksUri !== undefined) assertSecureUrl(value.jwksUri, 'messageSigning.jwksUri');
   if (value.jwksUri !== undefined && value.responseKey === undefined)
     throw configError('messageSigning.jwksUri needs responseKey (the key it publishes)');
-  if (value.onSignedExchange !== undefined && typeof value.onSignedExchange !== 'function') {
-    throw configError('messageSigning.onSignedExchange must be a function');
-  }
   return {
     keys: new ClientKeys(value, now),
     maxAgeSec,
@@ -363,6 +360,25 @@ function resolveAudience(value: unknown): string[] {
   return list as string[];
 }
 
+/**
+ * Without `publicUrl`, the origins `htu` and `@target-uri` are checked against come from the
+ * configuration, never from the client's `Host`: the resource identifier is the URL clients
+ * address (RFC 8707 §2), so its origin is the one to expect.
+ */
+function audienceOrigins(audiences: readonly string[]): string[] {
+  const origins = new Set<string>();
+  for (const aud of audiences) {
+    const url = new URL(aud);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw configError(
+        `audience "${aud}" is not an http(s) URL, so it cannot tell which origin clients address (DPoP htu, RFC 9449 §4.3; RFC 9421 @target-uri): set publicUrl, e.g. publicUrl: 'https://api.example'`,
+      );
+    }
+    origins.add(url.origin);
+  }
+  return [...origins];
+}
+
 function resolveAlgorithms(value: readonly string[] | undefined): string[] {
   const list = value === undefined ? [...FAPI_ALGORITHMS] : [...value];
   if (list.length === 0) throw configError('algorithms must not be empty; leave it unset for the FAPI 2.0 default (ES256, PS256, EdDSA)');
@@ -378,6 +394,7 @@ function resolveAlgorithms(value: readonly string[] | undefined): string[] {
 
 export function resolveOptions(options: GuardOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw configError('options are required');
+  checkGuardOptions(options);
   const entries = [...(options.issuers ?? []), ...(options.issuer === undefined ? [] : [options.issuer])];
   if (entries.length === 0) throw configError('set issuer (or issuers): the authorization server(s) whose tokens this API accepts');
   const issuers = entries.map(resolveIssuer);
@@ -404,16 +421,12 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
   if (!Number.isFinite(maxFutureSec) || maxFutureSec < 0 || maxFutureSec > 60) {
     throw configError('dpop.maxFutureSec must be between 0 and 60 seconds (FAPI 2.0 §5.3.2.1 #14)');
   }
-  if (dpop.verifyOn !== undefined && dpop.verifyOn !== 'main' && dpop.verifyOn !== 'threadpool') {
-    throw configError(`dpop.verifyOn "${dpop.verifyOn}" is not main or threadpool`);
-  }
   if (dpop.replayStore !== undefined && typeof dpop.replayStore?.claim !== 'function') {
     throw configError('dpop.replayStore must implement claim(key, expiresAt)');
   }
   const now = options.clock ?? Date.now;
   const introspection = resolveIntrospection(options.introspection, issuers);
   const tokenFormat = options.tokenFormat ?? (introspection ? 'auto' : 'jwt');
-  if (!['jwt', 'opaque', 'auto'].includes(tokenFormat)) throw configError(`tokenFormat "${tokenFormat}" is not jwt, opaque or auto`);
   if ((tokenFormat !== 'jwt' || options.introspectJwts) && !introspection) {
     throw configError(`tokenFormat "${tokenFormat}"${options.introspectJwts ? ' with introspectJwts' : ''} needs introspection options`);
   }
@@ -422,7 +435,6 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     throw configError('compat.optionalClaims may name jti, sub and iat only; for a client id in another claim set compat.clientIdClaim');
   }
   const profile = options.profile ?? 'fapi2';
-  if (profile !== 'fapi2' && profile !== 'oauth2') throw configError(`profile "${profile}" is not fapi2 or oauth2`);
   const metadata = options.resourceMetadata === true ? {} : options.resourceMetadata || undefined;
   if (metadata?.resource !== undefined && !audiences.includes(metadata.resource)) {
     throw configError(`resourceMetadata.resource "${metadata.resource}" must be one of the audiences (RFC 9728 §3.3)`);
@@ -446,7 +458,7 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     tokenCacheMax: cacheMax,
     onDecision: options.onDecision,
     now,
-    origin: { publicUrl: options.publicUrl, trustedProxies: options.trustedProxies },
+    origin: { publicUrl: options.publicUrl ?? audienceOrigins(audiences), trustedProxies: options.trustedProxies },
     mtls: options.mtls === true ? {} : options.mtls || undefined,
     dpop: {
       maxAgeSec,

@@ -60,16 +60,20 @@ export function announcesBody(headers: GuardHeaders): boolean {
 /** How the absolute request URL is found. All fields are optional; see each default. */
 export interface OriginOptions {
   /**
-   * The public origin(s) clients address, e.g. `https://api.bank.example`. When set, the URL
-   * is built from it instead of the connection: required behind proxies and load balancers
-   * that rewrite `Host` (RFC 9449 §4.3 note; RFC 9421 §7.4.3). With several origins, the one
-   * whose host equals the request's `Host` is used; a request for any other host is refused.
-   * @default undefined: scheme from the connection (TLS or not), host from `Host`
+   * The public origin(s) clients address, e.g. `https://api.bank.example`. DPoP `htu`
+   * (RFC 9449 §4.3 step 9) and RFC 9421 `@target-uri` are checked against a URL built from it,
+   * never from a client-chosen `Host` alone (RFC 9421 §7.4.3). With one origin, `Host` is not
+   * looked at; with several, the one whose host equals the request's `Host` (or a trusted
+   * proxy's `X-Forwarded-Host`) is used and a request for any other host is refused (400).
+   * For local development set it explicitly, e.g. `http://localhost:3000`.
+   * @default the distinct origins of the `audience` values (the resource identifier is the URL
+   * clients address, RFC 8707 §2); required when an audience is not an http(s) URL (a URN)
    */
   publicUrl?: string | readonly string[];
   /**
-   * Peers (IP addresses or CIDR ranges) whose `X-Forwarded-Proto` and `X-Forwarded-Host`
-   * are believed. Forwarding headers from any other peer are ignored.
+   * Peers (IP addresses or CIDR ranges) whose `X-Forwarded-Host` (and `X-Forwarded-Proto`) are
+   * believed. They only select among the configured origins: a forwarded host that is none of
+   * them is refused. Forwarding headers from any other peer are ignored.
    * @default [] (forwarding headers are never believed)
    */
   trustedProxies?: readonly string[];
@@ -96,8 +100,10 @@ export class OriginResolver {
   private readonly origins: readonly URL[];
   private readonly proxies: AddressList | undefined;
 
-  constructor(options: OriginOptions = {}) {
+  /** `publicUrl` is required here; `createGuard` fills it in from the audience when unset. */
+  constructor(options: OriginOptions) {
     const list = options.publicUrl === undefined ? [] : [options.publicUrl].flat();
+    if (list.length === 0) throw new TypeError("fapi-guard: publicUrl is required: the origin clients address, e.g. 'https://api.example'");
     this.origins = list.map((value) => {
       let url: URL;
       try {
@@ -122,26 +128,38 @@ export class OriginResolver {
     return this.proxies?.has(remoteAddress) ?? false;
   }
 
-  /** Builds the absolute URL the client addressed, never from an untrusted forwarding header. */
+  /**
+   * Builds the absolute URL the client addressed, on a configured origin only. Never throws:
+   * a `Host` that is malformed or names no configured origin gives a refusal (400).
+   */
   resolve(conn: ConnectionInfo): UrlResult {
     if (!conn.path.startsWith('/')) return { ok: false, detail: 'request target is not in origin-form' };
     const hostLines = headerLines(conn.headers, 'host');
     if (hostLines.length > 1) return { ok: false, detail: 'several Host headers' };
+    if (this.origins.length === 1) return { ok: true, url: join(this.origins[0] as URL, conn.path) };
     let host = hostLines[0]?.trim();
-    let scheme = conn.encrypted ? 'https' : 'http';
+    let scheme = conn.encrypted ? 'https:' : 'http:';
     if (this.isTrustedProxy(conn.remoteAddress)) {
       const proto = lastForwarded(conn.headers, 'x-forwarded-proto');
       const fwdHost = lastForwarded(conn.headers, 'x-forwarded-host');
-      if (proto === 'https' || proto === 'http') scheme = proto;
+      if (proto === 'https' || proto === 'http') scheme = `${proto}:`;
       if (fwdHost) host = fwdHost;
     }
-    if (this.origins.length === 1) return { ok: true, url: join(this.origins[0] as URL, conn.path) };
     if (!host || !HOST_SYNTAX.test(host)) return { ok: false, detail: 'missing or malformed Host' };
-    if (this.origins.length > 1) {
-      const origin = this.origins.find((o) => o.host === new URL(`${o.protocol}//${host}`).host);
-      return origin ? { ok: true, url: join(origin, conn.path) } : { ok: false, detail: `host ${host} is not a configured origin` };
-    }
-    return { ok: true, url: `${scheme}://${host}${conn.path}` };
+    const named = this.origins.filter((o) => o.host === hostOn(o.protocol, host));
+    // The same host under http and https: the scheme of the connection (or trusted proxy) decides.
+    const origin = named.find((o) => o.protocol === scheme) ?? named[0];
+    return origin ? { ok: true, url: join(origin, conn.path) } : { ok: false, detail: `host ${host} is not a configured origin` };
+  }
+}
+
+/** `host` as the URL parser normalises it under `protocol` (case, default port), or `undefined` when it cannot be a host. */
+function hostOn(protocol: string, host: string): string | undefined {
+  try {
+    return new URL(`${protocol}//${host}`).host;
+  } catch {
+    // An out-of-range port, a bad IDNA label (`xn--a`), a malformed IPv6 literal.
+    return undefined;
   }
 }
 

@@ -197,7 +197,7 @@ describe('start-up checks', () => {
     expect(() => createGuard(base).policy({ signedRequest: 'required' })).toThrow(/configure messageSigning/);
     const guard = createGuard({ ...base, messageSigning: { clients: {} } });
     expect(() => guard.policy({ signResponse: true })).toThrow(/responseKey/);
-    expect(() => guard.policy({ signedRequest: 'always' as never })).toThrow(/'required' or 'optional'/);
+    expect(() => guard.policy({ signedRequest: 'always' as never })).toThrow(/signedRequest must be one of "required", "optional"/);
   });
 
   it('refuses unsafe key material and settings', () => {

@@ -47,7 +47,7 @@ describe('start-up validation', () => {
   it('checks proof signatures on the thread pool when there are several cores, and refuses an unknown place', () => {
     expect(createGuard(base).options.dpop.verifyOn).toBe(availableParallelism() > 1 ? 'threadpool' : 'main');
     expect(createGuard({ ...base, dpop: { verifyOn: 'main' } }).options.dpop.verifyOn).toBe('main');
-    fails({ dpop: { verifyOn: 'gpu' as never } }, /verifyOn "gpu" is not main or threadpool/);
+    fails({ dpop: { verifyOn: 'gpu' as never } }, /option dpop.verifyOn must be one of "main", "threadpool" \(got the string "gpu"\)/);
   });
 
   it('DEC-08 bounds the clock tolerance to 60 s', () => {
@@ -58,6 +58,35 @@ describe('start-up validation', () => {
   it('refuses a public URL with a path and a trusted proxy that is not an address', () => {
     fails({ publicUrl: 'https://api.example.com/v1' }, /origin without path/);
     fails({ trustedProxies: ['proxy.internal'] }, /not an IP or CIDR/);
+  });
+
+  it('15.6 Host-chosen origin: without publicUrl the origins come from the http(s) audiences, never from Host', () => {
+    const resolve = (options: Partial<GuardOptions>, host: string) =>
+      createGuard({ ...base, ...options }).requestUrl({
+        encrypted: false,
+        remoteAddress: '127.0.0.1',
+        path: '/accounts',
+        headers: { host: [host] },
+      });
+    expect(resolve({}, 'other-rs.example')).toEqual({ ok: true, url: 'https://rs.example.com/accounts' });
+    const two = { audience: ['https://a.example/api', 'https://b.example', 'https://a.example/other'] };
+    expect(resolve(two, 'b.example')).toEqual({ ok: true, url: 'https://b.example/accounts' });
+    expect(resolve(two, 'a.example')).toEqual({ ok: true, url: 'https://a.example/accounts' });
+    expect(resolve(two, 'other-rs.example')).toMatchObject({ ok: false });
+    // publicUrl, when set, wins over the audience.
+    expect(resolve({ publicUrl: 'http://localhost:3000' }, 'other-rs.example')).toEqual({
+      ok: true,
+      url: 'http://localhost:3000/accounts',
+    });
+  });
+
+  it('15.6 Host-chosen origin: an audience that is not an http(s) URL needs publicUrl, and the message says so', () => {
+    fails(
+      { audience: 'urn:bank:accounts-api' },
+      /audience "urn:bank:accounts-api" is not an http\(s\) URL.*publicUrl: 'https:\/\/api\.example'/,
+    );
+    fails({ audience: ['https://rs.example.com', 'urn:bank:api'] }, /audience "urn:bank:api" is not an http\(s\) URL/);
+    expect(() => createGuard({ ...base, audience: 'urn:bank:api', publicUrl: 'https://api.bank.example' })).not.toThrow();
   });
 
   it('refuses a route policy with a scope that cannot be a scope-token', () => {

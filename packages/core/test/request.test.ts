@@ -9,19 +9,28 @@ const conn = (raw: string[], extra: Partial<{ encrypted: boolean; remoteAddress:
 });
 
 describe('request URL', () => {
-  it('takes the scheme from the connection and the host from Host by default', () => {
-    const r = new OriginResolver();
-    expect(r.resolve(conn(['Host', 'rs.example.com:8443'], { encrypted: true }))).toEqual({
-      ok: true,
-      url: 'https://rs.example.com:8443/accounts?x=1',
-    });
+  it('15.6 Host-chosen origin: refuses to be built without a configured origin', () => {
+    expect(() => new OriginResolver({})).toThrow(/publicUrl is required/);
+    expect(() => new OriginResolver({ publicUrl: [] })).toThrow(/publicUrl is required/);
   });
 
-  it('HMS-07 ignores X-Forwarded-* from peers that are not trusted proxies', () => {
-    const r = new OriginResolver({ trustedProxies: ['10.0.0.0/8'] });
-    const raw = ['Host', 'internal:3000', 'X-Forwarded-Host', 'evil.example', 'X-Forwarded-Proto', 'https'];
-    expect(r.resolve(conn(raw))).toEqual({ ok: true, url: 'http://internal:3000/accounts?x=1' });
-    expect(r.resolve(conn(raw, { remoteAddress: '::ffff:10.1.2.3' }))).toEqual({ ok: true, url: 'https://evil.example/accounts?x=1' });
+  it('HMS-07 ignores X-Forwarded-Host from peers that are not trusted proxies', () => {
+    const r = new OriginResolver({ publicUrl: ['https://a.example', 'https://b.example'], trustedProxies: ['10.0.0.0/8'] });
+    const raw = ['Host', 'a.example', 'X-Forwarded-Host', 'b.example', 'X-Forwarded-Proto', 'https'];
+    expect(r.resolve(conn(raw))).toEqual({ ok: true, url: 'https://a.example/accounts?x=1' });
+    expect(r.resolve(conn(raw, { remoteAddress: '::ffff:10.1.2.3' }))).toEqual({ ok: true, url: 'https://b.example/accounts?x=1' });
+  });
+
+  it('15.6 Host-chosen origin: a trusted proxy only selects among the configured origins', () => {
+    const r = new OriginResolver({ publicUrl: ['https://a.example', 'https://b.example'], trustedProxies: ['10.0.0.0/8'] });
+    const raw = ['Host', 'a.example', 'X-Forwarded-Host', 'evil.example', 'X-Forwarded-Proto', 'http'];
+    expect(r.resolve(conn(raw, { remoteAddress: '10.0.0.1' }))).toEqual({
+      ok: false,
+      detail: 'host evil.example is not a configured origin',
+    });
+    // One origin: forwarding headers cannot move the URL anywhere else.
+    const one = new OriginResolver({ publicUrl: 'https://a.example', trustedProxies: ['10.0.0.0/8'] });
+    expect(one.resolve(conn(raw, { remoteAddress: '10.0.0.1' }))).toEqual({ ok: true, url: 'https://a.example/accounts?x=1' });
   });
 
   it('HMS-07 uses the configured public origin whatever Host says', () => {
@@ -32,8 +41,24 @@ describe('request URL', () => {
   it('with several public origins, refuses a Host that is none of them', () => {
     const r = new OriginResolver({ publicUrl: ['https://a.example', 'https://b.example'] });
     expect(r.resolve(conn(['Host', 'b.example']))).toEqual({ ok: true, url: 'https://b.example/accounts?x=1' });
+    expect(r.resolve(conn(['Host', 'B.EXAMPLE:443']))).toEqual({ ok: true, url: 'https://b.example/accounts?x=1' });
+    expect(r.resolve(conn(['Host', 'b.example:444'])).ok).toBe(false);
     expect(r.resolve(conn(['Host', 'evil.example'])).ok).toBe(false);
     expect(r.resolve(conn(['Host', 'a.example', 'Host', 'b.example'])).ok).toBe(false);
+  });
+
+  it('with the same host under http and https, the scheme of the connection picks', () => {
+    const r = new OriginResolver({ publicUrl: ['http://a.example', 'https://a.example'] });
+    expect(r.resolve(conn(['Host', 'a.example']))).toEqual({ ok: true, url: 'http://a.example/accounts?x=1' });
+    expect(r.resolve(conn(['Host', 'a.example'], { encrypted: true }))).toEqual({ ok: true, url: 'https://a.example/accounts?x=1' });
+  });
+
+  it('15.5 hostile Host: a host the URL parser refuses is a refusal, never an exception', () => {
+    const r = new OriginResolver({ publicUrl: ['https://api.bank.example', 'https://b.example'] });
+    for (const host of ['api.bank.example:99999', 'api.bank.example:65536', 'xn--a', '[1::2::3]', '[::1', '', ' ', 'a..b:']) {
+      expect(r.resolve(conn(['Host', host]))).toMatchObject({ ok: false });
+    }
+    expect(r.resolve(conn(['Host', 'api.bank.example:443']))).toEqual({ ok: true, url: 'https://api.bank.example/accounts?x=1' });
   });
 });
 

@@ -60,6 +60,12 @@ export interface DpopRequestOptions {
   body?: string;
   /** Proof defects for this request. */
   fault?: ProofFault;
+  /**
+   * The origin the API is configured with (its `publicUrl`, or its audience's origin), when the
+   * request goes elsewhere (e.g. a test server on 127.0.0.1): the proof's `htu` names this origin.
+   * @default the origin of `url`
+   */
+  publicUrl?: string;
 }
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -126,8 +132,9 @@ export class DpopClient {
    */
   async request(url: string, options: DpopRequestOptions): Promise<Response> {
     const method = options.method ?? 'GET';
-    const origin = new URL(url).origin;
-    const htu = url.split(/[?#]/, 1)[0] as string;
+    const target = new URL(url);
+    const origin = options.publicUrl === undefined ? target.origin : new URL(options.publicUrl).origin;
+    const htu = `${origin}${target.pathname}`;
     const send = async () => {
       const proof = await this.proof({
         htm: method,
