@@ -208,6 +208,8 @@ const introspection = shape<IntrospectionOptions>({
   }),
   signedResponse: boolean,
   timeoutMs: number,
+  maxConcurrent: number,
+  maxQueued: number,
   ca: string,
   cache: byType(
     {
