@@ -76,8 +76,6 @@ const DEFAULT_HEADERS: Record<ClientCertificateFormat, string> = {
 };
 
 const PEM_CERTIFICATE = /^-----BEGIN CERTIFICATE-----\r?\n?([A-Za-z0-9+/=\r\n]+)-----END CERTIFICATE-----\r?\n?$/;
-/** Canonical base64 (RFC 4648 §4): padding only at the end. */
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
  * DER of a PEM certificate (RFC 7468 §5), or `undefined` unless the text is exactly one
@@ -86,9 +84,10 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
  */
 function pemToDer(pem: string): Uint8Array | undefined {
   const body = PEM_CERTIFICATE.exec(pem)?.[1]?.replace(/\r?\n/g, '');
-  if (body === undefined || !BASE64.test(body)) return undefined;
+  if (body === undefined) return undefined;
   const der = Buffer.from(body, 'base64');
-  // Non-zero padding bits would let two texts name one certificate: refused.
+  // Only canonical base64 (RFC 4648 §4) encodes back to itself: no stray `=`, missing padding
+  // or non-zero padding bits.
   return der.toString('base64') === body ? der : undefined;
 }
 
@@ -170,7 +169,7 @@ export function parseXfcc(value: string): XfccElement[] | undefined {
   for (;;) {
     let k = i;
     while (k < n && isAlpha(value.charCodeAt(k))) k++;
-    if (k === i || value[k] !== '=') return undefined;
+    if (value[k] !== '=') return undefined;
     const key = value.slice(i, k).toLowerCase();
     if (!XFCC_KEYS.has(key)) return undefined;
     i = k + 1;
@@ -190,7 +189,6 @@ export function parseXfcc(value: string): XfccElement[] | undefined {
         } else i++;
       }
       v += value.slice(from, i++);
-      if (i < n && value[i] !== ';' && value[i] !== ',') return undefined;
     } else {
       const from = i;
       while (i < n && value[i] !== ';' && value[i] !== ',') {
@@ -207,10 +205,12 @@ export function parseXfcc(value: string): XfccElement[] | undefined {
       elements.push(element);
       return elements;
     }
-    if (value[i++] === ',') {
+    // After a value: `;` (next pair) or `,` (next element); anything else follows a closing quote.
+    const separator = value[i++];
+    if (separator === ',') {
       elements.push(element);
       element = new Map();
-    }
+    } else if (separator !== ';') return undefined;
   }
 }
 
