@@ -21,7 +21,12 @@ export type ClientCertificateFormat =
   | 'rfc9440'
   /** nginx `$ssl_client_escaped_cert`: URL-encoded PEM. */
   | 'nginx'
-  /** Envoy `x-forwarded-client-cert` (`Hash=…;Cert="…"`); the element the nearest proxy added. */
+  /**
+   * Envoy `x-forwarded-client-cert` (`Hash=…;Cert="…"`): the last element, which the nearest
+   * proxy wrote. Safe with `forward_client_cert_details: SANITIZE_SET` (recommended) or
+   * `APPEND_FORWARD`; never with `FORWARD_ONLY` or `ALWAYS_FORWARD_ONLY`, which pass on the
+   * client's own text.
+   */
   | 'envoy';
 
 /** A TLS-terminating proxy whose certificate header is believed. Off unless configured. */
