@@ -12,49 +12,31 @@ import { createHash } from 'node:crypto';
 import { CertificateSource, type ClientCertificateFormat } from '@fapi-guard/core';
 import { clientCertHeader, createCertificate, MockIssuer, nginxCertHeader, type TestCertificate } from '@fapi-guard/testing';
 import fc from 'fast-check';
-import { FRAMEWORKS, type StartedApp, startApp } from './support/apps';
 import { send } from './support/http';
+import { PROXY_FORMATS, PROXY_HEADER, startBehindProxies } from './support/proxies';
 
 const AUDIENCE = 'https://rs.example.com';
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 /** Core-level runs: no network, so many more. */
 const CORE_RUNS = RUNS * 100;
 const SEED = 20261129;
-const HEADER: Record<ClientCertificateFormat, string> = {
-  envoy: 'x-forwarded-client-cert',
-  rfc9440: 'client-cert',
-  nginx: 'x-ssl-client-cert',
-};
-const FORMATS = Object.keys(HEADER) as ClientCertificateFormat[];
 
 let as: MockIssuer;
 /** The certificate a stolen token is bound to. */
 let victim: TestCertificate;
 /** The client's own certificate: the one the proxy saw and writes. */
 let attacker: TestCertificate;
-const apps = new Map<ClientCertificateFormat, StartedApp[]>();
+let proxies: Awaited<ReturnType<typeof startBehindProxies>>;
 let requests = 0;
 
 beforeAll(async () => {
   as = await MockIssuer.start({ audience: AUDIENCE });
   victim = await createCertificate({ subject: 'CN=victim' });
   attacker = await createCertificate({ subject: 'CN=attacker' });
-  for (const format of FORMATS) {
-    const started: StartedApp[] = [];
-    for (const framework of FRAMEWORKS) {
-      started.push(
-        await startApp(framework, {
-          issuer: as.issuer,
-          audience: AUDIENCE,
-          mtls: { proxy: { format, trustedPeers: ['127.0.0.1', '::1'] } },
-        }),
-      );
-    }
-    apps.set(format, started);
-  }
+  proxies = await startBehindProxies({ issuer: as.issuer, audience: AUDIENCE });
 });
 afterAll(async () => {
-  for (const started of apps.values()) for (const app of started) await app.close();
+  await proxies.close();
   await as.stop();
   process.stdout.write(`fuzz-proxy-headers: ${requests} requests (${RUNS} HTTP / ${CORE_RUNS} core runs per property, seed ${SEED})\n`);
 });
@@ -157,7 +139,7 @@ function proxyValue(format: ClientCertificateFormat): string {
 }
 
 describe('fuzz: certificate headers from a trusted proxy', () => {
-  for (const format of FORMATS) {
+  for (const format of PROXY_FORMATS) {
     it(`15.2 XFCC smuggling: ${format}: the core uses the certificate the proxy wrote, or none`, () => {
       const source = new CertificateSource({ proxy: { format, trustedPeers: ['127.0.0.1'] } });
       fc.assert(
@@ -165,7 +147,7 @@ describe('fuzz: certificate headers from a trusted proxy', () => {
           const found = source.lookup({
             method: 'GET',
             url: `${AUDIENCE}/accounts`,
-            headers: { [HEADER[format]]: lines },
+            headers: { [PROXY_HEADER[format]]: lines },
             remoteAddress: '127.0.0.1',
           });
           expect([undefined, attacker.x5t]).toContain(found.certificate?.thumbprint);
@@ -180,12 +162,14 @@ describe('fuzz: certificate headers from a trusted proxy', () => {
       const own = await as.mint({ scope: 'accounts', x5t: attacker.x5t });
       await fc.assert(
         fc.asyncProperty(proxied(format), async ({ lines, mustBeRead }) => {
-          for (const app of apps.get(format) ?? []) {
+          for (const app of proxies.apps(format)) {
             for (const [token, allowed] of [
               [stolen, [401]],
               [own, mustBeRead ? [200] : [200, 401]],
             ] as const) {
-              const res = await send(`${app.url}/accounts`, { headers: { authorization: `Bearer ${token}`, [HEADER[format]]: lines } });
+              const res = await send(`${app.url}/accounts`, {
+                headers: { authorization: `Bearer ${token}`, [PROXY_HEADER[format]]: lines },
+              });
               requests++;
               expect(allowed).toContain(res.status);
             }

@@ -8,8 +8,8 @@
 import { createHash } from 'node:crypto';
 import { type ClientCertificateFormat, parseClientCertChain } from '@fapi-guard/core';
 import { clientCertHeader, createCertificate, MockIssuer, nginxCertHeader, type TestCertificate } from '@fapi-guard/testing';
-import { FRAMEWORKS, type StartedApp, startApp } from './support/apps';
 import { send } from './support/http';
+import { PROXY_HEADER, startBehindProxies } from './support/proxies';
 
 const AUDIENCE = 'https://rs.example.com';
 let as: MockIssuer;
@@ -19,7 +19,7 @@ let victim: TestCertificate;
 let attacker: TestCertificate;
 /** A certificate whose DER length leaves base64 padding (`==`), for the padding-bits case. */
 let padded: TestCertificate;
-const apps = new Map<ClientCertificateFormat, StartedApp[]>();
+let proxies: Awaited<ReturnType<typeof startBehindProxies>>;
 
 beforeAll(async () => {
   as = await MockIssuer.start({ audience: AUDIENCE });
@@ -28,31 +28,13 @@ beforeAll(async () => {
   // ECDSA signatures vary in length: a few tries give a DER of length 3k+1 (bounded).
   for (let i = 0; i < 50 && (!padded || padded.der.length % 3 !== 1); i++) padded = await createCertificate({ subject: 'CN=padded' });
   expect(padded.der.length % 3).toBe(1);
-  for (const format of ['envoy', 'rfc9440', 'nginx'] as const) {
-    const started: StartedApp[] = [];
-    for (const framework of FRAMEWORKS) {
-      started.push(
-        await startApp(framework, {
-          issuer: as.issuer,
-          audience: AUDIENCE,
-          publicUrl: AUDIENCE,
-          mtls: { proxy: { format, trustedPeers: ['127.0.0.1', '::1'] } },
-        }),
-      );
-    }
-    apps.set(format, started);
-  }
+  proxies = await startBehindProxies({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE });
 });
 afterAll(async () => {
-  for (const started of apps.values()) for (const app of started) await app.close();
+  await proxies.close();
   await as.stop();
 });
 
-const HEADER: Record<ClientCertificateFormat, string> = {
-  envoy: 'x-forwarded-client-cert',
-  rfc9440: 'client-cert',
-  nginx: 'x-ssl-client-cert',
-};
 const hex = (cert: { der: Uint8Array }) => createHash('sha256').update(cert.der).digest('hex');
 
 /** The element Envoy writes for `cert` (By, Hash, then the configured details), SANs unquoted as Envoy does. */
@@ -75,8 +57,8 @@ function envoyElement(
 async function statuses(format: ClientCertificateFormat, value: string | string[], bound: { x5t: string }) {
   const token = await as.mint({ scope: 'accounts', x5t: bound.x5t });
   const answers: number[] = [];
-  for (const app of apps.get(format) ?? []) {
-    const res = await send(`${app.url}/accounts`, { headers: { authorization: `Bearer ${token}`, [HEADER[format]]: value } });
+  for (const app of proxies.apps(format)) {
+    const res = await send(`${app.url}/accounts`, { headers: { authorization: `Bearer ${token}`, [PROXY_HEADER[format]]: value } });
     expect(res.status).toBeLessThan(500);
     if (res.status === 401) expect(res.headers['www-authenticate']).toContain('error="invalid_token"');
     answers.push(res.status);
