@@ -152,7 +152,7 @@ const XFCC_KEYS = new Set(['by', 'hash', 'cert', 'chain', 'subject', 'uri', 'dns
 const XFCC_ONCE = new Set(['hash', 'cert', 'chain', 'subject']);
 
 /** One XFCC element: each key's values, in order. */
-export type XfccElement = Map<string, string[]>;
+type XfccElement = Map<string, string[]>;
 
 const isAlpha = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 
@@ -166,7 +166,7 @@ const isAlpha = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x
  * `Cert` and `Chain` are URL-encoded), but a client-written quote that opens before the proxy's
  * element and closes inside it always swallows one (`Hash=…;`).
  */
-export function parseXfcc(value: string): XfccElement[] | undefined {
+function parseXfcc(value: string): XfccElement[] | undefined {
   const elements: XfccElement[] = [];
   let element: XfccElement = new Map();
   const n = value.length;
