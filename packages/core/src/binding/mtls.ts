@@ -21,7 +21,12 @@ export type ClientCertificateFormat =
   | 'rfc9440'
   /** nginx `$ssl_client_escaped_cert`: URL-encoded PEM. */
   | 'nginx'
-  /** Envoy `x-forwarded-client-cert` (`Hash=…;Cert="…"`); the element the nearest proxy added. */
+  /**
+   * Envoy `x-forwarded-client-cert` (`Hash=…;Cert="…"`): the last element, which the nearest
+   * proxy wrote. Safe with `forward_client_cert_details: SANITIZE_SET` (recommended) or
+   * `APPEND_FORWARD`; never with `FORWARD_ONLY` or `ALWAYS_FORWARD_ONLY`, which pass on the
+   * client's own text.
+   */
   | 'envoy';
 
 /** A TLS-terminating proxy whose certificate header is believed. Off unless configured. */
@@ -75,40 +80,64 @@ const DEFAULT_HEADERS: Record<ClientCertificateFormat, string> = {
   envoy: 'x-forwarded-client-cert',
 };
 
-/** DER of a PEM certificate, or `undefined` when it is not one certificate. */
+const PEM_CERTIFICATE = /^-----BEGIN CERTIFICATE-----\r?\n?([A-Za-z0-9+/=\r\n]+)-----END CERTIFICATE-----\r?\n?$/;
+
+/**
+ * DER of a PEM certificate (RFC 7468 §5), or `undefined` unless the text is exactly one
+ * certificate: nothing before or after it, and base64 that decodes one way only (Node's decoder
+ * would otherwise stop at a stray `=` and skip unknown characters).
+ */
 function pemToDer(pem: string): Uint8Array | undefined {
-  const match = /^-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----\s*$/.exec(pem.trim());
-  return match ? Buffer.from((match[1] as string).replace(/\s+/g, ''), 'base64') : undefined;
+  const body = PEM_CERTIFICATE.exec(pem)?.[1]?.replace(/\r?\n/g, '');
+  if (body === undefined) return undefined;
+  const der = Buffer.from(body, 'base64');
+  // Only canonical base64 (RFC 4648 §4) encodes back to itself: no stray `=`, missing padding
+  // or non-zero padding bits.
+  return der.toString('base64') === body ? der : undefined;
 }
 
-/** The DER only if it parses as an X.509 certificate. */
+/** The DER only if it is exactly one X.509 certificate (no bytes after it). */
 function asCertificate(der: Uint8Array | undefined): Uint8Array | undefined {
   if (!der || der.length === 0) return undefined;
   try {
-    new X509Certificate(der);
-    return der;
+    return new X509Certificate(der).raw.equals(der) ? der : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** RFC 9440 §2.2: one sf-binary item. */
+/** A URL-encoded PEM certificate (nginx `$ssl_client_escaped_cert`, Envoy `Cert`): its DER. */
+function urlEncodedCertificate(value: string): Uint8Array | undefined {
+  try {
+    return asCertificate(pemToDer(decodeURIComponent(value)));
+  } catch {
+    return undefined; // malformed percent-encoding
+  }
+}
+
+/**
+ * RFC 9440 §2.2: one sf-binary item (RFC 8941 §3.3.5). Parameters are not defined for
+ * `Client-Cert`: an item that carries any is refused rather than read past.
+ */
 function parseRfc9440(value: string): Uint8Array | undefined {
   try {
-    const [bare] = parseItem(value);
-    return bare instanceof ArrayBuffer ? new Uint8Array(bare) : undefined;
+    const [bare, parameters] = parseItem(value);
+    return bare instanceof ArrayBuffer && parameters.size === 0 ? new Uint8Array(bare) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** RFC 9440 §2.3: an sf-list of sf-binary items (leaf excluded). `undefined` when malformed. */
+/**
+ * RFC 9440 §2.3: an sf-list of sf-binary items (leaf excluded), without parameters.
+ * `undefined` when malformed.
+ */
 export function parseClientCertChain(value: string): Uint8Array[] | undefined {
   try {
     const list = parseList(value);
     const chain: Uint8Array[] = [];
-    for (const [bare] of list) {
-      if (!(bare instanceof ArrayBuffer)) return undefined;
+    for (const [bare, parameters] of list) {
+      if (!(bare instanceof ArrayBuffer) || parameters.size !== 0) return undefined;
       chain.push(new Uint8Array(bare));
     }
     return chain;
@@ -117,51 +146,106 @@ export function parseClientCertChain(value: string): Uint8Array[] | undefined {
   }
 }
 
-/** Splits on `sep` outside double quotes. */
-function splitOutsideQuotes(value: string, sep: string): string[] {
-  const parts: string[] = [];
-  let current = '';
-  let quoted = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i] as string;
-    if (c === '\\' && quoted) {
-      current += c + (value[++i] ?? '');
-    } else if (c === '"') {
-      quoted = !quoted;
-      current += c;
-    } else if (c === sep && !quoted) {
-      parts.push(current);
-      current = '';
-    } else current += c;
+/** The keys Envoy defines for an XFCC element, lower-cased (keys are case-insensitive). */
+const XFCC_KEYS = new Set(['by', 'hash', 'cert', 'chain', 'subject', 'uri', 'dns']);
+/** Keys Envoy writes at most once per element; `By`, `URI` and `DNS` come once per SAN. */
+const XFCC_ONCE = new Set(['hash', 'cert', 'chain', 'subject']);
+
+/** One XFCC element: each key's values, in order. */
+type XfccElement = Map<string, string[]>;
+
+const isAlpha = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+
+/**
+ * Envoy `x-forwarded-client-cert` by its grammar: elements separated by `,`, `key=value` pairs
+ * by `;`, a value either bare (no `,` `;` `"`) or double-quoted with `\` escaping the next
+ * character. One pass, linear in the length. `undefined` for anything else — an unterminated
+ * quote, an empty element or pair, an unknown key, `Hash`/`Cert`/`Chain`/`Subject` twice in one
+ * element, whitespace around separators, text after a closing quote — and for an unescaped `;`
+ * inside quotes: Envoy never writes one (`Subject` is RFC 4514 text, which escapes `;`;
+ * `Cert` and `Chain` are URL-encoded), but a client-written quote that opens before the proxy's
+ * element and closes inside it always swallows one (`Hash=…;`).
+ */
+function parseXfcc(value: string): XfccElement[] | undefined {
+  const elements: XfccElement[] = [];
+  let element: XfccElement = new Map();
+  const n = value.length;
+  let i = 0;
+  for (;;) {
+    let k = i;
+    while (k < n && isAlpha(value.charCodeAt(k))) k++;
+    if (value[k] !== '=') return undefined;
+    const key = value.slice(i, k).toLowerCase();
+    if (!XFCC_KEYS.has(key)) return undefined;
+    i = k + 1;
+    let v = '';
+    if (value[i] === '"') {
+      let from = ++i;
+      for (;;) {
+        if (i >= n) return undefined;
+        const c = value[i];
+        if (c === '"') break;
+        if (c === ';') return undefined;
+        if (c === '\\') {
+          if (i + 1 >= n) return undefined;
+          v += value.slice(from, i) + value[i + 1];
+          i += 2;
+          from = i;
+        } else i++;
+      }
+      v += value.slice(from, i++);
+    } else {
+      const from = i;
+      while (i < n && value[i] !== ';' && value[i] !== ',') {
+        if (value[i] === '"') return undefined;
+        i++;
+      }
+      v = value.slice(from, i);
+    }
+    const values = element.get(key);
+    if (!values) element.set(key, [v]);
+    else if (XFCC_ONCE.has(key)) return undefined;
+    else values.push(v);
+    if (i >= n) {
+      elements.push(element);
+      return elements;
+    }
+    // After a value: `;` (next pair) or `,` (next element); anything else follows a closing quote.
+    const separator = value[i++];
+    if (separator === ',') {
+      elements.push(element);
+      element = new Map();
+    } else if (separator !== ';') return undefined;
   }
-  parts.push(current);
-  return parts;
 }
 
-/** Envoy XFCC: the last element (added by the nearest proxy); its `Cert`, or else its `Hash`. */
-function parseEnvoy(value: string): { der?: Uint8Array; thumbprint?: string } | undefined {
-  const elements = splitOutsideQuotes(value, ',');
-  const last = elements[elements.length - 1] as string;
-  const fields = new Map<string, string>();
-  for (const pair of splitOutsideQuotes(last, ';')) {
-    const eq = pair.indexOf('=');
-    if (eq < 0) return undefined;
-    let v = pair.slice(eq + 1).trim();
-    if (v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1).replace(/\\(.)/g, '$1');
-    fields.set(pair.slice(0, eq).trim().toLowerCase(), v);
+const only = (element: XfccElement, key: string) => element.get(key)?.[0];
+
+/**
+ * The certificate in Envoy XFCC, from the element the nearest proxy wrote: the last one
+ * (`APPEND_FORWARD` appends it after whatever the client sent; `SANITIZE_SET` writes only it).
+ * Its `Cert` (URL-encoded PEM) when present, checked against its `Hash` when both are; else its
+ * `Hash`. Envoy writes `URI` and `DNS` values as they are in the certificate, unquoted, so a
+ * SAN holding `,Hash=…` forges an element boundary: an element before the last one that holds
+ * `URI` or `DNS` makes the header ambiguous, and it counts as no certificate.
+ */
+function parseEnvoy(value: string): { der?: Uint8Array; thumbprint: string } | undefined {
+  const elements = parseXfcc(value);
+  const last = elements?.at(-1);
+  if (!elements || !last) return undefined;
+  for (const element of elements) {
+    if (element !== last && (element.has('uri') || element.has('dns'))) return undefined;
   }
-  const cert = fields.get('cert');
+  const hash = only(last, 'hash');
+  if (hash !== undefined && !/^[0-9a-fA-F]{64}$/.test(hash)) return undefined;
+  const cert = only(last, 'cert');
   if (cert !== undefined) {
-    try {
-      const der = asCertificate(pemToDer(decodeURIComponent(cert)));
-      return der ? { der } : undefined;
-    } catch {
-      return undefined;
-    }
+    const der = urlEncodedCertificate(cert);
+    if (!der) return undefined;
+    if (hash !== undefined && createHash('sha256').update(der).digest('hex') !== hash.toLowerCase()) return undefined;
+    return { der, thumbprint: certificateThumbprint(der) };
   }
-  const hash = fields.get('hash');
-  if (hash !== undefined && /^[0-9a-fA-F]{64}$/.test(hash)) return { thumbprint: Buffer.from(hash, 'hex').toString('base64url') };
-  return undefined;
+  return hash === undefined ? undefined : { thumbprint: Buffer.from(hash, 'hex').toString('base64url') };
 }
 
 /** Finds the client certificate of a request: from a trusted proxy's header, else from TLS. */
@@ -258,20 +342,8 @@ export class CertificateSource {
   }
 
   private parseUncached(format: ClientCertificateFormat, value: string): { thumbprint: string; der?: Uint8Array } | undefined {
-    if (format === 'envoy') {
-      const found = parseEnvoy(value);
-      if (found?.der) return { thumbprint: certificateThumbprint(found.der), der: found.der };
-      return found?.thumbprint ? { thumbprint: found.thumbprint } : undefined;
-    }
-    let der: Uint8Array | undefined;
-    if (format === 'rfc9440') der = asCertificate(parseRfc9440(value));
-    else {
-      try {
-        der = asCertificate(pemToDer(decodeURIComponent(value)));
-      } catch {
-        der = undefined;
-      }
-    }
+    if (format === 'envoy') return parseEnvoy(value);
+    const der = format === 'rfc9440' ? asCertificate(parseRfc9440(value)) : urlEncodedCertificate(value);
     return der ? { thumbprint: certificateThumbprint(der), der } : undefined;
   }
 
