@@ -149,4 +149,3 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
 
 /** The plugin; register it before the routes it protects. */
 export const fapiGuard = fp(plugin, { name: '@fapi-guard/fastify', fastify: '4.x || 5.x' });
-export default fapiGuard;
