@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { DecisionEvent, GuardOptions, IssuerConfig, MessageSigningOptions, SignatureJwk } from '@fapi-guard/core';
-import { RedisIntrospectionCache, RedisReplayStore, sharedSecret } from '@fapi-guard/redis';
+import { RedisIntrospectionCache, RedisReplayStore, redisReady, sharedSecret } from '@fapi-guard/redis';
 import { MockIssuer } from '@fapi-guard/testing';
 import { Redis } from 'ioredis';
 import { createPaymentsApi } from './app.js';
@@ -114,11 +114,11 @@ async function listen(
  */
 async function sharedState(url: string) {
   const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 100, 1000) });
-  await new Promise<void>((resolve, reject) => {
-    redis.once('ready', () => resolve());
-    redis.once('error', (e) => reject(new Error(`REDIS_URL ${url}: ${e.message}`)));
+  // Errors are logged (rate-limited) and answered with 503s; ioredis keeps reconnecting.
+  await redisReady(redis, { timeoutMs: 5000 }).catch((e: Error) => {
+    redis.disconnect();
+    throw new Error(`REDIS_URL ${url}: ${e.message}`);
   });
-  redis.on('error', () => undefined); // reported through 503s; ioredis keeps reconnecting
   return {
     redis,
     replayStore: new RedisReplayStore({ client: redis }),
