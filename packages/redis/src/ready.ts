@@ -10,8 +10,8 @@ import { type GuardLogger, Notices, stderrLogger } from '@fapi-guard/core';
 
 /** What `redisReady` needs of a client: events, and whichever readiness flags it has. */
 export interface RedisConnectionLike {
-  on(event: string, listener: (...args: never[]) => void): unknown;
-  off?(event: string, listener: (...args: never[]) => void): unknown;
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  off?(event: string, listener: (...args: unknown[]) => void): unknown;
   /** ioredis: `'wait'` (lazyConnect), `'connecting'`, `'ready'`, … */
   readonly status?: string;
   /** node-redis */
