@@ -40,10 +40,15 @@ async function dpopHeaders(token: string, htu = `${AUDIENCE}/accounts`) {
   return { authorization: `DPoP ${token}`, dpop: await client.proof({ htm: 'GET', htu, accessToken: token }) };
 }
 
+/** An Express app behind the public URL, reporting to `logger`. */
+function startLogged(logger: GuardLogger, options: Partial<GuardOptions>) {
+  return startExpressApp({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger, ...options });
+}
+
 describe('failures reach the logger with their reason, never a token or a secret', () => {
   it('an issuer whose keys cannot be fetched: the fetch failure and the 503s, once per window', async () => {
     const log = capture();
-    const api = await startExpressApp({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: log.logger });
+    const api = await startLogged(log.logger, {});
     const token = await as.mint({ scope: 'accounts', jkt: client.jkt });
     const proofs: string[] = [];
     as.setAvailable(false);
@@ -70,11 +75,7 @@ describe('failures reach the logger with their reason, never a token or a secret
 
   it('an introspection endpoint that fails: the reason, never the token or the client secret', async () => {
     const log = capture();
-    const api = await startExpressApp({
-      issuer: as.issuer,
-      audience: AUDIENCE,
-      publicUrl: AUDIENCE,
-      logger: log.logger,
+    const api = await startLogged(log.logger, {
       introspection: { clientId: 'rs', clientAuth: { method: 'client_secret_basic', clientSecret: SECRET } },
     });
     const token = await as.mintOpaque({ scope: 'accounts', jkt: client.jkt });
@@ -96,11 +97,7 @@ describe('failures reach the logger with their reason, never a token or a secret
 
   it('DEC-09 a replay store that fails: 503 with Retry-After and one log line with the reason', async () => {
     const log = capture();
-    const api = await startExpressApp({
-      issuer: as.issuer,
-      audience: AUDIENCE,
-      publicUrl: AUDIENCE,
-      logger: log.logger,
+    const api = await startLogged(log.logger, {
       dpop: {
         replayStore: {
           claim: async () => {
@@ -134,11 +131,7 @@ describe('failures reach the logger with their reason, never a token or a secret
     const failing = async () => {
       throw new Error('cache down');
     };
-    const api = await startExpressApp({
-      issuer: as.issuer,
-      audience: AUDIENCE,
-      publicUrl: AUDIENCE,
-      logger: log.logger,
+    const api = await startLogged(log.logger, {
       introspection: {
         clientId: 'rs',
         clientAuth: { method: 'client_secret_basic', clientSecret: SECRET },
