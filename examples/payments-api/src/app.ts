@@ -2,7 +2,7 @@
 import type { GuardOptions } from '@fapi-guard/core';
 import { fapiGuard } from '@fapi-guard/express';
 import express, { type Express, type Response } from 'express';
-import { type Answer, type ApiOptions, ownerOf, PaymentsService, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
 
 export interface PaymentsApiOptions extends ApiOptions {
   guard: GuardOptions;
@@ -22,6 +22,7 @@ export function createPaymentsApi(options: PaymentsApiOptions): Express {
   const subject = (req: express.Request) => ownerOf(req.auth);
 
   app.get('/health', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/ready', (_req, res) => void readiness(fapi.guard).then((answer) => reply(res, answer)));
   app.use(fapi.metadata());
   app.get('/accounts', fapi.protect(policy.accounts), (req, res) => reply(res, service.listAccounts(subject(req))));
   app.get('/accounts/:id', fapi.protect(policy.accounts), (req, res) =>

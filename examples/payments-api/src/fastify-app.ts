@@ -3,7 +3,7 @@ import type { ServerOptions } from 'node:https';
 import type { Authorized, GuardOptions } from '@fapi-guard/core';
 import { fapiGuard } from '@fapi-guard/fastify';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { type Answer, type ApiOptions, ownerOf, PaymentsService, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
 
 function reply(res: FastifyReply, answer: Answer): FastifyReply {
   if (answer.location) res.header('location', answer.location);
@@ -22,6 +22,7 @@ export async function createFastifyPaymentsApi(
   const subject = (request: { auth: Authorized | null }) => ownerOf(request.auth);
 
   app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_req, res) => reply(res, await readiness(app.fapi.guard)));
   app.get('/accounts', { config: { fapi: policy.accounts } }, async (req, res) => reply(res, service.listAccounts(subject(req))));
   app.get<{ Params: { id: string } }>('/accounts/:id', { config: { fapi: policy.accounts } }, async (req, res) =>
     reply(res, service.getAccount(subject(req), req.params.id)),

@@ -4,7 +4,7 @@ import { fapiGuard } from '@fapi-guard/koa';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
-import { type Answer, type ApiOptions, ownerOf, PaymentsService, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
 
 function reply(ctx: Context, answer: Answer): void {
   if (answer.location) ctx.set('location', answer.location);
@@ -23,6 +23,7 @@ export function createKoaPaymentsApi(options: ApiOptions & { guard: GuardOptions
   router.get('/health', (ctx) => {
     ctx.body = { status: 'ok' };
   });
+  router.get('/ready', async (ctx) => reply(ctx, await readiness(fapi.guard)));
   router.get('/accounts', fapi.protect(policy.accounts), (ctx) => reply(ctx, service.listAccounts(subject(ctx))));
   router.get('/accounts/:id', fapi.protect(policy.accounts), (ctx) => reply(ctx, service.getAccount(subject(ctx), ctx.params.id ?? '')));
   router.post('/payments', fapi.protect(policy.createPayment), json, (ctx) =>

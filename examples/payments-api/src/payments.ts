@@ -3,7 +3,7 @@
  * in memory (per subject of the access token), and the policy of each route.
  */
 import { randomUUID } from 'node:crypto';
-import type { RoutePolicy } from '@fapi-guard/core';
+import type { Guard, RoutePolicy } from '@fapi-guard/core';
 
 export interface ApiOptions {
   /** Accept unbound bearer tokens on every route (outside the FAPI profile). @default false */
@@ -34,6 +34,20 @@ export interface Answer {
   status: number;
   body: unknown;
   location?: string;
+}
+
+/**
+ * `GET /ready`: 200 once the guard can verify tokens (every issuer's keys loaded), else 503 with
+ * the reason, for a load balancer or an orchestrator's readiness probe. The reason names issuer
+ * URLs and network errors: fine for a probe, keep it off a public listener if that matters.
+ */
+export async function readiness(guard: Guard): Promise<Answer> {
+  try {
+    await guard.ready();
+    return { status: 200, body: { status: 'ready' } };
+  } catch (e) {
+    return { status: 503, body: { status: 'not ready', reason: (e as Error).message } };
+  }
 }
 
 interface Payment {

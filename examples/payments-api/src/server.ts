@@ -4,8 +4,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { DecisionEvent, GuardOptions, IssuerConfig, MessageSigningOptions, SignatureJwk } from '@fapi-guard/core';
-import { RedisIntrospectionCache, RedisReplayStore, sharedSecret } from '@fapi-guard/redis';
+import type { DecisionEvent, GuardOptions, IssuerConfig, KeySetOptions, MessageSigningOptions, SignatureJwk } from '@fapi-guard/core';
+import { RedisIntrospectionCache, RedisReplayStore, redisReady, sharedSecret } from '@fapi-guard/redis';
 import { MockIssuer } from '@fapi-guard/testing';
 import { Redis } from 'ioredis';
 import { createPaymentsApi } from './app.js';
@@ -27,9 +27,9 @@ export async function startExample(
   onDecision?: (e: DecisionEvent) => void,
   /**
    * Replaces the issuer configuration built from `config` (e.g. a static key set); adds to the
-   * message-signing options (e.g. the audit hook).
+   * message-signing options (e.g. the audit hook); sets the JWKS cache tuning.
    */
-  overrides: { issuer?: IssuerConfig; messageSigning?: Partial<MessageSigningOptions> } = {},
+  overrides: { issuer?: IssuerConfig; messageSigning?: Partial<MessageSigningOptions>; keys?: KeySetOptions } = {},
 ): Promise<RunningExample> {
   const mock = config.issuer ? undefined : await MockIssuer.start({ audience: config.audience });
   const issuer = config.issuer ?? (mock as MockIssuer).issuer;
@@ -55,6 +55,7 @@ export async function startExample(
     resourceMetadata: { resourceName: 'Example payments API' },
     tokenFormat: config.tokenFormat,
     onDecision,
+    ...(overrides.keys ? { keys: overrides.keys } : {}),
   };
   if (config.messageSigning) {
     guard.messageSigning = {
@@ -114,11 +115,11 @@ async function listen(
  */
 async function sharedState(url: string) {
   const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 100, 1000) });
-  await new Promise<void>((resolve, reject) => {
-    redis.once('ready', () => resolve());
-    redis.once('error', (e) => reject(new Error(`REDIS_URL ${url}: ${e.message}`)));
+  // Errors are logged (rate-limited) and answered with 503s; ioredis keeps reconnecting.
+  await redisReady(redis, { timeoutMs: 5000 }).catch((e: Error) => {
+    redis.disconnect();
+    throw new Error(`REDIS_URL ${url}: ${e.message}`);
   });
-  redis.on('error', () => undefined); // reported through 503s; ioredis keeps reconnecting
   return {
     redis,
     replayStore: new RedisReplayStore({ client: redis }),

@@ -9,6 +9,7 @@ import { bodyHasToken, readCredentials } from './credentials.js';
 import { type AuthScheme, GuardError, type GuardErrorReason, REASONS, renderChallenges } from './errors.js';
 import { type InteractionId, interactionId } from './interaction.js';
 import { logValue } from './log-value.js';
+import { Notices } from './logger.js';
 import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 import type { ResponseParts } from './node.js';
 import { type DecisionEvent, type GuardOptions, type ResolvedMessageSigning, type ResolvedOptions, resolveOptions } from './options.js';
@@ -134,6 +135,14 @@ export interface Guard {
   signResponse(auth: Authorized, response: OutgoingResponse): SignedResponse | undefined;
   /** True when `auth` came from a route whose responses must be signed. */
   signsResponse(auth: Authorized | null | undefined): boolean;
+  /**
+   * Resolves once every issuer's verification keys are loaded (discovery and JWK set; static
+   * key sets at once); rejects with each issuer's reason otherwise. A readiness probe can await it
+   * on every call: it fetches only what is missing, at most once per `keys.cooldownMs` after a
+   * failure, and never waits longer than the fetch timeouts (`keys.timeoutMs` for each of the
+   * two discovery locations and the JWK set).
+   */
+  ready(): Promise<void>;
   /** Issuer key sets, by issuer identifier (for health checks and metrics). */
   readonly issuers: ReadonlyMap<string, IssuerKeys>;
   readonly options: Readonly<ResolvedOptions>;
@@ -177,7 +186,13 @@ interface Refusal {
   /** RFC 9421 §5.1: what the client should sign (HMS-13). */
   acceptSignature?: string;
   token?: VerifiedAccessToken;
+  /** A DPoP proof for this path at another origin (see {@link DpopResult}): a configuration hint. */
+  htuOrigin?: { proof: string; request: string };
 }
+
+/** How often the same failure (per 503 reason) or configuration hint is logged. */
+const FAILURE_LOG_WINDOW_MS = 60_000;
+const HINT_LOG_WINDOW_MS = 600_000;
 
 /** RFC 9449 §7.1, §8: browser clients must be able to read the challenge and the nonce. */
 const EXPOSE = { 'access-control-expose-headers': 'WWW-Authenticate, DPoP-Nonce' } as const;
@@ -185,7 +200,19 @@ const EXPOSE = { 'access-control-expose-headers': 'WWW-Authenticate, DPoP-Nonce'
 export function createGuard(options: GuardOptions): Guard {
   const opts = resolveOptions(options);
   const origin = new OriginResolver(opts.origin);
-  const issuers = new Map(opts.issuers.map((config) => [config.issuer, new IssuerKeys(config, opts.keys, opts.now)]));
+  // Rate limits are about the operator's real time, not the (possibly fixed) clock option.
+  const notices = new Notices(opts.logger);
+  const issuerFetched = (issuer: string) => (failure: string | undefined, keptOldKeys: boolean) => {
+    // Bounded at the source: one fetch per cooldownMs (or maxAgeMs) per issuer.
+    if (failure === undefined) notices.log('info', { issuer }, 'fapi-guard: issuer keys fetched again');
+    else if (keptOldKeys)
+      notices.log('warn', { issuer, reason: failure }, 'fapi-guard: issuer keys could not be refreshed; the old keys stay in use');
+    else
+      notices.log('error', { issuer, reason: failure }, 'fapi-guard: issuer keys could not be fetched; its tokens get 503 until they are');
+  };
+  const issuers = new Map(
+    opts.issuers.map((config) => [config.issuer, new IssuerKeys(config, opts.keys, opts.now, issuerFetched(config.issuer))]),
+  );
   const dpop = new DpopVerifier({
     algorithms: opts.algorithms,
     maxAgeSec: opts.dpop.maxAgeSec,
@@ -225,6 +252,14 @@ export function createGuard(options: GuardOptions): Guard {
       algorithms: opts.algorithms,
       clockToleranceSec: opts.clockToleranceSec,
       now: opts.now,
+      onCacheError: (e) =>
+        notices.report(
+          'warn',
+          'introspection-cache',
+          FAILURE_LOG_WINDOW_MS,
+          { reason: logValue((e as Error)?.message ?? String(e)) },
+          'fapi-guard: the introspection cache failed; answers are fetched from the introspection endpoint',
+        ),
     });
 
   /** Step 2: local JWT checks, introspection, or both, as `tokenFormat` and `introspectJwts` say. */
@@ -546,11 +581,38 @@ export function createGuard(options: GuardOptions): Guard {
     }
   }
 
+  /**
+   * What the operator must see without `onDecision`: a 503 or 500 with its reason (per reason,
+   * rate-limited), and a refusal that points to the configuration (a hint, rarely).
+   */
+  function notify(refusal: Refusal, error: GuardError): void {
+    if (error.status >= 500) {
+      notices.report(
+        'error',
+        `refusal:${refusal.reason}`,
+        FAILURE_LOG_WINDOW_MS,
+        { reason: refusal.reason, status: error.status, detail: error.detail },
+        `fapi-guard: requests refused with ${error.status}: ${REASONS[refusal.reason].description}`,
+      );
+    }
+    if (refusal.htuOrigin) {
+      notices.report(
+        'warn',
+        'hint:htu-origin',
+        HINT_LOG_WINDOW_MS,
+        { proofOrigin: logValue(refusal.htuOrigin.proof), requestOrigin: logValue(refusal.htuOrigin.request) },
+        'fapi-guard: DPoP proofs name this path at another origin than the one this API computes for its requests; ' +
+          'behind a proxy or load balancer set publicUrl (or trustedProxies) to the URL clients use (RFC 9449 §4.3 step 9)',
+      );
+    }
+  }
+
   /** The decision: the refusal rendered, or the interaction id added; reported once. */
   function settle(request: GuardRequest, pass: Pass, outcome: Refusal): GuardError;
   function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal): Authorized | GuardError;
   function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal): Authorized | GuardError {
     let result = outcome.ok ? outcome : toError(outcome, pass.policy, pass.interaction?.id);
+    if (!outcome.ok && !result.ok) notify(outcome, result);
     const { interaction } = pass;
     if (result.ok && interaction) {
       const context = signing.get(result);
@@ -564,6 +626,11 @@ export function createGuard(options: GuardOptions): Guard {
   return {
     issuers,
     options: opts,
+    async ready() {
+      const outcomes = await Promise.allSettled([...issuers.values()].map((keys) => keys.ready()));
+      const reasons = outcomes.flatMap((o) => (o.status === 'rejected' ? [(o.reason as Error).message] : []));
+      if (reasons.length > 0) throw new Error(`fapi-guard is not ready: ${reasons.join('; ')}`);
+    },
     policy: toPolicy,
     requestUrl: (connection) => origin.resolve(connection),
     // With the request's headers the refusal carries its x-fapi-interaction-id too.

@@ -31,6 +31,7 @@ export {
 } from './errors.js';
 export { type Authenticated, type Authorized, type Binding, createGuard, type Guard } from './guard.js';
 export { type InteractionId, interactionId } from './interaction.js';
+export { type GuardLogger, Notices, stderrLogger } from './logger.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 export { DecisionMetrics, type MetricsSnapshot } from './metrics.js';
 export {

@@ -8,6 +8,7 @@ import type { MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
 import { checkGuardOptions } from './config-keys.js';
 import type { GuardError } from './errors.js';
+import { type GuardLogger, resolveLogger } from './logger.js';
 import type { ResourceMetadataOptions } from './metadata.js';
 import type { OriginOptions } from './request.js';
 import { type ClientKeyOptions, ClientKeys } from './signatures/client-keys.js';
@@ -223,6 +224,17 @@ export interface GuardOptions extends OriginOptions {
   messageSigning?: MessageSigningOptions;
   /** Called once per decision, allowed or refused. Exceptions it throws are ignored. */
   onDecision?: (event: DecisionEvent) => void;
+  /**
+   * Where failures an operator must see are reported without `onDecision`: issuer discovery and
+   * JWK set fetches that fail, introspection and shared-store failures (each 503 reason at most
+   * once a minute, with a `repeated` count), and a hint, at most once every ten minutes, when a
+   * refusal looks like a configuration problem (e.g. DPoP proofs naming another origin than the
+   * one this API computes: `publicUrl` missing behind a proxy). Any pino-compatible logger
+   * (`warn(obj, msg)`, `error(obj, msg)`; `info` is used when present). Entries never contain a
+   * token, a proof or a secret. `false` turns reporting off.
+   * @default one JSON line per warning or error on stderr
+   */
+  logger?: GuardLogger | false;
   /** Current time in milliseconds. For tests (the RFC vectors are from 2019–2022). @default Date.now */
   clock?: () => number;
 }
@@ -267,6 +279,7 @@ export interface ResolvedOptions {
   keys: KeySetOptions;
   tokenCacheMax: number;
   onDecision: ((event: DecisionEvent) => void) | undefined;
+  logger: GuardLogger;
   now: () => number;
   origin: OriginOptions;
   dpop: { maxAgeSec: number; maxFutureSec: number; replayStore: ReplayStore; nonce: DpopNonceOptions; verifyOn: 'main' | 'threadpool' };
@@ -457,6 +470,7 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     keys: { ...options.keys },
     tokenCacheMax: cacheMax,
     onDecision: options.onDecision,
+    logger: resolveLogger(options.logger),
     now,
     origin: { publicUrl: options.publicUrl ?? audienceOrigins(audiences), trustedProxies: options.trustedProxies },
     mtls: options.mtls === true ? {} : options.mtls || undefined,

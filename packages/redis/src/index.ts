@@ -2,13 +2,14 @@
  * Shared state for fapi-guard on Redis (or Valkey), for APIs that run as several instances:
  * the DPoP replay store (RFC 9449 §11.1), the introspection cache (RFC 7662 §4) and the DPoP
  * nonce secret (RFC 9449 §9). Each key is independent and every command touches one key, so
- * the design works unchanged on Redis Cluster.
+ * the design works unchanged on Redis Cluster (ioredis `Cluster`, node-redis `createCluster`).
  */
 import { randomBytes } from 'node:crypto';
 import type { CachedIntrospection, IntrospectionCache, ReplayStore } from '@fapi-guard/core';
 import { commandFor, type RedisClientLike, type RedisCommand } from './command.js';
 
-export { type RedisClientLike, type RedisCommand, RedisUnavailableError } from './command.js';
+export { type NodeRedisClusterLike, type RedisClientLike, type RedisCommand, RedisUnavailableError } from './command.js';
+export { type RedisConnectionLike, type RedisReadyOptions, redisReady } from './ready.js';
 
 export interface RedisStoreOptions {
   /** The application's client: ioredis, node-redis, or `(args) => Promise`. */
@@ -84,7 +85,7 @@ export class RedisIntrospectionCache implements IntrospectionCache {
 /**
  * A secret every instance agrees on, created by whichever instance comes first
  * (`SET NX`, then `GET`): e.g. the DPoP nonce secret, so a nonce from one instance is valid
- * at all. Call it at start-up; it rejects when Redis cannot be reached.
+ * at all. Call it at start-up, after {@link redisReady}; it rejects when Redis cannot be reached.
  */
 export async function sharedSecret(options: Omit<RedisStoreOptions, 'clock'> & { name: string; bytes?: number }): Promise<string> {
   const { command, prefix } = settings(options);

@@ -1,5 +1,6 @@
 /** The Redis stores against a real redis-server, through both ioredis and node-redis. */
-import { RedisIntrospectionCache, RedisReplayStore, RedisUnavailableError, sharedSecret } from '@fapi-guard/redis';
+import type { GuardLogger } from '@fapi-guard/core';
+import { RedisIntrospectionCache, RedisReplayStore, RedisUnavailableError, redisReady, sharedSecret } from '@fapi-guard/redis';
 import { Redis as IORedis } from 'ioredis';
 import { createClient } from 'redis';
 import { TestRedis } from '../../../test/support/redis';
@@ -74,5 +75,57 @@ describe('faults', () => {
 
   it('refuses a client it does not know at construction', () => {
     expect(() => new RedisReplayStore({ client: {} as never })).toThrow(/ioredis/);
+  });
+});
+
+describe('redisReady', () => {
+  const capture = () => {
+    const lines: { obj: Record<string, unknown>; msg: string }[] = [];
+    const logger: GuardLogger = { warn: (obj, msg) => lines.push({ obj, msg }), error: (obj, msg) => lines.push({ obj, msg }) };
+    return { lines, logger };
+  };
+
+  it('the README setup: without it a fresh fail-fast ioredis client makes sharedSecret reject; with it, it works', async () => {
+    const early = new IORedis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    early.on('error', () => undefined);
+    await expect(sharedSecret({ client: early, name: 'ready-test' })).rejects.toThrow(/enableOfflineQueue/);
+    early.disconnect();
+
+    const redis = new IORedis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    await redisReady(redis, { logger: false });
+    expect(await sharedSecret({ client: redis, name: 'ready-test' })).toHaveLength(43);
+    await redisReady(redis); // already ready: at once
+    redis.disconnect();
+  });
+
+  it('connects a node-redis client and an ioredis lazyConnect client itself', async () => {
+    const node = createClient({ url: server.url, disableOfflineQueue: true });
+    await redisReady(node, { logger: false });
+    expect(node.isReady).toBe(true);
+    expect(await sharedSecret({ client: node, name: 'ready-test' })).toHaveLength(43);
+    await node.quit();
+    const lazy = new IORedis(server.url, { lazyConnect: true, enableOfflineQueue: false });
+    await redisReady(lazy, { logger: false });
+    expect(lazy.status).toBe('ready');
+    lazy.disconnect();
+  });
+
+  it('an unreachable Redis: rejects within the bound with the reason, logs the error once, never crashes the process', async () => {
+    const { lines, logger } = capture();
+    const down = await TestRedis.start();
+    await down.stop();
+    const redis = new IORedis(down.url, { enableOfflineQueue: false, retryStrategy: () => 50 });
+    const started = Date.now();
+    await expect(redisReady(redis, { logger, timeoutMs: 600 })).rejects.toThrow(/not ready after 600 ms: .*ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(1500);
+    // ioredis retried every 50 ms and emitted an error each time: one line (rate-limited).
+    await new Promise((r) => setTimeout(r, 200));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.obj.reason).toMatch(/ECONNREFUSED/);
+    redis.disconnect();
+
+    const node = createClient({ url: down.url, disableOfflineQueue: true, socket: { reconnectStrategy: () => 50 } });
+    await expect(redisReady(node, { logger: false, timeoutMs: 600 })).rejects.toThrow(/ECONNREFUSED/);
+    await node.destroy();
   });
 });

@@ -54,7 +54,17 @@ export type DpopResult =
       /** A nonce to hand out with the response (a newer one exists than the proof's). */
       nextNonce?: string;
     }
-  | { ok: false; reason: GuardErrorReason; detail: string; nonce?: string };
+  | {
+      ok: false;
+      reason: GuardErrorReason;
+      detail: string;
+      nonce?: string;
+      /**
+       * Set when `htu` names the request's path at another origin: the mark of an API behind a
+       * proxy that computes its own URL (no `publicUrl`), worth a hint to the operator.
+       */
+      htuOrigin?: { proof: string; request: string };
+    };
 
 /** Members that make a JWK private or symmetric (RFC 9449 §4.3 step 7). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
@@ -93,6 +103,16 @@ export function accessTokenHash(accessToken: string): string {
 
 type Fail = Extract<DpopResult, { ok: false }>;
 const invalid = (detail: string): Fail => ({ ok: false, reason: 'dpop_proof_invalid', detail });
+
+function htuMismatch(htu: string, normalizedHtu: string | undefined, expected: string | undefined): Fail {
+  const refusal = invalid(`htu ${htu} is not ${expected}`);
+  if (normalizedHtu === undefined || expected === undefined) return refusal;
+  const [proof, request] = [new URL(normalizedHtu), new URL(expected)];
+  if (proof.pathname === request.pathname && proof.origin !== request.origin) {
+    refusal.htuOrigin = { proof: proof.origin, request: request.origin };
+  }
+  return refusal;
+}
 
 export class DpopVerifier {
   /** Imported proof keys by `alg` + thumbprint: a client's key is imported once, not per request. */
@@ -133,7 +153,8 @@ export class DpopVerifier {
     if (htm !== request.method) return invalid(`htm ${htm} on a ${request.method} request`);
     // Step 9: htu, without query and fragment, after normalisation.
     const expected = this.normalized(request.url);
-    if (expected === undefined || this.normalized(htu) !== expected) return invalid(`htu ${htu} is not ${expected}`);
+    const normalizedHtu = this.normalized(htu);
+    if (expected === undefined || normalizedHtu !== expected) return htuMismatch(htu, normalizedHtu, expected);
     // Step 11: a fresh proof (checked before the nonce so stale proofs are not answered with a nonce).
     const now = s.now() / 1000;
     if (iat < now - s.maxAgeSec) return invalid(`iat ${iat} is older than ${s.maxAgeSec} s`);

@@ -83,6 +83,8 @@ export interface IntrospectorSettings {
   algorithms: readonly string[];
   clockToleranceSec: number;
   now: () => number;
+  /** Told when the cache fails (the call goes on as a miss, or without storing the answer). */
+  onCacheError?: (error: unknown) => void;
 }
 
 type Fail = Extract<TokenResult, { ok: false }>;
@@ -144,6 +146,12 @@ export class Introspector {
     this.limit = new CallLimit(maxConcurrent, maxQueued);
   }
 
+  /** A cache failure is a miss, reported to the operator. */
+  private readonly cacheFailed = (error: unknown): undefined => {
+    this.settings.onCacheError?.(error);
+    return undefined;
+  };
+
   /** The issuer identifier whose tokens this introspector answers for. */
   get issuer(): string {
     return this.settings.issuer.issuer;
@@ -151,7 +159,7 @@ export class Introspector {
 
   /** Introspects (or takes the cached answer for) the token whose SHA-256 is `hash`. */
   async introspect(token: string, hash: string): Promise<TokenResult> {
-    const cached = await this.cache?.get(hash).catch(() => undefined);
+    const cached = await this.cache?.get(hash).catch(this.cacheFailed);
     if (cached) return cached.active ? this.check(cached.claims, hash) : fail('token_inactive', 'cached: not active');
     let call = this.inflight.get(hash);
     if (!call) {
@@ -179,7 +187,7 @@ export class Introspector {
     const now = this.settings.now();
     // RFC 7662 §2.2: only a boolean true is active.
     if (answer.active !== true) {
-      if (this.cache) await this.cache.set(hash, { active: false }, now + this.negativeTtlMs).catch(() => undefined);
+      if (this.cache) await this.cache.set(hash, { active: false }, now + this.negativeTtlMs).catch(this.cacheFailed);
       return fail('token_inactive', 'introspection: not active');
     }
     const claims = { ...answer, iss: answer.iss ?? this.issuer } as AccessTokenClaims;
@@ -187,7 +195,7 @@ export class Introspector {
     if (checked.ok && this.cache) {
       const exp = typeof claims.exp === 'number' ? claims.exp * 1000 : Number.POSITIVE_INFINITY;
       const expiresAt = Math.min(now + this.maxTtlMs, exp);
-      if (expiresAt > now) await this.cache.set(hash, { active: true, claims }, expiresAt).catch(() => undefined);
+      if (expiresAt > now) await this.cache.set(hash, { active: true, claims }, expiresAt).catch(this.cacheFailed);
     }
     return checked;
   }

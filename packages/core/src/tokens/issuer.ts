@@ -166,6 +166,8 @@ export class IssuerKeys {
     config: IssuerConfig,
     options: KeySetOptions,
     private readonly now: () => number,
+    /** Told the outcome of every fetch: the reason it failed, or `undefined` once it succeeds. */
+    private readonly onFetched: (failure: string | undefined, keptOldKeys: boolean) => void = () => undefined,
   ) {
     this.issuer = config.issuer;
     this.jwksUri = config.jwksUri;
@@ -235,6 +237,19 @@ export class IssuerKeys {
     };
   }
 
+  /**
+   * Resolves once the keys are loaded (discovery and JWK set; at once for a static set), or
+   * rejects with the reason they are not. Starts a fetch unless one failed less than
+   * `cooldownMs` ago (then it rejects with that failure), so a readiness probe costs the issuer
+   * no more than requests do. Bounded by the fetch timeouts: two discovery locations and the
+   * JWK set, `timeoutMs` each.
+   */
+  async ready(): Promise<void> {
+    if (this.jwks) return;
+    if (this.inflight || this.now() - this.lastAttempt >= this.cooldownMs) await this.refresh();
+    if (!this.jwks) throw new Error(`issuer ${this.issuer}: ${this.lastError ?? 'keys not fetched yet'}`);
+  }
+
   /** One fetch at a time; concurrent callers share it. Never rejects. */
   refresh(): Promise<void> {
     if (!this.inflight) {
@@ -242,10 +257,12 @@ export class IssuerKeys {
       this.inflight = this.load()
         .then(
           () => {
+            if (this.lastError !== undefined) this.onFetched(undefined, false);
             this.lastError = undefined;
           },
           (e: Error) => {
             this.lastError = e.message;
+            this.onFetched(e.message, this.jwks !== undefined);
           },
         )
         .finally(() => {
