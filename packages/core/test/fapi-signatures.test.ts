@@ -68,6 +68,35 @@ describe('derived FAPI 2.0 vector', () => {
     });
   });
 
+  it('15.3 signature base cost: all the signatures of a request share one base budget', async () => {
+    // A second candidate that covers 75 kB of padding, over the bound: behind it the genuine one is
+    // refused (nothing left to build its base with); in front of it, it still passes.
+    const pad = 'v'.repeat(15_000);
+    const big = `big=("@method" "@target-uri" "authorization" "content-digest" "x-0" "x-1" "x-2" "x-3" "x-4");created=${CREATED};keyid="test-key-ed25519";tag="fapi-2-request"`;
+    const withBig = (first: boolean) => {
+      const request = input();
+      const h = request.message.headers;
+      const inputs = [...(h['signature-input'] as string[])];
+      const values = [...(h.signature as string[])];
+      request.message = {
+        ...request.message,
+        headers: {
+          ...h,
+          ...Object.fromEntries([0, 1, 2, 3, 4].map((i) => [`x-${i}`, [pad]])),
+          'signature-input': first ? [big, ...inputs] : [...inputs, big],
+          signature: first ? ['big=:AAAA:', ...values] : [...values, 'big=:AAAA:'],
+        },
+      };
+      return request;
+    };
+    expect(await verifyRequestSignature(withBig(false))).toMatchObject({ ok: true, verified: { label: 'sig1' } });
+    const refused = await verifyRequestSignature(withBig(true));
+    expect(refused).toMatchObject({ ok: false, reason: 'signature_invalid' });
+    expect(refused.ok === false && refused.detail).toBe(
+      'big: signature base over 65536 characters; sig1: the signature bases of this request are over their bound',
+    );
+  });
+
   it('SIG-01 refuses the vector for a client that does not own the key', async () => {
     const other = new ClientKeys(
       { clients: { 'client-a': { jwks: { keys: [] } }, 'client-b': { jwks: { keys: [publicJwk] } } } },
