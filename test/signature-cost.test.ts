@@ -80,7 +80,7 @@ const REQUIRED = '"@method" "@target-uri" "authorization" "dpop" "content-digest
 const padding = (length: number) => `a${' '.repeat(length)}b`;
 
 /** A valid signed payment request, as {@link hostile} returns one. */
-async function genuine() {
+async function genuine(): Promise<Request> {
   const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt });
   const url = `${AUDIENCE}/signed`;
   const headers: Record<string, string> = {
@@ -92,7 +92,10 @@ async function genuine() {
   return { path: '/signed', headers: { ...headers, ...signed, 'content-length': String(Buffer.byteLength(BODY)) } };
 }
 
-type Request = Awaited<ReturnType<typeof genuine>>;
+interface Request {
+  path: string;
+  headers: Record<string, string>;
+}
 
 /** The latency of a request on another route (unauthenticated: the guard answers at once). */
 async function probe(app: StartedApp): Promise<number> {
