@@ -18,6 +18,7 @@ import {
   verifyMessageSignature,
   verifyRequestSignature,
 } from '@fapi-guard/core';
+import { rsaPublicJwk } from '../../../test/support/rsa';
 import { parseHttpMessage, vector } from '../../../test/support/vectors';
 
 const derived = vector('fapi2-http-signature-derived');
@@ -227,6 +228,26 @@ describe('start-up checks', () => {
     const guard = createGuard({ ...base, messageSigning: { clients: {} } });
     expect(() => guard.policy({ signResponse: true })).toThrow(/responseKey/);
     expect(() => guard.policy({ signedRequest: 'always' as never })).toThrow(/'required' or 'optional'/);
+  });
+
+  it('15.7 client key bounds: RSA message-signing keys of 2048 to 8192 bits with an odd exponent up to 2^32 - 1', async () => {
+    const rsa = (kid: string, bits: number, e = 65537n): SignatureJwk => ({ ...rsaPublicJwk(bits, e), kid });
+    for (const [jwk, problem] of [
+      [rsa('small', 2047), 'RSA modulus of 2047 bits (at least 2048)'],
+      [rsa('large', 8193), 'RSA modulus of 8193 bits (at most 8192)'],
+      [rsa('huge-e', 3072, 2n ** 3070n + 1n), 'RSA public exponent of 3071 bits (odd, 3 to 2^32 - 1)'],
+      [rsa('e-33-bits', 2048, 2n ** 32n + 1n), 'RSA public exponent of 33 bits (odd, 3 to 2^32 - 1)'],
+      [rsa('even-e', 2048, 65536n), 'RSA public exponent of 17 bits, even (odd, 3 to 2^32 - 1)'],
+    ] as const) {
+      expect(() => verificationKey(jwk)).toThrow(`fapi-guard: message signing key has an ${problem}`);
+    }
+    for (const jwk of [rsa('min', 2048), rsa('max', 8192), rsa('e-32-bits', 2048, 2n ** 32n - 1n), rsa('e-3', 2048, 3n)]) {
+      expect(verificationKey(jwk).keyid).toBe(jwk.kid);
+    }
+    // A client's JWKS: keys out of bounds are left out, so their keyid is unknown.
+    const keys = new ClientKeys({ clients: { c: { jwks: { keys: [rsa('huge-e', 3072, 2n ** 3070n + 1n), rsa('ok', 2048)] } } } }, Date.now);
+    expect(await keys.key('c', 'huge-e')).toMatchObject({ ok: false, unavailable: false });
+    expect(await keys.key('c', 'ok')).toMatchObject({ ok: true });
   });
 
   it('refuses unsafe key material and settings', () => {
