@@ -218,6 +218,14 @@ describe('server nonces', () => {
     expect(new DpopNonces({}, Date.now).current()).not.toBe(new DpopNonces({}, Date.now).current());
   });
 
+  it('15.11 multi-byte nonce: 32 characters of more than 32 bytes are invalid, not an exception', () => {
+    const nonces = new DpopNonces({ secret }, Date.now);
+    for (const nonce of ['é'.repeat(32), '😀'.repeat(16), 'é'.repeat(16), `${nonces.current().slice(0, 31)}é`]) {
+      expect(nonces.check(nonce)).toBe('invalid');
+    }
+    expect(nonces.check(nonces.current())).toBe('fresh');
+  });
+
   it('accepts nonces of a previous secret during rotation', () => {
     const old = new DpopNonces({ secret }, Date.now);
     const rotated = new DpopNonces({ secret: ['c'.repeat(32), secret] }, Date.now);
