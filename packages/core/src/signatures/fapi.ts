@@ -163,7 +163,9 @@ function member(label: string, value: InnerList | Item): string {
 /**
  * Verifies the FAPI request signature(s) of a request whose token names `clientId`. Every
  * `fapi-2-request` signature is a candidate; the first that passes everything counts (a valid
- * signature next to an attacker's one still passes, HMS-02).
+ * signature next to an attacker's one still passes, HMS-02). The candidates share one budget of
+ * signature base (`SIGNATURE_BASE_BOUNDS.maxBaseLength`): one that used it up leaves none for
+ * those after it.
  */
 export async function verifyRequestSignature(input: RequestSignatureInput): Promise<RequestSignatureResult> {
   let signatures: Map<string, MessageSignature>;
