@@ -155,6 +155,15 @@ describe.each(FRAMEWORKS)('%s', (framework) => {
     await expectCheapRefusal(app(), () => hostile({ sig1: `${REQUIRED} ${names}` }, { 'x-pad': padding(10_000) }));
   });
 
+  it('15.3 signature base cost: 8 signatures × 27 @query-param over a 7 kB query are refused without stalling other requests', async () => {
+    const labels = Array.from({ length: 8 }, (_, i) => `sig${i}`);
+    const names = Array.from({ length: 27 }, (_, i) => `q${i}`);
+    const components = `${REQUIRED} ${names.map((q) => `"@query-param";name="${q}"`).join(' ')}`;
+    const query = `?${names.map((q) => `${q}=${'%20'.repeat(80)}`).join('&')}`;
+    const inputs = Object.fromEntries(labels.map((l) => [l, components]));
+    await expectCheapRefusal(app(), () => hostile(inputs, {}, query));
+  });
+
   it('15.3 signature base cost: the worst case within the bounds (8 signatures × 32 components over every large field) is refused without stalling other requests', async () => {
     const labels = Array.from({ length: 8 }, (_, i) => `sig${i}`);
     const keyed = labels.map((l) => `"signature-input";key="${l}" "signature";key="${l}"`).join(' ');

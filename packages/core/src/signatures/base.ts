@@ -138,13 +138,47 @@ function encodeQueryPart(value: string): string {
   return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
+/** A target URI as parsed, with its query parameters by name (§2.2.8) once something asks for them. */
+interface ParsedUrl {
+  href: string;
+  url: URL;
+  query?: Map<string, string[]>;
+}
+
+/**
+ * Target URIs of messages, parsed once: a signature may list many derived components and
+ * `@query-param`s, and a message carry several signatures.
+ */
+const parsedUrls = new WeakMap<SignedMessage, ParsedUrl>();
+
+function targetUri(message: SignedMessage, href: string): ParsedUrl {
+  const cached = parsedUrls.get(message);
+  if (cached?.href === href) return cached;
+  const parsed = { href, url: new URL(href) };
+  parsedUrls.set(message, parsed);
+  return parsed;
+}
+
+function queryParams(target: ParsedUrl): Map<string, string[]> {
+  if (!target.query) {
+    target.query = new Map();
+    for (const [k, v] of new URLSearchParams(target.url.search)) {
+      const values = target.query.get(k);
+      if (values) values.push(v);
+      else target.query.set(k, [v]);
+    }
+  }
+  return target.query;
+}
+
 function derived(message: SignedMessage, name: string, params: Map<string, BareItem>): string {
   if (name === '@status') {
     if (message.status === undefined) fail('@status in a request');
     return String(message.status);
   }
   if (message.url === undefined || message.method === undefined) fail(`${name} in a response without req`);
-  const url = new URL(message.url as string);
+  const target = targetUri(message, message.url as string);
+  const { url } = target;
   switch (name) {
     case '@method':
       return message.method as string;
@@ -163,7 +197,7 @@ function derived(message: SignedMessage, name: string, params: Map<string, BareI
     case '@query-param': {
       const wanted = params.get('name');
       if (typeof wanted !== 'string') fail('@query-param needs a name parameter');
-      const values = [...new URLSearchParams(url.search)].filter(([k]) => k === wanted).map(([, v]) => v);
+      const values = queryParams(target).get(wanted as string) ?? [];
       if (values.length !== 1) fail(`@query-param ${wanted} occurs ${values.length} times`);
       return encodeQueryPart(values[0] as string);
     }
