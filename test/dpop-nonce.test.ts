@@ -5,31 +5,21 @@
  * `use_dpop_nonce` answer a client needs to recover (RFC 9449 §9).
  */
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
-import { FRAMEWORKS, type Framework, type StartedApp, startApp } from './support/apps';
+import { closeApps, FRAMEWORKS, type Framework, type StartedApp, startApps } from './support/apps';
 import { send } from './support/http';
 
 const AUDIENCE = 'https://rs.example.com';
 let as: MockIssuer;
 let client: DpopClient;
-const apps = new Map<Framework, StartedApp>();
+let apps: Map<Framework, StartedApp>;
 
 beforeAll(async () => {
   as = await MockIssuer.start({ audience: AUDIENCE });
   client = await DpopClient.create('ES256');
-  for (const framework of FRAMEWORKS) {
-    apps.set(
-      framework,
-      await startApp(framework, {
-        issuer: as.issuer,
-        audience: AUDIENCE,
-        publicUrl: AUDIENCE,
-        dpop: { nonce: { secret: 'n'.repeat(32) } },
-      }),
-    );
-  }
+  apps = await startApps({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, dpop: { nonce: { secret: 'n'.repeat(32) } } });
 });
 afterAll(async () => {
-  for (const app of apps.values()) await app.close();
+  await closeApps(apps);
   await as.stop();
 });
 

@@ -7,56 +7,23 @@
  *
  * Fixed seed and a run count that fits CI; a long run: FUZZ_RUNS=5000 npx jest test/fuzz-signatures
  */
-import { DpopClient, MessageSigningClient, MockIssuer } from '@fapi-guard/testing';
 import fc from 'fast-check';
 import { type BareItem, type InnerList, type Item, parseDictionary, serializeDictionary } from 'structured-headers';
-import { FRAMEWORKS, type StartedApp, startApp } from './support/apps';
 import { send } from './support/http';
+import { useSigningApps } from './support/signing';
 
-const AUDIENCE = 'https://rs.example.com';
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 const SEED = 20261124;
 const BODY = '{"amount":"10.00","currency":"EUR"}';
 
-let as: MockIssuer;
-let dpop: DpopClient;
-const signer = MessageSigningClient.generate('ed25519', 'fuzz-key');
-const apps = new Map<string, StartedApp>();
+const fixture = useSigningApps('fuzz-key', BODY);
 let inputs = 0;
 
-beforeAll(async () => {
-  as = await MockIssuer.start({ audience: AUDIENCE, clientId: 'client-a' });
-  dpop = await DpopClient.create('ES256');
-  for (const framework of FRAMEWORKS) {
-    apps.set(
-      framework,
-      await startApp(framework, {
-        issuer: as.issuer,
-        audience: AUDIENCE,
-        publicUrl: AUDIENCE,
-        interactionId: false,
-        messageSigning: { clients: { 'client-a': { jwks: signer.jwks } }, responseKey: MessageSigningClient.generate().privateJwk },
-      }),
-    );
-  }
-});
-afterAll(async () => {
-  for (const app of apps.values()) await app.close();
-  await as.stop();
+afterAll(() => {
   process.stdout.write(`fuzz-signatures: ${inputs} requests (${RUNS} runs per property, seed ${SEED})\n`);
 });
 
-/** A valid signed payment request (new proof each time: every app has its own replay store). */
-async function signedRequest() {
-  const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt });
-  const url = `${AUDIENCE}/signed`;
-  const headers: Record<string, string> = {
-    authorization: `DPoP ${token}`,
-    dpop: await dpop.proof({ htm: 'POST', htu: url, accessToken: token }),
-    'content-type': 'application/json',
-  };
-  return { ...headers, ...signer.sign({ method: 'POST', url, headers, body: BODY }) };
-}
+const signedRequest = () => fixture.signedRequest();
 
 /** Same meaning as a structured dictionary (or the same text when either does not parse). */
 function sameDictionary(a: string, b: string): boolean {
@@ -69,7 +36,7 @@ function sameDictionary(a: string, b: string): boolean {
 
 async function sendAll(headers: Record<string, string>, body = BODY): Promise<number[]> {
   const statuses: number[] = [];
-  for (const app of apps.values()) {
+  for (const app of fixture.apps().values()) {
     const res = await send(`${app.url}/signed`, {
       method: 'POST',
       headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },

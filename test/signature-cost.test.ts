@@ -5,11 +5,10 @@
  * Through real HTTP on each adapter: the worst case is refused with the signature 401, and a
  * request on another route, sent meanwhile, still answers within ten times its normal latency.
  */
-import { DpopClient, MessageSigningClient, MockIssuer } from '@fapi-guard/testing';
-import { FRAMEWORKS, type Framework, type StartedApp, startApp } from './support/apps';
+import { FRAMEWORKS, type StartedApp } from './support/apps';
 import { type Received, send } from './support/http';
+import { useSigningApps } from './support/signing';
 
-const AUDIENCE = 'https://rs.example.com';
 const BODY = '{"amount":"10.00","currency":"EUR"}';
 const SIGNATURE_REFUSED = 'DPoP algs="ES256 PS256 EdDSA", error="invalid_request", error_description="The request signature is invalid"';
 /**
@@ -18,31 +17,7 @@ const SIGNATURE_REFUSED = 'DPoP algs="ES256 PS256 EdDSA", error="invalid_request
  */
 const LATENCY_FLOOR_MS = 5;
 
-let as: MockIssuer;
-let dpop: DpopClient;
-const signer = MessageSigningClient.generate('ed25519', 'cost-key');
-const apps = new Map<Framework, StartedApp>();
-
-beforeAll(async () => {
-  as = await MockIssuer.start({ audience: AUDIENCE, clientId: 'client-a' });
-  dpop = await DpopClient.create('ES256');
-  for (const framework of FRAMEWORKS) {
-    apps.set(
-      framework,
-      await startApp(framework, {
-        issuer: as.issuer,
-        audience: AUDIENCE,
-        publicUrl: AUDIENCE,
-        interactionId: false,
-        messageSigning: { clients: { 'client-a': { jwks: signer.jwks } }, responseKey: MessageSigningClient.generate().privateJwk },
-      }),
-    );
-  }
-});
-afterAll(async () => {
-  for (const app of apps.values()) await app.close();
-  await as.stop();
-});
+const fixture = useSigningApps('cost-key', BODY);
 
 /**
  * A signed payment request to `/signed?query` whose `Signature-Input` is replaced by `inputs`
@@ -51,23 +26,15 @@ afterAll(async () => {
  * digest, key; the signature values are the genuine one's bytes, so they do not verify.
  */
 async function hostile(inputs: Record<string, string>, extra: Record<string, string>, query = ''): Promise<Request> {
-  const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt });
-  const url = `${AUDIENCE}/signed${query}`;
-  const headers: Record<string, string> = {
-    authorization: `DPoP ${token}`,
-    dpop: await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/signed`, accessToken: token }),
-    'content-type': 'application/json',
-  };
-  const signed = signer.sign({ method: 'POST', url, headers, body: BODY });
+  const signed = await fixture.signedRequest(query);
   const value = (signed.signature as string).slice('sig1='.length);
   const params = `;created=${Math.floor(Date.now() / 1000)};keyid="cost-key";tag="fapi-2-request"`;
   const labels = Object.keys(inputs);
   return {
     path: `/signed${query}`,
     headers: {
-      ...headers,
+      ...signed,
       ...extra,
-      'content-digest': signed['content-digest'] as string,
       'signature-input': labels.map((label) => `${label}=(${inputs[label]})${params}`).join(', '),
       signature: labels.map((label) => `${label}=${value}`).join(', '),
       'content-length': String(Buffer.byteLength(BODY)),
@@ -81,15 +48,7 @@ const padding = (length: number) => `a${' '.repeat(length)}b`;
 
 /** A valid signed payment request, as {@link hostile} returns one. */
 async function genuine(): Promise<Request> {
-  const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt });
-  const url = `${AUDIENCE}/signed`;
-  const headers: Record<string, string> = {
-    authorization: `DPoP ${token}`,
-    dpop: await dpop.proof({ htm: 'POST', htu: url, accessToken: token }),
-    'content-type': 'application/json',
-  };
-  const signed = signer.sign({ method: 'POST', url, headers, body: BODY });
-  return { path: '/signed', headers: { ...headers, ...signed, 'content-length': String(Buffer.byteLength(BODY)) } };
+  return { path: '/signed', headers: { ...(await fixture.signedRequest()), 'content-length': String(Buffer.byteLength(BODY)) } };
 }
 
 interface Request {
@@ -148,7 +107,7 @@ function expectSignatureRefused(res: Received) {
 }
 
 describe.each(FRAMEWORKS)('%s', (framework) => {
-  const app = () => apps.get(framework) as StartedApp;
+  const app = () => fixture.apps().get(framework) as StartedApp;
 
   it('15.3 signature base cost: a 10 kB run of whitespace covered 150 times (;name=) is refused without stalling other requests', async () => {
     const names = Array.from({ length: 150 }, (_, i) => `"x-pad";name="${i}"`).join(' ');
