@@ -3,9 +3,11 @@
  * with tokens from MockIssuer and proofs from DpopClient. The app's public origin is
  * https://rs.example.com (the fixture resource identifier), so proofs carry that `htu`.
  */
+import { constants, createHash, generateKeyPairSync, type JsonWebKey, type KeyObject, randomUUID, sign } from 'node:crypto';
 import { DpopClient, MockIssuer, type ProofOptions } from '@fapi-guard/testing';
 import { type RunningApp, startExpressApp } from './support/express-app';
 import { send } from './support/http';
+import { rsaPublicJwk, rsaThumbprint } from './support/rsa';
 
 const AUDIENCE = 'https://rs.example.com';
 const HTU = 'https://rs.example.com/accounts';
@@ -225,6 +227,58 @@ describe('DPoP-bound access tokens', () => {
   it('DPOP-25 exposes WWW-Authenticate and DPoP-Nonce to browser clients', async () => {
     const res = await send(`${api.url}/accounts`);
     expect(res.headers['access-control-expose-headers']).toBe('WWW-Authenticate, DPoP-Nonce');
+  });
+});
+
+describe('15.7 costly proof keys', () => {
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const claims = (token: string) => ({
+    jti: randomUUID(),
+    htm: 'GET',
+    htu: HTU,
+    iat: Math.floor(Date.now() / 1000),
+    ath: createHash('sha256').update(token).digest('base64url'),
+  });
+  /** A PS256 proof with `jwk` in its header, signed with `privateKey` (or a garbage signature). */
+  function rsaProof(token: string, jwk: JsonWebKey, privateKey?: KeyObject): string {
+    const input = `${b64({ typ: 'dpop+jwt', alg: 'PS256', jwk })}.${b64(claims(token))}`;
+    const signature = privateKey
+      ? sign('sha256', Buffer.from(input), { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
+      : Buffer.alloc(256, 3);
+    return `${input}.${signature.toString('base64url')}`;
+  }
+  const accounts = (token: string, proof: string) =>
+    send(`${api.url}/accounts`, { headers: { authorization: `DPoP ${token}`, dpop: proof } });
+  it('15.7 proof key bounds: RSA proof keys of 1024 and 2047 bits are refused, 2048 bits accepted', async () => {
+    for (const bits of [1024, 2047, 2048]) {
+      const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+      const jwk = publicKey.export({ format: 'jwk' });
+      const token = await as.mint({ scope: 'accounts', jkt: rsaThumbprint(jwk) });
+      const res = await accounts(token, rsaProof(token, jwk, privateKey));
+      if (bits < 2048) {
+        expectDpopError(res, 'invalid_dpop_proof');
+        expect(api.decisions.at(-1)?.detail).toBe('jwk does not fit PS256');
+      } else expect(res.status).toBe(200);
+    }
+  });
+
+  it('15.7 proof key bounds: a 3071-bit public exponent and an 8193-bit modulus are refused before the signature is checked', async () => {
+    for (const [jwk, detail] of [
+      [rsaPublicJwk(3072, 2n ** 3070n + 1n), 'jwk: RSA public exponent of 3071 bits (odd, 3 to 2^32 - 1)'],
+      [rsaPublicJwk(8193, 65537n), 'jwk: RSA modulus of 8193 bits (at most 8192)'],
+    ] as const) {
+      const token = await as.mint({ scope: 'accounts', jkt: rsaThumbprint(jwk) });
+      expectDpopError(await accounts(token, rsaProof(token, jwk)), 'invalid_dpop_proof');
+      expect(api.decisions.at(-1)?.detail).toBe(detail);
+    }
+  });
+
+  it('15.7 binding before signature: a proof with a broken signature and another key than cnf.jkt gets the binding error', async () => {
+    const token = await dpopToken();
+    const jwk = rsaPublicJwk(3072, 65537n);
+    // Were the signature checked first, this would be invalid_dpop_proof.
+    expectDpopError(await accounts(token, rsaProof(token, jwk)), 'invalid_token');
+    expect(api.decisions.at(-1)).toMatchObject({ reason: 'binding_mismatch', detail: 'proof key thumbprint differs from cnf.jkt' });
   });
 });
 

@@ -161,3 +161,14 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
   const port = (app.server.address() as AddressInfo).port;
   return { framework, url: `http://127.0.0.1:${port}`, close: () => app.close() };
 }
+
+/** The app on every framework, each with the same guard options. */
+export async function startApps(options: GuardOptions): Promise<Map<Framework, StartedApp>> {
+  const apps = new Map<Framework, StartedApp>();
+  for (const framework of FRAMEWORKS) apps.set(framework, await startApp(framework, options));
+  return apps;
+}
+
+export async function closeApps(apps: ReadonlyMap<Framework, StartedApp>): Promise<void> {
+  for (const app of apps.values()) await app.close();
+}

@@ -280,6 +280,7 @@ const guardOptions = shape<GuardOptions>({
   dpop,
   messageSigning,
   onDecision: func,
+  logger: byType({ boolean: oneOf(false), object }, 'false or a pino-compatible logger'),
   clock: func,
   publicUrl: byType(
     { string, array: listOf(string, { nonEmpty: 'give at least one origin, or leave publicUrl out' }) },

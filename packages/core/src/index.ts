@@ -76,7 +76,14 @@ export {
   OriginResolver,
   type UrlResult,
 } from './request.js';
-export { componentValue, SignatureBaseError, type SignedMessage, signatureBase } from './signatures/base.js';
+export {
+  componentValue,
+  SIGNATURE_BASE_BOUNDS,
+  type SignatureBaseBounds,
+  SignatureBaseError,
+  type SignedMessage,
+  signatureBase,
+} from './signatures/base.js';
 export { type ClientKeyOptions, type ClientKeyResult, type ClientKeySource, ClientKeys } from './signatures/client-keys.js';
 export { contentDigest, type DigestCheck, verifyContentDigest } from './signatures/digest.js';
 export {
@@ -106,6 +113,7 @@ export {
 } from './signatures/keys.js';
 export {
   type HttpSignatureAlgorithm,
+  MAX_SIGNATURES,
   type MessageSignature,
   parseSignatures,
   type SignatureKey,

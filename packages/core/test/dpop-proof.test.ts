@@ -1,5 +1,6 @@
 /** DPoP proof checks, RFC 7638 thumbprints and server nonces against the published vectors. */
 import { accessTokenHash, DpopNonces, DpopVerifier, jwkThumbprint, MemoryReplayStore, NONCE_SYNTAX, normalizeHtu } from '@fapi-guard/core';
+import { rsaPublicJwk } from '../../../test/support/rsa';
 import { vector } from '../../../test/support/vectors';
 
 const rfc7638 = vector('rfc7638');
@@ -115,6 +116,66 @@ describe('RFC 9449 proof vectors', () => {
   });
 });
 
+describe('15.7 costly proof keys before the binding', () => {
+  const NOW = 1_700_000_000;
+  const URL = 'https://rs.example.com/accounts';
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  /** A PS256 proof whose header carries `jwk` and whose signature is garbage, for a token bound to `boundJkt`. */
+  const garbageProof = (jwk: Record<string, unknown>, boundJkt = jwkThumbprint(jwk)) => ({
+    proofs: [
+      `${b64({ typ: 'dpop+jwt', alg: 'PS256', jwk })}.${b64({ jti: 'j', htm: 'GET', htu: URL, iat: NOW, ath: accessTokenHash('tok') })}.${Buffer.alloc(256, 3).toString('base64url')}`,
+    ],
+    method: 'GET',
+    url: URL,
+    accessToken: 'tok',
+    requireNonce: false,
+    boundJkt,
+  });
+  const rsa = rsaPublicJwk;
+  const check = (jwk: Record<string, unknown>, boundJkt?: string) => verifier(NOW).verify(garbageProof(jwk, boundJkt));
+  const SIGNATURE = { ok: false, reason: 'dpop_proof_invalid', detail: 'signature does not verify with the header jwk' };
+
+  it('15.7 proof key bounds: a modulus of 8192 bits reaches the signature check, 8193 bits does not', async () => {
+    expect(await check(rsa(8192))).toEqual(SIGNATURE);
+    expect(await check(rsa(8193))).toEqual({
+      ok: false,
+      reason: 'dpop_proof_invalid',
+      detail: 'jwk: RSA modulus of 8193 bits (at most 8192)',
+    });
+    expect(await check(rsa(2048))).toEqual(SIGNATURE);
+    expect(await check(rsa(2047))).toEqual({ ok: false, reason: 'dpop_proof_invalid', detail: 'jwk does not fit PS256' });
+  });
+
+  it('15.7 proof key bounds: odd public exponents from 3 to 2^32 - 1; a 3071-bit one is refused before the signature', async () => {
+    for (const e of [3n, 65537n, 2n ** 32n - 1n]) expect(await check(rsa(3072, e))).toEqual(SIGNATURE);
+    for (const [e, detail] of [
+      [1n, 'jwk: RSA public exponent of 1 bits (odd, 3 to 2^32 - 1)'],
+      [65536n, 'jwk: RSA public exponent of 17 bits, even (odd, 3 to 2^32 - 1)'],
+      [2n ** 32n + 1n, 'jwk: RSA public exponent of 33 bits (odd, 3 to 2^32 - 1)'],
+      [2n ** 3070n + 1n, 'jwk: RSA public exponent of 3071 bits (odd, 3 to 2^32 - 1)'],
+    ] as const) {
+      expect(await check(rsa(3072, e))).toEqual({ ok: false, reason: 'dpop_proof_invalid', detail });
+    }
+  });
+
+  it('15.7 binding before signature: a proof with another key than cnf.jkt is refused for the binding, its signature never checked', async () => {
+    // The signature is garbage too; the binding answer shows the signature was not looked at.
+    const other = jwkThumbprint(rsa(2048, 3n));
+    expect(await check(rsa(2048), other)).toEqual({
+      ok: false,
+      reason: 'binding_mismatch',
+      detail: 'proof key thumbprint differs from cnf.jkt',
+    });
+    const unbound = { ...garbageProof(rsa(2048)), boundJkt: undefined };
+    expect(await verifier(NOW).verify(unbound)).toEqual({ ok: false, reason: 'binding_mismatch', detail: 'token has no cnf.jkt' });
+    // The stateless proof checks still come first: a bad key is a bad proof, whatever the token.
+    expect(await check(rsa(8193), other)).toMatchObject({
+      reason: 'dpop_proof_invalid',
+      detail: 'jwk: RSA modulus of 8193 bits (at most 8192)',
+    });
+  });
+});
+
 describe('htu normalisation', () => {
   it('DPOP-11 applies RFC 3986 §6.2.2 and §6.2.3 and drops query and fragment', () => {
     const expected = 'https://rs.example.com/accounts';
@@ -155,6 +216,14 @@ describe('server nonces', () => {
     expect(a.check(other.current())).toBe('invalid');
     expect(a.check('short')).toBe('invalid');
     expect(new DpopNonces({}, Date.now).current()).not.toBe(new DpopNonces({}, Date.now).current());
+  });
+
+  it('15.11 multi-byte nonce: 32 characters of more than 32 bytes are invalid, not an exception', () => {
+    const nonces = new DpopNonces({ secret }, Date.now);
+    for (const nonce of ['é'.repeat(32), '😀'.repeat(16), 'é'.repeat(16), `${nonces.current().slice(0, 31)}é`]) {
+      expect(nonces.check(nonce)).toBe('invalid');
+    }
+    expect(nonces.check(nonces.current())).toBe('fresh');
   });
 
   it('accepts nonces of a previous secret during rotation', () => {

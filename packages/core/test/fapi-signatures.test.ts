@@ -18,6 +18,7 @@ import {
   verifyMessageSignature,
   verifyRequestSignature,
 } from '@fapi-guard/core';
+import { rsaPublicJwk } from '../../../test/support/rsa';
 import { parseHttpMessage, vector } from '../../../test/support/vectors';
 
 const derived = vector('fapi2-http-signature-derived');
@@ -66,6 +67,35 @@ describe('derived FAPI 2.0 vector', () => {
       reason: 'signature_invalid',
       detail: expect.stringContaining('Content-Digest'),
     });
+  });
+
+  it('15.3 signature base cost: all the signatures of a request share one base budget', async () => {
+    // A second candidate that covers 75 kB of padding, over the bound: behind it the genuine one is
+    // refused (nothing left to build its base with); in front of it, it still passes.
+    const pad = 'v'.repeat(15_000);
+    const big = `big=("@method" "@target-uri" "authorization" "content-digest" "x-0" "x-1" "x-2" "x-3" "x-4");created=${CREATED};keyid="test-key-ed25519";tag="fapi-2-request"`;
+    const withBig = (first: boolean) => {
+      const request = input();
+      const h = request.message.headers;
+      const inputs = [...(h['signature-input'] as string[])];
+      const values = [...(h.signature as string[])];
+      request.message = {
+        ...request.message,
+        headers: {
+          ...h,
+          ...Object.fromEntries([0, 1, 2, 3, 4].map((i) => [`x-${i}`, [pad]])),
+          'signature-input': first ? [big, ...inputs] : [...inputs, big],
+          signature: first ? ['big=:AAAA:', ...values] : [...values, 'big=:AAAA:'],
+        },
+      };
+      return request;
+    };
+    expect(await verifyRequestSignature(withBig(false))).toMatchObject({ ok: true, verified: { label: 'sig1' } });
+    const refused = await verifyRequestSignature(withBig(true));
+    expect(refused).toMatchObject({ ok: false, reason: 'signature_invalid' });
+    expect(refused.ok === false && refused.detail).toBe(
+      'big: signature base over 65536 characters; sig1: the signature bases of this request are over their bound',
+    );
   });
 
   it('SIG-01 refuses the vector for a client that does not own the key', async () => {
@@ -198,6 +228,26 @@ describe('start-up checks', () => {
     const guard = createGuard({ ...base, messageSigning: { clients: {} } });
     expect(() => guard.policy({ signResponse: true })).toThrow(/responseKey/);
     expect(() => guard.policy({ signedRequest: 'always' as never })).toThrow(/signedRequest must be one of "required", "optional"/);
+  });
+
+  it('15.7 client key bounds: RSA message-signing keys of 2048 to 8192 bits with an odd exponent up to 2^32 - 1', async () => {
+    const rsa = (kid: string, bits: number, e = 65537n): SignatureJwk => ({ ...rsaPublicJwk(bits, e), kid });
+    for (const [jwk, problem] of [
+      [rsa('small', 2047), 'RSA modulus of 2047 bits (at least 2048)'],
+      [rsa('large', 8193), 'RSA modulus of 8193 bits (at most 8192)'],
+      [rsa('huge-e', 3072, 2n ** 3070n + 1n), 'RSA public exponent of 3071 bits (odd, 3 to 2^32 - 1)'],
+      [rsa('e-33-bits', 2048, 2n ** 32n + 1n), 'RSA public exponent of 33 bits (odd, 3 to 2^32 - 1)'],
+      [rsa('even-e', 2048, 65536n), 'RSA public exponent of 17 bits, even (odd, 3 to 2^32 - 1)'],
+    ] as const) {
+      expect(() => verificationKey(jwk)).toThrow(`fapi-guard: message signing key has an ${problem}`);
+    }
+    for (const jwk of [rsa('min', 2048), rsa('max', 8192), rsa('e-32-bits', 2048, 2n ** 32n - 1n), rsa('e-3', 2048, 3n)]) {
+      expect(verificationKey(jwk).keyid).toBe(jwk.kid);
+    }
+    // A client's JWKS: keys out of bounds are left out, so their keyid is unknown.
+    const keys = new ClientKeys({ clients: { c: { jwks: { keys: [rsa('huge-e', 3072, 2n ** 3070n + 1n), rsa('ok', 2048)] } } } }, Date.now);
+    expect(await keys.key('c', 'huge-e')).toMatchObject({ ok: false, unavailable: false });
+    expect(await keys.key('c', 'ok')).toMatchObject({ ok: true });
   });
 
   it('refuses unsafe key material and settings', () => {

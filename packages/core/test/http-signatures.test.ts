@@ -4,9 +4,12 @@
  */
 import { createPublicKey, createSecretKey } from 'node:crypto';
 import {
+  componentValue,
   type HttpSignatureAlgorithm,
   headersFromRaw,
+  MAX_SIGNATURES,
   parseSignatures,
+  SIGNATURE_BASE_BOUNDS,
   type SignedMessage,
   signatureBase,
   verifyMessageSignature,
@@ -147,5 +150,99 @@ describe('verification rules', () => {
     expect(check(message(['application/json', '*/*']))).toBe(true);
     expect(check(message(['application/json, */*']))).toBe(true);
     expect(check(message(['*/*', 'application/json']))).toBe(false);
+  });
+});
+
+describe('15.3 signature base cost', () => {
+  const message = (fields: Record<string, string | string[]>, url = 'https://example.org/a?q=1'): SignedMessage => ({
+    method: 'POST',
+    url,
+    headers: Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, typeof v === 'string' ? [v] : v])),
+  });
+  const withInput = (components: string, fields: Record<string, string> = {}) =>
+    message({ ...fields, 'signature-input': `s=(${components});created=1`, signature: 's=:AAAA:' });
+  const base = (components: string, fields: Record<string, string> = {}) => {
+    const m = withInput(components, fields);
+    return signatureBase(m, parseSignatures(m).get('s')?.input as never);
+  };
+
+  it('15.3 normalises a field in linear time: a 1 MB run of whitespace, obs-fold, and a bare line break refused', () => {
+    const started = performance.now();
+    expect(
+      componentValue(message({ 'x-pad': `a${' '.repeat(1_000_000)}b` }), 'x-pad', new Map(), {
+        ...SIGNATURE_BASE_BOUNDS,
+        maxValueLength: 2e6,
+      }),
+    ).toHaveLength(1_000_002);
+    // The backtracking regex took minutes for this; a linear pass takes milliseconds.
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(base('"x-a"', { 'x-a': ' a \r\n \t b\n  \n c ' })).toMatch(/^"x-a": a b c\n/);
+    expect(() => base('"x-a"', { 'x-a': 'a\nb' })).toThrow(/not obs-fold/);
+  });
+
+  it(`15.3 covers at most ${SIGNATURE_BASE_BOUNDS.maxComponents} components`, () => {
+    const fields = Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`x-${i}`, 'v']));
+    const list = (n: number) =>
+      Object.keys(fields)
+        .slice(0, n)
+        .map((f) => `"${f}"`)
+        .join(' ');
+    expect(base(list(32), fields).split('\n')).toHaveLength(33);
+    expect(() => base(list(33), fields)).toThrow(/33 covered components \(at most 32\)/);
+  });
+
+  it(`15.3 refuses a value over ${SIGNATURE_BASE_BOUNDS.maxValueLength} characters, before parsing it`, () => {
+    const max = SIGNATURE_BASE_BOUNDS.maxValueLength;
+    expect(base('"x-a"', { 'x-a': 'v'.repeat(max) })).toContain(`"x-a": ${'v'.repeat(max)}\n`);
+    expect(() => base('"x-a"', { 'x-a': 'v'.repeat(max + 1) })).toThrow(`field x-a has ${max + 1} characters`);
+    const dictionary = `a=:${'A'.repeat(max)}:`;
+    expect(() => base('"content-digest";key="a"', { 'content-digest': dictionary })).toThrow(/field content-digest has/);
+    // A serialisation longer than the field (bs: base64 grows by a third) is bounded too.
+    const bs = 'v'.repeat(max - 2);
+    expect(() => base('"x-a";bs', { 'x-a': bs })).toThrow(/component x-a has \d+ characters/);
+  });
+
+  it(`15.3 builds at most ${SIGNATURE_BASE_BOUNDS.maxBaseLength} characters of base, less when a budget is left`, () => {
+    // Four lines `"x-N": value` and their line breaks fill the bound exactly; one character more is refused.
+    const line = SIGNATURE_BASE_BOUNDS.maxBaseLength / 4;
+    const fields = (extra: number) =>
+      Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`x-${i}`, 'v'.repeat(line - '"x-0": \n'.length + (i === 3 ? extra : 0))]));
+    const list = '"x-0" "x-1" "x-2" "x-3"';
+    expect(base(list, fields(0)).split('\n').slice(0, 4).join('\n').length + 1).toBe(SIGNATURE_BASE_BOUNDS.maxBaseLength);
+    expect(() => base(list, fields(1))).toThrow(`signature base over ${SIGNATURE_BASE_BOUNDS.maxBaseLength} characters`);
+    // verifyMessageSignature with what is left of a request's budget: refused, and what it spent is reported.
+    const m = withInput(list, fields(0));
+    const signature = parseSignatures(m).get('s') as never;
+    const key = () => keyFor('test-key-ed25519', 'ed25519');
+    const verify = (maxBaseLength: number) =>
+      verifyMessageSignature(m, signature, { key, now: 1, maxAgeSec: 60, maxFutureSec: 10, maxBaseLength });
+    expect(verify(SIGNATURE_BASE_BOUNDS.maxBaseLength)).toEqual({
+      ok: false,
+      detail: 'signature does not verify',
+      spent: expect.any(Number),
+    });
+    expect(verify(2 * line)).toEqual({ ok: false, detail: `signature base over ${2 * line} characters`, spent: 3 * line });
+  });
+
+  it('15.3 a parameter applies only where RFC 9421 defines it: name on @query-param, sf/key/bs on fields', () => {
+    expect(base('"@query-param";name="q"')).toMatch(/^"@query-param";name="q": 1\n/);
+    for (const component of ['"x-a";name="1"', '"@method";sf', '"@path";bs', '"@query-param";name="q";key="a"', '"x-a";tr']) {
+      expect(() => base(component, { 'x-a': 'v' })).toThrow(/does not apply/);
+    }
+  });
+
+  it(`15.3 refuses more than ${MAX_SIGNATURES} signatures in a message`, () => {
+    const labels = (n: number) => Array.from({ length: n }, (_, i) => `s${i}`);
+    const m = (n: number) =>
+      message({
+        'signature-input': labels(n)
+          .map((l) => `${l}=("@method");created=1`)
+          .join(', '),
+        signature: labels(n)
+          .map((l) => `${l}=:AAAA:`)
+          .join(', '),
+      });
+    expect(parseSignatures(m(MAX_SIGNATURES)).size).toBe(MAX_SIGNATURES);
+    expect(() => parseSignatures(m(MAX_SIGNATURES + 1))).toThrow(`${MAX_SIGNATURES + 1} signatures (at most ${MAX_SIGNATURES})`);
   });
 });

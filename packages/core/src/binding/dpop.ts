@@ -2,6 +2,10 @@
  * DPoP proof verification at the resource server: every check of RFC 9449 §4.3 (steps 1–12),
  * plus `ath` (§7), replay detection (§11.1) and server nonces (§8, §9).
  *
+ * Order: the proof's stateless checks, the key bound to the token (`cnf.jkt`), the signature,
+ * then the nonce and the replay store — cheapest and stateless first, so a hostile proof costs
+ * no signature check unless it carries the token's own key (bounded in size, rsa.ts).
+ *
  * Per request, the proof's signature is the one signature verified every time; the proof key
  * import is cached by thumbprint (same required members ⇒ same public key, RFC 7638 §3.2).
  */
@@ -11,6 +15,7 @@ import { LRUCache } from 'lru-cache';
 import type { GuardErrorReason } from '../errors.js';
 import { sha256base64url } from '../hash.js';
 import { decodeJsonSegment, publicKeyFromJwk, verifyCompactJws, verifyCompactJwsInPool } from '../jws.js';
+import { rsaKeyProblem } from '../rsa.js';
 import type { ReplayStore } from '../stores.js';
 import { keyMatches } from '../tokens/issuer.js';
 import type { DpopNonces } from './nonce.js';
@@ -161,9 +166,13 @@ export class DpopVerifier {
     if (iat > now + s.maxFutureSec) return invalid(`iat ${iat} is in the future`);
     // Step 12: ath binds the proof to the presented token.
     if (ath !== (request.accessTokenHash ?? accessTokenHash(request.accessToken))) return invalid('ath does not match the access token');
-    // Step 6, last of the stateless checks because it costs the most: the signature verifies
-    // with the header key (JWTBCP-04: an off-curve key already failed on import). Only then are
-    // the nonce, the binding and the replay store consulted.
+    // Step 12 / §6.1: the proof key is the key the token is bound to. Compared before the
+    // signature, so a proof made with any other key costs no signature check.
+    if (request.boundJkt === undefined) return { ok: false, reason: 'binding_mismatch', detail: 'token has no cnf.jkt' };
+    if (request.boundJkt !== jkt) return { ok: false, reason: 'binding_mismatch', detail: 'proof key thumbprint differs from cnf.jkt' };
+    // Step 6, after the cheap checks because it costs the most: the signature verifies with the
+    // header key (JWTBCP-04: an off-curve key already failed on import). Only then are the
+    // nonce and the replay store consulted.
     const bad = () => invalid('signature does not verify with the header jwk');
     if (s.verifyOn === 'threadpool') {
       return verifyCompactJwsInPool(proof, alg, publicKey).then((ok) =>
@@ -186,7 +195,8 @@ export class DpopVerifier {
     // Step 5: an allowed asymmetric algorithm (never none or a MAC).
     const alg = header.alg;
     if (typeof alg !== 'string' || !s.algorithms.includes(alg)) return invalid(`alg ${JSON.stringify(alg)}`);
-    // Step 7 (before using the key): a public key only, of the type alg needs, RSA ≥ 2048.
+    // Step 7 (before using the key): a public key only, of the type alg needs, RSA of 2048 to
+    // 8192 bits with an exponent below 2^32 (rsa.ts).
     const jwk = header.jwk;
     if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) return invalid('jwk missing');
     const key = jwk as JWK;
@@ -215,7 +225,7 @@ export class DpopVerifier {
     return value;
   }
 
-  /** Steps 10 and 12 (binding), then the replay check. */
+  /** Step 10 (the server nonce), then the replay check, which writes to the store: after the signature. */
   private finish(
     request: DpopProofRequest,
     claims: Record<string, unknown>,
@@ -242,9 +252,6 @@ export class DpopVerifier {
     } else if (nonce !== undefined && typeof nonce !== 'string') {
       return invalid('nonce is not a string');
     }
-    // Step 12: the proof key is the key the token is bound to.
-    if (request.boundJkt === undefined) return { ok: false, reason: 'binding_mismatch', detail: 'token has no cnf.jkt' };
-    if (request.boundJkt !== jkt) return { ok: false, reason: 'binding_mismatch', detail: 'proof key thumbprint differs from cnf.jkt' };
     // §11.1: a proof is used once. The key covers htu and jti, hashed so its size is fixed (the
     // whole SHA-256: a 43-character string costs less memory than a slice that keeps it alive).
     const replayKey = sha256base64url(`${expected}\n${jti}`);
@@ -268,11 +275,16 @@ export class DpopVerifier {
     }
   }
 
-  /** The proof key, imported once per thumbprint (same required members ⇒ same key, RFC 7638 §3.2). */
+  /**
+   * The proof key, imported once per thumbprint (same required members ⇒ same key, RFC 7638 §3.2).
+   * An RSA key outside the bounds of `rsaKeyProblem` throws: its checks would cost too much.
+   */
   private importKey(jwk: JWK, jkt: string): KeyObject {
     let key = this.keys.get(jkt);
     if (!key) {
       key = publicKeyFromJwk(jwk as Record<string, unknown>);
+      const problem = rsaKeyProblem(key);
+      if (problem) throw new TypeError(problem);
       this.keys.set(jkt, key);
     }
     return key;

@@ -59,8 +59,10 @@ export class DpopNonces {
 
   /** `fresh`: valid and of the current step; `stale`: valid, a newer one exists; `invalid` otherwise. */
   check(nonce: string): 'fresh' | 'stale' | 'invalid' {
-    if (nonce.length !== 32) return 'invalid';
+    // Bytes compared, their count first: 32 multi-byte characters are more than 32 bytes, and
+    // timingSafeEqual throws on buffers of different lengths.
     const given = Buffer.from(nonce);
+    if (given.length !== 32) return 'invalid';
     const step = this.step();
     for (const secret of this.secrets) {
       if (timingSafeEqual(given, Buffer.from(this.derive(secret, step)))) return secret === this.secrets[0] ? 'fresh' : 'stale';

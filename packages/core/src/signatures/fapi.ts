@@ -15,9 +15,9 @@
  */
 import { type InnerList, type Item, serializeDictionary, serializeInnerList } from 'structured-headers';
 import { type GuardHeaders, headerLines } from '../request.js';
-import { type SignedMessage, signatureBase } from './base.js';
+import { SIGNATURE_BASE_BOUNDS, type SignedMessage, signatureBase } from './base.js';
 import type { ClientKeys } from './client-keys.js';
-import { contentDigest, verifyContentDigest } from './digest.js';
+import { contentDigest, type DigestCheck, verifyContentDigest } from './digest.js';
 import { type NamedSignatureKey, signBase } from './keys.js';
 import { type HttpSignatureAlgorithm, type MessageSignature, parseSignatures, verifyMessageSignature } from './verify.js';
 
@@ -112,10 +112,22 @@ function plainComponents(signature: MessageSignature): Set<string> {
   return new Set(signature.input[0].filter(([, params]) => params.size === 0).map(([name]) => String(name)));
 }
 
+/**
+ * What the candidates of one request share: the body's digest check (the body is hashed once)
+ * and one budget of signature base (RFC 9421 §2.5) for all of them, so that the cost of a
+ * request does not grow with the number of signatures it carries.
+ */
+interface CandidateCosts {
+  digest: () => DigestCheck;
+  /** Characters of signature base the remaining candidates may build together. */
+  baseBudget: number;
+}
+
 /** Verifies one candidate against the FAPI rules and RFC 9421: its key and signature base, or why it failed. */
 async function checkCandidate(
   input: RequestSignatureInput,
   signature: MessageSignature,
+  costs: CandidateCosts,
 ): Promise<{ unavailable?: boolean; detail: string } | { key: NamedSignatureKey; base: string }> {
   const { message, body } = input;
   const covered = plainComponents(signature);
@@ -128,15 +140,18 @@ async function checkCandidate(
   if (!found.ok) return { unavailable: found.unavailable, detail: found.detail };
   // SIG-09: coverage protects nothing unless the digest matches the bytes received.
   if (covered.has('content-digest')) {
-    const digest = verifyContentDigest(headerLines(message.headers, 'content-digest').join(', '), body ?? new Uint8Array());
-    if (!digest.ok) return { detail: `Content-Digest: ${digest.detail}` };
+    const checked = costs.digest();
+    if (!checked.ok) return { detail: `Content-Digest: ${checked.detail}` };
   }
+  if (costs.baseBudget <= 0) return { detail: `${signature.label}: the signature bases of this request are over their bound` };
   const result = verifyMessageSignature(message, signature, {
     key: () => found.key,
     now: input.now,
     maxAgeSec: input.maxAgeSec,
     maxFutureSec: input.maxFutureSec,
+    maxBaseLength: costs.baseBudget,
   });
+  costs.baseBudget -= result.ok ? result.base.length : result.spent;
   return result.ok ? { key: found.key, base: result.base } : { detail: `${signature.label}: ${result.detail}` };
 }
 
@@ -148,7 +163,9 @@ function member(label: string, value: InnerList | Item): string {
 /**
  * Verifies the FAPI request signature(s) of a request whose token names `clientId`. Every
  * `fapi-2-request` signature is a candidate; the first that passes everything counts (a valid
- * signature next to an attacker's one still passes, HMS-02).
+ * signature next to an attacker's one still passes, HMS-02). The candidates share one budget of
+ * signature base (`SIGNATURE_BASE_BOUNDS.maxBaseLength`): one that used it up leaves none for
+ * those after it.
  */
 export async function verifyRequestSignature(input: RequestSignatureInput): Promise<RequestSignatureResult> {
   let signatures: Map<string, MessageSignature>;
@@ -165,8 +182,14 @@ export async function verifyRequestSignature(input: RequestSignatureInput): Prom
   }
   const failures: string[] = [];
   let unavailable = false;
+  let digest: DigestCheck | undefined;
+  const costs: CandidateCosts = {
+    digest: () =>
+      (digest ??= verifyContentDigest(headerLines(input.message.headers, 'content-digest').join(', '), input.body ?? new Uint8Array())),
+    baseBudget: SIGNATURE_BASE_BOUNDS.maxBaseLength,
+  };
   for (const signature of candidates) {
-    const outcome = await checkCandidate(input, signature);
+    const outcome = await checkCandidate(input, signature, costs);
     if ('detail' in outcome) {
       failures.push(outcome.detail);
       unavailable ||= outcome.unavailable === true;
@@ -291,7 +314,8 @@ export function signResponse(
     ]),
   ];
   const message: SignedMessage = { status: response.status, headers, request: context.request };
-  const base = signatureBase(message, input);
+  // This side's own message: it covers what the verified request signature covered, already bounded.
+  const base = signatureBase(message, input, null);
   const value = signBase(base, key);
   added['signature-input'] = member(label, input);
   added.signature = member(label, [value.slice().buffer as ArrayBuffer, new Map()]);

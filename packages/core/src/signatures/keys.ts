@@ -4,6 +4,7 @@
  * allow-list (§5.6, FAPI 2.0 Security Profile §5.4.1): ed25519, ecdsa-p256-sha256, rsa-pss-sha512.
  */
 import { createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject, sign } from 'node:crypto';
+import { rsaKeyProblem } from '../rsa.js';
 import type { HttpSignatureAlgorithm, SignatureKey } from './verify.js';
 
 /** The algorithms FAPI 2.0 allows for message signatures. */
@@ -42,9 +43,9 @@ function usable(jwk: SignatureJwk, what: string): HttpSignatureAlgorithm {
 }
 
 function assertRsaSize(key: KeyObject, what: string): void {
-  // FAPI 2.0 §5.4.1 #2: RSA keys of at least 2048 bits.
-  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (key.asymmetricKeyType === 'rsa' && bits < 2048) throw new TypeError(`fapi-guard: ${what} is an RSA key of ${bits} bits (< 2048)`);
+  // FAPI 2.0 §5.4.1 #2: at least 2048 bits; and a modulus and exponent that keep checks cheap.
+  const problem = rsaKeyProblem(key);
+  if (problem) throw new TypeError(`fapi-guard: ${what} has an ${problem}`);
 }
 
 /** A client's public verification key. Throws a TypeError saying why a JWK cannot be used. */

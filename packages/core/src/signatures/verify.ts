@@ -5,9 +5,9 @@
  * Signatures are looked up by label only after the caller has chosen them by policy (HMS-02).
  */
 import { createHmac, type KeyObject, timingSafeEqual, verify } from 'node:crypto';
-import { type InnerList, parseDictionary } from 'structured-headers';
+import type { InnerList, parseDictionary } from 'structured-headers';
 import { headerLines } from '../request.js';
-import { SignatureBaseError, type SignedMessage, signatureBase } from './base.js';
+import { parsedField, SIGNATURE_BASE_BOUNDS, SignatureBaseError, type SignedMessage, signatureBase } from './base.js';
 
 /** RFC 9421 §3.3 algorithms. `hmac-sha256` needs a secret key and is never run with a public one. */
 export type HttpSignatureAlgorithm =
@@ -37,8 +37,14 @@ export interface MessageSignature {
 }
 
 /**
- * Every signature of a message, by label. A label present in only one of the two fields, or a
- * malformed field, is an error (RFC 9421 §4, HMS-01).
+ * Signatures per message: each one that names a key of the caller's signer costs a signature
+ * base and a verification, so their number is bounded. Clients send one; intermediaries may add.
+ */
+export const MAX_SIGNATURES = 8;
+
+/**
+ * Every signature of a message, by label. A label present in only one of the two fields, a
+ * malformed field, or more than {@link MAX_SIGNATURES} labels is an error (RFC 9421 §4, HMS-01).
  */
 export function parseSignatures(message: SignedMessage): Map<string, MessageSignature> {
   const inputs = headerLines(message.headers, 'signature-input');
@@ -47,12 +53,14 @@ export function parseSignatures(message: SignedMessage): Map<string, MessageSign
   let inputDict: ReturnType<typeof parseDictionary>;
   let valueDict: ReturnType<typeof parseDictionary>;
   try {
-    inputDict = parseDictionary(inputs.join(', '));
-    valueDict = parseDictionary(values.join(', '));
+    // Parsed once per message: the signature bases reuse them for `sf` and `key` components.
+    inputDict = inputs.length > 0 ? (parsedField(message.headers, 'signature-input') as typeof inputDict) : new Map();
+    valueDict = values.length > 0 ? (parsedField(message.headers, 'signature') as typeof valueDict) : new Map();
   } catch {
     throw new SignatureBaseError('Signature or Signature-Input is not a structured dictionary');
   }
   const labels = new Set([...inputDict.keys(), ...valueDict.keys()]);
+  if (labels.size > MAX_SIGNATURES) throw new SignatureBaseError(`${labels.size} signatures (at most ${MAX_SIGNATURES})`);
   const result = new Map<string, MessageSignature>();
   for (const label of labels) {
     const input = inputDict.get(label);
@@ -112,30 +120,38 @@ export interface VerifyOptions {
   /** Oldest accepted `created`, in seconds; and the future skew allowed. */
   maxAgeSec: number;
   maxFutureSec: number;
+  /**
+   * Characters of signature base this verification may build: what is left of the message's
+   * budget when it has several signatures. @default SIGNATURE_BASE_BOUNDS.maxBaseLength
+   */
+  maxBaseLength?: number;
 }
 
-export type VerifyResult = { ok: true; base: string } | { ok: false; detail: string };
+/** `spent`: characters of signature base built (the cost of the attempt). */
+export type VerifyResult = { ok: true; base: string } | { ok: false; detail: string; spent: number };
 
 /** Verifies one signature of `message` (RFC 9421 §3.2). */
 export function verifyMessageSignature(message: SignedMessage, signature: MessageSignature, options: VerifyOptions): VerifyResult {
+  const refused = (detail: string, spent = 0): VerifyResult => ({ ok: false, detail, spent });
   const keyid = signature.params.get('keyid');
   const key = options.key(typeof keyid === 'string' ? keyid : undefined, signature);
-  if (!key) return { ok: false, detail: `unknown or untrusted key ${JSON.stringify(keyid)}` };
+  if (!key) return refused(`unknown or untrusted key ${JSON.stringify(keyid)}`);
   // §3.2 step 6: an `alg` parameter must agree with the key's algorithm.
   const alg = signature.params.get('alg');
-  if (alg !== undefined && alg !== key.algorithm) return { ok: false, detail: `alg ${String(alg)} does not match the key` };
+  if (alg !== undefined && alg !== key.algorithm) return refused(`alg ${String(alg)} does not match the key`);
   const created = signature.params.get('created');
-  if (typeof created !== 'number') return { ok: false, detail: 'no created parameter' };
+  if (typeof created !== 'number') return refused('no created parameter');
   if (created < options.now - options.maxAgeSec || created > options.now + options.maxFutureSec) {
-    return { ok: false, detail: `created ${created} is outside the accepted window` };
+    return refused(`created ${created} is outside the accepted window`);
   }
   const expires = signature.params.get('expires');
-  if (expires !== undefined && (typeof expires !== 'number' || expires < options.now)) return { ok: false, detail: 'signature expired' };
+  if (expires !== undefined && (typeof expires !== 'number' || expires < options.now)) return refused('signature expired');
   let base: string;
   try {
-    base = signatureBase(message, signature.input);
+    const maxBaseLength = Math.min(SIGNATURE_BASE_BOUNDS.maxBaseLength, options.maxBaseLength ?? Number.POSITIVE_INFINITY);
+    base = signatureBase(message, signature.input, { ...SIGNATURE_BASE_BOUNDS, maxBaseLength });
   } catch (e) {
-    return { ok: false, detail: (e as Error).message };
+    return refused((e as Error).message, e instanceof SignatureBaseError ? e.spent : 0);
   }
-  return verifySignatureValue(base, signature.signature, key) ? { ok: true, base } : { ok: false, detail: 'signature does not verify' };
+  return verifySignatureValue(base, signature.signature, key) ? { ok: true, base } : refused('signature does not verify', base.length);
 }
