@@ -153,7 +153,7 @@ describe('failures reach the logger with their reason, never a token or a secret
 describe.each(FRAMEWORKS)('configuration hint on %s', (framework) => {
   it('a DPoP proof for this path at another origin (no publicUrl behind a proxy): 401 to the client, one hint to the operator', async () => {
     const log = capture();
-    // No publicUrl: the API computes http://127.0.0.1:<port>, the client signs the public URL.
+    // No publicUrl: the API's origin is its audience's; the client signs another public URL.
     const app = await startApp(framework, { issuer: as.issuer, audience: AUDIENCE, logger: log.logger });
     const token = await as.mint({ scope: 'accounts', jkt: client.jkt });
     try {
@@ -163,7 +163,7 @@ describe.each(FRAMEWORKS)('configuration hint on %s', (framework) => {
         expect(res.json.error_description).toBe('The DPoP proof is invalid');
       }
       // Another path is a client error, not a configuration problem: no hint.
-      await send(`${app.url}/accounts`, { headers: await dpopHeaders(token, `${app.url}/payments`) });
+      await send(`${app.url}/accounts`, { headers: await dpopHeaders(token, `${new URL(AUDIENCE).origin}/payments`) });
     } finally {
       await app.close();
     }
@@ -171,7 +171,7 @@ describe.each(FRAMEWORKS)('configuration hint on %s', (framework) => {
     expect(log.entries[0]).toMatchObject({
       level: 'warn',
       msg: expect.stringMatching(/set publicUrl/),
-      obj: { proofOrigin: 'https://api.bank.example', requestOrigin: app.url },
+      obj: { proofOrigin: 'https://api.bank.example', requestOrigin: new URL(AUDIENCE).origin },
     });
   });
 });
