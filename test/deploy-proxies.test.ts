@@ -79,7 +79,9 @@ ${doc}
     }),
     // No admin endpoint, no automatic certificates, state in `dir`: added to the global options.
     wrap: (doc, dir) =>
-      render(doc, { '    servers {': `    admin off\n    auto_https off\n    storage file_system ${dir}/storage\n    default_sni localhost\n    servers {` }),
+      render(doc, {
+        '    servers {': `    admin off\n    auto_https off\n    storage file_system ${dir}/storage\n    default_sni localhost\n    servers {`,
+      }),
   },
 ];
 
@@ -216,7 +218,11 @@ describe.each(CASES)('$name in front of the API (docs/deploy/$file)', (proxy) =>
   it(`FAPI-RS-17 ${proxy.name} refuses TLS 1.1 and CBC suites`, async () => {
     const legacy = { ca: server.cert, minVersion: 'TLSv1.1' as const, maxVersion: 'TLSv1.1' as const, ciphers: 'ALL:@SECLEVEL=0' };
     await expect(send(`https://127.0.0.1:${port}/accounts`, { tls: legacy })).rejects.toThrow();
-    const cbc = { ca: server.cert, maxVersion: 'TLSv1.2' as const, ciphers: 'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0' };
+    const cbc = {
+      ca: server.cert,
+      maxVersion: 'TLSv1.2' as const,
+      ciphers: 'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0',
+    };
     await expect(send(`https://127.0.0.1:${port}/accounts`, { tls: cbc })).rejects.toThrow();
   });
 
