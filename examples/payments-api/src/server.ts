@@ -4,7 +4,15 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { DecisionEvent, GuardOptions, IssuerConfig, KeySetOptions, MessageSigningOptions, SignatureJwk } from '@fapi-guard/core';
+import {
+  type DecisionEvent,
+  fapiTlsOptions,
+  type GuardOptions,
+  type IssuerConfig,
+  type KeySetOptions,
+  type MessageSigningOptions,
+  type SignatureJwk,
+} from '@fapi-guard/core';
 import { RedisIntrospectionCache, RedisReplayStore, redisReady, sharedSecret } from '@fapi-guard/redis';
 import { MockIssuer } from '@fapi-guard/testing';
 import { Redis } from 'ioredis';
@@ -92,9 +100,9 @@ async function listen(
   config: ExampleConfig,
   options: { guard: GuardOptions; allowBearer: boolean; signedPayments: 'required' | 'optional' | undefined },
 ): Promise<Server> {
-  // With TLS, client certificates are requested and any is accepted: proof of possession needs
-  // no CA check (RFC 8705 §6.2); the token's cnf decides which certificate is the right one.
-  const tls = config.tls && { ...config.tls, requestCert: true, rejectUnauthorized: false };
+  // FAPI 2.0 §5.2 TLS: 1.2 or later, BCP 195 suites; client certificates are requested and any is
+  // accepted: proof of possession needs no CA check (RFC 8705 §6.2), the token's cnf decides.
+  const tls = config.tls && fapiTlsOptions({ ...config.tls, clientCertificates: 'request' });
   if (config.framework === 'fastify') {
     const app = await createFastifyPaymentsApi(options, tls);
     await app.listen({ port: config.port, host: config.host });

@@ -123,6 +123,7 @@ export {
   verifySignatureValue,
 } from './signatures/verify.js';
 export { MemoryReplayStore, type MemoryReplayStoreOptions, type ReplayStore, ReplayStoreFullError } from './stores.js';
+export { FAPI_TLS12_CIPHERS, FAPI_TLS13_CIPHERS, type FapiTlsInput, fapiTlsOptions } from './tls.js';
 export {
   type CachedIntrospection,
   type IntrospectionCache,

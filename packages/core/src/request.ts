@@ -136,9 +136,19 @@ export class OriginResolver {
     if (!conn.path.startsWith('/')) return { ok: false, detail: 'request target is not in origin-form' };
     const hostLines = headerLines(conn.headers, 'host');
     if (hostLines.length > 1) return { ok: false, detail: 'several Host headers' };
-    if (this.origins.length === 1) return { ok: true, url: join(this.origins[0] as URL, conn.path) };
-    let host = hostLines[0]?.trim();
+    // HTTP/2 and HTTP/3 carry the authority in `:authority` (Node's compatibility API keeps it in
+    // the header lines); HTTP/1.1 cannot send a field name with a colon.
+    const authority = headerLines(conn.headers, ':authority');
+    if (authority.length > 1) return { ok: false, detail: 'several :authority pseudo-headers' };
     let scheme = conn.encrypted ? 'https:' : 'http:';
+    const given = hostLines[0]?.trim();
+    const pseudo = authority[0]?.trim();
+    // RFC 9113 §8.3.1: a Host that names another entity than :authority makes the request malformed.
+    if (given !== undefined && pseudo !== undefined && (hostOn(scheme, given) ?? given) !== (hostOn(scheme, pseudo) ?? pseudo)) {
+      return { ok: false, detail: 'Host and :authority differ' };
+    }
+    if (this.origins.length === 1) return { ok: true, url: join(this.origins[0] as URL, conn.path) };
+    let host = given ?? pseudo;
     if (this.isTrustedProxy(conn.remoteAddress)) {
       const proto = lastForwarded(conn.headers, 'x-forwarded-proto');
       const fwdHost = lastForwarded(conn.headers, 'x-forwarded-host');
