@@ -87,7 +87,8 @@ async function main(argv: string[]): Promise<number> {
   for (const entry of values['fault-token'] ?? []) {
     const at = entry.indexOf('=');
     const kind = entry.slice(0, at) as FaultToken;
-    if (at < 1 || !['wrong-typ', 'expired', 'wrong-audience', 'unbound'].includes(kind)) throw new Error(`--fault-token ${entry}: KIND=TOKEN`);
+    if (at < 1 || !['wrong-typ', 'expired', 'wrong-audience', 'unbound'].includes(kind))
+      throw new Error(`--fault-token ${entry}: KIND=TOKEN`);
     faultTokens[kind] = entry.slice(at + 1);
   }
   const headers: Record<string, string> = {};

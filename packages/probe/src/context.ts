@@ -98,7 +98,8 @@ export class Context {
     const headers: Record<string, string | string[]> = { ...init.headers, 'x-fapi-interaction-id': interactionId };
     if (options.authorization) headers.authorization = options.authorization;
     else if (token !== null) headers.authorization = `${scheme} ${token}`;
-    const dpop = await this.proofFor(options, token ?? undefined);
+    // A token moved out of the header (query, body) still gets a proof with its ath.
+    const dpop = await this.proofFor(options, token ?? init.token);
     const dpopFields = [...(dpop ? [dpop] : []), ...(options.extraDpop ?? [])];
     if (dpopFields.length > 0) headers.dpop = dpopFields.length === 1 ? (dpopFields[0] as string) : dpopFields;
     let body = init.body?.value;
@@ -124,7 +125,7 @@ export class Context {
     return exchange;
   }
 
-  private async proofFor(options: CallOptions, token: string | undefined): Promise<string | undefined> {
+  private async proofFor(options: CallOptions, token: string): Promise<string | undefined> {
     const { init } = this;
     if (init.binding !== 'dpop' || !init.dpopKey || options.proof === 'none') return undefined;
     const spec = options.proof;
@@ -133,7 +134,7 @@ export class Context {
     return proof(key, {
       htm: init.method,
       htu: this.htu,
-      ...(token !== undefined ? { accessToken: token } : {}),
+      accessToken: token,
       ...(nonce !== undefined ? { nonce } : {}),
       ...(typeof spec === 'object' && 'jti' in spec ? { jti: spec.jti } : {}),
       ...(typeof spec === 'string' ? { fault: spec } : {}),
@@ -143,7 +144,11 @@ export class Context {
   /** A plain GET outside the protected resource (metadata). */
   async get(url: string): Promise<Exchange> {
     const interactionId = randomUUID();
-    const request: OutgoingRequest = { method: 'GET', url, headers: { accept: 'application/json', 'x-fapi-interaction-id': interactionId } };
+    const request: OutgoingRequest = {
+      method: 'GET',
+      url,
+      headers: { accept: 'application/json', 'x-fapi-interaction-id': interactionId },
+    };
     const exchange = await this.init.sender.send(request);
     this.log.push({ request, interactionId, exchange, protected: false });
     return exchange;

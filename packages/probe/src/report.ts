@@ -26,12 +26,14 @@ export function toJson(report: ProbeReport): string {
 }
 
 const xml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] as string).replace(
-    // XML 1.0 has no place for most control characters.
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
-    /[\x00-\x08\x0b\x0c\x0e-\x1f]/g,
-    '',
-  );
+  s
+    .replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] as string)
+    .replace(
+      // XML 1.0 has no place for most control characters.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: removing them is the point
+      /[\x00-\x08\x0b\x0c\x0e-\x1f]/g,
+      '',
+    );
 
 /** JUnit XML: one testcase per case; a failed SHOULD/MAY is a failure too, typed by its level. */
 export function toJUnit(report: ProbeReport): string {

@@ -104,7 +104,11 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
   let issuerKeys: JWK[] | undefined;
   let jwksUri = options.jwksUri;
   if (options.authorizationServer) {
-    const session = await connect(options.authorizationServer, { ...(dpopKey ? { dpopKey } : {}), certificate: options.certificate }, sender);
+    const session = await connect(
+      options.authorizationServer,
+      { ...(dpopKey ? { dpopKey } : {}), certificate: options.certificate },
+      sender,
+    );
     token ??= await session.token(options.scope);
     if (options.insufficientScope) insufficientToken = await session.token(options.insufficientScope);
     jwksUri ??= session.metadata.jwks_uri;
