@@ -115,7 +115,9 @@ function fields(raw: string[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
-    (out[name] ??= []).push(raw[i + 1] as string);
+    const values = out[name] ?? [];
+    values.push(raw[i + 1] as string);
+    out[name] = values;
   }
   return out;
 }

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ProbeReport, runProbe, toJUnit, toTable } from '@fapi-guard/probe';
+import { type ProbeReport, runProbe, toJUnit } from '@fapi-guard/probe';
 import { MockIssuer } from '@fapi-guard/testing';
 import express from 'express';
 import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
