@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+/** fapi-probe: the command line of `runProbe`. Exit 0: no MUST failed; 1: a MUST failed; 2: usage or set-up error. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { FaultToken } from './context.js';
+import { toJson, toJUnit, toTable } from './report.js';
+import { type ProbeOptions, runProbe } from './run.js';
+
+const USAGE = `usage: fapi-probe --resource URL [options]
+
+  --resource URL             protected resource to check (required)
+  --method METHOD            its method (default GET)
+  --body TEXT                body sent with every request, with --content-type (default application/json)
+  --header "name: value"     extra header on every request (repeatable)
+  --scope SCOPE              scope the resource requires
+  --insufficient-scope SCOPE a scope the client may get that does not cover the resource
+  tokens from an authorization server (client-credentials grant):
+  --issuer URL               issuer identifier (metadata discovered)
+  --client-id ID
+  --client-secret SECRET     client_secret_post (or env FAPI_PROBE_CLIENT_SECRET)
+  --client-key FILE          private_key_jwt: the client's private JWK
+  or a token you already have:
+  --token TOKEN              (or env FAPI_PROBE_TOKEN)
+  binding:
+  --dpop-key FILE            DPoP private JWK (generated when absent, with --issuer)
+  --cert FILE --key FILE     client certificate and key (PEM) for certificate-bound tokens
+  --other-cert FILE --other-key FILE   a second certificate, for mtls.other-certificate
+  --jwks-uri URL             issuer keys (default: from the issuer metadata)
+  --fault-token KIND=TOKEN   issuer-signed token with a defect: wrong-typ, expired, wrong-audience, unbound (repeatable)
+  --only PREFIX              run only cases whose id starts with PREFIX (repeatable)
+  --rate N                   requests per second, at most (default 10, at most 50)
+  --max-requests N           requests in all, at most (default 200)
+  --timeout-ms N             per request (default 10000)
+  --ca FILE                  extra CA certificates (PEM) for the server
+  --insecure-tls             accept any server certificate
+  --json FILE                write the JSON report ("-" for stdout instead of the table)
+  --junit FILE               write JUnit XML
+`;
+
+const read = (file: string) => readFileSync(file, 'utf8');
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      resource: { type: 'string' },
+      method: { type: 'string' },
+      body: { type: 'string' },
+      'content-type': { type: 'string' },
+      header: { type: 'string', multiple: true },
+      scope: { type: 'string' },
+      'insufficient-scope': { type: 'string' },
+      issuer: { type: 'string' },
+      'client-id': { type: 'string' },
+      'client-secret': { type: 'string' },
+      'client-key': { type: 'string' },
+      token: { type: 'string' },
+      'dpop-key': { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      'other-cert': { type: 'string' },
+      'other-key': { type: 'string' },
+      'jwks-uri': { type: 'string' },
+      'fault-token': { type: 'string', multiple: true },
+      only: { type: 'string', multiple: true },
+      rate: { type: 'string' },
+      'max-requests': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      ca: { type: 'string' },
+      'insecure-tls': { type: 'boolean' },
+      json: { type: 'string' },
+      junit: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help || !values.resource) {
+    process.stderr.write(USAGE);
+    return values.help ? 0 : 2;
+  }
+  const pair = (cert: string | undefined, key: string | undefined, name: string) => {
+    if (!cert && !key) return undefined;
+    if (!cert || !key) throw new Error(`give both --${name}cert and --${name}key`);
+    return { cert: read(cert), key: read(key) };
+  };
+  const faultTokens: Partial<Record<FaultToken, string>> = {};
+  for (const entry of values['fault-token'] ?? []) {
+    const at = entry.indexOf('=');
+    const kind = entry.slice(0, at) as FaultToken;
+    if (at < 1 || !['wrong-typ', 'expired', 'wrong-audience', 'unbound'].includes(kind))
+      throw new Error(`--fault-token ${entry}: KIND=TOKEN`);
+    faultTokens[kind] = entry.slice(at + 1);
+  }
+  const headers: Record<string, string> = {};
+  for (const h of values.header ?? []) {
+    const at = h.indexOf(':');
+    if (at < 1) throw new Error(`--header ${h}: "name: value"`);
+    headers[h.slice(0, at).trim().toLowerCase()] = h.slice(at + 1).trim();
+  }
+  const number = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const certificate = pair(values.cert, values.key, '');
+  const otherCertificate = pair(values['other-cert'], values['other-key'], 'other-');
+  const clientSecret = values['client-secret'] ?? process.env.FAPI_PROBE_CLIENT_SECRET;
+  const token = values.token ?? process.env.FAPI_PROBE_TOKEN;
+  if (values.issuer && !values['client-id']) throw new Error('--issuer needs --client-id');
+  const options: ProbeOptions = {
+    resource: values.resource,
+    ...(values.method ? { method: values.method } : {}),
+    ...(values.body !== undefined ? { body: { contentType: values['content-type'] ?? 'application/json', value: values.body } } : {}),
+    headers,
+    ...(values.scope ? { scope: values.scope } : {}),
+    ...(values['insufficient-scope'] ? { insufficientScope: values['insufficient-scope'] } : {}),
+    ...(values.issuer
+      ? {
+          authorizationServer: {
+            issuer: values.issuer,
+            clientId: values['client-id'] as string,
+            ...(clientSecret !== undefined ? { clientSecret } : {}),
+            ...(values['client-key'] ? { clientPrivateKey: JSON.parse(read(values['client-key'])) } : {}),
+          },
+        }
+      : {}),
+    ...(token ? { accessToken: token } : {}),
+    ...(values['dpop-key'] ? { dpopKey: JSON.parse(read(values['dpop-key'])) } : {}),
+    ...(certificate ? { certificate } : {}),
+    ...(otherCertificate ? { otherCertificate } : {}),
+    ...(values['jwks-uri'] ? { jwksUri: values['jwks-uri'] } : {}),
+    faultTokens,
+    ...(values.only ? { only: values.only } : {}),
+    ...(values.rate ? { rate: number(values.rate) } : {}),
+    ...(values['max-requests'] ? { maxRequests: number(values['max-requests']) } : {}),
+    ...(values['timeout-ms'] ? { timeoutMs: number(values['timeout-ms']) } : {}),
+    ...(values.ca ? { ca: read(values.ca) } : {}),
+    ...(values['insecure-tls'] ? { insecureTls: true } : {}),
+  };
+  const report = await runProbe(options);
+  if (values.json === '-') process.stdout.write(toJson(report));
+  else {
+    process.stdout.write(`${toTable(report)}\n`);
+    if (values.json) writeFileSync(values.json, toJson(report));
+  }
+  if (values.junit) writeFileSync(values.junit, toJUnit(report));
+  return report.failed ? 1 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: Error) => {
+    process.stderr.write(`fapi-probe: ${e.message}\n`);
+    process.exitCode = 2;
+  },
+);

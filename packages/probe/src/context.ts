@@ -1,0 +1,183 @@
+/**
+ * What a case can do: send the probe's standard request with one thing changed, and read the
+ * answer. Every request carries a fresh `x-fapi-interaction-id`; every exchange is kept for the
+ * cases that judge the whole run (error syntax, interaction ids).
+ */
+import { randomUUID } from 'node:crypto';
+import type { JWK } from 'jose';
+import { type Challenge, param, parseChallenges } from './challenge.js';
+import type { ClientCertificate, Exchange, OutgoingRequest, Sender } from './http.js';
+import { type DpopKey, type ProofFault, proof } from './jws.js';
+
+export type Binding = 'dpop' | 'mtls';
+
+/** Tokens with a defect only the authorization server can sign; supplied by the user. */
+export type FaultToken = 'wrong-typ' | 'expired' | 'wrong-audience' | 'unbound';
+
+export interface Logged {
+  request: OutgoingRequest;
+  interactionId: string;
+  exchange: Exchange;
+  /** The request went to the protected resource (not to the metadata document). */
+  protected: boolean;
+}
+
+export interface CallOptions {
+  /** Authorization scheme. @default 'DPoP' with DPoP binding, else 'Bearer' */
+  scheme?: string;
+  /** The token; `null` sends no Authorization field. @default the probe's token */
+  token?: string | null;
+  /** DPoP header: a proof with this defect, `none` for no header, or a proof by this key. */
+  proof?: ProofFault | 'none' | { key: DpopKey } | { jti: string } | { nonce: string | null };
+  /** Client certificate; `null` connects without one. @default the probe's certificate */
+  certificate?: ClientCertificate | null;
+  /** Replaces the Authorization field (several values send it several times). */
+  authorization?: string[];
+  /** Extra DPoP fields (sent after the proof). */
+  extraDpop?: string[];
+  query?: Record<string, string>;
+  /** Form-encoded body (`application/x-www-form-urlencoded`). */
+  form?: Record<string, string>;
+  /** Answer one `use_dpop_nonce` challenge by retrying with the nonce (RFC 9449 §9). @default true */
+  retryNonce?: boolean;
+}
+
+export interface ContextInit {
+  sender: Sender;
+  resource: string;
+  method: string;
+  binding: Binding;
+  token: string;
+  dpopKey?: DpopKey;
+  certificate?: ClientCertificate;
+  otherCertificate?: ClientCertificate;
+  issuerKeys?: JWK[];
+  insufficientToken?: string;
+  faultTokens: Partial<Record<FaultToken, string>>;
+  body?: { contentType: string; value: string };
+  headers: Record<string, string>;
+}
+
+export class Context {
+  readonly log: Logged[] = [];
+  /** The last DPoP nonce the server gave (RFC 9449 §9). */
+  nonce: string | undefined;
+  /** The server has asked for a nonce at least once. */
+  nonceRequested = false;
+  /** `htu`: the resource URL without query and fragment (RFC 9449 §4.2). */
+  readonly htu: string;
+
+  constructor(readonly init: ContextInit) {
+    const url = new URL(init.resource);
+    this.htu = `${url.origin}${url.pathname}`;
+  }
+
+  get token(): string {
+    return this.init.token;
+  }
+
+  /** The probe's standard request to the resource, with what `options` changes. */
+  async call(options: CallOptions = {}): Promise<Exchange> {
+    const first = await this.once(options);
+    if (options.retryNonce !== false && first.status === 401 && this.nonceChallenge(first)) return this.once(options);
+    return first;
+  }
+
+  private nonceChallenge(exchange: Exchange): boolean {
+    const nonce = exchange.headers['dpop-nonce']?.[0];
+    return nonce !== undefined && errorOf(exchange) === 'use_dpop_nonce';
+  }
+
+  private async once(options: CallOptions): Promise<Exchange> {
+    const { init } = this;
+    const token = options.token === undefined ? init.token : options.token;
+    const scheme = options.scheme ?? (init.binding === 'dpop' ? 'DPoP' : 'Bearer');
+    const url = new URL(init.resource);
+    for (const [k, v] of Object.entries(options.query ?? {})) url.searchParams.append(k, v);
+    const interactionId = randomUUID();
+    const headers: Record<string, string | string[]> = { ...init.headers, 'x-fapi-interaction-id': interactionId };
+    if (options.authorization) headers.authorization = options.authorization;
+    else if (token !== null) headers.authorization = `${scheme} ${token}`;
+    // A token moved out of the header (query, body) still gets a proof with its ath.
+    const dpop = await this.proofFor(options, token ?? init.token);
+    const dpopFields = [...(dpop ? [dpop] : []), ...(options.extraDpop ?? [])];
+    if (dpopFields.length > 0) headers.dpop = dpopFields.length === 1 ? (dpopFields[0] as string) : dpopFields;
+    let body = init.body?.value;
+    if (options.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(options.form).toString();
+    } else if (init.body) headers['content-type'] = init.body.contentType;
+    const request: OutgoingRequest = {
+      method: init.method,
+      url: url.href,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+    };
+    const certificate = options.certificate === undefined ? init.certificate : (options.certificate ?? undefined);
+    if (certificate) request.certificate = certificate;
+    const exchange = await init.sender.send(request);
+    this.log.push({ request, interactionId, exchange, protected: true });
+    const nonce = exchange.headers['dpop-nonce']?.[0];
+    if (nonce !== undefined && init.binding === 'dpop') {
+      this.nonce = nonce;
+      if (errorOf(exchange) === 'use_dpop_nonce') this.nonceRequested = true;
+    }
+    return exchange;
+  }
+
+  private async proofFor(options: CallOptions, token: string): Promise<string | undefined> {
+    const { init } = this;
+    if (init.binding !== 'dpop' || !init.dpopKey || options.proof === 'none') return undefined;
+    const spec = options.proof;
+    const key = typeof spec === 'object' && 'key' in spec ? spec.key : init.dpopKey;
+    const nonce = typeof spec === 'object' && 'nonce' in spec ? (spec.nonce ?? undefined) : this.nonce;
+    return proof(key, {
+      htm: init.method,
+      htu: this.htu,
+      accessToken: token,
+      ...(nonce !== undefined ? { nonce } : {}),
+      ...(typeof spec === 'object' && 'jti' in spec ? { jti: spec.jti } : {}),
+      ...(typeof spec === 'string' ? { fault: spec } : {}),
+    });
+  }
+
+  /** A plain GET outside the protected resource (metadata). */
+  async get(url: string): Promise<Exchange> {
+    const interactionId = randomUUID();
+    const request: OutgoingRequest = {
+      method: 'GET',
+      url,
+      headers: { accept: 'application/json', 'x-fapi-interaction-id': interactionId },
+    };
+    const exchange = await this.init.sender.send(request);
+    this.log.push({ request, interactionId, exchange, protected: false });
+    return exchange;
+  }
+}
+
+/** The challenges of a response; empty when `WWW-Authenticate` is absent or unreadable. */
+export function challenges(exchange: Exchange): Challenge[] {
+  const parsed = parseChallenges(exchange.headers['www-authenticate'] ?? []);
+  return parsed.ok ? parsed.challenges : [];
+}
+
+/** The error code: from a challenge, else from a JSON body's `error`. */
+export function errorOf(exchange: Exchange): string | undefined {
+  for (const c of challenges(exchange)) {
+    const error = param(c, 'error');
+    if (error !== undefined) return error;
+  }
+  try {
+    const body = JSON.parse(exchange.body);
+    return typeof body?.error === 'string' ? body.error : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `401 DPoP error="invalid_token"`: what a case observed, in one line. */
+export function describe(exchange: Exchange): string {
+  const schemes = challenges(exchange).map((c) => c.scheme);
+  const error = errorOf(exchange);
+  return [String(exchange.status), schemes.join('+'), error ? `error=${error}` : ''].filter(Boolean).join(' ');
+}

@@ -1,0 +1,97 @@
+/**
+ * Where the probe's access tokens come from: a client-credentials grant at a real authorization
+ * server (oauth4webapi, DPoP- or certificate-bound), or a token the user already holds.
+ */
+import type { CryptoKey, JWK } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { type ClientCertificate, joinedHeaders, type Sender } from './http.js';
+import type { DpopKey } from './jws.js';
+
+export interface AuthorizationServer {
+  /** Issuer identifier; its metadata is discovered (RFC 8414, then OpenID). */
+  issuer: string;
+  clientId: string;
+  /** `client_secret_post`. */
+  clientSecret?: string;
+  /** `private_key_jwt`: the client's private JWK. */
+  clientPrivateKey?: JWK;
+}
+
+export interface IssuerSession {
+  metadata: oauth.AuthorizationServer;
+  /** Requests a token for `scope`, bound to the DPoP key or the certificate. */
+  token(scope: string | undefined): Promise<string>;
+}
+
+/** Discovers the issuer and returns a client for its token endpoint. */
+export async function connect(
+  server: AuthorizationServer,
+  binding: { dpopKey?: DpopKey; certificate?: ClientCertificate },
+  sender: Sender,
+): Promise<IssuerSession> {
+  const issuer = new URL(server.issuer);
+  const common = {
+    [oauth.customFetch]: fetchThrough(sender, binding.certificate),
+    // http: only for a loopback issuer (development and the probe's own tests).
+    [oauth.allowInsecureRequests]: issuer.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(issuer.hostname),
+  };
+  const discovered = await oauth.discoveryRequest(issuer, { ...common, algorithm: 'oauth2' });
+  const metadata = await oauth.processDiscoveryResponse(issuer, discovered);
+  const client: oauth.Client = { client_id: server.clientId };
+  const clientAuth = server.clientPrivateKey
+    ? oauth.PrivateKeyJwt(await importPrivate(server.clientPrivateKey))
+    : server.clientSecret !== undefined
+      ? oauth.ClientSecretPost(server.clientSecret)
+      : binding.certificate
+        ? oauth.TlsClientAuth()
+        : oauth.None();
+  const DPoP = binding.dpopKey
+    ? oauth.DPoP(client, { privateKey: binding.dpopKey.privateKey, publicKey: binding.dpopKey.publicKey })
+    : undefined;
+  const grant = async (scope: string | undefined) => {
+    const parameters = new URLSearchParams(scope ? { scope } : {});
+    const response = await oauth.clientCredentialsGrantRequest(metadata, client, clientAuth, parameters, {
+      ...common,
+      ...(DPoP ? { DPoP } : {}),
+    });
+    return oauth.processClientCredentialsResponse(metadata, client, response);
+  };
+  return {
+    metadata,
+    async token(scope) {
+      let result: oauth.TokenEndpointResponse;
+      try {
+        result = await grant(scope);
+      } catch (e) {
+        // RFC 9449 §8: the AS may ask for a nonce once; oauth4webapi has stored it.
+        if (!oauth.isDPoPNonceError(e)) throw e;
+        result = await grant(scope);
+      }
+      return result.access_token;
+    },
+  };
+}
+
+async function importPrivate(jwk: JWK): Promise<oauth.PrivateKey> {
+  const { importJWK } = await import('jose');
+  const alg = jwk.alg ?? (jwk.kty === 'EC' ? 'ES256' : jwk.kty === 'OKP' ? 'EdDSA' : 'PS256');
+  return { key: (await importJWK(jwk, alg)) as CryptoKey, ...(jwk.kid ? { kid: jwk.kid } : {}) };
+}
+
+/** oauth4webapi's fetch, routed through the probe's rate-limited sender (and its certificate). */
+function fetchThrough(sender: Sender, certificate: ClientCertificate | undefined) {
+  return async (url: string, init: oauth.CustomFetchOptions<string, unknown>): Promise<Response> => {
+    const headers: Record<string, string> = {};
+    new Headers(init.headers as ConstructorParameters<typeof Headers>[0]).forEach((value, name) => {
+      headers[name] = value;
+    });
+    const exchange = await sender.send({
+      method: init.method,
+      url,
+      headers,
+      body: init.body === undefined ? undefined : String(init.body),
+      certificate,
+    });
+    return new Response(exchange.body, { status: exchange.status, headers: joinedHeaders(exchange.headers) });
+  };
+}

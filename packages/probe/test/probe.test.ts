@@ -1,0 +1,355 @@
+/**
+ * fapi-probe proven both ways: it passes the example API on Express, Koa and Fastify; it finds
+ * the missing replay store of express-oauth2-jwt-bearer in DPoP mode; and against small resource
+ * servers with one defect each, exactly the cases aimed at that defect fail.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ProbeReport, runProbe, toJUnit } from '@fapi-guard/probe';
+import { MockIssuer } from '@fapi-guard/testing';
+import express from 'express';
+import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
+import {
+  calculateJwkThumbprint,
+  createLocalJWKSet,
+  decodeProtectedHeader,
+  EmbeddedJWK,
+  exportJWK,
+  generateKeyPair,
+  type JWK,
+  jwtVerify,
+} from 'jose';
+import { readConfig } from '../../../examples/payments-api/src/config';
+import { startExample } from '../../../examples/payments-api/src/server';
+
+const failing = (report: ProbeReport) =>
+  report.results
+    .filter((r) => r.status === 'fail')
+    .map((r) => r.id)
+    .sort();
+const notRun = (report: ProbeReport) =>
+  report.results
+    .filter((r) => r.status === 'not-run')
+    .map((r) => r.id)
+    .sort();
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A port nobody listens on now: the example's public URL must be known before it starts. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  const url = await listen(server);
+  await new Promise((resolve) => server.close(resolve));
+  return Number(new URL(url).port);
+}
+
+/** A DPoP key for the probe, and the issuer-signed fault tokens bound to it. */
+async function probeKey(): Promise<{ jwk: JWK; jkt: string }> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  return { jwk: { ...(await exportJWK(privateKey)), alg: 'ES256' }, jkt: await calculateJwkThumbprint(await exportJWK(publicKey)) };
+}
+
+async function faultTokens(mock: MockIssuer, jkt: string, scope: string, audience: string) {
+  return {
+    'wrong-typ': await mock.mint({ scope, jkt, audience, fault: 'wrong-typ' }),
+    expired: await mock.mint({ scope, jkt, audience, fault: 'expired' }),
+    'wrong-audience': await mock.mint({ scope, jkt, fault: 'wrong-audience' }),
+    unbound: await mock.mint({ scope, audience }),
+  };
+}
+
+const RATE = 50; // the tests' own servers; the default (10/s) is for real ones
+
+describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe against the example API on %s', (framework) => {
+  it('every case passes on GET /accounts, including those with issuer-signed fault tokens', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const example = await startExample({ ...readConfig({ FAPI_FRAMEWORK: framework }), port, audience: url, publicUrl: url });
+    try {
+      const key = await probeKey();
+      const report = await runProbe({
+        resource: `${url}/accounts`,
+        scope: 'accounts',
+        insufficientScope: 'payments:read',
+        authorizationServer: { issuer: example.issuer, clientId: 'probe' },
+        dpopKey: key.jwk,
+        faultTokens: await faultTokens(example.mock as MockIssuer, key.jkt, 'accounts', url),
+        rate: RATE,
+      });
+      expect(failing(report)).toEqual([]);
+      // Only the nonce case cannot run: this route does not ask for nonces.
+      expect(notRun(report)).toEqual(['dpop.nonce']);
+      expect(report.failed).toBe(false);
+    } finally {
+      await example.close();
+    }
+  });
+
+  it('every case passes on POST /payments, which requires a server nonce', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const example = await startExample({ ...readConfig({ FAPI_FRAMEWORK: framework }), port, audience: url, publicUrl: url });
+    try {
+      const report = await runProbe({
+        resource: `${url}/payments`,
+        method: 'POST',
+        body: { contentType: 'application/json', value: '{"amount":{"amount":"1.00","currency":"EUR"},"creditorAccount":"GB00TEST"}' },
+        scope: 'payments:write',
+        authorizationServer: { issuer: example.issuer, clientId: 'probe' },
+        rate: RATE,
+      });
+      expect(failing(report)).toEqual([]);
+      expect(report.results.find((r) => r.id === 'dpop.nonce')?.status).toBe('pass');
+    } finally {
+      await example.close();
+    }
+  });
+});
+
+describe('fapi-probe against express-oauth2-jwt-bearer in DPoP mode', () => {
+  it('reports the replay it lets through (no jti store), and what else it does not do', async () => {
+    const server = createServer();
+    const url = await listen(server);
+    const mock = await MockIssuer.start({ audience: url });
+    const app = express();
+    app.use(auth({ issuerBaseURL: mock.issuer, audience: url, tokenSigningAlg: 'ES256', dpop: { enabled: true, required: true } }));
+    app.get('/accounts', requiredScopes('accounts'), (_req, res) => void res.json({ ok: true }));
+    server.on('request', app);
+    try {
+      const report = await runProbe({
+        resource: `${url}/accounts`,
+        scope: 'accounts',
+        authorizationServer: { issuer: mock.issuer, clientId: 'probe' },
+        rate: RATE,
+      });
+      expect(failing(report)).toContain('dpop.replay');
+      expect(failing(report)).toEqual(AUTH0_FAILING);
+      expect(report.failed).toBe(true);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await mock.stop();
+    }
+  });
+});
+
+/**
+ * Measured: duplicate Authorization fields accepted (Node keeps one), 400 without an error code
+ * for a malformed header or a missing proof, no jti replay store, no interaction id.
+ */
+const AUTH0_FAILING = [
+  'credentials.duplicate-authorization',
+  'credentials.malformed',
+  'dpop.missing-proof',
+  'dpop.replay',
+  'interaction-id.echo',
+];
+
+/** The defects a small resource server below can have, one at a time. */
+type Defect =
+  | 'no-htu-check'
+  | 'token-from-query'
+  | 'no-ath-check'
+  | 'ath-not-compared'
+  | 'bearer-downgrade'
+  | 'no-replay-store'
+  | 'no-interaction-id'
+  | 'no-proof-typ-check'
+  | 'no-iat-check'
+  | 'no-duplicate-check';
+
+/**
+ * A minimal DPoP resource server written from RFC 9449 §4.3 / §7 and RFC 6750 §3, independent of
+ * fapi-guard, with at most one defect. Without one it passes every case.
+ */
+function defectiveServer(issuer: () => MockIssuer, origin: () => string, defect?: Defect) {
+  const used = new Set<string>();
+  const algs = ['ES256', 'PS256', 'EdDSA'];
+  return async (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const id = req.headers['x-fapi-interaction-id'];
+    if (defect !== 'no-interaction-id' && typeof id === 'string') res.setHeader('x-fapi-interaction-id', id);
+    const answer = (status: number, error?: string, extra = '') => {
+      res.statusCode = status;
+      if (status === 401 || status === 403 || status === 400) {
+        res.setHeader('www-authenticate', `DPoP algs="${algs.join(' ')}"${error ? `, error="${error}"` : ''}${extra}`);
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(error ? { error } : { ok: true }));
+    };
+    const url = new URL(req.url ?? '/', origin());
+    const raw = (name: string) => req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i]?.toLowerCase() === name).length;
+    const auths = req.rawHeaders.filter((_, i) => i % 2 === 1 && req.rawHeaders[i - 1]?.toLowerCase() === 'authorization');
+    const queryToken = url.searchParams.get('access_token');
+    const bodyToken = new URLSearchParams(Buffer.concat(chunks).toString('utf8')).get('access_token');
+    if (raw('authorization') > 1 && defect !== 'no-duplicate-check') return answer(400, 'invalid_request');
+    if (auths.length > 0 && (queryToken || bodyToken)) return answer(400, 'invalid_request');
+    let scheme: string;
+    let token: string;
+    if (auths.length === 0) {
+      if (defect !== 'token-from-query' || !queryToken) return answer(401);
+      [scheme, token] = ['dpop', queryToken];
+    } else {
+      const m = /^(\S+) ([A-Za-z0-9\-._~+/]+=*)$/.exec(auths[0] as string);
+      if (!m) return answer(400, 'invalid_request');
+      [scheme, token] = [(m[1] as string).toLowerCase(), m[2] as string];
+    }
+    if (scheme !== 'dpop' && !(scheme === 'bearer' && defect === 'bearer-downgrade')) return answer(401, 'invalid_token');
+    let claims: Record<string, unknown>;
+    try {
+      const mock = issuer();
+      ({ payload: claims } = await jwtVerify(token, createLocalJWKSet(mock.jwks), {
+        issuer: mock.issuer,
+        audience: origin(),
+        typ: 'at+jwt',
+        algorithms: algs,
+      }));
+    } catch {
+      return answer(401, 'invalid_token');
+    }
+    const jkt = (claims.cnf as { jkt?: string } | undefined)?.jkt;
+    if (!jkt) return answer(401, 'invalid_token');
+    if (scheme === 'dpop') {
+      if (raw('dpop') !== 1) return answer(401, 'invalid_dpop_proof');
+      const proof = req.headers.dpop as string;
+      try {
+        const header = decodeProtectedHeader(proof);
+        if (header.typ !== 'dpop+jwt' && defect !== 'no-proof-typ-check') throw new Error('typ');
+        if (!header.jwk || 'd' in header.jwk) throw new Error('jwk');
+        const { payload } = await jwtVerify(proof, EmbeddedJWK, { algorithms: algs });
+        const now = Math.floor(Date.now() / 1000);
+        if (payload.htm !== req.method) throw new Error('htm');
+        if (payload.htu !== `${origin()}${url.pathname}` && defect !== 'no-htu-check') throw new Error('htu');
+        if (typeof payload.iat !== 'number') throw new Error('iat');
+        if ((payload.iat < now - 60 || payload.iat > now + 10) && defect !== 'no-iat-check') throw new Error('iat');
+        if (typeof payload.jti !== 'string') throw new Error('jti');
+        const ath = createHash('sha256').update(token).digest('base64url');
+        if (defect !== 'no-ath-check' && (typeof payload.ath !== 'string' || (payload.ath !== ath && defect !== 'ath-not-compared'))) {
+          throw new Error('ath');
+        }
+        if ((await calculateJwkThumbprint(header.jwk)) !== jkt) return answer(401, 'invalid_token');
+        if (used.has(payload.jti) && defect !== 'no-replay-store') throw new Error('replay');
+        used.add(payload.jti);
+      } catch {
+        return answer(401, 'invalid_dpop_proof');
+      }
+    }
+    if (
+      !String(claims.scope ?? '')
+        .split(' ')
+        .includes('accounts')
+    )
+      return answer(403, 'insufficient_scope', ', scope="accounts"');
+    answer(200);
+  };
+}
+
+/** What each defect must make fail: the cases aimed at it, and no other. */
+const DEFECTS: Array<[Defect | undefined, string[]]> = [
+  [undefined, []],
+  ['no-htu-check', ['dpop.htu']],
+  ['token-from-query', ['credentials.query']],
+  ['no-ath-check', ['dpop.ath-missing', 'dpop.ath-wrong']],
+  ['ath-not-compared', ['dpop.ath-wrong']],
+  ['bearer-downgrade', ['dpop.downgrade-to-bearer']],
+  ['no-replay-store', ['dpop.replay']],
+  ['no-interaction-id', ['interaction-id.echo']],
+  ['no-proof-typ-check', ['dpop.typ']],
+  ['no-iat-check', ['dpop.iat-future', 'dpop.iat-old']],
+  ['no-duplicate-check', ['credentials.duplicate-authorization']],
+];
+
+describe('fapi-probe against resource servers with one known defect', () => {
+  it.each(DEFECTS)('defect %s: exactly the cases aimed at it fail', async (defect, expected) => {
+    let mock: MockIssuer | undefined;
+    const server = createServer();
+    const url = await listen(server);
+    server.on(
+      'request',
+      defectiveServer(
+        () => mock as MockIssuer,
+        () => url,
+        defect,
+      ),
+    );
+    mock = await MockIssuer.start({ audience: url });
+    try {
+      const key = await probeKey();
+      const report = await runProbe({
+        resource: `${url}/accounts`,
+        scope: 'accounts',
+        insufficientScope: 'other',
+        authorizationServer: { issuer: mock.issuer, clientId: 'probe' },
+        dpopKey: key.jwk,
+        faultTokens: await faultTokens(mock, key.jkt, 'accounts', url),
+        rate: RATE,
+      });
+      expect(failing(report)).toEqual([...expected].sort());
+      // No metadata published, no nonces asked for: the only cases that cannot run.
+      expect(notRun(report)).toEqual(['dpop.nonce', 'metadata.bearer-methods', 'metadata.document']);
+      expect(report.failed).toBe(expected.some((id) => report.results.find((r) => r.id === id)?.level === 'MUST'));
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await mock.stop();
+    }
+  });
+});
+
+describe('fapi-probe command line', () => {
+  it('prints the table, writes JSON and JUnit, and exits 1 when a MUST fails', async () => {
+    const server = createServer();
+    const url = await listen(server);
+    let mock: MockIssuer | undefined;
+    server.on(
+      'request',
+      defectiveServer(
+        () => mock as MockIssuer,
+        () => url,
+        'no-htu-check',
+      ),
+    );
+    mock = await MockIssuer.start({ audience: url });
+    const dir = mkdtempSync(join(tmpdir(), 'fapi-probe-'));
+    const key = await probeKey();
+    writeFileSync(join(dir, 'dpop.jwk'), JSON.stringify(key.jwk));
+    try {
+      const cli = join(__dirname, '..', 'dist', 'cli.js');
+      const args = [cli, '--resource', `${url}/accounts`, '--scope', 'accounts', '--issuer', mock.issuer, '--client-id', 'probe'];
+      args.push(
+        '--dpop-key',
+        join(dir, 'dpop.jwk'),
+        '--rate',
+        '50',
+        '--json',
+        join(dir, 'report.json'),
+        '--junit',
+        join(dir, 'report.xml'),
+      );
+      const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        const child = execFile(process.execPath, args, (_e, out) => resolve({ code: child.exitCode, stdout: out }));
+      });
+      expect(code).toBe(1);
+      expect(stdout).toMatch(/dpop\.htu\s+MUST\s+DPOP-11\s+FAIL/);
+      expect(stdout).toMatch(/requests sent/);
+      const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as ProbeReport;
+      expect(failing(report)).toEqual(['dpop.htu']);
+      const junit = readFileSync(join(dir, 'report.xml'), 'utf8');
+      expect(junit).toBe(toJUnit(report));
+      expect(junit.match(/<failure /g)).toHaveLength(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await mock.stop();
+    }
+  });
+});
