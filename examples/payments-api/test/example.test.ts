@@ -58,7 +58,8 @@ describe('npm start', () => {
   it('starts with the embedded issuer, prints how to call it, and answers with the DPoP challenge', async () => {
     const proc = run('main.js', { PORT: '0', HOST: '127.0.0.1', FAPI_ISSUER: '', FAPI_AUDIENCE: 'https://payments.example' });
     try {
-      await waitFor(() => /on (http:\/\/127\.0\.0\.1:\d+)/.test(proc.output()));
+      // The banner is several writes: wait for its last line before reading it.
+      await waitFor(() => proc.output().includes('npm run demo'));
       const base = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(proc.output())?.[1] as string;
       expect(proc.output()).toContain('embedded MockIssuer');
       expect(proc.output()).toContain('npm run demo');
