@@ -12,7 +12,8 @@ root=$PWD
 export TURBO_TELEMETRY_DISABLED=1 CI=true
 work=$(mktemp -d "${TMPDIR:-/tmp}/fapi-guard-consumers.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-packages=(core testing express koa fastify redis)
+# Every published package (all of packages/*; none is private).
+mapfile -t packages < <(cd packages && ls -d */ | tr -d /)
 apps=(express-esm-ts koa-cjs fastify-ts)
 step() { printf '\n== [%ss] %s\n' "$SECONDS" "$*"; }
 bounded() { local seconds=$1; shift; timeout --kill-after=10 "$seconds" "$@"; }
