@@ -8,7 +8,7 @@ import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
-import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { RedisReplayStore } from '@fapi-guard/redis';
 import fastifyJwt from '@fastify/jwt';
@@ -89,7 +89,7 @@ async function start(): Promise<number> {
     const app = Fastify();
     if (kind === 'fapi') {
       await app.register(fastifyPlugin, guardOptions());
-      app.get('/accounts', { config: { fapi: policy() } }, async () => body);
+      app.get('/accounts', { config: { fapi: routePolicy(policy()) } }, async () => body);
     } else if (kind === 'peer') {
       // @fastify/jwt: Bearer JWT with a static ES256 key, issuer and audience checked.
       await app.register(fastifyJwt, {

@@ -7,7 +7,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { createGuard, type GuardOptions, type GuardRequest, headersFromRaw } from '@fapi-guard/core';
-import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { DpopClient, MessageSigningClient, MockIssuer } from '@fapi-guard/testing';
 import formbody from '@fastify/formbody';
 import express from 'express';
@@ -221,10 +221,15 @@ describe('Fastify: config.fapi routes authenticate before the body is parsed', (
       done(null, body);
     });
     const policy = { scopes: ['payments:write'] };
-    app.post('/counted', { config: { fapi: policy } }, async (request) => ({ body: request.body }));
+    app.post('/counted', { config: { fapi: routePolicy(policy) } }, async (request) => ({ body: request.body }));
     app.post(
       '/hooked',
-      { config: { fapi: policy }, onRequest: hook('onRequest'), preValidation: [hook('preValidation')], preHandler: hook('preHandler') },
+      {
+        config: { fapi: routePolicy(policy) },
+        onRequest: hook('onRequest'),
+        preValidation: [hook('preValidation')],
+        preHandler: hook('preHandler'),
+      },
       async () => {
         events.push('handler');
         return { ok: true };

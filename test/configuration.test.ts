@@ -9,7 +9,7 @@
 import type { AddressInfo } from 'node:net';
 import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
-import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { type FapiRoutePolicy, fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import Router from '@koa/router';
@@ -63,7 +63,8 @@ async function startWith(framework: Framework, options: GuardOptions, policy: Ro
   const app = Fastify();
   try {
     await app.register(fastifyPlugin, options);
-    if (mount === 'config') app.get('/accounts', { config: { fapi: policy } }, async () => echo);
+    // A plain object, as JavaScript code writes it: the plugin checks it when the route is added.
+    if (mount === 'config') app.get('/accounts', { config: { fapi: policy as FapiRoutePolicy } }, async () => echo);
     else app.get('/accounts', { preHandler: app.fapi.protect(policy) }, async () => echo);
     await app.listen({ port: 0, host: '127.0.0.1' });
   } catch (e) {
@@ -103,6 +104,16 @@ describe('15.1 typo fails open: a bad policy or option stops start-up on every a
     const asString = { scopes: 'accounts', allowBearer: true } as unknown as RoutePolicy;
     await expect(startWith(framework, options(), asString, mount)).rejects.toThrow(/scopes must be a list of scope-tokens/);
     await expect(startWith(framework, options(), { scopes: [], allowBearer: true }, mount)).rejects.toThrow(/scopes is empty/);
+  });
+
+  it('fastify: routePolicy() refuses a misspelt key, a scope string and an empty list where it is written', () => {
+    expect(() => routePolicy({ scope: ['accounts'] } as unknown as RoutePolicy)).toThrow(
+      'fapi-guard: unknown route policy key "scope"; did you mean "scopes"?',
+    );
+    expect(() => routePolicy({ scopes: 'accounts' } as unknown as RoutePolicy)).toThrow(/scopes must be a list of scope-tokens/);
+    expect(() => routePolicy({ scopes: [] })).toThrow(/scopes is empty/);
+    const policy = { scopes: ['accounts'] };
+    expect(routePolicy(policy)).toBe(policy);
   });
 
   it.each(FRAMEWORKS)('%s: an unknown guard option fails when the guard is created (plugin registration on Fastify)', async (framework) => {

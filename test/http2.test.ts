@@ -7,7 +7,7 @@
 import { connect, createSecureServer, createServer, type Http2Server, type OutgoingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { fapiTlsOptions, type GuardOptions } from '@fapi-guard/core';
-import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { createCertificate, DpopClient, MockIssuer, type TestCertificate } from '@fapi-guard/testing';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -26,7 +26,9 @@ async function startH2(framework: H2Framework, options: GuardOptions, tls: TestC
   if (framework === 'fastify') {
     const app = (secure ? Fastify({ http2: true, https: secure }) : Fastify({ http2: true })) as unknown as FastifyInstance;
     await app.register(fastifyPlugin, options);
-    app.get('/accounts', { config: { fapi: { scopes: ['accounts'] } } }, async (request) => ({ binding: request.auth?.binding }));
+    app.get('/accounts', { config: { fapi: routePolicy({ scopes: ['accounts'] }) } }, async (request) => ({
+      binding: request.auth?.binding,
+    }));
     await app.listen({ port: 0, host: '127.0.0.1' });
     return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
   }

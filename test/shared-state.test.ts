@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Authorized, DecisionEvent, GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
-import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import express from 'express';
@@ -74,9 +74,9 @@ async function start(framework: Framework, options: GuardOptions): Promise<App> 
   if (framework === 'fastify') {
     const app = Fastify();
     await app.register(fastifyPlugin, guarded);
-    app.get('/tamper', { config: { fapi: TAMPER } }, async (request) => tamper(request.auth));
-    app.get('/admin', { config: { fapi: ADMIN } }, async () => ok);
-    app.post('/payments', { config: { fapi: PAYMENTS } }, async () => ok);
+    app.get('/tamper', { config: { fapi: routePolicy(TAMPER) } }, async (request) => tamper(request.auth));
+    app.get('/admin', { config: { fapi: routePolicy(ADMIN) } }, async () => ok);
+    app.post('/payments', { config: { fapi: routePolicy(PAYMENTS) } }, async () => ok);
     await app.listen({ port: 0, host: '127.0.0.1' });
     return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, decisions, close: () => app.close() };
   }

@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Authorized, GuardOptions } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
-import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import formbody from '@fastify/formbody';
 import { bodyParser } from '@koa/bodyparser';
@@ -142,17 +142,19 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
   const app = Fastify();
   await app.register(formbody);
   await app.register(fastifyPlugin, options);
-  app.all('/accounts', { config: { fapi: ROUTES.accounts } }, async (request) => echo(request.auth));
-  app.get('/mixed', { config: { fapi: ROUTES.mixed } }, async (request) => echo(request.auth));
+  app.all('/accounts', { config: { fapi: routePolicy(ROUTES.accounts) } }, async (request) => echo(request.auth));
+  app.get('/mixed', { config: { fapi: routePolicy(ROUTES.mixed) } }, async (request) => echo(request.auth));
   app.get('/nonce', { preHandler: app.fapi.protect(ROUTES.nonce) }, async (request) => echo(request.auth));
-  app.post('/payments', { config: { fapi: ROUTES.payments } }, async (request, reply) => reply.code(201).send(echo(request.auth)));
-  app.get('/either', { config: { fapi: ROUTES.either } }, async (request) => echo(request.auth));
-  app.get('/stepup', { config: { fapi: ROUTES.stepup } }, async (request) => echo(request.auth));
-  app.get('/rar', { config: { fapi: ROUTES.rar } }, async (request) => echo(request.auth));
+  app.post('/payments', { config: { fapi: routePolicy(ROUTES.payments) } }, async (request, reply) =>
+    reply.code(201).send(echo(request.auth)),
+  );
+  app.get('/either', { config: { fapi: routePolicy(ROUTES.either) } }, async (request) => echo(request.auth));
+  app.get('/stepup', { config: { fapi: routePolicy(ROUTES.stepup) } }, async (request) => echo(request.auth));
+  app.get('/rar', { config: { fapi: routePolicy(ROUTES.rar) } }, async (request) => echo(request.auth));
   if (options.messageSigning !== undefined) {
     app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
     for (const [name, policy] of Object.entries(SIGNED_ROUTES)) {
-      app.post(`/${name}`, { config: { fapi: policy } }, async (request, reply) =>
+      app.post(`/${name}`, { config: { fapi: routePolicy(policy) } }, async (request, reply) =>
         reply.code(201).send(receipt(request.auth, request.body)),
       );
     }

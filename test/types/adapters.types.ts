@@ -6,7 +6,7 @@
 import type { Authorized, Binding, GuardError } from '@fapi-guard/core';
 import { createGuard } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
-import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import express from 'express';
 import Fastify from 'fastify';
@@ -38,13 +38,17 @@ new Koa().use(koa.protect({ anyScopes: ['a', 'b'], dpopNonce: true })).use((ctx)
 // Fastify: request.auth is Authorized | null; route config carries the policy.
 const app = Fastify();
 void app.register(fastifyPlugin, options);
-app.get('/accounts', { config: { fapi: { scopes: ['accounts'], claims: { acr: { equals: 'urn:x' } } } } }, async (request) => {
+app.get('/accounts', { config: { fapi: routePolicy({ scopes: ['accounts'], claims: { acr: { equals: 'urn:x' } } }) } }, async (request) => {
   const auth: Authorized | null = request.auth;
   return { client: auth?.clientId };
 });
 app.get('/payments', { preHandler: app.fapi.protect({ scopes: ['payments:read'] }) }, async (request) => request.auth?.scopes);
 // @ts-expect-error allowBearer is a boolean
-app.get('/x', { config: { fapi: { allowBearer: 'yes' } } }, async () => 'x');
+app.get('/x', { config: { fapi: routePolicy({ allowBearer: 'yes' }) } }, async () => 'x');
+// @ts-expect-error a misspelt policy key in route config (15.1: Fastify infers config types, routePolicy() pins them)
+app.get('/y', { config: { fapi: routePolicy({ scopez: ['accounts'] }) } }, async () => 'y');
+// @ts-expect-error a plain object in route config, where a misspelt key would go unnoticed
+app.get('/z', { config: { fapi: { scopez: ['accounts'] } } }, async () => 'z');
 
 // Core: the result is a discriminated union.
 async function check(): Promise<void> {

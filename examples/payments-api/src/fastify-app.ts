@@ -1,7 +1,7 @@
 /** The example payments API on Fastify, with the same routes as the Express one. */
 import type { ServerOptions } from 'node:https';
 import type { Authorized, GuardOptions } from '@fapi-guard/core';
-import { fapiGuard } from '@fapi-guard/fastify';
+import { fapiGuard, routePolicy } from '@fapi-guard/fastify';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
 
@@ -23,14 +23,16 @@ export async function createFastifyPaymentsApi(
 
   app.get('/health', async () => ({ status: 'ok' }));
   app.get('/ready', async (_req, res) => reply(res, await readiness(app.fapi.guard)));
-  app.get('/accounts', { config: { fapi: policy.accounts } }, async (req, res) => reply(res, service.listAccounts(subject(req))));
-  app.get<{ Params: { id: string } }>('/accounts/:id', { config: { fapi: policy.accounts } }, async (req, res) =>
+  app.get('/accounts', { config: { fapi: routePolicy(policy.accounts) } }, async (req, res) =>
+    reply(res, service.listAccounts(subject(req))),
+  );
+  app.get<{ Params: { id: string } }>('/accounts/:id', { config: { fapi: routePolicy(policy.accounts) } }, async (req, res) =>
     reply(res, service.getAccount(subject(req), req.params.id)),
   );
-  app.post('/payments', { config: { fapi: policy.createPayment } }, async (req, res) =>
+  app.post('/payments', { config: { fapi: routePolicy(policy.createPayment) } }, async (req, res) =>
     reply(res, service.createPayment(subject(req), req.body)),
   );
-  app.get<{ Params: { id: string } }>('/payments/:id', { config: { fapi: policy.readPayment } }, async (req, res) =>
+  app.get<{ Params: { id: string } }>('/payments/:id', { config: { fapi: routePolicy(policy.readPayment) } }, async (req, res) =>
     reply(res, service.getPayment(subject(req), req.params.id)),
   );
   return app;

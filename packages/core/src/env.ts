@@ -5,6 +5,7 @@
  * as `FAPI_AUDIENCES`) is a start-up error, never a silently skipped setting.
  */
 import type { CertificateProxyOptions, ClientCertificateFormat } from './binding/mtls.js';
+import { nearestKey } from './config-keys.js';
 import type { GuardOptions } from './options.js';
 import type { IntrospectionOptions } from './tokens/introspection.js';
 
@@ -68,8 +69,12 @@ export function guardOptionsFromEnv(env: Env = process.env, options: GuardEnvOpt
   const known = new Set<string>([...Object.keys(GUARD_ENV_VARIABLES), ...(options.allow ?? [])]);
   for (const name of Object.keys(env)) {
     if (name.startsWith('FAPI_') && !known.has(name)) {
-      const near = nearestName(name, [...known]);
-      throw envError(name, `is not a fapi-guard variable${near ? `; did you mean ${near}?` : ''}`);
+      // Compared without the common prefix, which every candidate shares.
+      const near = nearestKey(
+        name.slice(5),
+        [...known].map((k) => k.slice(5)),
+      );
+      throw envError(name, `is not a fapi-guard variable${near ? `; did you mean FAPI_${near}?` : ''}`);
     }
   }
   const read = (name: GuardEnvVariable): string | undefined => {
@@ -239,32 +244,4 @@ function readIntrospection(
 
 function envError(name: string, message: string): TypeError {
   return new TypeError(`fapi-guard: environment variable ${name} ${message}`);
-}
-
-/** The candidate within edit distance 3 of `name`, if one is. */
-function nearestName(name: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 4;
-  for (const candidate of candidates) {
-    const d = editDistance(name, candidate);
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return best;
-}
-
-/** Levenshtein distance; names are short, so the quadratic table is fine. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(
-        (previous[j] as number) + 1,
-        (row[j - 1] as number) + 1,
-        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = row;
-  }
-  return previous[b.length] as number;
 }

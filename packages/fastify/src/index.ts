@@ -1,6 +1,6 @@
 /**
  * Fastify 4/5 plugin: register it once with the guard options, then protect routes with
- * `config: { fapi: { scopes: [...] } }` or with the `fastify.fapi.protect(policy)` preHandler.
+ * `config: { fapi: routePolicy({ scopes: [...] }) }` or with the `fastify.fapi.protect(policy)` preHandler.
  * It hands the Node request to the core and writes the core's response through the reply.
  */
 import {
@@ -9,6 +9,7 @@ import {
   authorizeNodeRequest,
   type CompiledPolicy,
   captureRawBody,
+  compilePolicy,
   completeNodeRequest,
   createGuard,
   errorResponse,
@@ -37,8 +38,11 @@ declare module 'fastify' {
     auth: Authorized | null;
   }
   interface FastifyContextConfig {
-    /** The route's fapi-guard policy: protects the route when present. */
-    fapi?: RoutePolicy;
+    /**
+     * The route's fapi-guard policy, written with {@link routePolicy}: protects the route when
+     * present. Checked again when the route is registered.
+     */
+    fapi?: FapiRoutePolicy;
   }
   interface FastifyInstance {
     /** The guard and its preHandler factory. */
@@ -51,6 +55,25 @@ export interface FapiGuardFastify {
   readonly guard: Guard;
   /** A preHandler that lets through only requests that satisfy `policy`; sets `request.auth`. */
   protect(policy?: RoutePolicy): preHandlerAsyncHookHandler;
+}
+
+declare const checkedAtCompileTime: unique symbol;
+
+/**
+ * A route policy that went through {@link routePolicy}. Fastify infers a route's `config` type
+ * from the object written, so a plain object there would accept a misspelt key (`scopez`) without
+ * a type error; a policy of this type cannot have one.
+ */
+export type FapiRoutePolicy = RoutePolicy & { readonly [checkedAtCompileTime]: true };
+
+/**
+ * The policy of a `config.fapi` route: `config: { fapi: routePolicy({ scopes: ['accounts'] }) }`.
+ * An unknown key or a wrong type is a compile-time error here, and a start-up error (naming the
+ * key) at once, before any route is registered.
+ */
+export function routePolicy(policy: RoutePolicy): FapiRoutePolicy {
+  compilePolicy(policy);
+  return policy as FapiRoutePolicy;
 }
 
 /** Plugin options: the guard options, or a guard you created. */
