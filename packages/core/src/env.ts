@@ -69,7 +69,9 @@ export function guardOptionsFromEnv(env: Env = process.env, options: GuardEnvOpt
   for (const name of Object.keys(env)) {
     if (name.startsWith('FAPI_') && !known.has(name)) {
       const near = nearestName(name, [...known]);
-      throw envError(name, `is not a fapi-guard variable${near ? `; did you mean ${near}?` : ''}`);
+      // Say what to change in both cases: the name (a typo) or the call (a variable of the application's own).
+      const own = `if your application reads it itself, pass guardOptionsFromEnv(env, { allow: ['${name}'] })`;
+      throw envError(name, `is not a fapi-guard variable${near ? `; did you mean ${near}? Or, ${own}` : `; ${own}`}`);
     }
   }
   const read = (name: GuardEnvVariable): string | undefined => {
