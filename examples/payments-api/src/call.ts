@@ -51,6 +51,8 @@ async function main(): Promise<void> {
 main().catch((e: unknown) => {
   const error = e as Error & { cause?: unknown };
   console.error(`call failed: ${error.message}${error.cause instanceof Response ? ` (${error.cause.status})` : ''}`);
-  console.error('is the example running? start it with: npm start');
+  // Name the URL tried: an API started on another PORT is found through FAPI_API_URL.
+  const where = process.env.FAPI_API_URL || 'http://127.0.0.1:3000';
+  console.error(`is the example running at ${where}? start it with: npm start (or set FAPI_API_URL to where it listens)`);
   process.exit(1);
 });

@@ -96,6 +96,13 @@ describe('npm start', () => {
     }
   });
 
+  it('`npm run call` with no API at FAPI_API_URL names the URL it tried and the variable to set', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`; // nothing listens there
+    const call = run('call.js', { FAPI_API_URL: url }, ['GET', '/accounts']);
+    expect(await call.exited).toBe(1);
+    expect(call.output()).toContain(`is the example running at ${url}? start it with: npm start (or set FAPI_API_URL to where it listens)`);
+  });
+
   it('15.12 log injection: a kid with CR/LF and ANSI escapes cannot forge a log line', async () => {
     const proc = run('main.js', { PORT: '0', HOST: '127.0.0.1', FAPI_ISSUER: '', FAPI_AUDIENCE: 'https://payments.example' });
     try {

@@ -74,7 +74,9 @@ export function guardOptionsFromEnv(env: Env = process.env, options: GuardEnvOpt
         name.slice(5),
         [...known].map((k) => k.slice(5)),
       );
-      throw envError(name, `is not a fapi-guard variable${near ? `; did you mean FAPI_${near}?` : ''}`);
+      // Say what to change in both cases: the name (a typo) or the call (a variable of the application's own).
+      const own = `if your application reads it itself, pass guardOptionsFromEnv(env, { allow: ['${name}'] })`;
+      throw envError(name, `is not a fapi-guard variable${near ? `; did you mean FAPI_${near}? Or, ${own}` : `; ${own}`}`);
     }
   }
   const read = (name: GuardEnvVariable): string | undefined => {

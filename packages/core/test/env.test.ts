@@ -106,12 +106,15 @@ describe('guard options from environment variables', () => {
 
   it('refuses an unknown FAPI_ variable and names the nearest one', () => {
     expect(() => guardOptionsFromEnv({ ...minimal, FAPI_AUDIENCES: 'x' })).toThrow(
-      /FAPI_AUDIENCES is not a fapi-guard variable; did you mean FAPI_AUDIENCE\?/,
+      /FAPI_AUDIENCES is not a fapi-guard variable; did you mean FAPI_AUDIENCE\? Or, if your application reads it itself, pass guardOptionsFromEnv\(env, \{ allow: \['FAPI_AUDIENCES'\] \}\)$/,
     );
     expect(() => guardOptionsFromEnv({ ...minimal, FAPI_CLIENT_CERT_HEADR: 'client-cert' })).toThrow(
       /did you mean FAPI_CLIENT_CERT_HEADER/,
     );
-    expect(() => guardOptionsFromEnv({ ...minimal, FAPI_SOMETHING_ELSE_ENTIRELY: 'x' })).toThrow(/is not a fapi-guard variable$/);
+    // Neither a typo nor declared: the message says how to declare it.
+    expect(() => guardOptionsFromEnv({ ...minimal, FAPI_FRAMEWORK: 'koa' })).toThrow(
+      "environment variable FAPI_FRAMEWORK is not a fapi-guard variable; if your application reads it itself, pass guardOptionsFromEnv(env, { allow: ['FAPI_FRAMEWORK'] })",
+    );
     // Variables the application reads itself are declared, and other prefixes are not ours.
     expect(() => guardOptionsFromEnv({ ...minimal, FAPI_FRAMEWORK: 'koa', PORT: '1' }, { allow: ['FAPI_FRAMEWORK'] })).not.toThrow();
   });

@@ -3,18 +3,23 @@
  * (§3.2 step 6: key and algorithm must agree), restricted to the FAPI 2.0 Message Signing
  * allow-list (§5.6, FAPI 2.0 Security Profile §5.4.1): ed25519, ecdsa-p256-sha256, rsa-pss-sha512.
  */
-import { createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject, sign, type webcrypto } from 'node:crypto';
 import { rsaKeyProblem } from '../rsa.js';
 import type { HttpSignatureAlgorithm, SignatureKey } from './verify.js';
 
 /** The algorithms FAPI 2.0 allows for message signatures. */
 export const FAPI_SIGNATURE_ALGORITHMS: readonly HttpSignatureAlgorithm[] = ['ed25519', 'ecdsa-p256-sha256', 'rsa-pss-sha512'];
 
-/** A JWK with the members this module reads. */
-export interface SignatureJwk extends JsonWebKey {
+/**
+ * A JWK with the members this module reads. Built on `webcrypto.JsonWebKey`, which every
+ * `@types/node` major exports (`crypto.JsonWebKey` is gone from the newer ones, which broke the
+ * published declarations for applications type-checked with `skipLibCheck: false`).
+ */
+export interface SignatureJwk extends webcrypto.JsonWebKey {
   kid?: string;
   alg?: string;
   use?: string;
+  [member: string]: unknown;
 }
 
 /** The RFC 9421 algorithm a JWK can be used with, or why it cannot be used. */
