@@ -13,8 +13,9 @@ async function withApi(
   as: MockIssuer,
   keys: { maxAgeMs?: number; cooldownMs?: number; timeoutMs?: number },
   run: (call: (token?: string) => ReturnType<typeof send>) => Promise<void>,
+  clock?: () => number,
 ) {
-  const api = await startExpressApp({ issuer: as.issuer, audience: AUDIENCE, keys });
+  const api = await startExpressApp({ issuer: as.issuer, audience: AUDIENCE, keys, ...(clock ? { clock } : {}) });
   try {
     await run((token) => send(`${api.url}/accounts`, { headers: token ? { authorization: `Bearer ${token}` } : {} }));
   } finally {
@@ -51,17 +52,30 @@ describe('issuer keys', () => {
   });
 
   it('a flood of unknown kids costs the issuer at most one fetch per cool-down', async () => {
-    await withApi(as, { cooldownMs: 300 }, async (call) => {
-      expect((await call(await as.mint({ scope: 'accounts' }))).status).toBe(200);
-      await sleep(350);
-      const forged = await Promise.all(Array.from({ length: 50 }, () => as.mint({ scope: 'accounts', fault: 'unknown-key' })));
-      for (let round = 0; round < 2; round++) {
-        const results = await Promise.all(forged.map((t) => call(t)));
-        expect(new Set(results.map((r) => r.status))).toEqual(new Set([401]));
-      }
-      // The first fetch, plus one for the whole flood (both rounds fall in one cool-down).
-      expect(as.requests.jwks).toBe(2);
-    });
+    // The guard's clock is moved past the cool-down instead of sleeping through it, and the
+    // cool-down is long enough that the whole flood falls in one, however loaded the machine.
+    let offsetMs = 0;
+    const clock = () => Date.now() + offsetMs;
+    await withApi(
+      as,
+      { cooldownMs: 30_000 },
+      async (call) => {
+        expect((await call(await as.mint({ scope: 'accounts' }))).status).toBe(200);
+        offsetMs = 30_001;
+        const forged = await Promise.all(Array.from({ length: 50 }, () => as.mint({ scope: 'accounts', fault: 'unknown-key' })));
+        for (let round = 0; round < 2; round++) {
+          const results = await Promise.all(forged.map((t) => call(t)));
+          expect(new Set(results.map((r) => r.status))).toEqual(new Set([401]));
+        }
+        // The first fetch, plus one for the whole flood (both rounds fall in one cool-down).
+        expect(as.requests.jwks).toBe(2);
+        // One cool-down later, the next unknown kid may fetch again: exactly one more.
+        offsetMs = 60_002;
+        await Promise.all(forged.slice(0, 10).map((t) => call(t)));
+        expect(as.requests.jwks).toBe(3);
+      },
+      clock,
+    );
   });
 
   it('keeps accepting tokens with cached keys while the issuer is down', async () => {

@@ -103,3 +103,18 @@ describe('compatibility options', () => {
     expect(() => createGuard({ ...base, compat: { optionalClaims: ['jti', 'sub'] } })).not.toThrow();
   });
 });
+
+describe('mtls.proxy.sharedSecret', () => {
+  const withSecret = (value: string) => () =>
+    createGuard({ ...base, mtls: { proxy: { format: 'rfc9440', sharedSecret: { header: 'x-proxy-secret', value } } } });
+
+  it('needs at least 16 visible ASCII characters: 15 or a space or a non-ASCII character is a start-up error', () => {
+    expect(withSecret('a'.repeat(16))).not.toThrow();
+    expect(withSecret('!~'.repeat(8))).not.toThrow();
+    // One below the bound.
+    expect(withSecret('a'.repeat(15))).toThrow(/at least 16 visible ASCII characters/);
+    // Header values reach Node one byte per character: a non-ASCII secret could never match.
+    expect(withSecret(`${'a'.repeat(15)}é`)).toThrow(/visible ASCII/);
+    expect(withSecret(`${'a'.repeat(8)} ${'a'.repeat(8)}`)).toThrow(/visible ASCII/);
+  });
+});

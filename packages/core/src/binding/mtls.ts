@@ -266,8 +266,12 @@ export class CertificateSource {
     }
     const peers = proxy.trustedPeers?.length ? new AddressList(proxy.trustedPeers, 'mtls.proxy.trustedPeers') : undefined;
     const secret = proxy.sharedSecret;
-    if (secret && (typeof secret.header !== 'string' || typeof secret.value !== 'string' || secret.value.length < 16)) {
-      throw new TypeError('fapi-guard: mtls.proxy.sharedSecret needs a header name and a value of at least 16 characters');
+    // Header values arrive as bytes read one per character: a secret is visible ASCII (RFC 9110
+    // §5.5 field-vchar without obs-text), so the configured value and the received one are the same bytes.
+    if (secret && (typeof secret.header !== 'string' || typeof secret.value !== 'string' || !/^[\x21-\x7e]{16,}$/.test(secret.value))) {
+      throw new TypeError(
+        'fapi-guard: mtls.proxy.sharedSecret needs a header name and a value of at least 16 visible ASCII characters (no spaces)',
+      );
     }
     this.proxy = {
       format,
