@@ -344,7 +344,7 @@ export function createGuard(options: GuardOptions): Guard {
     if (!bound.ok) return { ...bound, usedScheme: scheme, token };
 
     const scopes = grantedScopes(claims);
-    const decision = checkPolicy(policy, claims, scopes, opts.now() / 1000);
+    const decision = checkPolicy(policy, claims, scopes, opts.now() / 1000, opts.clockToleranceSec);
     if (!decision.ok) return { ...decision, usedScheme: scheme, token };
     return { ok: true, scheme, token, bound, scopes };
   }

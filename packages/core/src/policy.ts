@@ -168,16 +168,18 @@ function detailMatches(required: AuthorizationDetailRequirement, entry: unknown)
  * RFC 9470 §3: is the user authentication behind the token strong and recent enough? Checked
  * only for a valid token (STEP-04), before scopes; a short scope is named in the same challenge.
  */
-function checkStepUp(policy: CompiledPolicy, claims: Readonly<AccessTokenClaims>, nowSec: number): PolicyResult {
+function checkStepUp(policy: CompiledPolicy, claims: Readonly<AccessTokenClaims>, nowSec: number, toleranceSec: number): PolicyResult {
   const acrOk = policy.acrValues.length === 0 || (typeof claims.acr === 'string' && policy.acrValues.includes(claims.acr));
   const age = typeof claims.auth_time === 'number' ? nowSec - claims.auth_time : Number.POSITIVE_INFINITY;
-  const ageOk = policy.maxAuthAgeSec === undefined || age <= policy.maxAuthAgeSec;
+  // An auth_time in the future (beyond the clock tolerance) is no recent authentication: it would
+  // pass any max age for as long as it stays ahead (RFC 9470 §3, OIDC Core §2 auth_time).
+  const ageOk = policy.maxAuthAgeSec === undefined || (age <= policy.maxAuthAgeSec && age >= -toleranceSec);
   if (acrOk && ageOk) return { ok: true };
   return {
     ok: false,
     reason: 'user_authentication_insufficient',
     detail: acrOk
-      ? `auth_time ${claims.auth_time ?? 'absent'} is older than ${policy.maxAuthAgeSec} s`
+      ? `auth_time ${claims.auth_time ?? 'absent'} is ${age < -toleranceSec ? 'in the future' : `older than ${policy.maxAuthAgeSec} s`}`
       : `acr ${JSON.stringify(claims.acr)}`,
     ...(acrOk ? {} : { acrValues: policy.acrValues.join(' ') }),
     ...(ageOk ? {} : { maxAge: policy.maxAuthAgeSec }),
@@ -203,9 +205,11 @@ export function checkPolicy(
   claims: Readonly<AccessTokenClaims>,
   granted: readonly string[],
   nowSec: number = Date.now() / 1000,
+  /** Seconds an `auth_time` may lie ahead of `nowSec` (the guard's `clockToleranceSec`). @default 0 */
+  clockToleranceSec = 0,
 ): PolicyResult {
   const missing = policy.scopes.filter((s) => !granted.includes(s));
-  const stepUp = checkStepUp(policy, claims, nowSec);
+  const stepUp = checkStepUp(policy, claims, nowSec, clockToleranceSec);
   if (!stepUp.ok) return missing.length > 0 ? { ...stepUp, scope: policy.scopes.join(' ') } : stepUp;
   if (missing.length > 0) {
     return { ok: false, reason: 'scope_insufficient', detail: `missing scope ${missing.join(' ')}`, scope: policy.scopes.join(' ') };

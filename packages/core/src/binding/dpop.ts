@@ -195,6 +195,9 @@ export class DpopVerifier {
     // Step 5: an allowed asymmetric algorithm (never none or a MAC).
     const alg = header.alg;
     if (typeof alg !== 'string' || !s.algorithms.includes(alg)) return invalid(`alg ${JSON.stringify(alg)}`);
+    // RFC 7515 §4.1.11: a `crit` extension must be understood, and this verifier understands
+    // none (`b64` of RFC 7797 included), so a proof that lists any is refused.
+    if (header.crit !== undefined) return invalid('crit lists extensions this verifier does not understand');
     // Step 7 (before using the key): a public key only, of the type alg needs, RSA of 2048 to
     // 8192 bits with an exponent below 2^32 (rsa.ts).
     const jwk = header.jwk;
