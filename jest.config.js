@@ -13,7 +13,11 @@ module.exports = {
       '@swc/jest',
       {
         // Legacy decorators with metadata, as TypeScript compiles them for NestJS (packages/nestjs).
-        jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' },
+        jsc: {
+          parser: { syntax: 'typescript', decorators: true },
+          transform: { legacyDecorator: true, decoratorMetadata: true },
+          target: 'es2022',
+        },
         module: { type: 'commonjs' },
       },
     ],

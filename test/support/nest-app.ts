@@ -28,6 +28,8 @@ export async function startNestApp(
   options: GuardOptions,
   controllers: Type[],
   prepare?: (app: INestApplication) => void,
+  /** Mount fapiRawBody() (always, on a guard with messageSigning, unless false). */
+  { rawBody = options.messageSigning !== undefined }: { rawBody?: boolean } = {},
 ): Promise<StartedNestApp> {
   @Module({ imports: [FapiGuardModule.forRoot(options)], controllers })
   class AppModule {}
@@ -39,7 +41,7 @@ export async function startNestApp(
     await app.close();
   };
   try {
-    if (options.messageSigning) fapiRawBody(app);
+    if (rawBody) fapiRawBody(app);
     prepare?.(app);
     await app.listen(0, '127.0.0.1');
   } catch (error) {
@@ -114,7 +116,11 @@ export function parityControllers(
 /** Raw `application/octet-stream` bodies reach the handler as a Buffer, as on the other apps. */
 export function octetStreamAsBuffer(app: INestApplication): void {
   const instance = app.getHttpAdapter().getInstance() as {
-    addContentTypeParser?: (type: string, options: object, parser: (r: unknown, body: Buffer, done: (e: null, b: Buffer) => void) => void) => void;
+    addContentTypeParser?: (
+      type: string,
+      options: object,
+      parser: (r: unknown, body: Buffer, done: (e: null, b: Buffer) => void) => void,
+    ) => void;
   };
   if (instance.addContentTypeParser) {
     instance.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));

@@ -9,18 +9,18 @@ import { createParamDecorator, type ExecutionContext, UseFilters, UseGuards } fr
 import { FapiGuard } from './guard.js';
 import { FapiRefusalFilter } from './refusal.js';
 import { authorizationOf } from './state.js';
-import { FAPI_POLICY, FAPI_ROUTE, FASTIFY_ROUTE_CONFIG } from './tokens.js';
+import { FAPI_POLICY, FAPI_ROUTE, FASTIFY_ROUTE_CONFIG, type FunctionRef } from './tokens.js';
 
 /** A decorator for a controller class or one of its handlers. */
 export type FapiPolicyDecorator = ClassDecorator & MethodDecorator;
 
 /** Handlers of a controller class: its own prototype's methods. */
-function ownMethods(controller: abstract new (...args: never[]) => unknown): Function[] {
+function ownMethods(controller: abstract new (...args: never[]) => unknown): FunctionRef[] {
   const prototype = controller.prototype as Record<string, unknown>;
   return Object.getOwnPropertyNames(prototype)
     .filter((name) => name !== 'constructor')
     .map((name) => Object.getOwnPropertyDescriptor(prototype, name)?.value)
-    .filter((value): value is Function => typeof value === 'function');
+    .filter((value): value is FunctionRef => typeof value === 'function');
 }
 
 /**
@@ -28,7 +28,7 @@ function ownMethods(controller: abstract new (...args: never[]) => unknown): Fun
  * route's policy and authenticates before Fastify reads the body. Keeps any `@RouteConfig()`
  * written before; one written after replaces it, and the guard then does both phases itself.
  */
-function markForFastify(handler: Function): void {
+function markForFastify(handler: FunctionRef): void {
   const config = (Reflect.getOwnMetadata(FASTIFY_ROUTE_CONFIG, handler) as Record<string, unknown> | undefined) ?? {};
   Reflect.defineMetadata(FASTIFY_ROUTE_CONFIG, { ...config, [FAPI_ROUTE]: handler }, handler);
 }
@@ -50,7 +50,7 @@ const filtered = UseFilters(new FapiRefusalFilter());
  */
 export function FapiPolicy(policy: RoutePolicy = {}): FapiPolicyDecorator {
   return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {
-    const holder = (descriptor ? descriptor.value : target) as Function;
+    const holder = (descriptor ? descriptor.value : target) as FunctionRef;
     const own = (Reflect.getOwnMetadata(FAPI_POLICY, holder) as RoutePolicy | undefined) ?? {};
     for (const name of Object.keys(policy)) {
       if (name in own) throw new Error(`fapi-guard: the route policy key "${name}" is set twice on ${holder.name || String(key)}`);
@@ -61,9 +61,10 @@ export function FapiPolicy(policy: RoutePolicy = {}): FapiPolicyDecorator {
       guarded(target, key as string | symbol, descriptor);
       filtered(target, key as string | symbol, descriptor);
     } else {
-      for (const handler of ownMethods(holder as new () => unknown)) markForFastify(handler);
-      guarded(holder);
-      filtered(holder);
+      const controller = target as new () => unknown;
+      for (const handler of ownMethods(controller)) markForFastify(handler);
+      guarded(controller);
+      filtered(controller);
     }
   }) as FapiPolicyDecorator;
 }

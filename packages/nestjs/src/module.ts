@@ -17,8 +17,8 @@ import {
 import { DiscoveryModule, HttpAdapterHost } from '@nestjs/core';
 import { installFastify, isFastifyInstance } from './fastify.js';
 import { FapiGuard } from './guard.js';
-import { FapiPolicies } from './policies.js';
 import { writeResponse } from './platform.js';
+import { FapiPolicies } from './policies.js';
 import { FAPI_GUARD, FAPI_GUARD_OPTIONS } from './tokens.js';
 
 /** What `forRoot` takes: the guard options, or a guard created with `createGuard`. */
@@ -35,7 +35,11 @@ export interface FapiGuardModuleAsyncOptions extends Pick<ModuleMetadata, 'impor
 const isGuard = (options: FapiGuardModuleOptions): options is Guard => 'check' in options;
 
 const shared: Provider[] = [
-  { provide: FAPI_GUARD, inject: [FAPI_GUARD_OPTIONS], useFactory: (options: FapiGuardModuleOptions) => (isGuard(options) ? options : createGuard(options)) },
+  {
+    provide: FAPI_GUARD,
+    inject: [FAPI_GUARD_OPTIONS],
+    useFactory: (options: FapiGuardModuleOptions) => (isGuard(options) ? options : createGuard(options)),
+  },
   FapiPolicies,
   FapiGuard,
 ];

@@ -66,7 +66,10 @@ export function setHeaders(response: object, headers: Readonly<Record<string, st
  */
 export function writeResponse(response: object, { status, headers, body }: ResponseParts): void {
   if (isFastify(response)) {
-    (response as FastifyReplyLike).code(status).headers({ ...headers }).send(body);
+    (response as FastifyReplyLike)
+      .code(status)
+      .headers({ ...headers })
+      .send(body);
     return;
   }
   const res = response as ServerResponse;

@@ -7,14 +7,14 @@
 import type { CompiledPolicy, Guard, RoutePolicy } from '@fapi-guard/core';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { FAPI_GUARD, FAPI_POLICY } from './tokens.js';
+import { FAPI_GUARD, FAPI_POLICY, type FunctionRef } from './tokens.js';
 
-type Controller = Function & { prototype: Record<string, unknown> };
+type Controller = (abstract new (...args: never[]) => unknown) & { prototype: Record<string, unknown> };
 
 @Injectable()
 export class FapiPolicies implements OnModuleInit {
   /** Compiled policies by handler, then by controller (a base class's handler serves many). */
-  private readonly compiled = new Map<Function, Map<Function, CompiledPolicy>>();
+  private readonly compiled = new Map<FunctionRef, Map<FunctionRef, CompiledPolicy>>();
 
   constructor(
     @Inject(FAPI_GUARD) private readonly guard: Guard,
@@ -34,8 +34,8 @@ export class FapiPolicies implements OnModuleInit {
   }
 
   /** The compiled policy of a route (compiled now if start-up did not see it). */
-  of(controller: Function, handler: Function): CompiledPolicy {
-    const byController = this.compiled.get(handler) ?? new Map<Function, CompiledPolicy>();
+  of(controller: FunctionRef, handler: FunctionRef): CompiledPolicy {
+    const byController = this.compiled.get(handler) ?? new Map<FunctionRef, CompiledPolicy>();
     const known = byController.get(controller);
     if (known) return known;
     const policy = this.declared(controller, handler) ?? {};
@@ -56,7 +56,7 @@ export class FapiPolicies implements OnModuleInit {
    * The policy of a handler when it belongs to one controller only; `undefined` when it is not
    * known or shared (then the guard, which knows the controller, decides alone).
    */
-  ofHandler(handler: Function): { controller: Function; policy: CompiledPolicy } | undefined {
+  ofHandler(handler: FunctionRef): { controller: FunctionRef; policy: CompiledPolicy } | undefined {
     const byController = this.compiled.get(handler);
     if (byController?.size !== 1) return undefined;
     for (const [controller, policy] of byController) return { controller, policy };
@@ -64,7 +64,7 @@ export class FapiPolicies implements OnModuleInit {
   }
 
   /** The controller's policy with the handler's keys over it; `undefined` when neither has one. */
-  private declared(controller: Function, handler: Function): RoutePolicy | undefined {
+  private declared(controller: FunctionRef, handler: FunctionRef): RoutePolicy | undefined {
     const onClass = Reflect.getMetadata(FAPI_POLICY, controller) as RoutePolicy | undefined;
     const onHandler = Reflect.getMetadata(FAPI_POLICY, handler) as RoutePolicy | undefined;
     return onClass || onHandler ? { ...onClass, ...onHandler } : undefined;

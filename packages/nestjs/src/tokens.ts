@@ -13,3 +13,6 @@ export const FAPI_POLICY = 'fapi-guard:policy';
 export const FASTIFY_ROUTE_CONFIG = '__fastify_route_config__';
 /** Key in that route config: the handler function, so Fastify's `onRequest` finds the route's policy. */
 export const FAPI_ROUTE = 'fapiGuardHandler';
+
+/** A controller class or a handler method, as Nest's `ExecutionContext` hands them over. */
+export type FunctionRef = object & { readonly name: string };
