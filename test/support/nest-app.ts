@@ -97,15 +97,16 @@ export function parityControllers(
     }
   }
   if (!signed) return [ParityController];
+  const policies = signed;
   @Controller()
   class SignedController {
     @Post('signed')
-    @FapiPolicy(signed.signed)
+    @FapiPolicy(policies.signed)
     signed(@FapiAuth() auth: Authorized, @Body() body: unknown) {
       return receipt(auth, body);
     }
     @Post('optional')
-    @FapiPolicy(signed.optional)
+    @FapiPolicy(policies.optional)
     optional(@FapiAuth() auth: Authorized, @Body() body: unknown) {
       return receipt(auth, body);
     }
