@@ -25,7 +25,9 @@ import { FAPI_GUARD, FAPI_GUARD_OPTIONS } from './tokens.js';
 export type FapiGuardModuleOptions = GuardOptions | Guard;
 
 /** `forRootAsync`: the options from a factory, e.g. from a configuration service. */
-export interface FapiGuardModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+export interface FapiGuardModuleAsyncOptions {
+  /** Modules whose providers `useFactory` needs (e.g. a configuration module). @default [] */
+  imports?: ModuleMetadata['imports'];
   /** Builds the options; may be async. */
   useFactory: (...args: never[]) => FapiGuardModuleOptions | Promise<FapiGuardModuleOptions>;
   /** Providers handed to `useFactory`, in order. @default [] */
