@@ -12,7 +12,18 @@ module.exports = {
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/consumers/'],
   modulePathIgnorePatterns: ['<rootDir>/test/consumers/'],
   transform: {
-    '^.+\\.(t|j)s$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }],
+    '^.+\\.(t|j)s$': [
+      '@swc/jest',
+      {
+        // Legacy decorators with metadata, as TypeScript compiles them for NestJS (packages/nestjs).
+        jsc: {
+          parser: { syntax: 'typescript', decorators: true },
+          transform: { legacyDecorator: true, decoratorMetadata: true },
+          target: 'es2022',
+        },
+        module: { type: 'commonjs' },
+      },
+    ],
   },
   // Look at the package after the LAST /node_modules/ so nested copies are transformed too.
   transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)(?!.*/node_modules/)`],

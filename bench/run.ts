@@ -62,6 +62,12 @@ const SCENARIOS: [string, Workload][] = [
   ['peer-express-auth0-dpop', 'dpop-peer'],
   ['peer-express-jwt', 'bearer'],
   ['peer-fastify-jwt', 'bearer'],
+  // NestJS on Express: the bare route, @fapi-guard/nestjs, and @nestjs/passport + passport-jwt (Bearer).
+  ['bare-nestjs', 'none'],
+  ['bare-nestjs-dpopload', 'dpop-es256'],
+  ['fapi-nestjs-dpop', 'dpop-es256'],
+  ['fapi-nestjs-bearer', 'bearer'],
+  ['peer-nestjs-passport', 'bearer'],
 ];
 
 interface Row {

@@ -18,6 +18,7 @@ import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
+import { startNest } from './nest';
 
 interface BenchConfig {
   issuer: string;
@@ -85,6 +86,10 @@ function policy(): RoutePolicy {
 
 async function start(): Promise<number> {
   const [kind, framework] = scenario.split('-');
+  if (framework === 'nestjs') {
+    const nest = { kind: kind as 'bare' | 'fapi' | 'peer', guard: guardOptions(), policy: policy(), ...config };
+    return startNest(nest);
+  }
   if (framework === 'fastify') {
     const app = Fastify();
     if (kind === 'fapi') {

@@ -1,5 +1,5 @@
 /**
- * Security review, issue 15, through real HTTP servers on Express, Koa and Fastify:
+ * Security review, issue 15, through real HTTP servers on Express, Koa, Fastify and NestJS:
  * - 15.1 a typo in a route policy or a guard option fails at start-up instead of serving;
  * - 15.5 a hostile `Host` is a 400 `invalid_request` with the same bytes everywhere, never a 5xx;
  * - 15.6 without `publicUrl`, the client's `Host` cannot choose the origin `htu` is checked against.
@@ -11,14 +11,17 @@ import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { type FapiRoutePolicy, fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
+import { FapiPolicy } from '@fapi-guard/nestjs';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import Router from '@koa/router';
+import { Controller, Get } from '@nestjs/common';
 import express from 'express';
 import fc from 'fast-check';
 import Fastify from 'fastify';
 import Koa from 'koa';
 import { FRAMEWORKS, type Framework, type StartedApp, startApp } from './support/apps';
 import { type Received, send } from './support/http';
+import { startNestApp } from './support/nest-app';
 
 const AUDIENCE = 'https://rs.example.com';
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
@@ -36,6 +39,18 @@ type Mount = 'protect' | 'config';
 /** One app with `GET /accounts` under `policy`, listening on 127.0.0.1; rejects if start-up fails. */
 async function startWith(framework: Framework, options: GuardOptions, policy: RoutePolicy, mount: Mount = 'protect'): Promise<StartedApp> {
   const echo = { ok: true };
+  if (framework === 'nestjs' || framework === 'nestjs-fastify') {
+    @Controller()
+    class AccountsController {
+      @Get('accounts')
+      @FapiPolicy(policy)
+      accounts() {
+        return echo;
+      }
+    }
+    const { url, close } = await startNestApp(framework, options, [AccountsController]);
+    return { framework, url, close };
+  }
   if (framework === 'express') {
     const app = express();
     app.get('/accounts', expressGuard(options).protect(policy), (_req, res) => void res.json(echo));

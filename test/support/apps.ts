@@ -1,6 +1,6 @@
 /**
- * The same protected API on Express, Koa and Fastify, listening on 127.0.0.1, for suites that
- * must see identical behaviour from the three adapters.
+ * The same protected API on Express, Koa, Fastify and NestJS (on Express and on Fastify),
+ * listening on 127.0.0.1, for suites that must see identical behaviour from every adapter.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,9 +14,10 @@ import Router from '@koa/router';
 import express from 'express';
 import Fastify from 'fastify';
 import Koa from 'koa';
+import { octetStreamAsBuffer, parityControllers, startNestApp } from './nest-app';
 
-export type Framework = 'express' | 'koa' | 'fastify';
-export const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify'];
+export type Framework = 'express' | 'koa' | 'fastify' | 'nestjs' | 'nestjs-fastify';
+export const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify'];
 
 export interface StartedApp {
   framework: Framework;
@@ -64,6 +65,12 @@ function closer(server: Server): () => Promise<void> {
 }
 
 export async function startApp(framework: Framework, options: GuardOptions): Promise<StartedApp> {
+  if (framework === 'nestjs' || framework === 'nestjs-fastify') {
+    const signing = options.messageSigning !== undefined;
+    const controllers = parityControllers(ROUTES, signing ? SIGNED_ROUTES : undefined, echo, receipt);
+    const { url, close } = await startNestApp(framework, options, controllers, signing ? octetStreamAsBuffer : undefined);
+    return { framework, url, close };
+  }
   if (framework === 'express') {
     const fapi = expressGuard(options);
     const app = express();

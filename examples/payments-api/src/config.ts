@@ -2,10 +2,14 @@
 import { readFileSync } from 'node:fs';
 import type { ClientCertificateFormat, ClientKeySource, GuardOptions, SignatureJwk } from '@fapi-guard/core';
 
-export type Framework = 'express' | 'koa' | 'fastify';
+export type Framework = 'express' | 'koa' | 'fastify' | 'nestjs' | 'nestjs-fastify';
+const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify'];
 
 export interface ExampleConfig {
-  /** `FAPI_FRAMEWORK`: which version of the API to run. @default 'express' */
+  /**
+   * `FAPI_FRAMEWORK`: which version of the API to run (`nestjs`: NestJS on Express,
+   * `nestjs-fastify`: NestJS on Fastify). @default 'express'
+   */
   framework: Framework;
   port: number;
   host: string;
@@ -61,7 +65,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
   const host = env.HOST ?? '127.0.0.1';
   const publicUrl = env.FAPI_PUBLIC_URL || undefined;
   const framework = (env.FAPI_FRAMEWORK || 'express') as Framework;
-  if (!['express', 'koa', 'fastify'].includes(framework)) throw new Error(`FAPI_FRAMEWORK "${framework}" is not express, koa or fastify`);
+  if (!FRAMEWORKS.includes(framework)) throw new Error(`FAPI_FRAMEWORK "${framework}" is not one of ${FRAMEWORKS.join(', ')}`);
   return {
     framework,
     port,

@@ -20,6 +20,7 @@ import { createPaymentsApi } from './app.js';
 import type { ExampleConfig } from './config.js';
 import { createFastifyPaymentsApi } from './fastify-app.js';
 import { createKoaPaymentsApi } from './koa-app.js';
+import { createNestPaymentsApi } from './nest-app.js';
 
 export interface RunningExample {
   /** Where the API listens. */
@@ -103,6 +104,11 @@ async function listen(
   // FAPI 2.0 §5.2 TLS: 1.2 or later, BCP 195 suites; client certificates are requested and any is
   // accepted: proof of possession needs no CA check (RFC 8705 §6.2), the token's cnf decides.
   const tls = config.tls && fapiTlsOptions({ ...config.tls, clientCertificates: 'request' });
+  if (config.framework === 'nestjs' || config.framework === 'nestjs-fastify') {
+    const app = await createNestPaymentsApi(options, config.framework === 'nestjs' ? 'express' : 'fastify', tls);
+    await app.listen(config.port, config.host);
+    return app.getHttpServer() as Server;
+  }
   if (config.framework === 'fastify') {
     const app = await createFastifyPaymentsApi(options, tls);
     await app.listen({ port: config.port, host: config.host });

@@ -145,7 +145,7 @@ describe('npm run demo', () => {
   });
 });
 
-describe.each(['express', 'koa', 'fastify'] as const)('routes on %s', (framework) => {
+describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify'] as const)('routes on %s', (framework) => {
   let api: RunningExample;
   let client: DpopClient;
   beforeAll(async () => {
@@ -224,83 +224,86 @@ describe('certificate-bound tokens from a trusted proxy (FAPI_CLIENT_CERT_HEADER
   });
 });
 
-describe.each(['express', 'koa', 'fastify'] as const)('signed payments on %s (FAPI_MESSAGE_SIGNING=required)', (framework) => {
-  let api: RunningExample;
-  let client: DpopClient;
-  const signer = MessageSigningClient.generate('ecdsa-p256-sha256', 'tpp-signing-1');
-  const records: SignedExchangeRecord[] = [];
-  beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fapi-example-'));
-    const clientsFile = join(dir, 'clients.json');
-    // The mock issuer's default client is client-1: its signing keys are registered by file, as an operator would.
-    writeFileSync(clientsFile, JSON.stringify({ 'client-1': { jwks: signer.jwks } }));
-    api = await startExample(
-      {
-        ...readConfig({ FAPI_FRAMEWORK: framework, FAPI_MESSAGE_SIGNING: 'required', FAPI_SIGNING_CLIENTS: clientsFile }),
-        port: 0,
-        audience: 'https://payments.example',
-        publicUrl: 'https://payments.example',
-      },
-      undefined,
-      { messageSigning: { onSignedExchange: (record) => void records.push(record) } },
-    );
-    client = await DpopClient.create('ES256');
-  });
-  afterAll(() => api.close());
-
-  /** A signed POST /payments: the DPoP nonce is fetched first, then proof and signature are made for the final request. */
-  async function pay(payment: unknown, sign = true) {
-    const token = (await api.mock?.mint({ scope: 'payments:write', jkt: client.jkt, audience: 'https://payments.example' })) as string;
-    const url = 'https://payments.example/payments';
-    const body = JSON.stringify(payment);
-    const headers: Record<string, string> = {
-      authorization: `DPoP ${token}`,
-      dpop: await client.proof({ htm: 'POST', htu: url, accessToken: token }),
-      'content-type': 'application/json',
-    };
-    const first = await fetch(`${api.url}/payments`, { method: 'POST', headers, body });
-    await first.body?.cancel();
-    headers.dpop = await client.proof({ htm: 'POST', htu: url, accessToken: token, nonce: first.headers.get('dpop-nonce') as string });
-    if (sign) Object.assign(headers, signer.sign({ method: 'POST', url, headers, body }));
-    const res = await fetch(`${api.url}/payments`, { method: 'POST', headers, body });
-    return { res, text: await res.text(), request: { method: 'POST', url, headers } };
-  }
-
-  it('SIG-02 SIG-10 SIG-11 SIG-13 accepts a signed payment and signs the answer; an independent verifier checks it with the published keys', async () => {
-    const payment = { amount: { amount: '12.34', currency: 'EUR' }, creditorAccount: 'DE89370400440532013000' };
-    const { res, text, request } = await pay(payment);
-    expect(res.status).toBe(201);
-    expect(JSON.parse(text).data.amount).toEqual(payment.amount);
-    const metadata = (await (await fetch(`${api.url}/.well-known/oauth-protected-resource`)).json()) as { jwks_uri: string };
-    expect(metadata.jwks_uri).toBe('https://payments.example/.well-known/jwks.json');
-    const jwks = (await (await fetch(`${api.url}${new URL(metadata.jwks_uri).pathname}`)).json()) as { keys: SignatureJwk[] };
-    const headers = Object.fromEntries(res.headers.entries());
-    // http-message-signatures: an RFC 9421 implementation that shares no code with fapi-guard.
-    const verified = await httpbis.verifyMessage(
-      {
-        keyLookup: async ({ keyid }) => {
-          const jwk = jwks.keys.find((k) => k.kid === keyid);
-          return jwk
-            ? { id: keyid, algs: ['ed25519'], verify: createVerifier(createPublicKey({ key: jwk, format: 'jwk' }), 'ed25519') }
-            : null;
+describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify'] as const)(
+  'signed payments on %s (FAPI_MESSAGE_SIGNING=required)',
+  (framework) => {
+    let api: RunningExample;
+    let client: DpopClient;
+    const signer = MessageSigningClient.generate('ecdsa-p256-sha256', 'tpp-signing-1');
+    const records: SignedExchangeRecord[] = [];
+    beforeAll(async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'fapi-example-'));
+      const clientsFile = join(dir, 'clients.json');
+      // The mock issuer's default client is client-1: its signing keys are registered by file, as an operator would.
+      writeFileSync(clientsFile, JSON.stringify({ 'client-1': { jwks: signer.jwks } }));
+      api = await startExample(
+        {
+          ...readConfig({ FAPI_FRAMEWORK: framework, FAPI_MESSAGE_SIGNING: 'required', FAPI_SIGNING_CLIENTS: clientsFile }),
+          port: 0,
+          audience: 'https://payments.example',
+          publicUrl: 'https://payments.example',
         },
-        requiredFields: ['@status', 'content-digest', '@method', '@target-uri', 'signature', 'signature-input'],
-        requiredParams: ['created', 'keyid', 'tag'],
-      },
-      { status: res.status, headers },
-      request,
-    );
-    expect(verified).toBe(true);
-    expect(headers['content-digest']).toBe(`sha-256=:${createHash('sha256').update(text).digest('base64')}:`);
-    expect(verifySignedResponse({ request, response: { status: res.status, headers, body: text }, jwks })).toMatchObject({ ok: true });
-    expect(records.map((r) => r.direction)).toEqual(['request', 'response']);
-  });
+        undefined,
+        { messageSigning: { onSignedExchange: (record) => void records.push(record) } },
+      );
+      client = await DpopClient.create('ES256');
+    });
+    afterAll(() => api.close());
 
-  it('SIG-03 refuses an unsigned payment with 401 and Accept-Signature', async () => {
-    const { res } = await pay({ amount: { amount: '1.00', currency: 'EUR' }, creditorAccount: 'X' }, false);
-    expect(res.status).toBe(401);
-    expect(res.headers.get('accept-signature')).toBe(
-      'sig1=("@method" "@target-uri" "authorization" "dpop" "content-digest");tag="fapi-2-request"',
-    );
-  });
-});
+    /** A signed POST /payments: the DPoP nonce is fetched first, then proof and signature are made for the final request. */
+    async function pay(payment: unknown, sign = true) {
+      const token = (await api.mock?.mint({ scope: 'payments:write', jkt: client.jkt, audience: 'https://payments.example' })) as string;
+      const url = 'https://payments.example/payments';
+      const body = JSON.stringify(payment);
+      const headers: Record<string, string> = {
+        authorization: `DPoP ${token}`,
+        dpop: await client.proof({ htm: 'POST', htu: url, accessToken: token }),
+        'content-type': 'application/json',
+      };
+      const first = await fetch(`${api.url}/payments`, { method: 'POST', headers, body });
+      await first.body?.cancel();
+      headers.dpop = await client.proof({ htm: 'POST', htu: url, accessToken: token, nonce: first.headers.get('dpop-nonce') as string });
+      if (sign) Object.assign(headers, signer.sign({ method: 'POST', url, headers, body }));
+      const res = await fetch(`${api.url}/payments`, { method: 'POST', headers, body });
+      return { res, text: await res.text(), request: { method: 'POST', url, headers } };
+    }
+
+    it('SIG-02 SIG-10 SIG-11 SIG-13 accepts a signed payment and signs the answer; an independent verifier checks it with the published keys', async () => {
+      const payment = { amount: { amount: '12.34', currency: 'EUR' }, creditorAccount: 'DE89370400440532013000' };
+      const { res, text, request } = await pay(payment);
+      expect(res.status).toBe(201);
+      expect(JSON.parse(text).data.amount).toEqual(payment.amount);
+      const metadata = (await (await fetch(`${api.url}/.well-known/oauth-protected-resource`)).json()) as { jwks_uri: string };
+      expect(metadata.jwks_uri).toBe('https://payments.example/.well-known/jwks.json');
+      const jwks = (await (await fetch(`${api.url}${new URL(metadata.jwks_uri).pathname}`)).json()) as { keys: SignatureJwk[] };
+      const headers = Object.fromEntries(res.headers.entries());
+      // http-message-signatures: an RFC 9421 implementation that shares no code with fapi-guard.
+      const verified = await httpbis.verifyMessage(
+        {
+          keyLookup: async ({ keyid }) => {
+            const jwk = jwks.keys.find((k) => k.kid === keyid);
+            return jwk
+              ? { id: keyid, algs: ['ed25519'], verify: createVerifier(createPublicKey({ key: jwk, format: 'jwk' }), 'ed25519') }
+              : null;
+          },
+          requiredFields: ['@status', 'content-digest', '@method', '@target-uri', 'signature', 'signature-input'],
+          requiredParams: ['created', 'keyid', 'tag'],
+        },
+        { status: res.status, headers },
+        request,
+      );
+      expect(verified).toBe(true);
+      expect(headers['content-digest']).toBe(`sha-256=:${createHash('sha256').update(text).digest('base64')}:`);
+      expect(verifySignedResponse({ request, response: { status: res.status, headers, body: text }, jwks })).toMatchObject({ ok: true });
+      expect(records.map((r) => r.direction)).toEqual(['request', 'response']);
+    });
+
+    it('SIG-03 refuses an unsigned payment with 401 and Accept-Signature', async () => {
+      const { res } = await pay({ amount: { amount: '1.00', currency: 'EUR' }, creditorAccount: 'X' }, false);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('accept-signature')).toBe(
+        'sig1=("@method" "@target-uri" "authorization" "dpop" "content-digest");tag="fapi-2-request"',
+      );
+    });
+  },
+);

@@ -1,0 +1,84 @@
+/**
+ * On Nest's Fastify platform the guard runs inside the route handler, after Fastify has read and
+ * parsed the body. For the routes the policy decorators marked, this `onRequest` hook runs the
+ * first phase (credentials, token, binding, policy) on the headers alone, so a client that has
+ * not authenticated is refused before its body is read (as `config.fapi` routes of
+ * @fapi-guard/fastify are); the guard finishes with the body checks. The body bytes of requests
+ * are kept as Fastify's parsers read them, for request-signature digests (RFC 9530).
+ */
+import type { IncomingMessage } from 'node:http';
+import {
+  type Authenticated,
+  type CompiledPolicy,
+  captureRawBody,
+  type Guard,
+  type GuardRequest,
+  guardRequestFromNode,
+  isGuardError,
+} from '@fapi-guard/core';
+import { type FastifyReplyLike, type FastifyRequestLike, writeRefusal, writeResponse } from './platform.js';
+import type { FapiPolicies } from './policies.js';
+import { FAPI_ROUTE } from './tokens.js';
+
+interface EarlyPass {
+  request: GuardRequest;
+  authenticated: Authenticated;
+  policy: CompiledPolicy;
+}
+
+const passes = new WeakMap<IncomingMessage, EarlyPass>();
+
+/** The first phase's result for `req`, once, if it ran for this very policy. */
+export function takeAuthenticated(req: IncomingMessage, policy: CompiledPolicy): EarlyPass | undefined {
+  const pass = passes.get(req);
+  if (!pass) return undefined;
+  passes.delete(req);
+  return pass.policy === policy ? pass : undefined;
+}
+
+/** The parts of a Fastify instance used here. */
+export interface FastifyLike {
+  addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
+  addHook(name: 'preParsing', hook: (request: FastifyRequestLike, reply: FastifyReplyLike, payload: unknown) => Promise<unknown>): unknown;
+  get(path: string, handler: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
+}
+
+export function isFastifyInstance(instance: unknown): instance is FastifyLike {
+  return typeof (instance as { addHook?: unknown } | null)?.addHook === 'function';
+}
+
+export function installFastify(fastify: FastifyLike, guard: Guard, policies: FapiPolicies): void {
+  // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
+  for (const path of guard.publishedPaths) {
+    fastify.get(path, async (request, reply) => {
+      const answer = guard.metadataResponse(request.raw.method ?? 'GET', path);
+      if (!answer) return reply.callNotFound();
+      writeResponse(reply, answer);
+      return reply;
+    });
+  }
+  if (guard.options.messageSigning) {
+    fastify.addHook('preParsing', async (request, _reply, payload) => {
+      captureRawBody(guard, request.raw);
+      return payload;
+    });
+  }
+  fastify.addHook('onRequest', async (request, reply) => {
+    const handler = request.routeOptions?.config?.[FAPI_ROUTE];
+    if (typeof handler !== 'function') return undefined;
+    const route = policies.ofHandler(handler);
+    if (!route) return undefined;
+    const guardRequest = guardRequestFromNode(guard, request.raw, { path: request.raw.url ?? '/' }, route.policy);
+    if (isGuardError(guardRequest)) {
+      writeRefusal(reply, guardRequest);
+      return reply;
+    }
+    const authenticated = await guard.authenticate(guardRequest, route.policy);
+    if (!authenticated.ok) {
+      writeRefusal(reply, authenticated);
+      return reply;
+    }
+    passes.set(request.raw, { request: guardRequest, authenticated, policy: route.policy });
+    return undefined;
+  });
+}

@@ -1,0 +1,27 @@
+/**
+ * A refusal travels from the guard to the response as an exception (Nest stops the route only
+ * when a guard throws or returns false), and this filter writes it as the RFC 6750 / RFC 9449
+ * answer — the bytes of the other adapters — instead of Nest's default exception JSON.
+ */
+import type { GuardError } from '@fapi-guard/core';
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
+import { writeRefusal } from './platform.js';
+
+/**
+ * The guard's refusal of a request. An `HttpException` with the refusal's status and body, so a
+ * catch-all exception filter of the application that handles it before {@link FapiRefusalFilter}
+ * still answers with the right status (without the challenge headers).
+ */
+export class FapiRefusal extends HttpException {
+  constructor(readonly error: GuardError) {
+    super(error.body, error.status);
+  }
+}
+
+/** Writes a {@link FapiRefusal}. The policy decorators put it on every route they protect. */
+@Catch(FapiRefusal)
+export class FapiRefusalFilter implements ExceptionFilter<FapiRefusal> {
+  catch(refusal: FapiRefusal, host: ArgumentsHost): void {
+    writeRefusal(host.switchToHttp().getResponse<object>(), refusal.error);
+  }
+}
