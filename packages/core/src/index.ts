@@ -34,6 +34,7 @@ export { type InteractionId, interactionId } from './interaction.js';
 export { type GuardLogger, Notices, stderrLogger } from './logger.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 export { DecisionMetrics, type MetricsSnapshot } from './metrics.js';
+export type { OutboundOptions } from './tokens/http.js';
 export {
   authorizeNodeRequest,
   captureRawBody,
