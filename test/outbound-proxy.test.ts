@@ -32,7 +32,7 @@ class ForwardProxy {
       this.authorizations.push(req.headers['proxy-authorization']);
       const target = new URL(String(req.url));
       const { 'proxy-authorization': _, ...headers } = req.headers;
-      const upstream = httpRequest(target, { method: req.method, headers }, (answer) => {
+      const upstream = httpRequest(target, { method: req.method, headers, agent: false }, (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
       });
@@ -52,6 +52,8 @@ class ForwardProxy {
         upstream.pipe(client);
         client.pipe(upstream);
       });
+      upstream.on('close', () => client.destroy());
+      client.on('close', () => upstream.destroy());
       upstream.on('error', () => client.destroy());
       client.on('error', () => upstream.destroy());
     });
@@ -159,6 +161,7 @@ describe('outbound.proxy', () => {
       const other = await createCertificate({ subject: 'CN=Other CA', ca: true });
       await withApi({ tokenFormat: 'opaque', introspection: introspection(other.cert), outbound: { proxy: proxy.url } }, async (get) => {
         expect((await get('opaque-token-value')).status).toBe(503);
+        expect(seen).toBe(rsCert.x5t);
         expect(proxy.tunnels).toHaveLength(3);
       });
     } finally {
@@ -213,9 +216,11 @@ describe('outbound.proxy', () => {
         return super.createConnection(...args);
       }
     }
-    await withApi({ outbound: { agent: new CountingAgent() } }, async (get) => {
+    const agent = new CountingAgent();
+    await withApi({ outbound: { agent } }, async (get) => {
       expect((await get(await as.mint({ scope: 'accounts' }))).status).toBe(200);
     });
+    agent.destroy();
     expect(connections).toBe(2);
   });
 
