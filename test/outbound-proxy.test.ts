@@ -89,9 +89,12 @@ beforeEach(async () => {
 afterEach(() => proxy.stop());
 
 async function withApi(options: Partial<GuardOptions>, run: (get: (token: string) => ReturnType<typeof send>) => Promise<void>) {
-  const api = await startExpressApp({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false, ...options } as GuardOptions, (app, fapi) => {
-    app.get('/accounts', fapi.protect({ scopes: ['accounts'], allowBearer: true }), (_req, res) => void res.json({ ok: true }));
-  });
+  const api = await startExpressApp(
+    { issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false, ...options } as GuardOptions,
+    (app, fapi) => {
+      app.get('/accounts', fapi.protect({ scopes: ['accounts'], allowBearer: true }), (_req, res) => void res.json({ ok: true }));
+    },
+  );
   try {
     await run((token) => send(`${api.url}/accounts`, { headers: { authorization: `Bearer ${token}` } }));
   } finally {
@@ -130,12 +133,15 @@ describe('outbound.proxy', () => {
     const serverCert = await createCertificate({ hosts: ['127.0.0.1'], issuer: ca });
     const rsCert = await createCertificate({ subject: 'CN=rs-client', issuer: ca });
     let seen: string | undefined;
-    const endpoint = createHttpsServer({ cert: serverCert.cert, key: serverCert.key, requestCert: true, rejectUnauthorized: false }, (req, res) => {
-      const raw = (req.socket as TLSSocket).getPeerCertificate().raw;
-      seen = raw ? createHash('sha256').update(raw).digest('base64url') : undefined;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ active: true, iss: as.issuer, aud: AUDIENCE, client_id: 'c', scope: 'accounts' }));
-    });
+    const endpoint = createHttpsServer(
+      { cert: serverCert.cert, key: serverCert.key, requestCert: true, rejectUnauthorized: false },
+      (req, res) => {
+        const raw = (req.socket as TLSSocket).getPeerCertificate().raw;
+        seen = raw ? createHash('sha256').update(raw).digest('base64url') : undefined;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ active: true, iss: as.issuer, aud: AUDIENCE, client_id: 'c', scope: 'accounts' }));
+      },
+    );
     await new Promise<void>((r) => endpoint.listen(0, '127.0.0.1', () => r()));
     const authority = `127.0.0.1:${(endpoint.address() as AddressInfo).port}`;
     const introspection = (trusted: string) => ({

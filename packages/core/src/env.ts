@@ -39,7 +39,8 @@ export const GUARD_ENV_VARIABLES = {
   FAPI_INTROSPECTION_ISSUER: 'which issuer answers introspection (needed with several issuers)',
   FAPI_INTROSPECTION_SIGNED_RESPONSE: 'require RFC 9701 signed answers (`introspection.signedResponse`)',
   FAPI_INTROSPECTION_CACHE_TTL_SEC: 'longest time an answer is cached (`introspection.cache.maxTtlSec`)',
-  FAPI_OUTBOUND_PROXY: '`env` (use `HTTPS_PROXY` / `NO_PROXY`) or an `http://` proxy URL for discovery, JWKS and introspection (`outbound.proxy`)',
+  FAPI_OUTBOUND_PROXY:
+    '`env` (use `HTTPS_PROXY` / `NO_PROXY`) or an `http://` proxy URL for discovery, JWKS and introspection (`outbound.proxy`)',
 } as const;
 
 export type GuardEnvVariable = keyof typeof GUARD_ENV_VARIABLES;

@@ -34,7 +34,6 @@ export { type InteractionId, interactionId } from './interaction.js';
 export { type GuardLogger, Notices, stderrLogger } from './logger.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 export { DecisionMetrics, type MetricsSnapshot } from './metrics.js';
-export type { OutboundOptions } from './tokens/http.js';
 export {
   authorizeNodeRequest,
   captureRawBody,
@@ -124,6 +123,7 @@ export {
   verifySignatureValue,
 } from './signatures/verify.js';
 export { MemoryReplayStore, type MemoryReplayStoreOptions, type ReplayStore, ReplayStoreFullError } from './stores.js';
+export type { OutboundOptions } from './tokens/http.js';
 export {
   type CachedIntrospection,
   type IntrospectionCache,

@@ -15,8 +15,8 @@ import { type ClientKeyOptions, ClientKeys } from './signatures/client-keys.js';
 import type { SignedExchangeRecord } from './signatures/fapi.js';
 import { type ResponseSigningKey, type SignatureJwk, signingKey } from './signatures/keys.js';
 import { MemoryReplayStore, type ReplayStore } from './stores.js';
-import type { IntrospectionOptions } from './tokens/introspection.js';
 import { type Outbound, type OutboundOptions, resolveOutbound } from './tokens/http.js';
+import type { IntrospectionOptions } from './tokens/introspection.js';
 import type { IssuerConfig, JSONWebKeySet, KeySetOptions } from './tokens/issuer.js';
 import { assertSecureUrl } from './url.js';
 

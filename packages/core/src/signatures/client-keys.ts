@@ -122,7 +122,13 @@ export class ClientKeys {
         }
         const jwks =
           'jwksUri' in source
-            ? await fetchJson(source.jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json', `jwksUri of client ${clientId}`, this.outbound)
+            ? await fetchJson(
+                source.jwksUri,
+                this.timeoutMs,
+                'application/jwk-set+json, application/json',
+                `jwksUri of client ${clientId}`,
+                this.outbound,
+              )
             : source.jwks;
         entry.keys = keysOf(jwks);
         entry.at = this.now();

@@ -73,7 +73,10 @@ export function resolveOutbound(options: OutboundOptions | undefined): Outbound 
   }
   const { proxy, agent } = options;
   if (proxy === undefined || proxy === 'env') {
-    return { agent, proxyFor: (target) => (proxy === 'env' ? proxyUrl(getProxyForUrl(target.href), 'HTTPS_PROXY / HTTP_PROXY') : undefined) };
+    return {
+      agent,
+      proxyFor: (target) => (proxy === 'env' ? proxyUrl(getProxyForUrl(target.href), 'HTTPS_PROXY / HTTP_PROXY') : undefined),
+    };
   }
   const fixed = proxyUrl(proxy, 'outbound.proxy', TypeError);
   return { proxyFor: () => fixed };

@@ -319,7 +319,10 @@ export class IssuerKeys {
     for (const url of discoveryUrls(this.issuer)) {
       try {
         this.fetches++;
-        const meta = (await fetchJson(url, this.timeoutMs, 'application/json', 'issuer metadata', this.outbound)) as Record<string, unknown>;
+        const meta = (await fetchJson(url, this.timeoutMs, 'application/json', 'issuer metadata', this.outbound)) as Record<
+          string,
+          unknown
+        >;
         if (meta?.issuer !== this.issuer) {
           throw new FetchError(`${url} names issuer ${JSON.stringify(meta?.issuer)}, not ${this.issuer}`);
         }
