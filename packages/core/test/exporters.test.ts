@@ -26,7 +26,7 @@ const allow: DecisionEvent = {
 const deny: DecisionEvent = {
   outcome: 'deny',
   status: 401,
-  reason: 'token_missing',
+  reason: 'credentials_missing',
   error: 'invalid_token',
   method: 'GET',
   url: '/accounts',
@@ -42,7 +42,7 @@ describe('@fapi-guard/core/prometheus', () => {
     const text = await registry.metrics();
     expect(text).toContain('# TYPE fapi_guard_decisions_total counter');
     expect(text).toContain('fapi_guard_decisions_total{outcome="allow",status="200",reason="none",binding="dpop"} 2');
-    expect(text).toContain('fapi_guard_decisions_total{outcome="deny",status="401",reason="token_missing",binding="none"} 1');
+    expect(text).toContain('fapi_guard_decisions_total{outcome="deny",status="401",reason="credentials_missing",binding="none"} 1');
     expect(text).toContain('fapi_guard_decisions_total{outcome="deny",status="503",reason="issuer_unavailable",binding="none"} 1');
     expect(text).not.toMatch(/=""/);
     expect(text).toContain('# TYPE fapi_guard_decision_duration_seconds histogram');
@@ -86,7 +86,7 @@ describe('@fapi-guard/core/otel', () => {
     });
     expect(JSON.stringify(spans.map((s) => s.attributes))).not.toContain('aGFzaA');
     expect(d.attributes).toMatchObject({
-      'fapi_guard.reason': 'token_missing',
+      'fapi_guard.reason': 'credentials_missing',
       'fapi_guard.binding': 'none',
       'fapi_guard.error': 'invalid_token',
     });
@@ -113,7 +113,7 @@ describe('@fapi-guard/core/otel', () => {
         {
           'fapi_guard.outcome': 'deny',
           'http.response.status_code': 401,
-          'fapi_guard.reason': 'token_missing',
+          'fapi_guard.reason': 'credentials_missing',
           'fapi_guard.binding': 'none',
         },
         1,
