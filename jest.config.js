@@ -30,6 +30,8 @@ module.exports = {
   // Tests run against the sources, so a failing test points at the line that changed.
   moduleNameMapper: {
     '^@fapi-guard/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
+    // Sub-path entry points (`@fapi-guard/core/prometheus`): the source file of the same name.
+    '^@fapi-guard/([a-z-]+)/([a-z-]+)$': '<rootDir>/packages/$1/src/$2.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   // The guard's default stderr log lines, provoked on purpose by many suites, stay out of a passing run.

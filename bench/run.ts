@@ -51,6 +51,7 @@ const SCENARIOS: [string, Workload][] = [
   ['fapi-express-dpop', 'dpop-es256'],
   ['fapi-koa-dpop', 'dpop-es256'],
   ['fapi-fastify-dpop', 'dpop-es256'],
+  ['fapi-express-dpop-log', 'dpop-es256'],
   ['fapi-express-dpop-ps256', 'dpop-ps256'],
   ['fapi-express-dpop-redis', 'dpop-es256'],
   ['fapi-express-mtls', 'mtls'],

@@ -18,6 +18,7 @@ import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
+import pino from 'pino';
 import { startNest } from './nest';
 
 interface BenchConfig {
@@ -74,6 +75,14 @@ function proofVerifiesAsync(proof: unknown): Promise<boolean> {
 function guardOptions(): GuardOptions {
   const options: GuardOptions = { issuer: config.issuer, audience: config.audience, publicUrl: config.publicUrl, interactionId: false };
   if (scenario.endsWith('-mtls')) options.mtls = { proxy: { trustedPeers: ['127.0.0.1', '::1'] } };
+  if (scenario.endsWith('-log')) {
+    // As the example logs: every decision a JSON line through pino's asynchronous destination,
+    // and pino as the guard's logger. /dev/null, so the measure is the log's cost in this
+    // process (serialising, buffering, write calls), not the speed of a terminal or a collector.
+    const logger = pino({ name: 'payments-api' }, pino.destination({ dest: '/dev/null', sync: false }));
+    options.logger = logger;
+    options.onDecision = (event) => (event.status >= 500 ? logger.warn(event, 'decision') : logger.info(event, 'decision'));
+  }
   if (scenario.endsWith('-redis') && config.redisUrl) {
     options.dpop = { replayStore: new RedisReplayStore({ client: new Redis(config.redisUrl) }) };
   }

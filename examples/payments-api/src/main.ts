@@ -3,16 +3,14 @@
  * and prints how to call the API.
  */
 import { readConfig } from './config.js';
+import { createLogger, logDecisions } from './log.js';
 import { startExample } from './server.js';
 
 async function main(): Promise<void> {
   const config = readConfig();
-  const running = await startExample(config, (e) => {
-    const who = e.clientId ? ` client=${e.clientId}` : '';
-    // Values from the request arrive escaped (no line breaks, quotes as \"): safe to print, and
-    // the quoted detail cannot end early.
-    console.log(`${e.outcome} ${e.status} ${e.method} ${e.url}${who}${e.reason ? ` reason=${e.reason} detail="${e.detail ?? ''}"` : ''}`);
-  });
+  // Decisions and the guard's own warnings as JSON lines on stdout (pino, asynchronous writes).
+  const logger = createLogger();
+  const running = await startExample(config, logDecisions(logger), { logger });
   console.log(`fapi-guard example payments API (${config.framework}) on ${running.url}`);
   console.log(`  audience ${config.audience}`);
   console.log(`  issuer   ${running.issuer}${running.mock ? ' (embedded MockIssuer)' : ''}`);
@@ -27,7 +25,7 @@ async function main(): Promise<void> {
   console.log('           npm run call -- GET /accounts    → 200: a DPoP-bound token from the issuer, a fresh proof, the accounts');
   console.log('           npm run demo                     → a DPoP client walks through accepted and refused calls');
   const stop = () => {
-    void running.close().then(() => process.exit(0));
+    void running.close().then(() => logger.flush(() => process.exit(0)));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -38,7 +38,12 @@ export async function startExample(
    * Replaces the issuer configuration built from `config` (e.g. a static key set); adds to the
    * message-signing options (e.g. the audit hook); sets the JWKS cache tuning.
    */
-  overrides: { issuer?: IssuerConfig; messageSigning?: Partial<MessageSigningOptions>; keys?: KeySetOptions } = {},
+  overrides: {
+    issuer?: IssuerConfig;
+    messageSigning?: Partial<MessageSigningOptions>;
+    keys?: KeySetOptions;
+    logger?: GuardOptions['logger'];
+  } = {},
 ): Promise<RunningExample> {
   const mock = config.issuer ? undefined : await MockIssuer.start({ audience: config.audience });
   const issuer = config.issuer ?? (mock as MockIssuer).issuer;
@@ -65,6 +70,7 @@ export async function startExample(
     tokenFormat: config.tokenFormat,
     onDecision,
     ...(overrides.keys ? { keys: overrides.keys } : {}),
+    ...(overrides.logger !== undefined ? { logger: overrides.logger } : {}),
   };
   if (config.messageSigning) {
     guard.messageSigning = {

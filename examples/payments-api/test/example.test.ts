@@ -115,13 +115,31 @@ describe('npm start', () => {
       const token = `${segment(header)}.${segment({ iss: issuer })}.${Buffer.alloc(64).toString('base64url')}`;
       expect((await fetch(`${base}/accounts`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
       await waitFor(() => proc.output().includes('token_key_unknown'));
-      const lines = proc.output().split(/\r?\n/);
-      expect(lines.filter((line) => line.startsWith('allow'))).toEqual([]);
+      // Decisions are JSON lines: every line is the banner's text or one whole JSON object, so a
+      // CR/LF in a header cannot start a line of its own.
+      const lines = proc
+        .output()
+        .split(/\r?\n/)
+        .filter((line) => line.startsWith('{'));
+      const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(
+        proc
+          .output()
+          .split(/\r?\n/)
+          .filter((line) => line.startsWith('allow')),
+      ).toEqual([]);
+      expect(entries.filter((entry) => entry.outcome === 'allow')).toEqual([]);
       expect(proc.output()).not.toContain('\u001b');
-      const deny = lines.find((line) => line.includes('token_key_unknown')) as string;
-      expect(deny).toContain(`kid \\"k1\\"\\r\\n${forged}\\u001b[2K\\" at ${issuer}`);
-      // The quoted detail runs to the end of the line: nothing after it can pose as another field.
-      expect(deny).toMatch(/ detail="(?:[^"\\]|\\.)*"$/);
+      const deny = entries.find((entry) => entry.reason === 'token_key_unknown') as Record<string, unknown>;
+      expect(deny).toMatchObject({
+        msg: 'decision',
+        outcome: 'deny',
+        status: 401,
+        method: 'GET',
+        url: 'https://payments.example/accounts',
+      });
+      // The detail holds the kid as the guard escaped it, inside one JSON string.
+      expect(deny.detail).toContain(`kid \\"k1\\"\\r\\n${forged}\\u001b[2K\\" at ${issuer}`);
     } finally {
       proc.child.kill('SIGTERM');
       await proc.exited;

@@ -12,6 +12,7 @@ import type { DpopNonceOptions } from './binding/nonce.js';
 import type { ResourceMetadataOptions } from './metadata.js';
 import type { CompatOptions, DpopOptions, GuardOptions, MessageSigningOptions } from './options.js';
 import type { RoutePolicy } from './policy.js';
+import type { OutboundOptions } from './tokens/http.js';
 import type { IntrospectionOptions } from './tokens/introspection.js';
 import type { IssuerConfig, KeySetOptions } from './tokens/issuer.js';
 
@@ -281,6 +282,7 @@ const guardOptions = shape<GuardOptions>({
   messageSigning,
   onDecision: func,
   logger: byType({ boolean: oneOf(false), object }, 'false or a pino-compatible logger'),
+  outbound: shape<OutboundOptions>({ proxy: string, agent: object }),
   clock: func,
   publicUrl: byType(
     { string, array: listOf(string, { nonEmpty: 'give at least one origin, or leave publicUrl out' }) },

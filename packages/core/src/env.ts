@@ -40,6 +40,8 @@ export const GUARD_ENV_VARIABLES = {
   FAPI_INTROSPECTION_ISSUER: 'which issuer answers introspection (needed with several issuers)',
   FAPI_INTROSPECTION_SIGNED_RESPONSE: 'require RFC 9701 signed answers (`introspection.signedResponse`)',
   FAPI_INTROSPECTION_CACHE_TTL_SEC: 'longest time an answer is cached (`introspection.cache.maxTtlSec`)',
+  FAPI_OUTBOUND_PROXY:
+    '`env` (use `HTTPS_PROXY` / `NO_PROXY`) or an `http://` proxy URL for discovery, JWKS and introspection (`outbound.proxy`)',
 } as const;
 
 export type GuardEnvVariable = keyof typeof GUARD_ENV_VARIABLES;
@@ -137,6 +139,8 @@ export function guardOptionsFromEnv(env: Env = process.env, options: GuardEnvOpt
   if (introspectJwts !== undefined) result.introspectJwts = introspectJwts;
   const metadata = flag('FAPI_RESOURCE_METADATA');
   if (metadata !== undefined) result.resourceMetadata = metadata;
+  const outboundProxy = read('FAPI_OUTBOUND_PROXY');
+  if (outboundProxy) result.outbound = { proxy: outboundProxy };
 
   const proxy = readCertificateProxy(read, list, oneOf);
   const mtls = flag('FAPI_MTLS');

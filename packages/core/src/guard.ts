@@ -211,7 +211,7 @@ export function createGuard(options: GuardOptions): Guard {
       notices.log('error', { issuer, reason: failure }, 'fapi-guard: issuer keys could not be fetched; its tokens get 503 until they are');
   };
   const issuers = new Map(
-    opts.issuers.map((config) => [config.issuer, new IssuerKeys(config, opts.keys, opts.now, issuerFetched(config.issuer))]),
+    opts.issuers.map((config) => [config.issuer, new IssuerKeys(config, opts.keys, opts.now, issuerFetched(config.issuer), opts.outbound)]),
   );
   const dpop = new DpopVerifier({
     algorithms: opts.algorithms,

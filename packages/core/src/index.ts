@@ -124,6 +124,7 @@ export {
 } from './signatures/verify.js';
 export { MemoryReplayStore, type MemoryReplayStoreOptions, type ReplayStore, ReplayStoreFullError } from './stores.js';
 export { FAPI_TLS12_CIPHERS, FAPI_TLS13_CIPHERS, type FapiTlsInput, fapiTlsOptions } from './tls.js';
+export type { OutboundOptions } from './tokens/http.js';
 export {
   type CachedIntrospection,
   type IntrospectionCache,

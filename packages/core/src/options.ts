@@ -15,6 +15,7 @@ import { type ClientKeyOptions, ClientKeys } from './signatures/client-keys.js';
 import type { SignedExchangeRecord } from './signatures/fapi.js';
 import { type ResponseSigningKey, type SignatureJwk, signingKey } from './signatures/keys.js';
 import { MemoryReplayStore, type ReplayStore } from './stores.js';
+import { type Outbound, type OutboundOptions, resolveOutbound } from './tokens/http.js';
 import type { IntrospectionOptions } from './tokens/introspection.js';
 import type { IssuerConfig, JSONWebKeySet, KeySetOptions } from './tokens/issuer.js';
 import { assertSecureUrl } from './url.js';
@@ -235,6 +236,14 @@ export interface GuardOptions extends OriginOptions {
    * @default one JSON line per warning or error on stderr
    */
   logger?: GuardLogger | false;
+  /**
+   * How discovery, JWK set, introspection and client-key fetches leave the process: through a
+   * forward proxy (`{ proxy: 'env' }` reads `HTTPS_PROXY` / `NO_PROXY`; `{ proxy: 'http://…' }`)
+   * or with an agent of the application's. A proxy that cannot be reached is a 503 with
+   * `Retry-After`, like an issuer that cannot (DEC-09).
+   * @default undefined (direct connections; proxy variables are ignored)
+   */
+  outbound?: OutboundOptions;
   /** Current time in milliseconds. For tests (the RFC vectors are from 2019–2022). @default Date.now */
   clock?: () => number;
 }
@@ -293,6 +302,7 @@ export interface ResolvedOptions {
   tokenFormat: 'jwt' | 'opaque' | 'auto';
   introspectJwts: boolean;
   messageSigning: ResolvedMessageSigning | undefined;
+  outbound: Outbound | undefined;
 }
 
 export interface ResolvedMessageSigning {
@@ -305,7 +315,11 @@ export interface ResolvedMessageSigning {
   onSignedExchange: ((record: SignedExchangeRecord) => void | Promise<void>) | undefined;
 }
 
-function resolveMessageSigning(value: MessageSigningOptions | undefined, now: () => number): ResolvedMessageSigning | undefined {
+function resolveMessageSigning(
+  value: MessageSigningOptions | undefined,
+  now: () => number,
+  outbound: Outbound | undefined,
+): ResolvedMessageSigning | undefined {
   if (value === undefined) return undefined;
   const maxAgeSec = value.maxAgeSec ?? 60;
   const maxFutureSec = value.maxFutureSec ?? 5;
@@ -320,7 +334,7 @@ function resolveMessageSigning(value: MessageSigningOptions | undefined, now: ()
   if (value.jwksUri !== undefined && value.responseKey === undefined)
     throw configError('messageSigning.jwksUri needs responseKey (the key it publishes)');
   return {
-    keys: new ClientKeys(value, now),
+    keys: new ClientKeys(value, now, outbound),
     maxAgeSec,
     maxFutureSec,
     responseKey: value.responseKey === undefined ? undefined : signingKey(value.responseKey),
@@ -438,6 +452,7 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     throw configError('dpop.replayStore must implement claim(key, expiresAt)');
   }
   const now = options.clock ?? Date.now;
+  const outbound = resolveOutbound(options.outbound);
   const introspection = resolveIntrospection(options.introspection, issuers);
   const tokenFormat = options.tokenFormat ?? (introspection ? 'auto' : 'jwt');
   if ((tokenFormat !== 'jwt' || options.introspectJwts) && !introspection) {
@@ -461,7 +476,8 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     introspection,
     tokenFormat,
     introspectJwts: options.introspectJwts === true,
-    messageSigning: resolveMessageSigning(options.messageSigning, now),
+    messageSigning: resolveMessageSigning(options.messageSigning, now, outbound),
+    outbound,
     issuers,
     audiences,
     algorithms: resolveAlgorithms(options.algorithms ?? (profile === 'oauth2' ? [...FAPI_ALGORITHMS, 'RS256'] : undefined)),

@@ -6,6 +6,7 @@
  * whose keys cannot be fetched and are not cached gives 503 (DEC-09).
  */
 import { LRUCache } from 'lru-cache';
+import type { Outbound } from '../tokens/http.js';
 import { FetchError, fetchJson } from '../tokens/issuer.js';
 import { assertSecureUrl } from '../url.js';
 import { type NamedSignatureKey, type SignatureJwk, verificationKey } from './keys.js';
@@ -71,6 +72,7 @@ export class ClientKeys {
   constructor(
     private readonly options: ClientKeyOptions,
     private readonly now: () => number,
+    private readonly outbound?: Outbound,
   ) {
     if (!options.clients && !options.resolveClient) {
       throw new TypeError('fapi-guard: messageSigning needs clients or resolveClient (where the keys of each client are)');
@@ -120,7 +122,13 @@ export class ClientKeys {
         }
         const jwks =
           'jwksUri' in source
-            ? await fetchJson(source.jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json', `jwksUri of client ${clientId}`)
+            ? await fetchJson(
+                source.jwksUri,
+                this.timeoutMs,
+                'application/jwk-set+json, application/json',
+                `jwksUri of client ${clientId}`,
+                this.outbound,
+              )
             : source.jwks;
         entry.keys = keysOf(jwks);
         entry.at = this.now();

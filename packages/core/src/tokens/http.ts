@@ -12,9 +12,15 @@
  * connection (RFC 8705 `tls_client_auth`) and a private CA. Every failure is a
  * `ServiceUnavailable`, which the guard turns into 503 (DEC-09).
  */
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { type Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { assertSecureUrl } from '../url.js';
+
+// proxy-from-env ships no types. Its one function: the proxy URL for a URL from HTTP(S)_PROXY /
+// ALL_PROXY, or '' when there is none or NO_PROXY names the host.
+const { getProxyForUrl } = require('proxy-from-env') as { getProxyForUrl(url: string): string };
 
 export class ServiceUnavailable extends Error {}
 
@@ -29,6 +35,109 @@ export interface ExchangeOptions {
   what: string;
   /** Client certificate and key (PEM) to present, and a CA (PEM) to trust besides the system's. */
   tls?: { cert?: string; key?: string; ca?: string };
+  /** How to reach the URL: directly, through a forward proxy, or with the application's agent. */
+  outbound?: Outbound;
+}
+
+/**
+ * How the guard's outbound calls leave the process (see `GuardOptions.outbound`).
+ * Without it, every call connects directly.
+ */
+export interface OutboundOptions {
+  /**
+   * A forward proxy for every outbound call. `'env'`: the `HTTPS_PROXY` / `HTTP_PROXY` /
+   * `ALL_PROXY` variables, with `NO_PROXY` naming hosts reached directly (curl's rules, read at
+   * each call). A URL (`http://proxy.internal:3128`, credentials allowed): every call goes through
+   * it. https targets are tunnelled with `CONNECT` (RFC 9110 §9.3.6), so TLS, the server's
+   * certificate check and any client certificate stay end to end; http targets (loopback only)
+   * are sent in absolute form (RFC 9112 §3.2.2).
+   * @default undefined (direct connections)
+   */
+  proxy?: 'env' | string;
+  /**
+   * An `http.Agent` / `https.Agent` of the application's (e.g. from a proxy library, or with
+   * keep-alive tuning) used for every call instead. It must verify TLS as Node's own does.
+   * Not combinable with `proxy`.
+   * @default undefined
+   */
+  agent?: Agent;
+}
+
+/** The resolved form of {@link OutboundOptions}: the proxy, if any, for one target. */
+export interface Outbound {
+  agent?: Agent;
+  proxyFor(target: URL): URL | undefined;
+}
+
+export function resolveOutbound(options: OutboundOptions | undefined): Outbound | undefined {
+  if (!options || (options.proxy === undefined && options.agent === undefined)) return undefined;
+  if (options.proxy !== undefined && options.agent !== undefined) {
+    throw new TypeError('fapi-guard: outbound.proxy and outbound.agent cannot be combined (the agent decides how to connect)');
+  }
+  const { proxy, agent } = options;
+  if (proxy === undefined || proxy === 'env') {
+    return {
+      agent,
+      proxyFor: (target) => (proxy === 'env' ? proxyUrl(getProxyForUrl(target.href), 'HTTPS_PROXY / HTTP_PROXY') : undefined),
+    };
+  }
+  const fixed = proxyUrl(proxy, 'outbound.proxy', TypeError);
+  return { proxyFor: () => fixed };
+}
+
+/** A proxy is spoken to in plain HTTP (`http://host:port`); anything else is refused, not guessed. */
+function proxyUrl(value: string, what: string, Failure: new (message: string) => Error = ServiceUnavailable): URL | undefined {
+  if (value === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Failure(`fapi-guard: ${what} is not a URL`);
+  }
+  if (url.protocol !== 'http:') throw new Failure(`fapi-guard: ${what} must be an http:// proxy URL (got ${url.protocol})`);
+  return url;
+}
+
+function proxyAuthorization(proxy: URL): Record<string, string> {
+  if (proxy.username === '' && proxy.password === '') return {};
+  const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+  return { 'proxy-authorization': `Basic ${Buffer.from(credentials).toString('base64')}` };
+}
+
+const hostOf = (url: URL) => url.hostname.replace(/^\[|\]$/g, '');
+
+/**
+ * Opens a `CONNECT` tunnel to `target` through `proxy` and starts TLS inside it, verifying the
+ * target's certificate for the target's name. Returns the CONNECT request so the caller's deadline
+ * can drop it.
+ */
+function tunnel(
+  proxy: URL,
+  target: URL,
+  tls: ExchangeOptions['tls'],
+  done: (error: Error | null, socket?: Socket) => void,
+): ReturnType<typeof httpRequest> {
+  const authority = `${target.hostname}:${target.port || 443}`;
+  const connect = httpRequest({
+    host: hostOf(proxy),
+    port: proxy.port || 80,
+    method: 'CONNECT',
+    path: authority,
+    headers: { host: authority, ...proxyAuthorization(proxy) },
+    agent: false,
+  });
+  connect.once('connect', (res, socket) => {
+    if (res.statusCode !== 200) {
+      socket.destroy();
+      done(new ServiceUnavailable(`proxy ${proxy.host} refused CONNECT ${authority}: ${res.statusCode}`));
+      return;
+    }
+    const host = hostOf(target);
+    done(null, tlsConnect({ ...tls, socket, host, servername: isIP(host) ? undefined : host }));
+  });
+  connect.once('error', (e) => done(new ServiceUnavailable(`proxy ${proxy.host}: ${e.message}`)));
+  connect.end();
+  return connect;
 }
 
 export interface HttpAnswer {
@@ -84,18 +193,37 @@ export function exchange(url: string, options: ExchangeOptions): Promise<HttpAns
       res.on('error', (e) => reject(e instanceof ServiceUnavailable ? e : new ServiceUnavailable(`${where}: ${e.message}`)));
     };
     let req: ReturnType<typeof httpRequest>;
+    let connect: ReturnType<typeof httpRequest> | undefined;
     try {
-      req =
-        target.protocol === 'https:'
-          ? httpsRequest(target, { ...common, ...options.tls, agent: options.tls?.cert ? false : undefined }, onResponse)
-          : httpRequest(target, common, onResponse);
+      const proxy = options.outbound?.proxyFor(target);
+      const agent = options.outbound?.agent;
+      if (proxy && target.protocol === 'https:') {
+        const createConnection = (_: unknown, done: (error: Error | null, socket?: Socket) => void) => {
+          connect = tunnel(proxy, target, options.tls, done);
+          return undefined;
+        };
+        // `http` speaks HTTP over the TLS socket the tunnel hands back (it refuses https: URLs).
+        const at = { host: hostOf(target), port: target.port || 443, path: `${target.pathname}${target.search}` };
+        req = httpRequest({ ...common, ...at, headers: { ...common.headers, host: target.host }, createConnection } as never, onResponse);
+      } else if (proxy) {
+        // Absolute form: the proxy forwards to the origin named in the request line.
+        const headers = { ...common.headers, host: target.host, ...proxyAuthorization(proxy) };
+        req = httpRequest({ ...common, headers, host: hostOf(proxy), port: proxy.port || 80, path: target.href, agent: false }, onResponse);
+      } else if (target.protocol === 'https:') {
+        req = httpsRequest(target, { ...common, ...options.tls, agent: agent ?? (options.tls?.cert ? false : undefined) }, onResponse);
+      } else {
+        req = httpRequest(target, { ...common, agent }, onResponse);
+      }
     } catch (e) {
       reject(new ServiceUnavailable(`${where}: ${(e as Error).message}`));
       return;
     }
     const late = () => new ServiceUnavailable(`${where}: no answer in ${options.timeoutMs} ms`);
     const deadline = setTimeout(() => req.destroy(late()), options.timeoutMs);
-    req.on('close', () => clearTimeout(deadline));
+    req.on('close', () => {
+      clearTimeout(deadline);
+      connect?.destroy();
+    });
     req.on('timeout', () => req.destroy(late()));
     req.on('error', (e) => reject(e instanceof ServiceUnavailable ? e : new ServiceUnavailable(`${where}: ${e.message}`)));
     req.end(options.body);

@@ -265,6 +265,7 @@ export class Introspector {
       timeoutMs: this.timeoutMs,
       tls,
       what: 'introspection_endpoint',
+      outbound: this.settings.issuer.outbound,
     });
     if (res.status !== 200) return unavailable(`introspection endpoint answered ${res.status}`);
     if (o.signedResponse) {

@@ -10,7 +10,7 @@
  * - with no keys at all the result is `unavailable` (503), never an accepted request.
  */
 import { type CryptoKey, importJWK, type JWK } from 'jose';
-import { exchange, ServiceUnavailable } from './http.js';
+import { exchange, type Outbound, ServiceUnavailable } from './http.js';
 
 /** A JSON Web Key Set (RFC 7517 §5). */
 export interface JSONWebKeySet {
@@ -118,8 +118,8 @@ export class FetchError extends ServiceUnavailable {}
  * GETs a JSON document (metadata, a JWK set) through the one outbound path: URL checked before
  * anything is sent, at most 512 KiB read, a deadline for the whole exchange.
  */
-export async function fetchJson(url: string, timeoutMs: number, accept: string, what: string): Promise<unknown> {
-  const answer = await exchange(url, { method: 'GET', headers: { accept }, timeoutMs, maxBytes: MAX_DOCUMENT_BYTES, what });
+export async function fetchJson(url: string, timeoutMs: number, accept: string, what: string, outbound?: Outbound): Promise<unknown> {
+  const answer = await exchange(url, { method: 'GET', headers: { accept }, timeoutMs, maxBytes: MAX_DOCUMENT_BYTES, what, outbound });
   if (answer.status !== 200) throw new FetchError(`GET ${what} ${url} answered ${answer.status}`);
   try {
     return JSON.parse(answer.body);
@@ -168,6 +168,8 @@ export class IssuerKeys {
     private readonly now: () => number,
     /** Told the outcome of every fetch: the reason it failed, or `undefined` once it succeeds. */
     private readonly onFetched: (failure: string | undefined, keptOldKeys: boolean) => void = () => undefined,
+    /** How fetches leave the process (`GuardOptions.outbound`). */
+    readonly outbound?: Outbound,
   ) {
     this.issuer = config.issuer;
     this.jwksUri = config.jwksUri;
@@ -275,7 +277,7 @@ export class IssuerKeys {
   private async load(): Promise<void> {
     const jwksUri = this.jwksUri ?? (await this.discover());
     this.fetches++;
-    const body = await fetchJson(jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json', 'jwks_uri');
+    const body = await fetchJson(jwksUri, this.timeoutMs, 'application/jwk-set+json, application/json', 'jwks_uri', this.outbound);
     if (!isKeySet(body)) throw new FetchError(`${jwksUri} is not a JWK set`);
     const text = JSON.stringify(body);
     if (text !== this.jwksText) {
@@ -317,7 +319,10 @@ export class IssuerKeys {
     for (const url of discoveryUrls(this.issuer)) {
       try {
         this.fetches++;
-        const meta = (await fetchJson(url, this.timeoutMs, 'application/json', 'issuer metadata')) as Record<string, unknown>;
+        const meta = (await fetchJson(url, this.timeoutMs, 'application/json', 'issuer metadata', this.outbound)) as Record<
+          string,
+          unknown
+        >;
         if (meta?.issuer !== this.issuer) {
           throw new FetchError(`${url} names issuer ${JSON.stringify(meta?.issuer)}, not ${this.issuer}`);
         }
