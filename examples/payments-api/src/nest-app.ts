@@ -4,8 +4,8 @@
  */
 import 'reflect-metadata';
 import type { ServerOptions } from 'node:https';
-import type { Authorized, GuardOptions } from '@fapi-guard/core';
-import { FapiAuth, FapiGuardModule, FapiPolicy, fapiRawBody } from '@fapi-guard/nestjs';
+import type { Authorized, Guard, GuardOptions } from '@fapi-guard/core';
+import { FAPI_GUARD, FapiAuth, FapiGuardModule, FapiPolicy, fapiRawBody } from '@fapi-guard/nestjs';
 import {
   Body,
   Controller,
@@ -21,7 +21,7 @@ import {
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
-import { type Answer, type ApiOptions, ownerOf, PaymentsService, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
 
 const BODY_LIMIT = 16 * 1024;
 
@@ -36,7 +36,10 @@ export async function createNestPaymentsApi(
   @Controller()
   class PaymentsController {
     private readonly service = new PaymentsService();
-    constructor(@Inject(HttpAdapterHost) private readonly host: HttpAdapterHost) {}
+    constructor(
+      @Inject(HttpAdapterHost) private readonly host: HttpAdapterHost,
+      @Inject(FAPI_GUARD) private readonly guard: Guard,
+    ) {}
 
     /** Writes the status the service chose (Nest's route default would be 200 or 201). */
     private reply(res: object, answer: Answer): void {
@@ -48,6 +51,11 @@ export async function createNestPaymentsApi(
     @Get('health')
     health() {
       return { status: 'ok' };
+    }
+
+    @Get('ready')
+    async ready(@Res() res: object) {
+      this.reply(res, await readiness(this.guard));
     }
 
     @Get('accounts')
