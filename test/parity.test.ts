@@ -222,5 +222,6 @@ describe.each(CASES)('parity: $name', (testCase) => {
     if (testCase.challenge !== undefined) expect(answers.express?.headers['www-authenticate']).toBe(testCase.challenge ?? undefined);
     expect(answers.koa).toEqual(answers.express);
     expect(answers.fastify).toEqual(answers.express);
+    expect(answers.hono).toEqual(answers.express);
   });
 });
