@@ -3,6 +3,7 @@
  * 127.0.0.1, for suites that must see identical behaviour from the adapters.
  */
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Authorized, GuardOptions } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
@@ -10,7 +11,7 @@ import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import formbody from '@fastify/formbody';
-import { serve } from '@hono/node-server';
+import { type HttpBindings, serve } from '@hono/node-server';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import express from 'express';
@@ -101,10 +102,18 @@ async function startHono(options: GuardOptions): Promise<StartedApp> {
   return { framework: 'hono', ...(await serveHono(app)) };
 }
 
-/** Serves a Hono app with @hono/node-server on 127.0.0.1 (a free port). */
-export async function serveHono(app: Hono<never> | Hono): Promise<{ url: string; close(): Promise<void> }> {
-  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }) as Server;
-  return { url: await listen(server), close: closer(server) };
+/**
+ * Serves a Hono app with @hono/node-server on 127.0.0.1 (a free port); with `tls`, over HTTPS
+ * asking clients for a certificate (any, unverified: RFC 8705 §6.2).
+ */
+export async function serveHono(
+  app: { fetch: (request: Request, env: HttpBindings) => Response | Promise<Response> },
+  tls?: { cert: string; key: string },
+): Promise<{ url: string; close(): Promise<void> }> {
+  const https = tls ? { createServer: createHttpsServer, serverOptions: { ...tls, requestCert: true, rejectUnauthorized: false } } : {};
+  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0, ...https }) as Server;
+  const url = await listen(server);
+  return { url: tls ? url.replace('http:', 'https:') : url, close: closer(server) };
 }
 
 export async function startApp(framework: Framework, options: GuardOptions): Promise<StartedApp> {
