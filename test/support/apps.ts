@@ -11,7 +11,7 @@ import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import formbody from '@fastify/formbody';
-import { type HttpBindings, serve } from '@hono/node-server';
+import { serve } from '@hono/node-server';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import express from 'express';
@@ -107,7 +107,7 @@ async function startHono(options: GuardOptions): Promise<StartedApp> {
  * asking clients for a certificate (any, unverified: RFC 8705 §6.2).
  */
 export async function serveHono(
-  app: { fetch: (request: Request, env: HttpBindings) => Response | Promise<Response> },
+  app: { fetch: Parameters<typeof serve>[0]['fetch'] },
   tls?: { cert: string; key: string },
 ): Promise<{ url: string; close(): Promise<void> }> {
   const https = tls ? { createServer: createHttpsServer, serverOptions: { ...tls, requestCert: true, rejectUnauthorized: false } } : {};
