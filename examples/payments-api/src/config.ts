@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { ClientCertificateFormat, ClientKeySource, GuardOptions, SignatureJwk } from '@fapi-guard/core';
 
-export type Framework = 'express' | 'koa' | 'fastify';
+export type Framework = 'express' | 'koa' | 'fastify' | 'hono';
 
 export interface ExampleConfig {
   /** `FAPI_FRAMEWORK`: which version of the API to run. @default 'express' */
@@ -61,7 +61,9 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
   const host = env.HOST ?? '127.0.0.1';
   const publicUrl = env.FAPI_PUBLIC_URL || undefined;
   const framework = (env.FAPI_FRAMEWORK || 'express') as Framework;
-  if (!['express', 'koa', 'fastify'].includes(framework)) throw new Error(`FAPI_FRAMEWORK "${framework}" is not express, koa or fastify`);
+  if (!['express', 'koa', 'fastify', 'hono'].includes(framework)) {
+    throw new Error(`FAPI_FRAMEWORK "${framework}" is not express, koa, fastify or hono`);
+  }
   return {
     framework,
     port,

@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, createPublicKey } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -137,7 +138,7 @@ describe('npm run demo', () => {
   });
 });
 
-describe.each(['express', 'koa', 'fastify'] as const)('routes on %s', (framework) => {
+describe.each(['express', 'koa', 'fastify', 'hono'] as const)('routes on %s', (framework) => {
   let api: RunningExample;
   let client: DpopClient;
   beforeAll(async () => {
@@ -216,7 +217,46 @@ describe('certificate-bound tokens from a trusted proxy (FAPI_CLIENT_CERT_HEADER
   });
 });
 
-describe.each(['express', 'koa', 'fastify'] as const)('signed payments on %s (FAPI_MESSAGE_SIGNING=required)', (framework) => {
+describe.each(['express', 'koa', 'fastify', 'hono'] as const)(
+  'certificate-bound tokens over the own TLS listener (TLS_CERT) on %s',
+  (framework) => {
+    it('MTLS-05 accepts a token bound to the client certificate of the connection, and not with another', async () => {
+      const server = await createCertificate({ subject: 'CN=127.0.0.1', hosts: ['127.0.0.1'] });
+      const api = await startExample({
+        ...readConfig({ FAPI_FRAMEWORK: framework }),
+        tls: { cert: server.cert, key: server.key },
+        port: 0,
+        audience: 'https://payments.example',
+        publicUrl: 'https://payments.example',
+      });
+      try {
+        const cert = await createCertificate();
+        const token = await api.mock?.mint({ scope: 'accounts', x5t: cert.x5t, audience: 'https://payments.example' });
+        const call = (client: { cert: string; key: string }) =>
+          new Promise<number>((resolve, reject) => {
+            const req = httpsRequest(`${api.url}/accounts`, {
+              ca: server.cert,
+              ...client,
+              agent: false,
+              headers: { authorization: `Bearer ${token}` },
+            });
+            req.on('response', (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            });
+            req.on('error', reject);
+            req.end();
+          });
+        expect(await call(cert)).toBe(200);
+        expect(await call(await createCertificate())).toBe(401);
+      } finally {
+        await api.close();
+      }
+    });
+  },
+);
+
+describe.each(['express', 'koa', 'fastify', 'hono'] as const)('signed payments on %s (FAPI_MESSAGE_SIGNING=required)', (framework) => {
   let api: RunningExample;
   let client: DpopClient;
   const signer = MessageSigningClient.generate('ecdsa-p256-sha256', 'tpp-signing-1');
