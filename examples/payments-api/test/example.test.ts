@@ -5,7 +5,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, createPublicKey } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,7 +12,8 @@ import { join } from 'node:path';
 import type { SignatureJwk, SignedExchangeRecord } from '@fapi-guard/core';
 import { clientCertHeader, createCertificate, DpopClient, MessageSigningClient, verifySignedResponse } from '@fapi-guard/testing';
 import { createVerifier, httpbis } from 'http-message-signatures';
-import { readConfig } from '../src/config';
+import { send } from '../../../test/support/http';
+import { type ExampleConfig, readConfig } from '../src/config';
 import { type RunningExample, startExample } from '../src/server';
 
 const dist = join(__dirname, '..', 'dist');
@@ -195,14 +195,20 @@ describe.each(['express', 'koa', 'fastify', 'hono'] as const)('routes on %s', (f
   });
 });
 
+/** The example from these environment variables, on a free port, for the origin https://payments.example. */
+function startPayments(env: NodeJS.ProcessEnv, config: Partial<ExampleConfig> = {}): Promise<RunningExample> {
+  return startExample({
+    ...readConfig(env),
+    port: 0,
+    audience: 'https://payments.example',
+    publicUrl: 'https://payments.example',
+    ...config,
+  });
+}
+
 describe('certificate-bound tokens from a trusted proxy (FAPI_CLIENT_CERT_HEADER)', () => {
   it('accepts a token bound to the certificate the proxy forwards, and nothing else', async () => {
-    const api = await startExample({
-      ...readConfig({ FAPI_CLIENT_CERT_HEADER: 'client-cert' }),
-      port: 0,
-      audience: 'https://payments.example',
-      publicUrl: 'https://payments.example',
-    });
+    const api = await startPayments({ FAPI_CLIENT_CERT_HEADER: 'client-cert' });
     try {
       const cert = await createCertificate();
       const token = await api.mock?.mint({ scope: 'accounts', x5t: cert.x5t, audience: 'https://payments.example' });
@@ -222,31 +228,13 @@ describe.each(['express', 'koa', 'fastify', 'hono'] as const)(
   (framework) => {
     it('MTLS-05 accepts a token bound to the client certificate of the connection, and not with another', async () => {
       const server = await createCertificate({ subject: 'CN=127.0.0.1', hosts: ['127.0.0.1'] });
-      const api = await startExample({
-        ...readConfig({ FAPI_FRAMEWORK: framework }),
-        tls: { cert: server.cert, key: server.key },
-        port: 0,
-        audience: 'https://payments.example',
-        publicUrl: 'https://payments.example',
-      });
+      const api = await startPayments({ FAPI_FRAMEWORK: framework }, { tls: { cert: server.cert, key: server.key } });
       try {
         const cert = await createCertificate();
         const token = await api.mock?.mint({ scope: 'accounts', x5t: cert.x5t, audience: 'https://payments.example' });
-        const call = (client: { cert: string; key: string }) =>
-          new Promise<number>((resolve, reject) => {
-            const req = httpsRequest(`${api.url}/accounts`, {
-              ca: server.cert,
-              ...client,
-              agent: false,
-              headers: { authorization: `Bearer ${token}` },
-            });
-            req.on('response', (res) => {
-              res.resume();
-              resolve(res.statusCode ?? 0);
-            });
-            req.on('error', reject);
-            req.end();
-          });
+        const call = async (client: { cert: string; key: string }) =>
+          (await send(`${api.url}/accounts`, { headers: { authorization: `Bearer ${token}` }, tls: { ca: server.cert, ...client } }))
+            .status;
         expect(await call(cert)).toBe(200);
         expect(await call(await createCertificate())).toBe(401);
       } finally {
