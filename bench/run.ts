@@ -31,15 +31,18 @@ const SCENARIOS: [string, Workload][] = [
   ['bare-express', 'none'],
   ['bare-koa', 'none'],
   ['bare-fastify', 'none'],
+  ['bare-hono', 'none'],
   // The same bare routes loaded with DPoP requests (big headers, one new proof per request):
   // the baseline the DPoP rows are compared with, since the client's work is the same.
   ['bare-express-dpopload', 'dpop-es256'],
   ['bare-koa-dpopload', 'dpop-es256'],
   ['bare-fastify-dpopload', 'dpop-es256'],
+  ['bare-hono-dpopload', 'dpop-es256'],
   // And with the mTLS requests (token plus a forwarded certificate: about 2 kB of headers).
   ['bare-express-mtlsload', 'mtls'],
   ['bare-koa-mtlsload', 'mtls'],
   ['bare-fastify-mtlsload', 'mtls'],
+  ['bare-hono-mtlsload', 'mtls'],
   // The same bare routes doing only what a DPoP route cannot avoid: one proof signature check,
   // on the event loop or on the thread pool. The faster is the limit as measured here.
   ['bare-express-verify', 'dpop-es256'],
@@ -52,13 +55,16 @@ const SCENARIOS: [string, Workload][] = [
   ['fapi-koa-dpop', 'dpop-es256'],
   ['fapi-fastify-dpop', 'dpop-es256'],
   ['fapi-express-dpop-log', 'dpop-es256'],
+  ['fapi-hono-dpop', 'dpop-es256'],
   ['fapi-express-dpop-ps256', 'dpop-ps256'],
   ['fapi-express-dpop-redis', 'dpop-es256'],
   ['fapi-express-mtls', 'mtls'],
   ['fapi-koa-mtls', 'mtls'],
   ['fapi-fastify-mtls', 'mtls'],
+  ['fapi-hono-mtls', 'mtls'],
   ['fapi-express-bearer', 'bearer'],
   ['fapi-fastify-bearer', 'bearer'],
+  ['fapi-hono-bearer', 'bearer'],
   ['peer-express-auth0-bearer', 'bearer'],
   ['peer-express-auth0-dpop', 'dpop-peer'],
   ['peer-express-jwt', 'bearer'],
@@ -69,6 +75,7 @@ const SCENARIOS: [string, Workload][] = [
   ['fapi-nestjs-dpop', 'dpop-es256'],
   ['fapi-nestjs-bearer', 'bearer'],
   ['peer-nestjs-passport', 'bearer'],
+  ['peer-hono-jwt', 'bearer'],
 ];
 
 interface Row {

@@ -9,13 +9,17 @@ import type { AddressInfo } from 'node:net';
 import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
+import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { RedisReplayStore } from '@fapi-guard/redis';
 import fastifyJwt from '@fastify/jwt';
+import { serve } from '@hono/node-server';
 import express from 'express';
 import { expressjwt } from 'express-jwt';
 import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
 import Fastify from 'fastify';
+import { Hono } from 'hono';
+import { jwt } from 'hono/jwt';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
 import pino from 'pino';
@@ -93,12 +97,31 @@ function policy(): RoutePolicy {
   return scenario.endsWith('-bearer') ? { scopes: ['accounts'], allowBearer: true } : { scopes: ['accounts'] };
 }
 
+/** The Hono routes, on @hono/node-server (the adapter reads the Node request under the Fetch one). */
+async function startHono(kind: string | undefined): Promise<number> {
+  const app = new Hono();
+  if (kind === 'fapi') app.get('/accounts', honoGuard(guardOptions()).protect(policy()), (c) => c.json(body));
+  else if (kind === 'peer') {
+    // hono/jwt, what Hono users wire by hand: Bearer JWT with a static ES256 key; issuer, audience, typ checked.
+    const key = createPublicKey(config.publicKeyPem).export({ format: 'jwk' });
+    const verification = { iss: config.issuer, aud: config.audience, typ: 'at+jwt' };
+    app.get('/accounts', jwt({ secret: key as never, alg: 'ES256', verification }), (c) => {
+      const scope = String((c.get('jwtPayload') as { scope?: string }).scope ?? '').split(' ');
+      return scope.includes('accounts') ? c.json(body) : c.body(null, 403);
+    });
+  } else app.get('/accounts', (c) => c.json(body));
+  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+  await new Promise((r) => server.once('listening', r));
+  return (server.address() as AddressInfo).port;
+}
+
 async function start(): Promise<number> {
   const [kind, framework] = scenario.split('-');
   if (framework === 'nestjs') {
     const nest = { kind: kind as 'bare' | 'fapi' | 'peer', guard: guardOptions(), policy: policy(), ...config };
     return startNest(nest);
   }
+  if (framework === 'hono') return startHono(kind);
   if (framework === 'fastify') {
     const app = Fastify();
     if (kind === 'fapi') {

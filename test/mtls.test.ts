@@ -15,6 +15,7 @@ import {
   type TestCertificate,
 } from '@fapi-guard/testing';
 import { type RunningApp, startExpressApp } from './support/express-app';
+import { type RunningHono, startHonoApp } from './support/hono-app';
 import { send } from './support/http';
 import { vector } from './support/vectors';
 
@@ -57,10 +58,13 @@ describe('x5t#S256', () => {
   });
 });
 
-describe('over TLS with a client certificate', () => {
-  let api: RunningApp;
+describe.each([
+  ['Express', startExpressApp],
+  ['Hono', startHonoApp],
+] as const)('over TLS with a client certificate on %s', (_framework, start) => {
+  let api: RunningApp | RunningHono;
   beforeAll(async () => {
-    api = await startExpressApp({ issuer: as.issuer, audience: AUDIENCE, mtls: true }, undefined, { cert: server.cert, key: server.key });
+    api = await start({ issuer: as.issuer, audience: AUDIENCE, mtls: true }, undefined, { cert: server.cert, key: server.key });
   });
   afterAll(() => api.close());
 
@@ -141,8 +145,11 @@ describe('behind a TLS-terminating proxy (RFC 9440)', () => {
     }
   });
 
-  it('CCH-02 ignores Client-Cert from a peer that is not the trusted proxy', async () => {
-    const api = await startExpressApp({ issuer: as.issuer, audience: AUDIENCE, mtls: { proxy: { trustedPeers: ['10.0.0.0/8'] } } });
+  it.each([
+    ['Express', startExpressApp],
+    ['Hono', startHonoApp],
+  ] as const)('CCH-02 ignores Client-Cert from a peer that is not the trusted proxy (%s)', async (_framework, start) => {
+    const api = await start({ issuer: as.issuer, audience: AUDIENCE, mtls: { proxy: { trustedPeers: ['10.0.0.0/8'] } } });
     try {
       const res = await send(`${api.url}/accounts`, { headers: { ...bearer(await token()), 'client-cert': clientCertHeader(client.der) } });
       expect(res.status).toBe(401);

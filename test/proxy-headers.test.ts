@@ -3,7 +3,7 @@
  * A client may write anything into the header before the proxy adds its own part (Envoy
  * `APPEND_FORWARD`), and Envoy copies SAN values into it unquoted: the guard reads only what the
  * nearest proxy wrote and treats every ambiguous header as no certificate. Through real HTTP on
- * Express, Koa and Fastify, with 127.0.0.1 as the trusted proxy.
+ * every adapter (test/support/apps.ts), with 127.0.0.1 as the trusted proxy.
  */
 import { createHash } from 'node:crypto';
 import { type ClientCertificateFormat, parseClientCertChain } from '@fapi-guard/core';

@@ -1,23 +1,28 @@
 /**
- * The same protected API on Express, Koa, Fastify and NestJS (on Express and on Fastify),
- * listening on 127.0.0.1, for suites that must see identical behaviour from every adapter.
+ * The same protected API on Express, Koa, Fastify, NestJS (on Express and on Fastify) and Hono
+ * (on @hono/node-server), listening on 127.0.0.1, for suites that must see identical behaviour
+ * from every adapter.
  */
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Authorized, GuardOptions } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
+import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import formbody from '@fastify/formbody';
+import { serve } from '@hono/node-server';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import express from 'express';
 import Fastify from 'fastify';
+import { type Context, Hono } from 'hono';
 import Koa from 'koa';
 import { octetStreamAsBuffer, parityControllers, startNestApp } from './nest-app';
 
-export type Framework = 'express' | 'koa' | 'fastify' | 'nestjs' | 'nestjs-fastify';
-export const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify'];
+export type Framework = 'express' | 'koa' | 'fastify' | 'nestjs' | 'nestjs-fastify' | 'hono';
+export const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'];
 
 export interface StartedApp {
   framework: Framework;
@@ -64,6 +69,55 @@ function closer(server: Server): () => Promise<void> {
     });
 }
 
+/** JSON with the media type the Node frameworks send (Hono's `c.json` leaves out the charset). */
+const json = (c: Context, value: unknown, status: 200 | 201 = 200) =>
+  c.body(JSON.stringify(value), status, { 'content-type': 'application/json; charset=utf-8' });
+
+/** The body as a Hono handler parses it, like the Node apps' parsers (JSON, form, raw bytes). */
+async function parsedBody(c: Context): Promise<unknown> {
+  const type = c.req.header('content-type') ?? '';
+  if (type.startsWith('application/octet-stream')) return { bytes: (await c.req.arrayBuffer()).byteLength };
+  if (type.startsWith('application/x-www-form-urlencoded')) return c.req.parseBody();
+  return type.startsWith('application/json') ? c.req.json() : undefined;
+}
+
+/** The Hono app: each route as on the others, served by @hono/node-server. */
+async function startHono(options: GuardOptions): Promise<StartedApp> {
+  const fapi = honoGuard(options);
+  const app = new Hono();
+  app.use(fapi.metadata());
+  app.all('/accounts', fapi.protect(ROUTES.accounts), (c) => json(c, echo(c.get('auth'))));
+  app.get('/mixed', fapi.protect(ROUTES.mixed), (c) => json(c, echo(c.get('auth'))));
+  app.get('/nonce', fapi.protect(ROUTES.nonce), (c) => json(c, echo(c.get('auth'))));
+  app.post('/payments', fapi.protect(ROUTES.payments), (c) => json(c, echo(c.get('auth')), 201));
+  app.get('/either', fapi.protect(ROUTES.either), (c) => json(c, echo(c.get('auth'))));
+  app.get('/stepup', fapi.protect(ROUTES.stepup), (c) => json(c, echo(c.get('auth'))));
+  app.get('/rar', fapi.protect(ROUTES.rar), (c) => json(c, echo(c.get('auth'))));
+  if (options.messageSigning !== undefined) {
+    for (const [name, policy] of Object.entries(SIGNED_ROUTES)) {
+      app.post(`/${name}`, fapi.protect(policy), async (c) => {
+        const body = await parsedBody(c).catch(() => null);
+        return body === null ? c.text('Bad Request', 400) : json(c, receipt(c.get('auth'), body), 201);
+      });
+    }
+  }
+  return { framework: 'hono', ...(await serveHono(app)) };
+}
+
+/**
+ * Serves a Hono app with @hono/node-server on 127.0.0.1 (a free port); with `tls`, over HTTPS
+ * asking clients for a certificate (any, unverified: RFC 8705 §6.2).
+ */
+export async function serveHono(
+  app: { fetch: Parameters<typeof serve>[0]['fetch'] },
+  tls?: { cert: string; key: string },
+): Promise<{ url: string; close(): Promise<void> }> {
+  const https = tls ? { createServer: createHttpsServer, serverOptions: { ...tls, requestCert: true, rejectUnauthorized: false } } : {};
+  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0, ...https }) as Server;
+  const url = await listen(server);
+  return { url: tls ? url.replace('http:', 'https:') : url, close: closer(server) };
+}
+
 export async function startApp(framework: Framework, options: GuardOptions): Promise<StartedApp> {
   if (framework === 'nestjs' || framework === 'nestjs-fastify') {
     const signing = options.messageSigning !== undefined;
@@ -71,6 +125,7 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
     const { url, close } = await startNestApp(framework, options, controllers, signing ? octetStreamAsBuffer : undefined);
     return { framework, url, close };
   }
+  if (framework === 'hono') return startHono(options);
   if (framework === 'express') {
     const fapi = expressGuard(options);
     const app = express();

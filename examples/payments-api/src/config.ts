@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import type { ClientCertificateFormat, ClientKeySource, GuardOptions, SignatureJwk } from '@fapi-guard/core';
 
-export type Framework = 'express' | 'koa' | 'fastify' | 'nestjs' | 'nestjs-fastify';
-const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify'];
+export type Framework = 'express' | 'koa' | 'fastify' | 'nestjs' | 'nestjs-fastify' | 'hono';
+const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'];
 
 export interface ExampleConfig {
   /**

@@ -15,10 +15,12 @@ import {
 } from '@fapi-guard/core';
 import { RedisIntrospectionCache, RedisReplayStore, redisReady, sharedSecret } from '@fapi-guard/redis';
 import { MockIssuer } from '@fapi-guard/testing';
+import { createAdaptorServer } from '@hono/node-server';
 import { Redis } from 'ioredis';
 import { createPaymentsApi } from './app.js';
 import type { ExampleConfig } from './config.js';
 import { createFastifyPaymentsApi } from './fastify-app.js';
+import { createHonoPaymentsApi } from './hono-app.js';
 import { createKoaPaymentsApi } from './koa-app.js';
 import { createNestPaymentsApi } from './nest-app.js';
 
@@ -120,8 +122,15 @@ async function listen(
     await app.listen({ port: config.port, host: config.host });
     return app.server as Server;
   }
-  const handler = config.framework === 'koa' ? createKoaPaymentsApi(options).callback() : createPaymentsApi(options);
-  const server: Server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+  let server: Server;
+  if (config.framework === 'hono') {
+    // @hono/node-server: the Node request stays reachable (c.env.incoming) for raw headers and the TLS client certificate.
+    const https = tls ? { createServer: createHttpsServer, serverOptions: tls } : {};
+    server = createAdaptorServer({ fetch: createHonoPaymentsApi(options).fetch, ...https }) as Server;
+  } else {
+    const handler = config.framework === 'koa' ? createKoaPaymentsApi(options).callback() : createPaymentsApi(options);
+    server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+  }
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve(server));

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import type { SignatureJwk, SignedExchangeRecord } from '@fapi-guard/core';
 import { clientCertHeader, createCertificate, DpopClient, MessageSigningClient, verifySignedResponse } from '@fapi-guard/testing';
 import { createVerifier, httpbis } from 'http-message-signatures';
-import { readConfig } from '../src/config';
+import { send } from '../../../test/support/http';
+import { type ExampleConfig, readConfig } from '../src/config';
 import { type RunningExample, startExample } from '../src/server';
 
 const dist = join(__dirname, '..', 'dist');
@@ -163,7 +164,7 @@ describe('npm run demo', () => {
   });
 });
 
-describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify'] as const)('routes on %s', (framework) => {
+describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'] as const)('routes on %s', (framework) => {
   let api: RunningExample;
   let client: DpopClient;
   beforeAll(async () => {
@@ -220,6 +221,17 @@ describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify'] as const
   });
 });
 
+/** The example from these environment variables, on a free port, for the origin https://payments.example. */
+function startPayments(env: NodeJS.ProcessEnv, config: Partial<ExampleConfig> = {}): Promise<RunningExample> {
+  return startExample({
+    ...readConfig(env),
+    port: 0,
+    audience: 'https://payments.example',
+    publicUrl: 'https://payments.example',
+    ...config,
+  });
+}
+
 describe('certificate-bound tokens from a trusted proxy (FAPI_CLIENT_CERT_HEADER)', () => {
   it('accepts a token bound to the certificate the proxy forwards, and nothing else', async () => {
     const api = await startExample({
@@ -242,7 +254,28 @@ describe('certificate-bound tokens from a trusted proxy (FAPI_CLIENT_CERT_HEADER
   });
 });
 
-describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify'] as const)(
+describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'] as const)(
+  'certificate-bound tokens over the own TLS listener (TLS_CERT) on %s',
+  (framework) => {
+    it('MTLS-05 accepts a token bound to the client certificate of the connection, and not with another', async () => {
+      const server = await createCertificate({ subject: 'CN=127.0.0.1', hosts: ['127.0.0.1'] });
+      const api = await startPayments({ FAPI_FRAMEWORK: framework }, { tls: { cert: server.cert, key: server.key } });
+      try {
+        const cert = await createCertificate();
+        const token = await api.mock?.mint({ scope: 'accounts', x5t: cert.x5t, audience: 'https://payments.example' });
+        const call = async (client: { cert: string; key: string }) =>
+          (await send(`${api.url}/accounts`, { headers: { authorization: `Bearer ${token}` }, tls: { ca: server.cert, ...client } }))
+            .status;
+        expect(await call(cert)).toBe(200);
+        expect(await call(await createCertificate())).toBe(401);
+      } finally {
+        await api.close();
+      }
+    });
+  },
+);
+
+describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'] as const)(
   'signed payments on %s (FAPI_MESSAGE_SIGNING=required)',
   (framework) => {
     let api: RunningExample;

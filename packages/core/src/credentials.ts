@@ -3,7 +3,7 @@
  * (FAPI 2.0 §5.3.4 #1–2; RFC 6750 §2.1; RFC 9449 §7.1).
  */
 import type { AuthScheme, GuardErrorReason } from './errors.js';
-import { type GuardRequest, headerLines } from './request.js';
+import { type GuardHeaders, type GuardRequest, headerLines } from './request.js';
 
 /** `Authorization: <scheme> 1*SP token68` (RFC 9110 §11.4, RFC 6750 §2.1). */
 const CREDENTIALS = /^([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?: +([A-Za-z0-9\-._~+/]+=*))? *$/;
@@ -19,11 +19,15 @@ function schemeOf(name: string): AuthScheme | undefined {
   return undefined;
 }
 
+/** True when the content is `application/x-www-form-urlencoded`, where RFC 6750 §2.2 puts a body token. */
+export function isFormEncoded(headers: GuardHeaders): boolean {
+  return (headerLines(headers, 'content-type')[0]?.toLowerCase() ?? '').startsWith('application/x-www-form-urlencoded');
+}
+
 /** True when a form-encoded body carries `access_token` (RFC 6750 §2.2, refused here). */
 export function bodyHasToken(request: GuardRequest): boolean {
-  const type = headerLines(request.headers, 'content-type')[0]?.toLowerCase() ?? '';
   const body = request.body;
-  if (!type.startsWith('application/x-www-form-urlencoded')) return false;
+  if (!isFormEncoded(request.headers)) return false;
   if (body instanceof URLSearchParams) return body.has('access_token');
   if (typeof body === 'string') return new URLSearchParams(body).has('access_token');
   return typeof body === 'object' && body !== null && Object.hasOwn(body, 'access_token');

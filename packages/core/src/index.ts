@@ -17,7 +17,8 @@ export {
 } from './binding/mtls.js';
 export { type DpopNonceOptions, DpopNonces, NONCE_SYNTAX } from './binding/nonce.js';
 export { jwkThumbprint } from './binding/thumbprint.js';
-export { type CredentialsResult, readCredentials } from './credentials.js';
+export { guardRequestOn, type KnownConnection, nodeConnection, type RequestConnection } from './connection.js';
+export { type CredentialsResult, isFormEncoded, readCredentials } from './credentials.js';
 export { GUARD_ENV_VARIABLES, type GuardEnvOptions, type GuardEnvVariable, guardOptionsFromEnv } from './env.js';
 export {
   type AuthScheme,
@@ -29,6 +30,19 @@ export {
   REASONS,
   renderChallenges,
 } from './errors.js';
+export {
+  authorizeFetchRequest,
+  type FetchAuthorization,
+  type FetchBody,
+  FORM_BODY_LIMIT,
+  fetchErrorResponse,
+  fetchResponse,
+  guardRequestFromFetch,
+  headersFromFetch,
+  readFetchBody,
+  requestTarget,
+  signFetchResponse,
+} from './fetch.js';
 export { type Authenticated, type Authorized, type Binding, createGuard, type Guard } from './guard.js';
 export { type InteractionId, interactionId } from './interaction.js';
 export { type GuardLogger, Notices, stderrLogger } from './logger.js';

@@ -4,7 +4,7 @@
  * Keeping this here is what makes the three adapters behave byte-for-byte alike.
  */
 import type { IncomingMessage } from 'node:http';
-import type { TLSSocket } from 'node:tls';
+import { guardRequestOn, nodeConnection } from './connection.js';
 import type { GuardError } from './errors.js';
 import type { Authenticated, Authorized, Guard } from './guard.js';
 import { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';
@@ -29,17 +29,10 @@ export function guardRequestFromNode(
   parts: NodeRequestParts,
   policy?: CompiledPolicy,
 ): GuardRequest | GuardError {
-  const headers = headersFromRaw(req.rawHeaders);
-  const socket = req.socket as Partial<TLSSocket>;
-  const encrypted = socket.encrypted === true;
-  const url = guard.requestUrl({ encrypted, remoteAddress: req.socket.remoteAddress, path: parts.path, headers });
-  if (!url.ok) return guard.refuse('request_host_unknown', url.detail, policy, headers);
-  const request: GuardRequest = { method: req.method ?? 'GET', url: url.url, headers, body: parts.body };
-  if (req.socket.remoteAddress) request.remoteAddress = req.socket.remoteAddress;
-  if (encrypted && typeof socket.getPeerCertificate === 'function') {
-    const cert = socket.getPeerCertificate();
-    if (cert?.raw) request.clientCertificate = new Uint8Array(cert.raw);
-  }
+  const connection = nodeConnection(req);
+  const headers = headersFromRaw(connection.rawHeaders);
+  const request = guardRequestOn(guard, req.method ?? 'GET', headers, { ...connection, target: parts.path }, policy);
+  if ('method' in request) request.body = parts.body;
   return request;
 }
 
