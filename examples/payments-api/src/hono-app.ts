@@ -4,7 +4,7 @@ import { fapiGuard } from '@fapi-guard/hono';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { type Answer, type ApiOptions, ownerOf, PaymentsService, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
 
 function reply(c: Context, answer: Answer): Response {
   if (answer.location) c.header('location', answer.location);
@@ -18,6 +18,7 @@ export function createHonoPaymentsApi(options: ApiOptions & { guard: GuardOption
   const app = new Hono();
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.get('/ready', async (c) => reply(c, await readiness(fapi.guard)));
   app.use(fapi.metadata());
   app.get('/accounts', fapi.protect(policy.accounts), (c) => reply(c, service.listAccounts(ownerOf(c.get('auth')))));
   app.get('/accounts/:id', fapi.protect(policy.accounts), (c) => reply(c, service.getAccount(ownerOf(c.get('auth')), c.req.param('id'))));
