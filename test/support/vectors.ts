@@ -1,9 +1,20 @@
 /** The published test vectors in ../shared/spec/vectors (see RS-REQUIREMENTS.md §19). */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { headersFromRaw, type SignedMessage } from '@fapi-guard/core';
 
-const dir = join(__dirname, '..', '..', '..', 'shared', 'spec', 'vectors');
+/**
+ * shared/ sits beside the repository (../shared); the nearest one up the tree is taken, so the
+ * suites also find it from a git worktree or a mutation-testing sandbox inside the repository.
+ */
+function vectorDir(): string {
+  for (let at = join(__dirname, '..', '..'); ; at = dirname(at)) {
+    const candidate = join(at, '..', 'shared', 'spec', 'vectors');
+    if (existsSync(candidate) || dirname(at) === at) return candidate;
+  }
+}
+
+const dir = vectorDir();
 
 // biome-ignore lint/suspicious/noExplicitAny: vector files are free-form JSON read by tests.
 export function vector(name: string): any {
