@@ -50,18 +50,31 @@ describe('issuer keys', () => {
     });
   });
 
-  it('a flood of unknown kids costs the issuer at most one fetch per cool-down', async () => {
-    await withApi(as, { cooldownMs: 300 }, async (call) => {
+  it('a flood of unknown kids costs the issuer at most one fetch per cool-down (fixed clock, both sides of the edge)', async () => {
+    // The guard's clock stands still while the flood runs: a slow machine cannot end the cool-down.
+    let now = Date.now();
+    const api = await startExpressApp({ issuer: as.issuer, audience: AUDIENCE, keys: { cooldownMs: 300 }, clock: () => now });
+    const call = (token: string) => send(`${api.url}/accounts`, { headers: { authorization: `Bearer ${token}` } });
+    const forged = () => as.mint({ scope: 'accounts', fault: 'unknown-key' });
+    try {
       expect((await call(await as.mint({ scope: 'accounts' }))).status).toBe(200);
-      await sleep(350);
-      const forged = await Promise.all(Array.from({ length: 50 }, () => as.mint({ scope: 'accounts', fault: 'unknown-key' })));
+      now += 300;
+      const flood = await Promise.all(Array.from({ length: 50 }, forged));
       for (let round = 0; round < 2; round++) {
-        const results = await Promise.all(forged.map((t) => call(t)));
+        const results = await Promise.all(flood.map((t) => call(t)));
         expect(new Set(results.map((r) => r.status))).toEqual(new Set([401]));
       }
       // The first fetch, plus one for the whole flood (both rounds fall in one cool-down).
       expect(as.requests.jwks).toBe(2);
-    });
+      now += 299;
+      expect((await call(await forged())).status).toBe(401);
+      expect(as.requests.jwks).toBe(2);
+      now += 1;
+      expect((await call(await forged())).status).toBe(401);
+      expect(as.requests.jwks).toBe(3);
+    } finally {
+      await api.close();
+    }
   });
 
   it('keeps accepting tokens with cached keys while the issuer is down', async () => {
