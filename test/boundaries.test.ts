@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
+import { createGuard, type GuardOptions, type RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
@@ -199,5 +199,94 @@ describe('hook order: the guard before the route, nothing of the route after a r
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('cache lifetimes on a fixed clock, both sides of each edge', () => {
+  const SECRET = 'rs-client-secret-0123456789';
+  let now = 1_900_000_000_000;
+  let issuer: MockIssuer;
+  beforeAll(async () => {
+    issuer = await MockIssuer.start({ audience: AUDIENCE, clock: () => now });
+    issuer.introspectionClients.set('rs-client', SECRET);
+  });
+  afterAll(() => issuer.stop());
+
+  const bearerCheck = (guard: ReturnType<typeof createGuard>, token: string) =>
+    guard.check(
+      { method: 'GET', url: `${AUDIENCE}/x`, headers: { authorization: [`Bearer ${token}`] } },
+      { scopes: ['accounts'], allowBearer: true },
+    );
+
+  it('INTRO-04 FAPI-RS-06 introspection answers are kept maxTtlSec, inactive ones negativeTtlSec, none past exp', async () => {
+    const guard = createGuard({
+      issuer: issuer.issuer,
+      audience: AUDIENCE,
+      publicUrl: AUDIENCE,
+      clock: () => now,
+      tokenFormat: 'opaque',
+      introspection: {
+        clientId: 'rs-client',
+        clientAuth: { method: 'client_secret_basic', clientSecret: SECRET },
+        cache: { maxTtlSec: 30, negativeTtlSec: 5 },
+      },
+    });
+    const calls = () => issuer.requests.introspect;
+    const start = calls();
+    const token = await issuer.mintOpaque({ scope: 'accounts', lifetimeSec: 3600 });
+    const t0 = now;
+    expect((await bearerCheck(guard, token)).ok).toBe(true);
+    now = t0 + 30_000 - 1;
+    expect((await bearerCheck(guard, token)).ok).toBe(true);
+    expect(calls()).toBe(start + 1);
+    now = t0 + 30_000;
+    expect((await bearerCheck(guard, token)).ok).toBe(true);
+    expect(calls()).toBe(start + 2);
+
+    const unknown = 'u'.repeat(64);
+    const t1 = now;
+    expect(await bearerCheck(guard, unknown)).toMatchObject({ ok: false, reason: 'token_inactive' });
+    now = t1 + 5_000 - 1;
+    expect(await bearerCheck(guard, unknown)).toMatchObject({ ok: false, reason: 'token_inactive' });
+    expect(calls()).toBe(start + 3);
+    now = t1 + 5_000;
+    await bearerCheck(guard, unknown);
+    expect(calls()).toBe(start + 4);
+
+    // A token whose exp comes before maxTtlSec: its answer is kept until exp, not a millisecond longer.
+    now = Math.floor(now / 1000) * 1000;
+    const short = await issuer.mintOpaque({ scope: 'accounts', lifetimeSec: 20 });
+    const exp = now + 20_000;
+    expect((await bearerCheck(guard, short)).ok).toBe(true);
+    now = exp - 1;
+    expect((await bearerCheck(guard, short)).ok).toBe(true);
+    expect(calls()).toBe(start + 5);
+    now = exp;
+    await bearerCheck(guard, short);
+    expect(calls()).toBe(start + 6);
+  });
+
+  it('the JWKS is refreshed once it is older than maxAgeMs, not at maxAgeMs', async () => {
+    now = 1_900_000_000_000;
+    const guard = createGuard({
+      issuer: issuer.issuer,
+      audience: AUDIENCE,
+      publicUrl: AUDIENCE,
+      clock: () => now,
+      keys: { maxAgeMs: 60_000 },
+    });
+    const jwks = () => issuer.requests.jwks;
+    const start = jwks();
+    const t0 = now;
+    expect((await bearerCheck(guard, await issuer.mint({ scope: 'accounts' }))).ok).toBe(true);
+    expect(jwks()).toBe(start + 1);
+    now = t0 + 60_000;
+    expect((await bearerCheck(guard, await issuer.mint({ scope: 'accounts' }))).ok).toBe(true);
+    expect(jwks()).toBe(start + 1);
+    now = t0 + 60_001;
+    // Stale-while-revalidate: this request goes on with the old keys, the refresh runs beside it.
+    expect((await bearerCheck(guard, await issuer.mint({ scope: 'accounts' }))).ok).toBe(true);
+    for (let i = 0; i < 100 && jwks() === start + 1; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(jwks()).toBe(start + 2);
   });
 });
