@@ -48,7 +48,6 @@ async function dpopRequest(token: string, proof: { iat?: number; nonce?: string;
   return { method: 'GET', url: URL_, headers: headers({ authorization: `DPoP ${token}`, dpop: dpopProof }) };
 }
 
-const bearer = (token: string): GuardRequest => ({ method: 'GET', url: URL_, headers: headers({ authorization: `Bearer ${token}` }) });
 const bound = (claims: Record<string, unknown> = {}) => as.mint({ scope: 'accounts', jkt: dpop.jkt, claims });
 
 async function outcome(guard: Guarded, request: GuardRequest, policy: RoutePolicy = { scopes: ['accounts'] }) {
