@@ -161,8 +161,13 @@ describe('DPoP proof window on a fixed clock (RFC 9449 §4.3 step 11, §11.1)', 
 });
 
 describe('RSA key sizes on every key path (FAPI 2.0 §5.4.1 #2)', () => {
-  const weak = rsaKey(2047);
-  const strong = rsaKey(2048);
+  // Made in beforeAll: a run filtered to other tests (mutation testing) does not pay for them.
+  let weak: ReturnType<typeof rsaKey>;
+  let strong: ReturnType<typeof rsaKey>;
+  beforeAll(() => {
+    weak = rsaKey(2047);
+    strong = rsaKey(2048);
+  });
 
   it('FAPI-RS-13 issuer keys: a token signed by a 2047-bit key is refused, by a 2048-bit key accepted', async () => {
     const guard = guardWith({
