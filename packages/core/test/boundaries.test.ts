@@ -257,6 +257,8 @@ describe('scopes match whole scope-tokens only (RFC 6749 §3.3, RFC 9068 §2.2.3
 
   it('FAPI-RS-07 repeated, leading and trailing spaces still separate scope-tokens', async () => {
     expect(await route('  payments  accounts ', { scopes: ['accounts', 'payments'] })).toBe('ok');
+    const granted = await guardWith().check(await dpopRequest(await as.mint({ scope: ' payments  accounts ', jkt: dpop.jkt })), {});
+    expect((granted as Authorized).scopes).toEqual(['payments', 'accounts']);
     expect(await route('payments  accounts', { anyScopes: ['accounts'] })).toBe('ok');
     expect(await route('accounts', { scopes: ['accounts', 'payments'] })).toBe('scope_insufficient');
   });
