@@ -3,7 +3,7 @@
  * terminate TLS with client certificates on a free loopback port in front of the protected API,
  * and forward the certificate (RFC 9440 `Client-Cert`, or nginx's URL-encoded PEM), the
  * `X-Forwarded-*` headers and the request. A missing binary is a failure: `.ci/run` (and
- * `npm test`'s pretest) installs them with tools/ensure-proxies.sh.
+ * `npm test`'s pretest) installs them with tools/ensure-test-tools.sh.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -173,7 +173,7 @@ describe.each(CASES)('$name in front of the API (docs/deploy/$file)', (proxy) =>
     proc = spawn(bin, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const spawned = new Promise<void>((resolve, reject) => {
       proc.once('spawn', resolve);
-      proc.once('error', (e) => reject(new Error(`${bin} could not start (${e.message}): run tools/ensure-proxies.sh`)));
+      proc.once('error', (e) => reject(new Error(`${bin} could not start (${e.message}): run tools/ensure-test-tools.sh`)));
     });
     proc.stdout?.on('data', (c) => (output += c));
     proc.stderr?.on('data', (c) => (output += c));
