@@ -116,10 +116,11 @@ describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe against the ex
   });
 });
 
-/** Certificate-bound tokens (RFC 8705 §3) minted by the issuer for `cert`, one per fault token kind. */
+/** Tokens bound to `cert` (RFC 8705 §3) minted by the issuer: the probe's, one of another scope, one per fault token kind. */
 async function certificateTokens(mock: MockIssuer, cert: TestCertificate, scope: string, audience: string) {
   return {
     token: await mock.mint({ scope, x5t: cert.x5t, audience }),
+    insufficientScopeToken: await mock.mint({ scope: 'other', x5t: cert.x5t, audience }),
     faultTokens: {
       'wrong-typ': await mock.mint({ scope, x5t: cert.x5t, audience, fault: 'wrong-typ' }),
       expired: await mock.mint({ scope, x5t: cert.x5t, audience, fault: 'expired' }),
@@ -144,10 +145,11 @@ describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe over mutual TL
     try {
       const mock = example.mock as MockIssuer;
       const certificate = await createCertificate();
-      const { token, faultTokens } = await certificateTokens(mock, certificate, 'accounts', url);
+      const { token, insufficientScopeToken, faultTokens } = await certificateTokens(mock, certificate, 'accounts', url);
       const report = await runProbe({
         resource: `${url}/accounts`,
         accessToken: token,
+        insufficientScopeToken,
         certificate,
         otherCertificate: await createCertificate(),
         jwksUri: mock.jwksUri,
@@ -160,7 +162,7 @@ describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe over mutual TL
       for (const id of ['mtls.no-certificate', 'mtls.other-certificate']) {
         expect(report.results.find((r) => r.id === id)?.status).toBe('pass');
       }
-      expect(notRun(report)).toEqual(['token.insufficient-scope']);
+      expect(notRun(report)).toEqual([]);
     } finally {
       await example.close();
     }
@@ -399,10 +401,11 @@ describe('fapi-probe against certificate-bound resource servers with one known d
     mock = await MockIssuer.start({ audience: url });
     try {
       const certificate = await createCertificate();
-      const { token, faultTokens } = await certificateTokens(mock, certificate, 'accounts', url);
+      const { token, insufficientScopeToken, faultTokens } = await certificateTokens(mock, certificate, 'accounts', url);
       const report = await runProbe({
         resource: `${url}/accounts`,
         accessToken: token,
+        insufficientScopeToken,
         certificate,
         otherCertificate: await createCertificate(),
         jwksUri: mock.jwksUri,
@@ -412,7 +415,8 @@ describe('fapi-probe against certificate-bound resource servers with one known d
       });
       expect(report.binding).toBe('mtls');
       expect(failing(report)).toEqual([...expected].sort());
-      expect(notRun(report)).toEqual(['metadata.bearer-methods', 'metadata.document', 'token.insufficient-scope']);
+      // No metadata published: the only cases that cannot run.
+      expect(notRun(report)).toEqual(['metadata.bearer-methods', 'metadata.document']);
       expect(report.failed).toBe(expected.length > 0);
     } finally {
       server.closeAllConnections();
