@@ -215,7 +215,7 @@ export const CASES: ProbeCase[] = [
     expects: '403 insufficient_scope',
     run: async (ctx) => {
       if (!ctx.init.insufficientToken)
-        return notRun('needs --insufficient-scope (a scope the client may get that does not cover the resource)');
+        return notRun('needs --insufficient-scope (a scope the client may get that does not cover the resource) or --insufficient-token');
       return refused(await ctx.call({ token: ctx.init.insufficientToken }), [403], ['insufficient_scope']);
     },
   },

@@ -84,8 +84,9 @@ function parseField(s: string): ParseResult {
     if (!paramAhead()) {
       const start = i;
       while (i < s.length && TOKEN68_CHAR.test(s[i] as string)) i++;
-      while (s[i] === '=') i++;
+      // token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=": padding alone is none.
       if (i === start) return fail('token68 or auth-param expected');
+      while (s[i] === '=') i++;
       challenge.token68 = s.slice(start, i);
       ows();
       if (i < s.length && s[i] !== ',') return fail('"," expected after token68');
@@ -119,11 +120,23 @@ const NQSCHAR = /^[\x20-\x21\x23-\x5B\x5D-\x7E]*$/;
 const SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/;
 const URI_CHARS = /^[\x21\x23-\x5B\x5D-\x7E]*$/;
 const SINGLE = ['realm', 'scope', 'error', 'error_description', 'error_uri', 'algs', 'resource_metadata'];
+/**
+ * The registered error codes for resource access (RFC 6750 §3.1, RFC 9449 §7.1 and §9, RFC 9470 §3):
+ * a client acts on these and no others.
+ */
+const ERROR_CODES = [
+  'invalid_request',
+  'invalid_token',
+  'insufficient_scope',
+  'invalid_dpop_proof',
+  'use_dpop_nonce',
+  'insufficient_user_authentication',
+];
 
 /**
  * Problems of one challenge against RFC 6750 §3 (Bearer) and RFC 9449 §7.1 (DPoP), which use the
- * same parameters: each at most once, values in the allowed characters, Bearer with at least one
- * auth-param, no token68.
+ * same parameters: each at most once, values in the allowed characters, `error` a registered code,
+ * Bearer with at least one auth-param, no token68.
  */
 export function challengeProblems(c: Challenge): string[] {
   const scheme = c.scheme.toLowerCase();
@@ -138,6 +151,8 @@ export function challengeProblems(c: Challenge): string[] {
     if ((name === 'error' || name === 'error_description' || name === 'realm') && !NQSCHAR.test(v)) {
       problems.push(`"${name}" holds characters RFC 6750 §3 does not allow`);
     }
+    if (name === 'error' && NQSCHAR.test(v) && !ERROR_CODES.includes(v))
+      problems.push(`"error" ${JSON.stringify(v)} is not a resource-access error code`);
     if (name === 'scope' && !SCOPE.test(v)) problems.push('"scope" is not a space-separated list of scope-tokens');
     if (name === 'error_uri' && !URI_CHARS.test(v)) problems.push('"error_uri" is not a URI-reference');
     if (name === 'algs' && !SCOPE.test(v)) problems.push('"algs" is not a space-separated list of algorithms');

@@ -21,6 +21,7 @@ const USAGE = `usage: fapi-probe --resource URL [options]
   --client-key FILE          private_key_jwt: the client's private JWK
   or a token you already have:
   --token TOKEN              (or env FAPI_PROBE_TOKEN)
+  --insufficient-token TOKEN a token bound like --token whose scope does not cover the resource
   binding:
   --dpop-key FILE            DPoP private JWK (generated when absent, with --issuer)
   --cert FILE --key FILE     client certificate and key (PEM) for certificate-bound tokens
@@ -55,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
       'client-secret': { type: 'string' },
       'client-key': { type: 'string' },
       token: { type: 'string' },
+      'insufficient-token': { type: 'string' },
       'dpop-key': { type: 'string' },
       cert: { type: 'string' },
       key: { type: 'string' },
@@ -121,6 +123,7 @@ async function main(argv: string[]): Promise<number> {
         }
       : {}),
     ...(token ? { accessToken: token } : {}),
+    ...(values['insufficient-token'] ? { insufficientScopeToken: values['insufficient-token'] } : {}),
     ...(values['dpop-key'] ? { dpopKey: JSON.parse(read(values['dpop-key'])) } : {}),
     ...(certificate ? { certificate } : {}),
     ...(otherCertificate ? { otherCertificate } : {}),

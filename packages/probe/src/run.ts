@@ -22,6 +22,12 @@ export interface ProbeOptions {
    * with it for `token.insufficient-scope`. @default none (case not run)
    */
   insufficientScope?: string;
+  /**
+   * A token you already have, bound like `accessToken`, whose scope does not cover the resource:
+   * used for `token.insufficient-scope` instead of requesting one with `insufficientScope`.
+   * @default none
+   */
+  insufficientScopeToken?: string;
   /** Get tokens by a client-credentials grant here. Either this or `accessToken`. */
   authorizationServer?: AuthorizationServer;
   /** A token the user already has (bound to `dpopKey` or `certificate`). */
@@ -100,7 +106,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
   }
   const started = new Date().toISOString();
   let token = options.accessToken;
-  let insufficientToken: string | undefined;
+  let insufficientToken = options.insufficientScopeToken;
   let issuerKeys: JWK[] | undefined;
   let jwksUri = options.jwksUri;
   if (options.authorizationServer) {
@@ -110,7 +116,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
       sender,
     );
     token ??= await session.token(options.scope);
-    if (options.insufficientScope) insufficientToken = await session.token(options.insufficientScope);
+    if (options.insufficientScope && !insufficientToken) insufficientToken = await session.token(options.insufficientScope);
     jwksUri ??= session.metadata.jwks_uri;
   }
   if (!token) throw new Error('give an authorization server or an access token');

@@ -7,11 +7,13 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { type ProbeReport, runProbe, toJUnit } from '@fapi-guard/probe';
-import { MockIssuer } from '@fapi-guard/testing';
+import { createCertificate, MockIssuer, type TestCertificate } from '@fapi-guard/testing';
 import express from 'express';
 import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
 import {
@@ -38,9 +40,9 @@ const notRun = (report: ProbeReport) =>
     .map((r) => r.id)
     .sort();
 
-async function listen(server: Server): Promise<string> {
+async function listen(server: Server, scheme = 'http'): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 /** A port nobody listens on now: the example's public URL must be known before it starts. */
@@ -114,6 +116,59 @@ describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe against the ex
   });
 });
 
+/** Tokens bound to `cert` (RFC 8705 §3) minted by the issuer: the probe's, one of another scope, one per fault token kind. */
+async function certificateTokens(mock: MockIssuer, cert: TestCertificate, scope: string, audience: string) {
+  return {
+    token: await mock.mint({ scope, x5t: cert.x5t, audience }),
+    insufficientScopeToken: await mock.mint({ scope: 'other', x5t: cert.x5t, audience }),
+    faultTokens: {
+      'wrong-typ': await mock.mint({ scope, x5t: cert.x5t, audience, fault: 'wrong-typ' }),
+      expired: await mock.mint({ scope, x5t: cert.x5t, audience, fault: 'expired' }),
+      'wrong-audience': await mock.mint({ scope, x5t: cert.x5t, fault: 'wrong-audience' }),
+      unbound: await mock.mint({ scope, audience }),
+    },
+  };
+}
+
+describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe over mutual TLS against the example API on %s', (framework) => {
+  it('MTLS-01 MTLS-04 every case passes with a certificate-bound token over its own TLS listener', async () => {
+    const serverCert = await createCertificate({ subject: 'CN=127.0.0.1', hosts: ['127.0.0.1'] });
+    const port = await freePort();
+    const url = `https://127.0.0.1:${port}`;
+    const example = await startExample({
+      ...readConfig({ FAPI_FRAMEWORK: framework }),
+      port,
+      audience: url,
+      publicUrl: url,
+      tls: { cert: serverCert.cert, key: serverCert.key },
+    });
+    try {
+      const mock = example.mock as MockIssuer;
+      const certificate = await createCertificate();
+      const { token, insufficientScopeToken, faultTokens } = await certificateTokens(mock, certificate, 'accounts', url);
+      const report = await runProbe({
+        resource: `${url}/accounts`,
+        accessToken: token,
+        insufficientScopeToken,
+        certificate,
+        otherCertificate: await createCertificate(),
+        jwksUri: mock.jwksUri,
+        faultTokens,
+        ca: serverCert.cert,
+        rate: RATE,
+      });
+      expect(report.binding).toBe('mtls');
+      expect(failing(report)).toEqual([]);
+      for (const id of ['mtls.no-certificate', 'mtls.other-certificate']) {
+        expect(report.results.find((r) => r.id === id)?.status).toBe('pass');
+      }
+      expect(notRun(report)).toEqual([]);
+    } finally {
+      await example.close();
+    }
+  });
+});
+
 describe('fapi-probe against express-oauth2-jwt-bearer in DPoP mode', () => {
   it('reports the replay it lets through (no jti store), and what else it does not do', async () => {
     const server = createServer();
@@ -164,15 +219,19 @@ type Defect =
   | 'no-interaction-id'
   | 'no-proof-typ-check'
   | 'no-iat-check'
-  | 'no-duplicate-check';
+  | 'no-duplicate-check'
+  | 'malformed-challenge'
+  | 'no-certificate-check';
 
 /**
- * A minimal DPoP resource server written from RFC 9449 §4.3 / §7 and RFC 6750 §3, independent of
- * fapi-guard, with at most one defect. Without one it passes every case.
+ * A minimal resource server written from RFC 9449 §4.3 / §7 (DPoP) or RFC 8705 §3 (certificate-bound
+ * tokens over its own TLS listener) and RFC 6750 §3, independent of fapi-guard, with at most one
+ * defect. Without one it passes every case.
  */
-function defectiveServer(issuer: () => MockIssuer, origin: () => string, defect?: Defect) {
+function defectiveServer(issuer: () => MockIssuer, origin: () => string, defect?: Defect, binding: 'dpop' | 'mtls' = 'dpop') {
   const used = new Set<string>();
   const algs = ['ES256', 'PS256', 'EdDSA'];
+  const tokenScheme = binding === 'dpop' ? 'dpop' : 'bearer';
   return async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
@@ -181,7 +240,10 @@ function defectiveServer(issuer: () => MockIssuer, origin: () => string, defect?
     const answer = (status: number, error?: string, extra = '') => {
       res.statusCode = status;
       if (status === 401 || status === 403 || status === 400) {
-        res.setHeader('www-authenticate', `DPoP algs="${algs.join(' ')}"${error ? `, error="${error}"` : ''}${extra}`);
+        const first = binding === 'dpop' ? `DPoP algs="${algs.join(' ')}"` : 'Bearer realm="accounts"';
+        // RFC 9110 §11.6.1: a value with spaces must be a quoted-string; this one is not.
+        const description = error && defect === 'malformed-challenge' ? ', error_description=the request is refused' : '';
+        res.setHeader('www-authenticate', `${first}${error ? `, error="${error}"` : ''}${description}${extra}`);
       }
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(error ? { error } : { ok: true }));
@@ -197,13 +259,13 @@ function defectiveServer(issuer: () => MockIssuer, origin: () => string, defect?
     let token: string;
     if (auths.length === 0) {
       if (defect !== 'token-from-query' || !queryToken) return answer(401);
-      [scheme, token] = ['dpop', queryToken];
+      [scheme, token] = [tokenScheme, queryToken];
     } else {
       const m = /^(\S+) ([A-Za-z0-9\-._~+/]+=*)$/.exec(auths[0] as string);
       if (!m) return answer(400, 'invalid_request');
       [scheme, token] = [(m[1] as string).toLowerCase(), m[2] as string];
     }
-    if (scheme !== 'dpop' && !(scheme === 'bearer' && defect === 'bearer-downgrade')) return answer(401, 'invalid_token');
+    if (scheme !== tokenScheme && !(scheme === 'bearer' && defect === 'bearer-downgrade')) return answer(401, 'invalid_token');
     let claims: Record<string, unknown>;
     try {
       const mock = issuer();
@@ -216,8 +278,16 @@ function defectiveServer(issuer: () => MockIssuer, origin: () => string, defect?
     } catch {
       return answer(401, 'invalid_token');
     }
-    const jkt = (claims.cnf as { jkt?: string } | undefined)?.jkt;
-    if (!jkt) return answer(401, 'invalid_token');
+    const cnf = claims.cnf as { jkt?: string; 'x5t#S256'?: string } | undefined;
+    const jkt = cnf?.jkt;
+    if (binding === 'mtls') {
+      const x5t = cnf?.['x5t#S256'];
+      if (!x5t) return answer(401, 'invalid_token');
+      // RFC 8705 §3: the SHA-256 of the connection's client certificate must equal cnf.x5t#S256.
+      const presented = (req.socket as TLSSocket).getPeerCertificate();
+      const thumbprint = presented?.raw ? createHash('sha256').update(presented.raw).digest('base64url') : undefined;
+      if (thumbprint !== x5t && defect !== 'no-certificate-check') return answer(401, 'invalid_token');
+    } else if (!jkt) return answer(401, 'invalid_token');
     if (scheme === 'dpop') {
       if (raw('dpop') !== 1) return answer(401, 'invalid_dpop_proof');
       const proof = req.headers.dpop as string;
@@ -266,6 +336,7 @@ const DEFECTS: Array<[Defect | undefined, string[]]> = [
   ['no-proof-typ-check', ['dpop.typ']],
   ['no-iat-check', ['dpop.iat-future', 'dpop.iat-old']],
   ['no-duplicate-check', ['credentials.duplicate-authorization']],
+  ['malformed-challenge', ['errors.challenge-syntax']],
 ];
 
 describe('fapi-probe against resource servers with one known defect', () => {
@@ -297,6 +368,56 @@ describe('fapi-probe against resource servers with one known defect', () => {
       // No metadata published, no nonces asked for: the only cases that cannot run.
       expect(notRun(report)).toEqual(['dpop.nonce', 'metadata.bearer-methods', 'metadata.document']);
       expect(report.failed).toBe(expected.some((id) => report.results.find((r) => r.id === id)?.level === 'MUST'));
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await mock.stop();
+    }
+  });
+});
+
+/** What each defect of the certificate-bound server must make fail. */
+const MTLS_DEFECTS: Array<[Defect | undefined, string[]]> = [
+  [undefined, []],
+  ['no-certificate-check', ['mtls.no-certificate', 'mtls.other-certificate']],
+];
+
+describe('fapi-probe against certificate-bound resource servers with one known defect', () => {
+  it.each(MTLS_DEFECTS)('MTLS-01 MTLS-04 defect %s: exactly the cases aimed at it fail', async (defect, expected) => {
+    let mock: MockIssuer | undefined;
+    const serverCert = await createCertificate({ subject: 'CN=127.0.0.1', hosts: ['127.0.0.1'] });
+    // RFC 8705 §3: the server asks for a client certificate and judges it itself (self-signed is fine).
+    const server = createHttpsServer({ cert: serverCert.cert, key: serverCert.key, requestCert: true, rejectUnauthorized: false });
+    const url = await listen(server, 'https');
+    server.on(
+      'request',
+      defectiveServer(
+        () => mock as MockIssuer,
+        () => url,
+        defect,
+        'mtls',
+      ),
+    );
+    mock = await MockIssuer.start({ audience: url });
+    try {
+      const certificate = await createCertificate();
+      const { token, insufficientScopeToken, faultTokens } = await certificateTokens(mock, certificate, 'accounts', url);
+      const report = await runProbe({
+        resource: `${url}/accounts`,
+        accessToken: token,
+        insufficientScopeToken,
+        certificate,
+        otherCertificate: await createCertificate(),
+        jwksUri: mock.jwksUri,
+        faultTokens,
+        ca: serverCert.cert,
+        rate: RATE,
+      });
+      expect(report.binding).toBe('mtls');
+      expect(failing(report)).toEqual([...expected].sort());
+      // No metadata published: the only cases that cannot run.
+      expect(notRun(report)).toEqual(['metadata.bearer-methods', 'metadata.document']);
+      expect(report.failed).toBe(expected.length > 0);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
