@@ -5,6 +5,7 @@
  */
 
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
+import { openSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
@@ -22,7 +23,7 @@ import { Hono } from 'hono';
 import { jwt } from 'hono/jwt';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
-import pino from 'pino';
+import { createLogger, logDecisions } from '../examples/payments-api/src/log';
 import { startNest } from './nest';
 
 interface BenchConfig {
@@ -80,12 +81,13 @@ function guardOptions(): GuardOptions {
   const options: GuardOptions = { issuer: config.issuer, audience: config.audience, publicUrl: config.publicUrl, interactionId: false };
   if (scenario.endsWith('-mtls')) options.mtls = { proxy: { trustedPeers: ['127.0.0.1', '::1'] } };
   if (scenario.endsWith('-log')) {
-    // As the example logs: every decision a JSON line through pino's asynchronous destination,
-    // and pino as the guard's logger. /dev/null, so the measure is the log's cost in this
-    // process (serialising, buffering, write calls), not the speed of a terminal or a collector.
-    const logger = pino({ name: 'payments-api' }, pino.destination({ dest: '/dev/null', sync: false }));
+    // The example's decision log as it is (examples/payments-api/src/log.ts): every decision a
+    // JSON line through pino, and pino as the guard's logger. /dev/null, so the measure is the
+    // log's cost in this process (serialising, buffering, write calls), not the speed of a
+    // terminal or a collector.
+    const logger = createLogger(openSync('/dev/null', 'w'));
     options.logger = logger;
-    options.onDecision = (event) => (event.status >= 500 ? logger.warn(event, 'decision') : logger.info(event, 'decision'));
+    options.onDecision = logDecisions(logger);
   }
   if (scenario.endsWith('-redis') && config.redisUrl) {
     options.dpop = { replayStore: new RedisReplayStore({ client: new Redis(config.redisUrl) }) };

@@ -8,7 +8,7 @@ import { startExample } from './server.js';
 
 async function main(): Promise<void> {
   const config = readConfig();
-  // Decisions and the guard's own warnings as JSON lines on stdout (pino, asynchronous writes).
+  // Decisions and the guard's own warnings as JSON lines on stdout (pino, buffered asynchronous writes).
   const logger = createLogger();
   const running = await startExample(config, logDecisions(logger), { logger });
   console.log(`fapi-guard example payments API (${config.framework}) on ${running.url}`);

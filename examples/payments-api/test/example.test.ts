@@ -4,16 +4,17 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, createPublicKey } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SignatureJwk, SignedExchangeRecord } from '@fapi-guard/core';
+import type { DecisionEvent, SignatureJwk, SignedExchangeRecord } from '@fapi-guard/core';
 import { clientCertHeader, createCertificate, DpopClient, MessageSigningClient, verifySignedResponse } from '@fapi-guard/testing';
 import { createVerifier, httpbis } from 'http-message-signatures';
 import { send } from '../../../test/support/http';
 import { type ExampleConfig, readConfig } from '../src/config';
+import { createLogger, logDecisions } from '../src/log';
 import { type RunningExample, startExample } from '../src/server';
 
 const dist = join(__dirname, '..', 'dist');
@@ -151,6 +152,48 @@ describe('npm start', () => {
     const proc = run('main.js', { PORT: '0', FAPI_ISSUER: 'http://as.example.com' });
     expect(await proc.exited).toBe(1);
     expect(proc.output()).toContain('must use https');
+  });
+});
+
+describe('decision log (src/log.ts)', () => {
+  it('writes each decision as the line pino would write, at the logger level, in batches', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'fapi-log-')), 'log');
+    const logger = createLogger(openSync(file, 'w'));
+    const log = logDecisions(logger);
+    const deny: DecisionEvent = {
+      outcome: 'deny',
+      status: 401,
+      method: 'GET',
+      url: 'https://payments.example/accounts',
+      durationMs: 1.5,
+      reason: 'token_key_unknown',
+      detail: 'kid "k1\r\nallow 200\u001b[2K"',
+    };
+    const failure: DecisionEvent = { ...deny, status: 500, reason: 'internal', detail: 'unexpected: boom' };
+    log(deny);
+    logger.info(deny, 'decision');
+    log(failure);
+    logger.warn(failure, 'decision');
+    // Below 4 KiB nothing is written yet: lines are batched, not written one by one.
+    expect(readFileSync(file, 'utf8')).toBe('');
+    logger.level = 'warn';
+    log(deny);
+    log(failure);
+    await new Promise((resolve) => logger.flush(resolve));
+    const lines = readFileSync(file, 'utf8').split('\n');
+    expect(lines.pop()).toBe('');
+    const entries = lines.map((line) => {
+      const { time, ...rest } = JSON.parse(line) as Record<string, unknown>;
+      expect(typeof time).toBe('number');
+      return rest;
+    });
+    expect(entries).toHaveLength(5);
+    expect(entries[0]).toEqual(entries[1]);
+    expect(entries[0]).toMatchObject({ level: 30, name: 'payments-api', pid: process.pid, msg: 'decision', ...deny });
+    expect(entries[2]).toEqual(entries[3]);
+    expect(entries[2]).toMatchObject({ level: 40, msg: 'decision', ...failure });
+    // At level warn the 401 is dropped, the 500 kept.
+    expect(entries[4]).toEqual(entries[2]);
   });
 });
 
