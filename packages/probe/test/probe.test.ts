@@ -116,18 +116,30 @@ describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe against the ex
   });
 });
 
-/** Tokens bound to `cert` (RFC 8705 §3) minted by the issuer: the probe's, one of another scope, one per fault token kind. */
-async function certificateTokens(mock: MockIssuer, cert: TestCertificate, scope: string, audience: string) {
-  return {
-    token: await mock.mint({ scope, x5t: cert.x5t, audience }),
-    insufficientScopeToken: await mock.mint({ scope: 'other', x5t: cert.x5t, audience }),
+/**
+ * Runs the probe on `${url}/accounts` with tokens the issuer binds to a new client certificate
+ * (RFC 8705 §3): the probe's, one of another scope, one per fault token kind; a second
+ * certificate for `mtls.other-certificate`.
+ */
+async function probeWithCertificate(mock: MockIssuer, url: string, serverCert: TestCertificate) {
+  const certificate = await createCertificate();
+  const bound = (options: Parameters<MockIssuer['mint']>[0]) => mock.mint({ x5t: certificate.x5t, audience: url, ...options });
+  return runProbe({
+    resource: `${url}/accounts`,
+    accessToken: await bound({ scope: 'accounts' }),
+    insufficientScopeToken: await bound({ scope: 'other' }),
+    certificate,
+    otherCertificate: await createCertificate(),
+    jwksUri: mock.jwksUri,
     faultTokens: {
-      'wrong-typ': await mock.mint({ scope, x5t: cert.x5t, audience, fault: 'wrong-typ' }),
-      expired: await mock.mint({ scope, x5t: cert.x5t, audience, fault: 'expired' }),
-      'wrong-audience': await mock.mint({ scope, x5t: cert.x5t, fault: 'wrong-audience' }),
-      unbound: await mock.mint({ scope, audience }),
+      'wrong-typ': await bound({ scope: 'accounts', fault: 'wrong-typ' }),
+      expired: await bound({ scope: 'accounts', fault: 'expired' }),
+      'wrong-audience': await bound({ scope: 'accounts', fault: 'wrong-audience', audience: undefined }),
+      unbound: await mock.mint({ scope: 'accounts', audience: url }),
     },
-  };
+    ca: serverCert.cert,
+    rate: RATE,
+  });
 }
 
 describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe over mutual TLS against the example API on %s', (framework) => {
@@ -144,19 +156,7 @@ describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe over mutual TL
     });
     try {
       const mock = example.mock as MockIssuer;
-      const certificate = await createCertificate();
-      const { token, insufficientScopeToken, faultTokens } = await certificateTokens(mock, certificate, 'accounts', url);
-      const report = await runProbe({
-        resource: `${url}/accounts`,
-        accessToken: token,
-        insufficientScopeToken,
-        certificate,
-        otherCertificate: await createCertificate(),
-        jwksUri: mock.jwksUri,
-        faultTokens,
-        ca: serverCert.cert,
-        rate: RATE,
-      });
+      const report = await probeWithCertificate(mock, url, serverCert);
       expect(report.binding).toBe('mtls');
       expect(failing(report)).toEqual([]);
       for (const id of ['mtls.no-certificate', 'mtls.other-certificate']) {
@@ -400,19 +400,7 @@ describe('fapi-probe against certificate-bound resource servers with one known d
     );
     mock = await MockIssuer.start({ audience: url });
     try {
-      const certificate = await createCertificate();
-      const { token, insufficientScopeToken, faultTokens } = await certificateTokens(mock, certificate, 'accounts', url);
-      const report = await runProbe({
-        resource: `${url}/accounts`,
-        accessToken: token,
-        insufficientScopeToken,
-        certificate,
-        otherCertificate: await createCertificate(),
-        jwksUri: mock.jwksUri,
-        faultTokens,
-        ca: serverCert.cert,
-        rate: RATE,
-      });
+      const report = await probeWithCertificate(mock, url, serverCert);
       expect(report.binding).toBe('mtls');
       expect(failing(report)).toEqual([...expected].sort());
       // No metadata published: the only cases that cannot run.
