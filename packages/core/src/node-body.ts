@@ -79,6 +79,9 @@ export function tapRawBody(req: IncomingMessage, limit: number): void {
 export function readRawBody(req: IncomingMessage, limit: number): Promise<RawBody> {
   // What a tap kept so far is still on the stream: read all of it here instead.
   untap(req);
+  // The whole message came and nothing is buffered (an empty chunked body): no 'readable' would
+  // follow, only an 'end' that the parsers after the guard must still see.
+  if (req.complete && req.readableLength === 0) return Promise.resolve({ ok: true, body: Buffer.alloc(0) });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
