@@ -72,6 +72,15 @@ export function tapRawBody(req: IncomingMessage, limit: number): void {
 }
 
 /**
+ * True once the whole message is on the stream: HTTP/1's `complete` (set by the parser before it
+ * pushes the end); HTTP/2's compatibility request sets `complete` only once the end was read, so
+ * the end already pushed onto the stream (`ended`) counts too.
+ */
+function received(req: IncomingMessage): boolean {
+  return req.complete || (req as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
+}
+
+/**
  * Reads the whole body (at most `limit` bytes) and leaves it on the stream for the next reader.
  * Past the limit it stops, puts back what it read, and reports `too_large`; the rest of the
  * stream is left to the application.
@@ -79,6 +88,9 @@ export function tapRawBody(req: IncomingMessage, limit: number): void {
 export function readRawBody(req: IncomingMessage, limit: number): Promise<RawBody> {
   // What a tap kept so far is still on the stream: read all of it here instead.
   untap(req);
+  // The whole message came and nothing is buffered (an empty chunked body): no 'readable' would
+  // follow, only an 'end' that the parsers after the guard must still see.
+  if (received(req) && req.readableLength === 0) return Promise.resolve({ ok: true, body: Buffer.alloc(0) });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -101,8 +113,7 @@ export function readRawBody(req: IncomingMessage, limit: number): Promise<RawBod
           return;
         }
       }
-      // `complete`: the HTTP parser has delivered the whole message.
-      if (req.complete) finish({ ok: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) });
+      if (received(req)) finish({ ok: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) });
     };
     req.on('error', onError);
     req.on('aborted', onError);

@@ -50,11 +50,16 @@ export function headerLines(headers: GuardHeaders, name: string): readonly strin
   return headers[name] ?? [];
 }
 
-/** True when the headers announce content (RFC 9112 §6.3): a positive Content-Length or a Transfer-Encoding. */
+/**
+ * True when the request may carry content: a positive Content-Length or a Transfer-Encoding
+ * (RFC 9112 §6.3); on HTTP/2 (pseudo-header `:method` in the lines) also no Content-Length at all,
+ * since there the frames delimit the content and Content-Length is optional (RFC 9113 §8.1.1).
+ */
 export function announcesBody(headers: GuardHeaders): boolean {
   if (headerLines(headers, 'transfer-encoding').length > 0) return true;
   const length = headerLines(headers, 'content-length')[0];
-  return length !== undefined && length.trim() !== '0';
+  if (length === undefined) return headerLines(headers, ':method').length > 0;
+  return length.trim() !== '0';
 }
 
 /** How the absolute request URL is found. All fields are optional; see each default. */
