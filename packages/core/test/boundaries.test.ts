@@ -4,6 +4,8 @@
  * makes one of these fail. Through `createGuard(...).check()`, the core's public entry point.
  */
 import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   type Authorized,
   accessTokenHash,
@@ -240,6 +242,57 @@ describe('RSA key sizes on every key path (FAPI 2.0 §5.4.1 #2)', () => {
     });
     expect(() => guardWith(options(strong))).not.toThrow();
     expect(() => guardWith(options(weak))).toThrow(/2047 bits \(at least 2048\)/);
+  });
+
+  it('FAPI-RS-13 JIR-02 introspection signer: an answer signed by a 2047-bit issuer key is refused, by a 2048-bit key accepted', async () => {
+    // A real introspection endpoint on 127.0.0.1 whose signed answers (RFC 9701 §5) come from
+    // the key whose kid the test sets.
+    let kid = 'rsa-2048';
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const key = kid === 'rsa-2048' ? strong.privateKey : weak.privateKey;
+        const answer = { active: true, scope: 'accounts', client_id: 'client-1', iss: ISSUER, aud: AUDIENCE, exp: T + 300, iat: T };
+        const body = signJws(
+          { alg: 'PS256', typ: 'token-introspection+jwt', kid },
+          { iss: ISSUER, aud: 'rs-client', iat: T, token_introspection: answer },
+          key,
+        );
+        res.writeHead(200, { 'content-type': 'application/token-introspection+jwt' }).end(body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const guard = guardWith({
+        issuer: {
+          issuer: ISSUER,
+          jwks: {
+            keys: [
+              { ...weak.publicJwk, kid: 'rsa-2047', alg: 'PS256', use: 'sig' },
+              { ...strong.publicJwk, kid: 'rsa-2048', alg: 'PS256', use: 'sig' },
+            ],
+          },
+        },
+        introspection: {
+          endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/introspect`,
+          clientId: 'rs-client',
+          clientAuth: { method: 'client_secret_basic', clientSecret: 'rs-client-secret-0123456789' },
+          signedResponse: true,
+          cache: false,
+        },
+      });
+      const request: GuardRequest = { method: 'GET', url: URL_, headers: headers({ authorization: 'Bearer opaque-token-1' }) };
+      const policy: RoutePolicy = { scopes: ['accounts'], allowBearer: true };
+      expect(await outcome(guard, request, policy)).toBe('ok');
+      kid = 'rsa-2047';
+      const refused = await guard.check(request, policy);
+      expect(refused.ok).toBe(false);
+      // jose would refuse the key when verifying too; the detail shows our own check dropped it first.
+      expect(refused as GuardError).toMatchObject({ reason: 'token_introspection_invalid' });
+      expect((refused as GuardError).detail).toMatch(/^no PS256 key with kid .*rsa-2047/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
