@@ -1,6 +1,7 @@
 // The Jest configuration StrykerJS runs: the repository's own, less the suites that need
 // outside processes (a real redis-server, a real authorization server) or built dist/ files
-// (the example's `npm start` / `npm run demo` tests run compiled code, never the mutants).
+// (the example's `npm start` / `npm run demo` tests and fapi-probe's command-line test run
+// compiled code, never the mutants; the probe's other tests check the probe, not the guard).
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 const base = require('../jest.config.js');
@@ -26,6 +27,7 @@ module.exports = {
   testPathIgnorePatterns: [
     '/node_modules/',
     '/examples/',
+    '/packages/probe/',
     '/test/interop/',
     'redis',
     '/test/multi-instance\\.test\\.ts$',

@@ -52,6 +52,8 @@ describe('RFC 7638 thumbprints', () => {
   it('refuses a JWK without its required members', () => {
     expect(() => jwkThumbprint({ kty: 'EC', crv: 'P-256', x: 'a' })).toThrow(/"y"/);
     expect(() => jwkThumbprint({ kty: 'XYZ' })).toThrow(/unsupported kty/);
+    // A kty that is not a string never selects a key type, even one that stringifies to "EC".
+    expect(() => jwkThumbprint({ ...rfc9449.dpop_public_jwk, kty: ['EC'] })).toThrow(/unsupported kty/);
   });
 });
 
@@ -192,6 +194,15 @@ describe('htu normalisation', () => {
     expect(normalizeHtu('http://rs.example.com/accounts')).not.toBe(expected);
     expect(normalizeHtu('urn:x:y')).toBeUndefined();
   });
+
+  it('DPOP-11 keeps http (loopback development) and refuses other schemes and non-URLs', () => {
+    expect(normalizeHtu('HTTP://127.0.0.1:80/accounts')).toBe('http://127.0.0.1/accounts');
+    expect(normalizeHtu('http://127.0.0.1:8080/accounts')).toBe('http://127.0.0.1:8080/accounts');
+    expect(normalizeHtu('ftp://rs.example.com/accounts')).toBeUndefined();
+    expect(normalizeHtu('ws://rs.example.com/accounts')).toBeUndefined();
+    expect(normalizeHtu('/accounts')).toBeUndefined();
+    expect(normalizeHtu('')).toBeUndefined();
+  });
 });
 
 describe('server nonces', () => {
@@ -235,6 +246,25 @@ describe('server nonces', () => {
 
   it('refuses a short secret at start-up', () => {
     expect(() => new DpopNonces({ secret: 'short' }, Date.now)).toThrow(/at least 32 bytes/);
+  });
+
+  it('DPOP-22 secret bounds: 32 bytes accepted, 31 refused, in any list position; an empty list refused', () => {
+    const bytes = (n: number) => new Uint8Array(n).fill(7);
+    expect(() => new DpopNonces({ secret: bytes(32) }, Date.now)).not.toThrow();
+    expect(() => new DpopNonces({ secret: bytes(31) }, Date.now)).toThrow(/at least 32 bytes/);
+    // Counted in UTF-8 bytes: 16 two-byte characters are 32 bytes, 31 ASCII characters are not.
+    expect(() => new DpopNonces({ secret: 'é'.repeat(16) }, Date.now)).not.toThrow();
+    expect(() => new DpopNonces({ secret: 'a'.repeat(31) }, Date.now)).toThrow(/at least 32 bytes/);
+    expect(() => new DpopNonces({ secret: [secret, bytes(31)] }, Date.now)).toThrow(/at least 32 bytes/);
+    expect(() => new DpopNonces({ secret: [bytes(31), secret] }, Date.now)).toThrow(/at least 32 bytes/);
+    expect(() => new DpopNonces({ secret: [] }, Date.now)).toThrow(/at least 32 bytes/);
+  });
+
+  it('DPOP-22 a string secret and its UTF-8 bytes make the same nonces', () => {
+    const text = 'ñ'.repeat(40);
+    const now = () => 1_700_000_000_000;
+    expect(new DpopNonces({ secret: text }, now).current()).toBe(new DpopNonces({ secret: Buffer.from(text, 'utf8') }, now).current());
+    expect(new DpopNonces({ secret: text }, now).current()).not.toBe(new DpopNonces({ secret: Buffer.from(text, 'latin1') }, now).current());
   });
 });
 

@@ -33,7 +33,8 @@ export class DpopNonces {
     private readonly now: () => number,
   ) {
     const list = options.secret === undefined ? [randomBytes(32)] : [options.secret].flat();
-    this.secrets = list.map((s) => (typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s)));
+    // A string secret counts in UTF-8 bytes (Buffer.from's default); bytes are copied.
+    this.secrets = list.map((s) => Buffer.from(s as string));
     if (this.secrets.length === 0 || this.secrets.some((s) => s.length < 32)) {
       throw new TypeError('fapi-guard: dpop.nonce.secret must be at least 32 bytes (e.g. 32 random bytes, base64-encoded)');
     }
