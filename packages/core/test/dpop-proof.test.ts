@@ -264,7 +264,9 @@ describe('server nonces', () => {
     const text = 'ñ'.repeat(40);
     const now = () => 1_700_000_000_000;
     expect(new DpopNonces({ secret: text }, now).current()).toBe(new DpopNonces({ secret: Buffer.from(text, 'utf8') }, now).current());
-    expect(new DpopNonces({ secret: text }, now).current()).not.toBe(new DpopNonces({ secret: Buffer.from(text, 'latin1') }, now).current());
+    expect(new DpopNonces({ secret: text }, now).current()).not.toBe(
+      new DpopNonces({ secret: Buffer.from(text, 'latin1') }, now).current(),
+    );
   });
 });
 
