@@ -106,6 +106,90 @@ describe('access token times on a fixed clock (RFC 7519 §4.1.4, RFC 9068 §4)',
   });
 });
 
+describe('DPoP proof sizes and claim shapes (RFC 9449 §4.2, §4.3 steps 2–3)', () => {
+  /** A proof for `token` of exactly `length` characters, padded in an extra claim and header member. */
+  async function proofOfLength(token: string, length: number): Promise<string> {
+    const make = (pad: number, headerPad: number) =>
+      dpop.proof({ htm: 'GET', htu: URL_, accessToken: token, claims: { pad: 'p'.repeat(pad) }, header: { x: 'h'.repeat(headerPad) } });
+    // Each padding character adds 4/3 of a base64url character; no segment ends at a length
+    // ≡ 1 (mod 4), so a second pad in the header reaches every total length.
+    const estimate = Math.floor(((length - (await make(0, 0)).length) * 3) / 4);
+    for (let headerPad = 0; headerPad < 4; headerPad++) {
+      for (let pad = estimate - 4; pad <= estimate + 4; pad++) {
+        const proof = await make(pad, headerPad);
+        if (proof.length === length) return proof;
+      }
+    }
+    throw new Error(`no proof of ${length} characters`);
+  }
+  const request = (token: string, proof: string): GuardRequest => ({
+    method: 'GET',
+    url: URL_,
+    headers: headers({ authorization: `DPoP ${token}`, dpop: proof }),
+  });
+
+  it('DPOP-23 a proof of 8192 characters is read, one of 8193 refused before its signature', async () => {
+    const guard = guardWith();
+    const token = await bound();
+    expect(await outcome(guard, request(token, await proofOfLength(token, 8192)))).toBe('ok');
+    const long = await guard.check(request(token, await proofOfLength(token, 8193)), { scopes: ['accounts'] });
+    expect(long).toMatchObject({ ok: false, reason: 'dpop_proof_invalid', detail: 'proof of 8193 characters' });
+  });
+
+  it('DPOP-05 DPOP-23 jti: empty refused, 256 characters accepted, 257 refused', async () => {
+    const guard = guardWith();
+    const token = await bound();
+    const detail = async (jti: string) => {
+      const result = await guard.check(await dpopRequest(token, { jti }), { scopes: ['accounts'] });
+      return result.ok ? 'ok' : (result as GuardError).detail;
+    };
+    expect(await detail('')).toBe('jti missing');
+    expect(await detail('j'.repeat(256))).toBe('ok');
+    expect(await detail('k'.repeat(257))).toBe('jti of 257 characters');
+  });
+
+  it('DPOP-05 each required claim of the wrong type is refused by name', async () => {
+    const guard = guardWith();
+    const token = await bound();
+    const cases: [Record<string, unknown>, string][] = [
+      [{ jti: 7 }, 'jti missing'],
+      [{ htm: 1 }, 'htm missing'],
+      [{ htu: ['x'] }, 'htu missing'],
+      [{ iat: '1900000000' }, 'iat missing'],
+      [{ iat: null }, 'iat missing'],
+      [{ ath: 5 }, 'ath missing'],
+    ];
+    for (const [claims, detail] of cases) {
+      const proof = await dpop.proof({ htm: 'GET', htu: URL_, accessToken: token, claims });
+      const result = await guard.check(request(token, proof), { scopes: ['accounts'] });
+      expect(result).toMatchObject({ ok: false, reason: 'dpop_proof_invalid', detail });
+    }
+  });
+});
+
+describe('DPoP proof header shapes (RFC 9449 §4.3 steps 4, 5, 7)', () => {
+  const check = async (header: Record<string, unknown>) => {
+    const token = await bound();
+    const proof = await dpop.proof({ htm: 'GET', htu: URL_, accessToken: token, header });
+    const request = { method: 'GET', url: URL_, headers: headers({ authorization: `DPoP ${token}`, dpop: proof }) };
+    const result = await guardWith().check(request, { scopes: ['accounts'] });
+    return result.ok ? 'ok' : (result as GuardError).detail;
+  };
+
+  it('DPOP-06 typ is compared case-insensitively and must be a string', async () => {
+    expect(await check({ typ: 'DPoP+JWT' })).toBe('ok');
+    expect(await check({ typ: 7 })).toBe('typ 7');
+    expect(await check({ typ: ['dpop+jwt'] })).toMatch(/^typ \[.*dpop\+jwt/);
+  });
+
+  it('DPOP-09 jwk must be a JSON object with no private member, each one alone enough to refuse', async () => {
+    for (const jwk of [null, [], 'key', 5]) expect(await check({ jwk })).toBe('jwk missing');
+    for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']) {
+      expect(await check({ jwk: { ...dpop.publicJwk, [member]: 'AQAB' } })).toBe('jwk holds private key material');
+    }
+  });
+});
+
 describe('DPoP proof window on a fixed clock (RFC 9449 §4.3 step 11, §11.1)', () => {
   it('DPOP-13 iat exactly maxAgeSec old is accepted, one second older is refused', async () => {
     const guard = guardWith();

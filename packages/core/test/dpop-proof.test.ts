@@ -73,6 +73,23 @@ describe('RFC 9449 proof vectors', () => {
     expect(result).toMatchObject({ ok: false, reason: 'dpop_proof_invalid', detail: expect.stringContaining('ath') });
   });
 
+  it('DPOP-11 an htu for the same path at another origin is refused with both origins named for the operator', async () => {
+    const at = resourceProof.payload.iat + 2;
+    const moved = await verifier(at).verify({ ...vectorRequest, url: 'http://10.0.0.7:8080/protectedresource' });
+    expect(moved).toEqual({
+      ok: false,
+      reason: 'dpop_proof_invalid',
+      detail: 'htu https://resource.example.org/protectedresource is not http://10.0.0.7:8080/protectedresource',
+      htuOrigin: { proof: 'https://resource.example.org', request: 'http://10.0.0.7:8080' },
+    });
+    // Another path, or a request URL that is no http(s) URL, is a plain mismatch without the hint.
+    for (const url of ['https://resource.example.org/other', 'http://10.0.0.7:8080/other', 'urn:x:protectedresource']) {
+      const result = await verifier(at).verify({ ...vectorRequest, url });
+      expect(result).toMatchObject({ ok: false, reason: 'dpop_proof_invalid' });
+      expect(result).not.toHaveProperty('htuOrigin');
+    }
+  });
+
   it('DPOP-15 refuses the vector proof for a token bound to another key', async () => {
     const result = await verifier(resourceProof.payload.iat + 2).verify({ ...vectorRequest, boundJkt: rfc7638.thumbprint_sha256_b64url });
     expect(result).toMatchObject({ ok: false, reason: 'binding_mismatch' });

@@ -46,3 +46,46 @@ describe("Envoy's documented XFCC examples", () => {
     expect(found.note).toMatch(/untrusted peer/);
   });
 });
+
+describe('XFCC grammar edges and proxy trust (issue 20)', () => {
+  const hash = (h: string) => `By=spiffe://proxy;Hash=${h}`;
+
+  it('MTLS-08 a quoted value with a backslash-escaped character reads as the character', () => {
+    // A backslash before the eleventh hex digit escapes it: the Hash read is the documented one.
+    const escaped = `By=spiffe://proxy;Hash="${HASH.slice(0, 10)}\\${HASH.slice(10)}";Subject="CN=a\\"b"`;
+    expect(envoy.lookup(request(escaped)).certificate).toEqual({ thumbprint: x5t(HASH), source: 'proxy' });
+    // An escape that ends the header, and a quote that never closes, are malformed.
+    for (const broken of [`${hash(HASH)};Subject="CN=a\\`, `${hash(HASH)};Subject="CN=a\\"`, `${hash(HASH)};Subject="CN=a`]) {
+      expect(envoy.lookup(request(broken)).certificate).toBeUndefined();
+    }
+  });
+
+  it('MTLS-08 a Hash that is not 64 hex digits is no certificate', () => {
+    for (const bad of [HASH.slice(1), `${HASH}0`, `${HASH.slice(1)}g`, '']) {
+      expect(envoy.lookup(request(hash(bad))).certificate).toBeUndefined();
+    }
+    expect(envoy.lookup(request(hash(HASH.toUpperCase()))).certificate).toEqual({ thumbprint: x5t(HASH), source: 'proxy' });
+  });
+
+  it('MTLS-08 shared secret: exactly one header line with exactly the configured value', () => {
+    const secret = 'proxy-secret-0123456789';
+    const source = new CertificateSource({
+      proxy: { format: 'envoy', sharedSecret: { header: 'X-Proxy-Secret', value: secret } },
+    });
+    const withSecret = (...lines: string[]): GuardRequest => ({
+      ...request(hash(HASH), '192.0.2.1'),
+      headers: { 'x-forwarded-client-cert': [hash(HASH)], 'x-proxy-secret': lines },
+    });
+    expect(source.lookup(withSecret(secret)).certificate).toEqual({ thumbprint: x5t(HASH), source: 'proxy' });
+    for (const lines of [[secret, secret], [], [`${secret}x`], [secret.slice(1)], [`${secret.slice(1)}x`]]) {
+      expect(source.lookup(withSecret(...lines)).certificate).toBeUndefined();
+    }
+  });
+
+  it('MTLS-01 an empty TLS certificate is no certificate', () => {
+    const tls = new CertificateSource({});
+    const base = { method: 'GET', url: 'https://api.example/', headers: {} };
+    expect(tls.lookup({ ...base, clientCertificate: new Uint8Array(0) })).toEqual({});
+    expect(tls.lookup(base)).toEqual({});
+  });
+});

@@ -281,11 +281,6 @@ export class CertificateSource {
     };
   }
 
-  /** True when a proxy is configured (certificate-bound tokens can arrive through it). */
-  get proxyConfigured(): boolean {
-    return this.proxy !== undefined;
-  }
-
   private trusted(request: GuardRequest): boolean {
     const proxy = this.proxy;
     if (!proxy) return false;
