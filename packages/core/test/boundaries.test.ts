@@ -10,10 +10,12 @@ import {
   type Authorized,
   accessTokenHash,
   createGuard,
+  DpopVerifier,
   type GuardError,
   type GuardOptions,
   type GuardRequest,
   jwkThumbprint,
+  MemoryReplayStore,
   type RoutePolicy,
 } from '@fapi-guard/core';
 import { DpopClient, MessageSigningClient, MockIssuer } from '@fapi-guard/testing';
@@ -218,6 +220,36 @@ describe('DPoP proof window on a fixed clock (RFC 9449 §4.3 step 11, §11.1)', 
     expect(await outcome(guard, request)).toBe('ok');
     now = (T + 10 + 60) * 1000;
     expect(await outcome(guard, request)).toBe('dpop_proof_replayed');
+  });
+
+  it('DPOP-22 a nonce claim that is not a string is refused, with or without server nonces', async () => {
+    const token = await bound();
+    const proof = async () => dpop.proof({ htm: 'GET', htu: URL_, accessToken: token, claims: { nonce: 5 } });
+    const request = async () => ({ method: 'GET', url: URL_, headers: headers({ authorization: `DPoP ${token}`, dpop: await proof() }) });
+    const withNonces = guardWith({ dpop: { nonce: { secret: 's'.repeat(32) } } });
+    expect(await withNonces.check(await request(), { scopes: ['accounts'] })).toMatchObject({
+      ok: false,
+      reason: 'dpop_nonce_required',
+      detail: 'nonce unknown or expired',
+    });
+    // A DpopVerifier without server nonces (the guard always has them) refuses it as malformed.
+    const verifier = new DpopVerifier({
+      algorithms: ['ES256'],
+      maxAgeSec: 60,
+      maxFutureSec: 10,
+      replayStore: new MemoryReplayStore({ clock }),
+      nonces: undefined,
+      now: clock,
+    });
+    const input = { method: 'GET', url: URL_, accessToken: token, requireNonce: false, boundJkt: dpop.jkt };
+    expect(await verifier.verify({ ...input, proofs: [await proof()] })).toMatchObject({
+      ok: false,
+      reason: 'dpop_proof_invalid',
+      detail: 'nonce is not a string',
+    });
+    expect(await verifier.verify({ ...input, proofs: [await dpop.proof({ htm: 'GET', htu: URL_, accessToken: token })] })).toMatchObject({
+      ok: true,
+    });
   });
 
   it('DPOP-22 a nonce is fresh for its step, stale (with a new nonce) for the next, refused after', async () => {

@@ -90,6 +90,14 @@ describe('RFC 9449 proof vectors', () => {
     }
   });
 
+  it('DPOP-23 the memory of normalised URLs stays bounded whatever URLs requests name', async () => {
+    const v = verifier(resourceProof.payload.iat + 2);
+    const urls = (v as unknown as { urls: Map<string, unknown> }).urls;
+    for (let i = 0; i < 2500; i++) await v.verify({ ...vectorRequest, url: `https://resource.example.org/r/${i}` });
+    expect(urls.size).toBeGreaterThan(0);
+    expect(urls.size).toBeLessThanOrEqual(1000);
+  });
+
   it('DPOP-15 refuses the vector proof for a token bound to another key', async () => {
     const result = await verifier(resourceProof.payload.iat + 2).verify({ ...vectorRequest, boundJkt: rfc7638.thumbprint_sha256_b64url });
     expect(result).toMatchObject({ ok: false, reason: 'binding_mismatch' });
