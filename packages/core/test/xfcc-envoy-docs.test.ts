@@ -82,6 +82,16 @@ describe('XFCC grammar edges and proxy trust (issue 20)', () => {
     }
   });
 
+  it('MTLS-08 a malformed header stays no certificate when it comes again (answers are remembered)', () => {
+    const source = new CertificateSource({ proxy: { format: 'envoy', trustedPeers: ['127.0.0.1'] } });
+    for (let i = 0; i < 3; i++) {
+      const found = source.lookup(request(hash('not-hex')), x5t(HASH));
+      expect(found.certificate).toBeUndefined();
+      expect(found.note).toMatch(/malformed/);
+      expect(source.lookup(request(hash(HASH)), x5t(HASH)).certificate).toEqual({ thumbprint: x5t(HASH), source: 'proxy' });
+    }
+  });
+
   it('MTLS-01 an empty TLS certificate is no certificate', () => {
     const tls = new CertificateSource({});
     const base = { method: 'GET', url: 'https://api.example/', headers: {} };

@@ -174,6 +174,7 @@ export class DpopVerifier {
     // header key (JWTBCP-04: an off-curve key already failed on import). Only then are the
     // nonce and the replay store consulted.
     const bad = () => invalid('signature does not verify with the header jwk');
+    // Stryker disable next-line all: equivalent, the verdict is the same on either thread (only where it is computed differs)
     if (s.verifyOn === 'threadpool') {
       return verifyCompactJwsInPool(proof, alg, publicKey).then((ok) =>
         ok ? this.finish(request, claims, jti, iat, expected, jkt) : bad(),
@@ -186,6 +187,7 @@ export class DpopVerifier {
   /** A proof header's checks (RFC 9449 §4.3 steps 4, 5, 7) and its imported key; cached per header. */
   private proofHeader(segment: string): { ok: true; alg: string; jkt: string; publicKey: KeyObject } | Fail {
     const cached = this.headers.get(segment);
+    // Stryker disable next-line ConditionalExpression: equivalent, a memo; without it the same header is checked again
     if (cached) return cached;
     const s = this.settings;
     const header = decodeJsonSegment(segment);
@@ -221,8 +223,10 @@ export class DpopVerifier {
 
   /** RFC 3986 normalisation of a URL, remembered (both sides repeat: the route and the client's htu). */
   private normalized(url: string): string | undefined {
+    // Stryker disable next-line ConditionalExpression: equivalent, a memo; without it the URL is normalised again
     if (this.urls.has(url)) return this.urls.get(url);
     const value = normalizeHtu(url);
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: clearing more often is equivalent; never clearing, or past 1000, fails the bound test
     if (this.urls.size >= 1000) this.urls.clear();
     this.urls.set(url, value);
     return value;
@@ -284,6 +288,7 @@ export class DpopVerifier {
    */
   private importKey(jwk: JWK, jkt: string): KeyObject {
     let key = this.keys.get(jkt);
+    // Stryker disable next-line ConditionalExpression: equivalent, a memo; without it the key is imported (and its size checked) again
     if (!key) {
       key = publicKeyFromJwk(jwk as Record<string, unknown>);
       const problem = rsaKeyProblem(key);

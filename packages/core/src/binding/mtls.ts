@@ -88,7 +88,9 @@ const PEM_CERTIFICATE = /^-----BEGIN CERTIFICATE-----\r?\n?([A-Za-z0-9+/=\r\n]+)
  * would otherwise stop at a stray `=` and skip unknown characters).
  */
 function pemToDer(pem: string): Uint8Array | undefined {
+  // Stryker disable next-line OptionalChaining: equivalent, without a match it throws inside urlEncodedCertificate's try: no certificate either way
   const body = PEM_CERTIFICATE.exec(pem)?.[1]?.replace(/\r?\n/g, '');
+  // Stryker disable next-line ConditionalExpression: equivalent, Buffer.from(undefined) throws inside urlEncodedCertificate's try: no certificate either way
   if (body === undefined) return undefined;
   const der = Buffer.from(body, 'base64');
   // Only canonical base64 (RFC 4648 §4) encodes back to itself: no stray `=`, missing padding
@@ -98,9 +100,11 @@ function pemToDer(pem: string): Uint8Array | undefined {
 
 /** The DER only if it is exactly one X.509 certificate (no bytes after it). */
 function asCertificate(der: Uint8Array | undefined): Uint8Array | undefined {
+  // Stryker disable next-line ConditionalExpression: equivalent, X509Certificate refuses an empty DER and the catch answers undefined too
   if (!der || der.length === 0) return undefined;
   try {
     return new X509Certificate(der).raw.equals(der) ? der : undefined;
+    // Stryker disable next-line BlockStatement: equivalent, an empty catch falls through to the implicit undefined
   } catch {
     return undefined;
   }
@@ -110,6 +114,7 @@ function asCertificate(der: Uint8Array | undefined): Uint8Array | undefined {
 function urlEncodedCertificate(value: string): Uint8Array | undefined {
   try {
     return asCertificate(pemToDer(decodeURIComponent(value)));
+    // Stryker disable next-line BlockStatement: equivalent, an empty catch falls through to the implicit undefined
   } catch {
     return undefined; // malformed percent-encoding
   }
@@ -123,6 +128,7 @@ function parseRfc9440(value: string): Uint8Array | undefined {
   try {
     const [bare, parameters] = parseItem(value);
     return bare instanceof ArrayBuffer && parameters.size === 0 ? new Uint8Array(bare) : undefined;
+    // Stryker disable next-line BlockStatement: equivalent, an empty catch falls through to the implicit undefined
   } catch {
     return undefined;
   }
@@ -141,6 +147,7 @@ export function parseClientCertChain(value: string): Uint8Array[] | undefined {
       chain.push(new Uint8Array(bare));
     }
     return chain;
+    // Stryker disable next-line BlockStatement: equivalent, an empty catch falls through to the implicit undefined
   } catch {
     return undefined;
   }
@@ -187,6 +194,7 @@ function parseXfcc(value: string): XfccElement[] | undefined {
         if (c === '"') break;
         if (c === ';') return undefined;
         if (c === '\\') {
+          // Stryker disable next-line all: equivalent, without it the index passes the end and the loop's own check answers undefined
           if (i + 1 >= n) return undefined;
           v += value.slice(from, i) + value[i + 1];
           i += 2;
@@ -331,6 +339,7 @@ export class CertificateSource {
   private parse(format: ClientCertificateFormat, value: string, expected?: string): { thumbprint: string; der?: Uint8Array } | undefined {
     if (expected !== undefined) {
       const seen = this.byThumbprint.get(expected);
+      // Stryker disable next-line ConditionalExpression: equivalent, a memo; without it the header is parsed again
       if (seen && seen.value === value) return seen.found;
     }
     const cached = this.parsed.get(value);
