@@ -94,8 +94,10 @@ for (const name of wanted.length ? wanted : Object.keys(MODULES)) {
   );
   if (module.wide && left.length > 0) {
     const ranges = left.map(({ file, m }) => {
+      // One column wider on each side: the report's columns and the range's do not count alike,
+      // and a range must enclose its mutant. Mutants inside a survivor's range run too (harmless).
       const { start, end } = m.location;
-      return `${file}:${start.line}:${start.column}-${end.line}:${end.column}`;
+      return `${file}:${start.line}:${Math.max(0, start.column - 1)}-${end.line}:${end.column + 1}`;
     });
     const second = stryker(`${name}-wide`, [...new Set(ranges)], module.wide);
     for (const [file, { mutants }] of Object.entries(second.files)) {
