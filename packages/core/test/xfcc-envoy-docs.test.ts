@@ -3,6 +3,8 @@
  * headers, "x-forwarded-client-cert"), fed to the core's XFCC reader as a trusted Envoy would
  * forward them (docs/deploy/envoy.yaml).
  */
+import { createHash } from 'node:crypto';
+import { clientCertChainHeader, clientCertHeader, createCertificate, nginxCertHeader, type TestCertificate } from '@fapi-guard/testing';
 import { CertificateSource } from '../src/index';
 import type { GuardRequest } from '../src/request';
 
@@ -97,5 +99,83 @@ describe('XFCC grammar edges and proxy trust (issue 20)', () => {
     const base = { method: 'GET', url: 'https://api.example/', headers: {} };
     expect(tls.lookup({ ...base, clientCertificate: new Uint8Array(0) })).toEqual({});
     expect(tls.lookup(base)).toEqual({});
+  });
+});
+
+describe('certificate header formats, chains and proxy configuration (issue 20)', () => {
+  let leaf: TestCertificate;
+  let other: TestCertificate;
+  beforeAll(async () => {
+    [leaf, other] = await Promise.all([createCertificate({ subject: 'CN=leaf' }), createCertificate({ subject: 'CN=other' })]);
+  });
+  const at = (headers: Record<string, string[]>): GuardRequest => ({
+    method: 'GET',
+    url: 'https://api.example/',
+    headers,
+    remoteAddress: '127.0.0.1',
+  });
+  const sha256hex = (der: Uint8Array) => createHash('sha256').update(der).digest('hex');
+
+  it('MTLS-08 RFC 9440: Client-Cert gives the certificate; one well-formed Client-Cert-Chain line adds the chain', () => {
+    const source = new CertificateSource({ proxy: { trustedPeers: ['127.0.0.1'] } });
+    const cert = clientCertHeader(leaf.der);
+    const found = source.lookup(at({ 'client-cert': [cert], 'client-cert-chain': [clientCertChainHeader([other.der, other.der])] }));
+    expect(found.certificate?.thumbprint).toBe(leaf.x5t);
+    expect(found.certificate?.source).toBe('proxy');
+    expect(found.certificate?.chain).toHaveLength(2);
+    // Two chain lines, or a malformed one, give no chain (the certificate stays).
+    for (const chainLines of [[clientCertHeader(other.der), clientCertHeader(other.der)], ['not-a-list'], []]) {
+      const again = source.lookup(at({ 'client-cert': [cert], 'client-cert-chain': chainLines }));
+      expect(again.certificate?.thumbprint).toBe(leaf.x5t);
+      expect(again.certificate?.chain).toBeUndefined();
+    }
+    // Two Client-Cert lines are no certificate (RFC 9440 §2.2).
+    expect(source.lookup(at({ 'client-cert': [cert, cert] })).certificate).toBeUndefined();
+  });
+
+  it('MTLS-08 nginx and Envoy formats never read Client-Cert-Chain', () => {
+    const nginx = new CertificateSource({ proxy: { format: 'nginx', trustedPeers: ['127.0.0.1'] } });
+    const chain = { 'client-cert-chain': [clientCertChainHeader([other.der])] };
+    const viaNginx = nginx.lookup(at({ 'x-ssl-client-cert': [nginxCertHeader(leaf.cert)], ...chain }));
+    expect(viaNginx.certificate?.thumbprint).toBe(leaf.x5t);
+    expect(viaNginx.certificate?.chain).toBeUndefined();
+    const viaEnvoy = envoy.lookup(at({ 'x-forwarded-client-cert': [`Hash=${sha256hex(leaf.der)}`], ...chain }));
+    expect(viaEnvoy.certificate).toEqual({ thumbprint: leaf.x5t, source: 'proxy' });
+  });
+
+  it('MTLS-08 Envoy Cert: alone it gives the certificate; with a Hash of another certificate, none', () => {
+    const cert = `Cert="${encodeURIComponent(leaf.cert)}"`;
+    expect(envoy.lookup(at({ 'x-forwarded-client-cert': [`By=spiffe://p;${cert}`] })).certificate?.thumbprint).toBe(leaf.x5t);
+    expect(
+      envoy.lookup(at({ 'x-forwarded-client-cert': [`By=spiffe://p;Hash=${sha256hex(leaf.der)};${cert}`] })).certificate?.thumbprint,
+    ).toBe(leaf.x5t);
+    expect(
+      envoy.lookup(at({ 'x-forwarded-client-cert': [`By=spiffe://p;Hash=${sha256hex(other.der)};${cert}`] })).certificate,
+    ).toBeUndefined();
+    expect(envoy.lookup(at({ 'x-forwarded-client-cert': [`By=spiffe://p;Cert="not%20a%20certificate"`] })).certificate).toBeUndefined();
+  });
+
+  it('MTLS-08 XFCC keys are case-insensitive', () => {
+    for (const line of [`HASH=${HASH}`, `hash=${HASH}`, `By=x;SUBJECT="CN=a";HaSh=${HASH}`]) {
+      expect(envoy.lookup(at({ 'x-forwarded-client-cert': [line] })).certificate).toEqual({ thumbprint: x5t(HASH), source: 'proxy' });
+    }
+  });
+
+  it('MTLS-08 two XFCC lines are no certificate', () => {
+    const line = `Hash=${HASH}`;
+    expect(envoy.lookup(at({ 'x-forwarded-client-cert': [line, line] })).certificate).toBeUndefined();
+    expect(envoy.lookup(at({ 'x-forwarded-client-cert': [line] })).certificate).toEqual({ thumbprint: x5t(HASH), source: 'proxy' });
+  });
+
+  it('MTLS-08 start-up: a proxy needs trusted peers or a shared secret of 16+ visible ASCII characters and a header name', () => {
+    const make = (proxy: object) => () => new CertificateSource({ proxy } as never);
+    expect(make({ format: 'envoy' })).toThrow(/trustedPeers.*or sharedSecret/);
+    expect(make({ format: 'envoy', trustedPeers: [] })).toThrow(/trustedPeers.*or sharedSecret/);
+    const secret = (value: unknown, header: unknown = 'x-proxy-secret') => make({ sharedSecret: { header, value } });
+    expect(secret('s'.repeat(16))).not.toThrow();
+    for (const value of ['s'.repeat(15), ` ${'s'.repeat(16)}`, `${'s'.repeat(16)} `, `${'s'.repeat(8)} ${'s'.repeat(8)}`, 16]) {
+      expect(secret(value)).toThrow(/sharedSecret needs a header name and a value/);
+    }
+    expect(secret('s'.repeat(16), 5)).toThrow(/sharedSecret needs a header name and a value/);
   });
 });

@@ -180,6 +180,7 @@ function parseXfcc(value: string): XfccElement[] | undefined {
   let i = 0;
   for (;;) {
     let k = i;
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, charCodeAt past the end is NaN, which is no letter
     while (k < n && isAlpha(value.charCodeAt(k))) k++;
     if (value[k] !== '=') return undefined;
     const key = value.slice(i, k).toLowerCase();
@@ -189,6 +190,7 @@ function parseXfcc(value: string): XfccElement[] | undefined {
     if (value[i] === '"') {
       let from = ++i;
       for (;;) {
+        // Stryker disable next-line EqualityOperator: equivalent, at i === n the character is undefined and the next turn answers undefined
         if (i >= n) return undefined;
         const c = value[i];
         if (c === '"') break;
@@ -204,6 +206,7 @@ function parseXfcc(value: string): XfccElement[] | undefined {
       v += value.slice(from, i++);
     } else {
       const from = i;
+      // Stryker disable next-line EqualityOperator: equivalent, one step past the end slices the same value
       while (i < n && value[i] !== ';' && value[i] !== ',') {
         if (value[i] === '"') return undefined;
         i++;
@@ -240,6 +243,7 @@ const only = (element: XfccElement, key: string) => element.get(key)?.[0];
 function parseEnvoy(value: string): { der?: Uint8Array; thumbprint: string } | undefined {
   const elements = parseXfcc(value);
   const last = elements?.at(-1);
+  // Stryker disable next-line LogicalOperator: equivalent, a parsed header always has a last element
   if (!elements || !last) return undefined;
   for (const element of elements) {
     if (element !== last && (element.has('uri') || element.has('dns'))) return undefined;
