@@ -224,15 +224,15 @@ export function checkPolicy(
       scope: policy.anyScopes.join(' '),
     };
   }
-  if (policy.authorizationDetails.length > 0) {
-    const granted = Array.isArray(claims.authorization_details) ? claims.authorization_details : [];
-    const unmet = policy.authorizationDetails.find((required) => !granted.some((entry) => detailMatches(required, entry)));
-    if (unmet)
-      return {
-        ok: false,
-        reason: 'authorization_details_insufficient',
-        detail: `no authorization_details entry of type ${unmet.type} matches`,
-      };
+  // RFC 9396: each required entry needs a matching granted one (no requirement: nothing to find).
+  const grantedDetails = Array.isArray(claims.authorization_details) ? claims.authorization_details : [];
+  const unmet = policy.authorizationDetails.find((required) => !grantedDetails.some((entry) => detailMatches(required, entry)));
+  if (unmet) {
+    return {
+      ok: false,
+      reason: 'authorization_details_insufficient',
+      detail: `no authorization_details entry of type ${unmet.type} matches`,
+    };
   }
   for (const [name, check] of policy.claims) {
     if (!claimPasses(check, claims[name], claims)) return { ok: false, reason: 'claim_check_failed', detail: `claim ${name} check failed` };
