@@ -92,6 +92,14 @@ describe('checkPolicy', () => {
     expect(check({ acrValues: ['urn:acr:mfa'] }, { acr: 'urn:acr:mfa' })).toEqual({ ok: true });
   });
 
+  it('STEP-02 without an explicit time, auth_time is judged against the clock', () => {
+    const route = compilePolicy({ maxAuthAgeSec: 60 });
+    const fresh = claims({ auth_time: Math.floor(Date.now() / 1000) - 5 });
+    const stale = claims({ auth_time: Math.floor(Date.now() / 1000) - 120 });
+    expect(checkPolicy(route, fresh, grantedScopes(fresh))).toEqual({ ok: true });
+    expect(checkPolicy(route, stale, grantedScopes(stale))).toMatchObject({ reason: 'user_authentication_insufficient' });
+  });
+
   it('STEP-02 a step-up refusal also names a short scope', () => {
     expect(check({ scopes: ['payments'], acrValues: ['urn:acr:mfa'] }, { acr: 'urn:acr:pwd' })).toMatchObject({
       reason: 'user_authentication_insufficient',
