@@ -29,9 +29,14 @@ describe('readCredentials', () => {
     }
   });
 
+  it('BEARER-02 surrounding spaces do not hide the scheme of malformed credentials', () => {
+    expect(readCredentials(auth('  Bearer a b  '))).toMatchObject({ ok: false, reason: 'credentials_malformed', usedScheme: 'Bearer' });
+  });
+
   it('BEARER-05 another scheme is no credentials at all', () => {
     for (const line of ['Bearer\tabc', 'Basic dXNlcjpwYXNz', 'Negotiate abc', 'Bearerx abc', 'xBearer abc', '', 'Bearer-Token abc']) {
       expect(readCredentials(auth(line))).toMatchObject({ ok: false, reason: 'credentials_missing' });
+      expect(readCredentials(auth(line))).not.toHaveProperty('usedScheme');
     }
     expect(readCredentials(request({}))).toEqual({ ok: false, reason: 'credentials_missing', detail: 'no Authorization header' });
     // Proxy-Authorization is never read (RFC 9449 §7.1).
@@ -44,7 +49,12 @@ describe('readCredentials', () => {
 
   it('FAPI-RS-02 BEARER-02 a token in the query or a form body is refused, alone or beside the header', () => {
     const query = { url: 'https://api.example/accounts?x=1&access_token=abc' };
-    expect(readCredentials(request({}, query))).toMatchObject({ reason: 'token_in_query' });
+    expect(readCredentials(request({}, query))).toMatchObject({ ok: false, reason: 'token_in_query' });
+    // No query at all: an access_token after & in the path is no query parameter.
+    expect(readCredentials(request({}, { url: 'https://api.example/a&access_token=1' }))).toMatchObject({
+      ok: false,
+      reason: 'credentials_missing',
+    });
     expect(readCredentials(request({ authorization: ['Bearer abc'] }, query))).toMatchObject({
       reason: 'credentials_ambiguous',
       usedScheme: 'Bearer',
@@ -56,7 +66,7 @@ describe('readCredentials', () => {
     });
     expect(readCredentials(request({}, { url: 'https://api.example/access_token' }))).toMatchObject({ reason: 'credentials_missing' });
     for (const body of ['a=1&access_token=abc', new URLSearchParams({ access_token: 'abc' }), { access_token: 'abc' }]) {
-      expect(readCredentials(request(form, { body }))).toMatchObject({ reason: 'token_in_body' });
+      expect(readCredentials(request(form, { body }))).toMatchObject({ ok: false, reason: 'token_in_body' });
       expect(readCredentials(request({ ...form, authorization: ['DPoP abc'] }, { body }))).toMatchObject({
         reason: 'credentials_ambiguous',
         usedScheme: 'DPoP',
@@ -71,6 +81,7 @@ describe('readCredentials', () => {
     });
     expect(readCredentials(request(form, { body: 'a=1&xaccess_token=2' }))).toMatchObject({ reason: 'credentials_missing' });
     expect(readCredentials(request(form, { body: null }))).toMatchObject({ reason: 'credentials_missing' });
+    expect(readCredentials(request(form))).toMatchObject({ ok: false, reason: 'credentials_missing' });
     expect(readCredentials(request(form, { body: 5 }))).toMatchObject({ reason: 'credentials_missing' });
     expect(readCredentials(request({ 'content-type': ['APPLICATION/X-WWW-FORM-URLENCODED'] }, { body: 'access_token=1' }))).toMatchObject({
       reason: 'token_in_body',
