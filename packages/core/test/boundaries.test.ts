@@ -286,18 +286,20 @@ describe('RSA key sizes on every key path (FAPI 2.0 §5.4.1 #2)', () => {
     weak = rsaKey(2047);
     strong = rsaKey(2048);
   });
+  /** The issuer publishing both keys, as kids rsa-2047 and rsa-2048. */
+  const bothKeysIssuer = () => ({
+    issuer: ISSUER,
+    jwks: {
+      keys: [
+        { ...weak.publicJwk, kid: 'rsa-2047', alg: 'PS256', use: 'sig' },
+        { ...strong.publicJwk, kid: 'rsa-2048', alg: 'PS256', use: 'sig' },
+      ],
+    },
+  });
 
   it('FAPI-RS-13 issuer keys: a token signed by a 2047-bit key is refused, by a 2048-bit key accepted', async () => {
     const guard = guardWith({
-      issuer: {
-        issuer: ISSUER,
-        jwks: {
-          keys: [
-            { ...weak.publicJwk, kid: 'rsa-2047', alg: 'PS256', use: 'sig' },
-            { ...strong.publicJwk, kid: 'rsa-2048', alg: 'PS256', use: 'sig' },
-          ],
-        },
-      },
+      issuer: bothKeysIssuer(),
     });
     const claims = {
       iss: ISSUER,
@@ -380,15 +382,7 @@ describe('RSA key sizes on every key path (FAPI 2.0 §5.4.1 #2)', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const guard = guardWith({
-        issuer: {
-          issuer: ISSUER,
-          jwks: {
-            keys: [
-              { ...weak.publicJwk, kid: 'rsa-2047', alg: 'PS256', use: 'sig' },
-              { ...strong.publicJwk, kid: 'rsa-2048', alg: 'PS256', use: 'sig' },
-            ],
-          },
-        },
+        issuer: bothKeysIssuer(),
         introspection: {
           endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/introspect`,
           clientId: 'rs-client',
