@@ -121,7 +121,9 @@ for (const name of wanted.length ? wanted : Object.keys(MODULES)) {
   const module = MODULES[name];
   const load = loadavg()[0];
   if (load > 1 && !loaded) {
-    console.error(`mutation: load average ${load.toFixed(2)} > 1; timeouts would count as kills. Wait for a quiet machine or pass --loaded.`);
+    console.error(
+      `mutation: load average ${load.toFixed(2)} > 1; timeouts would count as kills. Wait for a quiet machine or pass --loaded.`,
+    );
     process.exit(2);
   }
   const started = Date.now();
