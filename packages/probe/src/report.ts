@@ -56,7 +56,7 @@ function guidance(title: string, results: ProbeReport['results']): string[] {
   const out = ['', `${title}:`];
   for (const r of results) {
     out.push('', `${MARK[r.status]} ${r.id} [${r.level}, ${r.requirement.source}]`);
-    if (r.exchanges.length === 0) out.push(`  sent:     ${r.sends}`);
+    out.push(`  test:     ${r.sends}`);
     r.exchanges.forEach((x, i) => {
       out.push(`  sent:     ${i === 0 ? '' : `(${i + 1}) `}${x.sent}`);
       out.push(`  got:      ${i === 0 ? '' : `(${i + 1}) `}${x.received}`);

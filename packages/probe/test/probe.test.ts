@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { type ProbeReport, runProbe, toJUnit, toTable } from '@fapi-guard/probe';
+import { type ProbeReport, runProbe, toJUnit } from '@fapi-guard/probe';
 import { createCertificate, DpopClient, MockIssuer, type TestCertificate } from '@fapi-guard/testing';
 import express from 'express';
 import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
@@ -229,6 +229,9 @@ describe('fapi-probe against express-oauth2-jwt-bearer in DPoP mode', () => {
     expect(failing(report)).toEqual(['token.wrong-typ']);
     expect(advised(report)).toEqual(AUTH0_ADVICE);
     expect(report.exitCode).toBe(1);
+    // What came back includes the server's own error_description.
+    const duplicate = report.results.find((r) => r.id === 'credentials.header-and-query');
+    expect(duplicate?.exchanges[0]?.received).toBe('400 DPoP error=invalid_request "More than one method used for authentication"');
   });
 
   it('with strict: true it meets every MUST: exit 0, the rest is advice', async () => {
@@ -648,6 +651,54 @@ describe('fapi-probe command line', () => {
       const junit = readFileSync(join(dir, 'report.xml'), 'utf8');
       expect(junit).toBe(toJUnit(report));
       expect(junit.match(/<failure /g)).toHaveLength(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await mock.stop();
+    }
+  });
+});
+
+describe('fapi-probe output, read by someone who has never seen the probe', () => {
+  it('DPOP-17 a server that accepts the DPoP-bound token as Bearer: the output says what was sent, what came back, what to change and why', async () => {
+    const server = createServer();
+    const url = await listen(server);
+    let mock: MockIssuer | undefined;
+    server.on(
+      'request',
+      defectiveServer(
+        () => mock as MockIssuer,
+        () => url,
+        'bearer-downgrade',
+      ),
+    );
+    mock = await MockIssuer.start({ audience: url });
+    const dir = mkdtempSync(join(tmpdir(), 'fapi-probe-'));
+    try {
+      const args = await mock.probeArguments({
+        resource: `${url}/accounts`,
+        scope: 'accounts',
+        client: await DpopClient.create(),
+        dpopKeyFile: join(dir, 'dpop.jwk'),
+      });
+      const { code, stdout } = await cli([...args, '--rate', '50']);
+      expect(code).toBe(1);
+      const block = stdout.slice(stdout.indexOf('FAIL dpop.downgrade-to-bearer'));
+      const lines = block.split('\n').slice(0, 9);
+      expect(lines.shift()).toBe('FAIL dpop.downgrade-to-bearer [MUST, RFC 9449 §7.2]');
+      expect(lines.shift()).toBe('  test:     the DPoP-bound token with the Bearer scheme, without and then with a valid proof');
+      expect(lines[0]).toMatch(/^ {2}sent: {5}GET http:\/\/127\.0\.0\.1:\d+\/accounts; Authorization: Bearer eyJ\S+…\(\d+ chars\)$/);
+      expect(lines[1]).toBe('  got:      200');
+      expect(lines[2]).toMatch(/^ {2}sent: {5}\(2\) GET .*; Authorization: Bearer eyJ.*; DPoP: eyJ/);
+      expect(lines[3]).toBe('  got:      (2) 200');
+      expect(lines[4]).toBe('  expected: a 4xx, never 2xx');
+      expect(lines[5]).toBe(
+        '  change:   when a token has cnf.jkt, refuse it under the Bearer scheme (require the DPoP scheme and a proof)',
+      );
+      expect(lines[6]).toContain('MUST reject a DPoP-bound access token received as a bearer token');
+      expect(stdout).toContain('Failures (MUST): these fail the run:');
+      expect(stdout).toContain('RESULT: a MUST requirement failed (exit 1)');
+      writeFileSync(join(tmpdir(), 'fapi-probe-stranger.txt'), stdout);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
