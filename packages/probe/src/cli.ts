@@ -32,7 +32,7 @@ const USAGE = `usage: fapi-probe --resource URL [options]
   --other-cert FILE --other-key FILE   a second certificate, for mtls.other-certificate
   --jwks-uri URL             issuer keys (default: from the issuer metadata)
   --fault-token KIND=TOKEN   issuer-signed token with a defect: wrong-typ, expired, wrong-audience, unbound (repeatable)
-  --only PREFIX              run only cases whose id starts with PREFIX (repeatable)
+  --only PREFIX              run only cases whose id starts with PREFIX (repeatable; the baseline always runs)
   --rate N                   requests per second, at most (default 10, at most 50)
   --max-requests N           requests in all, at most (default 200)
   --timeout-ms N             total time per request, connection to last byte (default 10000)
@@ -41,6 +41,9 @@ const USAGE = `usage: fapi-probe --resource URL [options]
   --strict                   a MUST case that could not run (missing fault token, ...) fails the run
   --json FILE                write the JSON report ("-" for stdout instead of the table)
   --junit FILE               write JUnit XML
+
+exit code: 0 no MUST failed; 1 a MUST failed (--strict: or could not run);
+           2 could not judge (usage error, no token, resource unreachable, baseline refused)
 `;
 
 const read = (file: string) => readFileSync(file, 'utf8');

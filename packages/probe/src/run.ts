@@ -48,7 +48,7 @@ export interface ProbeOptions {
   rate?: number;
   /** Requests in the whole run, at most; the run stops when they are spent. @default 200 */
   maxRequests?: number;
-  /** Per-request timeout in ms. @default 10000 */
+  /** Total time for one request in ms, connection to last body byte (100..120000): a server trickling an endless body cannot hold the run. @default 10000 */
   timeoutMs?: number;
   /** Accept any TLS server certificate. @default false */
   insecureTls?: boolean;

@@ -156,6 +156,22 @@ describe('cases that judge the whole run', () => {
   });
 });
 
+describe('DPOP-13 the proof-age cases at a server that uses nonces', () => {
+  it.each([
+    [false, 'fail'],
+    [true, 'advice'],
+  ])(
+    'nonces asked for: %s -> an accepted day-old proof is %s (RFC 9449 §4.3 #11: age may come from the nonce)',
+    async (nonceRequested, expected) => {
+      const accepting = { nonceRequested, call: async () => ({ status: 200, headers: {}, body: '' }) } as unknown as Context;
+      for (const id of ['dpop.iat-old', 'dpop.iat-future']) {
+        const outcome = await CASES.find((c) => c.id === id)?.run(accepting);
+        expect([id, outcome?.status]).toEqual([id, expected]);
+      }
+    },
+  );
+});
+
 describe('RFC 9728 metadata: candidates and origins', () => {
   it('PRM-02 resource_metadata at another origin is reported, not fetched (RFC 9728 §7.3, §7.7)', async () => {
     const elsewhere = await serve((_req, res) => res.end('{"resource":"http://10.0.0.1/"}'));
