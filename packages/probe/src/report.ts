@@ -37,7 +37,8 @@ export function toTable(report: ProbeReport): string {
     ...guidance('Advice (SHOULD, MAY, or a stricter choice than the specifications): these never fail the run', advice),
     '',
     `${count('pass')} passed, ${count('fail')} failed, ${count('advice')} advice, ${count('not-run')} not run, ${count('not-applicable')} not applicable; ${report.requests} requests sent`,
-    ...(report.mustNotRun.length > 0
+    // After a failed baseline every dependent case is not run: the banner says so once.
+    ...(report.mustNotRun.length > 0 && !report.notJudged
       ? [
           `MUST cases not run (${report.strict ? 'they fail the run: --strict' : 'not judged; --strict makes them fail the run'}): ${report.mustNotRun.join(', ')}`,
         ]
