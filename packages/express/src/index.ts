@@ -15,6 +15,7 @@ import {
   signNodeResponse,
 } from '@fapi-guard/core';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { continueIdempotent } from './idempotency.js';
 
 declare global {
   namespace Express {
@@ -92,7 +93,7 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardExpress {
           for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
           signNodeResponse(guard, result, req, res);
           req.auth = result;
-          next();
+          continueIdempotent(guard, compiled, result, req, res, next);
         }, next);
       };
     },

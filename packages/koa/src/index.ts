@@ -15,6 +15,7 @@ import {
   signNodeResponse,
 } from '@fapi-guard/core';
 import type { Context, Middleware, Next } from 'koa';
+import { continueIdempotent } from './idempotency.js';
 
 declare module 'koa' {
   interface DefaultState {
@@ -90,7 +91,7 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
         ctx.set(result.headers);
         signNodeResponse(guard, result, ctx.req, ctx.res);
         ctx.state.auth = result;
-        return next();
+        return continueIdempotent(guard, compiled, result, ctx, next);
       };
     },
   };
