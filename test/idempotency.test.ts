@@ -1,0 +1,190 @@
+/**
+ * Idempotency keys over real HTTP on every adapter (Express, Koa, Fastify, NestJS on Express and
+ * on Fastify, Hono): twenty concurrent requests with one key move money once, a retry gets the
+ * first response byte for byte, and a key reused with another request, by another client, twice
+ * in one request, or for an oversized or failed response never leads to a second processing.
+ */
+import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
+import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import { FRAMEWORKS, type Framework, type StartedApp } from './support/apps';
+import { send } from './support/http';
+import { type Ledger, newLedger, startIdempotentApp } from './support/idempotency-apps';
+
+const PUBLIC = 'https://api.bank.example';
+let as: MockIssuer;
+let alice: { client: DpopClient; token: string };
+let bob: { client: DpopClient; token: string };
+let options: GuardOptions;
+
+async function party(clientId: string) {
+  const client = await DpopClient.create('ES256');
+  const token = await as.mint({ scope: 'payments', jkt: client.jkt, audience: PUBLIC, claims: { client_id: clientId } });
+  return { client, token };
+}
+
+beforeAll(async () => {
+  as = await MockIssuer.start({ audience: PUBLIC });
+  [alice, bob] = await Promise.all([party('client-alice'), party('client-bob')]);
+  options = { issuer: as.issuer, audience: PUBLIC, publicUrl: PUBLIC };
+});
+afterAll(() => as?.stop());
+
+interface Payment {
+  key?: string | string[];
+  body?: string;
+  method?: string;
+  path?: string;
+  who?: { client: DpopClient; token: string };
+  header?: string;
+}
+
+/** One payment request with a fresh DPoP proof (htu without the query, RFC 9449 §4.2). */
+export async function pay(url: string, p: Payment = {}) {
+  const { client, token } = p.who ?? alice;
+  const method = p.method ?? 'POST';
+  const path = p.path ?? '/payments';
+  const dpop = await client.proof({ htm: method, htu: `${PUBLIC}${path.split('?')[0]}`, accessToken: token });
+  const headers: Record<string, string | string[]> = { authorization: `DPoP ${token}`, dpop, 'content-type': 'application/json' };
+  if (p.key !== undefined) headers[p.header ?? 'idempotency-key'] = p.key;
+  return send(`${url}${path}`, { method, headers, body: p.body ?? '{"amount":"10.00"}' });
+}
+
+/** Header lines a server writes for each connection and message itself (RFC 9110 §6.6.1, RFC 9112 §6). */
+const PER_MESSAGE = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+
+/** The header lines of a response, as sent, without the per-message ones. */
+function ownHeaderLines(raw: string[]): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if (!PER_MESSAGE.has((raw[i] as string).toLowerCase())) lines.push(`${raw[i]}: ${raw[i + 1]}`);
+  return lines;
+}
+
+let keyCounter = 0;
+const freshKey = () => `"k-${process.pid}-${Date.now()}-${++keyCounter}"`;
+
+const POLICY: RoutePolicy = { scopes: ['payments'], idempotency: { mode: 'required', maxResponseBytes: 4096 } };
+
+describe.each(FRAMEWORKS)('%s', (framework: Framework) => {
+  let app: StartedApp;
+  let ledger: Ledger;
+
+  beforeAll(async () => {
+    ledger = newLedger(250);
+    app = await startIdempotentApp(framework, options, POLICY, ledger);
+  });
+  afterAll(() => app?.close());
+
+  it('IDEM-05 IDEM-04 twenty concurrent requests with one key are processed once; each gets the first response or 409', async () => {
+    const key = freshKey();
+    const before = ledger.processed;
+    const answers = await Promise.all(Array.from({ length: 20 }, () => pay(app.url, { key })));
+    expect(ledger.processed - before).toBe(1);
+    const created = answers.filter((a) => a.status === 201);
+    const conflicts = answers.filter((a) => a.status === 409);
+    expect(created.length + conflicts.length).toBe(20);
+    expect(created.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(created.map((a) => a.text)).size).toBe(1);
+    for (const c of conflicts) {
+      expect(c.json).toEqual({ error_description: 'A request with this idempotency key is still being processed; retry later' });
+      expect(c.headers['www-authenticate']).toBeUndefined();
+    }
+    // Once the first has finished, a retry is the stored answer, and still nothing is processed.
+    const retry = await pay(app.url, { key });
+    expect(retry.status).toBe(201);
+    expect(retry.text).toBe(created[0]?.text);
+    expect(ledger.processed - before).toBe(1);
+  });
+
+  it('IDEM-04 IDEM-15 a retry gets the stored response byte for byte: status, header lines, body', async () => {
+    const key = freshKey();
+    const first = await pay(app.url, { key });
+    expect(first.status).toBe(201);
+    const before = ledger.started;
+    const retry = await pay(app.url, { key });
+    expect(ledger.started).toBe(before);
+    expect(retry.status).toBe(first.status);
+    expect(ownHeaderLines(retry.rawHeaders)).toEqual(ownHeaderLines(first.rawHeaders));
+    expect(retry.text).toBe(first.text);
+    expect(retry.headers['x-payment']).toBe(JSON.parse(first.text).payment);
+  });
+
+  it('IDEM-03 a request without the key is refused with 400 in the guard error format and not processed', async () => {
+    const before = ledger.started;
+    const answer = await pay(app.url);
+    expect(answer.status).toBe(400);
+    expect(answer.json).toEqual({ error: 'invalid_request', error_description: 'This request requires an idempotency key header' });
+    expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(answer.headers['www-authenticate']).toBeUndefined();
+    expect(answer.headers['cache-control']).toBe('no-store');
+    expect(ledger.started).toBe(before);
+  });
+
+  it('IDEM-06 the same key with another body, method, path or query is refused with 422 and not processed', async () => {
+    const key = freshKey();
+    expect((await pay(app.url, { key })).status).toBe(201);
+    const before = ledger.started;
+    const variants: Payment[] = [
+      { key, body: '{"amount":"10.01"}' },
+      // The same JSON value in other bytes is another request: the fingerprint is over the bytes.
+      { key, body: '{"amount": "10.00"}' },
+      { key, method: 'PUT' },
+      { key, path: '/transfers' },
+      { key, path: '/payments?to=mallory' },
+    ];
+    for (const variant of variants) {
+      const answer = await pay(app.url, variant);
+      expect([variant, answer.status]).toEqual([variant, 422]);
+      expect(answer.json).toEqual({ error_description: 'This idempotency key was already used for a different request' });
+    }
+    expect(ledger.started).toBe(before);
+  });
+
+  it("IDEM-07 another client's identical key is another request: processed for that client, never answered with the first client's response", async () => {
+    const key = freshKey();
+    const first = await pay(app.url, { key });
+    const other = await pay(app.url, { key, who: bob });
+    expect(other.status).toBe(201);
+    expect(JSON.parse(other.text).client).toBe('client-bob');
+    expect(JSON.parse(other.text).payment).not.toBe(JSON.parse(first.text).payment);
+    // Each client's retry gets its own stored response.
+    expect((await pay(app.url, { key, who: bob })).text).toBe(other.text);
+    expect((await pay(app.url, { key })).text).toBe(first.text);
+  });
+
+  it('IDEM-02 IDEM-01 two key header lines, a list, a token or parameters are refused with 400 and not processed', async () => {
+    const before = ledger.started;
+    for (const key of [['"k-dup"', '"k-dup"'], ['"k-a"', '"k-b"'], '"k-a", "k-b"', 'k-token', '"k";p=1', '""', `"${'k'.repeat(256)}"`]) {
+      const answer = await pay(app.url, { key });
+      expect([key, answer.status]).toEqual([key, 400]);
+      expect(answer.json).toEqual({
+        error: 'invalid_request',
+        error_description: 'The idempotency key header is malformed or sent more than once',
+      });
+    }
+    expect(ledger.started).toBe(before);
+    expect((await pay(app.url, { key: `"${'k'.repeat(255)}"` })).status).toBe(201);
+  });
+
+  it('IDEM-10 a server error is not stored: the key is freed and the retry is processed again', async () => {
+    const key = freshKey();
+    const body = '{"fail":true}';
+    const before = ledger.started;
+    expect((await pay(app.url, { key, body })).status).toBe(500);
+    expect((await pay(app.url, { key, body })).status).toBe(500);
+    expect(ledger.started - before).toBe(2);
+  });
+
+  it('IDEM-11 a response over maxResponseBytes is sent whole but not kept; retries get 409 and nothing is processed again', async () => {
+    const key = freshKey();
+    const body = '{"big":5000}';
+    const first = await pay(app.url, { key, body });
+    expect(first.status).toBe(201);
+    expect(JSON.parse(first.text).pad).toHaveLength(5000);
+    const before = ledger.started;
+    const retry = await pay(app.url, { key, body });
+    expect(retry.status).toBe(409);
+    expect(retry.json.error_description).toMatch(/processed but its response was not kept/);
+    expect(ledger.started).toBe(before);
+  });
+});
