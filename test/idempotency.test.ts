@@ -5,60 +5,34 @@
  * in one request, or for an oversized or failed response never leads to a second processing.
  */
 import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
-import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import { MockIssuer } from '@fapi-guard/testing';
 import { FRAMEWORKS, type Framework, type StartedApp } from './support/apps';
-import { send } from './support/http';
-import { type Ledger, newLedger, startIdempotentApp } from './support/idempotency-apps';
+import {
+  type Ledger,
+  newLedger,
+  ownHeaderLines,
+  type Party,
+  type Payment,
+  party,
+  sendPayment,
+  startIdempotentApp,
+} from './support/idempotency-apps';
 
 const PUBLIC = 'https://api.bank.example';
 let as: MockIssuer;
-let alice: { client: DpopClient; token: string };
-let bob: { client: DpopClient; token: string };
+let alice: Party;
+let bob: Party;
 let options: GuardOptions;
-
-async function party(clientId: string) {
-  const client = await DpopClient.create('ES256');
-  const token = await as.mint({ scope: 'payments', jkt: client.jkt, audience: PUBLIC, claims: { client_id: clientId } });
-  return { client, token };
-}
 
 beforeAll(async () => {
   as = await MockIssuer.start({ audience: PUBLIC });
-  [alice, bob] = await Promise.all([party('client-alice'), party('client-bob')]);
+  [alice, bob] = await Promise.all([party(as, PUBLIC, 'client-alice'), party(as, PUBLIC, 'client-bob')]);
   options = { issuer: as.issuer, audience: PUBLIC, publicUrl: PUBLIC };
 });
 afterAll(() => as?.stop());
 
-interface Payment {
-  key?: string | string[];
-  body?: string;
-  method?: string;
-  path?: string;
-  who?: { client: DpopClient; token: string };
-  header?: string;
-}
-
-/** One payment request with a fresh DPoP proof (htu without the query, RFC 9449 §4.2). */
-export async function pay(url: string, p: Payment = {}) {
-  const { client, token } = p.who ?? alice;
-  const method = p.method ?? 'POST';
-  const path = p.path ?? '/payments';
-  const dpop = await client.proof({ htm: method, htu: `${PUBLIC}${path.split('?')[0]}`, accessToken: token });
-  const headers: Record<string, string | string[]> = { authorization: `DPoP ${token}`, dpop, 'content-type': 'application/json' };
-  if (p.key !== undefined) headers[p.header ?? 'idempotency-key'] = p.key;
-  return send(`${url}${path}`, { method, headers, body: p.body ?? '{"amount":"10.00"}' });
-}
-
-/** Header lines a server writes for each connection and message itself (RFC 9110 §6.6.1, RFC 9112 §6). */
-const PER_MESSAGE = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length']);
-
-/** The header lines of a response, as sent, without the per-message ones. */
-function ownHeaderLines(raw: string[]): string[] {
-  const lines: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2)
-    if (!PER_MESSAGE.has((raw[i] as string).toLowerCase())) lines.push(`${raw[i]}: ${raw[i + 1]}`);
-  return lines;
-}
+/** A payment by `alice` unless the test names another party. */
+const pay = (url: string, p: Omit<Payment, 'who'> & { who?: Party } = {}) => sendPayment(url, PUBLIC, { who: alice, ...p });
 
 let keyCounter = 0;
 const freshKey = () => `"k-${process.pid}-${Date.now()}-${++keyCounter}"`;
@@ -124,7 +98,7 @@ describe.each(FRAMEWORKS)('%s', (framework: Framework) => {
     const key = freshKey();
     expect((await pay(app.url, { key })).status).toBe(201);
     const before = ledger.started;
-    const variants: Payment[] = [
+    const variants: Omit<Payment, 'who'>[] = [
       { key, body: '{"amount":"10.01"}' },
       // The same JSON value in other bytes is another request: the fingerprint is over the bytes.
       { key, body: '{"amount": "10.00"}' },

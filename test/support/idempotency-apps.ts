@@ -13,6 +13,7 @@ import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { FapiAuth, FapiPolicy } from '@fapi-guard/nestjs';
+import { DpopClient, type MockIssuer } from '@fapi-guard/testing';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import { Body, Controller, Post, Put, Res } from '@nestjs/common';
@@ -22,6 +23,7 @@ import { Hono } from 'hono';
 import Koa from 'koa';
 import type { Framework, StartedApp } from './apps';
 import { serveHono } from './apps';
+import { send } from './http';
 import { startNestApp } from './nest-app';
 
 /** What the handler did, across every request of one app (or of several, when shared). */
@@ -176,4 +178,49 @@ export async function startIdempotentApp(
   }
   const { url, close } = await startNestApp(framework, options, [PaymentsController], undefined, { rawBody: true });
   return { framework, url, close };
+}
+
+/** A client of the API: its DPoP key and a token bound to it, with scope `payments`. */
+export interface Party {
+  client: DpopClient;
+  token: string;
+}
+
+export async function party(as: MockIssuer, audience: string, clientId: string): Promise<Party> {
+  const client = await DpopClient.create('ES256');
+  const token = await as.mint({ scope: 'payments', jkt: client.jkt, audience, claims: { client_id: clientId } });
+  return { client, token };
+}
+
+export interface Payment {
+  who: Party;
+  /** The key header's value; a list is sent as that many header lines. */
+  key?: string | string[];
+  body?: string;
+  method?: string;
+  path?: string;
+  /** @default 'idempotency-key' */
+  header?: string;
+}
+
+/** One payment request with a fresh DPoP proof (htu without the query, RFC 9449 §4.2). */
+export async function sendPayment(url: string, publicUrl: string, p: Payment) {
+  const { client, token } = p.who;
+  const method = p.method ?? 'POST';
+  const path = p.path ?? '/payments';
+  const dpop = await client.proof({ htm: method, htu: `${publicUrl}${path.split('?')[0]}`, accessToken: token });
+  const headers: Record<string, string | string[]> = { authorization: `DPoP ${token}`, dpop, 'content-type': 'application/json' };
+  if (p.key !== undefined) headers[p.header ?? 'idempotency-key'] = p.key;
+  return send(`${url}${path}`, { method, headers, body: p.body ?? '{"amount":"10.00"}' });
+}
+
+/** Header lines a server writes for each connection and message itself (RFC 9110 §6.6.1, RFC 9112 §6). */
+const PER_MESSAGE = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+
+/** The header lines of a response, as sent, without the per-message ones. */
+export function ownHeaderLines(raw: string[]): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if (!PER_MESSAGE.has((raw[i] as string).toLowerCase())) lines.push(`${raw[i]}: ${raw[i + 1]}`);
+  return lines;
 }
