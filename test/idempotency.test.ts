@@ -5,7 +5,7 @@
  * in one request, or for an oversized or failed response never leads to a second processing.
  */
 import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
-import { MockIssuer } from '@fapi-guard/testing';
+import { MessageSigningClient, MockIssuer } from '@fapi-guard/testing';
 import { FRAMEWORKS, type Framework, type StartedApp } from './support/apps';
 import {
   type Ledger,
@@ -160,5 +160,27 @@ describe.each(FRAMEWORKS)('%s', (framework: Framework) => {
     expect(retry.status).toBe(409);
     expect(retry.json.error_description).toMatch(/processed but its response was not kept/);
     expect(ledger.started).toBe(before);
+  });
+});
+
+describe.each(FRAMEWORKS)('%s, signed responses', (framework: Framework) => {
+  let app: StartedApp;
+  beforeAll(async () => {
+    const responseKey = MessageSigningClient.generate('ed25519', 'rs-response').privateJwk;
+    const signing: GuardOptions = { ...options, messageSigning: { clients: {}, responseKey } };
+    app = await startIdempotentApp(framework, signing, { scopes: ['payments'], idempotency: 'required', signResponse: true }, newLedger(0));
+  });
+  afterAll(() => app?.close());
+
+  it('IDEM-15 a retry gets the signed response with the signature headers as first sent (FAPI 2.0 Message Signing §5.6.2.1)', async () => {
+    const key = freshKey();
+    const first = await pay(app.url, { key });
+    expect(first.status).toBe(201);
+    expect(first.headers.signature).toMatch(/^sig1=:/);
+    expect(first.headers['signature-input']).toContain('tag="fapi-2-response"');
+    expect(first.headers['content-digest']).toMatch(/^sha-256=:/);
+    const retry = await pay(app.url, { key });
+    expect(ownHeaderLines(retry.rawHeaders)).toEqual(ownHeaderLines(first.rawHeaders));
+    expect(retry.text).toBe(first.text);
   });
 });

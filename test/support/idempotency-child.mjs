@@ -1,6 +1,6 @@
 // An API instance in its own process, for the test that kills one mid-request
 // (test/idempotency-redis.test.ts): Express with @fapi-guard/express and the idempotency store on
-// Redis. Its payments handler counts in Redis that it started, then waits far longer than any test
+// Redis (the built packages in dist/, as `npm test` builds them first). Its payments handler counts in Redis that it started, then waits far longer than any test
 // (the process is killed first), then would count that it finished.
 import { once } from 'node:events';
 import { fapiGuard } from '@fapi-guard/express';
