@@ -35,9 +35,9 @@ export interface FapiGuardKoa {
    */
   metadata(): Middleware;
   /**
-   * Keeps the raw body bytes for request-signature checks and leaves them on the stream for your
-   * body parser. Mount it before the parser — `app.use(fapi.rawBody()); app.use(bodyParser())` —
-   * on APIs with `signedRequest` routes.
+   * Keeps the raw body bytes for request-signature checks and idempotency fingerprints, and leaves
+   * them on the stream for your body parser. Mount it before the parser —
+   * `app.use(fapi.rawBody()); app.use(bodyParser())` — on APIs with `signedRequest` or `idempotency` routes.
    */
   rawBody(): Middleware;
 }
