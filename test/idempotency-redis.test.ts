@@ -122,6 +122,57 @@ describe('two instances sharing one redis-server', () => {
     }
   }, 60_000);
 
+  it('IDEM-12 IDEM-13 Redis lost while the handler ran: the answer is sent but not recorded; retries get 409, never a second processing', async () => {
+    const ledger = newLedger(1500);
+    const app = await startIdempotentApp('express', guardOn(await store(300)), POLICY, ledger);
+    try {
+      const key = freshKey();
+      const first = pay(app.url, { key });
+      for (let i = 0; ledger.started === 0; i++) {
+        if (i > 100) throw new Error('the payment never started');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // A persistent Redis (snapshot on shutdown) keeps the claim across the outage.
+      await redis.stop({ save: true });
+      expect((await first).status).toBe(201);
+      await redis.start();
+      let retry = await pay(app.url, { key });
+      for (let i = 0; retry.status === 503 && i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        retry = await pay(app.url, { key });
+      }
+      expect(retry.status).toBe(409);
+      expect(ledger.processed).toBe(1);
+      expect(ledger.started).toBe(1);
+    } finally {
+      if (!redis.running) await redis.start();
+      await app.close();
+    }
+  }, 30_000);
+
+  it('IDEM-14 a key expires ttlSec after the first request: the same request is then processed again', async () => {
+    const ledger = newLedger(0);
+    const app = await startIdempotentApp(
+      'express',
+      guardOn(await store()),
+      { scopes: ['payments'], idempotency: { mode: 'required', ttlSec: 1 } },
+      ledger,
+    );
+    try {
+      const key = freshKey();
+      const first = await pay(app.url, { key });
+      expect((await pay(app.url, { key })).text).toBe(first.text);
+      expect(ledger.processed).toBe(1);
+      await new Promise((r) => setTimeout(r, 1100));
+      const later = await pay(app.url, { key });
+      expect(later.status).toBe(201);
+      expect(later.text).not.toBe(first.text);
+      expect(ledger.processed).toBe(2);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('IDEM-12 a process killed mid-request leaves its key claimed: 409 at another instance until leaseSec, then processed once', async () => {
     const policy: RoutePolicy = { scopes: ['payments'], idempotency: { mode: 'required', ttlSec: 60, leaseSec: 3 } };
     redisCli(redis.port, 'del', 'test:started', 'test:finished');

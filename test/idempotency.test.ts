@@ -184,3 +184,30 @@ describe.each(FRAMEWORKS)('%s, signed responses', (framework: Framework) => {
     expect(retry.text).toBe(first.text);
   });
 });
+
+describe.each(['express', 'hono'] as const)('%s, optional UK Open Banking keys', (framework: Framework) => {
+  let app: StartedApp;
+  const ledger = newLedger(0);
+  beforeAll(async () => {
+    app = await startIdempotentApp(
+      framework,
+      options,
+      { scopes: ['payments'], idempotency: { mode: 'optional', syntax: 'uk-ob' } },
+      ledger,
+    );
+  });
+  afterAll(() => app?.close());
+  const header = 'x-idempotency-key';
+
+  it('IDEM-08 x-idempotency-key of 40 characters is a key; 41 is refused with 400; without one the payment is made unguarded', async () => {
+    const key = `${Date.now()}`.padEnd(40, 'k');
+    const first = await pay(app.url, { key, header });
+    expect(first.status).toBe(201);
+    expect((await pay(app.url, { key, header })).text).toBe(first.text);
+    expect((await pay(app.url, { key: `${key}k`, header })).status).toBe(400);
+    const before = ledger.processed;
+    expect((await pay(app.url)).status).toBe(201);
+    expect((await pay(app.url)).status).toBe(201);
+    expect(ledger.processed - before).toBe(2);
+  });
+});

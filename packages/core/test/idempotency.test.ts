@@ -15,6 +15,7 @@ import {
   MemoryIdempotencyStore,
   readIdempotencyKey,
   requestFingerprint,
+  startFetchIdempotency,
   startNodeIdempotency,
   writeIdempotencyAnswer,
 } from '@fapi-guard/core';
@@ -220,5 +221,38 @@ describe('the Node recorder over HTTP', () => {
     const refused = await post('/101', '"too-big"');
     expect(refused.status).toBe(409);
     expect(processed).toBe(before + 1);
+  });
+});
+
+describe('request bodies and folded header lines', () => {
+  const guard = createGuard({
+    issuer: 'https://as.example.com',
+    audience: 'https://rs.example.com',
+    publicUrl: 'https://rs.example.com',
+    idempotency: { maxRequestBytes: 10 },
+  });
+  const policy = guard.policy({ idempotency: 'required' });
+  const auth = { issuer: 'https://as.example.com', clientId: 'c' } as Authorized;
+  const request = (key: string, body: string) =>
+    new Request('https://rs.example.com/payments', { method: 'POST', headers: { 'idempotency-key': key }, body });
+
+  it('fingerprints a body of maxRequestBytes; one byte more is 413 and nothing is claimed', async () => {
+    expect((await startFetchIdempotency(guard, policy, auth, request('"b1"', '0123456789'), {}, undefined)).kind).toBe('claimed');
+    const refused = await startFetchIdempotency(guard, policy, auth, request('"b2"', '0123456789a'), {}, undefined);
+    expect(refused.kind === 'answer' && refused.response.status).toBe(413);
+    expect((await startFetchIdempotency(guard, policy, auth, request('"b2"', '0123456789'), {}, undefined)).kind).toBe('claimed');
+  });
+
+  it('IDEM-02 two lines folded into one by a Fetch runtime are refused, not read as one key', async () => {
+    const folded = new Request('https://rs.example.com/payments', {
+      method: 'POST',
+      headers: [
+        ['idempotency-key', '"a"'],
+        ['idempotency-key', '"b"'],
+      ],
+    });
+    expect(folded.headers.get('idempotency-key')).toBe('"a", "b"');
+    const answer = await startFetchIdempotency(guard, policy, auth, folded, {}, undefined);
+    expect(answer.kind === 'answer' && answer.response.status).toBe(400);
   });
 });
