@@ -45,6 +45,11 @@ export interface ExampleConfig {
    * between instances on this Redis.
    */
   redisUrl: string | undefined;
+  /**
+   * `FAPI_IDEMPOTENCY`: `required` or `optional` idempotency keys on `POST /payments` (with
+   * `REDIS_URL`, kept on Redis for every instance). @default 'optional'
+   */
+  idempotency: 'required' | 'optional';
   /** `FAPI_TOKEN_FORMAT`: `jwt`, `opaque` or `auto`. @default auto with introspection, else jwt */
   tokenFormat: GuardOptions['tokenFormat'];
   /**
@@ -57,6 +62,12 @@ export interface ExampleConfig {
   messageSigning:
     | { mode: 'required' | 'optional'; clients: Record<string, ClientKeySource>; responseKey: SignatureJwk | undefined }
     | undefined;
+}
+
+function idempotencyMode(value: string | undefined): 'required' | 'optional' {
+  if (value === undefined || value === '' || value === 'optional') return 'optional';
+  if (value === 'required') return 'required';
+  throw new Error(`FAPI_IDEMPOTENCY "${value}" must be required or optional`);
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
@@ -78,6 +89,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
     nonceSecret: env.FAPI_DPOP_NONCE_SECRET || undefined,
     tls: readTls(env),
     redisUrl: env.REDIS_URL || undefined,
+    idempotency: idempotencyMode(env.FAPI_IDEMPOTENCY),
     introspection: readIntrospection(env),
     tokenFormat: (env.FAPI_TOKEN_FORMAT || undefined) as GuardOptions['tokenFormat'],
     messageSigning: readMessageSigning(env),
