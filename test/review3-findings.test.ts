@@ -2,7 +2,11 @@
  * Third outside review (issue 24), its findings: each attack that got through, as a regression
  * test over real HTTP on every adapter where the adapter matters.
  */
-import { guardOptionsFromEnv } from '@fapi-guard/core';
+import { COMPAT_PRESETS, type GuardOptions, guardOptionsFromEnv } from '@fapi-guard/core';
+import { DpopClient, type MintOptions, MockIssuer } from '@fapi-guard/testing';
+import type { Request, Response } from 'express';
+import { type RunningApp, startExpressApp } from './support/express-app';
+import { send } from './support/http';
 
 describe('III.4 guardOptionsFromEnv: a FAPI_ prefix in another case', () => {
   const minimal = { FAPI_ISSUER: 'https://as.bank.example', FAPI_AUDIENCE: 'https://api.bank.example' };
@@ -24,5 +28,185 @@ describe('III.4 guardOptionsFromEnv: a FAPI_ prefix in another case', () => {
     expect(() => guardOptionsFromEnv({ ...minimal, fapi_framework: 'koa' }, { allow: ['fapi_framework'] })).not.toThrow();
     // Not the prefix: FAPIX_, XFAPI_ and FAPI without the underscore are not ours.
     expect(() => guardOptionsFromEnv({ ...minimal, FAPIX_A: '1', XFAPI_A: '1', FAPI: '1', fapi: '1' })).not.toThrow();
+  });
+});
+
+const AUDIENCE = 'https://rs.example.com';
+const SECRET = 'rs-client-secret-0123456789';
+let as: MockIssuer;
+let dpop: DpopClient;
+
+beforeAll(async () => {
+  as = await MockIssuer.start({ audience: AUDIENCE, clientId: 'client-a' });
+  as.introspectionClients.set('rs-client', SECRET);
+  dpop = await DpopClient.create('ES256');
+});
+afterAll(() => as.stop());
+beforeEach(() => {
+  as.introspection = {};
+});
+
+const introspection = { clientId: 'rs-client', clientAuth: { method: 'client_secret_basic' as const, clientSecret: SECRET } };
+
+/** An Express app with `GET /accounts` (scope accounts, bearer allowed) and `GET /bound` (sender-constrained). */
+async function withExpress(options: Partial<GuardOptions>, run: (app: RunningApp) => Promise<void>): Promise<void> {
+  const app = await startExpressApp(
+    { issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, ...options } as GuardOptions,
+    (express, fapi) => {
+      const echo = (req: Request, res: Response) => void res.json({ clientId: req.auth?.clientId, binding: req.auth?.binding });
+      express.get('/accounts', fapi.protect({ scopes: ['accounts'], allowBearer: true }), echo);
+      express.get('/bound', fapi.protect({ scopes: ['accounts'] }), echo);
+    },
+  );
+  try {
+    await run(app);
+  } finally {
+    await app.close();
+  }
+}
+
+const bearer = (app: RunningApp, token: string, path = '/accounts') =>
+  send(`${app.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+
+describe('III.2 a token of another kind introspected as active', () => {
+  const answering = (token_type: unknown) => {
+    as.introspection = { transform: (answer) => ({ ...answer, token_type }) };
+  };
+
+  it.each([
+    'refresh_token',
+    'Refresh',
+    'urn:ietf:params:oauth:token-type:refresh_token',
+    'urn:ietf:params:oauth:token-type:id_token',
+    'urn:ietf:params:oauth:token-type:jwt',
+    'N_A',
+    'id_token',
+    'logout',
+    '',
+    42,
+    ['Bearer'],
+  ])('III.2 INTRO-03 token_type %j → 401 invalid_token (RFC 7662 §2.2, RFC 8693 §2.2.1)', async (type) => {
+    await withExpress({ introspection }, async (app) => {
+      answering(type);
+      const res = await bearer(app, await as.mintOpaque({ scope: 'accounts' }));
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toContain('error="invalid_token"');
+      expect(app.decisions.at(-1)).toMatchObject({
+        outcome: 'deny',
+        reason: typeof type === 'string' ? 'token_type' : 'token_claim_invalid',
+      });
+    });
+  });
+
+  it.each(['Bearer', 'bearer', 'BEARER', 'access_token', 'urn:ietf:params:oauth:token-type:access_token', undefined])(
+    'III.2 INTRO-03 token_type %j of an unbound access token passes',
+    async (type) => {
+      await withExpress({ introspection }, async (app) => {
+        as.introspection = { transform: ({ token_type: _, ...answer }) => (type === undefined ? answer : { ...answer, token_type: type }) };
+        const res = await bearer(app, await as.mintOpaque({ scope: 'accounts' }));
+        expect(res.status).toBe(200);
+      });
+    },
+  );
+
+  it.each(['DPoP', 'dpop', 'access_token', 'urn:ietf:params:oauth:token-type:access_token', undefined])(
+    'III.2 DPOP-18 token_type %j of a DPoP-bound access token passes with its proof',
+    async (type) => {
+      await withExpress({ introspection }, async (app) => {
+        as.introspection = { transform: ({ token_type: _, ...answer }) => (type === undefined ? answer : { ...answer, token_type: type }) };
+        const token = await as.mintOpaque({ scope: 'accounts', jkt: dpop.jkt });
+        const proof = await dpop.proof({ htm: 'GET', htu: `${AUDIENCE}/bound`, accessToken: token });
+        const res = await send(`${app.url}/bound`, { headers: { authorization: `DPoP ${token}`, dpop: proof } });
+        expect(res.status).toBe(200);
+        expect(res.json.binding).toEqual({ type: 'dpop', jkt: dpop.jkt });
+      });
+    },
+  );
+
+  it('III.2 DPOP-18 a Bearer token_type with cnf.jkt, or DPoP without it, is still refused', async () => {
+    await withExpress({ introspection }, async (app) => {
+      answering('Bearer');
+      const bound = await as.mintOpaque({ scope: 'accounts', jkt: dpop.jkt });
+      const proof = await dpop.proof({ htm: 'GET', htu: `${AUDIENCE}/bound`, accessToken: bound });
+      expect((await send(`${app.url}/bound`, { headers: { authorization: `DPoP ${bound}`, dpop: proof } })).status).toBe(401);
+      answering('DPoP');
+      expect((await bearer(app, await as.mintOpaque({ scope: 'accounts' }))).status).toBe(401);
+    });
+  });
+});
+
+describe('III.2 JWTBCP-10 a JWT of another kind under the compat presets', () => {
+  const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+  /** Claims of a JWT whose client is named in `azp`, as the presets read it. */
+  const azp = { client_id: undefined, azp: 'client-a' };
+  const cases: [string, MintOptions][] = [
+    ['an ID token with nonce', { fault: 'wrong-typ', claims: { ...azp, nonce: 'n-0S6_WzA2Mj' } }],
+    ['an ID token with at_hash', { fault: 'wrong-typ', claims: { ...azp, at_hash: 'HK6E_P6Dh8Y93mRNtsDB1Q' } }],
+    ['an ID token with c_hash', { fault: 'wrong-typ', claims: { ...azp, c_hash: 'LDktKdoQak3Pk0cnXxCltA' } }],
+    ['an ID token with s_hash', { fault: 'wrong-typ', claims: { ...azp, s_hash: 'x7OdE0M8GqeXFGK1JGfVwQ' } }],
+    ['an ID token issued to this API (azp is the audience)', { fault: 'wrong-typ', claims: { client_id: undefined, azp: AUDIENCE } }],
+    ['a logout token (typ JWT)', { fault: 'wrong-typ', claims: { ...azp, events: { [LOGOUT_EVENT]: {} }, sid: 's-1' } }],
+    ['a logout token (no typ)', { fault: 'no-typ', claims: { ...azp, events: { [LOGOUT_EVENT]: {} }, sid: 's-1' } }],
+    ['a Keycloak ID token (payload typ ID)', { fault: 'wrong-typ', claims: { ...azp, typ: 'ID' } }],
+    ['a Keycloak refresh token (payload typ Refresh)', { fault: 'wrong-typ', claims: { ...azp, typ: 'Refresh' } }],
+    ['a Keycloak logout token (payload typ Logout)', { fault: 'wrong-typ', claims: { ...azp, typ: 'Logout' } }],
+    ['a Cognito ID token (token_use id)', { fault: 'wrong-typ', claims: { ...azp, token_use: 'id' } }],
+  ];
+  const compats: [string, GuardOptions['compat']][] = [
+    ['keycloak', COMPAT_PRESETS.keycloak],
+    ['entra', COMPAT_PRESETS.entra],
+    ['auth0', COMPAT_PRESETS.auth0],
+    ['acceptMissingTyp', { acceptJwtTyp: true, acceptMissingTyp: true, clientIdClaim: 'azp' }],
+  ];
+
+  it.each(compats)(
+    'III.2 JWTBCP-10 under %s: ID, logout and refresh tokens with this API’s aud → 401 invalid_token',
+    async (_name, compat) => {
+      await withExpress({ compat }, async (app) => {
+        for (const [what, mint] of cases) {
+          const res = await bearer(app, await as.mint({ scope: 'accounts', ...mint }));
+          expect({ what, status: res.status, error: res.headers['www-authenticate'] }).toEqual({
+            what,
+            status: 401,
+            error: expect.stringContaining('error="invalid_token"'),
+          });
+        }
+        // The access tokens these issuers mint still pass: typ JWT, client in azp, payload typ Bearer, token_use access.
+        for (const claims of [azp, { ...azp, typ: 'Bearer' }, { ...azp, token_use: 'access' }, { ...azp, auth_time: 1, acr: '1' }]) {
+          expect((await bearer(app, await as.mint({ scope: 'accounts', fault: 'wrong-typ', claims }))).status).toBe(200);
+        }
+      });
+    },
+  );
+});
+
+describe('III.5 introspection answers with iat in the future', () => {
+  it('III.5 INTRO-03 iat beyond the clock tolerance → 401 invalid_token; at the tolerance it passes', async () => {
+    let now = Date.now();
+    await withExpress({ introspection, clock: () => now, clockToleranceSec: 10 }, async (app) => {
+      const at = (offset: number) => {
+        as.introspection = { transform: (answer) => ({ ...answer, iat: Math.floor(now / 1000) + offset }) };
+      };
+      now = Math.floor(Date.now() / 1000) * 1000;
+      at(11);
+      const ahead = await bearer(app, await as.mintOpaque({ scope: 'accounts' }));
+      expect(ahead.status).toBe(401);
+      expect(ahead.headers['www-authenticate']).toContain('error="invalid_token"');
+      expect(app.decisions.at(-1)).toMatchObject({ reason: 'token_issued_in_future' });
+      at(10);
+      expect((await bearer(app, await as.mintOpaque({ scope: 'accounts' }))).status).toBe(200);
+    });
+  });
+
+  it('III.5 INTRO-03 the same answer passes once the clock has reached its iat', async () => {
+    let now = Math.floor(Date.now() / 1000) * 1000;
+    const iat = now / 1000 + 5;
+    await withExpress({ introspection, clock: () => now, clockToleranceSec: 0 }, async (app) => {
+      as.introspection = { transform: (answer) => ({ ...answer, iat }) };
+      const token = await as.mintOpaque({ scope: 'accounts' });
+      expect((await bearer(app, token)).status).toBe(401);
+      now += 5000;
+      expect((await bearer(app, token)).status).toBe(200);
+    });
   });
 });
