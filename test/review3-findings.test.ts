@@ -2,9 +2,17 @@
  * Third outside review (issue 24), its findings: each attack that got through, as a regression
  * test over real HTTP on every adapter where the adapter matters.
  */
-import { COMPAT_PRESETS, type GuardOptions, guardOptionsFromEnv } from '@fapi-guard/core';
+import type { AddressInfo } from 'node:net';
+import { type Authorized, COMPAT_PRESETS, type GuardOptions, guardOptionsFromEnv } from '@fapi-guard/core';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
+import { FapiAuth, FapiGuardModule, RequireScopes } from '@fapi-guard/nestjs';
 import { DpopClient, type MintOptions, MockIssuer } from '@fapi-guard/testing';
+import middie from '@fastify/middie';
+import { Controller, HttpCode, type MiddlewareConsumer, Module, type NestModule, Post } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { Request, Response } from 'express';
+import Fastify, { type FastifyRequest } from 'fastify';
 import { type RunningApp, startExpressApp } from './support/express-app';
 import { send } from './support/http';
 
@@ -208,5 +216,79 @@ describe('III.5 introspection answers with iat in the future', () => {
       now += 5000;
       expect((await bearer(app, token)).status).toBe(200);
     });
+  });
+});
+
+describe('III.5 Fastify rewriteUrl: htu is the URL the client addressed (RFC 9449 §4.3 #9)', () => {
+  const PUBLIC = AUDIENCE;
+  /** `/v1/…` is served by the `/v2/…` routes: the client addresses /v1, the router sees /v2. */
+  const rewriteUrl = (req: { url?: string }) => (req.url ?? '/').replace(/^\/v1\//, '/v2/');
+
+  async function dpopHeaders(method: string, htu: string) {
+    const token = await as.mint({ scope: 'accounts', jkt: dpop.jkt });
+    return { authorization: `DPoP ${token}`, dpop: await dpop.proof({ htm: method, htu, accessToken: token }) };
+  }
+
+  /** The proof for the URL sent passes; one for the rewritten path is refused; on `path` by `method`. */
+  async function expectOriginalUrl(url: string, method: string, path: string) {
+    const sent = path.replace('/v2/', '/v1/');
+    const original = await send(`${url}${sent}`, { method, headers: await dpopHeaders(method, `${PUBLIC}${sent}`) });
+    expect({ status: original.status, challenge: original.headers['www-authenticate'] }).toEqual({ status: 200, challenge: undefined });
+    const rewritten = await send(`${url}${sent}`, { method, headers: await dpopHeaders(method, `${PUBLIC}${path}`) });
+    expect(rewritten.status).toBe(401);
+    expect(rewritten.headers['www-authenticate']).toContain('error="invalid_dpop_proof"');
+    // The same proof sent to /v2 itself (no rewrite) passes: the check is the URL as sent.
+    expect((await send(`${url}${path}`, { method, headers: await dpopHeaders(method, `${PUBLIC}${path}`) })).status).toBe(200);
+  }
+
+  it.each([false, true])('III.5 DPOP-11 config.fapi and protect() routes, with @fastify/middie middleware: %s', async (withMiddie) => {
+    const app = Fastify({ rewriteUrl });
+    if (withMiddie) {
+      await app.register(middie);
+      // A middleware makes middie copy the (rewritten) url over raw.originalUrl.
+      app.use((_req: unknown, _res: unknown, next: () => void) => next());
+    }
+    await app.register(fastifyPlugin, { issuer: as.issuer, audience: AUDIENCE, publicUrl: PUBLIC });
+    const echo = async (request: FastifyRequest) => ({ url: request.url, client: request.auth?.clientId });
+    app.post('/v2/early', { config: { fapi: routePolicy({ scopes: ['accounts'] }) } }, echo);
+    app.get('/v2/late', { preHandler: app.fapi.protect({ scopes: ['accounts'] }) }, echo);
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      await expectOriginalUrl(url, 'POST', '/v2/early');
+      await expectOriginalUrl(url, 'GET', '/v2/late');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('III.5 DPOP-11 NestJS on Fastify with rewriteUrl and a Nest middleware', async () => {
+    @Controller('v2')
+    class RewrittenController {
+      @Post('early')
+      @HttpCode(200)
+      @RequireScopes('accounts')
+      early(@FapiAuth() auth: Authorized) {
+        return { client: auth.clientId };
+      }
+    }
+    @Module({
+      imports: [FapiGuardModule.forRoot({ issuer: as.issuer, audience: AUDIENCE, publicUrl: PUBLIC })],
+      controllers: [RewrittenController],
+    })
+    class RewrittenModule implements NestModule {
+      configure(consumer: MiddlewareConsumer) {
+        consumer.apply((_req: unknown, _res: unknown, next: () => void) => next()).forRoutes('*');
+      }
+    }
+    const nest = await NestFactory.create(RewrittenModule, new FastifyAdapter({ rewriteUrl }), { logger: false });
+    await nest.listen(0, '127.0.0.1');
+    try {
+      const url = (await nest.getUrl()).replace('[::1]', '127.0.0.1');
+      await expectOriginalUrl(url, 'POST', '/v2/early');
+    } finally {
+      nest.getHttpServer().closeAllConnections();
+      await nest.close();
+    }
   });
 });
