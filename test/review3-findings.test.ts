@@ -5,16 +5,17 @@
 import type { AddressInfo } from 'node:net';
 import { type Authorized, COMPAT_PRESETS, type GuardOptions, guardOptionsFromEnv } from '@fapi-guard/core';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
-import { FapiAuth, FapiGuardModule, RequireScopes } from '@fapi-guard/nestjs';
+import { FapiAuth, FapiGuardModule, FapiPolicy, RequireScopes } from '@fapi-guard/nestjs';
 import { DpopClient, type MintOptions, MockIssuer } from '@fapi-guard/testing';
 import middie from '@fastify/middie';
-import { Controller, HttpCode, type MiddlewareConsumer, Module, type NestModule, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, type MiddlewareConsumer, Module, type NestModule, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { Request, Response } from 'express';
 import Fastify, { type FastifyRequest } from 'fastify';
 import { type RunningApp, startExpressApp } from './support/express-app';
-import { send } from './support/http';
+import { send, trickle } from './support/http';
+import { type NestPlatform, type StartedNestApp, startNestApp } from './support/nest-app';
 
 describe('III.4 guardOptionsFromEnv: a FAPI_ prefix in another case', () => {
   const minimal = { FAPI_ISSUER: 'https://as.bank.example', FAPI_AUDIENCE: 'https://api.bank.example' };
@@ -290,5 +291,201 @@ describe('III.5 Fastify rewriteUrl: htu is the URL the client addressed (RFC 944
       nest.getHttpServer().closeAllConnections();
       await nest.close();
     }
+  });
+});
+
+const NEST_PLATFORMS: NestPlatform[] = ['nestjs', 'nestjs-fastify'];
+const MFA = 'urn:bank:mfa';
+
+/** DPoP credentials for `method path` with these scopes and claims. */
+async function nestCredentials(path: string, scope: string, claims: Record<string, unknown> = {}, method = 'GET') {
+  const token = await as.mint({ scope, jkt: dpop.jkt, claims });
+  return { authorization: `DPoP ${token}`, dpop: await dpop.proof({ htm: method, htu: `${AUDIENCE}${path}`, accessToken: token }) };
+}
+
+const who = (auth: Authorized) => ({ scopes: auth.scopes });
+
+@Controller('base')
+@FapiPolicy({ scopes: ['admin'] })
+class AdminBaseController {
+  @Get('inherited')
+  inherited(@FapiAuth() auth: Authorized) {
+    return who(auth);
+  }
+}
+
+/** Adds step-up to every route, its own and the inherited ones; `admin` still holds. */
+@Controller('sub')
+@FapiPolicy({ acrValues: [MFA] })
+class StepUpController extends AdminBaseController {
+  @Get('own')
+  own(@FapiAuth() auth: Authorized) {
+    return who(auth);
+  }
+  /** Its keys go over this class's policy (scopes added to acr); the base class's still hold. */
+  @Get('scoped')
+  @RequireScopes('reports')
+  scoped(@FapiAuth() auth: Authorized) {
+    return who(auth);
+  }
+}
+
+/** No class policy of its own: the inherited one holds under a method policy too. */
+@Controller('plain')
+class PlainController extends AdminBaseController {
+  @Get('method')
+  @RequireScopes('reports')
+  method(@FapiAuth() auth: Authorized) {
+    return who(auth);
+  }
+}
+
+describe.each(NEST_PLATFORMS)('III.1 %s: policies accumulate along the class chain', (platform) => {
+  let app: StartedNestApp;
+  beforeAll(async () => {
+    app = await startNestApp(platform, { issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE }, [
+      AdminBaseController,
+      StepUpController,
+      PlainController,
+    ]);
+  });
+  afterAll(() => app.close());
+
+  const get = async (path: string, scope: string, claims: Record<string, unknown> = {}) =>
+    send(`${app.url}${path}`, { headers: await nestCredentials(path, scope, claims) });
+
+  it('III.1 FAPI-RS-01 the base controller’s scopes hold on the subclass that adds step-up (own and inherited routes)', async () => {
+    expect((await get('/base/inherited', 'other')).status).toBe(403);
+    for (const path of ['/sub/inherited', '/sub/own']) {
+      const withoutAdmin = await get(path, 'other', { acr: MFA });
+      expect({ path, status: withoutAdmin.status }).toEqual({ path, status: 403 });
+      expect(withoutAdmin.headers['www-authenticate']).toContain('scope="admin"');
+      const withoutMfa = await get(path, 'admin', { acr: 'urn:bank:pwd' });
+      expect({ path, status: withoutMfa.status }).toEqual({ path, status: 401 });
+      expect(withoutMfa.headers['www-authenticate']).toContain('error="insufficient_user_authentication"');
+      expect((await get(path, 'admin', { acr: MFA })).status).toBe(200);
+    }
+  });
+
+  it('III.1 FAPI-RS-01 a handler policy adds to the inherited class policies instead of replacing them', async () => {
+    expect((await get('/sub/scoped', 'reports', { acr: MFA })).status).toBe(403);
+    expect((await get('/sub/scoped', 'admin', { acr: MFA })).status).toBe(403);
+    expect((await get('/sub/scoped', 'admin reports')).status).toBe(401);
+    expect((await get('/sub/scoped', 'admin reports', { acr: MFA })).status).toBe(200);
+    expect((await get('/plain/method', 'reports')).status).toBe(403);
+    expect((await get('/plain/method', 'admin reports')).status).toBe(200);
+    expect((await get('/plain/inherited', 'other')).status).toBe(403);
+    expect((await get('/plain/inherited', 'admin')).status).toBe(200);
+  });
+
+  it('III.1 a subclass that would loosen an inherited requirement stops start-up', async () => {
+    @Controller('loose')
+    @FapiPolicy({ allowBearer: true })
+    class LooseController extends AdminBaseController {}
+    await expect(startNestApp(platform, { issuer: as.issuer, audience: AUDIENCE }, [LooseController])).rejects.toThrow(
+      /allowBearer.*LooseController.*AdminBaseController/,
+    );
+  });
+});
+
+/** A base class's handler, inherited by two controllers with different policies. */
+class PaymentsBase {
+  @Post('pay')
+  @HttpCode(201)
+  pay(@FapiAuth() auth: Authorized, @Body() body: unknown) {
+    return { ...who(auth), body };
+  }
+}
+
+@Controller('a')
+@RequireScopes('payments:write')
+class PaymentsA extends PaymentsBase {}
+
+@Controller('b')
+@FapiPolicy({ scopes: ['payments:write'], acrValues: [MFA] })
+class PaymentsB extends PaymentsBase {}
+
+/** A base controller with a class policy, and two subclasses that add nothing: one policy for all three. */
+@Controller('shared')
+@RequireScopes('payments:write')
+class SharedBase {
+  @Post('pay')
+  @HttpCode(201)
+  pay(@FapiAuth() auth: Authorized, @Body() body: unknown) {
+    return { ...who(auth), body };
+  }
+}
+
+@Controller('c')
+class SharedC extends SharedBase {}
+
+@Controller('d')
+class SharedD extends SharedBase {}
+
+describe('III.3 NestJS on Fastify: inherited and shared handlers authenticate before the body is read', () => {
+  let app: StartedNestApp;
+  beforeAll(async () => {
+    app = await startNestApp('nestjs-fastify', { issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE }, [
+      PaymentsA,
+      PaymentsB,
+      SharedBase,
+      SharedC,
+      SharedD,
+    ]);
+  });
+  afterAll(() => app.close());
+
+  const PATHS = ['/a/pay', '/b/pay', '/shared/pay', '/c/pay', '/d/pay'];
+
+  it.each(PATHS)('III.3 15.8 body read before authentication: no token on %s → 401 while the client has sent 16 of 1 MiB', async (path) => {
+    const res = await trickle(
+      app.url,
+      { path, headers: { 'content-type': 'application/json', 'content-length': String(1024 * 1024) }, head: '{"amount":"1.00"' },
+      3000,
+    );
+    expect(res.status).toBe(401);
+    expect(res.sentBytes).toBe(16);
+    expect(res.head).toMatch(/\r\nwww-authenticate: DPoP algs="[^"]+"\r\n/i);
+  });
+
+  it.each(PATHS)('III.3 15.8 body read before authentication: an invalid token on %s is refused without the body', async (path) => {
+    const headers = await nestCredentials(path, 'payments:write', {}, 'POST');
+    const res = await trickle(
+      app.url,
+      {
+        path,
+        headers: {
+          ...headers,
+          authorization: `${headers.authorization.slice(0, -2)}AA`,
+          'content-type': 'application/json',
+          'content-length': '1048576',
+        },
+        head: '{"amount":"1.00"',
+      },
+      3000,
+    );
+    expect(res.status).toBe(401);
+    expect(res.head).toContain('error="invalid_token"');
+  });
+
+  it('III.3 each controller’s own policy decides for the shared handler; authenticated requests are served once', async () => {
+    const pay = async (path: string, claims: Record<string, unknown> = {}) =>
+      send(`${app.url}${path}`, {
+        method: 'POST',
+        headers: { ...(await nestCredentials(path, 'payments:write', claims, 'POST')), 'content-type': 'application/json' },
+        body: '{"amount":"1.00"}',
+      });
+    for (const path of ['/a/pay', '/shared/pay', '/c/pay', '/d/pay']) {
+      const res = await pay(path);
+      expect({ path, status: res.status, json: res.json }).toEqual({
+        path,
+        status: 201,
+        json: { scopes: ['payments:write'], body: { amount: '1.00' } },
+      });
+    }
+    const stepUp = await pay('/b/pay');
+    expect(stepUp.status).toBe(401);
+    expect(stepUp.headers['www-authenticate']).toContain('error="insufficient_user_authentication"');
+    expect((await pay('/b/pay', { acr: MFA })).status).toBe(201);
   });
 });

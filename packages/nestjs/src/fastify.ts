@@ -71,19 +71,19 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
   fastify.addHook('onRequest', async (request, reply) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
     if (typeof handler !== 'function') return undefined;
-    const route = policies.ofHandler(handler);
-    if (!route) return undefined;
-    const guardRequest = guardRequestFromNode(guard, request.raw, { path: receivedTarget(request.raw) }, route.policy);
+    const policy = policies.ofHandler(handler);
+    if (!policy) return undefined;
+    const guardRequest = guardRequestFromNode(guard, request.raw, { path: receivedTarget(request.raw) }, policy);
     if (isGuardError(guardRequest)) {
       writeRefusal(reply, guardRequest);
       return reply;
     }
-    const authenticated = await guard.authenticate(guardRequest, route.policy);
+    const authenticated = await guard.authenticate(guardRequest, policy);
     if (!authenticated.ok) {
       writeRefusal(reply, authenticated);
       return reply;
     }
-    passes.set(request.raw, { request: guardRequest, authenticated, policy: route.policy });
+    passes.set(request.raw, { request: guardRequest, authenticated, policy });
     return undefined;
   });
 }
