@@ -222,9 +222,9 @@ export class Introspector {
     const cnf = c.cnf as Record<string, unknown> | undefined;
     if (cnf !== undefined && (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)))
       return fail('token_claim_invalid', 'cnf is not an object');
-    // RFC 9449 §6.2: a DPoP-bound token has token_type DPoP, when an access token type is given.
-    if (type.scheme !== undefined && (cnf?.jkt !== undefined) !== (type.scheme === 'dpop')) {
-      return fail('token_claim_invalid', `token_type ${type.scheme} does not match cnf`);
+    // RFC 9449 §6.2 (DPOP-18): a DPoP-bound token's token_type, when given, is DPoP; no other's is.
+    if (c.token_type !== undefined && (cnf?.jkt !== undefined) !== (type.scheme === 'dpop')) {
+      return fail('token_claim_invalid', `token_type ${type.scheme ?? 'of the access-token kind'} does not match cnf`);
     }
     const now = s.now() / 1000;
     const tol = s.clockToleranceSec;

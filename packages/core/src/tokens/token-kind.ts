@@ -32,8 +32,9 @@ export type IntrospectedType =
 
 /**
  * The `token_type` of an active introspection answer: absent or an access-token kind pass
- * (`scheme` undefined); `Bearer` / `DPoP` pass with their scheme (lower case), which must then
- * match `cnf` (RFC 9449 §6.2); anything else is another kind of token.
+ * (`scheme` undefined); `Bearer` / `DPoP` pass with their scheme (lower case); anything else is
+ * another kind of token. A given `token_type` must then match `cnf` (RFC 9449 §6.2): `DPoP`
+ * exactly for a DPoP-bound token, so the access-token kind names unbound tokens only.
  */
 export function introspectedType(value: unknown): IntrospectedType {
   if (value === undefined) return { ok: true, scheme: undefined };
