@@ -160,6 +160,9 @@ describe('III.2 JWTBCP-10 a JWT of another kind under the compat presets', () =>
     ['a Keycloak refresh token (payload typ Refresh)', { fault: 'wrong-typ', claims: { ...azp, typ: 'Refresh' } }],
     ['a Keycloak logout token (payload typ Logout)', { fault: 'wrong-typ', claims: { ...azp, typ: 'Logout' } }],
     ['a Cognito ID token (token_use id)', { fault: 'wrong-typ', claims: { ...azp, token_use: 'id' } }],
+    ['a Keycloak ID token with nonce (payload typ ID)', { fault: 'wrong-typ', claims: { ...azp, typ: 'ID', nonce: 'n-0S6' } }],
+    ['a logout token typed Bearer', { fault: 'wrong-typ', claims: { ...azp, typ: 'Bearer', events: { [LOGOUT_EVENT]: {} } } }],
+    ['a payload typ that is not a string', { fault: 'wrong-typ', claims: { ...azp, typ: ['Bearer'] } }],
   ];
   const compats: [string, GuardOptions['compat']][] = [
     ['keycloak', COMPAT_PRESETS.keycloak],
@@ -181,7 +184,9 @@ describe('III.2 JWTBCP-10 a JWT of another kind under the compat presets', () =>
           });
         }
         // The access tokens these issuers mint still pass: typ JWT, client in azp, payload typ Bearer, token_use access.
-        for (const claims of [azp, { ...azp, typ: 'Bearer' }, { ...azp, token_use: 'access' }, { ...azp, auth_time: 1, acr: '1' }]) {
+        // Keycloak before 24 copies the ID token's nonce into access tokens typed Bearer.
+        const accessTokens = [azp, { ...azp, typ: 'Bearer' }, { ...azp, typ: 'Bearer', nonce: 'n-0S6' }, { ...azp, token_use: 'access' }];
+        for (const claims of [...accessTokens, { ...azp, auth_time: 1, acr: '1' }]) {
           expect((await bearer(app, await as.mint({ scope: 'accounts', fault: 'wrong-typ', claims }))).status).toBe(200);
         }
       });

@@ -54,22 +54,26 @@ const ID_TOKEN_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash'] as const;
 
 /**
  * Why a JWT accepted without `typ: at+jwt` is another kind of token, or `undefined`:
- * - an ID token claim (`nonce`, `at_hash`, `c_hash`, `s_hash`);
  * - `events`: a Security Event Token (RFC 8417 §2.2), such as a back-channel logout token
  *   (OIDC Back-Channel Logout 1.0 §2.4);
- * - `azp` naming an audience of this API: an ID token issued to this API as a client (OIDC Core
- *   §2: the ID token's `aud` contains the client it was issued to, `azp` names it);
- * - a payload `typ` other than `Bearer` (Keycloak: `ID`, `Refresh`, `Logout`, `Offline`);
- * - `token_use` other than `access` (Amazon Cognito: `id`).
+ * - the issuer's own typing in the payload, when there is one, decides: Keycloak's `typ` must be
+ *   `Bearer` (its ID, refresh and logout tokens say `ID`, `Refresh`, `Offline`, `Logout`),
+ *   Amazon Cognito's `token_use` must be `access` (`id` for ID tokens). Keycloak before 24 also
+ *   copies the ID token's `nonce` into its access tokens, which then still pass;
+ * - otherwise an ID token claim (`nonce`, `at_hash`, `c_hash`, `s_hash`), or `azp` naming an
+ *   audience of this API (an ID token issued to this API as a client: OIDC Core §2, the ID
+ *   token's `aud` contains the client it was issued to, `azp` names it).
  */
 export function otherJwtKind(claims: Readonly<Record<string, unknown>>, audiences: readonly string[]): string | undefined {
-  for (const name of ID_TOKEN_CLAIMS) if (claims[name] !== undefined) return `${name} claim of an ID token`;
   if (claims.events !== undefined) return 'events claim of a security event (logout) token';
-  if (typeof claims.azp === 'string' && audiences.includes(claims.azp)) return 'azp is this API: an ID token issued to it';
-  if (claims.typ !== undefined && !(typeof claims.typ === 'string' && claims.typ.toLowerCase() === 'bearer')) {
-    return `payload typ ${JSON.stringify(String(claims.typ).slice(0, 40))}`;
+  if (claims.typ !== undefined) {
+    return typeof claims.typ === 'string' && claims.typ.toLowerCase() === 'bearer' ? undefined : `payload typ ${quoted(claims.typ)}`;
   }
-  if (claims.token_use !== undefined && claims.token_use !== 'access')
-    return `token_use ${JSON.stringify(String(claims.token_use).slice(0, 40))}`;
+  if (claims.token_use !== undefined) return claims.token_use === 'access' ? undefined : `token_use ${quoted(claims.token_use)}`;
+  for (const name of ID_TOKEN_CLAIMS) if (claims[name] !== undefined) return `${name} claim of an ID token`;
+  if (typeof claims.azp === 'string' && audiences.includes(claims.azp)) return 'azp is this API: an ID token issued to it';
   return undefined;
 }
+
+/** A claim value for a log line: short and JSON-escaped. */
+const quoted = (value: unknown) => JSON.stringify(String(value).slice(0, 40));
