@@ -49,7 +49,8 @@ export type GuardEnvVariable = keyof typeof GUARD_ENV_VARIABLES;
 export interface GuardEnvOptions {
   /**
    * Other `FAPI_*` variables that the application reads itself (e.g. `FAPI_FRAMEWORK`); any
-   * `FAPI_*` variable neither listed here nor in {@link GUARD_ENV_VARIABLES} is a start-up error.
+   * `FAPI_*` variable (the prefix in any case) neither listed here nor in
+   * {@link GUARD_ENV_VARIABLES} is a start-up error.
    * @default []
    */
   allow?: readonly string[];
@@ -60,8 +61,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 /**
  * Reads {@link GUARD_ENV_VARIABLES} into guard options. Empty variables count as unset. Throws a
  * `TypeError` naming the variable for a value of the wrong form, and for an unknown `FAPI_*`
- * variable (with the nearest known name). Spread the result into your own options to add what has
- * no variable (`onDecision`, stores):
+ * variable, the prefix in any case (with the right spelling or the nearest known name). Spread
+ * the result into your own options to add what has no variable (`onDecision`, stores):
  *
  * ```ts
  * const guard = createGuard({ ...guardOptionsFromEnv(), onDecision: log });
@@ -70,12 +71,14 @@ type Env = Readonly<Record<string, string | undefined>>;
 export function guardOptionsFromEnv(env: Env = process.env, options: GuardEnvOptions = {}): GuardOptions {
   const known = new Set<string>([...Object.keys(GUARD_ENV_VARIABLES), ...(options.allow ?? [])]);
   for (const name of Object.keys(env)) {
-    if (name.startsWith('FAPI_') && !known.has(name)) {
-      // Compared without the common prefix, which every candidate shares.
-      const near = nearestKey(
-        name.slice(5),
-        [...known].map((k) => k.slice(5)),
-      );
+    // The prefix in any case: a lower- or mixed-case name is a misspelling, never silently skipped
+    // (POSIX names are case-sensitive, so FAPI_X would stay unset).
+    if (name.slice(0, 5).toUpperCase() === 'FAPI_' && !known.has(name)) {
+      // Compared without the common prefix, which every candidate shares; the same name in
+      // another case is the nearest of all.
+      const rest = [...known].map((k) => k.slice(5));
+      const tail = name.slice(5);
+      const near = rest.find((k) => k.toUpperCase() === tail.toUpperCase()) ?? nearestKey(tail, rest);
       // Say what to change in both cases: the name (a typo) or the call (a variable of the application's own).
       const own = `if your application reads it itself, pass guardOptionsFromEnv(env, { allow: ['${name}'] })`;
       throw envError(name, `is not a fapi-guard variable${near ? `; did you mean FAPI_${near}? Or, ${own}` : `; ${own}`}`);

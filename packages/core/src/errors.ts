@@ -111,7 +111,7 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     description: 'The request does not address a configured origin of this API',
   },
   token_malformed: { status: 401, error: 'invalid_token', description: 'The access token is malformed' },
-  token_type: { status: 401, error: 'invalid_token', description: 'The token is not a JWT access token' },
+  token_type: { status: 401, error: 'invalid_token', description: 'The token is not an access token' },
   token_algorithm: {
     status: 401,
     error: 'invalid_token',

@@ -86,6 +86,8 @@ export {
   guardRequestFromNode,
   type NodeRequestParts,
   type ResponseParts,
+  receivedTarget,
+  trackReceivedTargets,
 } from './node.js';
 export { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';
 export { signNodeResponse } from './node-response.js';

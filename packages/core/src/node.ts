@@ -3,6 +3,7 @@
  * over the Node `IncomingMessage` it wraps, and writes back the response the core describes.
  * Keeping this here is what makes the three adapters behave byte-for-byte alike.
  */
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { guardRequestOn, nodeConnection } from './connection.js';
 import type { GuardError } from './errors.js';
@@ -34,6 +35,33 @@ export function guardRequestFromNode(
   const request = guardRequestOn(guard, req.method ?? 'GET', headers, { ...connection, target: parts.path }, policy);
   if ('method' in request) request.body = parts.body;
   return request;
+}
+
+/** Request targets as the server received them, before any router rewrote `req.url`. */
+const receivedTargets = new WeakMap<IncomingMessage, string>();
+const tracked = new WeakSet<object>();
+
+/**
+ * Records the request target of every request `server` receives, ahead of the framework's own
+ * listener, for {@link receivedTarget}. Frameworks that rewrite `req.url` before routing
+ * (Fastify's `rewriteUrl`) and middleware that copy it (`@fastify/middie` overwrites
+ * `originalUrl`) then cannot change the URL a DPoP proof's `htu` is compared with: the one the
+ * client addressed (RFC 9449 §4.3 #9). Once per server.
+ */
+export function trackReceivedTargets(server: Pick<EventEmitter, 'prependListener'>): void {
+  if (tracked.has(server)) return;
+  tracked.add(server);
+  server.prependListener('request', (req: IncomingMessage) => {
+    if (req.url !== undefined) receivedTargets.set(req, req.url);
+  });
+}
+
+/**
+ * The request target the client sent: as recorded on arrival ({@link trackReceivedTargets}),
+ * else Fastify's `originalUrl` (kept when `rewriteUrl` changed `url`), else `url`.
+ */
+export function receivedTarget(req: IncomingMessage): string {
+  return receivedTargets.get(req) ?? (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '/';
 }
 
 /**

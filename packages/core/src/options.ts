@@ -108,9 +108,14 @@ export interface DpopOptions {
  * use the smallest set your issuer needs. `aud`, `iss`, `exp` and the signature are always checked.
  */
 export interface CompatOptions {
-  /** Accept `typ: JWT` as well as `at+jwt` (RFC 9068 §4 #1 loosened; explicit typing, RFC 8725 §3.11, is lost). */
+  /**
+   * Accept `typ: JWT` as well as `at+jwt` (RFC 9068 §4 #1 loosened; explicit typing, RFC 8725
+   * §3.11, is lost). A JWT with the marks of an ID, logout or refresh token (`nonce`, `at_hash`,
+   * `events`, `azp` = this API, payload `typ` other than `Bearer`, …) is still refused (§3.12).
+   * @default false
+   */
   acceptJwtTyp?: boolean;
-  /** Accept a token without `typ`. */
+  /** Accept a token without `typ`; the same marks of other kinds are refused. @default false */
   acceptMissingTyp?: boolean;
   /** Read the client id from this claim when `client_id` is absent (e.g. `azp`). */
   clientIdClaim?: string;

@@ -20,7 +20,9 @@ import {
   guardRequestFromNode,
   isGuardError,
   type RoutePolicy,
+  receivedTarget,
   signNodeResponse,
+  trackReceivedTargets,
 } from '@fapi-guard/core';
 import type {
   FastifyPluginAsync,
@@ -101,8 +103,11 @@ async function settle(
   return continueIdempotent(guard, policy, result, request, reply);
 }
 
-/** raw.url is the request target as received, before any prefix rewriting. */
-const targetOf = (request: FastifyRequest) => request.raw.url ?? request.url;
+/**
+ * The request target as the client sent it, before `rewriteUrl` changed `raw.url`: DPoP `htu`
+ * and signature components are about the URL the client addressed (RFC 9449 §4.3 #9).
+ */
+const targetOf = (request: FastifyRequest) => receivedTarget(request.raw);
 
 function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHookHandler {
   return async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
@@ -146,6 +151,7 @@ function first<T>(hook: T, own: T | T[] | undefined): T[] {
 
 const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, options) => {
   const guard = 'guard' in options ? options.guard : createGuard(options);
+  trackReceivedTargets(fastify.server);
   fastify.decorateRequest('auth', null);
   fastify.decorate('fapi', {
     guard,

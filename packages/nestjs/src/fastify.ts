@@ -15,6 +15,8 @@ import {
   type GuardRequest,
   guardRequestFromNode,
   isGuardError,
+  receivedTarget,
+  trackReceivedTargets,
 } from '@fapi-guard/core';
 import { keepIdempotentBodies } from './idempotency.js';
 import { type FastifyReplyLike, type FastifyRequestLike, writeRefusal, writeResponse } from './platform.js';
@@ -42,6 +44,8 @@ export interface FastifyLike {
   addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
   addHook(name: 'preParsing', hook: (request: FastifyRequestLike, reply: FastifyReplyLike, payload: unknown) => Promise<unknown>): unknown;
   get(path: string, handler: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
+  /** The Node server underneath. */
+  server: Parameters<typeof trackReceivedTargets>[0];
 }
 
 export function isFastifyInstance(instance: unknown): instance is FastifyLike {
@@ -49,6 +53,7 @@ export function isFastifyInstance(instance: unknown): instance is FastifyLike {
 }
 
 export function installFastify(fastify: FastifyLike, guard: Guard, policies: FapiPolicies): void {
+  trackReceivedTargets(fastify.server);
   // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
   for (const path of guard.publishedPaths) {
     fastify.get(path, async (request, reply) => {
@@ -68,19 +73,19 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
   fastify.addHook('onRequest', async (request, reply) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
     if (typeof handler !== 'function') return undefined;
-    const route = policies.ofHandler(handler);
-    if (!route) return undefined;
-    const guardRequest = guardRequestFromNode(guard, request.raw, { path: request.raw.url ?? '/' }, route.policy);
+    const policy = policies.ofHandler(handler);
+    if (!policy) return undefined;
+    const guardRequest = guardRequestFromNode(guard, request.raw, { path: receivedTarget(request.raw) }, policy);
     if (isGuardError(guardRequest)) {
       writeRefusal(reply, guardRequest);
       return reply;
     }
-    const authenticated = await guard.authenticate(guardRequest, route.policy);
+    const authenticated = await guard.authenticate(guardRequest, policy);
     if (!authenticated.ok) {
       writeRefusal(reply, authenticated);
       return reply;
     }
-    passes.set(request.raw, { request: guardRequest, authenticated, policy: route.policy });
+    passes.set(request.raw, { request: guardRequest, authenticated, policy });
     return undefined;
   });
 }
