@@ -39,12 +39,14 @@ export {
   fetchResponse,
   guardRequestFromFetch,
   headersFromFetch,
+  protectFetchRequest,
   readFetchBody,
   requestTarget,
   signFetchResponse,
 } from './fetch.js';
 export { type Authenticated, type Authorized, type Binding, createGuard, type Guard } from './guard.js';
 export { type InteractionId, interactionId } from './interaction.js';
+export { authorizationOf, rememberAuthorization } from './layers.js';
 export { type GuardLogger, Notices, stderrLogger } from './logger.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 export { DecisionMetrics, type MetricsSnapshot } from './metrics.js';
@@ -55,6 +57,7 @@ export {
   errorResponse,
   guardRequestFromNode,
   type NodeRequestParts,
+  protectNodeRequest,
   type ResponseParts,
 } from './node.js';
 export { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';

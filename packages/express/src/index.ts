@@ -4,13 +4,13 @@
  */
 import {
   type Authorized,
-  authorizeNodeRequest,
   captureRawBody,
   createGuard,
   errorResponse,
   type Guard,
   type GuardError,
   type GuardOptions,
+  protectNodeRequest,
   type RoutePolicy,
   signNodeResponse,
 } from '@fapi-guard/core';
@@ -28,8 +28,18 @@ declare global {
 export interface FapiGuardExpress {
   /** The framework-free guard behind the middleware. */
   readonly guard: Guard;
-  /** Middleware that lets through only requests that satisfy `policy`; sets `req.auth`. */
+  /**
+   * Middleware that lets through only requests that satisfy `policy`; sets `req.auth`. Layers
+   * compose: behind an app-wide `app.use(fapi.protect())`, a route's `fapi.protect({ scopes })`
+   * checks only its own policy against the request the first layer authenticated (the token and
+   * the DPoP proof are checked once); a request no earlier layer saw is authenticated here.
+   */
   protect(policy?: RoutePolicy): RequestHandler;
+  /**
+   * The route-level layer for scopes (express-oauth2-jwt-bearer's `requiredScopes()`):
+   * `fapi.protect({ scopes })`. Every scope listed must be granted (RFC 9068 §2.2.3).
+   */
+  requireScopes(...scopes: [string, ...string[]]): RequestHandler;
   /**
    * Serves the RFC 9728 metadata document at its well-known path (when `resourceMetadata` is
    * on); passes every other request on. Mount it with `app.use(fapi.metadata())`.
@@ -83,18 +93,21 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardExpress {
         next();
       };
     },
-    protect(policy?: RoutePolicy): RequestHandler {
-      const compiled = guard.policy(policy);
-      return (req: Request, res: Response, next: NextFunction) => {
-        // originalUrl keeps the mount path of routers (req.url loses it).
-        authorizeNodeRequest(guard, req, { path: req.originalUrl, body: req.body }, compiled).then((result) => {
-          if (!result.ok) return sendGuardError(res, result);
-          for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
-          signNodeResponse(guard, result, req, res);
-          req.auth = result;
-          next();
-        }, next);
-      };
-    },
+    protect,
+    requireScopes: (...scopes) => protect({ scopes }),
   };
+
+  function protect(policy?: RoutePolicy): RequestHandler {
+    const compiled = guard.policy(policy);
+    return (req: Request, res: Response, next: NextFunction) => {
+      // originalUrl keeps the mount path of routers (req.url loses it).
+      protectNodeRequest(guard, req, { path: req.originalUrl, body: req.body }, compiled).then((result) => {
+        if (!result.ok) return sendGuardError(res, result);
+        for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
+        signNodeResponse(guard, result, req, res);
+        req.auth = result;
+        next();
+      }, next);
+    };
+  }
 }

@@ -6,7 +6,7 @@
 import {
   type Authenticated,
   type Authorized,
-  authorizeNodeRequest,
+  authorizationOf,
   type CompiledPolicy,
   captureRawBody,
   compilePolicy,
@@ -19,7 +19,9 @@ import {
   type GuardRequest,
   guardRequestFromNode,
   isGuardError,
+  protectNodeRequest,
   type RoutePolicy,
+  rememberAuthorization,
   signNodeResponse,
 } from '@fapi-guard/core';
 import type {
@@ -53,8 +55,16 @@ declare module 'fastify' {
 export interface FapiGuardFastify {
   /** The framework-free guard behind the plugin. */
   readonly guard: Guard;
-  /** A preHandler that lets through only requests that satisfy `policy`; sets `request.auth`. */
+  /**
+   * A preHandler that lets through only requests that satisfy `policy`; sets `request.auth`.
+   * Layers compose: on a route with `config.fapi`, or behind an app-wide
+   * `fastify.addHook('preHandler', fastify.fapi.protect())`, it checks only its own policy against
+   * the request the first layer authenticated (the token and the DPoP proof are checked once); a
+   * request no earlier layer saw is authenticated here.
+   */
   protect(policy?: RoutePolicy): preHandlerAsyncHookHandler;
+  /** The route-level layer for scopes: `protect({ scopes })`. Every scope listed must be granted (RFC 9068 §2.2.3). */
+  requireScopes(...scopes: [string, ...string[]]): preHandlerAsyncHookHandler;
 }
 
 declare const checkedAtCompileTime: unique symbol;
@@ -90,6 +100,7 @@ function settle(guard: Guard, request: FastifyRequest, reply: FastifyReply, resu
   if (!result.ok) return sendGuardError(reply, result);
   reply.headers(result.headers);
   signNodeResponse(guard, result, request.raw, reply.raw);
+  rememberAuthorization(guard, request.raw, result);
   request.auth = result;
   return undefined;
 }
@@ -99,7 +110,7 @@ const targetOf = (request: FastifyRequest) => request.raw.url ?? request.url;
 
 function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHookHandler {
   return async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
-    const result = await authorizeNodeRequest(guard, request.raw, { path: targetOf(request), body: request.body }, policy);
+    const result = await protectNodeRequest(guard, request.raw, { path: targetOf(request), body: request.body }, policy);
     return settle(guard, request, reply, result);
   };
 }
@@ -111,8 +122,11 @@ function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHoo
  * route's own hooks of the same kind.
  */
 function routeHooksFor(guard: Guard, policy: CompiledPolicy) {
+  const preHandler = preHandlerFor(guard, policy);
   const authenticated = new WeakMap<FastifyRequest, { request: GuardRequest; authenticated: Authenticated }>();
   const onRequest: onRequestAsyncHookHandler = async function fapiGuardOnRequest(request, reply) {
+    // An earlier layer (an app-wide onRequest hook) authenticated it: preValidation checks the policy.
+    if (authorizationOf(guard, request.raw)) return undefined;
     const guardRequest = guardRequestFromNode(guard, request.raw, { path: targetOf(request) }, policy);
     if (isGuardError(guardRequest)) return sendGuardError(reply, guardRequest);
     const result = await guard.authenticate(guardRequest, policy);
@@ -122,6 +136,8 @@ function routeHooksFor(guard: Guard, policy: CompiledPolicy) {
   };
   const preValidation: preValidationAsyncHookHandler = async function fapiGuardPreValidation(request, reply) {
     const pass = authenticated.get(request);
+    // An earlier layer authorized the request: only this route's policy is checked, on the parsed body.
+    if (!pass && authorizationOf(guard, request.raw)) return preHandler.call(this, request, reply);
     // Fails closed (500) if the authentication hook did not run for this request.
     if (!pass) throw new Error('fapi-guard: preValidation without onRequest authentication');
     authenticated.delete(request);
@@ -140,9 +156,11 @@ function first<T>(hook: T, own: T | T[] | undefined): T[] {
 const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, options) => {
   const guard = 'guard' in options ? options.guard : createGuard(options);
   fastify.decorateRequest('auth', null);
+  const protect = (policy?: RoutePolicy) => preHandlerFor(guard, guard.policy(policy));
   fastify.decorate('fapi', {
     guard,
-    protect: (policy?: RoutePolicy) => preHandlerFor(guard, guard.policy(policy)),
+    protect,
+    requireScopes: (...scopes: [string, ...string[]]) => protect({ scopes }),
   } satisfies FapiGuardFastify);
   // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
   for (const path of guard.publishedPaths) {

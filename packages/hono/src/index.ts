@@ -5,13 +5,14 @@
 import type { IncomingMessage } from 'node:http';
 import {
   type Authorized,
-  authorizeFetchRequest,
+  authorizationOf,
   createGuard,
   fetchErrorResponse,
   fetchResponse,
   type Guard,
   type GuardOptions,
   nodeConnection,
+  protectFetchRequest,
   type RequestConnection,
   type RoutePolicy,
   requestTarget,
@@ -58,8 +59,14 @@ export interface FapiGuardHono {
    * Middleware that lets through only requests that satisfy `policy`; sets `c.get('auth')`.
    * On routes that read the body (form bodies, `signedRequest`), mount it before anything that
    * reads the body (validators): it reads the body, bounded, and hands the same bytes on.
+   * Layers compose: behind an app-wide `app.use('/api/*', fapi.protect())` (also across
+   * `app.route()` sub-apps), a route's `fapi.protect({ scopes })` checks only its own policy
+   * against the request the first layer authenticated (the token and the DPoP proof are checked
+   * once); a request no earlier layer saw is authenticated here.
    */
   protect(policy?: RoutePolicy): MiddlewareHandler<FapiEnv>;
+  /** The route-level layer for scopes: `protect({ scopes })`. Every scope listed must be granted (RFC 9068 §2.2.3). */
+  requireScopes(...scopes: [string, ...string[]]): MiddlewareHandler<FapiEnv>;
   /**
    * Serves the RFC 9728 metadata document at its well-known path (when `resourceMetadata` is
    * on) and the response-signing JWK set; passes every other request on. `app.use(fapi.metadata())`.
@@ -112,23 +119,30 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         await next();
       };
     },
-    protect(policy?: RoutePolicy): MiddlewareHandler<FapiEnv> {
-      const compiled = guard.policy(policy);
-      return async (c, next) => {
-        const { result, body } = await authorizeFetchRequest(guard, c.req.raw, connectionOf(c), compiled);
-        if (!result.ok) return fetchErrorResponse(result);
-        // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
-        if (body) c.req.raw = new Request(c.req.raw, { body });
-        c.set('auth', result);
-        await next();
-        for (const [name, value] of Object.entries(result.headers)) c.header(name, value);
-        if (guard.signsResponse(result)) {
-          const signed = await signFetchResponse(guard, result, c.req.method, c.res);
-          // Cleared first: assigning over a response merges its headers into the new one.
-          c.res = undefined;
-          c.res = signed;
-        }
-      };
-    },
+    protect,
+    requireScopes: (...scopes) => protect({ scopes }),
   };
+
+  function protect(policy?: RoutePolicy): MiddlewareHandler<FapiEnv> {
+    const compiled = guard.policy(policy);
+    return async (c, next) => {
+      // The mark of earlier layers is kept by the Context, one per request (sub-apps share it).
+      const earlier = authorizationOf(guard, c);
+      const { result, body } = await protectFetchRequest(guard, c, c.req.raw, connectionOf(c), compiled);
+      if (!result.ok) return fetchErrorResponse(result);
+      // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
+      if (body) c.req.raw = new Request(c.req.raw, { body });
+      c.set('auth', result);
+      await next();
+      // The layer that produced this authorization answers for it (headers once, signature once).
+      if (result === earlier) return;
+      for (const [name, value] of Object.entries(result.headers)) c.header(name, value);
+      if (guard.signsResponse(result)) {
+        const signed = await signFetchResponse(guard, result, c.req.method, c.res);
+        // Cleared first: assigning over a response merges its headers into the new one.
+        c.res = undefined;
+        c.res = signed;
+      }
+    };
+  }
 }

@@ -4,13 +4,13 @@
  */
 import {
   type Authorized,
-  authorizeNodeRequest,
   captureRawBody,
   createGuard,
   errorResponse,
   type Guard,
   type GuardError,
   type GuardOptions,
+  protectNodeRequest,
   type RoutePolicy,
   signNodeResponse,
 } from '@fapi-guard/core';
@@ -26,8 +26,16 @@ declare module 'koa' {
 export interface FapiGuardKoa {
   /** The framework-free guard behind the middleware. */
   readonly guard: Guard;
-  /** Middleware that lets through only requests that satisfy `policy`; sets `ctx.state.auth`. */
+  /**
+   * Middleware that lets through only requests that satisfy `policy`; sets `ctx.state.auth`.
+   * Layers compose: behind an app-wide `app.use(fapi.protect())` (or a router's), a route's
+   * `fapi.protect({ scopes })` checks only its own policy against the request the first layer
+   * authenticated (the token and the DPoP proof are checked once); a request no earlier layer saw
+   * is authenticated here.
+   */
   protect(policy?: RoutePolicy): Middleware;
+  /** The route-level layer for scopes: `fapi.protect({ scopes })`. Every scope listed must be granted (RFC 9068 §2.2.3). */
+  requireScopes(...scopes: [string, ...string[]]): Middleware;
   /**
    * Serves the RFC 9728 metadata document at its well-known path (when `resourceMetadata` is
    * on); passes every other request on. Mount it with `app.use(fapi.metadata())`.
@@ -78,20 +86,23 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
         return next();
       };
     },
-    protect(policy?: RoutePolicy): Middleware {
-      const compiled = guard.policy(policy);
-      return async (ctx: Context, next: Next) => {
-        const body = (ctx.request as { body?: unknown }).body;
-        const result = await authorizeNodeRequest(guard, ctx.req, { path: ctx.originalUrl, body }, compiled);
-        if (!result.ok) {
-          sendGuardError(ctx, result);
-          return;
-        }
-        ctx.set(result.headers);
-        signNodeResponse(guard, result, ctx.req, ctx.res);
-        ctx.state.auth = result;
-        return next();
-      };
-    },
+    protect,
+    requireScopes: (...scopes) => protect({ scopes }),
   };
+
+  function protect(policy?: RoutePolicy): Middleware {
+    const compiled = guard.policy(policy);
+    return async (ctx: Context, next: Next) => {
+      const body = (ctx.request as { body?: unknown }).body;
+      const result = await protectNodeRequest(guard, ctx.req, { path: ctx.originalUrl, body }, compiled);
+      if (!result.ok) {
+        sendGuardError(ctx, result);
+        return;
+      }
+      ctx.set(result.headers);
+      signNodeResponse(guard, result, ctx.req, ctx.res);
+      ctx.state.auth = result;
+      return next();
+    };
+  }
 }

@@ -6,11 +6,12 @@
 import type { IncomingMessage } from 'node:http';
 import {
   type Authorized,
-  authorizeNodeRequest,
   type CompiledPolicy,
   completeNodeRequest,
   type Guard,
   type GuardError,
+  protectNodeRequest,
+  rememberAuthorization,
   signNodeResponse,
 } from '@fapi-guard/core';
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
@@ -18,7 +19,7 @@ import { takeAuthenticated } from './fastify.js';
 import { nodeRequest, nodeResponse, requestParts, setHeaders } from './platform.js';
 import { FapiPolicies } from './policies.js';
 import { FapiRefusal } from './refusal.js';
-import { authorizationOf, authorize } from './state.js';
+import { authorize } from './state.js';
 import { FAPI_GUARD } from './tokens.js';
 
 @Injectable()
@@ -33,8 +34,6 @@ export class FapiGuard implements CanActivate {
     if (context.getType() !== 'http') throw new Error('fapi-guard: FapiGuard protects HTTP routes only');
     const http = context.switchToHttp();
     const request = http.getRequest<object>();
-    // Already checked by the same guard on the controller (see state.ts).
-    if (authorizationOf(request)) return true;
     const policy = this.policies.of(context.getClass(), context.getHandler());
     const req = nodeRequest(request);
     const result = await this.check(req, request, policy);
@@ -49,12 +48,16 @@ export class FapiGuard implements CanActivate {
   /**
    * On Fastify the first phase ran in `onRequest`, before the body was read; the second runs
    * here on the parsed body. Otherwise (Express, or a route the hook did not know) both run here.
+   * A guard that runs again for the request (on the controller and the handler, or global and on
+   * the route) checks only its policy: the token and the DPoP proof are checked once.
    */
-  private check(req: IncomingMessage, request: object, policy: CompiledPolicy): Promise<Authorized | GuardError> {
+  private async check(req: IncomingMessage, request: object, policy: CompiledPolicy): Promise<Authorized | GuardError> {
     const parts = requestParts(request);
     const early = takeAuthenticated(req, policy);
-    if (!early) return authorizeNodeRequest(this.guard, req, parts, policy);
+    if (!early) return protectNodeRequest(this.guard, req, parts, policy);
     early.request.body = parts.body;
-    return completeNodeRequest(this.guard, req, early.request, early.authenticated, policy);
+    const result = await completeNodeRequest(this.guard, req, early.request, early.authenticated, policy);
+    if (result.ok) rememberAuthorization(this.guard, req, result);
+    return result;
   }
 }

@@ -1,0 +1,138 @@
+/**
+ * Layered protection (issue 25 §1): an app-wide guard plus stricter routers and routes, on every
+ * adapter over real HTTP. A request is authenticated — token, binding, DPoP proof and its replay
+ * check — once, whatever number of layers it passes; each further layer checks its own policy
+ * against that result, so every layer's requirements hold; a layer no earlier one ran before
+ * authenticates itself.
+ */
+import type { DecisionEvent } from '@fapi-guard/core';
+import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import { type Received, send } from './support/http';
+import {
+  BINDING_ROUTES,
+  LAYERED_ROUTES,
+  type LayeredApp,
+  NODE_FRAMEWORKS,
+  type NodeFramework,
+  startLayeredApp,
+} from './support/layered-apps';
+
+const AUDIENCE = 'https://rs.example.com';
+const ALGS = 'DPoP algs="ES256 PS256 EdDSA"';
+const scopeChallenge = (scope: string) =>
+  `${ALGS}, error="insufficient_scope", error_description="The access token lacks the scope this resource requires", scope="${scope}"`;
+
+let as: MockIssuer;
+let client: DpopClient;
+const apps = new Map<NodeFramework, LayeredApp>();
+
+beforeAll(async () => {
+  as = await MockIssuer.start({ audience: AUDIENCE });
+  client = await DpopClient.create('ES256');
+  for (const framework of NODE_FRAMEWORKS) {
+    apps.set(
+      framework,
+      await startLayeredApp(framework, {
+        issuer: as.issuer,
+        audience: AUDIENCE,
+        publicUrl: AUDIENCE,
+        dpop: { nonce: { secret: 'layers-nonce-secret-0123456789abcdef' } },
+      }),
+    );
+  }
+});
+afterAll(async () => {
+  for (const app of apps.values()) await app.close();
+  await as.stop();
+});
+
+async function dpopRequest(path: string, scope: string, nonce?: string) {
+  const token = await as.mint({ scope, jkt: client.jkt });
+  const proof = await client.proof({ htm: 'GET', htu: `${AUDIENCE}${path}`, accessToken: token, ...(nonce ? { nonce } : {}) });
+  return { headers: { authorization: `DPoP ${token}`, dpop: proof } };
+}
+
+function appOf(framework: NodeFramework): LayeredApp {
+  const app = apps.get(framework);
+  if (!app) throw new Error(`no ${framework} app`);
+  return app;
+}
+
+/** The decisions `fn` caused on `app`. */
+async function decisionsOf(app: LayeredApp, fn: () => Promise<void>): Promise<DecisionEvent[]> {
+  const before = app.decisions.length;
+  await fn();
+  return app.decisions.slice(before);
+}
+
+const combinations = Object.entries(LAYERED_ROUTES);
+
+describe.each(NODE_FRAMEWORKS)('%s: layered protect()', (framework) => {
+  it.each(combinations)(
+    'DPOP-23 %s (layers %j): one authentication, every layer checked, the proof refused as a replay once',
+    async (path, layers) => {
+      const app = appOf(framework);
+      const request = await dpopRequest(path, layers.join(' '));
+      let first: Received | undefined;
+      let replay: Received | undefined;
+      const events = await decisionsOf(app, async () => {
+        first = await send(`${app.url}${path}`, request);
+        replay = await send(`${app.url}${path}`, request);
+      });
+      expect(first?.status).toBe(200);
+      expect(first?.json).toEqual({ clientId: expect.any(String), scopes: [...layers], binding: 'dpop' });
+      expect(replay?.status).toBe(401);
+      expect(replay?.headers['www-authenticate']).toBe(
+        `${ALGS}, error="invalid_dpop_proof", error_description="The DPoP proof has already been used"`,
+      );
+      // One decision per request: the first layer's consent, then the replay refused once.
+      expect(events.map((e) => [e.outcome, e.reason])).toEqual([
+        ['allow', undefined],
+        ['deny', 'dpop_proof_replayed'],
+      ]);
+    },
+  );
+
+  it.each(combinations)(
+    'FAPI-RS-07 %s (layers %j): a token lacking any one layer’s scope is refused by that layer',
+    async (path, layers) => {
+      const app = appOf(framework);
+      for (const missing of layers) {
+        const granted = layers.filter((scope) => scope !== missing);
+        const res = await send(`${app.url}${path}`, await dpopRequest(path, granted.join(' ') || 'other'));
+        expect([missing, res.status, res.headers['www-authenticate']]).toEqual([missing, 403, scopeChallenge(missing)]);
+      }
+    },
+  );
+
+  it.each(combinations)('a layer reached first authenticates: %s without credentials is 401', async (path) => {
+    const res = await send(`${appOf(framework).url}${path}`);
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe(ALGS);
+  });
+
+  it('FAPI-RS-08 an unbound token passes a bearer-tolerant layer but not a strict one behind it', async () => {
+    const app = appOf(framework);
+    const bearer = { headers: { authorization: `Bearer ${await as.mint({ scope: 'accounts' })}` } };
+    expect((await send(`${app.url}${BINDING_ROUTES.tolerant}`, bearer)).status).toBe(200);
+    const strict = await send(`${app.url}${BINDING_ROUTES.strict}`, bearer);
+    expect(strict.status).toBe(401);
+    expect(strict.headers['www-authenticate']).toBe(
+      `${ALGS}, Bearer realm="https://rs.example.com", error="invalid_token", error_description="A sender-constrained access token is required"`,
+    );
+  });
+
+  it('DPOP-22 a later layer that requires a nonce asks for one, and takes the retried proof', async () => {
+    const app = appOf(framework);
+    const path = BINDING_ROUTES.nonce;
+    const first = await send(`${app.url}${path}`, await dpopRequest(path, 'accounts'));
+    expect(first.status).toBe(401);
+    expect(first.headers['www-authenticate']).toBe(
+      `${ALGS}, error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"`,
+    );
+    const nonce = first.headers['dpop-nonce'] as string;
+    expect(nonce).toMatch(/^[!#-[\]-~]+$/);
+    const retried = await send(`${app.url}${path}`, await dpopRequest(path, 'accounts', nonce));
+    expect(retried.status).toBe(200);
+  });
+});
