@@ -10,24 +10,36 @@ import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
+import { FapiAuth, FapiPolicy, FapiPublic, RequireScopes } from '@fapi-guard/nestjs';
 import formbody from '@fastify/formbody';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
+import { Controller, Get, type Type } from '@nestjs/common';
 import express from 'express';
 import Fastify from 'fastify';
 import { Hono } from 'hono';
 import Koa from 'koa';
 import { serveHono } from './apps';
+import { startNestApp } from './nest-app';
 
-export type NodeFramework = 'express' | 'koa' | 'fastify' | 'hono';
-export const NODE_FRAMEWORKS: readonly NodeFramework[] = ['express', 'koa', 'fastify', 'hono'];
+export type LayeredFramework = 'express' | 'koa' | 'fastify' | 'hono' | 'nestjs' | 'nestjs-fastify';
+export const LAYERED_FRAMEWORKS: readonly LayeredFramework[] = ['express', 'koa', 'fastify', 'hono', 'nestjs', 'nestjs-fastify'];
 
-export const G: RoutePolicy = { scopes: ['g'] };
+/** App-wide: scope `g`; unbound tokens are left to the routes to refuse. */
+export const G: RoutePolicy = { scopes: ['g'], allowBearer: true };
 export const R: RoutePolicy = { scopes: ['r'] };
 export const T: RoutePolicy = { scopes: ['t'] };
 
-/** Each route and the scopes of its layers, in the order they run. */
-export const LAYERED_ROUTES: Readonly<Record<string, readonly string[]>> = {
+/**
+ * Each route and the scopes of its layers, in the order they run. On NestJS the app-wide guard
+ * always runs before the route's (Nest runs global guards first): no `/api/first` there.
+ */
+export function layeredRoutes(framework: LayeredFramework): [string, readonly string[]][] {
+  const routes = Object.entries(LAYERED_ROUTES);
+  return framework.startsWith('nestjs') ? routes.filter(([path]) => path !== '/api/first') : routes;
+}
+
+const LAYERED_ROUTES: Readonly<Record<string, readonly string[]>> = {
   '/api/g': ['g'],
   '/api/gt': ['g', 't'],
   '/api/first': ['t', 'g'],
@@ -189,10 +201,93 @@ function startHono(options: GuardOptions): Promise<{ url: string; close(): Promi
   return serveHono(app);
 }
 
+/**
+ * NestJS: the module's `global` policy is G; controllers carry R (as `anyScopes`, so a handler's
+ * `scopes` add to it rather than replace it), handlers T; `@FapiPublic()` leaves G out.
+ */
+function nestControllers(): Type[] {
+  @Controller('api')
+  class Api {
+    @Get('g')
+    g(@FapiAuth() auth: Authorized) {
+      return echo(auth);
+    }
+    @Get('gt')
+    @RequireScopes('t')
+    gt(@FapiAuth() auth: Authorized) {
+      return echo(auth);
+    }
+  }
+  @Controller('api/r')
+  @FapiPolicy({ anyScopes: ['r'] })
+  class ApiRouter {
+    @Get('x')
+    x(@FapiAuth() auth: Authorized) {
+      return echo(auth);
+    }
+    @Get('t')
+    @RequireScopes('t')
+    t(@FapiAuth() auth: Authorized) {
+      return echo(auth);
+    }
+  }
+  @Controller('open')
+  class Open {
+    @Get('t')
+    @FapiPublic()
+    @RequireScopes('t')
+    t(@FapiAuth() auth: Authorized) {
+      return echo(auth);
+    }
+    @Get('nonce')
+    @FapiPolicy(NONCE)
+    nonce(@FapiAuth() auth: Authorized) {
+      return echo(auth);
+    }
+    @Get('health')
+    @FapiPublic()
+    health() {
+      return { ok: true };
+    }
+  }
+  @Controller('open/r')
+  @FapiPublic()
+  @FapiPolicy({ anyScopes: ['r'] })
+  class OpenRouter {
+    @Get('x')
+    x(@FapiAuth() auth: Authorized) {
+      return echo(auth);
+    }
+    @Get('t')
+    @RequireScopes('t')
+    t(@FapiAuth() auth: Authorized) {
+      return echo(auth);
+    }
+  }
+  @Controller('mixed')
+  class Mixed {
+    @Get('strict')
+    @FapiPolicy({})
+    strict(@FapiAuth() auth: Authorized) {
+      return echo(auth);
+    }
+    @Get('tolerant')
+    @FapiPolicy(TOLERANT)
+    tolerant(@FapiAuth() auth: Authorized) {
+      return echo(auth);
+    }
+  }
+  return [Api, ApiRouter, Open, OpenRouter, Mixed];
+}
+
 /** The layered app on `framework`, its guard reporting every decision. */
-export async function startLayeredApp(framework: NodeFramework, options: GuardOptions): Promise<LayeredApp> {
+export async function startLayeredApp(framework: LayeredFramework, options: GuardOptions): Promise<LayeredApp> {
   const decisions: DecisionEvent[] = [];
   const withHook = { ...options, onDecision: (event: DecisionEvent) => decisions.push(event) };
+  if (framework === 'nestjs' || framework === 'nestjs-fastify') {
+    const { url, close } = await startNestApp(framework, withHook, nestControllers(), undefined, { settings: { global: G } });
+    return { decisions, url, close };
+  }
   const start = { express: startExpress, koa: startKoa, fastify: startFastify, hono: startHono }[framework];
   return { decisions, ...(await start(withHook)) };
 }

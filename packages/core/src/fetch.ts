@@ -19,6 +19,7 @@ import type { Authorized, Guard } from './guard.js';
 import { authorizationOf, rememberAuthorization } from './layers.js';
 import { errorResponse, type ResponseParts } from './node.js';
 import type { CompiledPolicy } from './policy.js';
+import type { ErrorBody } from './refusals.js';
 import { announcesBody, type GuardHeaders, type GuardRequest, headersFromRaw } from './request.js';
 
 /**
@@ -213,8 +214,8 @@ export function fetchResponse(parts: ResponseParts): Response {
 }
 
 /** A refusal as a Fetch `Response`: status, challenge headers and the short JSON body. */
-export function fetchErrorResponse(error: GuardError): Response {
-  return fetchResponse(errorResponse(error));
+export function fetchErrorResponse(error: GuardError, format?: ErrorBody): Response {
+  return fetchResponse(errorResponse(error, format));
 }
 
 /** RFC 9110 §15.3.5, §15.4.5: statuses that never carry content. */

@@ -83,6 +83,15 @@ export {
   type RoutePolicy,
 } from './policy.js';
 export {
+  checkRefusalOptions,
+  type ErrorBody,
+  pinRefusal,
+  problemDetails,
+  type RefusalOptions,
+  refusalBody,
+  takeRefusalOptions,
+} from './refusals.js';
+export {
   announcesBody,
   type ConnectionInfo,
   type GuardHeaders,

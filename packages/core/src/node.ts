@@ -10,6 +10,7 @@ import type { Authenticated, Authorized, Guard } from './guard.js';
 import { authorizationOf, rememberAuthorization } from './layers.js';
 import { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';
 import type { CompiledPolicy } from './policy.js';
+import { type ErrorBody, refusalBody } from './refusals.js';
 import { announcesBody, type GuardRequest, headersFromRaw } from './request.js';
 
 export interface NodeRequestParts {
@@ -139,10 +140,8 @@ export interface ResponseParts {
   body: string;
 }
 
-export function errorResponse(error: GuardError): ResponseParts {
-  return {
-    status: error.status,
-    headers: { ...error.headers, 'content-type': 'application/json; charset=utf-8' },
-    body: JSON.stringify(error.body),
-  };
+/** A refusal's response: its status and headers (RFC 6750 §3, RFC 9449 §7.1), the body in `format`. */
+export function errorResponse(error: GuardError, format?: ErrorBody): ResponseParts {
+  const { contentType, body } = refusalBody(error, format);
+  return { status: error.status, headers: { ...error.headers, 'content-type': contentType }, body };
 }

@@ -18,6 +18,7 @@ import {
 } from '@fapi-guard/core';
 import { type FastifyReplyLike, type FastifyRequestLike, writeRefusal, writeResponse } from './platform.js';
 import type { FapiPolicies } from './policies.js';
+import type { FapiGuardModuleSettings } from './settings.js';
 import { FAPI_ROUTE } from './tokens.js';
 
 interface EarlyPass {
@@ -28,12 +29,14 @@ interface EarlyPass {
 
 const passes = new WeakMap<IncomingMessage, EarlyPass>();
 
-/** The first phase's result for `req`, once, if it ran for this very policy. */
-export function takeAuthenticated(req: IncomingMessage, policy: CompiledPolicy): EarlyPass | undefined {
+/**
+ * The first phase's result for `req`, once, with the policy it ran for (the guard completes it
+ * with that policy and checks its own as a further layer: the DPoP proof is spent already).
+ */
+export function takeAuthenticated(req: IncomingMessage): EarlyPass | undefined {
   const pass = passes.get(req);
-  if (!pass) return undefined;
-  passes.delete(req);
-  return pass.policy === policy ? pass : undefined;
+  if (pass) passes.delete(req);
+  return pass;
 }
 
 /** The parts of a Fastify instance used here. */
@@ -47,7 +50,7 @@ export function isFastifyInstance(instance: unknown): instance is FastifyLike {
   return typeof (instance as { addHook?: unknown } | null)?.addHook === 'function';
 }
 
-export function installFastify(fastify: FastifyLike, guard: Guard, policies: FapiPolicies): void {
+export function installFastify(fastify: FastifyLike, guard: Guard, policies: FapiPolicies, settings: FapiGuardModuleSettings): void {
   // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
   for (const path of guard.publishedPaths) {
     fastify.get(path, async (request, reply) => {
@@ -63,6 +66,8 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
       return payload;
     });
   }
+  // With errors: 'framework' the refusal must reach Nest's exception filters: the guard authenticates.
+  if (settings.errors === 'framework') return;
   fastify.addHook('onRequest', async (request, reply) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
     if (typeof handler !== 'function') return undefined;
@@ -70,12 +75,12 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
     if (!route) return undefined;
     const guardRequest = guardRequestFromNode(guard, request.raw, { path: request.raw.url ?? '/' }, route.policy);
     if (isGuardError(guardRequest)) {
-      writeRefusal(reply, guardRequest);
+      writeRefusal(reply, guardRequest, settings.errorBody);
       return reply;
     }
     const authenticated = await guard.authenticate(guardRequest, route.policy);
     if (!authenticated.ok) {
-      writeRefusal(reply, authenticated);
+      writeRefusal(reply, authenticated, settings.errorBody);
       return reply;
     }
     passes.set(request.raw, { request: guardRequest, authenticated, policy: route.policy });

@@ -14,12 +14,14 @@ import {
   type NestModule,
   type Provider,
 } from '@nestjs/common';
-import { DiscoveryModule, HttpAdapterHost } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, DiscoveryModule, HttpAdapterHost } from '@nestjs/core';
 import { installFastify, isFastifyInstance } from './fastify.js';
-import { FapiGuard } from './guard.js';
+import { FapiGlobalGuard, FapiGuard } from './guard.js';
 import { writeResponse } from './platform.js';
 import { FapiPolicies } from './policies.js';
-import { FAPI_GUARD, FAPI_GUARD_OPTIONS } from './tokens.js';
+import { FapiRefusalFilter } from './refusal.js';
+import { checkSettings, type FapiGuardModuleSettings } from './settings.js';
+import { FAPI_GUARD, FAPI_GUARD_OPTIONS, FAPI_MODULE_SETTINGS } from './tokens.js';
 
 /** What `forRoot` takes: the guard options, or a guard created with `createGuard`. */
 export type FapiGuardModuleOptions = GuardOptions | Guard;
@@ -32,6 +34,8 @@ export interface FapiGuardModuleAsyncOptions {
   useFactory: (...args: never[]) => FapiGuardModuleOptions | Promise<FapiGuardModuleOptions>;
   /** Providers handed to `useFactory`, in order. @default [] */
   inject?: FactoryProvider['inject'];
+  /** App-wide protection and how refusals are answered (see {@link FapiGuardModuleSettings}). @default {} */
+  settings?: FapiGuardModuleSettings;
 }
 
 const isGuard = (options: FapiGuardModuleOptions): options is Guard => 'check' in options;
@@ -44,8 +48,19 @@ const shared: Provider[] = [
   },
   FapiPolicies,
   FapiGuard,
+  FapiGlobalGuard,
+  // Refusals of the app-wide guard get the bytes of the decorated routes' (it catches only those the module answers).
+  { provide: APP_FILTER, useClass: FapiRefusalFilter },
 ];
-const exported = [FAPI_GUARD, FapiPolicies, FapiGuard];
+const exported = [FAPI_GUARD, FapiPolicies, FapiGuard, FapiGlobalGuard, FAPI_MODULE_SETTINGS];
+
+/** The settings' providers: the settings, checked now, and the app-wide guard when `global` is set. */
+function settingsProviders(settings: FapiGuardModuleSettings): Provider[] {
+  checkSettings(settings);
+  const providers: Provider[] = [{ provide: FAPI_MODULE_SETTINGS, useValue: settings }];
+  if (settings.global !== undefined) providers.push({ provide: APP_GUARD, useExisting: FapiGlobalGuard });
+  return providers;
+}
 
 /** Express request/response as far as the metadata middleware uses them. */
 interface ExpressLike {
@@ -58,14 +73,18 @@ export class FapiGuardModule implements NestModule {
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
     @Inject(FAPI_GUARD) private readonly guard: Guard,
     @Inject(FapiPolicies) private readonly policies: FapiPolicies,
+    @Inject(FAPI_MODULE_SETTINGS) private readonly settings: FapiGuardModuleSettings,
   ) {}
 
-  /** Global: the guard the policy decorators put on controllers is built in any module. */
-  static forRoot(options: FapiGuardModuleOptions): DynamicModule {
+  /**
+   * Global: the guard the policy decorators put on controllers is built in any module. With
+   * `settings.global` every route is protected unless `@FapiPublic()` (default-deny).
+   */
+  static forRoot(options: FapiGuardModuleOptions, settings: FapiGuardModuleSettings = {}): DynamicModule {
     return {
       module: FapiGuardModule,
       global: true,
-      providers: [{ provide: FAPI_GUARD_OPTIONS, useValue: options }, ...shared],
+      providers: [{ provide: FAPI_GUARD_OPTIONS, useValue: options }, ...settingsProviders(settings), ...shared],
       exports: exported,
     };
   }
@@ -77,6 +96,7 @@ export class FapiGuardModule implements NestModule {
       imports: options.imports ?? [],
       providers: [
         { provide: FAPI_GUARD_OPTIONS, inject: options.inject ?? [], useFactory: options.useFactory as (...args: unknown[]) => unknown },
+        ...settingsProviders(options.settings ?? {}),
         ...shared,
       ],
       exports: exported,
@@ -91,7 +111,7 @@ export class FapiGuardModule implements NestModule {
     const instance: unknown = this.adapterHost.httpAdapter?.getInstance();
     if (!instance) return;
     if (isFastifyInstance(instance)) {
-      installFastify(instance, this.guard, this.policies);
+      installFastify(instance, this.guard, this.policies, this.settings);
       return;
     }
     // Express: the metadata document and the response-signing JWK set (RFC 9728), as the
