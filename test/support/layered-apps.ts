@@ -17,7 +17,7 @@ import Router from '@koa/router';
 import { Controller, Get, type Type } from '@nestjs/common';
 import express from 'express';
 import Fastify from 'fastify';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import Koa from 'koa';
 import { serveHono } from './apps';
 import { startNestApp } from './nest-app';
@@ -180,7 +180,8 @@ async function startFastify(options: GuardOptions): Promise<{ url: string; close
 function startHono(options: GuardOptions): Promise<{ url: string; close(): Promise<void> }> {
   const fapi = honoGuard(options);
   const app = new Hono();
-  const reply = (c: { get(key: 'auth'): Authorized | undefined; json(value: unknown): Response }) => c.json(echo(c.get('auth')));
+  // JSON with the media type the Node frameworks send (Hono's c.json leaves out the charset).
+  const reply = (c: Context) => c.body(JSON.stringify(echo(c.get('auth'))), 200, { 'content-type': 'application/json; charset=utf-8' });
   // The route's layer ahead of the app-wide one.
   app.use('/api/first', fapi.protect(T));
   app.use('/api/*', fapi.protect(G));

@@ -69,7 +69,8 @@ export function problemDetails(refusal: GuardError): Record<string, unknown> {
 
 /** The content type and bytes of a refusal's body in the format asked for. */
 export function refusalBody(refusal: GuardError, format: ErrorBody = 'oauth'): { contentType: string; body: string } {
-  if (format === 'problem') return { contentType: 'application/problem+json', body: JSON.stringify(problemDetails(refusal)) };
+  if (format === 'problem')
+    return { contentType: 'application/problem+json; charset=utf-8', body: JSON.stringify(problemDetails(refusal)) };
   if (typeof format === 'function') {
     try {
       const body = JSON.stringify(format(refusal));

@@ -12,6 +12,7 @@ import {
   compilePolicy,
   completeNodeRequest,
   createGuard,
+  type ErrorBody,
   errorResponse,
   type Guard,
   type GuardError,
@@ -19,10 +20,13 @@ import {
   type GuardRequest,
   guardRequestFromNode,
   isGuardError,
+  pinRefusal,
   protectNodeRequest,
+  type RefusalOptions,
   type RoutePolicy,
   rememberAuthorization,
   signNodeResponse,
+  takeRefusalOptions,
 } from '@fapi-guard/core';
 import type {
   FastifyPluginAsync,
@@ -86,18 +90,34 @@ export function routePolicy(policy: RoutePolicy): FapiRoutePolicy {
   return policy as FapiRoutePolicy;
 }
 
-/** Plugin options: the guard options, or a guard you created. */
-export type FapiGuardPluginOptions = GuardOptions | { guard: Guard };
+/**
+ * Plugin options: the guard options, or a guard you created; with `errors` and `errorBody` (see
+ * `RefusalOptions` in `@fapi-guard/core`). With `errors: 'framework'` a refusal is thrown (the
+ * `GuardError`: `status`, `headers`, `reason`, OAuth `error`) to your `setErrorHandler`, the status
+ * and challenge pinned.
+ */
+export type FapiGuardPluginOptions = (GuardOptions | { guard: Guard }) & RefusalOptions;
 
-/** Writes a refusal: status, challenge headers and the short JSON body. */
-export function sendGuardError(reply: FastifyReply, error: GuardError): FastifyReply {
-  const { status, headers, body } = errorResponse(error);
+/** Writes a refusal: status, challenge headers and the body (`errorBody`, the short JSON body by default). */
+export function sendGuardError(reply: FastifyReply, error: GuardError, format?: ErrorBody): FastifyReply {
+  const { status, headers, body } = errorResponse(error, format);
   return reply.code(status).headers(headers).send(body);
 }
 
-/** The decision on the reply: a refusal written, or `request.auth` set. */
-function settle(guard: Guard, request: FastifyRequest, reply: FastifyReply, result: Authorized | GuardError): FastifyReply | undefined {
-  if (!result.ok) return sendGuardError(reply, result);
+/** The guard, and how this plugin answers a refusal. */
+interface Adapter {
+  guard: Guard;
+  refuse(reply: FastifyReply, error: GuardError): FastifyReply;
+}
+
+/** The decision on the reply: a refusal written (or thrown), or `request.auth` set. */
+function settle(
+  { guard, refuse }: Adapter,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: Authorized | GuardError,
+): FastifyReply | undefined {
+  if (!result.ok) return refuse(reply, result);
   reply.headers(result.headers);
   signNodeResponse(guard, result, request.raw, reply.raw);
   rememberAuthorization(guard, request.raw, result);
@@ -108,10 +128,10 @@ function settle(guard: Guard, request: FastifyRequest, reply: FastifyReply, resu
 /** raw.url is the request target as received, before any prefix rewriting. */
 const targetOf = (request: FastifyRequest) => request.raw.url ?? request.url;
 
-function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHookHandler {
+function preHandlerFor(adapter: Adapter, policy: CompiledPolicy): preHandlerAsyncHookHandler {
   return async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
-    const result = await protectNodeRequest(guard, request.raw, { path: targetOf(request), body: request.body }, policy);
-    return settle(guard, request, reply, result);
+    const result = await protectNodeRequest(adapter.guard, request.raw, { path: targetOf(request), body: request.body }, policy);
+    return settle(adapter, request, reply, result);
   };
 }
 
@@ -121,16 +141,17 @@ function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHoo
  * signature) in `preValidation`, the first hook that sees the parsed body. Both go ahead of the
  * route's own hooks of the same kind.
  */
-function routeHooksFor(guard: Guard, policy: CompiledPolicy) {
-  const preHandler = preHandlerFor(guard, policy);
+function routeHooksFor(adapter: Adapter, policy: CompiledPolicy) {
+  const { guard, refuse } = adapter;
+  const preHandler = preHandlerFor(adapter, policy);
   const authenticated = new WeakMap<FastifyRequest, { request: GuardRequest; authenticated: Authenticated }>();
   const onRequest: onRequestAsyncHookHandler = async function fapiGuardOnRequest(request, reply) {
     // An earlier layer (an app-wide onRequest hook) authenticated it: preValidation checks the policy.
     if (authorizationOf(guard, request.raw)) return undefined;
     const guardRequest = guardRequestFromNode(guard, request.raw, { path: targetOf(request) }, policy);
-    if (isGuardError(guardRequest)) return sendGuardError(reply, guardRequest);
+    if (isGuardError(guardRequest)) return refuse(reply, guardRequest);
     const result = await guard.authenticate(guardRequest, policy);
-    if (!result.ok) return sendGuardError(reply, result);
+    if (!result.ok) return refuse(reply, result);
     authenticated.set(request, { request: guardRequest, authenticated: result });
     return undefined;
   };
@@ -142,7 +163,7 @@ function routeHooksFor(guard: Guard, policy: CompiledPolicy) {
     if (!pass) throw new Error('fapi-guard: preValidation without onRequest authentication');
     authenticated.delete(request);
     pass.request.body = request.body;
-    return settle(guard, request, reply, await completeNodeRequest(guard, request.raw, pass.request, pass.authenticated, policy));
+    return settle(adapter, request, reply, await completeNodeRequest(guard, request.raw, pass.request, pass.authenticated, policy));
   };
   return { onRequest, preValidation };
 }
@@ -154,9 +175,19 @@ function first<T>(hook: T, own: T | T[] | undefined): T[] {
 }
 
 const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, options) => {
-  const guard = 'guard' in options ? options.guard : createGuard(options);
+  const { refusals, rest } = takeRefusalOptions(options, '@fapi-guard/fastify');
+  const guard = 'guard' in rest ? rest.guard : createGuard(rest);
+  const adapter: Adapter = {
+    guard,
+    refuse(reply, error) {
+      if (refusals.errors !== 'framework') return sendGuardError(reply, error, refusals.errorBody);
+      // Fastify's error handler writes it; the status and challenge are pinned on the response.
+      pinRefusal(reply.raw, error);
+      throw error;
+    },
+  };
   fastify.decorateRequest('auth', null);
-  const protect = (policy?: RoutePolicy) => preHandlerFor(guard, guard.policy(policy));
+  const protect = (policy?: RoutePolicy) => preHandlerFor(adapter, guard.policy(policy));
   fastify.decorate('fapi', {
     guard,
     protect,
@@ -182,7 +213,7 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
   fastify.addHook('onRoute', (route) => {
     const policy = route.config?.fapi;
     if (!policy) return;
-    const hooks = routeHooksFor(guard, guard.policy(policy));
+    const hooks = routeHooksFor(adapter, guard.policy(policy));
     route.onRequest = first(hooks.onRequest, route.onRequest);
     route.preValidation = first(hooks.preValidation, route.preValidation);
   });

@@ -6,19 +6,23 @@ import type { IncomingMessage } from 'node:http';
 import {
   type Authorized,
   authorizationOf,
+  checkRefusalOptions,
   createGuard,
   fetchErrorResponse,
   fetchResponse,
   type Guard,
+  type GuardError,
   type GuardOptions,
   nodeConnection,
   protectFetchRequest,
+  type RefusalOptions,
   type RequestConnection,
   type RoutePolicy,
   requestTarget,
   signFetchResponse,
 } from '@fapi-guard/core';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, ErrorHandler, MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 
 /** The variables `protect()` sets on the context. */
 export interface FapiVariables {
@@ -38,8 +42,23 @@ declare module 'hono' {
   }
 }
 
+/**
+ * A refusal handed to Hono's error handling (`errors: 'framework'`): an `HTTPException` whose
+ * response is the refusal as the adapter writes it (Hono's default `onError` sends that), with
+ * the refusal itself in `refusal` (`status`, `headers`, `reason`, OAuth `error`). Wrap your
+ * `onError` in `fapi.onError(...)` so the status and challenge headers survive it.
+ */
+export class FapiRefusalException extends HTTPException {
+  constructor(
+    readonly refusal: GuardError,
+    response: Response,
+  ) {
+    super(refusal.status, { res: response, message: refusal.description, cause: refusal });
+  }
+}
+
 /** Settings of the adapter itself (the guard's options are the first argument). */
-export interface FapiHonoOptions {
+export interface FapiHonoOptions extends RefusalOptions {
   /**
    * What the runtime knows of the connection of a request: the header lines as received, the
    * peer's address, TLS and its client certificate (see `RequestConnection` in `@fapi-guard/core`).
@@ -72,9 +91,16 @@ export interface FapiGuardHono {
    * on) and the response-signing JWK set; passes every other request on. `app.use(fapi.metadata())`.
    */
   metadata(): MiddlewareHandler;
+  /**
+   * Your `onError`, with refusals kept RFC-exact: for a {@link FapiRefusalException} the response
+   * it returns goes out with the refusal's status and every header of the refusal
+   * (`WWW-Authenticate`, `DPoP-Nonce`, `Retry-After`) over its own — only its body is kept.
+   * Other errors get its answer unchanged. `app.onError(fapi.onError((err, c) => ...))`.
+   */
+  onError(handler: ErrorHandler): ErrorHandler;
 }
 
-const ADAPTER_KEYS: readonly string[] = ['connection'];
+const ADAPTER_KEYS: readonly string[] = ['connection', 'errors', 'errorBody'];
 
 /** A Node `IncomingMessage`, as `@hono/node-server` passes it in `c.env.incoming`. */
 function isNodeRequest(value: unknown): value is IncomingMessage {
@@ -95,6 +121,7 @@ function checkAdapterOptions(adapter: FapiHonoOptions): void {
   if (adapter.connection !== undefined && typeof adapter.connection !== 'function') {
     throw new TypeError('fapi-guard: @fapi-guard/hono option connection must be a function');
   }
+  checkRefusalOptions('@fapi-guard/hono', adapter);
 }
 
 /**
@@ -121,6 +148,16 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
     },
     protect,
     requireScopes: (...scopes) => protect({ scopes }),
+    onError(handler) {
+      return async (error, c) => {
+        const answer = await handler(error, c);
+        if (!(error instanceof FapiRefusalException)) return answer;
+        const { refusal } = error;
+        const headers = new Headers(answer.headers);
+        for (const [name, value] of Object.entries(refusal.headers)) headers.set(name, value);
+        return new Response(answer.body, { status: refusal.status, headers });
+      };
+    },
   };
 
   function protect(policy?: RoutePolicy): MiddlewareHandler<FapiEnv> {
@@ -129,7 +166,11 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       // The mark of earlier layers is kept by the Context, one per request (sub-apps share it).
       const earlier = authorizationOf(guard, c);
       const { result, body } = await protectFetchRequest(guard, c, c.req.raw, connectionOf(c), compiled);
-      if (!result.ok) return fetchErrorResponse(result);
+      if (!result.ok) {
+        const response = fetchErrorResponse(result, adapter.errorBody);
+        if (adapter.errors === 'framework') throw new FapiRefusalException(result, response);
+        return response;
+      }
       // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
       if (body) c.req.raw = new Request(c.req.raw, { body });
       c.set('auth', result);

@@ -6,13 +6,17 @@ import {
   type Authorized,
   captureRawBody,
   createGuard,
+  type ErrorBody,
   errorResponse,
   type Guard,
   type GuardError,
   type GuardOptions,
+  pinRefusal,
   protectNodeRequest,
+  type RefusalOptions,
   type RoutePolicy,
   signNodeResponse,
+  takeRefusalOptions,
 } from '@fapi-guard/core';
 import type { Context, Middleware, Next } from 'koa';
 
@@ -49,9 +53,16 @@ export interface FapiGuardKoa {
   rawBody(): Middleware;
 }
 
-/** Writes a refusal: status, challenge headers and the short JSON body. */
-export function sendGuardError(ctx: Context, error: GuardError): void {
-  const { status, headers, body } = errorResponse(error);
+/**
+ * Settings of the adapter itself (the guard's options are the first argument of {@link fapiGuard}).
+ * With `errors: 'framework'` a refusal is thrown (the `GuardError`: `status`, `headers`, `reason`,
+ * OAuth `error`) to your error middleware and `app.on('error')`, the status and challenge pinned.
+ */
+export type FapiKoaOptions = RefusalOptions;
+
+/** Writes a refusal: status, challenge headers and the body (`errorBody`, the short JSON body by default). */
+export function sendGuardError(ctx: Context, error: GuardError, format?: ErrorBody): void {
+  const { status, headers, body } = errorResponse(error, format);
   ctx.status = status;
   ctx.body = body;
   // Set after the body: Koa infers text/plain for a string body.
@@ -67,8 +78,11 @@ export function sendGuardError(ctx: Context, error: GuardError): void {
  * router.get('/accounts', fapi.protect({ scopes: ['accounts'] }), (ctx) => { ctx.body = ctx.state.auth?.subject; });
  * ```
  */
-export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
+export function fapiGuard(options: GuardOptions | Guard, adapter: FapiKoaOptions = {}): FapiGuardKoa {
   const guard = 'check' in options ? options : createGuard(options);
+  const { refusals, rest } = takeRefusalOptions(adapter, '@fapi-guard/koa');
+  const [extra] = Object.keys(rest);
+  if (extra !== undefined) throw new TypeError(`fapi-guard: unknown @fapi-guard/koa option "${extra}" (known: errors, errorBody)`);
   return {
     guard,
     metadata(): Middleware {
@@ -96,8 +110,10 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
       const body = (ctx.request as { body?: unknown }).body;
       const result = await protectNodeRequest(guard, ctx.req, { path: ctx.originalUrl, body }, compiled);
       if (!result.ok) {
-        sendGuardError(ctx, result);
-        return;
+        if (refusals.errors !== 'framework') return sendGuardError(ctx, result, refusals.errorBody);
+        // Koa's error handling writes it (err.status, err.headers); the status and challenge are pinned.
+        pinRefusal(ctx.res, result);
+        throw result;
       }
       ctx.set(result.headers);
       signNodeResponse(guard, result, ctx.req, ctx.res);

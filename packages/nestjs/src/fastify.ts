@@ -18,6 +18,7 @@ import {
 } from '@fapi-guard/core';
 import { type FastifyReplyLike, type FastifyRequestLike, writeRefusal, writeResponse } from './platform.js';
 import type { FapiPolicies } from './policies.js';
+import { isPublic } from './public.js';
 import type { FapiGuardModuleSettings } from './settings.js';
 import { FAPI_ROUTE } from './tokens.js';
 
@@ -68,22 +69,25 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
   }
   // With errors: 'framework' the refusal must reach Nest's exception filters: the guard authenticates.
   if (settings.errors === 'framework') return;
+  // Nest runs the app-wide guard first: the first phase runs for its policy, as on Express.
+  const global = settings.global === undefined ? undefined : guard.policy(settings.global === true ? {} : settings.global);
   fastify.addHook('onRequest', async (request, reply) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
     if (typeof handler !== 'function') return undefined;
     const route = policies.ofHandler(handler);
     if (!route) return undefined;
-    const guardRequest = guardRequestFromNode(guard, request.raw, { path: request.raw.url ?? '/' }, route.policy);
+    const policy = global && !isPublic(route.controller, handler) ? global : route.policy;
+    const guardRequest = guardRequestFromNode(guard, request.raw, { path: request.raw.url ?? '/' }, policy);
     if (isGuardError(guardRequest)) {
       writeRefusal(reply, guardRequest, settings.errorBody);
       return reply;
     }
-    const authenticated = await guard.authenticate(guardRequest, route.policy);
+    const authenticated = await guard.authenticate(guardRequest, policy);
     if (!authenticated.ok) {
       writeRefusal(reply, authenticated, settings.errorBody);
       return reply;
     }
-    passes.set(request.raw, { request: guardRequest, authenticated, policy: route.policy });
+    passes.set(request.raw, { request: guardRequest, authenticated, policy });
     return undefined;
   });
 }
