@@ -13,8 +13,9 @@ import {
   type ModuleMetadata,
   type NestModule,
   type Provider,
+  UseFilters,
 } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD, DiscoveryModule, HttpAdapterHost } from '@nestjs/core';
+import { APP_GUARD, DiscoveryModule, DiscoveryService, HttpAdapterHost } from '@nestjs/core';
 import { installFastify, isFastifyInstance } from './fastify.js';
 import { FapiGlobalGuard, FapiGuard } from './guard.js';
 import { writeResponse } from './platform.js';
@@ -49,8 +50,6 @@ const shared: Provider[] = [
   FapiPolicies,
   FapiGuard,
   FapiGlobalGuard,
-  // Refusals of the app-wide guard get the bytes of the decorated routes' (it catches only those the module answers).
-  { provide: APP_FILTER, useClass: FapiRefusalFilter },
 ];
 const exported = [FAPI_GUARD, FapiPolicies, FapiGuard, FapiGlobalGuard, FAPI_MODULE_SETTINGS];
 
@@ -74,6 +73,7 @@ export class FapiGuardModule implements NestModule {
     @Inject(FAPI_GUARD) private readonly guard: Guard,
     @Inject(FapiPolicies) private readonly policies: FapiPolicies,
     @Inject(FAPI_MODULE_SETTINGS) private readonly settings: FapiGuardModuleSettings,
+    @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
   ) {}
 
   /**
@@ -108,6 +108,13 @@ export class FapiGuardModule implements NestModule {
    * none is added to the consumer): the platform's own hooks and routes go in here.
    */
   configure(_consumer: MiddlewareConsumer): void {
+    // The refusal filter on every controller, as the policy decorators put it on theirs: the
+    // app-wide guard's refusals get the same bytes, ahead of the application's global filters.
+    // It catches only the refusals the module answers itself (not with errors: 'framework').
+    const filter = UseFilters(new FapiRefusalFilter());
+    for (const wrapper of this.discovery.getControllers()) {
+      if (typeof wrapper.metatype === 'function') filter(wrapper.metatype);
+    }
     const instance: unknown = this.adapterHost.httpAdapter?.getInstance();
     if (!instance) return;
     if (isFastifyInstance(instance)) {
