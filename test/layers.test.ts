@@ -5,8 +5,15 @@
  * against that result, so every layer's requirements hold; a layer no earlier one ran before
  * authenticates itself.
  */
-import type { DecisionEvent } from '@fapi-guard/core';
-import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { DecisionEvent, RoutePolicy, SignedExchangeRecord } from '@fapi-guard/core';
+import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as honoGuard } from '@fapi-guard/hono';
+import { DpopClient, MessageSigningClient, MockIssuer } from '@fapi-guard/testing';
+import express from 'express';
+import { Hono } from 'hono';
+import { serveHono } from './support/apps';
 import { type Received, send } from './support/http';
 import {
   BINDING_ROUTES,
@@ -31,7 +38,7 @@ let client: DpopClient;
 const apps = new Map<LayeredFramework, LayeredApp>();
 
 beforeAll(async () => {
-  as = await MockIssuer.start({ audience: AUDIENCE });
+  as = await MockIssuer.start({ audience: AUDIENCE, clientId: 'client-a' });
   client = await DpopClient.create('ES256');
   for (const framework of LAYERED_FRAMEWORKS) {
     apps.set(
@@ -140,3 +147,97 @@ describe.each(LAYERED_FRAMEWORKS)('%s: layered protect()', (framework) => {
     expect(retried.status).toBe(200);
   });
 });
+
+/**
+ * A later layer that asks for what the first did not check — a request signature, a signed
+ * response — gets it checked there (FAPI 2.0 Message Signing), on the Node path (Express) and the
+ * Fetch path (Hono); a third layer after it does not sign the response again.
+ */
+describe.each(['express', 'hono'] as const)('%s: a signing layer behind an app-wide one', (framework) => {
+  const signer = MessageSigningClient.generate('ed25519', 'layer-key');
+  const PAY: RoutePolicy = { scopes: ['payments:write'], signedRequest: 'required', signResponse: true };
+  let app: { url: string; close(): Promise<void> };
+  const records: SignedExchangeRecord[] = [];
+  beforeAll(async () => {
+    const options = {
+      issuer: as.issuer,
+      audience: AUDIENCE,
+      publicUrl: AUDIENCE,
+      interactionId: false,
+      messageSigning: {
+        clients: { 'client-a': { jwks: signer.jwks } },
+        responseKey: MessageSigningClient.generate('ed25519', 'rs').privateJwk,
+        onSignedExchange: (record: SignedExchangeRecord) => void records.push(record),
+      },
+    };
+    if (framework === 'express') {
+      const fapi = expressGuard(options);
+      const server = express();
+      server.use(fapi.protect());
+      server.post(
+        '/pay',
+        fapi.protect(PAY),
+        fapi.requireScopes('payments:write'),
+        express.json(),
+        (req, res) => void res.status(201).json({ amount: req.body.amount, signed: req.auth?.signature?.keyid }),
+      );
+      app = await listenExpress(server);
+    } else {
+      const fapi = honoGuard(options);
+      const server = new Hono();
+      server.use('*', fapi.protect());
+      server.post('/pay', fapi.protect(PAY), fapi.requireScopes('payments:write'), async (c) =>
+        c.json({ amount: (await c.req.json()).amount, signed: c.get('auth').signature?.keyid }, 201),
+      );
+      app = await serveHono(server);
+    }
+  });
+  afterAll(() => app.close());
+
+  async function payment(signed: boolean) {
+    const token = await as.mint({ scope: 'payments:write', jkt: client.jkt });
+    const htu = `${AUDIENCE}/pay`;
+    const body = '{"amount":"10.00"}';
+    const headers: Record<string, string> = {
+      authorization: `DPoP ${token}`,
+      dpop: await client.proof({ htm: 'POST', htu, accessToken: token }),
+      'content-type': 'application/json',
+    };
+    return {
+      method: 'POST',
+      body,
+      headers: signed ? { ...headers, ...signer.sign({ method: 'POST', url: htu, headers, body }) } : headers,
+    };
+  }
+
+  it('SIG-03 an unsigned request passes the app-wide layer and is refused by the signing one', async () => {
+    const res = await send(`${app.url}/pay`, await payment(false));
+    expect(res.status).toBe(401);
+    expect(res.headers['accept-signature']).toBeDefined();
+  });
+
+  it('SIG-10 a signed request is checked by the later layer; the response is signed once', async () => {
+    records.length = 0;
+    const res = await send(`${app.url}/pay`, await payment(true));
+    expect(res.status).toBe(201);
+    expect(res.json).toEqual({ amount: '10.00', signed: 'layer-key' });
+    // One response signature, over the request's one (RFC 9421 §4.1: a dictionary of labels).
+    expect(res.headers['signature-input']?.match(/tag="fapi-2-response"/g)).toHaveLength(1);
+    expect(res.headers.signature).toMatch(/^sig1=:[A-Za-z0-9+/=]+:$/);
+    // The audit hook: the request once, the response once.
+    expect(records.map((r) => r.direction)).toEqual(['request', 'response']);
+  });
+});
+
+async function listenExpress(app: express.Express): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
