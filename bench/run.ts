@@ -56,6 +56,10 @@ const SCENARIOS: [string, Workload][] = [
   ['fapi-fastify-dpop', 'dpop-es256'],
   ['fapi-express-dpop-log', 'dpop-es256'],
   ['fapi-hono-dpop', 'dpop-es256'],
+  // Two layers (app-wide protect() + the route's requireScopes()) beside the one-layer routes:
+  // the proof is verified once, so the ratio printed under the table should stay near 1.
+  ['fapi-express-dpop-layered', 'dpop-es256'],
+  ['fapi-hono-dpop-layered', 'dpop-es256'],
   ['fapi-express-dpop-ps256', 'dpop-ps256'],
   ['fapi-express-dpop-redis', 'dpop-es256'],
   ['fapi-express-mtls', 'mtls'],
@@ -271,6 +275,11 @@ function report(rows: Row[], verifyOps: number, coreOps: number): void {
       `| ${r.scenario} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx + r.errors} | ${ratio?.toFixed(2) ?? ''} | ${toLimit?.toFixed(2) ?? ''} | ${toMeasured?.toFixed(2) ?? ''} |`,
     );
     json.push({ ...r, ratioToBare: ratio, limit, ratioToLimit: toLimit, measuredLimit: measured, ratioToMeasuredLimit: toMeasured });
+  }
+  // Two-layer routes against the one-layer route of the same framework, as measured in this run.
+  for (const r of rows.filter((row) => row.scenario.endsWith('-layered'))) {
+    const one = byName.get(r.scenario.replace(/-layered$/, ''));
+    if (one) lines.push('', `${r.scenario} / ${one.scenario}: ${(r.rps / one.rps).toFixed(2)} (two layers, one authentication)`);
   }
   const text = lines.join('\n');
   console.log(text);
