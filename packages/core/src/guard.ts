@@ -82,6 +82,8 @@ interface Bound {
   binding: Binding;
   headers: Record<string, string>;
   certificate?: ClientCertificate;
+  /** The DPoP proof carried a server nonce that was checked (RFC 9449 §9). */
+  nonced?: true;
 }
 
 function acceptsCertificate(rule: (certificate: ClientCertificate) => boolean, certificate: ClientCertificate): boolean {
@@ -111,6 +113,18 @@ export interface Guard {
    * with the body added. Rejects only when given a value it did not issue, or one already used.
    */
   complete(authenticated: Authenticated, request: GuardRequest): Promise<Authorized | GuardError>;
+  /**
+   * A further layer on a request `auth` came from (a route's check behind an app-wide one): nothing
+   * is verified again — not the token, not the DPoP proof, whose `jti` is spent — and `policy` is
+   * checked against what the first layer established, so every layer's requirements hold:
+   * scopes, claims, step-up and `authorization_details`; no unbound token unless `allowBearer`;
+   * the `clientCertificate` rule; a checked nonce if `dpopNonce`; no `access_token` in the body
+   * parsed since; a request signature (`signedRequest`) and response signing (`signResponse`)
+   * when no earlier layer did them. Resolves to `auth` itself when nothing is added, else to a new
+   * value. Rejects only when `auth` was not issued by this guard. Refusals are reported to
+   * `onDecision`; a layer that lets the request through is not (the first layer was).
+   */
+  authorizeLayer(auth: Authorized, request: GuardRequest, policy?: RoutePolicy | CompiledPolicy): Promise<Authorized | GuardError>;
   /** Validates a route policy once, at start-up (throws on a policy that cannot work). */
   policy(policy?: RoutePolicy): CompiledPolicy;
   /** Builds the absolute URL the client addressed, from `publicUrl` / `trustedProxies`. */
@@ -213,13 +227,14 @@ export function createGuard(options: GuardOptions): Guard {
   const issuers = new Map(
     opts.issuers.map((config) => [config.issuer, new IssuerKeys(config, opts.keys, opts.now, issuerFetched(config.issuer), opts.outbound)]),
   );
+  const nonces = new DpopNonces(opts.dpop.nonce, opts.now);
   const dpop = new DpopVerifier({
     algorithms: opts.algorithms,
     maxAgeSec: opts.dpop.maxAgeSec,
     maxFutureSec: opts.dpop.maxFutureSec,
     verifyOn: opts.dpop.verifyOn,
     replayStore: opts.dpop.replayStore,
-    nonces: new DpopNonces(opts.dpop.nonce, opts.now),
+    nonces,
     now: opts.now,
   });
   const certificates = new CertificateSource(opts.mtls);
@@ -379,7 +394,28 @@ export function createGuard(options: GuardOptions): Guard {
       ...(signed?.verified ? { signature: signed.verified } : {}),
     };
     if (signed?.context) signing.set(authorized, signed.context);
+    layers.set(authorized, found);
     return authorized;
+  }
+
+  /**
+   * What a further layer's `policy` adds on a request an earlier layer authenticated (see
+   * {@link Guard.authorizeLayer}), in the order of the first phase: binding rules, then the policy.
+   */
+  function checkLayer(found: Authentication, policy: CompiledPolicy): Refusal | undefined {
+    const { bound, token, scheme } = found;
+    // FAPI 2.0 §5.3.4 #5: an unbound token passes only where every layer allows it.
+    if (bound.binding.type === 'bearer' && !policy.allowBearer)
+      return { reason: 'binding_missing', detail: 'token has no cnf (sender constraint)' };
+    if (bound.certificate && policy.clientCertificate && !acceptsCertificate(policy.clientCertificate, bound.certificate)) {
+      return { reason: 'certificate_not_allowed', detail: 'route policy refused the client certificate' };
+    }
+    // RFC 9449 §9: a route that requires a nonce gets one, though an earlier layer did not ask.
+    if (scheme === 'DPoP' && (policy.dpopNonce ?? opts.dpop.nonce.required === true) && !bound.nonced) {
+      return { reason: 'dpop_nonce_required', detail: 'no nonce (required by a later layer)', nonce: nonces.current() };
+    }
+    const decision = checkPolicy(policy, token.claims, found.scopes, opts.now() / 1000, opts.clockToleranceSec);
+    return decision.ok ? undefined : decision;
   }
 
   /**
@@ -481,6 +517,7 @@ export function createGuard(options: GuardOptions): Guard {
     const afterProof = (result: DpopResult): Bound | Refusal => {
       if (!result.ok) return result;
       bound.binding = { type: 'dpop', jkt: result.jkt };
+      if (result.nonced) bound.nonced = true;
       if (result.nextNonce) Object.assign(bound.headers, { 'dpop-nonce': result.nextNonce, 'cache-control': 'no-store', ...EXPOSE });
       return bindCertificate(request, token, policy, bound, true);
     };
@@ -560,6 +597,9 @@ export function createGuard(options: GuardOptions): Guard {
     }
   }
 
+  /** What the first layer established, for the further layers a request passes (kept off `Authorized`). */
+  const layers = new WeakMap<Authorized, Authentication>();
+
   /** A request between the two phases: what `complete` needs of `authenticate`. */
   const pending = new WeakMap<Authenticated, Pass & { found: Authentication }>();
 
@@ -607,19 +647,24 @@ export function createGuard(options: GuardOptions): Guard {
     }
   }
 
-  /** The decision: the refusal rendered, or the interaction id added; reported once. */
+  /**
+   * The decision: the refusal rendered, or the interaction id added; reported once (a further
+   * layer's consent is not reported: the first layer's was).
+   */
   function settle(request: GuardRequest, pass: Pass, outcome: Refusal): GuardError;
-  function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal): Authorized | GuardError;
-  function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal): Authorized | GuardError {
+  function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal, layer?: boolean): Authorized | GuardError;
+  function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal, layer = false): Authorized | GuardError {
     let result = outcome.ok ? outcome : toError(outcome, pass.policy, pass.interaction?.id);
     if (!outcome.ok && !result.ok) notify(outcome, result);
     const { interaction } = pass;
     if (result.ok && interaction) {
       const context = signing.get(result);
+      const found = layers.get(result);
       result = { ...result, interactionId: interaction.id, headers: { ...result.headers, 'x-fapi-interaction-id': interaction.id } };
       if (context) signing.set(result, context);
+      if (found) layers.set(result, found);
     }
-    report(request, pass.started, result, (outcome as Refusal).token, (outcome as Refusal).note, interaction);
+    if (!(layer && result.ok)) report(request, pass.started, result, (outcome as Refusal).token, (outcome as Refusal).note, interaction);
     return result;
   }
 
@@ -714,6 +759,28 @@ export function createGuard(options: GuardOptions): Guard {
       pending.delete(authenticated);
       const outcome = await guarded(() => completeRequest(request, pass.policy, pass.found, pass.interaction?.id));
       return settle(request, pass, outcome);
+    },
+    async authorizeLayer(auth, request, routePolicy) {
+      const found = layers.get(auth);
+      if (!found) throw new TypeError('fapi-guard: authorizeLayer() takes a value this guard authorized');
+      const pass = begin(request, routePolicy);
+      const { policy } = pass;
+      // The same exchange: a refusal here carries the interaction id the first layer answered with.
+      if (auth.interactionId) pass.interaction = { id: auth.interactionId };
+      const refused = checkLayer(found, policy);
+      if (refused) return settle(request, pass, { ...refused, usedScheme: found.scheme, token: found.token });
+      const signs = (policy.signedRequest !== undefined && !auth.signature) || (policy.signResponse && !signing.has(auth));
+      if (signs) return settle(request, pass, await guarded(() => completeRequest(request, policy, found, auth.interactionId)), true);
+      // RFC 6750 §2.2: a body parsed since the first layer is looked at too.
+      if (bodyHasToken(request)) {
+        return settle(request, pass, {
+          reason: 'credentials_ambiguous',
+          usedScheme: found.scheme,
+          detail: 'Authorization header and access_token in the body',
+          token: found.token,
+        });
+      }
+      return auth;
     },
   };
 }

@@ -40,6 +40,7 @@ export {
   fetchResponse,
   guardRequestFromFetch,
   headersFromFetch,
+  protectFetchRequest,
   readFetchBody,
   requestTarget,
   signFetchResponse,
@@ -75,6 +76,7 @@ export {
   type StoredResponse,
 } from './idempotency/store.js';
 export { type InteractionId, interactionId } from './interaction.js';
+export { authorizationOf, rememberAuthorization } from './layers.js';
 export { type GuardLogger, Notices, stderrLogger } from './logger.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 export { DecisionMetrics, type MetricsSnapshot } from './metrics.js';
@@ -85,6 +87,7 @@ export {
   errorResponse,
   guardRequestFromNode,
   type NodeRequestParts,
+  protectNodeRequest,
   type ResponseParts,
   receivedTarget,
   trackReceivedTargets,
@@ -111,6 +114,15 @@ export {
   grantedScopes,
   type RoutePolicy,
 } from './policy.js';
+export {
+  checkRefusalOptions,
+  type ErrorBody,
+  pinRefusal,
+  problemDetails,
+  type RefusalOptions,
+  refusalBody,
+  takeRefusalOptions,
+} from './refusals.js';
 export {
   announcesBody,
   type ConnectionInfo,

@@ -21,6 +21,8 @@ import {
 import { keepIdempotentBodies } from './idempotency.js';
 import { type FastifyReplyLike, type FastifyRequestLike, writeRefusal, writeResponse } from './platform.js';
 import type { FapiPolicies } from './policies.js';
+import { isPublic } from './public.js';
+import type { FapiGuardModuleSettings } from './settings.js';
 import { FAPI_ROUTE } from './tokens.js';
 
 interface EarlyPass {
@@ -31,12 +33,14 @@ interface EarlyPass {
 
 const passes = new WeakMap<IncomingMessage, EarlyPass>();
 
-/** The first phase's result for `req`, once, if it ran for this very policy. */
-export function takeAuthenticated(req: IncomingMessage, policy: CompiledPolicy): EarlyPass | undefined {
+/**
+ * The first phase's result for `req`, once, with the policy it ran for (the guard completes it
+ * with that policy and checks its own as a further layer: the DPoP proof is spent already).
+ */
+export function takeAuthenticated(req: IncomingMessage): EarlyPass | undefined {
   const pass = passes.get(req);
-  if (!pass) return undefined;
-  passes.delete(req);
-  return pass.policy === policy ? pass : undefined;
+  if (pass) passes.delete(req);
+  return pass;
 }
 
 /** The parts of a Fastify instance used here. */
@@ -52,7 +56,7 @@ export function isFastifyInstance(instance: unknown): instance is FastifyLike {
   return typeof (instance as { addHook?: unknown } | null)?.addHook === 'function';
 }
 
-export function installFastify(fastify: FastifyLike, guard: Guard, policies: FapiPolicies): void {
+export function installFastify(fastify: FastifyLike, guard: Guard, policies: FapiPolicies, settings: FapiGuardModuleSettings): void {
   trackReceivedTargets(fastify.server);
   // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
   for (const path of guard.publishedPaths) {
@@ -70,19 +74,30 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
     });
   }
   keepIdempotentBodies(fastify, guard, policies);
+  // With errors: 'framework' the refusal must reach Nest's exception filters: the guard authenticates.
+  if (settings.errors === 'framework') return;
+  // Nest runs the app-wide guard first: the first phase runs for its policy, as on Express.
+  const global = settings.global === undefined ? undefined : guard.policy(settings.global === true ? {} : settings.global);
   fastify.addHook('onRequest', async (request, reply) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
     if (typeof handler !== 'function') return undefined;
-    const policy = policies.ofHandler(handler);
-    if (!policy) return undefined;
+    const route = policies.ofHandler(handler);
+    if (!route) return undefined;
+    let policy = route;
+    if (global) {
+      // A handler several controllers share: whether it is public is the controller's to say.
+      const controller = policies.controllerOf(handler);
+      if (!controller) return undefined;
+      if (!isPublic(controller, handler)) policy = global;
+    }
     const guardRequest = guardRequestFromNode(guard, request.raw, { path: receivedTarget(request.raw) }, policy);
     if (isGuardError(guardRequest)) {
-      writeRefusal(reply, guardRequest);
+      writeRefusal(reply, guardRequest, settings.errorBody);
       return reply;
     }
     const authenticated = await guard.authenticate(guardRequest, policy);
     if (!authenticated.ok) {
-      writeRefusal(reply, authenticated);
+      writeRefusal(reply, authenticated, settings.errorBody);
       return reply;
     }
     passes.set(request.raw, { request: guardRequest, authenticated, policy });

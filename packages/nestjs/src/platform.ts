@@ -4,7 +4,7 @@
  * Express hands Nest the Node objects themselves; Fastify wraps them (`request.raw`, `reply.raw`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errorResponse, type GuardError, type ResponseParts, receivedTarget } from '@fapi-guard/core';
+import { type ErrorBody, errorResponse, type GuardError, type ResponseParts, receivedTarget } from '@fapi-guard/core';
 
 /** The parts of Fastify's request used here (no dependency on Fastify's types). */
 export interface FastifyRequestLike {
@@ -80,6 +80,6 @@ export function writeResponse(response: object, { status, headers, body }: Respo
 }
 
 /** Writes a refusal: status, challenge headers and the short JSON body (RFC 6750 §3, RFC 9449 §7.1). */
-export function writeRefusal(response: object, error: GuardError): void {
-  writeResponse(response, errorResponse(error));
+export function writeRefusal(response: object, error: GuardError, format?: ErrorBody): void {
+  writeResponse(response, errorResponse(error, format));
 }

@@ -65,6 +65,12 @@ export class FapiPolicies implements OnModuleInit {
     return policies.size === 1 ? policies.values().next().value : undefined;
   }
 
+  /** The controller serving a handler when exactly one does; `undefined` when none or several. */
+  controllerOf(handler: FunctionRef): FunctionRef | undefined {
+    const controllers = [...(this.compiled.get(handler)?.keys() ?? [])];
+    return controllers.length === 1 ? controllers[0] : undefined;
+  }
+
   /** Each layer checked on its own (its typos named), then their conjunction; shared by equal sources. */
   private compile(layers: readonly PolicyLayer[]): CompiledPolicy {
     const key = layers.map((layer) => layer.sources.map((source) => this.idOf(source)).join('+')).join(',');

@@ -129,6 +129,17 @@ function conjoiners(layers: readonly PolicyLayer[]): Conjoin {
     authorizationDetails: (values) => (values.length === 0 ? undefined : values.flatMap((v) => v.value)),
     signedRequest: (values) => (values.length === 0 ? undefined : values.some((v) => v.value === 'required') ? 'required' : 'optional'),
     signResponse: (values) => (values.length === 0 ? undefined : values.some((v) => v.value)),
+    // Idempotency keys: 'required' holds over 'optional'; settings of their own (header, syntax,
+    // lifetime, bounds) must be the same on every class that sets them.
+    idempotency: (values) => {
+      const modes = values.map((v) => v.value);
+      if (modes.every((mode) => mode === 'required' || mode === 'optional')) return modes.includes('required') ? 'required' : modes[0];
+      return agreeing(
+        'idempotency',
+        'two idempotency settings are not one; keep one',
+        (a, b) => JSON.stringify(a) === JSON.stringify(b),
+      )(values);
+    },
   };
 }
 
