@@ -12,6 +12,7 @@ import type { DpopNonceOptions } from './binding/nonce.js';
 import type { ResourceMetadataOptions } from './metadata.js';
 import type { CompatOptions, DpopOptions, GuardOptions, MessageSigningOptions } from './options.js';
 import type { RoutePolicy } from './policy.js';
+import type { ClientProfileOptions } from './regimes/profiles.js';
 import type { OutboundOptions } from './tokens/http.js';
 import type { IntrospectionOptions } from './tokens/introspection.js';
 import type { IssuerConfig, KeySetOptions } from './tokens/issuer.js';
@@ -261,8 +262,14 @@ const compat = shape<CompatOptions>({
   optionalClaims: strings,
 });
 
+const clientProfiles = shape<ClientProfileOptions>({
+  clients: recordOf(oneOf('fapi2', 'fapi1-advanced')),
+  claim: string,
+});
+
 const guardOptions = shape<GuardOptions>({
-  profile: oneOf('fapi2', 'oauth2'),
+  profile: oneOf('fapi2', 'fapi1-advanced', 'oauth2'),
+  clientProfiles,
   compat,
   resourceMetadata: byType({ boolean, object: resourceMetadata }, 'true, false or an object'),
   interactionId: boolean,
@@ -340,6 +347,7 @@ const routePolicy = shape<RoutePolicy>({
   authorizationDetails: listOf(object, { nonEmpty: 'leave authorizationDetails out for no rule' }),
   signedRequest: oneOf('required', 'optional'),
   signResponse: boolean,
+  profiles: listOf(oneOf('fapi2', 'fapi1-advanced', 'oauth2'), { nonEmpty: 'leave profiles out to serve every profile' }),
 });
 
 /** Throws on an unknown key, a value of the wrong type or an empty requirement in a route policy. */

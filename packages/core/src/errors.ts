@@ -55,6 +55,11 @@ export type GuardErrorReason =
   | 'certificate_missing'
   | 'certificate_mismatch'
   | 'certificate_not_allowed'
+  // profiles (FAPI 1.0 Advanced, FAPI 2.0, migration between them)
+  | 'binding_not_allowed'
+  | 'profile_unknown'
+  | 'profile_not_allowed'
+  | 'fapi_header_invalid'
   // authorization (RFC 6750 §3.1, FAPI 2.0 §5.3.4 #4)
   | 'scope_insufficient'
   | 'authorization_details_insufficient'
@@ -190,6 +195,29 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     status: 403,
     error: 'insufficient_scope',
     description: 'The client certificate is not allowed for this resource',
+  },
+  // FAPI 1.0 Part 2 §6.2.1 #2: a client served under fapi1-advanced uses certificate-bound tokens only.
+  binding_not_allowed: {
+    status: 401,
+    error: 'invalid_token',
+    description: "The access token's sender constraint is not accepted for this client",
+  },
+  profile_unknown: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token names no security profile this client can be served under',
+  },
+  // A route limited to some profiles: like a certificate refused by policy, the token is valid but not enough here.
+  profile_not_allowed: {
+    status: 403,
+    error: 'insufficient_scope',
+    description: "This resource is not available under the client's security profile",
+  },
+  // DEC-14: a malformed FAPI customer header under a profile that validates it.
+  fapi_header_invalid: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'An x-fapi-auth-date or x-fapi-customer-ip-address header is malformed',
   },
   scope_insufficient: {
     status: 403,

@@ -12,6 +12,8 @@ import { logValue } from './log-value.js';
 import { Notices } from './logger.js';
 import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 import type { ResponseParts } from './node.js';
+import { type FapiCustomerHeaders, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
+import type { Profile, ProfileName } from './regimes/profiles.js';
 import { type DecisionEvent, type GuardOptions, type ResolvedMessageSigning, type ResolvedOptions, resolveOptions } from './options.js';
 import { type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
 import {
@@ -66,6 +68,13 @@ export interface Authorized {
   readonly interactionId?: string;
   /** The verified `fapi-2-request` signature, on routes with `signedRequest` (FAPI 2.0 Message Signing). */
   readonly signature?: VerifiedRequestSignature;
+  /** The profile the client was served under (its own: `clientProfiles`, else the guard's `profile`). */
+  readonly profile: ProfileName;
+  /**
+   * `x-fapi-auth-date` and `x-fapi-customer-ip-address` as the client sent them, when well formed
+   * (FAPI 1.0 Part 1 §6.2.2 #3–4). Each is absent when not sent.
+   */
+  readonly fapiCustomer: FapiCustomerHeaders;
 }
 
 /**
@@ -157,6 +166,8 @@ interface Authentication {
   token: VerifiedAccessToken;
   bound: Bound;
   scopes: readonly string[];
+  profile: Profile;
+  fapiCustomer: FapiCustomerHeaders;
 }
 
 /** One decision in progress. */
@@ -214,7 +225,7 @@ export function createGuard(options: GuardOptions): Guard {
     opts.issuers.map((config) => [config.issuer, new IssuerKeys(config, opts.keys, opts.now, issuerFetched(config.issuer), opts.outbound)]),
   );
   const dpop = new DpopVerifier({
-    algorithms: opts.algorithms,
+    algorithms: opts.dpopAlgorithms,
     maxAgeSec: opts.dpop.maxAgeSec,
     maxFutureSec: opts.dpop.maxFutureSec,
     verifyOn: opts.dpop.verifyOn,
@@ -281,7 +292,11 @@ export function createGuard(options: GuardOptions): Guard {
 
   function toPolicy(policy: RoutePolicy | CompiledPolicy | undefined): CompiledPolicy {
     if (policy && compiled.has(policy)) return policy as CompiledPolicy;
-    const result = compilePolicy(policy as RoutePolicy | undefined, { allowBearer: opts.profile === 'oauth2' });
+    const result = compilePolicy(policy as RoutePolicy | undefined, { allowBearer: opts.profiles.fallback.bearerByDefault });
+    const unserved = result.profiles?.find((name) => !opts.profiles.all.some((p) => p.name === name));
+    if (unserved !== undefined) {
+      throw new TypeError(`fapi-guard: a route serves profile "${unserved}", which no client of this guard is served under`);
+    }
     if ((result.signedRequest || result.signResponse) && !opts.messageSigning) {
       throw new TypeError('fapi-guard: a route asks for message signatures; configure messageSigning (client keys) in the guard options');
     }
@@ -295,8 +310,11 @@ export function createGuard(options: GuardOptions): Guard {
   }
 
   function schemesOf(policy: CompiledPolicy): AuthScheme[] {
-    // mTLS-bound tokens travel with the Bearer scheme (RFC 8705 §3).
-    return policy.allowBearer || opts.mtls ? ['DPoP', 'Bearer'] : ['DPoP'];
+    // DPoP where a profile the route serves accepts it; mTLS-bound tokens travel with Bearer (RFC 8705 §3).
+    const dpopServed = opts.profiles.all.some((p) => p.dpop && (policy.profiles === undefined || policy.profiles.includes(p.name)));
+    const schemes: AuthScheme[] = dpopServed ? ['DPoP'] : [];
+    if (policy.allowBearer || opts.mtls) schemes.push('Bearer');
+    return schemes;
   }
 
   function toError(refusal: Refusal, policy: CompiledPolicy, interaction?: string): GuardError {
@@ -306,7 +324,7 @@ export function createGuard(options: GuardOptions): Guard {
       schemes: schemesOf(policy),
       usedScheme: refusal.usedScheme,
       realm: opts.realm,
-      dpopAlgorithms: opts.algorithms,
+      dpopAlgorithms: opts.dpopAlgorithms,
       scope: refusal.scope,
       acrValues: refusal.acrValues,
       maxAge: refusal.maxAge,
@@ -332,6 +350,10 @@ export function createGuard(options: GuardOptions): Guard {
     const credentials = readCredentials(request);
     if (!credentials.ok) return credentials;
     const { scheme } = credentials;
+    // No profile of this API accepts DPoP (FAPI 1.0 Advanced alone): the scheme is as unknown as Basic.
+    if (scheme === 'DPoP' && opts.dpopAlgorithms.length === 0) {
+      return { reason: 'credentials_missing', detail: 'the DPoP scheme is not accepted by this API' };
+    }
     // Cached tokens and in-process replay stores answer at once: no promise to wait for.
     const pendingToken = verifyToken(credentials.token);
     const verified = pendingToken instanceof Promise ? await pendingToken : pendingToken;
@@ -339,14 +361,49 @@ export function createGuard(options: GuardOptions): Guard {
     const token = verified.token;
     const claims = token.claims;
 
+    const served = serveUnder(request, scheme, token);
+    if (!served.ok) return { ...served, usedScheme: scheme, token };
+    const { profile, fapiCustomer } = served;
+
     const pendingBinding = bind(request, scheme, credentials.token, token, policy);
     const bound = pendingBinding instanceof Promise ? await pendingBinding : pendingBinding;
     if (!bound.ok) return { ...bound, usedScheme: scheme, token };
 
+    // A route limited to some profiles serves no client of another (the client's own is never swapped).
+    if (policy.profiles !== undefined && !policy.profiles.includes(profile.name)) {
+      return { reason: 'profile_not_allowed', detail: `client served under ${profile.name}`, usedScheme: scheme, token };
+    }
     const scopes = grantedScopes(claims);
     const decision = checkPolicy(policy, claims, scopes, opts.now() / 1000, opts.clockToleranceSec);
     if (!decision.ok) return { ...decision, usedScheme: scheme, token };
-    return { ok: true, scheme, token, bound, scopes };
+    return { ok: true, scheme, token, bound, scopes, profile, fapiCustomer };
+  }
+
+  /**
+   * The client's profile and what it selects, before any proof is verified: the token's
+   * algorithm, the kind of sender constraint, and the FAPI customer headers (DEC-14).
+   */
+  function serveUnder(
+    request: GuardRequest,
+    scheme: AuthScheme,
+    token: VerifiedAccessToken,
+  ): { ok: true; profile: Profile; fapiCustomer: FapiCustomerHeaders } | Refusal {
+    const chosen = opts.profiles.choose(token.claims.client_id, token.claims);
+    if (!chosen.ok) return { reason: 'profile_unknown', detail: chosen.detail };
+    const { profile } = chosen;
+    const alg = token.header?.alg;
+    // FAPI 1.0 Part 2 §8.6: the token verified with the guard's algorithms; the client's profile may allow fewer.
+    if (alg !== undefined && !profile.algorithms.includes(alg)) {
+      return { reason: 'token_algorithm', detail: `alg ${alg} is not allowed under ${profile.name}` };
+    }
+    // FAPI 1.0 Part 2 §6.2.1 #2: certificate-bound tokens only; a DPoP-bound one is refused however it is sent.
+    if (!profile.dpop && (scheme === 'DPoP' || token.claims.cnf?.jkt !== undefined)) {
+      return { reason: 'binding_not_allowed', detail: `DPoP is not accepted under ${profile.name}` };
+    }
+    const customer = readFapiCustomerHeaders(request.headers, opts.now(), opts.clockToleranceSec);
+    if (customer.ok) return { ok: true, profile, fapiCustomer: customer.headers };
+    // Profiles that do not validate them hand over nothing malformed and refuse nothing (XFAPI-03).
+    return profile.validatesCustomerHeaders ? { reason: 'fapi_header_invalid', detail: customer.detail } : { ok: true, profile, fapiCustomer: {} };
   }
 
   /** What needs the body, on an authenticated request: the body-token refusal and step 5. */
@@ -356,7 +413,7 @@ export function createGuard(options: GuardOptions): Guard {
     found: Authentication,
     interaction?: string,
   ): Promise<Authorized | Refusal> {
-    const { scheme, token, bound, scopes } = found;
+    const { scheme, token, bound, scopes, profile, fapiCustomer } = found;
     const claims = token.claims;
     // RFC 6750 §2.2 (FAPI-RS-03): an adapter that authenticates before its parser runs shows the
     // parsed body only now; a token in it next to the header is still refused.
@@ -375,6 +432,8 @@ export function createGuard(options: GuardOptions): Guard {
       issuer: claims.iss,
       binding: bound.binding,
       headers: bound.headers,
+      profile: profile.name,
+      fapiCustomer,
       ...(bound.certificate ? { certificate: bound.certificate } : {}),
       ...(signed?.verified ? { signature: signed.verified } : {}),
     };
@@ -545,6 +604,7 @@ export function createGuard(options: GuardOptions): Guard {
       if (note) event.note = logValue(note);
     } else {
       event.binding = result.binding.type;
+      event.profile = result.profile;
     }
     if (t) {
       const { iss, client_id, sub } = t.claims as Record<string, unknown>;
@@ -671,7 +731,7 @@ export function createGuard(options: GuardOptions): Guard {
           resource: metadataResource,
           authorizationServers: opts.issuers.map((i) => i.issuer),
           scopes: [...knownScopes],
-          dpopAlgorithms: opts.algorithms,
+          dpopAlgorithms: opts.dpopAlgorithms,
           mtls: opts.mtls !== undefined,
           authorizationDetailsTypes: [...knownDetailTypes],
         },

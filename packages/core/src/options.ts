@@ -11,6 +11,7 @@ import type { GuardError } from './errors.js';
 import { type GuardLogger, resolveLogger } from './logger.js';
 import type { ResourceMetadataOptions } from './metadata.js';
 import type { OriginOptions } from './request.js';
+import { type ClientProfileOptions, FAPI1_ALGORITHMS, FAPI2_ALGORITHMS, type Profile, Profiles, type ProfileName, profileSettings } from './regimes/profiles.js';
 import { type ClientKeyOptions, ClientKeys } from './signatures/client-keys.js';
 import type { SignedExchangeRecord } from './signatures/fapi.js';
 import { type ResponseSigningKey, type SignatureJwk, signingKey } from './signatures/keys.js';
@@ -21,7 +22,7 @@ import type { IssuerConfig, JSONWebKeySet, KeySetOptions } from './tokens/issuer
 import { assertSecureUrl } from './url.js';
 
 /** FAPI 2.0 §5.4.1 #1.2: the algorithms allowed for JWTs, in challenge order (RFC 9449 §7.1 `algs`). */
-export const FAPI_ALGORITHMS = ['ES256', 'PS256', 'EdDSA'] as const;
+export const FAPI_ALGORITHMS = FAPI2_ALGORITHMS;
 
 /** Asymmetric JWS algorithms this library can verify. `none` and MACs are never among them. */
 export const SUPPORTED_ALGORITHMS: ReadonlySet<string> = new Set([
@@ -64,6 +65,8 @@ export interface DecisionEvent {
   /** base64url SHA-256 of the access token. */
   tokenHash?: string;
   binding?: 'bearer' | 'dpop' | 'mtls';
+  /** The profile an allowed client was served under. */
+  profile?: ProfileName;
   /** Something an operator should know, e.g. a certificate header from an untrusted peer was ignored. */
   note?: string;
   /** `x-fapi-interaction-id` sent back (XFAPI-02: logged with the decision). */
@@ -135,13 +138,23 @@ export const COMPAT_PRESETS = {
 /** Options of `createGuard`. Only `issuer`/`issuers` and `audience` are required. */
 export interface GuardOptions extends OriginOptions {
   /**
-   * `fapi2` (the default) is the strict FAPI 2.0 profile. `oauth2` is a documented relaxation
-   * for APIs outside FAPI: routes accept unbound bearer tokens unless they set
-   * `allowBearer: false`, RS256 is allowed, `x-fapi-interaction-id` is off. Every other check
-   * stays.
+   * The profile clients are served under unless `clientProfiles` says otherwise.
+   * `fapi2` (the default) is the strict FAPI 2.0 profile. `fapi1-advanced` is FAPI 1.0 Advanced
+   * (Part 1 and Part 2 §6.2.1): certificate-bound tokens only (needs `mtls`), PS256 and ES256
+   * only, `x-fapi-interaction-id` always on, and `x-fapi-auth-date` / `x-fapi-customer-ip-address`
+   * validated. `oauth2` is a documented relaxation for APIs outside FAPI: routes accept unbound
+   * bearer tokens unless they set `allowBearer: false`, RS256 is allowed, `x-fapi-interaction-id`
+   * is off. Every other check stays, under every profile.
    * @default 'fapi2'
    */
-  profile?: 'fapi2' | 'oauth2';
+  profile?: ProfileName;
+  /**
+   * Serve some clients under another profile than `profile` (moving clients from FAPI 1.0
+   * Advanced to FAPI 2.0 one by one): a list by client id, and/or an access-token claim naming
+   * the profile. Routes can limit which profiles they serve (`profiles` in the route policy).
+   * @default undefined (every client is served under `profile`)
+   */
+  clientProfiles?: ClientProfileOptions;
   /** Loosenings for non-RFC 9068 issuers (see {@link COMPAT_PRESETS}). @default none */
   compat?: CompatOptions;
   /**
@@ -151,8 +164,10 @@ export interface GuardOptions extends OriginOptions {
    */
   resourceMetadata?: boolean | ResourceMetadataOptions;
   /**
-   * `x-fapi-interaction-id` on every response of a protected route, errors included.
-   * @default true under `fapi2`, false under `oauth2`
+   * `x-fapi-interaction-id` on every response of a protected route, errors included. FAPI 1.0
+   * Part 1 §6.2.1 #11 requires it, so it cannot be turned off when a client is served under
+   * `fapi1-advanced`.
+   * @default true under `fapi2` and `fapi1-advanced`, false under `oauth2`
    */
   interactionId?: boolean;
   /** The trusted authorization server: its issuer identifier, or its full configuration. */
@@ -168,9 +183,12 @@ export interface GuardOptions extends OriginOptions {
    */
   audience: string | readonly string[];
   /**
-   * Allowed JWS algorithms for access tokens and DPoP proofs (FAPI 2.0 §5.4.1).
-   * `none` and symmetric algorithms are refused at start-up. RSA keys must be ≥ 2048 bits.
-   * @default ['ES256', 'PS256', 'EdDSA']
+   * Allowed JWS algorithms for access tokens and DPoP proofs (FAPI 2.0 §5.4.1), for clients
+   * served under `profile`. `none` and symmetric algorithms are refused at start-up. RSA keys
+   * must be ≥ 2048 bits. Under `fapi1-advanced` only PS256 and ES256 can be listed (FAPI 1.0
+   * Part 2 §8.6). Clients moved to another profile by `clientProfiles` get that profile's
+   * default list.
+   * @default ['ES256', 'PS256', 'EdDSA']; ['PS256', 'ES256'] under `fapi1-advanced`
    */
   algorithms?: readonly string[];
   /**
@@ -282,6 +300,7 @@ export interface MessageSigningOptions extends ClientKeyOptions {
 export interface ResolvedOptions {
   issuers: IssuerConfig[];
   audiences: string[];
+  /** Every algorithm some profile accepts for access tokens; each request is held to its profile's. */
   algorithms: string[];
   clockToleranceSec: number;
   realm: string;
@@ -295,7 +314,11 @@ export interface ResolvedOptions {
   /** `undefined` when mTLS is not offered. */
   mtls: MtlsOptions | undefined;
   introspection: IntrospectionOptions | undefined;
-  profile: 'fapi2' | 'oauth2';
+  profile: ProfileName;
+  /** The profiles of this guard and how a client is matched to one. */
+  profiles: Profiles;
+  /** Algorithms of DPoP proofs and of the DPoP challenge (`algs`); empty when no profile accepts DPoP. */
+  dpopAlgorithms: readonly string[];
   compat: CompatOptions;
   resourceMetadata: ResourceMetadataOptions | undefined;
   interactionId: boolean;
@@ -463,6 +486,14 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     throw configError('compat.optionalClaims may name jti, sub and iat only; for a client id in another claim set compat.clientIdClaim');
   }
   const profile = options.profile ?? 'fapi2';
+  const profiles = resolveProfiles(profile, options);
+  const fapi1 = profiles.all.some((p) => p.name === 'fapi1-advanced');
+  if (fapi1 && !options.mtls) {
+    throw configError('the fapi1-advanced profile accepts certificate-bound access tokens only (FAPI 1.0 Part 2 §6.2.1 #2): configure mtls');
+  }
+  if (fapi1 && options.interactionId === false) {
+    throw configError('interactionId cannot be false where clients are served under fapi1-advanced (FAPI 1.0 Part 1 §6.2.1 #11)');
+  }
   const metadata = options.resourceMetadata === true ? {} : options.resourceMetadata || undefined;
   if (metadata?.resource !== undefined && !audiences.includes(metadata.resource)) {
     throw configError(`resourceMetadata.resource "${metadata.resource}" must be one of the audiences (RFC 9728 §3.3)`);
@@ -472,7 +503,9 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     profile,
     compat: { ...options.compat },
     resourceMetadata: metadata,
-    interactionId: options.interactionId ?? profile === 'fapi2',
+    interactionId: options.interactionId ?? profile !== 'oauth2',
+    profiles,
+    dpopAlgorithms: profiles.dpop?.algorithms ?? [],
     introspection,
     tokenFormat,
     introspectJwts: options.introspectJwts === true,
@@ -480,7 +513,7 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     outbound,
     issuers,
     audiences,
-    algorithms: resolveAlgorithms(options.algorithms ?? (profile === 'oauth2' ? [...FAPI_ALGORITHMS, 'RS256'] : undefined)),
+    algorithms: [...new Set(profiles.all.flatMap((p) => p.algorithms))],
     clockToleranceSec: tolerance,
     realm: options.realm ?? (audiences[0] as string),
     keys: { ...options.keys },
@@ -498,6 +531,33 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
       nonce: dpop.nonce ?? {},
     },
   };
+}
+
+/**
+ * The guard's profile with its algorithms, and the profiles `clientProfiles` can move clients to
+ * (each with its own default algorithms).
+ */
+function resolveProfiles(name: ProfileName, options: GuardOptions): Profiles {
+  const algorithms = options.algorithms === undefined ? undefined : resolveAlgorithms(options.algorithms);
+  if (name === 'fapi1-advanced' && algorithms?.some((alg) => !(FAPI1_ALGORITHMS as readonly string[]).includes(alg))) {
+    throw configError('under the fapi1-advanced profile algorithms may list PS256 and ES256 only (FAPI 1.0 Part 2 §8.6)');
+  }
+  const fallback = profileSettings(name, algorithms);
+  const { clients = {}, claim } = options.clientProfiles ?? {};
+  if (options.clientProfiles !== undefined && name === 'oauth2') {
+    throw configError('clientProfiles needs profile fapi2 or fapi1-advanced: oauth2 is a relaxation for a whole API, not a client');
+  }
+  if (claim === '') throw configError('clientProfiles.claim must name a claim');
+  const names = new Set<ProfileName>(claim === undefined ? [] : ['fapi2', 'fapi1-advanced']);
+  for (const [client, value] of Object.entries(clients)) {
+    if (value !== 'fapi2' && value !== 'fapi1-advanced') {
+      throw configError(`clientProfiles.clients["${client}"] must be "fapi2" or "fapi1-advanced"`);
+    }
+    names.add(value);
+  }
+  names.delete(name);
+  const others: Profile[] = [...names].map((n) => profileSettings(n));
+  return new Profiles(fallback, others, clients, claim);
 }
 
 const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth'];

@@ -6,6 +6,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { ClientCertificate } from './binding/mtls.js';
 import { checkRoutePolicy } from './config-keys.js';
 import type { GuardErrorReason } from './errors.js';
+import type { ProfileName } from './regimes/profiles.js';
 import type { AccessTokenClaims } from './tokens/jwt.js';
 
 /** A check on one claim of the access token. */
@@ -75,6 +76,12 @@ export interface RoutePolicy {
    * @default false
    */
   signResponse?: boolean;
+  /**
+   * The profiles this route serves. A client served under another profile (its own, never a
+   * weaker one) gets 403 here; e.g. `['fapi2']` for an endpoint only migrated clients may call.
+   * @default undefined (every profile of the guard)
+   */
+  profiles?: readonly ProfileName[];
 }
 
 /** One required `authorization_details` entry (RFC 9396 §2). */
@@ -96,6 +103,8 @@ export interface CompiledPolicy {
   readonly authorizationDetails: readonly AuthorizationDetailRequirement[];
   readonly signedRequest: 'required' | 'optional' | undefined;
   readonly signResponse: boolean;
+  /** `undefined`: every profile of the guard. */
+  readonly profiles: readonly ProfileName[] | undefined;
 }
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
@@ -133,6 +142,7 @@ export function compilePolicy(policy: RoutePolicy = {}, defaults: { allowBearer?
     allowBearer: policy.allowBearer ?? defaults.allowBearer === true,
     dpopNonce: policy.dpopNonce,
     clientCertificate: policy.clientCertificate,
+    profiles: policy.profiles === undefined ? undefined : Object.freeze([...policy.profiles]),
   });
 }
 
