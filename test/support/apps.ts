@@ -54,7 +54,13 @@ const receipt = (auth: Authorized | null | undefined, body: unknown) => ({
   received: Buffer.isBuffer(body) ? { bytes: body.length } : (body ?? null),
 });
 
-const echo = (auth: Authorized | null | undefined) => ({ clientId: auth?.clientId, scopes: auth?.scopes, binding: auth?.binding });
+const echo = (auth: Authorized | null | undefined) => ({
+  clientId: auth?.clientId,
+  scopes: auth?.scopes,
+  binding: auth?.binding,
+  profile: auth?.profile,
+  fapiCustomer: auth?.fapiCustomer,
+});
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));

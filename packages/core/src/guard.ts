@@ -12,10 +12,10 @@ import { logValue } from './log-value.js';
 import { Notices } from './logger.js';
 import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 import type { ResponseParts } from './node.js';
-import { type FapiCustomerHeaders, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
-import type { Profile, ProfileName } from './regimes/profiles.js';
 import { type DecisionEvent, type GuardOptions, type ResolvedMessageSigning, type ResolvedOptions, resolveOptions } from './options.js';
 import { type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
+import { type FapiCustomerHeaders, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
+import type { Profile, ProfileName } from './regimes/profiles.js';
 import {
   announcesBody,
   type ConnectionInfo,
@@ -403,7 +403,9 @@ export function createGuard(options: GuardOptions): Guard {
     const customer = readFapiCustomerHeaders(request.headers, opts.now(), opts.clockToleranceSec);
     if (customer.ok) return { ok: true, profile, fapiCustomer: customer.headers };
     // Profiles that do not validate them hand over nothing malformed and refuse nothing (XFAPI-03).
-    return profile.validatesCustomerHeaders ? { reason: 'fapi_header_invalid', detail: customer.detail } : { ok: true, profile, fapiCustomer: {} };
+    return profile.validatesCustomerHeaders
+      ? { reason: 'fapi_header_invalid', detail: customer.detail }
+      : { ok: true, profile, fapiCustomer: {} };
   }
 
   /** What needs the body, on an authenticated request: the body-token refusal and step 5. */

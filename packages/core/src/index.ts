@@ -79,6 +79,17 @@ export {
   grantedScopes,
   type RoutePolicy,
 } from './policy.js';
+export { type FapiCustomerHeaders, type FapiHeadersResult, isCustomerIpAddress, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
+export { HTTP_DATE_MAX_LENGTH, parseHttpDate } from './regimes/http-date.js';
+export {
+  type ClientProfileName,
+  type ClientProfileOptions,
+  FAPI1_ALGORITHMS,
+  FAPI2_ALGORITHMS,
+  type Profile,
+  type ProfileName,
+  profileSettings,
+} from './regimes/profiles.js';
 export {
   announcesBody,
   type ConnectionInfo,
@@ -157,14 +168,3 @@ export {
   rsaModulusBits,
 } from './tokens/issuer.js';
 export { type AccessTokenClaims, isAccessTokenTyp, type TokenResult, tokenHash, type VerifiedAccessToken } from './tokens/jwt.js';
-export { type FapiCustomerHeaders, type FapiHeadersResult, isCustomerIpAddress, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
-export { HTTP_DATE_MAX_LENGTH, parseHttpDate } from './regimes/http-date.js';
-export {
-  type ClientProfileName,
-  type ClientProfileOptions,
-  FAPI1_ALGORITHMS,
-  FAPI2_ALGORITHMS,
-  type Profile,
-  type ProfileName,
-  profileSettings,
-} from './regimes/profiles.js';

@@ -10,8 +10,16 @@ import { checkGuardOptions } from './config-keys.js';
 import type { GuardError } from './errors.js';
 import { type GuardLogger, resolveLogger } from './logger.js';
 import type { ResourceMetadataOptions } from './metadata.js';
+import {
+  type ClientProfileOptions,
+  FAPI1_ALGORITHMS,
+  FAPI2_ALGORITHMS,
+  type Profile,
+  type ProfileName,
+  Profiles,
+  profileSettings,
+} from './regimes/profiles.js';
 import type { OriginOptions } from './request.js';
-import { type ClientProfileOptions, FAPI1_ALGORITHMS, FAPI2_ALGORITHMS, type Profile, Profiles, type ProfileName, profileSettings } from './regimes/profiles.js';
 import { type ClientKeyOptions, ClientKeys } from './signatures/client-keys.js';
 import type { SignedExchangeRecord } from './signatures/fapi.js';
 import { type ResponseSigningKey, type SignatureJwk, signingKey } from './signatures/keys.js';
@@ -489,7 +497,9 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
   const profiles = resolveProfiles(profile, options);
   const fapi1 = profiles.all.some((p) => p.name === 'fapi1-advanced');
   if (fapi1 && !options.mtls) {
-    throw configError('the fapi1-advanced profile accepts certificate-bound access tokens only (FAPI 1.0 Part 2 §6.2.1 #2): configure mtls');
+    throw configError(
+      'the fapi1-advanced profile accepts certificate-bound access tokens only (FAPI 1.0 Part 2 §6.2.1 #2): configure mtls',
+    );
   }
   if (fapi1 && options.interactionId === false) {
     throw configError('interactionId cannot be false where clients are served under fapi1-advanced (FAPI 1.0 Part 1 §6.2.1 #11)');

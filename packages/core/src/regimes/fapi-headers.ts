@@ -24,18 +24,16 @@ export type FapiHeadersResult = { ok: true; headers: FapiCustomerHeaders } | { o
  * (RFC 4007 §11) adds `%` and an interface name.
  */
 const MAX_ADDRESS_LENGTH = 64;
-/** RFC 6874 §2 ZoneID characters (unreserved), the only ones a zone index needs. */
-const ZONE = /%[A-Za-z0-9._~-]+$/;
 
 /** RFC 9110 §5.5: leading and trailing optional whitespace is not part of a field value. */
 const trimOws = (value: string) => value.replace(/^[ \t]+|[ \t]+$/g, '');
 
-/** True for a textual IPv4 address (dotted decimal, no leading zeros) or IPv6 address (RFC 4291 §2.2). */
+/**
+ * True for a textual IPv4 address (dotted decimal, no leading zeros) or IPv6 address (RFC 4291
+ * §2.2, with an optional zone, RFC 4007 §11), as Node's `isIP` reads them.
+ */
 export function isCustomerIpAddress(value: string): boolean {
-  if (value.length === 0 || value.length > MAX_ADDRESS_LENGTH) return false;
-  const zone = ZONE.exec(value);
-  if (value.includes('%') && (!zone || !value.includes(':'))) return false;
-  return isIP(value) !== 0;
+  return value.length <= MAX_ADDRESS_LENGTH && isIP(value) !== 0;
 }
 
 /**
