@@ -10,7 +10,7 @@
 import type { CertificateProxyOptions, MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
 import type { ResourceMetadataOptions } from './metadata.js';
-import type { CompatOptions, DpopOptions, GuardOptions, MessageSigningOptions } from './options.js';
+import type { CompatOptions, DpopOptions, GuardOptions, MessageSigningOptions, UkOpenBankingOptions } from './options.js';
 import type { RoutePolicy } from './policy.js';
 import type { ClientProfileOptions } from './regimes/profiles.js';
 import type { OutboundOptions } from './tokens/http.js';
@@ -228,6 +228,17 @@ const introspection = shape<IntrospectionOptions>({
 });
 
 const clientKeySource = shape<{ jwks: unknown; jwksUri: string }>({ jwks: object, jwksUri: string });
+const ukOpenBanking = shape<UkOpenBankingOptions>({
+  trustAnchors: recordOf(string, { nonEmpty: 'name at least one trust anchor' }),
+  clients: recordOf(string),
+  resolveIssuer: func,
+  version: oneOf('3.1.3', '3.1.4'),
+  maxAgeSec: number,
+  maxFutureSec: number,
+  responseKey: object,
+  responseIssuer: string,
+  responseTrustAnchor: string,
+});
 const messageSigning = shape<MessageSigningOptions>({
   clients: recordOf(clientKeySource),
   resolveClient: func,
@@ -239,6 +250,7 @@ const messageSigning = shape<MessageSigningOptions>({
   responseKey: object,
   jwksUri: string,
   maxBodyBytes: number,
+  ukOpenBanking,
   onSignedExchange: func,
 });
 
@@ -348,6 +360,7 @@ const routePolicy = shape<RoutePolicy>({
   signedRequest: oneOf('required', 'optional'),
   signResponse: boolean,
   profiles: listOf(oneOf('fapi2', 'fapi1-advanced', 'oauth2'), { nonEmpty: 'leave profiles out to serve every profile' }),
+  jwsSignature: shape<{ request: unknown; response: unknown }>({ request: oneOf('required', 'optional'), response: boolean }),
 });
 
 /** Throws on an unknown key, a value of the wrong type or an empty requirement in a route policy. */

@@ -60,6 +60,12 @@ export type GuardErrorReason =
   | 'profile_unknown'
   | 'profile_not_allowed'
   | 'fapi_header_invalid'
+  // UK Open Banking x-jws-signature (Read/Write API "Message Signing"; UK.OBIE.Signature.*)
+  | 'ob_signature_missing'
+  | 'ob_signature_malformed'
+  | 'ob_signature_claim_missing'
+  | 'ob_signature_claim_invalid'
+  | 'ob_signature_invalid'
   // authorization (RFC 6750 §3.1, FAPI 2.0 §5.3.4 #4)
   | 'scope_insufficient'
   | 'authorization_details_insufficient'
@@ -219,6 +225,20 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     error: 'invalid_request',
     description: 'An x-fapi-auth-date or x-fapi-customer-ip-address header is malformed',
   },
+  // OB Read/Write API: a signature that fails is a 400 with a UK.OBIE.Signature.* code (OB_ERROR_CODES).
+  ob_signature_missing: { status: 400, error: 'invalid_request', description: 'The request requires an x-jws-signature' },
+  ob_signature_malformed: { status: 400, error: 'invalid_request', description: 'The x-jws-signature is malformed' },
+  ob_signature_claim_missing: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'The x-jws-signature lacks a required header parameter',
+  },
+  ob_signature_claim_invalid: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'The x-jws-signature has an invalid header parameter',
+  },
+  ob_signature_invalid: { status: 400, error: 'invalid_request', description: 'The x-jws-signature is invalid' },
   scope_insufficient: {
     status: 403,
     error: 'insufficient_scope',
@@ -257,6 +277,35 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
   internal: { status: 401, error: 'invalid_token', description: 'The access token could not be verified' },
 };
 
+/** The UK Open Banking error codes (OBError1.ErrorCode) of the refusals that have one. */
+export const OB_ERROR_CODES: Readonly<Partial<Record<GuardErrorReason, string>>> = {
+  ob_signature_missing: 'UK.OBIE.Signature.Missing',
+  ob_signature_malformed: 'UK.OBIE.Signature.Malformed',
+  ob_signature_claim_missing: 'UK.OBIE.Signature.MissingClaim',
+  ob_signature_claim_invalid: 'UK.OBIE.Signature.InvalidClaim',
+  ob_signature_invalid: 'UK.OBIE.Signature.Invalid',
+  fapi_header_invalid: 'UK.OBIE.Header.Invalid',
+  credentials_malformed: 'UK.OBIE.Header.Invalid',
+  credentials_ambiguous: 'UK.OBIE.Header.Invalid',
+  request_host_unknown: 'UK.OBIE.Header.Invalid',
+};
+
+/**
+ * The OB Read/Write API error envelope (OBErrorResponse1) for a refusal with an OB code:
+ * `{ Code, Id, Message, Errors: [{ ErrorCode, Message }] }`; `Id` is the interaction id.
+ */
+export function obErrorEnvelope(reason: GuardErrorReason, id: string | undefined): Record<string, unknown> | undefined {
+  const code = OB_ERROR_CODES[reason];
+  if (code === undefined) return undefined;
+  const { status, description } = REASONS[reason];
+  return {
+    Code: `${status} ${status === 400 ? 'BadRequest' : 'Error'}`,
+    ...(id === undefined ? {} : { Id: id }),
+    Message: description,
+    Errors: [{ ErrorCode: code, Message: description }],
+  };
+}
+
 /** What a refused request needs so that its response can be rendered. */
 export interface ChallengeContext {
   /** Schemes the route accepts; each gets a challenge (RFC 9449 §7.2). */
@@ -288,7 +337,10 @@ export class GuardError extends Error {
   /** Response headers: `WWW-Authenticate`, `DPoP-Nonce`, `Cache-Control`, `Retry-After`. */
   readonly headers: Readonly<Record<string, string>>;
 
-  constructor(reason: GuardErrorReason, detail: string | undefined, headers: Record<string, string>) {
+  /** A body another regime's envelope gives this refusal (UK Open Banking), in place of the OAuth one. */
+  private readonly envelope: Record<string, unknown> | undefined;
+
+  constructor(reason: GuardErrorReason, detail: string | undefined, headers: Record<string, string>, envelope?: Record<string, unknown>) {
     const info = REASONS[reason];
     super(info.description);
     this.name = 'GuardError';
@@ -298,10 +350,12 @@ export class GuardError extends Error {
     this.description = info.description;
     this.detail = detail;
     this.headers = headers;
+    this.envelope = envelope;
   }
 
-  /** The short JSON body: `{ error?, error_description }`. */
-  get body(): { error?: string; error_description: string } {
+  /** The short JSON body: `{ error?, error_description }`, or the regime's envelope on its routes. */
+  get body(): { error?: string; error_description: string } | Record<string, unknown> {
+    if (this.envelope) return this.envelope;
     if (this.status === 503) return { error: 'temporarily_unavailable', error_description: this.description };
     return this.error === undefined ? { error_description: this.description } : { error: this.error, error_description: this.description };
   }

@@ -146,7 +146,7 @@ export async function authorizeFetchRequest(
   if (!authenticated.ok) return { result: authenticated };
   const { headers } = checked;
   const form = isFormEncoded(headers);
-  if (!announcesBody(headers) || !(form || policy.signedRequest)) return { result: await guard.complete(authenticated, checked) };
+  if (!announcesBody(headers) || !(form || policy.readsBody)) return { result: await guard.complete(authenticated, checked) };
   const limit = guard.options.messageSigning?.maxBodyBytes ?? FORM_BODY_LIMIT;
   const read = await readFetchBody(request, limit);
   if (read.ok) {

@@ -6,7 +6,7 @@ import { type DpopResult, DpopVerifier } from './binding/dpop.js';
 import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
 import { bodyHasToken, readCredentials } from './credentials.js';
-import { type AuthScheme, GuardError, type GuardErrorReason, REASONS, renderChallenges } from './errors.js';
+import { type AuthScheme, GuardError, type GuardErrorReason, obErrorEnvelope, REASONS, renderChallenges } from './errors.js';
 import { type InteractionId, interactionId } from './interaction.js';
 import { logValue } from './log-value.js';
 import { Notices } from './logger.js';
@@ -16,6 +16,7 @@ import { type DecisionEvent, type GuardOptions, type ResolvedMessageSigning, typ
 import { type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
 import { type FapiCustomerHeaders, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
 import type { Profile, ProfileName } from './regimes/profiles.js';
+import { type ObSignatureFailure, signObBody, type VerifiedObSignature, verifyObSignature } from './regimes/uk-ob-signature.js';
 import {
   announcesBody,
   type ConnectionInfo,
@@ -34,6 +35,7 @@ import {
   type VerifiedRequestSignature,
   verifyRequestSignature,
 } from './signatures/fapi.js';
+import type { ClientKeys } from './signatures/client-keys.js';
 import { Introspector } from './tokens/introspection.js';
 import { IssuerKeys } from './tokens/issuer.js';
 import {
@@ -75,6 +77,8 @@ export interface Authorized {
    * (FAPI 1.0 Part 1 §6.2.2 #3–4). Each is absent when not sent.
    */
   readonly fapiCustomer: FapiCustomerHeaders;
+  /** The verified UK Open Banking `x-jws-signature`, on routes with `jwsSignature.request`. */
+  readonly jwsSignature?: VerifiedObSignature;
 }
 
 /**
@@ -137,11 +141,12 @@ export interface Guard {
   readonly publishedPaths: readonly string[];
   /**
    * Signs a response of a route with `signResponse` (FAPI 2.0 Message Signing §5.6.2.1), bound to
-   * the request `auth` came from. Returns the headers to set (`Content-Digest`, `Signature-Input`,
-   * `Signature`), or `undefined` when the route does not sign. Adapters call it with the final
+   * the request `auth` came from, or with `jwsSignature.response` (UK Open Banking). Returns the
+   * headers to set (`Content-Digest`, `Signature-Input`, `Signature`; or `x-jws-signature`, with
+   * no `record`), or `undefined` when the route does not sign. Adapters call it with the final
    * status, headers and body bytes.
    */
-  signResponse(auth: Authorized, response: OutgoingResponse): SignedResponse | undefined;
+  signResponse(auth: Authorized, response: OutgoingResponse): (Pick<SignedResponse, 'headers'> & Partial<SignedResponse>) | undefined;
   /** True when `auth` came from a route whose responses must be signed. */
   signsResponse(auth: Authorized | null | undefined): boolean;
   /**
@@ -201,6 +206,16 @@ interface Refusal {
   htuOrigin?: { proof: string; request: string };
 }
 
+/** UK.OBIE.Signature.* failures as refusal reasons; a key set that cannot be fetched is a 503 (DEC-09). */
+const OB_FAILURES: Readonly<Record<ObSignatureFailure, GuardErrorReason>> = {
+  Missing: 'ob_signature_missing',
+  Malformed: 'ob_signature_malformed',
+  MissingClaim: 'ob_signature_claim_missing',
+  InvalidClaim: 'ob_signature_claim_invalid',
+  Invalid: 'ob_signature_invalid',
+  Unavailable: 'signature_keys_unavailable',
+};
+
 /** How often the same failure (per 503 reason) or configuration hint is logged. */
 const FAILURE_LOG_WINDOW_MS = 60_000;
 const HINT_LOG_WINDOW_MS = 600_000;
@@ -253,6 +268,8 @@ export function createGuard(options: GuardOptions): Guard {
   // What response signing needs of each authorized request, kept off the public `Authorized` value
   // (it holds the Authorization header, which must not end up in logs of `req.auth`).
   const signing = new WeakMap<Authorized, ResponseSigningContext>();
+  // Authorized values whose responses carry an OB x-jws-signature.
+  const obSigning = new WeakSet<Authorized>();
   const responseJwksPath = opts.messageSigning?.jwksUri ? new URL(opts.messageSigning.jwksUri).pathname : undefined;
 
   const introspector =
@@ -297,8 +314,17 @@ export function createGuard(options: GuardOptions): Guard {
     if (unserved !== undefined) {
       throw new TypeError(`fapi-guard: a route serves profile "${unserved}", which no client of this guard is served under`);
     }
-    if ((result.signedRequest || result.signResponse) && !opts.messageSigning) {
+    if ((result.signedRequest || result.signResponse || result.jwsSignature) && !opts.messageSigning) {
       throw new TypeError('fapi-guard: a route asks for message signatures; configure messageSigning (client keys) in the guard options');
+    }
+    if (result.signedRequest && !opts.messageSigning?.keys) {
+      throw new TypeError('fapi-guard: signedRequest needs messageSigning.clients or resolveClient (where the keys of each client are)');
+    }
+    if (result.jwsSignature && !opts.messageSigning?.ukOpenBanking) {
+      throw new TypeError('fapi-guard: a route asks for x-jws-signature; configure messageSigning.ukOpenBanking');
+    }
+    if (result.jwsSignature?.response && !opts.messageSigning?.ukOpenBanking?.signer) {
+      throw new TypeError('fapi-guard: jwsSignature.response needs messageSigning.ukOpenBanking.responseKey');
     }
     if (result.signResponse && !opts.messageSigning?.responseKey) {
       throw new TypeError('fapi-guard: signResponse needs messageSigning.responseKey (the private JWK responses are signed with)');
@@ -339,7 +365,8 @@ export function createGuard(options: GuardOptions): Guard {
     if (retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
     headers['cache-control'] = 'no-store';
     // The detail quotes request and token values (kid, htu, ...): escaped and bounded for logs.
-    return new GuardError(refusal.reason, logValue(refusal.detail), headers);
+    const envelope = policy.jwsSignature ? obErrorEnvelope(refusal.reason, interaction) : undefined;
+    return new GuardError(refusal.reason, logValue(refusal.detail), headers, envelope);
   }
 
   /**
@@ -424,6 +451,8 @@ export function createGuard(options: GuardOptions): Guard {
     }
     const signed = policy.signedRequest || policy.signResponse ? await checkSignature(request, policy, token, interaction) : undefined;
     if (signed && !signed.ok) return { ...signed, usedScheme: scheme, token };
+    const jws = policy.jwsSignature?.request ? await checkObSignature(request, policy, claims.client_id, bound.certificate) : undefined;
+    if (jws && !jws.ok) return { ...jws, usedScheme: scheme, token };
     const authorized: Authorized = {
       ok: true,
       token,
@@ -438,9 +467,40 @@ export function createGuard(options: GuardOptions): Guard {
       fapiCustomer,
       ...(bound.certificate ? { certificate: bound.certificate } : {}),
       ...(signed?.verified ? { signature: signed.verified } : {}),
+      ...(jws?.verified ? { jwsSignature: jws.verified } : {}),
     };
     if (signed?.context) signing.set(authorized, signed.context);
+    if (policy.jwsSignature?.response) obSigning.add(authorized);
     return authorized;
+  }
+
+  /**
+   * UK Open Banking `x-jws-signature` over the exact body bytes, by the client that holds the
+   * token (its `iss` from `clients`, else `resolveIssuer` with its certificate).
+   */
+  async function checkObSignature(
+    request: GuardRequest,
+    policy: CompiledPolicy,
+    clientId: string,
+    certificate: ClientCertificate | undefined,
+  ): Promise<{ ok: true; verified?: VerifiedObSignature } | Refusal> {
+    const settings = opts.messageSigning?.ukOpenBanking as NonNullable<ResolvedMessageSigning['ukOpenBanking']>;
+    const lines = headerLines(request.headers, 'x-jws-signature');
+    if (lines.length === 0 && policy.jwsSignature?.request === 'optional') return { ok: true };
+    const body = request.rawBody;
+    if (body === undefined && announcesBody(request.headers)) {
+      return {
+        reason: 'body_unavailable',
+        detail: 'the request has a body but no raw bytes reached the guard (mount rawBody() before body parsers)',
+      };
+    }
+    const iss = Object.hasOwn(settings.clients, clientId)
+      ? settings.clients[clientId]
+      : settings.resolveIssuer?.({ clientId, certificate });
+    if (typeof iss !== 'string') return { reason: 'ob_signature_claim_invalid', detail: `client ${clientId} has no OB iss` };
+    const result = await verifyObSignature(lines, body ?? new Uint8Array(), iss, settings, opts.now() / 1000);
+    if (result.ok) return { ok: true, verified: result.verified };
+    return { reason: OB_FAILURES[result.failure], detail: result.detail };
   }
 
   /**
@@ -480,7 +540,7 @@ export function createGuard(options: GuardOptions): Guard {
         tokenHash: token.hash,
         ...(interaction ? { interactionId: interaction } : {}),
         mode: policy.signedRequest,
-        keys: settings.keys,
+        keys: settings.keys as ClientKeys,
         now: opts.now() / 1000,
         maxAgeSec: settings.maxAgeSec,
         maxFutureSec: settings.maxFutureSec,
@@ -678,8 +738,10 @@ export function createGuard(options: GuardOptions): Guard {
     const { interaction } = pass;
     if (result.ok && interaction) {
       const context = signing.get(result);
+      const ob = obSigning.has(result);
       result = { ...result, interactionId: interaction.id, headers: { ...result.headers, 'x-fapi-interaction-id': interaction.id } };
       if (context) signing.set(result, context);
+      if (ob) obSigning.add(result);
     }
     report(request, pass.started, result, (outcome as Refusal).token, (outcome as Refusal).note, interaction);
     return result;
@@ -700,8 +762,13 @@ export function createGuard(options: GuardOptions): Guard {
       toError({ reason, detail }, toPolicy(policy), opts.interactionId && headers ? interactionId(headers).id : undefined),
     metadataPath: wellKnownPath,
     publishedPaths: [wellKnownPath, responseJwksPath].filter((p): p is string => p !== undefined),
-    signsResponse: (auth) => auth != null && signing.has(auth),
+    signsResponse: (auth) => auth != null && (signing.has(auth) || obSigning.has(auth)),
     signResponse(auth, response) {
+      const signer = opts.messageSigning?.ukOpenBanking?.signer;
+      if (obSigning.has(auth) && signer) {
+        // OB Read/Write API "Message Signing": the response body bytes, signed by the bank.
+        return { headers: { 'x-jws-signature': signObBody(response.body ?? new Uint8Array(), signer, opts.now() / 1000) } };
+      }
       const context = signing.get(auth);
       const key = opts.messageSigning?.responseKey;
       if (!context || !key) return undefined;

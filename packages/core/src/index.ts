@@ -26,7 +26,9 @@ export {
   GuardError,
   type GuardErrorReason,
   isGuardError,
+  OB_ERROR_CODES,
   type OAuthErrorCode,
+  obErrorEnvelope,
   REASONS,
   renderChallenges,
 } from './errors.js';
@@ -69,6 +71,7 @@ export {
   type MessageSigningOptions,
   type ResolvedOptions,
   SUPPORTED_ALGORITHMS,
+  type UkOpenBankingOptions,
 } from './options.js';
 export {
   type AuthorizationDetailRequirement,
@@ -168,3 +171,19 @@ export {
   rsaModulusBits,
 } from './tokens/issuer.js';
 export { type AccessTokenClaims, isAccessTokenTyp, type TokenResult, tokenHash, type VerifiedAccessToken } from './tokens/jwt.js';
+export {
+  OB_IAT,
+  OB_ISS,
+  OB_SIGNATURE_MAX_LENGTH,
+  OB_TAN,
+  type ObKey,
+  type ObSignatureFailure,
+  type ObSignatureResult,
+  type ObSigningKey,
+  type ObSigningVersion,
+  obSigningKey,
+  obVerificationKey,
+  signObBody,
+  type VerifiedObSignature,
+  verifyObSignature,
+} from './regimes/uk-ob-signature.js';

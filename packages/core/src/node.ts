@@ -66,7 +66,7 @@ export async function completeNodeRequest(
   authenticated: Authenticated,
   policy: CompiledPolicy,
 ): Promise<Authorized | GuardError> {
-  if (policy.signedRequest && announcesBody(request.headers)) {
+  if (policy.readsBody && announcesBody(request.headers)) {
     const raw = await rawBodyOf(guard, req);
     if (raw?.ok) request.rawBody = raw.body;
     else if (raw?.reason === 'too_large')

@@ -4,7 +4,7 @@
  */
 
 import { availableParallelism } from 'node:os';
-import type { MtlsOptions } from './binding/mtls.js';
+import type { ClientCertificate, MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
 import { checkGuardOptions } from './config-keys.js';
 import type { GuardError } from './errors.js';
@@ -20,6 +20,7 @@ import {
   profileSettings,
 } from './regimes/profiles.js';
 import type { OriginOptions } from './request.js';
+import { type ObKey, type ObSigningKey, type ObSigningVersion, obSigningKey, obVerificationKey } from './regimes/uk-ob-signature.js';
 import { type ClientKeyOptions, ClientKeys } from './signatures/client-keys.js';
 import type { SignedExchangeRecord } from './signatures/fapi.js';
 import { type ResponseSigningKey, type SignatureJwk, signingKey } from './signatures/keys.js';
@@ -295,6 +296,13 @@ export interface MessageSigningOptions extends ClientKeyOptions {
   /** Largest request body read to check its digest; larger ones get 413. @default 1048576 (1 MiB) */
   maxBodyBytes?: number;
   /**
+   * UK Open Banking `x-jws-signature` (detached JWS over the body): trust anchors, who each client
+   * signs as, and the bank's response key. Routes opt in with `jwsSignature`. The key-set cache
+   * settings above (`cacheMs`, `cooldownMs`, `timeoutMs`) and `maxBodyBytes` apply to it too.
+   * @default undefined (no route can ask for OB signatures)
+   */
+  ukOpenBanking?: UkOpenBankingOptions;
+  /**
    * Receives, for every verified request signature and every response signature, what must be
    * stored to prove the exchange later. For requests the guard waits for the returned promise;
    * if it rejects, the request is refused with 503 (no proof kept, no payment made). For
@@ -302,6 +310,114 @@ export interface MessageSigningOptions extends ClientKeyOptions {
    * @default undefined
    */
   onSignedExchange?: (record: SignedExchangeRecord) => void | Promise<void>;
+}
+
+/** UK Open Banking message signing (Read/Write API "Message Signing", v3.1.x). */
+export interface UkOpenBankingOptions {
+  /**
+   * Accepted trust anchors: the `http://openbanking.org.uk/tan` value (a domain, e.g.
+   * `openbanking.org.uk`) and the URL of a signer's JWK set there, with `{iss}` standing for the
+   * signer's `iss` (e.g. `https://keystore.openbanking.org.uk/{iss}.jwks`, where `iss` is
+   * `org-id/software-statement-id`). Required, at least one.
+   */
+  trustAnchors: Readonly<Record<string, string>>;
+  /** The `iss` each client signs as, by `client_id` of its access token. @default {} */
+  clients?: Readonly<Record<string, string>>;
+  /**
+   * The `iss` of a client `clients` does not list, e.g. read from its certificate (organisation
+   * and software statement ids); `undefined` = the client cannot sign.
+   * @default undefined
+   */
+  resolveIssuer?: (client: { clientId: string; certificate: ClientCertificate | undefined }) => string | undefined;
+  /** `3.1.3` and earlier: `b64: false`; `3.1.4` and later: no `b64`. @default '3.1.4' */
+  version?: ObSigningVersion;
+  /** Oldest accepted `http://openbanking.org.uk/iat`, in seconds. At most 300. @default 60 */
+  maxAgeSec?: number;
+  /** How far in the future `iat` may be, in seconds. At most 60. @default 5 */
+  maxFutureSec?: number;
+  /** The bank's private RSA JWK (with `kid`, registered with its trust anchor) that signs responses. */
+  responseKey?: SignatureJwk;
+  /** The bank's `iss` on response signatures (its organisation id). Required with `responseKey`. */
+  responseIssuer?: string;
+  /** The bank's `tan` on response signatures. Required with `responseKey`. */
+  responseTrustAnchor?: string;
+}
+
+export interface ResolvedUkOpenBanking {
+  version: ObSigningVersion;
+  trustAnchors: ReadonlySet<string>;
+  keys: ClientKeys<ObKey>;
+  clients: Readonly<Record<string, string>>;
+  resolveIssuer: UkOpenBankingOptions['resolveIssuer'];
+  maxAgeSec: number;
+  maxFutureSec: number;
+  signer: { key: ObSigningKey; iss: string; tan: string; version: ObSigningVersion } | undefined;
+}
+
+/** An OB `iss`: an organisation id, or `org-id/software-statement-id`. */
+const OB_ISSUER = /^[A-Za-z0-9._~-]{1,64}(?:\/[A-Za-z0-9._~-]{1,64})?$/;
+
+function window(value: number | undefined, fallback: number, max: number, what: string, min = 0): number {
+  const n = value ?? fallback;
+  if (!Number.isFinite(n) || n < min || n > max) throw configError(`${what} must be between ${min} and ${max} seconds`);
+  return n;
+}
+
+function resolveUkOpenBanking(
+  value: UkOpenBankingOptions,
+  cache: ClientKeyOptions,
+  now: () => number,
+  outbound: Outbound | undefined,
+): ResolvedUkOpenBanking {
+  const anchors = Object.entries(value.trustAnchors ?? {});
+  if (anchors.length === 0) throw configError('messageSigning.ukOpenBanking.trustAnchors must name at least one trust anchor');
+  for (const [tan, template] of anchors) {
+    if (!template.includes('{iss}')) throw configError(`messageSigning.ukOpenBanking.trustAnchors["${tan}"] must contain {iss}`);
+    assertSecureUrl(template.replace('{iss}', 'iss'), `messageSigning.ukOpenBanking.trustAnchors["${tan}"]`);
+  }
+  const templates = new Map(anchors);
+  for (const [clientId, iss] of Object.entries(value.clients ?? {})) {
+    if (!OB_ISSUER.test(iss))
+      throw configError(`messageSigning.ukOpenBanking.clients["${clientId}"] is not an OB iss (org-id/software-statement-id)`);
+  }
+  // One key set per trust anchor and signer, fetched with the cache and cool-down of the other key sets.
+  const keys = new ClientKeys<ObKey>(
+    {
+      ...cache,
+      clients: undefined,
+      resolveClient: (owner) => {
+        const [tan, iss] = owner.split('|', 2) as [string, string];
+        const template = templates.get(tan);
+        return template && OB_ISSUER.test(iss) ? { jwksUri: template.replace('{iss}', iss) } : undefined;
+      },
+    },
+    now,
+    outbound,
+    obVerificationKey,
+  );
+  let signer: ResolvedUkOpenBanking['signer'];
+  if (value.responseKey !== undefined) {
+    if (typeof value.responseIssuer !== 'string' || typeof value.responseTrustAnchor !== 'string') {
+      throw configError('messageSigning.ukOpenBanking.responseKey needs responseIssuer and responseTrustAnchor');
+    }
+    const version = value.version ?? '3.1.4';
+    signer = {
+      key: obSigningKey(value.responseKey, 'messageSigning.ukOpenBanking.responseKey'),
+      iss: value.responseIssuer,
+      tan: value.responseTrustAnchor,
+      version,
+    };
+  }
+  return {
+    version: value.version ?? '3.1.4',
+    trustAnchors: new Set(templates.keys()),
+    keys,
+    clients: { ...value.clients },
+    resolveIssuer: value.resolveIssuer,
+    maxAgeSec: window(value.maxAgeSec, 60, 300, 'messageSigning.ukOpenBanking.maxAgeSec', 1),
+    maxFutureSec: window(value.maxFutureSec, 5, 60, 'messageSigning.ukOpenBanking.maxFutureSec'),
+    signer,
+  };
 }
 
 /** Options after validation, with every default filled in. */
@@ -337,7 +453,9 @@ export interface ResolvedOptions {
 }
 
 export interface ResolvedMessageSigning {
-  keys: ClientKeys;
+  /** FAPI 2.0 request-signing keys; `undefined` when only UK Open Banking signatures are configured. */
+  keys: ClientKeys | undefined;
+  ukOpenBanking: ResolvedUkOpenBanking | undefined;
   maxAgeSec: number;
   maxFutureSec: number;
   responseKey: ResponseSigningKey | undefined;
@@ -364,8 +482,10 @@ function resolveMessageSigning(
   if (value.jwksUri !== undefined) assertSecureUrl(value.jwksUri, 'messageSigning.jwksUri');
   if (value.jwksUri !== undefined && value.responseKey === undefined)
     throw configError('messageSigning.jwksUri needs responseKey (the key it publishes)');
+  const fapiKeys = value.clients !== undefined || value.resolveClient !== undefined || value.ukOpenBanking === undefined;
   return {
-    keys: new ClientKeys(value, now, outbound),
+    keys: fapiKeys ? new ClientKeys(value, now, outbound) : undefined,
+    ukOpenBanking: value.ukOpenBanking && resolveUkOpenBanking(value.ukOpenBanking, value, now, outbound),
     maxAgeSec,
     maxFutureSec,
     responseKey: value.responseKey === undefined ? undefined : signingKey(value.responseKey),

@@ -82,6 +82,14 @@ export interface RoutePolicy {
    * @default undefined (every profile of the guard)
    */
   profiles?: readonly ProfileName[];
+  /**
+   * UK Open Banking `x-jws-signature` (needs `messageSigning.ukOpenBanking`): `request` checks the
+   * detached JWS over the request body (`required` refuses a request without one, 400
+   * `UK.OBIE.Signature.Missing`); `response: true` signs this route's responses with
+   * `ukOpenBanking.responseKey`. Refusals on such routes use the OB error envelope.
+   * @default undefined (no OB signatures)
+   */
+  jwsSignature?: { request?: 'required' | 'optional'; response?: boolean };
 }
 
 /** One required `authorization_details` entry (RFC 9396 §2). */
@@ -105,6 +113,9 @@ export interface CompiledPolicy {
   readonly signResponse: boolean;
   /** `undefined`: every profile of the guard. */
   readonly profiles: readonly ProfileName[] | undefined;
+  readonly jwsSignature: { readonly request?: 'required' | 'optional'; readonly response?: boolean } | undefined;
+  /** The body bytes are needed (FAPI 2.0 or UK Open Banking request signatures). */
+  readonly readsBody: boolean;
 }
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
@@ -143,6 +154,8 @@ export function compilePolicy(policy: RoutePolicy = {}, defaults: { allowBearer?
     dpopNonce: policy.dpopNonce,
     clientCertificate: policy.clientCertificate,
     profiles: policy.profiles === undefined ? undefined : Object.freeze([...policy.profiles]),
+    jwsSignature: policy.jwsSignature === undefined ? undefined : Object.freeze({ ...policy.jwsSignature }),
+    readsBody: policy.signedRequest !== undefined || policy.jwsSignature?.request !== undefined,
   });
 }
 
