@@ -63,6 +63,7 @@ const echo = (auth: Authorized | null | undefined) => ({
   binding: auth?.binding,
   profile: auth?.profile,
   fapiCustomer: auth?.fapiCustomer,
+  jwsSignature: auth?.jwsSignature,
 });
 
 async function listen(server: Server): Promise<string> {

@@ -26,6 +26,7 @@ import {
   OriginResolver,
   type UrlResult,
 } from './request.js';
+import type { ClientKeys } from './signatures/client-keys.js';
 import {
   acceptSignature,
   type OutgoingResponse,
@@ -35,7 +36,6 @@ import {
   type VerifiedRequestSignature,
   verifyRequestSignature,
 } from './signatures/fapi.js';
-import type { ClientKeys } from './signatures/client-keys.js';
 import { Introspector } from './tokens/introspection.js';
 import { IssuerKeys } from './tokens/issuer.js';
 import {
@@ -314,14 +314,14 @@ export function createGuard(options: GuardOptions): Guard {
     if (unserved !== undefined) {
       throw new TypeError(`fapi-guard: a route serves profile "${unserved}", which no client of this guard is served under`);
     }
-    if ((result.signedRequest || result.signResponse || result.jwsSignature) && !opts.messageSigning) {
+    if (result.jwsSignature && !opts.messageSigning?.ukOpenBanking) {
+      throw new TypeError('fapi-guard: a route asks for x-jws-signature; configure messageSigning.ukOpenBanking');
+    }
+    if ((result.signedRequest || result.signResponse) && !opts.messageSigning) {
       throw new TypeError('fapi-guard: a route asks for message signatures; configure messageSigning (client keys) in the guard options');
     }
     if (result.signedRequest && !opts.messageSigning?.keys) {
       throw new TypeError('fapi-guard: signedRequest needs messageSigning.clients or resolveClient (where the keys of each client are)');
-    }
-    if (result.jwsSignature && !opts.messageSigning?.ukOpenBanking) {
-      throw new TypeError('fapi-guard: a route asks for x-jws-signature; configure messageSigning.ukOpenBanking');
     }
     if (result.jwsSignature?.response && !opts.messageSigning?.ukOpenBanking?.signer) {
       throw new TypeError('fapi-guard: jwsSignature.response needs messageSigning.ukOpenBanking.responseKey');

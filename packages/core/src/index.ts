@@ -26,8 +26,8 @@ export {
   GuardError,
   type GuardErrorReason,
   isGuardError,
-  OB_ERROR_CODES,
   type OAuthErrorCode,
+  OB_ERROR_CODES,
   obErrorEnvelope,
   REASONS,
   renderChallenges,
@@ -93,6 +93,22 @@ export {
   type ProfileName,
   profileSettings,
 } from './regimes/profiles.js';
+export {
+  OB_IAT,
+  OB_ISS,
+  OB_SIGNATURE_MAX_LENGTH,
+  OB_TAN,
+  type ObKey,
+  type ObSignatureFailure,
+  type ObSignatureResult,
+  type ObSigningKey,
+  type ObSigningVersion,
+  obSigningKey,
+  obVerificationKey,
+  signObBody,
+  type VerifiedObSignature,
+  verifyObSignature,
+} from './regimes/uk-ob-signature.js';
 export {
   announcesBody,
   type ConnectionInfo,
@@ -171,19 +187,3 @@ export {
   rsaModulusBits,
 } from './tokens/issuer.js';
 export { type AccessTokenClaims, isAccessTokenTyp, type TokenResult, tokenHash, type VerifiedAccessToken } from './tokens/jwt.js';
-export {
-  OB_IAT,
-  OB_ISS,
-  OB_SIGNATURE_MAX_LENGTH,
-  OB_TAN,
-  type ObKey,
-  type ObSignatureFailure,
-  type ObSignatureResult,
-  type ObSigningKey,
-  type ObSigningVersion,
-  obSigningKey,
-  obVerificationKey,
-  signObBody,
-  type VerifiedObSignature,
-  verifyObSignature,
-} from './regimes/uk-ob-signature.js';

@@ -19,8 +19,8 @@ import {
   Profiles,
   profileSettings,
 } from './regimes/profiles.js';
-import type { OriginOptions } from './request.js';
 import { type ObKey, type ObSigningKey, type ObSigningVersion, obSigningKey, obVerificationKey } from './regimes/uk-ob-signature.js';
+import type { OriginOptions } from './request.js';
 import { type ClientKeyOptions, ClientKeys } from './signatures/client-keys.js';
 import type { SignedExchangeRecord } from './signatures/fapi.js';
 import { type ResponseSigningKey, type SignatureJwk, signingKey } from './signatures/keys.js';

@@ -29,7 +29,10 @@ const jwk = (key: KeyObject, kid: string) => ({ ...(key.export({ format: 'jwk' }
 
 function settings(version: ObSigningVersion) {
   const keys = new ClientKeys<ObKey>(
-    { resolveClient: (owner) => (owner === `openbanking.org.uk|${SIGNER}` ? { jwks: { keys: [jwk(tpp.publicKey, 'tpp-key')] } } : undefined) },
+    {
+      resolveClient: (owner) =>
+        owner === `openbanking.org.uk|${SIGNER}` ? { jwks: { keys: [jwk(tpp.publicKey, 'tpp-key')] } } : undefined,
+    },
     () => NOW * 1000,
     undefined,
     obVerificationKey,
@@ -68,7 +71,7 @@ describe.each(['3.1.3', '3.1.4'] as const)('x-jws-signature, message signing v%s
   it('UKOB-02 refuses the signature over a body changed by one byte, or over no body', async () => {
     const signature = await joseSign(header(version));
     const tampered = Uint8Array.from(BODY);
-    tampered[30] ^= 1;
+    tampered[30] = (tampered[30] as number) ^ 1;
     expect(await verify(signature, version, tampered)).toMatchObject({ ok: false, failure: 'Invalid' });
     expect(await verify(signature, version, new Uint8Array())).toMatchObject({ ok: false, failure: 'Invalid' });
     // The same bytes re-serialised (another JSON spacing) are another body.
@@ -87,7 +90,11 @@ describe.each(['3.1.3', '3.1.4'] as const)('x-jws-signature, message signing v%s
     const [protectedHeader, payload, signature] = value.split('.');
     expect(payload).toBe('');
     const verified = await flattenedVerify(
-      { protected: protectedHeader as string, payload: version === '3.1.3' ? BODY : Buffer.from(BODY).toString('base64url'), signature: signature as string },
+      {
+        protected: protectedHeader as string,
+        payload: version === '3.1.3' ? BODY : Buffer.from(BODY).toString('base64url'),
+        signature: signature as string,
+      },
       bank.publicKey,
       { crit: CRIT, algorithms: ['PS256'] },
     );
@@ -139,7 +146,14 @@ describe.each(['3.1.3', '3.1.4'] as const)('x-jws-signature, message signing v%s
 
   it('UKOB-06 holds crit to the exact list of the version: nothing missing, nothing extra, nothing twice', async () => {
     const crit = version === '3.1.3' ? ['b64', IAT, ISS, TAN] : [IAT, ISS, TAN];
-    const games = [crit.slice(1), [...crit, 'exp'], [...crit, IAT], crit.join(','), [], version === '3.1.3' ? [IAT, ISS, TAN] : ['b64', ...crit]];
+    const games = [
+      crit.slice(1),
+      [...crit, 'exp'],
+      [...crit, IAT],
+      crit.join(','),
+      [],
+      version === '3.1.3' ? [IAT, ISS, TAN] : ['b64', ...crit],
+    ];
     for (const value of games) {
       const jws = `${Buffer.from(JSON.stringify(header(version, { crit: value }))).toString('base64url')}..c2ln`;
       expect([value, await verify(jws, version)]).toEqual([value, expect.objectContaining({ ok: false, failure: 'InvalidClaim' })]);
