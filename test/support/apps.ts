@@ -64,6 +64,7 @@ const echo = (auth: Authorized | null | undefined) => ({
   profile: auth?.profile,
   fapiCustomer: auth?.fapiCustomer,
   jwsSignature: auth?.jwsSignature,
+  jwtBody: auth?.jwtBody,
 });
 
 async function listen(server: Server): Promise<string> {
@@ -224,7 +225,9 @@ export async function startApp(framework: Framework, options: GuardOptions, rout
   app.get('/stepup', { config: { fapi: routePolicy(routes.stepup) } }, async (request) => echo(request.auth));
   app.get('/rar', { config: { fapi: routePolicy(routes.rar) } }, async (request) => echo(request.auth));
   if (options.messageSigning !== undefined) {
-    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    app.addContentTypeParser(['application/octet-stream', 'application/jwt'], { parseAs: 'buffer' }, (_request, body, done) =>
+      done(null, body),
+    );
     for (const [name, policy] of Object.entries(SIGNED_ROUTES)) {
       app.post(`/${name}`, { config: { fapi: routePolicy(policy) } }, async (request, reply) =>
         reply.code(201).send(receipt(request.auth, request.body)),

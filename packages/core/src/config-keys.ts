@@ -10,7 +10,14 @@
 import type { CertificateProxyOptions, MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
 import type { ResourceMetadataOptions } from './metadata.js';
-import type { CompatOptions, DpopOptions, GuardOptions, MessageSigningOptions, UkOpenBankingOptions } from './options.js';
+import type {
+  CompatOptions,
+  DpopOptions,
+  GuardOptions,
+  MessageSigningOptions,
+  OpenFinanceBrasilOptions,
+  UkOpenBankingOptions,
+} from './options.js';
 import type { RoutePolicy } from './policy.js';
 import type { ClientProfileOptions } from './regimes/profiles.js';
 import type { OutboundOptions } from './tokens/http.js';
@@ -228,6 +235,18 @@ const introspection = shape<IntrospectionOptions>({
 });
 
 const clientKeySource = shape<{ jwks: unknown; jwksUri: string }>({ jwks: object, jwksUri: string });
+const openFinanceBrasil = shape<OpenFinanceBrasilOptions>({
+  clients: recordOf(
+    shape<{ organisationId: string; jwks: unknown; jwksUri: string }>({ organisationId: string, jwks: object, jwksUri: string }),
+    {
+      nonEmpty: 'name at least one client',
+    },
+  ),
+  organisationId: string,
+  responseKey: object,
+  maxAgeSec: number,
+  maxFutureSec: number,
+});
 const ukOpenBanking = shape<UkOpenBankingOptions>({
   trustAnchors: recordOf(string, { nonEmpty: 'name at least one trust anchor' }),
   clients: recordOf(string),
@@ -251,6 +270,7 @@ const messageSigning = shape<MessageSigningOptions>({
   jwksUri: string,
   maxBodyBytes: number,
   ukOpenBanking,
+  openFinanceBrasil,
   onSignedExchange: func,
 });
 
@@ -361,6 +381,7 @@ const routePolicy = shape<RoutePolicy>({
   signResponse: boolean,
   profiles: listOf(oneOf('fapi2', 'fapi1-advanced', 'oauth2'), { nonEmpty: 'leave profiles out to serve every profile' }),
   jwsSignature: shape<{ request: unknown; response: unknown }>({ request: oneOf('required', 'optional'), response: boolean }),
+  jwtBody: shape<{ request: unknown; response: unknown }>({ request: oneOf('required'), response: boolean }),
 });
 
 /** Throws on an unknown key, a value of the wrong type or an empty requirement in a route policy. */

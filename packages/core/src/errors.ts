@@ -66,6 +66,11 @@ export type GuardErrorReason =
   | 'ob_signature_claim_missing'
   | 'ob_signature_claim_invalid'
   | 'ob_signature_invalid'
+  // Open Finance Brasil signed JWT bodies
+  | 'br_jwt_media_type'
+  | 'br_jwt_malformed'
+  | 'br_jwt_invalid'
+  | 'br_jwt_replayed'
   // authorization (RFC 6750 §3.1, FAPI 2.0 §5.3.4 #4)
   | 'scope_insufficient'
   | 'authorization_details_insufficient'
@@ -239,6 +244,10 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     description: 'The x-jws-signature has an invalid header parameter',
   },
   ob_signature_invalid: { status: 400, error: 'invalid_request', description: 'The x-jws-signature is invalid' },
+  br_jwt_media_type: { status: 400, error: 'invalid_request', description: 'The request body must be a signed JWT (application/jwt)' },
+  br_jwt_malformed: { status: 400, error: 'invalid_request', description: 'The signed request body is malformed' },
+  br_jwt_invalid: { status: 400, error: 'invalid_request', description: 'The signed request body is invalid' },
+  br_jwt_replayed: { status: 400, error: 'invalid_request', description: 'The signed request body was already used' },
   scope_insufficient: {
     status: 403,
     error: 'insufficient_scope',
@@ -306,6 +315,27 @@ export function obErrorEnvelope(reason: GuardErrorReason, id: string | undefined
   };
 }
 
+/** The Open Finance Brasil error codes of the refusals that have their own (DEC-15). */
+const BR_ERROR_CODES: Readonly<Partial<Record<GuardErrorReason, string>>> = {
+  br_jwt_media_type: 'CONTENT_TYPE_NAO_SUPORTADO',
+  br_jwt_malformed: 'BAD_SIGNATURE',
+  br_jwt_invalid: 'BAD_SIGNATURE',
+  br_jwt_replayed: 'BAD_SIGNATURE',
+};
+
+/**
+ * The Open Finance Brasil error envelope, `{ errors: [{ code, title, detail }], meta:
+ * { requestDateTime } }`; the code is the reason's own or the OAuth `error` in capitals.
+ */
+export function brErrorEnvelope(reason: GuardErrorReason, nowMs: number): Record<string, unknown> {
+  const { status, error, description } = REASONS[reason];
+  const code = BR_ERROR_CODES[reason] ?? (error ?? (status === 503 ? 'temporarily_unavailable' : 'unauthorized')).toUpperCase();
+  return {
+    errors: [{ code, title: description, detail: description }],
+    meta: { requestDateTime: new Date(nowMs).toISOString().replace(/\.\d{3}Z$/, 'Z') },
+  };
+}
+
 /** What a refused request needs so that its response can be rendered. */
 export interface ChallengeContext {
   /** Schemes the route accepts; each gets a challenge (RFC 9449 §7.2). */
@@ -339,8 +369,16 @@ export class GuardError extends Error {
 
   /** A body another regime's envelope gives this refusal (UK Open Banking), in place of the OAuth one. */
   private readonly envelope: Record<string, unknown> | undefined;
+  /** The refusal as a signed JWT (Open Finance Brasil), sent as `application/jwt` in place of the JSON body. */
+  readonly signedBody: string | undefined;
 
-  constructor(reason: GuardErrorReason, detail: string | undefined, headers: Record<string, string>, envelope?: Record<string, unknown>) {
+  constructor(
+    reason: GuardErrorReason,
+    detail: string | undefined,
+    headers: Record<string, string>,
+    envelope?: Record<string, unknown>,
+    signedBody?: string,
+  ) {
     const info = REASONS[reason];
     super(info.description);
     this.name = 'GuardError';
@@ -351,6 +389,7 @@ export class GuardError extends Error {
     this.detail = detail;
     this.headers = headers;
     this.envelope = envelope;
+    this.signedBody = signedBody;
   }
 
   /** The short JSON body: `{ error?, error_description }`, or the regime's envelope on its routes. */

@@ -6,7 +6,15 @@ import { type DpopResult, DpopVerifier } from './binding/dpop.js';
 import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
 import { bodyHasToken, readCredentials } from './credentials.js';
-import { type AuthScheme, GuardError, type GuardErrorReason, obErrorEnvelope, REASONS, renderChallenges } from './errors.js';
+import {
+  type AuthScheme,
+  brErrorEnvelope,
+  GuardError,
+  type GuardErrorReason,
+  obErrorEnvelope,
+  REASONS,
+  renderChallenges,
+} from './errors.js';
 import { type InteractionId, interactionId } from './interaction.js';
 import { logValue } from './log-value.js';
 import { Notices } from './logger.js';
@@ -14,6 +22,7 @@ import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions 
 import type { ResponseParts } from './node.js';
 import { type DecisionEvent, type GuardOptions, type ResolvedMessageSigning, type ResolvedOptions, resolveOptions } from './options.js';
 import { type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
+import { type JwtBodyFailure, signJwtBody, type VerifiedJwtBody, verifyJwtBody } from './regimes/br-signed-jwt.js';
 import { type FapiCustomerHeaders, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
 import type { Profile, ProfileName } from './regimes/profiles.js';
 import { type ObSignatureFailure, signObBody, type VerifiedObSignature, verifyObSignature } from './regimes/uk-ob-signature.js';
@@ -50,6 +59,15 @@ import {
 /** How the token was bound to the request. */
 export type Binding = { type: 'bearer' } | { type: 'dpop'; jkt: string } | { type: 'mtls'; x5t: string };
 
+/** What signing a response gives the adapter: headers to set, and for a signed JWT body the bytes to send instead. */
+export interface SignedOutgoing {
+  headers: Record<string, string>;
+  /** FAPI 2.0 Message Signing: what proves the exchange. */
+  record?: SignedResponse['record'];
+  /** Open Finance Brasil: the signed JWT that is sent in place of the body. */
+  body?: Uint8Array;
+}
+
 /** A request that passed every check. */
 export interface Authorized {
   readonly ok: true;
@@ -79,6 +97,8 @@ export interface Authorized {
   readonly fapiCustomer: FapiCustomerHeaders;
   /** The verified UK Open Banking `x-jws-signature`, on routes with `jwsSignature.request`. */
   readonly jwsSignature?: VerifiedObSignature;
+  /** The verified Open Finance Brasil signed body (its `data` claim is the payload), on routes with `jwtBody.request`. */
+  readonly jwtBody?: VerifiedJwtBody;
 }
 
 /**
@@ -143,10 +163,11 @@ export interface Guard {
    * Signs a response of a route with `signResponse` (FAPI 2.0 Message Signing §5.6.2.1), bound to
    * the request `auth` came from, or with `jwsSignature.response` (UK Open Banking). Returns the
    * headers to set (`Content-Digest`, `Signature-Input`, `Signature`; or `x-jws-signature`, with
-   * no `record`), or `undefined` when the route does not sign. Adapters call it with the final
+   * no `record`; or, with `jwtBody.response` (Open Finance Brasil), a `body` that replaces the
+   * response body), or `undefined` when the route does not sign. Adapters call it with the final
    * status, headers and body bytes.
    */
-  signResponse(auth: Authorized, response: OutgoingResponse): (Pick<SignedResponse, 'headers'> & Partial<SignedResponse>) | undefined;
+  signResponse(auth: Authorized, response: OutgoingResponse): SignedOutgoing | undefined;
   /** True when `auth` came from a route whose responses must be signed. */
   signsResponse(auth: Authorized | null | undefined): boolean;
   /**
@@ -216,6 +237,17 @@ const OB_FAILURES: Readonly<Record<ObSignatureFailure, GuardErrorReason>> = {
   Unavailable: 'signature_keys_unavailable',
 };
 
+/** Signed-body failures as refusal reasons; a key set or replay store that cannot be reached is a 503 (DEC-09). */
+const BR_FAILURES: Readonly<Record<JwtBodyFailure, GuardErrorReason>> = {
+  media_type: 'br_jwt_media_type',
+  malformed: 'br_jwt_malformed',
+  header: 'br_jwt_invalid',
+  claims: 'br_jwt_invalid',
+  signature: 'br_jwt_invalid',
+  replayed: 'br_jwt_replayed',
+  unavailable: 'signature_keys_unavailable',
+};
+
 /** How often the same failure (per 503 reason) or configuration hint is logged. */
 const FAILURE_LOG_WINDOW_MS = 60_000;
 const HINT_LOG_WINDOW_MS = 600_000;
@@ -270,6 +302,8 @@ export function createGuard(options: GuardOptions): Guard {
   const signing = new WeakMap<Authorized, ResponseSigningContext>();
   // Authorized values whose responses carry an OB x-jws-signature.
   const obSigning = new WeakSet<Authorized>();
+  // Authorized values whose responses go back as JWTs signed by the bank (Open Finance Brasil).
+  const brSigning = new WeakSet<Authorized>();
   const responseJwksPath = opts.messageSigning?.jwksUri ? new URL(opts.messageSigning.jwksUri).pathname : undefined;
 
   const introspector =
@@ -323,6 +357,12 @@ export function createGuard(options: GuardOptions): Guard {
     if (result.signedRequest && !opts.messageSigning?.keys) {
       throw new TypeError('fapi-guard: signedRequest needs messageSigning.clients or resolveClient (where the keys of each client are)');
     }
+    if (result.jwtBody && !opts.messageSigning?.openFinanceBrasil) {
+      throw new TypeError('fapi-guard: a route asks for a signed JWT body; configure messageSigning.openFinanceBrasil');
+    }
+    if (result.jwtBody?.response && !opts.messageSigning?.openFinanceBrasil?.signer) {
+      throw new TypeError('fapi-guard: jwtBody.response needs messageSigning.openFinanceBrasil.responseKey');
+    }
     if (result.jwsSignature?.response && !opts.messageSigning?.ukOpenBanking?.signer) {
       throw new TypeError('fapi-guard: jwsSignature.response needs messageSigning.ukOpenBanking.responseKey');
     }
@@ -365,8 +405,19 @@ export function createGuard(options: GuardOptions): Guard {
     if (retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
     headers['cache-control'] = 'no-store';
     // The detail quotes request and token values (kid, htu, ...): escaped and bounded for logs.
-    const envelope = policy.jwsSignature ? obErrorEnvelope(refusal.reason, interaction) : undefined;
-    return new GuardError(refusal.reason, logValue(refusal.detail), headers, envelope);
+    const envelope = policy.jwsSignature
+      ? obErrorEnvelope(refusal.reason, interaction)
+      : policy.jwtBody
+        ? brErrorEnvelope(refusal.reason, opts.now())
+        : undefined;
+    // Open Finance Brasil: errors are signed too, once the client (the audience) is known.
+    const brazil = policy.jwtBody && opts.messageSigning?.openFinanceBrasil;
+    const audience = brazil && refusal.token && brazil.organisations.get(refusal.token.claims.client_id);
+    const signed =
+      brazil?.signer && audience
+        ? signJwtBody(envelope, { key: brazil.signer, iss: brazil.organisationId }, audience, opts.now() / 1000)
+        : undefined;
+    return new GuardError(refusal.reason, logValue(refusal.detail), headers, envelope, signed);
   }
 
   /**
@@ -453,6 +504,8 @@ export function createGuard(options: GuardOptions): Guard {
     if (signed && !signed.ok) return { ...signed, usedScheme: scheme, token };
     const jws = policy.jwsSignature?.request ? await checkObSignature(request, policy, claims.client_id, bound.certificate) : undefined;
     if (jws && !jws.ok) return { ...jws, usedScheme: scheme, token };
+    const jwtBody = policy.jwtBody?.request ? await checkJwtBody(request, claims.client_id) : undefined;
+    if (jwtBody && !jwtBody.ok) return { ...jwtBody, usedScheme: scheme, token };
     const authorized: Authorized = {
       ok: true,
       token,
@@ -468,10 +521,34 @@ export function createGuard(options: GuardOptions): Guard {
       ...(bound.certificate ? { certificate: bound.certificate } : {}),
       ...(signed?.verified ? { signature: signed.verified } : {}),
       ...(jws?.verified ? { jwsSignature: jws.verified } : {}),
+      ...(jwtBody?.ok ? { jwtBody: jwtBody.verified } : {}),
     };
+    if (policy.jwtBody?.response) brSigning.add(authorized);
     if (signed?.context) signing.set(authorized, signed.context);
     if (policy.jwsSignature?.response) obSigning.add(authorized);
     return authorized;
+  }
+
+  /** Open Finance Brasil: the body is a JWT signed by the client that holds the token, for this URL, used once. */
+  async function checkJwtBody(request: GuardRequest, clientId: string): Promise<{ ok: true; verified: VerifiedJwtBody } | Refusal> {
+    const settings = opts.messageSigning?.openFinanceBrasil as NonNullable<ResolvedMessageSigning['openFinanceBrasil']>;
+    const organisationId = settings.organisations.get(clientId);
+    if (organisationId === undefined) return { reason: 'br_jwt_invalid', detail: `client ${clientId} has no organisation id` };
+    const body = request.rawBody;
+    if (body === undefined && announcesBody(request.headers)) {
+      return {
+        reason: 'body_unavailable',
+        detail: 'the request has a body but no raw bytes reached the guard (mount rawBody() before body parsers)',
+      };
+    }
+    const result = await verifyJwtBody(
+      { contentType: headerLines(request.headers, 'content-type')[0], body: body ?? new Uint8Array(), url: request.url },
+      { clientId, organisationId },
+      { ...settings, replayStore: opts.dpop.replayStore },
+      opts.now() / 1000,
+    );
+    if (result.ok) return result;
+    return { reason: BR_FAILURES[result.failure], detail: result.detail };
   }
 
   /**
@@ -739,9 +816,11 @@ export function createGuard(options: GuardOptions): Guard {
     if (result.ok && interaction) {
       const context = signing.get(result);
       const ob = obSigning.has(result);
+      const br = brSigning.has(result);
       result = { ...result, interactionId: interaction.id, headers: { ...result.headers, 'x-fapi-interaction-id': interaction.id } };
       if (context) signing.set(result, context);
       if (ob) obSigning.add(result);
+      if (br) brSigning.add(result);
     }
     report(request, pass.started, result, (outcome as Refusal).token, (outcome as Refusal).note, interaction);
     return result;
@@ -762,8 +841,17 @@ export function createGuard(options: GuardOptions): Guard {
       toError({ reason, detail }, toPolicy(policy), opts.interactionId && headers ? interactionId(headers).id : undefined),
     metadataPath: wellKnownPath,
     publishedPaths: [wellKnownPath, responseJwksPath].filter((p): p is string => p !== undefined),
-    signsResponse: (auth) => auth != null && (signing.has(auth) || obSigning.has(auth)),
-    signResponse(auth, response) {
+    signsResponse: (auth) => auth != null && (signing.has(auth) || obSigning.has(auth) || brSigning.has(auth)),
+    signResponse(auth, response): SignedOutgoing | undefined {
+      const brazil = opts.messageSigning?.openFinanceBrasil;
+      if (brSigning.has(auth) && brazil?.signer) {
+        // The handler's JSON as the data claim; a body that is not JSON throws, and nothing unsigned is sent.
+        const text = Buffer.from(response.body ?? new Uint8Array()).toString('utf8');
+        const data: unknown = text === '' ? {} : JSON.parse(text);
+        const audience = brazil.organisations.get(auth.clientId) as string;
+        const jwt = Buffer.from(signJwtBody(data, { key: brazil.signer, iss: brazil.organisationId }, audience, opts.now() / 1000));
+        return { headers: { 'content-type': 'application/jwt', 'content-length': String(jwt.length) }, body: jwt };
+      }
       const signer = opts.messageSigning?.ukOpenBanking?.signer;
       if (obSigning.has(auth) && signer) {
         // OB Read/Write API "Message Signing": the response body bytes, signed by the bank.

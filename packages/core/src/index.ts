@@ -22,6 +22,7 @@ export { type CredentialsResult, isFormEncoded, readCredentials } from './creden
 export { GUARD_ENV_VARIABLES, type GuardEnvOptions, type GuardEnvVariable, guardOptionsFromEnv } from './env.js';
 export {
   type AuthScheme,
+  brErrorEnvelope,
   challengeParamValue,
   GuardError,
   type GuardErrorReason,
@@ -45,7 +46,7 @@ export {
   requestTarget,
   signFetchResponse,
 } from './fetch.js';
-export { type Authenticated, type Authorized, type Binding, createGuard, type Guard } from './guard.js';
+export { type Authenticated, type Authorized, type Binding, createGuard, type Guard, type SignedOutgoing } from './guard.js';
 export { type InteractionId, interactionId } from './interaction.js';
 export { type GuardLogger, Notices, stderrLogger } from './logger.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
@@ -69,6 +70,7 @@ export {
   FAPI_ALGORITHMS,
   type GuardOptions,
   type MessageSigningOptions,
+  type OpenFinanceBrasilOptions,
   type ResolvedOptions,
   SUPPORTED_ALGORITHMS,
   type UkOpenBankingOptions,
@@ -82,6 +84,15 @@ export {
   grantedScopes,
   type RoutePolicy,
 } from './policy.js';
+export {
+  BR_JWT_MAX_LENGTH,
+  isJwtMediaType,
+  type JwtBodyFailure,
+  type JwtBodyResult,
+  signJwtBody,
+  type VerifiedJwtBody,
+  verifyJwtBody,
+} from './regimes/br-signed-jwt.js';
 export { type FapiCustomerHeaders, type FapiHeadersResult, isCustomerIpAddress, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
 export { HTTP_DATE_MAX_LENGTH, parseHttpDate } from './regimes/http-date.js';
 export {

@@ -104,6 +104,9 @@ export interface ResponseParts {
 }
 
 export function errorResponse(error: GuardError): ResponseParts {
+  if (error.signedBody !== undefined) {
+    return { status: error.status, headers: { ...error.headers, 'content-type': 'application/jwt' }, body: error.signedBody };
+  }
   return {
     status: error.status,
     headers: { ...error.headers, 'content-type': 'application/json; charset=utf-8' },

@@ -21,7 +21,7 @@ import {
 } from './regimes/profiles.js';
 import { type ObKey, type ObSigningKey, type ObSigningVersion, obSigningKey, obVerificationKey } from './regimes/uk-ob-signature.js';
 import type { OriginOptions } from './request.js';
-import { type ClientKeyOptions, ClientKeys } from './signatures/client-keys.js';
+import { type ClientKeyOptions, type ClientKeySource, ClientKeys } from './signatures/client-keys.js';
 import type { SignedExchangeRecord } from './signatures/fapi.js';
 import { type ResponseSigningKey, type SignatureJwk, signingKey } from './signatures/keys.js';
 import { MemoryReplayStore, type ReplayStore } from './stores.js';
@@ -303,6 +303,13 @@ export interface MessageSigningOptions extends ClientKeyOptions {
    */
   ukOpenBanking?: UkOpenBankingOptions;
   /**
+   * Open Finance Brasil signed JWT bodies: each client's organisation id and keys, the bank's
+   * organisation id and response key. Routes opt in with `jwtBody`. The key-set cache settings
+   * above and `maxBodyBytes` apply to it too; `jti` values go to `dpop.replayStore`.
+   * @default undefined (no route can ask for signed JWT bodies)
+   */
+  openFinanceBrasil?: OpenFinanceBrasilOptions;
+  /**
    * Receives, for every verified request signature and every response signature, what must be
    * stored to prove the exchange later. For requests the guard waits for the returned promise;
    * if it rejects, the request is refused with 503 (no proof kept, no payment made). For
@@ -310,6 +317,58 @@ export interface MessageSigningOptions extends ClientKeyOptions {
    * @default undefined
    */
   onSignedExchange?: (record: SignedExchangeRecord) => void | Promise<void>;
+}
+
+/** Open Finance Brasil signed payloads ("Como assinar o payload"). */
+export interface OpenFinanceBrasilOptions {
+  /** By `client_id`: the client's organisation id (its `iss`) and where its signing keys are. Required. */
+  clients: Readonly<Record<string, { organisationId: string } & ClientKeySource>>;
+  /** The bank's organisation id: `iss` of signed responses. Required. */
+  organisationId: string;
+  /** The bank's private RSA JWK (with `kid`) that signs responses (PS256). Needed by routes with `jwtBody.response`. */
+  responseKey?: SignatureJwk;
+  /** Oldest accepted `iat`, in seconds. At most 300. @default 60 */
+  maxAgeSec?: number;
+  /** How far in the future `iat` may be, in seconds. At most 60. @default 5 */
+  maxFutureSec?: number;
+}
+
+export interface ResolvedOpenFinanceBrasil {
+  keys: ClientKeys<ObKey>;
+  organisations: ReadonlyMap<string, string>;
+  organisationId: string;
+  signer: ObSigningKey | undefined;
+  maxAgeSec: number;
+  maxFutureSec: number;
+}
+
+function resolveOpenFinanceBrasil(
+  value: OpenFinanceBrasilOptions,
+  cache: ClientKeyOptions,
+  now: () => number,
+  outbound: Outbound | undefined,
+): ResolvedOpenFinanceBrasil {
+  if (typeof value.organisationId !== 'string' || value.organisationId === '') {
+    throw configError('messageSigning.openFinanceBrasil.organisationId is required (the bank organisation id)');
+  }
+  const organisations = new Map<string, string>();
+  const sources: Record<string, ClientKeySource> = {};
+  for (const [clientId, { organisationId, ...source }] of Object.entries(value.clients ?? {})) {
+    if (typeof organisationId !== 'string' || organisationId === '') {
+      throw configError(`messageSigning.openFinanceBrasil.clients["${clientId}"].organisationId is required`);
+    }
+    organisations.set(clientId, organisationId);
+    sources[clientId] = source as ClientKeySource;
+  }
+  if (organisations.size === 0) throw configError('messageSigning.openFinanceBrasil.clients must name at least one client');
+  return {
+    keys: new ClientKeys<ObKey>({ ...cache, clients: sources, resolveClient: undefined }, now, outbound, obVerificationKey),
+    organisations,
+    organisationId: value.organisationId,
+    signer: value.responseKey && obSigningKey(value.responseKey, 'messageSigning.openFinanceBrasil.responseKey'),
+    maxAgeSec: window(value.maxAgeSec, 60, 300, 'messageSigning.openFinanceBrasil.maxAgeSec', 1),
+    maxFutureSec: window(value.maxFutureSec, 5, 60, 'messageSigning.openFinanceBrasil.maxFutureSec'),
+  };
 }
 
 /** UK Open Banking message signing (Read/Write API "Message Signing", v3.1.x). */
@@ -456,6 +515,7 @@ export interface ResolvedMessageSigning {
   /** FAPI 2.0 request-signing keys; `undefined` when only UK Open Banking signatures are configured. */
   keys: ClientKeys | undefined;
   ukOpenBanking: ResolvedUkOpenBanking | undefined;
+  openFinanceBrasil: ResolvedOpenFinanceBrasil | undefined;
   maxAgeSec: number;
   maxFutureSec: number;
   responseKey: ResponseSigningKey | undefined;
@@ -482,10 +542,14 @@ function resolveMessageSigning(
   if (value.jwksUri !== undefined) assertSecureUrl(value.jwksUri, 'messageSigning.jwksUri');
   if (value.jwksUri !== undefined && value.responseKey === undefined)
     throw configError('messageSigning.jwksUri needs responseKey (the key it publishes)');
-  const fapiKeys = value.clients !== undefined || value.resolveClient !== undefined || value.ukOpenBanking === undefined;
+  const fapiKeys =
+    value.clients !== undefined ||
+    value.resolveClient !== undefined ||
+    (value.ukOpenBanking === undefined && value.openFinanceBrasil === undefined);
   return {
     keys: fapiKeys ? new ClientKeys(value, now, outbound) : undefined,
     ukOpenBanking: value.ukOpenBanking && resolveUkOpenBanking(value.ukOpenBanking, value, now, outbound),
+    openFinanceBrasil: value.openFinanceBrasil && resolveOpenFinanceBrasil(value.openFinanceBrasil, value, now, outbound),
     maxAgeSec,
     maxFutureSec,
     responseKey: value.responseKey === undefined ? undefined : signingKey(value.responseKey),

@@ -90,6 +90,14 @@ export interface RoutePolicy {
    * @default undefined (no OB signatures)
    */
   jwsSignature?: { request?: 'required' | 'optional'; response?: boolean };
+  /**
+   * Open Finance Brasil signed JWT bodies (needs `messageSigning.openFinanceBrasil`): `request`
+   * requires an `application/jwt` body signed by the client, whose `data` claim reaches the
+   * handler as `auth.jwtBody.data`; `response: true` returns the handler's JSON as a JWT signed by
+   * the bank. Refusals on such routes use the Brazil error envelope (signed once the client is known).
+   * @default undefined
+   */
+  jwtBody?: { request?: 'required'; response?: boolean };
 }
 
 /** One required `authorization_details` entry (RFC 9396 §2). */
@@ -114,6 +122,7 @@ export interface CompiledPolicy {
   /** `undefined`: every profile of the guard. */
   readonly profiles: readonly ProfileName[] | undefined;
   readonly jwsSignature: { readonly request?: 'required' | 'optional'; readonly response?: boolean } | undefined;
+  readonly jwtBody: { readonly request?: 'required'; readonly response?: boolean } | undefined;
   /** The body bytes are needed (FAPI 2.0 or UK Open Banking request signatures). */
   readonly readsBody: boolean;
 }
@@ -155,7 +164,8 @@ export function compilePolicy(policy: RoutePolicy = {}, defaults: { allowBearer?
     clientCertificate: policy.clientCertificate,
     profiles: policy.profiles === undefined ? undefined : Object.freeze([...policy.profiles]),
     jwsSignature: policy.jwsSignature === undefined ? undefined : Object.freeze({ ...policy.jwsSignature }),
-    readsBody: policy.signedRequest !== undefined || policy.jwsSignature?.request !== undefined,
+    jwtBody: policy.jwtBody === undefined ? undefined : Object.freeze({ ...policy.jwtBody }),
+    readsBody: policy.signedRequest !== undefined || policy.jwsSignature?.request !== undefined || policy.jwtBody?.request !== undefined,
   });
 }
 
