@@ -8,10 +8,13 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createGuard, type GuardOptions, MemoryReplayStore } from '@fapi-guard/core';
+import { RedisReplayStore } from '@fapi-guard/redis';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import { Redis } from 'ioredis';
 import { jwtVerify, SignJWT } from 'jose';
 import { FRAMEWORKS, ROUTES, type StartedApp, startApp } from './support/apps';
 import { send } from './support/http';
+import { TestRedis } from './support/redis';
 
 const AUDIENCE = 'https://rs.example.com';
 const URL_PAYMENTS = `${AUDIENCE}/payments`;
@@ -216,5 +219,49 @@ describe.each(FRAMEWORKS)('Open Finance Brasil signed JWT bodies on %s', (framew
       errors: [{ code: 'UNAUTHORIZED', title: 'An access token is required', detail: 'An access token is required' }],
       meta: { requestDateTime: expect.any(String) },
     });
+  });
+});
+
+describe('Open Finance Brasil jti on Redis', () => {
+  let redis: TestRedis;
+  const clients: Redis[] = [];
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+  });
+  afterAll(async () => {
+    for (const client of clients) client.disconnect();
+    await redis.stop();
+  });
+
+  /** An API instance with its own Redis connection: the store is shared, the process state is not. */
+  async function instance(framework: 'express' | 'fastify') {
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    clients.push(client);
+    return startApp(framework, { ...options(), dpop: { replayStore: new RedisReplayStore({ client }) } }, BR_ROUTES);
+  }
+
+  it('BR-04 refuses on one instance a jti first used on another (Express and Fastify on one Redis)', async () => {
+    const [a, b] = [await instance('express'), await instance('fastify')];
+    try {
+      const pay = async (url: string, body: string) => {
+        const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt });
+        const proof = await dpop.proof({ htm: 'POST', htu: URL_PAYMENTS, accessToken: token });
+        return send(`${url}/payments`, {
+          method: 'POST',
+          body,
+          headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/jwt' },
+        });
+      };
+      const body = await signedBody();
+      expect((await pay(a.url, body)).status).toBe(201);
+      const replay = await pay(b.url, body);
+      expect(replay.status).toBe(400);
+      expect((await bankPayload(replay.text)).data).toMatchObject({
+        errors: [{ code: 'BAD_SIGNATURE', title: 'The signed request body was already used' }],
+      });
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });
