@@ -9,7 +9,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createGuard, type GuardOptions } from '@fapi-guard/core';
-import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import { clientCertHeader, createCertificate, DpopClient, MockIssuer, type TestCertificate } from '@fapi-guard/testing';
 import { FlattenedSign, flattenedVerify } from 'jose';
 import { FRAMEWORKS, ROUTES, type StartedApp, startApp } from './support/apps';
 import { send } from './support/http';
@@ -259,5 +259,60 @@ describe.each(FRAMEWORKS)('UK Open Banking x-jws-signature on %s', (framework) =
       headers: { 'content-type': 'application/json', 'x-jws-signature': await obSignature(body) },
     });
     expect(res.status).toBe(401);
+  });
+});
+
+describe.each(FRAMEWORKS)('UK Open Banking iss tied to the client certificate, on %s', (framework) => {
+  let app: StartedApp;
+  let tppCert: TestCertificate;
+  let strangerCert: TestCertificate;
+  beforeAll(async () => {
+    tppCert = await createCertificate({ subject: 'CN=2kiXQyo0tedjW2somjSgH7' });
+    strangerCert = await createCertificate({ subject: 'CN=stranger' });
+    const base = options();
+    const ob = base.messageSigning?.ukOpenBanking as NonNullable<NonNullable<GuardOptions['messageSigning']>['ukOpenBanking']>;
+    app = await startApp(
+      framework,
+      {
+        ...base,
+        profile: 'fapi1-advanced',
+        mtls: { proxy: { trustedPeers: ['127.0.0.1', '::1'] } },
+        messageSigning: {
+          ...base.messageSigning,
+          // No client list: the signer's iss follows from the certificate the token is bound to.
+          ukOpenBanking: {
+            ...ob,
+            clients: {},
+            resolveIssuer: ({ certificate }) => (certificate?.thumbprint === tppCert.x5t ? TPP : undefined),
+          },
+        },
+      },
+      OB_ROUTES,
+    );
+  });
+  afterAll(() => app.close());
+
+  const pay = async (cert: TestCertificate, body: string, signature: string) =>
+    send(`${app.url}/payments`, {
+      method: 'POST',
+      body,
+      headers: {
+        authorization: `Bearer ${await as.mint({ scope: 'payments:write', x5t: cert.x5t, alg: 'PS256', claims: { client_id: 'client-7' } })}`,
+        'client-cert': clientCertHeader(cert.der),
+        'content-type': 'application/json',
+        'x-jws-signature': signature,
+      },
+    });
+
+  it('UKOB-04 takes the iss of the certificate the token is bound to, and nobody else’s', async () => {
+    const body = '{"Data":{}}';
+    const ok = await pay(tppCert, body, await obSignature(body));
+    expect(ok.status).toBe(201);
+    expect(ok.json).toMatchObject({ profile: 'fapi1-advanced', jwsSignature: { iss: TPP } });
+    const stranger = await pay(strangerCert, body, await obSignature(body));
+    expect(stranger.status).toBe(400);
+    expect(stranger.json.Errors).toEqual([
+      { ErrorCode: 'UK.OBIE.Signature.InvalidClaim', Message: 'The x-jws-signature has an invalid header parameter' },
+    ]);
   });
 });
