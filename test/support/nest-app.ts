@@ -118,13 +118,15 @@ export function parityControllers(
 export function octetStreamAsBuffer(app: INestApplication): void {
   const instance = app.getHttpAdapter().getInstance() as {
     addContentTypeParser?: (
-      type: string,
+      type: string | string[],
       options: object,
       parser: (r: unknown, body: Buffer, done: (e: null, b: Buffer) => void) => void,
     ) => void;
   };
   if (instance.addContentTypeParser) {
-    instance.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    instance.addContentTypeParser(['application/octet-stream', 'application/jwt'], { parseAs: 'buffer' }, (_request, body, done) =>
+      done(null, body),
+    );
   } else {
     (app as NestExpressApplication).useBodyParser('raw', { type: 'application/octet-stream' });
   }

@@ -16,7 +16,7 @@ export const GUARD_ENV_VARIABLES = {
   FAPI_AUDIENCE: "this API's resource identifier(s) (`audience`); required",
   FAPI_PUBLIC_URL: 'origin(s) clients address (`publicUrl`)',
   FAPI_TRUSTED_PROXIES: 'IPs / CIDRs whose X-Forwarded-Proto / -Host are believed (`trustedProxies`)',
-  FAPI_PROFILE: '`fapi2` (default) or `oauth2` (`profile`)',
+  FAPI_PROFILE: '`fapi2` (default), `fapi1-advanced` or `oauth2` (`profile`)',
   FAPI_ALGORITHMS: 'JWS algorithms (`algorithms`)',
   FAPI_CLOCK_TOLERANCE_SEC: 'leeway for exp / nbf / iat in seconds (`clockToleranceSec`)',
   FAPI_REALM: 'realm of Bearer challenges (`realm`)',
@@ -128,7 +128,7 @@ export function guardOptionsFromEnv(env: Env = process.env, options: GuardEnvOpt
   if (publicUrl) result.publicUrl = publicUrl;
   const trustedProxies = list('FAPI_TRUSTED_PROXIES');
   if (trustedProxies) result.trustedProxies = trustedProxies;
-  const profile = oneOf('FAPI_PROFILE', ['fapi2', 'oauth2'] as const);
+  const profile = oneOf('FAPI_PROFILE', ['fapi2', 'fapi1-advanced', 'oauth2'] as const);
   if (profile) result.profile = profile;
   const algorithms = list('FAPI_ALGORITHMS');
   if (algorithms) result.algorithms = algorithms;

@@ -190,7 +190,7 @@ async function withBody(
 ): Promise<FetchAuthorization> {
   const { headers } = checked;
   const form = isFormEncoded(headers);
-  if (!announcesBody(headers) || !(form || policy.signedRequest)) return { result: await decide() };
+  if (!announcesBody(headers) || !(form || policy.readsBody)) return { result: await decide() };
   const limit = guard.options.messageSigning?.maxBodyBytes ?? FORM_BODY_LIMIT;
   const read = await readFetchBody(request, limit);
   if (read.ok) {
@@ -237,7 +237,8 @@ export async function signFetchResponse(guard: Guard, auth: Authorized, method: 
     const signed = guard.signResponse(auth, { status: response.status, headers: headersFromFetch(response.headers), body: content });
     const headers = new Headers(response.headers);
     for (const [name, value] of Object.entries(signed?.headers ?? {})) headers.set(name, value);
-    return new Response(empty ? null : bytes, { status: response.status, statusText: response.statusText, headers });
+    // Open Finance Brasil: the signed JWT takes the place of the body.
+    return new Response(empty ? null : (signed?.body ?? bytes), { status: response.status, statusText: response.statusText, headers });
   } catch {
     return fetchResponse({
       status: 500,

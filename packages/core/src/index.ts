@@ -22,12 +22,15 @@ export { type CredentialsResult, isFormEncoded, readCredentials } from './creden
 export { GUARD_ENV_VARIABLES, type GuardEnvOptions, type GuardEnvVariable, guardOptionsFromEnv } from './env.js';
 export {
   type AuthScheme,
+  brErrorEnvelope,
   challengeParamValue,
   GuardError,
   type GuardErrorReason,
   type GuardErrorStatus,
   isGuardError,
   type OAuthErrorCode,
+  OB_ERROR_CODES,
+  obErrorEnvelope,
   REASONS,
   renderChallenges,
 } from './errors.js';
@@ -45,7 +48,7 @@ export {
   requestTarget,
   signFetchResponse,
 } from './fetch.js';
-export { type Authenticated, type Authorized, type Binding, createGuard, type Guard } from './guard.js';
+export { type Authenticated, type Authorized, type Binding, createGuard, type Guard, type SignedOutgoing } from './guard.js';
 export {
   type BodyBytes,
   beginIdempotency,
@@ -102,8 +105,10 @@ export {
   FAPI_ALGORITHMS,
   type GuardOptions,
   type MessageSigningOptions,
+  type OpenFinanceBrasilOptions,
   type ResolvedOptions,
   SUPPORTED_ALGORITHMS,
+  type UkOpenBankingOptions,
 } from './options.js';
 export {
   type AuthorizationDetailRequirement,
@@ -123,6 +128,42 @@ export {
   refusalBody,
   takeRefusalOptions,
 } from './refusals.js';
+export {
+  BR_JWT_MAX_LENGTH,
+  isJwtMediaType,
+  type JwtBodyFailure,
+  type JwtBodyResult,
+  signJwtBody,
+  type VerifiedJwtBody,
+  verifyJwtBody,
+} from './regimes/br-signed-jwt.js';
+export { type FapiCustomerHeaders, type FapiHeadersResult, isCustomerIpAddress, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
+export { HTTP_DATE_MAX_LENGTH, parseHttpDate } from './regimes/http-date.js';
+export {
+  type ClientProfileName,
+  type ClientProfileOptions,
+  FAPI1_ALGORITHMS,
+  FAPI2_ALGORITHMS,
+  type Profile,
+  type ProfileName,
+  profileSettings,
+} from './regimes/profiles.js';
+export {
+  OB_IAT,
+  OB_ISS,
+  OB_SIGNATURE_MAX_LENGTH,
+  OB_TAN,
+  type ObKey,
+  type ObSignatureFailure,
+  type ObSignatureResult,
+  type ObSigningKey,
+  type ObSigningVersion,
+  obSigningKey,
+  obVerificationKey,
+  signObBody,
+  type VerifiedObSignature,
+  verifyObSignature,
+} from './regimes/uk-ob-signature.js';
 export {
   announcesBody,
   type ConnectionInfo,

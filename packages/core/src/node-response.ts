@@ -81,6 +81,8 @@ export function signNodeResponse(guard: Guard, auth: Authorized, req: IncomingMe
       const content = req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 ? undefined : body;
       const signed = guard.signResponse(auth, { status: res.statusCode, headers: headerSnapshot(res), body: content });
       for (const [name, value] of Object.entries(signed?.headers ?? {})) res.setHeader(name, value);
+      // Open Finance Brasil: the signed JWT takes the place of the body.
+      if (signed?.body) return send(Buffer.from(signed.body), cb);
     } catch {
       // Headers already on the wire (flushHeaders): an unsigned answer must not follow them.
       if (res.headersSent) {

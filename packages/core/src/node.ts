@@ -125,14 +125,14 @@ export async function protectNodeRequest(
   return result;
 }
 
-/** On `signedRequest` routes, the body bytes for the signature (RFC 9530 digests are over them). */
+/** On routes whose checks read the body bytes (`signedRequest`, `jwsSignature`: digests and detached JWS are over them). */
 async function attachRawBody(
   guard: Guard,
   req: IncomingMessage,
   request: GuardRequest,
   policy: CompiledPolicy,
 ): Promise<GuardError | undefined> {
-  if (!policy.signedRequest || !announcesBody(request.headers)) return undefined;
+  if (!policy.readsBody || !announcesBody(request.headers)) return undefined;
   const raw = await rawBodyOf(guard, req);
   if (raw?.ok) request.rawBody = raw.body;
   else if (raw?.reason === 'too_large')
@@ -169,8 +169,14 @@ export interface ResponseParts {
   body: string;
 }
 
-/** A refusal's response: its status and headers (RFC 6750 §3, RFC 9449 §7.1), the body in `format`. */
+/**
+ * A refusal's response: its status and headers (RFC 6750 §3, RFC 9449 §7.1), the body in `format`;
+ * on Open Finance Brasil routes the bank-signed JWT envelope, which the regime mandates whatever the format.
+ */
 export function errorResponse(error: GuardError, format?: ErrorBody): ResponseParts {
+  if (error.signedBody !== undefined) {
+    return { status: error.status, headers: { ...error.headers, 'content-type': 'application/jwt' }, body: error.signedBody };
+  }
   const { contentType, body } = refusalBody(error, format);
   return { status: error.status, headers: { ...error.headers, 'content-type': contentType }, body };
 }

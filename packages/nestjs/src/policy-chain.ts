@@ -129,6 +129,31 @@ function conjoiners(layers: readonly PolicyLayer[]): Conjoin {
     authorizationDetails: (values) => (values.length === 0 ? undefined : values.flatMap((v) => v.value)),
     signedRequest: (values) => (values.length === 0 ? undefined : values.some((v) => v.value === 'required') ? 'required' : 'optional'),
     signResponse: (values) => (values.length === 0 ? undefined : values.some((v) => v.value)),
+    // Profiles: a client is served where every class serves its profile.
+    profiles: (values) => {
+      const [first, ...others] = values;
+      if (!first) return undefined;
+      const common = first.value.filter((name) => others.every((v) => v.value.includes(name)));
+      if (common.length === 0) throw conflict('profiles', values, 'no profile is served by all');
+      return common;
+    },
+    // Regime signatures: a request signature any class requires is required; a response any class signs is signed.
+    jwsSignature: (values) =>
+      values.length === 0
+        ? undefined
+        : {
+            ...(values.some((v) => v.value.request !== undefined)
+              ? { request: values.some((v) => v.value.request === 'required') ? 'required' : 'optional' }
+              : {}),
+            ...(values.some((v) => v.value.response) ? { response: true } : {}),
+          },
+    jwtBody: (values) =>
+      values.length === 0
+        ? undefined
+        : {
+            ...(values.some((v) => v.value.request === 'required') ? { request: 'required' } : {}),
+            ...(values.some((v) => v.value.response) ? { response: true } : {}),
+          },
     // Idempotency keys: 'required' holds over 'optional'; settings of their own (header, syntax,
     // lifetime, bounds) must be the same on every class that sets them.
     idempotency: (values) => {
