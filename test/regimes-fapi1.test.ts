@@ -193,7 +193,7 @@ describe.each(FRAMEWORKS)('fapi1-advanced on %s', (framework) => {
     const legacy = await mint({ fault: 'wrong-typ' });
     const res = await get(legacy);
     expect(res.status).toBe(401);
-    expect(res.json).toEqual({ error: 'invalid_token', error_description: 'The token is not a JWT access token' });
+    expect(res.json).toEqual({ error: 'invalid_token', error_description: 'The token is not an access token' });
     expect((await get(await mint({ fault: 'no-typ' }))).status).toBe(401);
     const opaque = await get('2YotnFZFEjr1zCsicMWpAA');
     expect(opaque.status).toBe(401);
