@@ -48,6 +48,20 @@ exit code: 0 no MUST failed; 1 a MUST failed (--strict: or could not run);
 
 const read = (file: string) => readFileSync(file, 'utf8');
 
+const FAULT_KINDS: readonly FaultToken[] = ['wrong-typ', 'expired', 'wrong-audience', 'unbound'];
+
+/** `--fault-token KIND=TOKEN`: a wrong kind or a missing token is named, with the valid kinds. */
+function faultToken(entry: string): [FaultToken, string] {
+  const at = entry.indexOf('=');
+  const kind = at < 0 ? entry : entry.slice(0, at);
+  const shown = JSON.stringify(kind.slice(0, 40));
+  if (!(FAULT_KINDS as readonly string[]).includes(kind))
+    throw new Error(`--fault-token: unknown kind ${shown}; the kinds are ${FAULT_KINDS.join(', ')} (write --fault-token KIND=TOKEN)`);
+  const token = at < 0 ? '' : entry.slice(at + 1);
+  if (token === '') throw new Error(`--fault-token ${kind}: the token is missing (write --fault-token ${kind}=TOKEN)`);
+  return [kind as FaultToken, token];
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -85,9 +99,13 @@ async function main(argv: string[]): Promise<number> {
     },
     strict: true,
   });
-  if (values.help || !values.resource) {
+  if (values.help) {
     process.stderr.write(USAGE);
-    return values.help ? 0 : 2;
+    return 0;
+  }
+  if (!values.resource) {
+    process.stderr.write(`fapi-probe: --resource URL is required (the protected resource to check)\n\n${USAGE}`);
+    return 2;
   }
   const pair = (cert: string | undefined, key: string | undefined, name: string) => {
     if (!cert && !key) return undefined;
@@ -96,11 +114,8 @@ async function main(argv: string[]): Promise<number> {
   };
   const faultTokens: Partial<Record<FaultToken, string>> = {};
   for (const entry of values['fault-token'] ?? []) {
-    const at = entry.indexOf('=');
-    const kind = entry.slice(0, at) as FaultToken;
-    if (at < 1 || !['wrong-typ', 'expired', 'wrong-audience', 'unbound'].includes(kind))
-      throw new Error(`--fault-token ${entry}: KIND=TOKEN`);
-    faultTokens[kind] = entry.slice(at + 1);
+    const [kind, token] = faultToken(entry);
+    faultTokens[kind] = token;
   }
   const headers: Record<string, string> = {};
   for (const h of values.header ?? []) {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { JWK } from 'jose';
 import { type Challenge, param, parseChallenges } from './challenge.js';
 import type { ClientCertificate, Exchange, OutgoingRequest, Sender } from './http.js';
-import { type DpopKey, type ProofFault, proof } from './jws.js';
+import { type DpopKey, decodeJwt, type ProofFault, proof } from './jws.js';
 
 export type Binding = 'dpop' | 'mtls';
 
@@ -203,7 +203,11 @@ export function describeRequest(request: OutgoingRequest): string {
     if (name !== 'authorization' && name !== 'dpop') continue;
     for (const v of Array.isArray(value) ? value : [value]) {
       const at = v.indexOf(' ');
-      parts.push(name === 'authorization' && at > 0 ? `Authorization: ${v.slice(0, at)} ${short(v.slice(at + 1))}` : `DPoP: ${short(v)}`);
+      parts.push(
+        name === 'authorization' && at > 0
+          ? `Authorization: ${v.slice(0, at)} ${short(v.slice(at + 1))}`
+          : `DPoP: ${short(v)}${proofTarget(v, request.method)}`,
+      );
     }
   }
   if (!request.headers?.authorization) parts.push('no Authorization');
@@ -211,4 +215,13 @@ export function describeRequest(request: OutgoingRequest): string {
     parts.push(`body ${short(request.body)}`);
   if (request.certificate) parts.push('client certificate');
   return parts.join('; ');
+}
+
+/** ` (htu https://…/x)`: where a proof says it is for (RFC 9449 §4.2), its htm too when it is not the request's. */
+function proofTarget(proofJwt: string, method: string): string {
+  const claims = decodeJwt(proofJwt)?.claims;
+  if (!claims) return '';
+  const shown = (v: unknown) => JSON.stringify(String(v).slice(0, 200)).slice(1, -1);
+  const parts = [...(claims.htm !== method ? [`htm ${shown(claims.htm)}`] : []), `htu ${shown(claims.htu)}`];
+  return ` (${parts.join(', ')})`;
 }
