@@ -27,11 +27,12 @@ const USAGE = `usage: fapi-probe --resource URL [options]
   --token TOKEN              (or env FAPI_PROBE_TOKEN)
   --insufficient-token TOKEN a token bound like --token whose scope does not cover the resource
   binding:
-  --dpop-key FILE            DPoP private JWK (generated when absent, with --issuer)
+  --dpop-key FILE            file holding the DPoP private JWK, JSON (generated when absent, with --issuer)
   --cert FILE --key FILE     client certificate and key (PEM) for certificate-bound tokens
   --other-cert FILE --other-key FILE   a second certificate, for mtls.other-certificate
   --jwks-uri URL             issuer keys (default: from the issuer metadata)
-  --fault-token KIND=TOKEN   issuer-signed token with a defect: wrong-typ, expired, wrong-audience, unbound (repeatable)
+  --fault-token KIND=TOKEN   issuer-signed token with a defect: wrong-typ, expired, wrong-audience, unbound (repeatable);
+                             mint them for each run: one past its exp is reported "not run" 
   --only PREFIX              run only cases whose id starts with PREFIX (repeatable; the baseline always runs)
   --rate N                   requests per second, at most (default 10, at most 50)
   --max-requests N           requests in all, at most (default 200)
