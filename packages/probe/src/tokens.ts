@@ -85,29 +85,35 @@ const CHECK_ISSUER =
 
 /** RFC 8414 §3.1 metadata, else OpenID Connect Discovery 1.0 §4 (when the first is 404). */
 async function discover(issuer: URL, common: oauth.DiscoveryRequestOptions): Promise<oauth.AuthorizationServer> {
-  for (const algorithm of ['oauth2', 'oidc'] as const) {
-    const path = issuer.pathname === '/' ? '' : issuer.pathname.replace(/\/$/, '');
-    const url =
-      algorithm === 'oauth2'
-        ? `${issuer.origin}/.well-known/oauth-authorization-server${path}`
-        : `${issuer.origin}${path}/.well-known/openid-configuration`;
-    const failed = (what: string) => new AuthorizationServerError(`issuer discovery at ${url} failed: ${what}: ${CHECK_ISSUER}`);
-    let response: Response;
+  const path = issuer.pathname === '/' ? '' : issuer.pathname.replace(/\/$/, '');
+  const at = {
+    oauth2: `${issuer.origin}/.well-known/oauth-authorization-server${path}`,
+    oidc: `${issuer.origin}${path}/.well-known/openid-configuration`,
+  };
+  const get = async (algorithm: keyof typeof at) => {
     try {
-      response = await oauth.discoveryRequest(issuer, { ...common, algorithm });
+      return await oauth.discoveryRequest(issuer, { ...common, algorithm });
     } catch (e) {
-      throw failed(answer(e));
+      throw discoveryFailed(at[algorithm], answer(e));
     }
-    if (response.status === 404 && algorithm === 'oauth2') continue;
-    if (response.status !== 200) throw failed(`HTTP ${response.status}`);
-    try {
-      return await oauth.processDiscoveryResponse(issuer, response);
-    } catch (e) {
-      throw failed(answer(e));
-    }
+  };
+  let algorithm: keyof typeof at = 'oauth2';
+  let response = await get(algorithm);
+  // RFC 8414 §3.1 first; OpenID Connect Discovery 1.0 §4 when that is not published.
+  if (response.status === 404) {
+    algorithm = 'oidc';
+    response = await get(algorithm);
   }
-  throw new Error('unreachable');
+  if (response.status !== 200) throw discoveryFailed(at[algorithm], `HTTP ${response.status}`);
+  try {
+    return await oauth.processDiscoveryResponse(issuer, response);
+  } catch (e) {
+    throw discoveryFailed(at[algorithm], answer(e));
+  }
 }
+
+const discoveryFailed = (url: string, what: string) =>
+  new AuthorizationServerError(`issuer discovery at ${url} failed: ${what}: ${CHECK_ISSUER}`);
 
 /** What came back, one line: the HTTP status and OAuth error, or the network error. */
 function answer(e: unknown): string {

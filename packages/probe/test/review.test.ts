@@ -14,6 +14,10 @@ import { cli, close, dpopJwk, serve } from './support';
 
 const result = (report: ProbeReport, id: string) => report.results.find((r) => r.id === id);
 
+/** The probe at `${url}/accounts` with an opaque token and a fresh DPoP key, running only `only` (and the baseline). */
+const probeOnly = async (url: string, only: string[]) =>
+  runProbe({ resource: `${url}/accounts`, accessToken: 'opaque-token', dpopKey: await dpopJwk(), only, rate: 50 });
+
 /**
  * Verifies the mock issuer's signature, typ, exp and cnf, accepts any proof — and never looks at
  * `aud` (the planted defect). Refusals carry a DPoP challenge with invalid_token.
@@ -166,13 +170,7 @@ describe('advice is labelled with the level of the part missed, in the text and 
   it('DPOP-14 a MUST case that missed only its SHOULD error code is advice typed SHOULD; a missed MUST stays MUST', async () => {
     const { server, url } = await serve(athOnly);
     try {
-      const report = await runProbe({
-        resource: `${url}/accounts`,
-        accessToken: 'opaque-token',
-        dpopKey: await dpopJwk(),
-        only: ['dpop.ath-missing'],
-        rate: 50,
-      });
+      const report = await probeOnly(url, ['dpop.ath-missing']);
       expect(report.exitCode).toBe(0);
       expect(result(report, 'dpop.ath-missing')).toMatchObject({
         level: 'MUST',
@@ -187,13 +185,7 @@ describe('advice is labelled with the level of the part missed, in the text and 
       expect(table).toContain('advice dpop.ath-missing [SHOULD: error code, RFC 9449 §7.1]');
       expect(table).toContain('  case:     a MUST case (RFC 9449 §4.3 #12); its MUST was met, the error code was not');
 
-      const failing = await runProbe({
-        resource: `${url}/accounts`,
-        accessToken: 'opaque-token',
-        dpopKey: await dpopJwk(),
-        only: ['dpop.ath-missing', 'dpop.htu'],
-        rate: 50,
-      });
+      const failing = await probeOnly(url, ['dpop.ath-missing', 'dpop.htu']);
       expect(failing.exitCode).toBe(1);
       const failingJunit = toJUnit(failing);
       expect(failingJunit).toContain('name="dpop.htu [MUST, RFC 9449 §4.3 #9]"><failure type="MUST" ');
@@ -209,13 +201,7 @@ describe('what the output names', () => {
   it('DPOP-11 the table shows the spec section, not internal IDs; a dpop.htu failure shows the htu it sent', async () => {
     const { server, url } = await serve(athOnly);
     try {
-      const report = await runProbe({
-        resource: `${url}/accounts`,
-        accessToken: 'opaque-token',
-        dpopKey: await dpopJwk(),
-        only: ['dpop.htu', 'token.wrong-typ'],
-        rate: 50,
-      });
+      const report = await probeOnly(url, ['dpop.htu', 'token.wrong-typ']);
       const htu = result(report, 'dpop.htu');
       expect(htu?.status).toBe('fail');
       expect(htu?.exchanges[0]?.sent).toMatch(new RegExp(`; DPoP: eyJ\\S+…\\(\\d+ chars\\) \\(htu ${url}/fapi-probe-elsewhere\\)$`));
@@ -243,13 +229,7 @@ describe('BEARER-03 errors.challenge-syntax says what it read', () => {
   it('a 401 without WWW-Authenticate: the request that drew it, and a change line about sending a challenge', async () => {
     const { server, url } = await serve((req, res) => (req.headers.authorization ? res.end('{}') : res.writeHead(401).end()));
     try {
-      const report = await runProbe({
-        resource: `${url}/accounts`,
-        accessToken: 'opaque-token',
-        dpopKey: await dpopJwk(),
-        only: ['credentials.missing', 'errors.challenge-syntax'],
-        rate: 50,
-      });
+      const report = await probeOnly(url, ['credentials.missing', 'errors.challenge-syntax']);
       const syntax = result(report, 'errors.challenge-syntax');
       expect(syntax?.status).toBe('fail');
       expect(syntax?.observed).toBe('1 of 2 responses were 401 without WWW-Authenticate');
@@ -269,13 +249,7 @@ describe('BEARER-03 errors.challenge-syntax says what it read', () => {
       req.headers.authorization ? res.end('{}') : res.writeHead(401, { 'www-authenticate': 'DPoP error_description=two words' }).end(),
     );
     try {
-      const report = await runProbe({
-        resource: `${url}/accounts`,
-        accessToken: 'opaque-token',
-        dpopKey: await dpopJwk(),
-        only: ['credentials.missing', 'errors.challenge-syntax'],
-        rate: 50,
-      });
+      const report = await probeOnly(url, ['credentials.missing', 'errors.challenge-syntax']);
       const syntax = result(report, 'errors.challenge-syntax');
       expect(syntax?.status).toBe('fail');
       expect(syntax?.fix).toMatch(/^build WWW-Authenticate with a quoting routine/);
