@@ -21,7 +21,7 @@ export function toTable(report: ProbeReport): string {
         '!!! THE PROBE COULD NOT JUDGE THIS SERVER (exit code 2)',
         `!!! ${report.notJudged}.`,
         unreachable
-          ? '!!! No case was run: the probe needs an answer from the resource first.'
+          ? '!!! No other case was run: the probe needs an answer from the resource first.'
           : '!!! Fix the correct request first (token, audience, binding, URL); the cases that compare with it did not run.',
       ]
     : [];

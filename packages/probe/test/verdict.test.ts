@@ -45,7 +45,7 @@ describe('fapi-probe cannot judge: exit 2, a banner, and the dependent cases not
       expect([r.id, r.status, r.observed, r.requests]).toEqual([r.id, 'not-run', 'not run (resource unreachable)', 0]);
     const table = toTable(report);
     expect(table).not.toContain('Fix the correct request first');
-    expect(table).toContain('!!! No case was run: the probe needs an answer from the resource first.');
+    expect(table).toContain('!!! No other case was run: the probe needs an answer from the resource first.');
     // The cases that did not run are one line, not forty rows.
     expect(table.split('\n').filter((l) => l.includes('not run (resource unreachable)'))).toEqual([
       `… ${others.length} other cases not run (resource unreachable)`,
