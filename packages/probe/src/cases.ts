@@ -250,8 +250,6 @@ export const CASES: ProbeCase[] = [
     expects: '2xx (every other case is measured against this one; if it is refused, the run cannot judge)',
     fix: 'make the correct request succeed first: check the token audience, issuer, accepted algorithms and the binding (htu behind proxies)',
     run: async (ctx) => {
-      const stale = staleToken(ctx.token, 'access');
-      if (stale) return notRun(stale);
       const e = await ctx.call();
       return verdict(accepted(e), describe(e));
     },

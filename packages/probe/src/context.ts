@@ -6,10 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import type { JWK } from 'jose';
 import { type Challenge, param, parseChallenges } from './challenge.js';
+import { staleToken } from './freshness.js';
 import type { ClientCertificate, Exchange, OutgoingRequest, Sender } from './http.js';
 import { type DpopKey, decodeJwt, type ProofFault, proof } from './jws.js';
 
 export type Binding = 'dpop' | 'mtls';
+
+/** The probe's access token expired during the run: the case that would send it is not run. */
+export class AccessTokenExpired extends Error {}
 
 /** Tokens with a defect only the authorization server can sign; supplied by the user. */
 export type FaultToken = 'wrong-typ' | 'expired' | 'wrong-audience' | 'unbound';
@@ -78,6 +82,9 @@ export class Context {
 
   /** The probe's standard request to the resource, with what `options` changes. */
   async call(options: CallOptions = {}): Promise<Exchange> {
+    // Every case compares with the valid token: once it has expired, a refusal proves nothing.
+    const stale = staleToken(this.init.token, 'access');
+    if (stale) throw new AccessTokenExpired(stale);
     const first = await this.once(options);
     if (options.retryNonce !== false && first.status === 401 && this.nonceChallenge(first)) return this.once(options);
     return first;

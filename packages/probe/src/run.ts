@@ -1,7 +1,7 @@
 /** `runProbe(options)`: gets the tokens, runs the case table, returns the report. */
 import type { JWK } from 'jose';
 import { CASES, type Level, type Missed, type Outcome, type Requirement } from './cases.js';
-import { type Binding, Context, describe, describeRequest, type FaultToken } from './context.js';
+import { AccessTokenExpired, type Binding, Context, describe, describeRequest, type FaultToken } from './context.js';
 import { type ClientCertificate, NetworkError, RequestBudgetExceeded, Sender } from './http.js';
 import { type DpopKey, dpopKeyFromJwk } from './jws.js';
 import { type AuthorizationServer, connect } from './tokens.js';
@@ -197,9 +197,9 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
         outcome = await c.run(ctx);
       } catch (e) {
         if (c.id === BASELINE && e instanceof NetworkError) unreachable = e;
-        // A spent budget stops the case; a connection error (a crash, a reset) is a failure.
+        // A spent budget or an expired token stops the case; a connection error (a crash, a reset) is a failure.
         outcome =
-          e instanceof RequestBudgetExceeded
+          e instanceof RequestBudgetExceeded || e instanceof AccessTokenExpired
             ? { status: 'not-run', reason: (e as Error).message }
             : { status: 'fail', observed: `no answer: ${(e as Error).message}` };
       }

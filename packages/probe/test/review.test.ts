@@ -124,6 +124,34 @@ describe('stale tokens are not judged: a fault token must differ from a valid to
     }
   });
 
+  it('AUD-01 an access token that expires during the run: the cases after it are not run, never passed on its exp', async () => {
+    const { url, mock, stop } = await audiencelessServer();
+    try {
+      const client = await DpopClient.create();
+      // Valid for one to two seconds; at 4 requests/s the run outlasts it.
+      const accessToken = await mock.mint({ scope: 'accounts', jkt: client.jkt, lifetimeSec: 2 });
+      const report = await runProbe({
+        resource: `${url}/accounts`,
+        accessToken,
+        dpopKey: client.exportPrivateJwk(),
+        only: ['token.', 'dpop.'],
+        rate: 4,
+      });
+      expect(result(report, 'baseline.valid')?.status).toBe('pass');
+      const sent = report.results.filter(
+        (r) => !r.id.startsWith('errors.') && !r.id.startsWith('metadata.') && r.id !== 'interaction-id.echo',
+      );
+      const first = sent.findIndex((r) => /^the access token expired \(exp /.test(r.observed));
+      expect(first).toBeGreaterThan(0);
+      // From then on nothing is judged on the expired token.
+      for (const r of sent.slice(first))
+        expect([r.id, ['not-run', 'not-applicable'].includes(r.status), r.requests]).toEqual([r.id, true, 0]);
+      expect(report.mustNotRun).toContain('dpop.htu');
+    } finally {
+      await stop();
+    }
+  });
+
   it('MockIssuer.probeArguments: the fault tokens live lifetimeSec (default 300 s); a lifetime below 1 s is refused', async () => {
     const mock = await MockIssuer.start({ audience: 'http://127.0.0.1:1' });
     const dir = mkdtempSync(join(tmpdir(), 'fapi-probe-'));
