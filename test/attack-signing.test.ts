@@ -5,8 +5,11 @@
  * `Content-Digest` must be over the bytes as sent (RFC 9530 §2), not over what a parser decodes.
  */
 import { gzipSync } from 'node:zlib';
+import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { DpopClient, MessageSigningClient, MockIssuer, verifySignedResponse } from '@fapi-guard/testing';
-import { FRAMEWORKS, type Framework, type StartedApp, startApps } from './support/apps';
+import { Hono } from 'hono';
+import { compress } from 'hono/compress';
+import { FRAMEWORKS, type Framework, type StartedApp, serveHono, startApps } from './support/apps';
 import { send } from './support/http';
 
 const AUDIENCE = 'https://rs.example.com';
@@ -73,6 +76,12 @@ describe.each(FRAMEWORKS)('III.attack signing on %s', (framework) => {
     expect(get.check).toMatchObject({ ok: true, components: expect.arrayContaining(['"content-digest"']) });
   });
 
+  it('III.attack signing SIG-13 a signed answer tells intermediaries not to re-code it (Cache-Control: no-transform)', async () => {
+    for (const status of [200, 204, 404]) {
+      expect((await signedAnswer('GET', status)).res.headers['cache-control']).toMatch(/(^|,)\s*no-transform\s*(,|$)/);
+    }
+  });
+
   it.each([404, 500])(
     'III.attack signing SIG-10 SIG-13 an error answer (%i, 500 from the framework error handler) is signed, its body digested',
     async (status) => {
@@ -118,5 +127,38 @@ describe.each(FRAMEWORKS)('III.attack signing on %s', (framework) => {
     // One byte more in a chunk than was signed.
     const longer = await signedPost(Buffer.concat([json, Buffer.from(' ')]), json, chunked, [...pieces, Buffer.from(' ')]);
     expect(longer.status).toBe(401);
+  });
+});
+
+describe('III.attack signing: compression middleware around a signed route', () => {
+  it('III.attack signing SIG-13 hono/compress mounted app-wide leaves a signed answer as signed: its Content-Digest matches the bytes sent', async () => {
+    const fapi = honoGuard({
+      issuer: as.issuer,
+      audience: AUDIENCE,
+      publicUrl: AUDIENCE,
+      messageSigning: { clients: {}, responseKey: rsKey.privateJwk },
+    });
+    const app = new Hono();
+    app.use(compress());
+    app.get('/statement', fapi.protect({ scopes: ['payments:write'], signResponse: true }), (c) => c.json({ lines: 'x'.repeat(4096) }));
+    // An unsigned route is still compressed: the directive is the signed answer's own.
+    app.get('/public', (c) => c.json({ lines: 'x'.repeat(4096) }));
+    const served = await serveHono(app);
+    try {
+      const headers = { ...(await credentials('GET', '/statement')), 'accept-encoding': 'gzip' };
+      const res = await send(`${served.url}/statement`, { headers });
+      expect(res.status).toBe(200);
+      expect(res.headers['content-encoding']).toBeUndefined();
+      const check = verifySignedResponse({
+        request: { method: 'GET', url: `${AUDIENCE}/statement`, headers },
+        response: { status: res.status, headers: res.headers as Record<string, string>, body: res.text },
+        jwks: rsKey.jwks,
+      });
+      expect(check).toMatchObject({ ok: true, components: expect.arrayContaining(['"content-digest"']) });
+      const open = await send(`${served.url}/public`, { headers: { 'accept-encoding': 'gzip' } });
+      expect(open.headers['content-encoding']).toBe('gzip');
+    } finally {
+      await served.close();
+    }
   });
 });

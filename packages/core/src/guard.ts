@@ -129,7 +129,8 @@ export interface Guard {
   /**
    * Signs a response of a route with `signResponse` (FAPI 2.0 Message Signing §5.6.2.1), bound to
    * the request `auth` came from. Returns the headers to set (`Content-Digest`, `Signature-Input`,
-   * `Signature`), or `undefined` when the route does not sign. Adapters call it with the final
+   * `Signature`, and `Cache-Control` with `no-transform` so that nothing re-codes the signed
+   * content), or `undefined` when the route does not sign. Adapters call it with the final
    * status, headers and body bytes.
    */
   signResponse(auth: Authorized, response: OutgoingResponse): SignedResponse | undefined;
