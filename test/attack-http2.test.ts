@@ -86,10 +86,9 @@ function expressOnBothProtocols(app: Express): (req: IncomingMessage, res: Serve
 
 function expressRoutes(app: Express, options: GuardOptions): void {
   const fapi = expressGuard(options);
-  app.use(fapi.rawBody());
-  app.use(express.json());
   app.get('/accounts', fapi.protect(ACCOUNTS), (req, res) => void res.json(echo(req.auth)));
-  app.post('/signed', fapi.protect(SIGNED), (req, res) => void res.status(201).json(receipt(req.auth, req.body)));
+  // The parser after protect() (README): no body is read before the client has authenticated.
+  app.post('/signed', fapi.protect(SIGNED), express.json(), (req, res) => void res.status(201).json(receipt(req.auth, req.body)));
 }
 
 async function listenH2(handler: (req: IncomingMessage, res: ServerResponse) => void, tls: TestCertificate): Promise<H2App> {
@@ -155,12 +154,11 @@ async function startH2(framework: H2Framework, options: GuardOptions, tls: TestC
     router.get('/accounts', fapi.protect(ACCOUNTS), (ctx) => {
       ctx.body = echo(ctx.state.auth);
     });
-    router.post('/signed', fapi.protect(SIGNED), (ctx) => {
+    // The parser after protect() (README): no body is read before the client has authenticated.
+    router.post('/signed', fapi.protect(SIGNED), bodyParser({ enableTypes: ['json'] }), (ctx) => {
       ctx.status = 201;
       ctx.body = receipt(ctx.state.auth, (ctx.request as { body?: unknown }).body);
     });
-    app.use(fapi.rawBody());
-    app.use(bodyParser({ enableTypes: ['json'] }));
     app.use(router.routes());
     return listenH2(app.callback(), tls);
   }
@@ -221,6 +219,25 @@ function h2(port: number, headers: OutgoingHttpHeaders, body: readonly Buffer[] 
 
 /** Client sessions still open: closed after each suite, so that the servers can close. */
 const sessions = new Set<ClientHttp2Session>();
+/** A request whose stream stays open (no END_STREAM, no DATA): the status, or 0 after 3 s. */
+function h2open(port: number, headers: OutgoingHttpHeaders): Promise<{ status: number }> {
+  return new Promise((resolve) => {
+    const session = connect(`https://127.0.0.1:${port}`, { ca: server.cert });
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+    session.on('error', () => undefined);
+    const req = session.request(headers, { endStream: false });
+    const done = (status: number) => {
+      clearTimeout(timer);
+      session.destroy();
+      resolve({ status });
+    };
+    const timer = setTimeout(() => done(0), 3000);
+    req.on('response', (h) => done(Number(h[':status'])));
+    req.on('error', () => done(0));
+  });
+}
+
 let issuer: MockIssuer;
 let server: TestCertificate;
 let dpop: DpopClient;
@@ -320,6 +337,18 @@ describe.each(FRAMEWORKS)('III.attack http2 on %s (h2 and HTTP/1.1 on one TLS se
       expect((await post(uncovered, [body])).status).toBe(401);
       const other = await signedHeaders(Buffer.from('{"amount":"1.00","currency":"EUR"}'));
       expect((await post(other, [body])).status).toBe(401);
+    });
+
+    it('III.attack http2 15.8 a client without credentials is answered 401 while its body is still open (the body is not awaited)', async () => {
+      const started = Date.now();
+      const open = await h2open(app.port, {
+        ':method': 'POST',
+        ':path': '/signed',
+        ':authority': 'api.bank.example',
+        'content-type': 'application/json',
+      });
+      expect(open.status).toBe(401);
+      expect(Date.now() - started).toBeLessThan(3000);
     });
 
     it('III.attack http2 a Content-Length that the DATA frames contradict never reaches the app', async () => {
