@@ -88,7 +88,7 @@ describe('III.attack mock-issuer', () => {
     expect((await introspect(good)).status).toBe(401);
   });
 
-  it('III.attack mock-issuer the token endpoint refuses a replayed DPoP proof and one without jti (RFC 9449 §4.3, §11.1)', async () => {
+  it('III.attack mock-issuer the token endpoint refuses a replayed DPoP proof and one without jti (RFC 9449 §4.3, §11.1), and names the client as sub', async () => {
     const client = await DpopClient.create('ES256');
     const htu = `${as.issuer}/token`;
     const proof = await client.proof({ htm: 'POST', htu });
@@ -98,6 +98,8 @@ describe('III.attack mock-issuer', () => {
     const replay = await post('/token', { grant_type: 'client_credentials', scope: 'accounts' }, { dpop: proof });
     expect(replay.status).toBe(400);
     expect(replay.json).toMatchObject({ error: 'invalid_dpop_proof' });
+    // RFC 9068 §2.2: a client-credentials token's subject is the client, not a made-up user.
+    expect(decodeJwt(first.json.access_token as string)).toMatchObject({ sub: 'client-1', client_id: 'client-1' });
     const noJti = await client.proof({ htm: 'POST', htu, fault: 'no-jti' });
     expect((await post('/token', { grant_type: 'client_credentials' }, { dpop: noJti })).status).toBe(400);
   });

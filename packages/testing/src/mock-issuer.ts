@@ -368,7 +368,9 @@ export class MockIssuer {
       }
     }
     const lifetimeSec = 300;
-    const claims = form.get('client_id') ? { client_id: form.get('client_id') } : {};
+    // RFC 9068 §2.2: without a resource owner (client credentials) `sub` names the client.
+    const client = form.get('client_id') ?? this.clientId;
+    const claims = { client_id: client, sub: client };
     const accessToken = await this.mint({ scope, jkt, lifetimeSec, claims });
     return {
       status: 200,
