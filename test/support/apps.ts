@@ -18,6 +18,7 @@ import Router from '@koa/router';
 import express from 'express';
 import Fastify from 'fastify';
 import { type Context, Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import Koa from 'koa';
 import { AnswerFailure, answerFor, SIGNED_ANSWER } from './answer';
 import { octetStreamAsBuffer, parityControllers, startNestApp } from './nest-app';
@@ -88,6 +89,7 @@ async function startHono(options: GuardOptions): Promise<StartedApp> {
   const app = new Hono();
   // Hono's default error handler, without printing the failure `/answer` provokes.
   app.onError((err, c) => {
+    if (err instanceof HTTPException) return err.getResponse();
     if (!(err instanceof AnswerFailure)) console.error(err);
     return c.text('Internal Server Error', 500);
   });
