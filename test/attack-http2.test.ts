@@ -332,7 +332,7 @@ describe.each(FRAMEWORKS)('III.attack http2 on %s (h2 and HTTP/1.1 on one TLS se
       expect(check).toMatchObject({ ok: true, keyid: 'rs-h2' });
     });
 
-    it('III.attack http2 SIG-07 DIG-07 without Content-Length the body still needs content-digest coverage and a matching digest', async () => {
+    it('III.attack http2 SIG-07 DEC-07 without Content-Length the body still needs content-digest coverage and a matching digest', async () => {
       const uncovered = await signedHeaders(body, ['@method', '@target-uri', 'authorization', 'dpop']);
       expect((await post(uncovered, [body])).status).toBe(401);
       const other = await signedHeaders(Buffer.from('{"amount":"1.00","currency":"EUR"}'));
