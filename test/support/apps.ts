@@ -18,7 +18,9 @@ import Router from '@koa/router';
 import express from 'express';
 import Fastify from 'fastify';
 import { type Context, Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import Koa from 'koa';
+import { AnswerFailure, answerFor, SIGNED_ANSWER } from './answer';
 import { octetStreamAsBuffer, parityControllers, startNestApp } from './nest-app';
 
 export type Framework = 'express' | 'koa' | 'fastify' | 'nestjs' | 'nestjs-fastify' | 'hono';
@@ -96,6 +98,12 @@ async function parsedBody(c: Context): Promise<unknown> {
 async function startHono(options: GuardOptions, routes: Routes): Promise<StartedApp> {
   const fapi = honoGuard(options);
   const app = new Hono();
+  // Hono's default error handler, without printing the failure `/answer` provokes.
+  app.onError((err, c) => {
+    if (err instanceof HTTPException) return err.getResponse();
+    if (!(err instanceof AnswerFailure)) console.error(err);
+    return c.text('Internal Server Error', 500);
+  });
   app.use(fapi.metadata());
   app.all('/accounts', fapi.protect(routes.accounts), (c) => json(c, echo(c.get('auth'))));
   app.get('/mixed', fapi.protect(routes.mixed), (c) => json(c, echo(c.get('auth'))));
@@ -111,6 +119,12 @@ async function startHono(options: GuardOptions, routes: Routes): Promise<Started
         return body === null ? c.text('Bad Request', 400) : json(c, receipt(c.get('auth'), body), 201);
       });
     }
+    app.get('/answer', fapi.protect(SIGNED_ANSWER), (c) => {
+      const answer = answerFor(c.req.query('status'));
+      if (answer === 'throw') throw new AnswerFailure();
+      if (answer.body === undefined) return c.body(null, answer.status as 204);
+      return c.body(JSON.stringify(answer.body), answer.status as 200, { 'content-type': 'application/json; charset=utf-8' });
+    });
   }
   return { framework: 'hono', ...(await serveHono(app)) };
 }
@@ -152,6 +166,13 @@ export async function startApp(framework: Framework, options: GuardOptions, rout
       for (const [name, policy] of Object.entries(SIGNED_ROUTES)) {
         app.post(`/${name}`, fapi.protect(policy), (req, res) => void res.status(201).json(receipt(req.auth, req.body)));
       }
+      app.get('/answer', fapi.protect(SIGNED_ANSWER), (req, res) => {
+        const answer = answerFor(req.query.status);
+        if (answer === 'throw') throw new AnswerFailure();
+        res.status(answer.status);
+        if (answer.body === undefined) res.end();
+        else res.json(answer.body);
+      });
     }
     app.all('/accounts', fapi.protect(routes.accounts), (req, res) => void res.json(echo(req.auth)));
     app.get('/mixed', fapi.protect(routes.mixed), (req, res) => void res.json(echo(req.auth)));
@@ -171,7 +192,7 @@ export async function startApp(framework: Framework, options: GuardOptions, rout
     // parser's 400 for malformed JSON that the fuzz suites send on purpose. A client error is an
     // answer, not a failure; anything else is still printed as Koa would.
     app.on('error', (err: { status?: unknown }) => {
-      if (!(typeof err.status === 'number' && err.status >= 400 && err.status < 500)) console.error(err);
+      if (!(typeof err.status === 'number' && err.status >= 400 && err.status < 500) && !(err instanceof AnswerFailure)) console.error(err);
     });
     const router = new Router();
     router.all('/accounts', fapi.protect(routes.accounts), (ctx) => {
@@ -204,6 +225,12 @@ export async function startApp(framework: Framework, options: GuardOptions, rout
           ctx.body = receipt(ctx.state.auth, ctx.request.is('application/octet-stream') ? { bytes: ctx.request.length } : ctx.request.body);
         });
       }
+      router.get('/answer', fapi.protect(SIGNED_ANSWER), (ctx) => {
+        const answer = answerFor(ctx.query.status);
+        if (answer === 'throw') throw new AnswerFailure();
+        ctx.status = answer.status;
+        if (answer.body !== undefined) ctx.body = answer.body;
+      });
       app.use(fapi.rawBody());
     }
     app.use(fapi.metadata());
@@ -233,6 +260,11 @@ export async function startApp(framework: Framework, options: GuardOptions, rout
         reply.code(201).send(receipt(request.auth, request.body)),
       );
     }
+    app.get('/answer', { config: { fapi: routePolicy(SIGNED_ANSWER) } }, async (request, reply) => {
+      const answer = answerFor((request.query as { status?: string }).status);
+      if (answer === 'throw') throw new AnswerFailure();
+      return reply.code(answer.status).send(answer.body);
+    });
   }
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;

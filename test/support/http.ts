@@ -10,7 +10,12 @@ export interface SendOptions {
   method?: string;
   /** A string[] value is sent as that many header lines. */
   headers?: Record<string, string | string[]>;
-  body?: string;
+  body?: string | Buffer;
+  /**
+   * Send the body as these pieces instead, each written after a pause of 20 ms (with
+   * `Transfer-Encoding: chunked`, one chunk each).
+   */
+  chunks?: readonly Buffer[];
   /** For https URLs: the client certificate and key to present, and the CA to trust. */
   tls?: { cert?: string; key?: string; ca?: string };
 }
@@ -47,7 +52,14 @@ export function send(url: string, options: SendOptions = {}): Promise<Received> 
     req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
     req.on('error', reject);
     for (const [name, value] of Object.entries(options.headers ?? {})) req.setHeader(name, value);
-    req.end(options.body);
+    const pieces = [...(options.chunks ?? [])];
+    const next = () => {
+      const piece = pieces.shift();
+      if (piece === undefined) req.end();
+      else req.write(piece, () => setTimeout(next, 20));
+    };
+    if (options.chunks) next();
+    else req.end(options.body);
   });
 }
 

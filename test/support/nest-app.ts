@@ -6,10 +6,11 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Authorized, GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { FapiAuth, FapiGuardModule, type FapiGuardModuleSettings, FapiPolicy, fapiRawBody } from '@fapi-guard/nestjs';
-import { All, Body, Controller, Get, type INestApplication, Module, Post, type Type } from '@nestjs/common';
+import { All, Body, Controller, Get, type INestApplication, Module, Post, Query, Res, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { AnswerFailure, answerFor, SIGNED_ANSWER } from './answer';
 
 export type NestPlatform = 'nestjs' | 'nestjs-fastify';
 
@@ -109,6 +110,16 @@ export function parityControllers(
     @FapiPolicy(policies.optional)
     optional(@FapiAuth() auth: Authorized, @Body() body: unknown) {
       return receipt(auth, body);
+    }
+    /** Express's `res.status()` or Fastify's `reply.code()`; Nest writes the returned body. */
+    @Get('answer')
+    @FapiPolicy(SIGNED_ANSWER)
+    answer(@Query('status') status: string, @Res({ passthrough: true }) res: { status?: (n: number) => void; code?: (n: number) => void }) {
+      const answer = answerFor(status);
+      if (answer === 'throw') throw new AnswerFailure();
+      if (res.code) res.code(answer.status);
+      else res.status?.(answer.status);
+      return answer.body;
     }
   }
   return [ParityController, SignedController];

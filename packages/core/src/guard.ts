@@ -176,8 +176,9 @@ export interface Guard {
   /**
    * Signs a response of a route with `signResponse` (FAPI 2.0 Message Signing §5.6.2.1), bound to
    * the request `auth` came from, or with `jwsSignature.response` (UK Open Banking). Returns the
-   * headers to set (`Content-Digest`, `Signature-Input`, `Signature`; or `x-jws-signature`, with
-   * no `record`; or, with `jwtBody.response` (Open Finance Brasil), a `body` that replaces the
+   * headers to set (`Content-Digest`, `Signature-Input`, `Signature`, and `Cache-Control` with
+   * `no-transform` so that nothing re-codes the signed content; or `x-jws-signature`, with no
+   * `record`; or, with `jwtBody.response` (Open Finance Brasil), a `body` that replaces the
    * response body), or `undefined` when the route does not sign. Adapters call it with the final
    * status, headers and body bytes.
    */

@@ -411,15 +411,20 @@ export class MockIssuer {
           typ: 'dpop+jwt',
           algorithms: ['ES256', 'PS256', 'EdDSA'],
           maxTokenAge: 60,
+          requiredClaims: ['jti', 'iat'],
         });
         if (payload.htm !== 'POST' || payload.htu !== `${this.issuer}/token`) throw new Error('htm/htu');
+        // RFC 9449 §11.1: a proof is used once; an AS keeps its jti for the proof's lifetime.
+        if (!this.firstUse(`dpop:${payload.jti}`, (payload.iat as number) + 60)) throw new Error('DPoP proof replayed');
         jkt = await calculateJwkThumbprint(protectedHeader.jwk as JWK);
       } catch (e) {
         return { status: 400, body: { error: 'invalid_dpop_proof', error_description: (e as Error).message } };
       }
     }
     const lifetimeSec = 300;
-    const claims = form.get('client_id') ? { client_id: form.get('client_id') } : {};
+    // RFC 9068 §2.2: without a resource owner (client credentials) `sub` names the client.
+    const client = form.get('client_id') ?? this.clientId;
+    const claims = { client_id: client, sub: client };
     const accessToken = await this.mint({ scope, jkt, lifetimeSec, claims });
     return {
       status: 200,
@@ -462,6 +467,18 @@ export class MockIssuer {
     }
   }
 
+  /** `jti`s seen, with the time (seconds) until which each is kept. */
+  private readonly seen = new Map<string, number>();
+
+  /** True the first time `id` is presented before `until`; forgets what has expired. */
+  private firstUse(id: string, until: number): boolean {
+    const now = this.clock() / 1000;
+    for (const [known, end] of this.seen) if (end < now) this.seen.delete(known);
+    if (this.seen.has(id)) return false;
+    this.seen.set(id, until);
+    return true;
+  }
+
   private readBody(req: IncomingMessage): Promise<string> {
     return new Promise((resolve) => {
       const chunks: Buffer[] = [];
@@ -492,8 +509,11 @@ export class MockIssuer {
     if (assertion && typeof known === 'object') {
       try {
         const key = await importJWK(known, (known.alg as string) ?? 'ES256');
-        const { payload } = await jwtVerify(assertion, key, { issuer: id, subject: id, audience: this.issuer });
-        return payload.jti ? { clientId: id, method: 'private_key_jwt' } : undefined;
+        const { payload } = await jwtVerify(assertion, key, { issuer: id, subject: id, requiredClaims: ['exp', 'jti'] });
+        // draft-ietf-oauth-rfc7523bis, FAPI 2.0 §5.3.2.1: the issuer identifier as the sole audience,
+        // a string (an array, even one naming it, is refused as ASes applying rfc7523bis do).
+        if (payload.aud !== this.issuer) return undefined;
+        return this.firstUse(`assertion:${payload.jti}`, payload.exp as number) ? { clientId: id, method: 'private_key_jwt' } : undefined;
       } catch {
         return undefined;
       }

@@ -248,12 +248,18 @@ export interface OutgoingResponse {
 }
 
 export interface SignedResponse {
-  /** Headers to set: `content-digest` (when there is content), `signature-input`, `signature`. */
+  /**
+   * Headers to set: `content-digest` (when there is content), `signature-input`, `signature`,
+   * and `cache-control` with `no-transform` added to the response's own directives.
+   */
   headers: Record<string, string>;
   record: SignedExchangeRecord;
 }
 
 const component = (name: string, params: [string, string | boolean][] = []): Item => [name, new Map(params)];
+
+/** The `no-transform` directive among comma-separated Cache-Control directives (RFC 9111 §5.2). */
+const NO_TRANSFORM = /(?:^|,)\s*no-transform\s*(?:,|$)/i;
 
 /** Signs a response the FAPI way (SIG-10 … SIG-14). */
 export function signResponse(
@@ -304,6 +310,11 @@ export function signResponse(
   } else if (headerLines(context.request.headers, 'content-digest').length > 0) {
     push(component('content-digest', [['req', true]]));
   }
+  // RFC 9111 §5.2.2.6: the content must reach the client as digested and signed. Compression
+  // middleware mounted around the route (hono/compress, expressjs/compression) and proxies honour
+  // no-transform; without it they re-code the body under a Content-Digest of other bytes.
+  const cacheControl = headerLines(response.headers, 'cache-control').join(', ');
+  if (!NO_TRANSFORM.test(cacheControl)) added['cache-control'] = cacheControl ? `${cacheControl}, no-transform` : 'no-transform';
   const label = 'sig1';
   const input: InnerList = [
     items,

@@ -259,7 +259,7 @@ export class Introspector {
     } else if (auth.method === 'private_key_jwt') {
       form.set('client_id', o.clientId);
       form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
-      form.set('client_assertion', await this.clientAssertion(endpoint, auth));
+      form.set('client_assertion', await this.clientAssertion(auth));
     } else {
       form.set('client_id', o.clientId);
       tls = { ...tls, cert: auth.cert, key: auth.key };
@@ -345,7 +345,7 @@ export class Introspector {
   }
 
   /** RFC 7523 §3: a short-lived assertion for the introspection endpoint. */
-  private async clientAssertion(endpoint: string, auth: Extract<IntrospectionClientAuth, { method: 'private_key_jwt' }>): Promise<string> {
+  private async clientAssertion(auth: Extract<IntrospectionClientAuth, { method: 'private_key_jwt' }>): Promise<string> {
     const alg = auth.alg ?? 'ES256';
     this.assertionKey ??= importJWK(auth.privateKey, alg) as Promise<CryptoKey>;
     const now = Math.floor(this.settings.now() / 1000);
@@ -356,8 +356,9 @@ export class Introspector {
         .setProtectedHeader(header)
         .setIssuer(this.options.clientId)
         .setSubject(this.options.clientId)
-        // FAPI 2.0 §5.3.2.1: the audience is the issuer identifier; the endpoint is accepted too.
-        .setAudience([this.issuer, endpoint])
+        // FAPI 2.0 §5.3.2.1 (clients, private_key_jwt) and draft-ietf-oauth-rfc7523bis: the issuer
+        // identifier as the sole audience, a string; ASes that apply rfc7523bis refuse any other.
+        .setAudience(this.issuer)
         .setIssuedAt(now)
         .setExpirationTime(now + 60)
         .setJti(randomUUID())
