@@ -39,7 +39,7 @@ export function keepIdempotentBodies(fastify: FastifyLike, guard: Guard, policie
   if (guard.options.messageSigning) return;
   fastify.addHook('preParsing', async (request, _reply, payload) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
-    if (typeof handler === 'function' && policies.ofHandler(handler)?.policy.idempotency) captureRawBody(guard, request.raw);
+    if (typeof handler === 'function' && policies.ofHandler(handler)?.idempotency) captureRawBody(guard, request.raw);
     return payload;
   });
 }
