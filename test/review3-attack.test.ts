@@ -9,7 +9,18 @@ import { type Authorized, COMPAT_PRESETS, type GuardOptions } from '@fapi-guard/
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { FapiAuth, FapiPolicy, RequireScopes } from '@fapi-guard/nestjs';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
-import { Body, Controller, HttpCode, Post } from '@nestjs/common';
+import {
+  BadRequestException,
+  Body,
+  type CanActivate,
+  Controller,
+  type ExecutionContext,
+  HttpCode,
+  Injectable,
+  type PipeTransform,
+  Post,
+  UseGuards,
+} from '@nestjs/common';
 import type { Request, Response } from 'express';
 import Fastify from 'fastify';
 import { type RunningApp, startExpressApp } from './support/express-app';
@@ -103,7 +114,8 @@ class UndecoratedSub extends GuardedBase {
 }
 
 /** An abstract mixin with a class policy, applied to a plain base; the controller adds nothing. */
-function Audited<T extends abstract new (...args: never[]) => object>(Base: T) {
+// biome-ignore lint/suspicious/noExplicitAny: a mixin's base constructor takes any[] (TS2545)
+function Audited<T extends new (...args: any[]) => GuardedBase>(Base: T) {
   @FapiPolicy({ acrValues: ['urn:bank:mfa'] })
   abstract class AuditedMixin extends Base {
     @Post('audit')
@@ -161,5 +173,154 @@ describe('III.review NestJS on Fastify: routes of subclasses without a policy de
       body: { amount: '1.00' },
       overridden: true,
     });
+  });
+});
+
+/** Writes `raw` (one or more requests) on one connection; resolves with the statuses of `count` answers. */
+function pipelined(url: string, raw: string, count: number, waitMs = 5000): Promise<number[]> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let received = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`fewer than ${count} answers within ${waitMs} ms: ${received.slice(0, 200)}`));
+    }, waitMs);
+    socket.on('connect', () => socket.write(raw));
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      const statuses: number[] = [];
+      let rest = received;
+      while (statuses.length < count) {
+        const end = rest.indexOf('\r\n\r\n');
+        const length = /\r\ncontent-length: *(\d+)/i.exec(rest.slice(0, end));
+        if (end < 0 || !length || rest.length < end + 4 + Number(length[1])) return;
+        statuses.push(Number(rest.slice(9, 12)));
+        rest = rest.slice(end + 4 + Number(length[1]));
+      }
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(statuses);
+    });
+    socket.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+describe('III.review Fastify rewriteUrl: the target recorded on arrival is the one of the request being checked', () => {
+  /** `/v1/…` is served by the `/v2/…` routes. */
+  const rewriteUrl = (req: { url?: string }) => (req.url ?? '/').replace(/^\/v1\//, '/v2/');
+  let app: ReturnType<typeof Fastify>;
+  let url: string;
+  beforeAll(async () => {
+    app = Fastify({ rewriteUrl });
+    await app.register(fastifyPlugin, { issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE });
+    const echo = async () => ({ ok: true });
+    app.get('/v2/a', { config: { fapi: routePolicy({ scopes: ['accounts'] }) } }, echo);
+    app.get('/v2/b', { preHandler: app.fapi.protect({ scopes: ['accounts'] }) }, echo);
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => app.close());
+
+  const request = async (target: string, htuPath: string) => {
+    const token = await as.mint({ scope: 'accounts', jkt: dpop.jkt });
+    const headers = await dpopHeaders('GET', htuPath, token);
+    return `GET ${target} HTTP/1.1\r\nhost: rs.example.com\r\nauthorization: ${headers.authorization}\r\ndpop: ${headers.dpop}\r\n\r\n`;
+  };
+
+  it('III.review DPOP-11 pipelined requests on one keep-alive connection: each is checked against its own target', async () => {
+    // Right, wrong (proof for the other request's URL), right again: answers in order, no mix-up.
+    const raw = [await request('/v1/a', '/v1/a'), await request('/v1/b', '/v1/a'), await request('/v1/b', '/v1/b')].join('');
+    expect(await pipelined(url, raw, 3)).toEqual([200, 401, 200]);
+    const swapped = [await request('/v1/a', '/v1/b'), await request('/v1/b', '/v1/b')].join('');
+    expect(await pipelined(url, swapped, 2)).toEqual([401, 200]);
+  });
+
+  it('III.review DPOP-11 an absolute-form request target that Fastify routes is refused (400), never checked against another URL', async () => {
+    // find-my-way routes `http://host/v2/a` as `/v2/a`; the guard sees the target as sent.
+    for (const target of [`${AUDIENCE}/v2/a`, 'http://other.example/v2/b']) {
+      for (const htu of ['/v2/a', '/v2/b']) {
+        const [status] = await pipelined(url, await request(target, htu), 1);
+        expect({ target, htu, status }).toEqual({ target, htu, status: 400 });
+      }
+    }
+  });
+});
+
+describe('III.review introspected token_type look-alikes', () => {
+  const SECRET = 'rs-client-secret-0123456789';
+  const introspection = { clientId: 'rs-client', clientAuth: { method: 'client_secret_basic' as const, clientSecret: SECRET } };
+  beforeAll(() => as.introspectionClients.set('rs-client', SECRET));
+  afterEach(() => {
+    as.introspection = {};
+  });
+
+  it.each(['Bearer ', ' Bearer', 'Bearer\u0000', 'Bearer\t', 'bearer\u200b', '\uff22earer', 'Bearer,DPoP', 'access_token '])(
+    'III.review INTRO-03 token_type %j is not an access token type → 401 invalid_token',
+    async (type) => {
+      await withExpress({ introspection }, async (app) => {
+        as.introspection = { transform: (answer) => ({ ...answer, token_type: type }) };
+        const res = await send(`${app.url}/open`, { headers: { authorization: `Bearer ${await as.mintOpaque({ scope: 'accounts' })}` } });
+        expect({ status: res.status, reason: app.decisions.at(-1)?.reason }).toEqual({ status: 401, reason: 'token_type' });
+      });
+    },
+  );
+});
+
+/** Refuses a request that says `x-deny: 1`: a check of the application's own on a base class's handler. */
+@Injectable()
+class DenyGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    return context.switchToHttp().getRequest<{ headers: Record<string, string | undefined> }>().headers['x-deny'] !== '1';
+  }
+}
+
+/** Refuses a body without a string amount: a pipe on a base class's handler parameter. */
+class AmountPipe implements PipeTransform {
+  transform(value: unknown) {
+    if (typeof (value as { amount?: unknown } | null)?.amount !== 'string') throw new BadRequestException('amount');
+    return value;
+  }
+}
+
+/** A base class (no policy) whose handler carries the application's guard, pipe and `this`. */
+class ChecksBase {
+  readonly currency = 'EUR';
+  @Post('pay')
+  @HttpCode(201)
+  @UseGuards(DenyGuard)
+  pay(@FapiAuth() auth: Authorized, @Body(new AmountPipe()) body: { amount: string }) {
+    return { client: auth.clientId, amount: body.amount, currency: this.currency };
+  }
+}
+
+@Controller('checks')
+@RequireScopes('payments:write')
+class ChecksController extends ChecksBase {}
+
+describe.each(['nestjs', 'nestjs-fastify'] as const)('III.review %s: the handler a class policy gives an inherited route', (platform) => {
+  let app: StartedNestApp;
+  beforeAll(async () => {
+    app = await startNestApp(platform, { issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE }, [ChecksController]);
+  });
+  afterAll(() => app.close());
+
+  const pay = async (body: string, extra: Record<string, string> = {}) => {
+    const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt });
+    return send(`${app.url}/checks/pay`, {
+      method: 'POST',
+      headers: { ...(await dpopHeaders('POST', '/checks/pay', token)), 'content-type': 'application/json', ...extra },
+      body,
+    });
+  };
+
+  it('III.review FAPI-RS-01 keeps the base handler’s own guard and pipe, and calls it on the controller instance', async () => {
+    expect((await pay('{"amount":"1.00"}', { 'x-deny': '1' })).status).toBe(403);
+    expect((await pay('{"amount":1}')).status).toBe(400);
+    const ok = await pay('{"amount":"1.00"}');
+    expect({ status: ok.status, json: ok.json }).toEqual({ status: 201, json: { client: 'client-a', amount: '1.00', currency: 'EUR' } });
   });
 });
