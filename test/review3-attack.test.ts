@@ -3,6 +3,8 @@
  * handlers, token kinds, the FAPI_ prefix, the request target as received), through real HTTP on
  * 127.0.0.1. Each test names the attack it tries; the ones that got through are fixed.
  */
+
+import { connect as h2connect, type OutgoingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { type Authorized, COMPAT_PRESETS, type GuardOptions } from '@fapi-guard/core';
@@ -322,5 +324,45 @@ describe.each(['nestjs', 'nestjs-fastify'] as const)('III.review %s: the handler
     expect((await pay('{"amount":1}')).status).toBe(400);
     const ok = await pay('{"amount":"1.00"}');
     expect({ status: ok.status, json: ok.json }).toEqual({ status: 201, json: { client: 'client-a', amount: '1.00', currency: 'EUR' } });
+  });
+});
+
+/** One HTTP/2 (h2c) GET: the answer's status. */
+function h2get(origin: string, path: string, headers: OutgoingHttpHeaders): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const session = h2connect(origin);
+    session.on('error', reject);
+    const req = session.request({ ':method': 'GET', ':path': path, ...headers });
+    let status = 0;
+    req.on('response', (h) => {
+      status = Number(h[':status']);
+    });
+    req.resume();
+    req.on('end', () => {
+      session.close();
+      resolve(status);
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('III.review Fastify over HTTP/2 with rewriteUrl', () => {
+  it('III.review DPOP-11 htu is the :path the client sent, not the rewritten one', async () => {
+    const app = Fastify({ http2: true, rewriteUrl: (req) => (req.url ?? '/').replace(/^\/v1\//, '/v2/') });
+    await app.register(fastifyPlugin, { issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE });
+    app.get('/v2/a', { config: { fapi: routePolicy({ scopes: ['accounts'] }) } }, async () => ({ ok: true }));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      const get = async (path: string, htuPath: string) => {
+        const token = await as.mint({ scope: 'accounts', jkt: dpop.jkt });
+        return h2get(origin, path, await dpopHeaders('GET', htuPath, token));
+      };
+      expect(await get('/v1/a', '/v1/a')).toBe(200);
+      expect(await get('/v1/a', '/v2/a')).toBe(401);
+      expect(await get('/v2/a', '/v2/a')).toBe(200);
+    } finally {
+      await app.close();
+    }
   });
 });
