@@ -366,3 +366,39 @@ describe('III.review Fastify over HTTP/2 with rewriteUrl', () => {
     }
   });
 });
+
+/** Route functions shared by copying (the TypeScript handbook's `applyMixins`), not by extending. */
+class SharedRoutes {
+  @Post('quote')
+  @HttpCode(200)
+  quote(@Body() body: unknown) {
+    return { quoted: body };
+  }
+}
+
+@Controller('public')
+class PublicQuotes extends SharedRoutes {}
+
+@Controller('private')
+@RequireScopes('payments:write')
+class PrivateQuotes {}
+Object.defineProperty(PrivateQuotes.prototype, 'quote', { value: SharedRoutes.prototype.quote, writable: true, configurable: true });
+
+describe('III.review NestJS on Fastify: one handler function served by a public and a protected controller', () => {
+  let app: StartedNestApp;
+  beforeAll(async () => {
+    app = await startNestApp('nestjs-fastify', { issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE }, [
+      PrivateQuotes,
+      PublicQuotes,
+    ]);
+  });
+  afterAll(() => app.close());
+
+  it('III.review the public route stays public; the protected one is refused without a token', async () => {
+    const post = (path: string) =>
+      send(`${app.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' });
+    const open = await post('/public/quote');
+    expect({ status: open.status, json: open.json }).toEqual({ status: 200, json: { quoted: { a: 1 } } });
+    expect((await post('/private/quote')).status).toBe(401);
+  });
+});
