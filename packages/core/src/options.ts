@@ -123,7 +123,7 @@ export interface CompatOptions {
   /**
    * Accept `typ: JWT` as well as `at+jwt` (RFC 9068 §4 #1 loosened; explicit typing, RFC 8725
    * §3.11, is lost). A JWT with the marks of an ID, logout or refresh token (`nonce`, `at_hash`,
-   * `events`, `azp` = this API, payload `typ` other than `Bearer`, …) is still refused (§3.12).
+   * `events`, `azp` = this API, payload `typ` other than `Bearer` or `DPoP`, …) is still refused (§3.12).
    * @default false
    */
   acceptJwtTyp?: boolean;
@@ -143,7 +143,7 @@ export interface CompatOptions {
  * configuration: many can issue RFC 9068 tokens, which need none of these.
  */
 export const COMPAT_PRESETS = {
-  /** Keycloak: `typ: JWT` (payload `typ: Bearer`), client in `azp`. */
+  /** Keycloak: `typ: JWT` (payload `typ: Bearer`, or `DPoP` when DPoP-bound), client in `azp`. */
   keycloak: { acceptJwtTyp: true, clientIdClaim: 'azp' },
   /** Microsoft Entra ID v2 tokens: `typ: JWT`, client in `azp`, no `jti` (it uses `uti`). */
   entra: { acceptJwtTyp: true, clientIdClaim: 'azp', optionalClaims: ['jti'] },

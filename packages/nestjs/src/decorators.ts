@@ -7,24 +7,13 @@
 import type { Authorized, RoutePolicy } from '@fapi-guard/core';
 import { createParamDecorator, type ExecutionContext, UseFilters, UseGuards } from '@nestjs/common';
 import { FapiGuard } from './guard.js';
-import { handlersOf } from './handlers.js';
+import { handlersOf, markForFastify } from './handlers.js';
 import { FapiRefusalFilter } from './refusal.js';
 import { authorizationOf } from './state.js';
-import { FAPI_POLICY, FAPI_ROUTE, FASTIFY_ROUTE_CONFIG, type FunctionRef } from './tokens.js';
+import { FAPI_POLICY, type FunctionRef } from './tokens.js';
 
 /** A decorator for a controller class or one of its handlers. */
 export type FapiPolicyDecorator = ClassDecorator & MethodDecorator;
-
-/**
- * Names the handler in its Fastify route config, so the module's `onRequest` hook finds the
- * route's policy and authenticates before Fastify reads the body. Keeps any `@RouteConfig()`
- * written before; one written after replaces it, and the guard then does both phases itself.
- */
-function markForFastify(handler: FunctionRef): void {
-  // Inherited too: a class's own handler for an inherited route keeps that route's config.
-  const config = (Reflect.getMetadata(FASTIFY_ROUTE_CONFIG, handler) as Record<string, unknown> | undefined) ?? {};
-  Reflect.defineMetadata(FASTIFY_ROUTE_CONFIG, { ...config, [FAPI_ROUTE]: handler }, handler);
-}
 
 const guarded = UseGuards(FapiGuard);
 const filtered = UseFilters(new FapiRefusalFilter());

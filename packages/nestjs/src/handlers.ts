@@ -9,10 +9,22 @@
  * function, so `Reflect.getMetadata` finds the route's path, method, pipes, guards…).
  */
 import { PATH_METADATA } from '@nestjs/common/constants';
-import type { FunctionRef } from './tokens.js';
+import { FAPI_ROUTE, FASTIFY_ROUTE_CONFIG, type FunctionRef } from './tokens.js';
 
 type Controller = abstract new (...args: never[]) => unknown;
 type Method = (this: unknown, ...args: unknown[]) => unknown;
+
+/**
+ * Names the handler in its Fastify route config, so the module's `onRequest` hook finds the
+ * route's policy and authenticates before Fastify reads the body. Keeps any `@RouteConfig()`
+ * written before; one written after replaces it until the module marks every route again.
+ */
+export function markForFastify(handler: FunctionRef): void {
+  // Inherited too: a class's own handler for an inherited route keeps that route's config.
+  const config = (Reflect.getMetadata(FASTIFY_ROUTE_CONFIG, handler) as Record<string, unknown> | undefined) ?? {};
+  if (config[FAPI_ROUTE] === handler) return;
+  Reflect.defineMetadata(FASTIFY_ROUTE_CONFIG, { ...config, [FAPI_ROUTE]: handler }, handler);
+}
 
 /** Handler given to a class → the inherited handler it stands for. */
 const inheritedBy = new WeakMap<FunctionRef, FunctionRef>();

@@ -118,6 +118,8 @@ export class FapiGuardModule implements NestModule {
     const instance: unknown = this.adapterHost.httpAdapter?.getInstance();
     if (!instance) return;
     if (isFastifyInstance(instance)) {
+      // Before the routes are registered: their Fastify config must name each policy's handler.
+      this.policies.compileRoutes();
       installFastify(instance, this.guard, this.policies, this.settings);
       return;
     }

@@ -6,7 +6,9 @@
  */
 import type { CompiledPolicy, Guard } from '@fapi-guard/core';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { PATH_METADATA } from '@nestjs/common/constants';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { markForFastify } from './handlers.js';
 import { conjoin, type PolicyLayer, policyLayers } from './policy-chain.js';
 import { FAPI_GUARD, type FunctionRef } from './tokens.js';
 
@@ -16,6 +18,8 @@ type Controller = (abstract new (...args: never[]) => unknown) & { prototype: Re
 export class FapiPolicies implements OnModuleInit {
   /** Compiled policies by handler, then by controller (a base class's handler serves many). */
   private readonly compiled = new Map<FunctionRef, Map<FunctionRef, CompiledPolicy>>();
+  /** Handlers that some controller serves without any policy: the guard alone decides for them. */
+  private readonly open = new WeakSet<FunctionRef>();
   /** Compiled policies by where their layers come from: controllers that add nothing share one. */
   private readonly bySources = new Map<string, CompiledPolicy>();
   private readonly sourceIds = new WeakMap<object, number>();
@@ -28,12 +32,31 @@ export class FapiPolicies implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
+    this.compileRoutes();
+  }
+
+  /**
+   * Compiles the policy of every handler of every controller, and names each route handler that
+   * has one in its Fastify route config ({@link markForFastify}). The decorators name the
+   * handlers of the classes they decorate; this names those of a controller without a policy
+   * decorator of its own that extends one with a class policy (its own routes, and inherited
+   * ones it overrides and maps again), which no decorator saw. The module runs it before Nest
+   * registers the routes and hands each one's config to Fastify; again in `onModuleInit`
+   * (cached). A handler that a controller without any policy serves too is never marked.
+   */
+  compileRoutes(): void {
     for (const wrapper of this.discovery.getControllers()) {
       const controller = wrapper.metatype as Controller | null | undefined;
       if (typeof controller !== 'function') continue;
       for (const name of this.scanner.getAllMethodNames(controller.prototype)) {
         const handler = controller.prototype[name];
-        if (typeof handler === 'function' && policyLayers(controller, handler).length > 0) this.of(controller, handler);
+        if (typeof handler !== 'function') continue;
+        if (policyLayers(controller, handler).length === 0) {
+          this.open.add(handler);
+          continue;
+        }
+        this.of(controller, handler);
+        if (Reflect.hasMetadata(PATH_METADATA, handler) && !this.open.has(handler)) markForFastify(handler);
       }
     }
   }
@@ -61,6 +84,7 @@ export class FapiPolicies implements OnModuleInit {
    * when it is not known or differs (then the guard, which knows the controller, decides alone).
    */
   ofHandler(handler: FunctionRef): CompiledPolicy | undefined {
+    if (this.open.has(handler)) return undefined;
     const policies = new Set(this.compiled.get(handler)?.values());
     return policies.size === 1 ? policies.values().next().value : undefined;
   }

@@ -75,6 +75,15 @@ function agreeing<K extends keyof RoutePolicy>(key: K, why: string, same: (a: Ro
 const sameList = (a: unknown, b: unknown) =>
   Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((item) => (b as unknown[]).includes(item));
 
+/** The same idempotency setting, `'required'` and `{ mode: 'required' }` alike. */
+function sameIdempotency(a: RoutePolicy['idempotency'], b: RoutePolicy['idempotency']): boolean {
+  const form = (v: RoutePolicy['idempotency']) => (typeof v === 'string' ? { mode: v } : v);
+  const [x, y] = [form(a), form(b)];
+  if (x === undefined || y === undefined) return x === y;
+  const keys = new Set([...Object.keys(x), ...Object.keys(y)]);
+  return [...keys].every((key) => x[key as keyof typeof x] === y[key as keyof typeof y]);
+}
+
 /**
  * A loosening flag (`allowBearer: true`, `dpopNonce: false`) holds only when every layer of the
  * route says so; the guard's default stands for a layer that does not set it.
@@ -154,17 +163,8 @@ function conjoiners(layers: readonly PolicyLayer[]): Conjoin {
             ...(values.some((v) => v.value.request === 'required') ? { request: 'required' } : {}),
             ...(values.some((v) => v.value.response) ? { response: true } : {}),
           },
-    // Idempotency keys: 'required' holds over 'optional'; settings of their own (header, syntax,
-    // lifetime, bounds) must be the same on every class that sets them.
-    idempotency: (values) => {
-      const modes = values.map((v) => v.value);
-      if (modes.every((mode) => mode === 'required' || mode === 'optional')) return modes.includes('required') ? 'required' : modes[0];
-      return agreeing(
-        'idempotency',
-        'two idempotency settings are not one; keep one',
-        (a, b) => JSON.stringify(a) === JSON.stringify(b),
-      )(values);
-    },
+    // Two layers' key settings (header, syntax, lifetimes) are not one setting: they must agree.
+    idempotency: agreeing('idempotency', 'two idempotency settings are not one; keep one', sameIdempotency),
   };
 }
 

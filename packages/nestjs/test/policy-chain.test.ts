@@ -37,6 +37,15 @@ describe('III.1 conjoin: one policy that holds exactly when every class’s hold
     );
   });
 
+  it('III.review idempotency: one class’s setting holds; the same setting in two forms agrees; two settings stop start-up', () => {
+    expect(both({ scopes: ['a'] }, { idempotency: 'required' })).toEqual({ scopes: ['a'], idempotency: 'required' });
+    expect(both({ idempotency: { mode: 'required' } }, { idempotency: 'required' })).toEqual({ idempotency: { mode: 'required' } });
+    expect(() => both({ idempotency: 'optional' }, { idempotency: 'required' })).toThrow(
+      'fapi-guard: the route policy key "idempotency" of Derived and Base cannot hold together: two idempotency settings are not one; keep one',
+    );
+    expect(() => both({ idempotency: { mode: 'required', ttlSec: 60 } }, { idempotency: 'required' })).toThrow(/"idempotency"/);
+  });
+
   it('III.1 anyScopes: the same list holds; two different lists stop start-up', () => {
     expect(both({ anyScopes: ['b', 'a'] }, { anyScopes: ['a', 'b'] })).toEqual({ anyScopes: ['b', 'a'] });
     expect(() => both({ anyScopes: ['a'] }, { anyScopes: ['a', 'b'] })).toThrow(/"anyScopes" of Derived and Base cannot hold together/);

@@ -57,7 +57,8 @@ const ID_TOKEN_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash'] as const;
  * - `events`: a Security Event Token (RFC 8417 §2.2), such as a back-channel logout token
  *   (OIDC Back-Channel Logout 1.0 §2.4);
  * - the issuer's own typing in the payload, when there is one, decides: Keycloak's `typ` must be
- *   `Bearer` (its ID, refresh and logout tokens say `ID`, `Refresh`, `Offline`, `Logout`),
+ *   `Bearer`, or `DPoP` for a DPoP-bound token (Keycloak ≥ 23; its ID, refresh and logout tokens
+ *   say `ID`, `Refresh`, `Offline`, `Logout`),
  *   Amazon Cognito's `token_use` must be `access` (`id` for ID tokens). Keycloak before 24 also
  *   copies the ID token's `nonce` into its access tokens, which then still pass;
  * - otherwise an ID token claim (`nonce`, `at_hash`, `c_hash`, `s_hash`), or `azp` naming an
@@ -67,7 +68,10 @@ const ID_TOKEN_CLAIMS = ['nonce', 'at_hash', 'c_hash', 's_hash'] as const;
 export function otherJwtKind(claims: Readonly<Record<string, unknown>>, audiences: readonly string[]): string | undefined {
   if (claims.events !== undefined) return 'events claim of a security event (logout) token';
   if (claims.typ !== undefined) {
-    return typeof claims.typ === 'string' && claims.typ.toLowerCase() === 'bearer' ? undefined : `payload typ ${quoted(claims.typ)}`;
+    // Keycloak ≥ 23 types a DPoP-bound access token `DPoP` (its own verifier takes Bearer and DPoP).
+    return typeof claims.typ === 'string' && ACCESS_TOKEN_TYPES.has(claims.typ.toLowerCase())
+      ? undefined
+      : `payload typ ${quoted(claims.typ)}`;
   }
   if (claims.token_use !== undefined) return claims.token_use === 'access' ? undefined : `token_use ${quoted(claims.token_use)}`;
   for (const name of ID_TOKEN_CLAIMS) if (claims[name] !== undefined) return `${name} claim of an ID token`;
@@ -75,5 +79,8 @@ export function otherJwtKind(claims: Readonly<Record<string, unknown>>, audience
   return undefined;
 }
 
-/** A claim value for a log line: short and JSON-escaped. */
-const quoted = (value: unknown) => JSON.stringify(String(value).slice(0, 40));
+/**
+ * A claim value for a log line: short and JSON-escaped. `JSON.stringify`, never `String()`: a
+ * JSON object such as `{"toString":1}` cannot be converted to a string (a TypeError).
+ */
+const quoted = (value: unknown) => (JSON.stringify(value) ?? 'null').slice(0, 40);
