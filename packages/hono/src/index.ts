@@ -120,8 +120,15 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
         if (body) c.req.raw = new Request(c.req.raw, { body });
         c.set('auth', result);
+        const headers = Object.entries(result.headers);
+        // Set before the handler: Hono puts them on the response it builds (c.json, c.body…).
+        // Set after it, they would make Hono copy the finished response, and @hono/node-server
+        // then streams the copy instead of writing it at once — several times the route's CPU time.
+        for (const [name, value] of headers) c.header(name, value);
         await next();
-        for (const [name, value] of Object.entries(result.headers)) c.header(name, value);
+        // A response the handler built itself does not carry them (and a handler may overwrite
+        // one): those are set again, on a copy as Hono does, so the guard's value is what is sent.
+        for (const [name, value] of headers) if (c.res.headers.get(name) !== value) c.header(name, value);
         if (guard.signsResponse(result)) {
           const signed = await signFetchResponse(guard, result, c.req.method, c.res);
           // Cleared first: assigning over a response merges its headers into the new one.
