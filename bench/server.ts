@@ -25,6 +25,7 @@ import { Redis } from 'ioredis';
 import Koa from 'koa';
 import { createLogger, logDecisions } from '../examples/payments-api/src/log';
 import { startNest } from './nest';
+import { parseScenario } from './scenario';
 
 interface BenchConfig {
   issuer: string;
@@ -118,9 +119,9 @@ async function startHono(kind: string | undefined): Promise<number> {
 }
 
 async function start(): Promise<number> {
-  const [kind, framework] = scenario.split('-');
-  if (framework === 'nestjs') {
-    const nest = { kind: kind as 'bare' | 'fapi' | 'peer', guard: guardOptions(), policy: policy(), ...config };
+  const { kind, framework } = parseScenario(scenario);
+  if (framework === 'nestjs' || framework === 'nestjs-fastify') {
+    const nest = { kind: kind as 'bare' | 'fapi' | 'peer', platform: framework, guard: guardOptions(), policy: policy(), ...config };
     return startNest(nest);
   }
   if (framework === 'hono') return startHono(kind);
@@ -197,6 +198,12 @@ async function start(): Promise<number> {
 
 // Exit normally on SIGTERM so that --cpu-prof (BENCH_NODE_ARGS) can write its profile.
 process.on('SIGTERM', () => process.exit(0));
+
+// The runner asks for this process's CPU time (user + system, all threads: getrusage) before
+// and after each load, over the IPC channel, so no request of the load is spent on it.
+process.on('message', (message) => {
+  if (message === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+});
 
 start().then(
   (port) => {
