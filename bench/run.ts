@@ -86,6 +86,11 @@ const SCENARIOS: [string, Workload][] = [
   ['fapi-koa-dpop', 'dpop-es256'],
   ['fapi-fastify-dpop', 'dpop-es256'],
   ['fapi-express-dpop-log', 'dpop-es256'],
+  // dpop.verifyOn: 'main' — the proof's signature checked on the event loop (no thread-pool hand-over).
+  ...(['express', 'koa', 'fastify', 'hono', 'nestjs', 'nestjs-fastify'] as const).map((f): [string, Workload] => [
+    `fapi-${f}-dpop-main`,
+    'dpop-es256',
+  ]),
   ['fapi-hono-dpop', 'dpop-es256'],
   ['fapi-express-dpop-ps256', 'dpop-ps256'],
   ['fapi-express-dpop-redis', 'dpop-es256'],
