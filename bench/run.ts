@@ -73,6 +73,9 @@ const SCENARIOS: [string, Workload][] = [
   ['bare-koa-mtlsload', 'mtls'],
   ['bare-fastify-mtlsload', 'mtls'],
   ['bare-hono-mtlsload', 'mtls'],
+  // Hono with a pass-through async middleware, loaded with the mTLS requests: the framework's
+  // own cost of any middleware on a route (async compose, @hono/node-server's promise path).
+  ['bare-hono-middleware', 'mtls'],
   ...(['nestjs', 'nestjs-fastify'] as const).flatMap((f) => BARE_LOADS.map(([v, w]): [string, Workload] => [`bare-${f}${v}`, w])),
   // The same bare routes doing only what a DPoP route cannot avoid: one proof signature check,
   // on the event loop or on the thread pool. The faster is the limit as measured here.
@@ -339,7 +342,10 @@ function baselineOf(scenario: string, workload: Workload): { baseline: string; g
   const { kind, framework, variant } = parseScenario(scenario);
   if (!framework) return undefined;
   const bare = `bare-${framework}`;
-  if (kind === 'bare') return variant === 'verify' || variant === 'verifypool' ? { baseline: `${bare}-dpopload` } : undefined;
+  if (kind === 'bare') {
+    if (variant === 'middleware') return { baseline: `${bare}-mtlsload` };
+    return variant === 'verify' || variant === 'verifypool' ? { baseline: `${bare}-dpopload` } : undefined;
+  }
   const goal = kind === 'fapi' ? (workload.startsWith('dpop') ? GOAL.dpop : GOAL.cached) : undefined;
   if (variant.endsWith('-redis')) return { baseline: `fapi-${framework}-dpop`, goal: GOAL.redis };
   if (variant.endsWith('-log')) return { baseline: `${bare}-dpopload` };

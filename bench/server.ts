@@ -115,7 +115,12 @@ async function startHono(kind: string | undefined): Promise<number> {
       const scope = String((c.get('jwtPayload') as { scope?: string }).scope ?? '').split(' ');
       return scope.includes('accounts') ? c.json(body) : c.body(null, 403);
     });
-  } else app.get('/accounts', (c) => c.json(body));
+  } else {
+    // bare-hono-middleware: one pass-through async middleware before the handler, what any
+    // guard puts there — Hono then composes the route asynchronously.
+    if (scenario === 'bare-hono-middleware') app.use('/accounts', async (_c, next) => void (await next()));
+    app.get('/accounts', (c) => c.json(body));
+  }
   const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
   return (server.address() as AddressInfo).port;
