@@ -31,6 +31,12 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const PIPELINING = Number(process.env.BENCH_PIPELINING ?? 1);
 /**
+ * `BENCH_RATE=<req/s>`: every server gets the same offered load (autocannon's `overallRate`)
+ * instead of as many requests as it can take, so that a slower route is not also measured at a
+ * lower rate (fewer requests per wake-up of the process, each paying the fixed costs alone).
+ */
+const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : undefined;
+/**
  * `BENCH_CALLGRIND=1`: servers run under valgrind's callgrind, and the cost per request is
  * counted in instructions during a load of CALLGRIND_REQUESTS requests (after as many
  * uncounted ones), the verification's likewise: repeatable where CPU time is not.
@@ -206,6 +212,7 @@ async function load(port: number, headersFor: () => Record<string, string>, amou
     url: `http://127.0.0.1:${port}`,
     connections: CONNECTIONS,
     pipelining: PIPELINING,
+    ...(RATE ? { overallRate: RATE } : {}),
     ...(amount ? { amount } : { duration: DURATION }),
     requests: [{ method: 'GET', path: '/accounts', setupRequest: (req) => ({ ...req, headers: headersFor() }) }],
   });
