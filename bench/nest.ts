@@ -1,5 +1,5 @@
 /**
- * NestJS benchmark servers (Nest on Express): the bare route, the route guarded by
+ * NestJS benchmark servers (Nest on Express or on Fastify): the bare route, the route guarded by
  * @fapi-guard/nestjs, and what Nest users pick otherwise — @nestjs/passport with passport-jwt
  * (Bearer JWT with a static ES256 key; it cannot check DPoP or certificate binding).
  */
@@ -12,12 +12,15 @@ import { Controller, ForbiddenException, Get, Injectable, Module, type Type, Use
 import { NestFactory } from '@nestjs/core';
 import { AuthGuard, PassportModule, PassportStrategy } from '@nestjs/passport';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ExtractJwt, Strategy } from 'passport-jwt';
 
 const body = { ok: true };
 
 export interface NestBenchConfig {
   kind: 'bare' | 'fapi' | 'peer';
+  /** Nest's platform: Express (`nestjs`) or Fastify (`nestjs-fastify`). */
+  platform: 'nestjs' | 'nestjs-fastify';
   guard: GuardOptions;
   policy: RoutePolicy;
   issuer: string;
@@ -86,6 +89,11 @@ function moduleFor(config: NestBenchConfig): Type {
 }
 
 export async function startNest(config: NestBenchConfig): Promise<number> {
+  if (config.platform === 'nestjs-fastify') {
+    const app = await NestFactory.create<NestFastifyApplication>(moduleFor(config), new FastifyAdapter(), { logger: ['error'] });
+    await app.listen(0, '127.0.0.1');
+    return ((app.getHttpServer() as Server).address() as AddressInfo).port;
+  }
   const app = await NestFactory.create<NestExpressApplication>(moduleFor(config), new ExpressAdapter(), { logger: ['error'] });
   // As the Express scenarios: no x-powered-by, no ETag.
   app.disable('x-powered-by');

@@ -1,7 +1,14 @@
 /**
  * The side-by-side benchmark: each server in its own process on 127.0.0.1, loaded with
  * autocannon from this process, one after the other in one run. Prints a table and writes
- * bench/results.json. Bounded: every load lasts DURATION seconds with CONNECTIONS connections.
+ * bench/results.json. Bounded: every load lasts DURATION seconds with CONNECTIONS connections,
+ * ROUNDS times over the list.
+ *
+ * Beside throughput it reports the server process's CPU time per request (user + system, all
+ * threads, read by the server itself before and after the load) and the guard's added cost:
+ * the CPU time per request of the guarded route minus that of the bare route of the same
+ * framework under the same load, in the same round, divided by the CPU time of one ES256
+ * verification measured just before — in "verifications", robust to neighbours on the machine.
  *
  *   npm run bench                          (all scenarios)
  *   BENCH_DURATION=10 npm run bench        (longer runs)
@@ -18,17 +25,46 @@ import { beginIdempotency, createGuard, headersFromRaw } from '@fapi-guard/core'
 import { clientCertHeader, createCertificate, MockIssuer } from '@fapi-guard/testing';
 import autocannon from 'autocannon';
 import { TestRedis } from '../test/support/redis';
+import { countedInstructions, startCounting, underCallgrind, verifyInstructions } from './callgrind';
 import { proofFactory } from './proofs';
+import { parseScenario } from './scenario';
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 4);
+const DURATION = Number(process.env.BENCH_DURATION ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
-/** Rounds over the whole scenario list; each row is the run with the median req/s (the VM varies by ±10 %). */
-const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
+const PIPELINING = Number(process.env.BENCH_PIPELINING ?? 1);
+/**
+ * `BENCH_RATE=<req/s>`: every server gets the same offered load (autocannon's `overallRate`)
+ * instead of as many requests as it can take, so that a slower route is not also measured at a
+ * lower rate (fewer requests per wake-up of the process, each paying the fixed costs alone).
+ */
+const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : undefined;
+/**
+ * `BENCH_CALLGRIND=1`: servers run under valgrind's callgrind, and the cost per request is
+ * counted in instructions during a load of CALLGRIND_REQUESTS requests (after as many
+ * uncounted ones), the verification's likewise: repeatable where CPU time is not.
+ */
+const CALLGRIND = process.env.BENCH_CALLGRIND === '1';
+const CALLGRIND_REQUESTS = Number(process.env.BENCH_CALLGRIND_REQUESTS ?? 3000);
+/**
+ * Rounds over the whole scenario list (interleaved: every scenario once per round); each row is
+ * the run with the median req/s, and the CPU figures are medians over the rounds.
+ */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const AUDIENCE = 'https://api.bench.example';
-/** Enough unique proofs for the fastest DPoP route; replays would show as non-2xx. */
-const PROOFS = 120_000;
+/** Enough unique proofs for the fastest DPoP route (~16k req/s here); replays would show as non-2xx. */
+const PROOFS = Math.ceil(25_000 * DURATION);
+/** Per-request cost goals, in ES256 verifications of CPU time added to the bare route (issue 27). */
+const GOAL = { dpop: 1.15, cached: 0.15, redis: 0.25 } as const;
+/** What the cost column counts. */
+const UNIT = CALLGRIND ? 'instructions' : 'µs CPU';
 
 type Workload = 'none' | 'dpop-es256' | 'dpop-ps256' | 'dpop-peer' | 'mtls' | 'bearer' | 'post' | 'post-idem' | 'post-replay';
+/** The bare rows of every framework: the plain route, and loaded with DPoP and mTLS requests. */
+const BARE_LOADS: [string, Workload][] = [
+  ['', 'none'],
+  ['-dpopload', 'dpop-es256'],
+  ['-mtlsload', 'mtls'],
+];
 const SCENARIOS: [string, Workload][] = [
   ['bare-express', 'none'],
   ['bare-koa', 'none'],
@@ -45,6 +81,10 @@ const SCENARIOS: [string, Workload][] = [
   ['bare-koa-mtlsload', 'mtls'],
   ['bare-fastify-mtlsload', 'mtls'],
   ['bare-hono-mtlsload', 'mtls'],
+  // Hono with a pass-through async middleware, loaded with the mTLS requests: the framework's
+  // own cost of any middleware on a route (async compose, @hono/node-server's promise path).
+  ['bare-hono-middleware', 'mtls'],
+  ...(['nestjs', 'nestjs-fastify'] as const).flatMap((f) => BARE_LOADS.map(([v, w]): [string, Workload] => [`bare-${f}${v}`, w])),
   // The same bare routes doing only what a DPoP route cannot avoid: one proof signature check,
   // on the event loop or on the thread pool. The faster is the limit as measured here.
   ['bare-express-verify', 'dpop-es256'],
@@ -57,6 +97,11 @@ const SCENARIOS: [string, Workload][] = [
   ['fapi-koa-dpop', 'dpop-es256'],
   ['fapi-fastify-dpop', 'dpop-es256'],
   ['fapi-express-dpop-log', 'dpop-es256'],
+  // dpop.verifyOn: 'main' — the proof's signature checked on the event loop (no thread-pool hand-over).
+  ...(['express', 'koa', 'fastify', 'hono', 'nestjs', 'nestjs-fastify'] as const).map((f): [string, Workload] => [
+    `fapi-${f}-dpop-main`,
+    'dpop-es256',
+  ]),
   ['fapi-hono-dpop', 'dpop-es256'],
   // Two layers (app-wide protect() + the route's requireScopes()) beside the one-layer routes:
   // the proof is verified once, so the ratio printed under the table should stay near 1.
@@ -69,17 +114,21 @@ const SCENARIOS: [string, Workload][] = [
   ['fapi-fastify-mtls', 'mtls'],
   ['fapi-hono-mtls', 'mtls'],
   ['fapi-express-bearer', 'bearer'],
+  ['fapi-koa-bearer', 'bearer'],
   ['fapi-fastify-bearer', 'bearer'],
   ['fapi-hono-bearer', 'bearer'],
+  // NestJS (@fapi-guard/nestjs) on its Express and Fastify platforms.
+  ['fapi-nestjs-dpop', 'dpop-es256'],
+  ['fapi-nestjs-mtls', 'mtls'],
+  ['fapi-nestjs-bearer', 'bearer'],
+  ['fapi-nestjs-fastify-dpop', 'dpop-es256'],
+  ['fapi-nestjs-fastify-mtls', 'mtls'],
+  ['fapi-nestjs-fastify-bearer', 'bearer'],
   ['peer-express-auth0-bearer', 'bearer'],
   ['peer-express-auth0-dpop', 'dpop-peer'],
   ['peer-express-jwt', 'bearer'],
   ['peer-fastify-jwt', 'bearer'],
-  // NestJS on Express: the bare route, @fapi-guard/nestjs, and @nestjs/passport + passport-jwt (Bearer).
-  ['bare-nestjs', 'none'],
-  ['bare-nestjs-dpopload', 'dpop-es256'],
-  ['fapi-nestjs-dpop', 'dpop-es256'],
-  ['fapi-nestjs-bearer', 'bearer'],
+  // NestJS on Express: @nestjs/passport + passport-jwt (Bearer).
   ['peer-nestjs-passport', 'bearer'],
   ['peer-hono-jwt', 'bearer'],
   // Idempotency keys: POST /payments (bearer) without them, with a new key per request (claim,
@@ -97,7 +146,45 @@ interface Row {
   p99: number;
   non2xx: number;
   errors: number;
+  /**
+   * CPU time of the server process per completed request (µs, user + system, all threads), or
+   * with BENCH_CALLGRIND its instructions per request.
+   */
+  cpuUs: number;
+  /** CPU time of one ES256 `crypto.verify` in this process, measured just before this run (µs), or its instructions. */
+  verifyUs: number;
 }
+
+/** CPU time (µs, user + system) of one ES256 `crypto.verify` of a proof-sized input, key imported once. */
+function verifyCpuUs(count = 600): number {
+  const { privateKey, publicKey } = verifyKeys;
+  const data = Buffer.from('x'.repeat(400));
+  const signature = sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  const before = process.cpuUsage();
+  for (let i = 0; i < count; i++) verify('sha256', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+  const { user, system } = process.cpuUsage(before);
+  return (user + system) / count;
+}
+const verifyKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+
+/** The server's own CPU time so far (µs, user + system of all its threads), over the IPC channel. */
+function serverCpu(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: { cpu?: NodeJS.CpuUsage }) => {
+      if (!m.cpu) return;
+      child.off('message', onMessage);
+      resolve(m.cpu.user + m.cpu.system);
+    };
+    child.on('message', onMessage);
+    if (!child.send('cpu')) reject(new Error('the server has no IPC channel'));
+  });
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
 
 /** ES256 `crypto.verify` operations per second: the per-request cost no cache can remove. */
 function verifyOpsPerSecond(): number {
@@ -115,9 +202,11 @@ function verifyOpsPerSecond(): number {
 
 function startServer(scenario: string, config: object): Promise<{ child: ChildProcess; port: number }> {
   const nodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [];
-  const child = spawn(process.execPath, [...nodeArgs, join(__dirname, 'server.js'), scenario], {
+  const node = [...nodeArgs, join(__dirname, 'server.js'), scenario];
+  const [command, args] = CALLGRIND ? underCallgrind(node) : [process.execPath, node];
+  const child = spawn(command, args, {
     env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -132,12 +221,14 @@ function startServer(scenario: string, config: object): Promise<{ child: ChildPr
 
 const PAYMENT = JSON.stringify({ amount: { amount: '10.00', currency: 'EUR' }, creditorAccount: 'DE89370400440532013000' });
 
-async function load(port: number, headersFor: () => Record<string, string>, post: boolean): Promise<autocannon.Result> {
+async function load(port: number, headersFor: () => Record<string, string>, post: boolean, amount?: number): Promise<autocannon.Result> {
   const request = post ? { method: 'POST' as const, path: '/payments', body: PAYMENT } : { method: 'GET' as const, path: '/accounts' };
   return autocannon({
     url: `http://127.0.0.1:${port}`,
     connections: CONNECTIONS,
-    duration: DURATION,
+    pipelining: PIPELINING,
+    ...(RATE ? { overallRate: RATE } : {}),
+    ...(amount ? { amount } : { duration: DURATION }),
     requests: [{ ...request, setupRequest: (req) => ({ ...req, headers: headersFor() }) }],
   });
 }
@@ -211,13 +302,18 @@ async function main(): Promise<void> {
       .toString(),
     redisUrl: redis?.url,
   };
+  process.stderr.write(
+    `${scenarios.length} scenarios × ${ROUNDS} rounds × ${DURATION} s of load (about ${Math.ceil((scenarios.length * ROUNDS * (DURATION + 2.5)) / 60)} min)\n`,
+  );
   const verifyOps = verifyOpsPerSecond();
   const coreOps = await coreChecksPerSecond(as, client);
   const idempotencyMicros = scenarios.some(([s]) => s.includes('-idem')) ? await idempotencyCoreMicros() : undefined;
   const runs = new Map<string, Row[]>();
+  const verifyCounted = CALLGRIND ? await verifyInstructions() : undefined;
   try {
     for (let round = 0; round < ROUNDS; round++)
       for (const [scenario, workload] of scenarios) {
+        const verifyUs = verifyCounted ?? verifyCpuUs();
         const { child, port } = await startServer(scenario, config);
         try {
           let headersFor: () => Record<string, string> = () => ({});
@@ -252,7 +348,20 @@ async function main(): Promise<void> {
           }
           // One request first: JWKS fetched and caches warm before the clock starts.
           await fetch(`http://127.0.0.1:${port}/accounts`, { headers: workload.startsWith('dpop') ? {} : headersFor() });
-          const result = await load(port, headersFor, workload.startsWith('post'));
+          const post = workload.startsWith('post');
+          let result: autocannon.Result;
+          let cpuUs: number;
+          if (CALLGRIND && child.pid) {
+            // Warm-up as long as the counted load: V8 tiers code up by calls, not by time.
+            await load(port, headersFor, post, CALLGRIND_REQUESTS);
+            await startCounting(child.pid);
+            result = await load(port, headersFor, post, CALLGRIND_REQUESTS);
+            cpuUs = (await countedInstructions(child.pid)) / result.requests.total;
+          } else {
+            const cpuBefore = await serverCpu(child);
+            result = await load(port, headersFor, post);
+            cpuUs = ((await serverCpu(child)) - cpuBefore) / result.requests.total;
+          }
           runs.set(scenario, [
             ...(runs.get(scenario) ?? []),
             {
@@ -262,9 +371,13 @@ async function main(): Promise<void> {
               p99: result.latency.p99,
               non2xx: result.non2xx,
               errors: result.errors,
+              cpuUs,
+              verifyUs,
             },
           ]);
-          process.stderr.write(`${scenario}: ${Math.round(result.requests.average)} req/s\n`);
+          process.stderr.write(
+            `${scenario}: ${Math.round(result.requests.average)} req/s (${result.requests.total}), ${cpuUs.toFixed(1)} ${UNIT}/request (verify ${verifyUs.toFixed(1)})\n`,
+          );
         } finally {
           child.kill('SIGTERM');
         }
@@ -273,35 +386,80 @@ async function main(): Promise<void> {
     await as.stop();
     await redis?.stop();
   }
-  // Per scenario the median run; failures of every run are counted.
-  const rows = [...runs.values()].map((list) => {
-    const sorted = [...list].sort((a, b) => a.rps - b.rps);
-    const median = sorted[Math.floor(sorted.length / 2)] as Row;
-    return { ...median, non2xx: list.reduce((n, r) => n + r.non2xx, 0), errors: list.reduce((n, r) => n + r.errors, 0) };
-  });
-  report(rows, verifyOps, coreOps, idempotencyMicros);
+  report(runs, verifyOps, coreOps, idempotencyMicros);
 }
 
-function report(rows: Row[], verifyOps: number, coreOps: number, idempotencyMicros: number | undefined): void {
+/**
+ * What a scenario's CPU time is compared with, and the goal (issue 27): DPoP against the bare
+ * route loaded with DPoP requests, mTLS against it loaded with mTLS requests, Bearer against the
+ * plain bare route; the Redis store against the same route with the in-memory store. Bare rows
+ * and the decision-log row have no goal (the log is the example's, not the guard's).
+ */
+function baselineOf(scenario: string, workload: Workload): { baseline: string; goal?: number } | undefined {
+  const { kind, framework, variant } = parseScenario(scenario);
+  if (!framework) return undefined;
+  const bare = `bare-${framework}`;
+  if (kind === 'bare') {
+    if (variant === 'middleware') return { baseline: `${bare}-mtlsload` };
+    return variant === 'verify' || variant === 'verifypool' ? { baseline: `${bare}-dpopload` } : undefined;
+  }
+  const goal = kind === 'fapi' ? (workload.startsWith('dpop') ? GOAL.dpop : GOAL.cached) : undefined;
+  if (variant.endsWith('-redis')) return { baseline: `fapi-${framework}-dpop`, goal: GOAL.redis };
+  if (variant.endsWith('-log')) return { baseline: `${bare}-dpopload` };
+  if (workload.startsWith('dpop')) return { baseline: `${bare}-dpopload`, goal };
+  if (workload === 'mtls') return { baseline: `${bare}-mtlsload`, goal };
+  return { baseline: bare, goal };
+}
+
+/**
+ * The guard's added cost of `scenario` in verifications: per round, its CPU time per request
+ * minus its baseline's of the same round, over the ES256 verification measured before its run;
+ * the median over the rounds where both ran.
+ */
+function addedCost(runs: Map<string, Row[]>, scenario: string, baseline: string): number | undefined {
+  const mine = runs.get(scenario) ?? [];
+  const base = runs.get(baseline) ?? [];
+  const costs = mine.flatMap((r, round) => {
+    const b = base[round];
+    return b ? [(r.cpuUs - b.cpuUs) / r.verifyUs] : [];
+  });
+  return costs.length ? median(costs) : undefined;
+}
+
+function report(runs: Map<string, Row[]>, verifyOps: number, coreOps: number, idempotencyMicros: number | undefined): void {
+  // Per scenario the median run by req/s; failures of every run are counted; CPU figures are medians.
+  const rows = [...runs.values()].map((list) => {
+    const sorted = [...list].sort((a, b) => a.rps - b.rps);
+    const middle = sorted[Math.floor(sorted.length / 2)] as Row;
+    return {
+      ...middle,
+      non2xx: list.reduce((n, r) => n + r.non2xx, 0),
+      errors: list.reduce((n, r) => n + r.errors, 0),
+      cpuUs: median(list.map((r) => r.cpuUs)),
+    };
+  });
+  const verifyUs = median([...runs.values()].flatMap((list) => list.map((r) => r.verifyUs)));
   const byName = new Map(rows.map((r) => [r.scenario, r]));
+  const workloadOf = new Map(SCENARIOS);
   // Each row against the bare route of its framework loaded with the same requests when that
   // run exists (the same bytes to receive and parse), else against the plain bare route.
   const bareOf = (scenario: string) => {
-    const framework = scenario.split('-')[1];
+    const { framework, variant } = parseScenario(scenario);
     const plain = byName.get(`bare-${framework}`)?.rps;
-    const verifyOnly = scenario.endsWith('-verify') || scenario.endsWith('-verifypool');
+    const verifyOnly = variant === 'verify' || variant === 'verifypool';
     if (scenario.startsWith('bare') && !verifyOnly) return plain;
     const load = scenario.includes('dpop') || verifyOnly ? 'dpopload' : scenario.endsWith('-mtls') ? 'mtlsload' : undefined;
     return (load && byName.get(`bare-${framework}-${load}`)?.rps) || plain;
   };
   const lines = [
-    `node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'} · ${Math.round(totalmem() / 2 ** 30)} GiB · ${CONNECTIONS} connections · ${DURATION} s each${ROUNDS > 1 ? ` · median of ${ROUNDS} rounds` : ''}`,
-    `ES256 crypto.verify: ${Math.round(verifyOps)} ops/s (the per-request floor of a DPoP route)`,
+    `node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'} · ${Math.round(totalmem() / 2 ** 30)} GiB · ${CONNECTIONS} connections · ${DURATION} s each${ROUNDS > 1 ? ` · median of ${ROUNDS} interleaved rounds` : ''}`,
+    `ES256 crypto.verify: ${Math.round(verifyOps)} ops/s (the per-request floor of a DPoP route); ${CALLGRIND ? `instructions of one (callgrind): ${Math.round(verifyUs)}` : `CPU time of one: ${verifyUs.toFixed(1)} µs (median of the runs)`}`,
     `guard.check in-process (DPoP, ES256 proof, cached ES256 token): ${Math.round(coreOps)} checks/s = ${(coreOps / verifyOps).toFixed(2)} × crypto.verify`,
     '',
-    '| scenario | req/s | p50 ms | p99 ms | non-2xx | × bare | × limit | × measured limit |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    `| scenario | req/s | p50 ms | p99 ms | non-2xx | × bare | × limit | × measured limit | ${CALLGRIND ? 'k instr/req' : 'CPU µs/req'} | + verifications | goal |`,
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
+  const missed: string[] = [];
   const json: Record<string, unknown>[] = [];
   for (const r of rows) {
     const bare = bareOf(r.scenario);
@@ -312,14 +470,44 @@ function report(rows: Row[], verifyOps: number, coreOps: number, idempotencyMicr
     const toLimit = limit ? r.rps / limit : undefined;
     // The measured limit: the same framework's bare route that only verifies the proof (the
     // faster of the event-loop and the thread-pool variant).
-    const framework = r.scenario.split('-')[1];
+    const { framework } = parseScenario(r.scenario);
     const verifyRows = [`bare-${framework}-verify`, `bare-${framework}-verifypool`].map((n) => byName.get(n)?.rps ?? 0);
     const measured = limit && !r.scenario.startsWith('bare') && Math.max(...verifyRows) > 0 ? Math.max(...verifyRows) : undefined;
     const toMeasured = measured ? r.rps / measured : undefined;
+    const against = baselineOf(r.scenario, workloadOf.get(r.scenario) ?? 'none');
+    const added = against && addedCost(runs, r.scenario, against.baseline);
+    let verdict = '';
+    if (added !== undefined && against?.goal !== undefined) {
+      verdict = added <= against.goal ? `≤ ${against.goal} met` : `≤ ${against.goal} **missed**`;
+      if (added > against.goal) missed.push(`${r.scenario} +${added.toFixed(2)} (goal ${against.goal})`);
+    }
     lines.push(
-      `| ${r.scenario} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx + r.errors} | ${ratio?.toFixed(2) ?? ''} | ${toLimit?.toFixed(2) ?? ''} | ${toMeasured?.toFixed(2) ?? ''} |`,
+      `| ${r.scenario} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx + r.errors} | ${ratio?.toFixed(2) ?? ''} | ${toLimit?.toFixed(2) ?? ''} | ${toMeasured?.toFixed(2) ?? ''} | ${CALLGRIND ? (r.cpuUs / 1000).toFixed(0) : r.cpuUs.toFixed(1)} | ${added === undefined ? '' : `${added >= 0 ? '+' : ''}${added.toFixed(2)}`} | ${verdict} |`,
     );
-    json.push({ ...r, ratioToBare: ratio, limit, ratioToLimit: toLimit, measuredLimit: measured, ratioToMeasuredLimit: toMeasured });
+    json.push({
+      ...r,
+      ratioToBare: ratio,
+      limit,
+      ratioToLimit: toLimit,
+      measuredLimit: measured,
+      ratioToMeasuredLimit: toMeasured,
+      cpuBaseline: against?.baseline,
+      addedVerifications: added,
+      goal: against?.goal,
+    });
+  }
+  lines.push(
+    '',
+    `\`+ verifications\`: (${UNIT} per request of the row − of its bare route under the same load, same round) / ${UNIT} of one`,
+    'ES256 verification; median over the rounds. Baselines: DPoP rows `bare-*-dpopload`, mTLS rows `bare-*-mtlsload`, Bearer and',
+    'peer Bearer rows the plain bare route, `*-redis` the same route with the in-memory store.',
+  );
+  if (missed.length) {
+    lines.push(
+      `Goals missed: ${missed.join('; ')}.`,
+      'What the remaining cost is (profiles): bench/README.md, "Where the CPU goes"; profile a row with',
+      '`BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=bench/profiles" node bench/dist/bench/run.js <bare row> <row>`.',
+    );
   }
   // Idempotency keys: what each request pays for them, against the same route without them.
   if (idempotencyMicros !== undefined) {
@@ -344,7 +532,7 @@ function report(rows: Row[], verifyOps: number, coreOps: number, idempotencyMicr
   console.log(text);
   writeFileSync(
     join(__dirname, '..', '..', 'results.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), verifyOps, coreOps, rows: json }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), verifyOps, verifyCpuUs: verifyUs, coreOps, rows: json }, null, 2)}\n`,
   );
 }
 

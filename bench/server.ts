@@ -26,6 +26,7 @@ import { Redis } from 'ioredis';
 import Koa from 'koa';
 import { createLogger, logDecisions } from '../examples/payments-api/src/log';
 import { startNest } from './nest';
+import { parseScenario } from './scenario';
 
 interface BenchConfig {
   issuer: string;
@@ -96,6 +97,9 @@ function guardOptions(): GuardOptions {
     options.dpop = { replayStore: new RedisReplayStore({ client: new Redis(config.redisUrl) }) };
     if (scenario.includes('-idem')) options.idempotency = { store: new RedisIdempotencyStore({ client: new Redis(config.redisUrl) }) };
   }
+  // The proof signature on the event loop instead of libuv's thread pool (the default on
+  // multi-core machines): less CPU per request (no hand-over), less parallelism.
+  if (scenario.endsWith('-dpop-main')) options.dpop = { verifyOn: 'main' };
   return options;
 }
 
@@ -122,16 +126,21 @@ async function startHono(kind: string | undefined): Promise<number> {
       const scope = String((c.get('jwtPayload') as { scope?: string }).scope ?? '').split(' ');
       return scope.includes('accounts') ? c.json(body) : c.body(null, 403);
     });
-  } else app.get('/accounts', (c) => c.json(body));
+  } else {
+    // bare-hono-middleware: one pass-through async middleware before the handler, what any
+    // guard puts there — Hono then composes the route asynchronously.
+    if (scenario === 'bare-hono-middleware') app.use('/accounts', async (_c, next) => void (await next()));
+    app.get('/accounts', (c) => c.json(body));
+  }
   const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
   return (server.address() as AddressInfo).port;
 }
 
 async function start(): Promise<number> {
-  const [kind, framework] = scenario.split('-');
-  if (framework === 'nestjs') {
-    const nest = { kind: kind as 'bare' | 'fapi' | 'peer', guard: guardOptions(), policy: policy(), ...config };
+  const { kind, framework } = parseScenario(scenario);
+  if (framework === 'nestjs' || framework === 'nestjs-fastify') {
+    const nest = { kind: kind as 'bare' | 'fapi' | 'peer', platform: framework, guard: guardOptions(), policy: policy(), ...config };
     return startNest(nest);
   }
   if (framework === 'hono') return startHono(kind);
@@ -218,6 +227,12 @@ async function start(): Promise<number> {
 
 // Exit normally on SIGTERM so that --cpu-prof (BENCH_NODE_ARGS) can write its profile.
 process.on('SIGTERM', () => process.exit(0));
+
+// The runner asks for this process's CPU time (user + system, all threads: getrusage) before
+// and after each load, over the IPC channel, so no request of the load is spent on it.
+process.on('message', (message) => {
+  if (message === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+});
 
 start().then(
   (port) => {

@@ -71,6 +71,29 @@ describe('Hono behind a TLS-terminating proxy (RFC 9440)', () => {
     }
   });
 
+  it('CCH-06 a handler that sets its own Cache-Control, or builds its own Response, still sends no-store', async () => {
+    const api = await startHonoApp(proxied(['127.0.0.1', '::1']), (app, fapi) => {
+      const policy = { scopes: ['accounts'] };
+      app.get('/own-header', fapi.protect(policy), (c) => {
+        c.header('cache-control', 'max-age=600');
+        return c.json({ ok: true });
+      });
+      app.get('/own-response', fapi.protect(policy), () => new Response('ok', { headers: { 'cache-control': 'public' } }));
+      app.get('/appended', fapi.protect(policy), (c) => {
+        c.header('cache-control', 'max-age=600', { append: true });
+        return c.text('ok');
+      });
+    });
+    try {
+      for (const path of ['/own-header', '/own-response', '/appended']) {
+        const res = await send(`${api.url}${path}`, { headers: { ...bearer(await token()), 'client-cert': clientCertHeader(client.der) } });
+        expect([path, res.status, res.headers['cache-control']]).toEqual([path, 200, 'no-store']);
+      }
+    } finally {
+      await api.close();
+    }
+  });
+
   it('CCH-02 off Node no peer is trusted, unless the connection option names the peer', async () => {
     const request = async () =>
       new Request(`${AUDIENCE}/accounts`, { headers: { ...bearer(await token()), 'client-cert': clientCertHeader(client.der) } });

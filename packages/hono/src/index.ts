@@ -181,10 +181,18 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
       if (idempotent.body) c.req.raw = new Request(c.req.raw, { body: idempotent.body });
       c.set('auth', result);
-      await next();
       // The layer that produced this authorization answers for it (headers once, signature once).
-      if (result !== earlier) {
-        for (const [name, value] of Object.entries(result.headers)) c.header(name, value);
+      const answers = result !== earlier;
+      const headers = answers ? Object.entries(result.headers) : [];
+      // Set before the handler: Hono puts them on the response it builds (c.json, c.body…).
+      // Set after it, they would make Hono copy the finished response, and @hono/node-server
+      // then streams the copy instead of writing it at once — several times the route's CPU time.
+      for (const [name, value] of headers) c.header(name, value);
+      await next();
+      if (answers) {
+        // A response the handler built itself does not carry them (and a handler may overwrite
+        // one): those are set again, on a copy as Hono does, so the guard's value is what is sent.
+        for (const [name, value] of headers) if (c.res.headers.get(name) !== value) c.header(name, value);
         if (guard.signsResponse(result)) {
           const signed = await signFetchResponse(guard, result, c.req.method, c.res);
           // Cleared first: assigning over a response merges its headers into the new one.
