@@ -6,6 +6,7 @@ import { type DpopResult, DpopVerifier } from './binding/dpop.js';
 import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
 import { bodyHasToken, readCredentials } from './credentials.js';
+import { fromEnvironment, renameForEnvironment, withVariableNames } from './env-names.js';
 import { type AuthScheme, GuardError, type GuardErrorReason, REASONS, renderChallenges } from './errors.js';
 import { type InteractionId, interactionId } from './interaction.js';
 import { logValue } from './log-value.js';
@@ -198,8 +199,19 @@ const HINT_LOG_WINDOW_MS = 600_000;
 const EXPOSE = { 'access-control-expose-headers': 'WWW-Authenticate, DPoP-Nonce' } as const;
 
 export function createGuard(options: GuardOptions): Guard {
+  try {
+    return buildGuard(options);
+  } catch (error) {
+    // Start-up errors of options read by guardOptionsFromEnv name the variables.
+    throw renameForEnvironment(error, options);
+  }
+}
+
+function buildGuard(options: GuardOptions): Guard {
   const opts = resolveOptions(options);
   const origin = new OriginResolver(opts.origin);
+  // Hints to the operator name what they configured: the variable, or the option.
+  const optionName = (path: string) => (fromEnvironment(options) ? withVariableNames(path) : path);
   // Rate limits are about the operator's real time, not the (possibly fixed) clock option.
   const notices = new Notices(opts.logger);
   const issuerFetched = (issuer: string) => (failure: string | undefined, keptOldKeys: boolean) => {
@@ -451,7 +463,7 @@ export function createGuard(options: GuardOptions): Guard {
   }
 
   /**
-   * Step 3, the sender constraint: every binding the token carries is checked (DEC-12), and a
+   * Step 3, the sender constraint: every binding the token carries is checked (RFC 8705 §3, RFC 9449 §6), and a
    * token that carries none passes only on routes that allow bearer tokens (FAPI 2.0 §5.3.4 #5).
    * Synchronous unless the replay store answers through a promise.
    */
@@ -602,7 +614,7 @@ export function createGuard(options: GuardOptions): Guard {
         HINT_LOG_WINDOW_MS,
         { proofOrigin: logValue(refusal.htuOrigin.proof), requestOrigin: logValue(refusal.htuOrigin.request) },
         'fapi-guard: DPoP proofs name this path at another origin than the one this API computes for its requests; ' +
-          'behind a proxy or load balancer set publicUrl (or trustedProxies) to the URL clients use (RFC 9449 §4.3 step 9)',
+          `behind a proxy or load balancer set ${optionName('publicUrl')} (or ${optionName('trustedProxies')}) to the URL clients use (RFC 9449 §4.3 step 9)`,
       );
     }
   }
