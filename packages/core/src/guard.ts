@@ -167,6 +167,14 @@ interface Pass {
   interaction: InteractionId | undefined;
 }
 
+/** The sender constraint a token asks for: `cnf.jkt` (checked first, as in `bind`), `cnf.x5t#S256`, or none. */
+function requestedBinding(claims: Readonly<AccessTokenClaims>): Binding['type'] {
+  const cnf = claims.cnf as Record<string, unknown> | undefined;
+  if (typeof cnf?.jkt === 'string') return 'dpop';
+  if (typeof cnf?.['x5t#S256'] === 'string') return 'mtls';
+  return 'bearer';
+}
+
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -558,6 +566,9 @@ function buildGuard(options: GuardOptions): Guard {
     } else {
       event.binding = result.binding.type;
     }
+    // A refusal after the token was verified names the binding the token asks for (its cnf), so
+    // metrics tell a DPoP client's failures from a bearer client's; before that, none is known.
+    if (!result.ok && t) event.binding = requestedBinding(t.claims);
     if (t) {
       const { iss, client_id, sub } = t.claims as Record<string, unknown>;
       if (typeof iss === 'string') event.issuer = logValue(iss);

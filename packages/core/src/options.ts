@@ -52,6 +52,11 @@ export const SUPPORTED_ALGORITHMS: ReadonlySet<string> = new Set([
  */
 export interface DecisionEvent {
   outcome: 'allow' | 'deny';
+  /**
+   * The guard's answer: the status of the refusal, or 200 for every allowed request. The status
+   * your handler then sends (201, 404, …) is not known to the guard when it decides; count it in
+   * your HTTP server's metrics.
+   */
   status: number;
   /** Stable reason of a refusal (see `GuardError.reason`). */
   reason?: GuardError['reason'];
@@ -67,6 +72,12 @@ export interface DecisionEvent {
   subject?: string;
   /** base64url SHA-256 of the access token. */
   tokenHash?: string;
+  /**
+   * The sender constraint: when allowed, the one proven; when refused after the token was
+   * verified, the one the token asks for (`cnf.jkt` → `dpop`, `cnf.x5t#S256` → `mtls`, no `cnf` →
+   * `bearer`). Absent when the request was refused before its token was verified (no or a
+   * malformed credential, an invalid token, an issuer that cannot be reached).
+   */
   binding?: 'bearer' | 'dpop' | 'mtls';
   /** Something an operator should know, e.g. a certificate header from an untrusted peer was ignored. */
   note?: string;
