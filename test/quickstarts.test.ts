@@ -22,8 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const server of servers) await server.close();
   await issuer.stop();
-  delete process.env.FAPI_ISSUER;
-  delete process.env.FAPI_AUDIENCE;
 });
 
 async function listen(server: Server): Promise<string> {
@@ -33,18 +31,18 @@ async function listen(server: Server): Promise<string> {
 }
 
 const quickstarts: [string, () => Promise<string>][] = [
-  ['express', async () => listen((await import('../docs/snippets/express-quickstart')).app.listen(0, '127.0.0.1'))],
+  ['express', async () => listen((await import('../docs/snippets/express-quickstart.js')).app.listen(0, '127.0.0.1'))],
   [
     'koa',
     async () => {
       const { createServer } = await import('node:http');
-      return listen(createServer((await import('../docs/snippets/koa-quickstart')).app.callback()));
+      return listen(createServer((await import('../docs/snippets/koa-quickstart.js')).app.callback()));
     },
   ],
   [
     'fastify',
     async () => {
-      const app = await (await import('../docs/snippets/fastify-quickstart')).buildApp();
+      const app = await (await import('../docs/snippets/fastify-quickstart.js')).buildApp();
       servers.push({ close: () => app.close() });
       return app.listen({ port: 0, host: '127.0.0.1' });
     },

@@ -13,7 +13,7 @@ beforeAll(async () => {
   issuer = await MockIssuer.start({ audience: API });
   process.env.FAPI_ISSUER = issuer.issuer;
   process.env.FAPI_AUDIENCE = API;
-  ({ app } = await import('../hono-quickstart')); // reads the variables
+  ({ app } = await import('../hono-quickstart.js')); // reads the variables
   client = await DpopClient.create();
 });
 afterAll(() => issuer.stop());

@@ -15,7 +15,7 @@ beforeAll(async () => {
   issuer = await MockIssuer.start({ audience: API });
   process.env.FAPI_ISSUER = issuer.issuer;
   process.env.FAPI_AUDIENCE = API;
-  const { AppModule } = await import('../nestjs-quickstart'); // reads the variables
+  const { AppModule } = await import('../nestjs-quickstart.js'); // reads the variables
   app = await NestFactory.create(AppModule, { logger: false });
   await app.listen(0, '127.0.0.1');
   url = await app.getUrl();
