@@ -6,13 +6,15 @@
  *   npm run bench                          (all scenarios)
  *   BENCH_DURATION=10 npm run bench        (longer runs)
  *   npm run bench -- fapi-express-dpop ... (some scenarios)
+ *   npm run bench -- fapi-express-post fapi-express-post-idem fapi-express-post-idem-replay fapi-express-post-idem-redis
+ *                                          (idempotency keys: the cost per request)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { createGuard, headersFromRaw } from '@fapi-guard/core';
+import { beginIdempotency, createGuard, headersFromRaw } from '@fapi-guard/core';
 import { clientCertHeader, createCertificate, MockIssuer } from '@fapi-guard/testing';
 import autocannon from 'autocannon';
 import { TestRedis } from '../test/support/redis';
@@ -26,7 +28,7 @@ const AUDIENCE = 'https://api.bench.example';
 /** Enough unique proofs for the fastest DPoP route; replays would show as non-2xx. */
 const PROOFS = 120_000;
 
-type Workload = 'none' | 'dpop-es256' | 'dpop-ps256' | 'dpop-peer' | 'mtls' | 'bearer';
+type Workload = 'none' | 'dpop-es256' | 'dpop-ps256' | 'dpop-peer' | 'mtls' | 'bearer' | 'post' | 'post-idem' | 'post-replay';
 const SCENARIOS: [string, Workload][] = [
   ['bare-express', 'none'],
   ['bare-koa', 'none'],
@@ -76,6 +78,12 @@ const SCENARIOS: [string, Workload][] = [
   ['fapi-nestjs-bearer', 'bearer'],
   ['peer-nestjs-passport', 'bearer'],
   ['peer-hono-jwt', 'bearer'],
+  // Idempotency keys: POST /payments (bearer) without them, with a new key per request (claim,
+  // record, store), with one key for every request (each a replay of the first), and on Redis.
+  ['fapi-express-post', 'post'],
+  ['fapi-express-post-idem', 'post-idem'],
+  ['fapi-express-post-idem-replay', 'post-replay'],
+  ['fapi-express-post-idem-redis', 'post-idem'],
 ];
 
 interface Row {
@@ -118,12 +126,15 @@ function startServer(scenario: string, config: object): Promise<{ child: ChildPr
   });
 }
 
-async function load(port: number, headersFor: () => Record<string, string>): Promise<autocannon.Result> {
+const PAYMENT = JSON.stringify({ amount: { amount: '10.00', currency: 'EUR' }, creditorAccount: 'DE89370400440532013000' });
+
+async function load(port: number, headersFor: () => Record<string, string>, post: boolean): Promise<autocannon.Result> {
+  const request = post ? { method: 'POST' as const, path: '/payments', body: PAYMENT } : { method: 'GET' as const, path: '/accounts' };
   return autocannon({
     url: `http://127.0.0.1:${port}`,
     connections: CONNECTIONS,
     duration: DURATION,
-    requests: [{ method: 'GET', path: '/accounts', setupRequest: (req) => ({ ...req, headers: headersFor() }) }],
+    requests: [{ ...request, setupRequest: (req) => ({ ...req, headers: headersFor() }) }],
   });
 }
 
@@ -154,6 +165,31 @@ async function coreChecksPerSecond(as: MockIssuer, client: ReturnType<typeof pro
   return (proofs.length - 1) / ((performance.now() - started) / 1000);
 }
 
+/**
+ * The core's idempotency work alone, in-process and without HTTP: read the key, fingerprint the
+ * body, claim the key in the in-memory store, record the response. Microseconds per request.
+ */
+async function idempotencyCoreMicros(): Promise<number> {
+  const guard = createGuard({ issuer: 'https://as.bench.example', audience: AUDIENCE });
+  const policy = guard.policy({ idempotency: 'required' });
+  const auth = { issuer: 'https://as.bench.example', clientId: 'bench' } as Parameters<typeof beginIdempotency>[2];
+  const body = Buffer.from(PAYMENT);
+  const sent = {
+    status: 201,
+    headers: [['content-type', 'application/json; charset=utf-8']] as [string, string][],
+    body: Buffer.from('{"ok":true}'),
+  };
+  const n = 20_000;
+  const started = performance.now();
+  for (let i = 0; i < n; i++) {
+    const request = { method: 'POST', url: `${AUDIENCE}/payments`, headers: { 'idempotency-key': [`"bench-${i}"`] } };
+    const start = await beginIdempotency(guard, policy, auth, request, async () => ({ ok: true, body }));
+    if (start.kind !== 'claimed') throw new Error(`idempotency: ${start.kind}`);
+    await start.ticket.finish(sent);
+  }
+  return ((performance.now() - started) / n) * 1000;
+}
+
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const scenarios = only.length ? SCENARIOS.filter(([s]) => only.includes(s)) : SCENARIOS;
@@ -173,6 +209,7 @@ async function main(): Promise<void> {
   };
   const verifyOps = verifyOpsPerSecond();
   const coreOps = await coreChecksPerSecond(as, client);
+  const idempotencyMicros = scenarios.some(([s]) => s.includes('-idem')) ? await idempotencyCoreMicros() : undefined;
   const runs = new Map<string, Row[]>();
   try {
     for (let round = 0; round < ROUNDS; round++)
@@ -196,6 +233,14 @@ async function main(): Promise<void> {
             const token = await as.mint({ scope: 'accounts', x5t: cert.x5t, lifetimeSec: 600 });
             const headers = { authorization: `Bearer ${token}`, 'client-cert': clientCertHeader(cert.der) };
             headersFor = () => headers;
+          } else if (workload.startsWith('post')) {
+            const token = await as.mint({ scope: 'accounts', lifetimeSec: 600 });
+            const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+            let i = 0;
+            const run = `${Date.now()}`;
+            if (workload === 'post') headersFor = () => headers;
+            else if (workload === 'post-replay') headersFor = () => ({ ...headers, 'idempotency-key': `"bench-${run}"` });
+            else headersFor = () => ({ ...headers, 'idempotency-key': `"bench-${run}-${i++}"` });
           } else if (workload === 'bearer') {
             const token = await as.mint({ scope: 'accounts', lifetimeSec: 600 });
             const headers = { authorization: `Bearer ${token}` };
@@ -203,7 +248,7 @@ async function main(): Promise<void> {
           }
           // One request first: JWKS fetched and caches warm before the clock starts.
           await fetch(`http://127.0.0.1:${port}/accounts`, { headers: workload.startsWith('dpop') ? {} : headersFor() });
-          const result = await load(port, headersFor);
+          const result = await load(port, headersFor, workload.startsWith('post'));
           runs.set(scenario, [
             ...(runs.get(scenario) ?? []),
             {
@@ -230,10 +275,10 @@ async function main(): Promise<void> {
     const median = sorted[Math.floor(sorted.length / 2)] as Row;
     return { ...median, non2xx: list.reduce((n, r) => n + r.non2xx, 0), errors: list.reduce((n, r) => n + r.errors, 0) };
   });
-  report(rows, verifyOps, coreOps);
+  report(rows, verifyOps, coreOps, idempotencyMicros);
 }
 
-function report(rows: Row[], verifyOps: number, coreOps: number): void {
+function report(rows: Row[], verifyOps: number, coreOps: number, idempotencyMicros: number | undefined): void {
   const byName = new Map(rows.map((r) => [r.scenario, r]));
   // Each row against the bare route of its framework loaded with the same requests when that
   // run exists (the same bytes to receive and parse), else against the plain bare route.
@@ -271,6 +316,20 @@ function report(rows: Row[], verifyOps: number, coreOps: number): void {
       `| ${r.scenario} | ${Math.round(r.rps)} | ${r.p50} | ${r.p99} | ${r.non2xx + r.errors} | ${ratio?.toFixed(2) ?? ''} | ${toLimit?.toFixed(2) ?? ''} | ${toMeasured?.toFixed(2) ?? ''} |`,
     );
     json.push({ ...r, ratioToBare: ratio, limit, ratioToLimit: toLimit, measuredLimit: measured, ratioToMeasuredLimit: toMeasured });
+  }
+  // Idempotency keys: what each request pays for them, against the same route without them.
+  if (idempotencyMicros !== undefined) {
+    lines.push(
+      `idempotency keys, core alone (key, fingerprint, claim, record; memory store; no HTTP): ${idempotencyMicros.toFixed(1)} µs per request`,
+    );
+  }
+  for (const r of rows.filter((row) => row.scenario.includes('-post-idem'))) {
+    const base = byName.get(r.scenario.replace(/-idem.*$/, ''));
+    if (!base) continue;
+    const costUs = 1e6 / r.rps - 1e6 / base.rps;
+    lines.push(
+      `idempotency keys, ${r.scenario}: ${costUs.toFixed(0)} µs more per request than ${base.scenario} (${(r.rps / base.rps).toFixed(2)} × its req/s)`,
+    );
   }
   const text = lines.join('\n');
   console.log(text);

@@ -1,7 +1,8 @@
 /**
  * One benchmark server, in its own process: `node bench/dist/bench/server.js <scenario>`, with
  * the issuer and keys in the BENCH_CONFIG environment variable (JSON). Prints `READY <port>`.
- * Every scenario serves `GET /accounts` (scope `accounts`) answering `{"ok":true}`.
+ * Every scenario serves `GET /accounts` (scope `accounts`) answering `{"ok":true}`; the `-post`
+ * scenarios also `POST /payments` (bearer tokens), with idempotency keys in the `-idem` ones.
  */
 
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
@@ -12,7 +13,7 @@ import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
-import { RedisReplayStore } from '@fapi-guard/redis';
+import { RedisIdempotencyStore, RedisReplayStore } from '@fapi-guard/redis';
 import fastifyJwt from '@fastify/jwt';
 import { serve } from '@hono/node-server';
 import express from 'express';
@@ -91,11 +92,15 @@ function guardOptions(): GuardOptions {
   }
   if (scenario.endsWith('-redis') && config.redisUrl) {
     options.dpop = { replayStore: new RedisReplayStore({ client: new Redis(config.redisUrl) }) };
+    if (scenario.includes('-idem')) options.idempotency = { store: new RedisIdempotencyStore({ client: new Redis(config.redisUrl) }) };
   }
   return options;
 }
 
 function policy(): RoutePolicy {
+  // POST /payments with and without idempotency keys: the same route, the same bearer requests.
+  if (scenario.includes('-post'))
+    return { scopes: ['accounts'], allowBearer: true, ...(scenario.includes('-idem') ? { idempotency: 'required' } : {}) };
   return scenario.endsWith('-bearer') ? { scopes: ['accounts'], allowBearer: true } : { scopes: ['accounts'] };
 }
 
@@ -161,7 +166,12 @@ async function start(): Promise<number> {
   app.disable('x-powered-by');
   app.disable('etag');
   // As the README shows it: the guard and the handler on one route.
-  if (kind === 'fapi') app.get('/accounts', expressGuard(guardOptions()).protect(policy()), (_req, res) => void res.json(body));
+  if (kind === 'fapi') {
+    const fapi = expressGuard(guardOptions());
+    app.get('/accounts', fapi.protect(policy()), (_req, res) => void res.json(body));
+    if (scenario.includes('-post'))
+      app.post('/payments', fapi.protect(policy()), express.json(), (_req, res) => void res.status(201).json(body));
+  }
   if (scenario === 'peer-express-auth0-bearer' || scenario === 'peer-express-auth0-dpop') {
     // express-oauth2-jwt-bearer, Auth0's Express verifier, in Bearer or DPoP-required mode.
     const dpop = scenario.endsWith('dpop') ? { enabled: true, required: true } : { enabled: false };

@@ -63,12 +63,13 @@ export const MODULES = {
 };
 
 const OUT = 'reports/mutation';
+const STATE = 'stryker/state';
 const STAGE_REPORT = `${OUT}/mutation.json`;
 
 /** One Stryker run (`-m` takes one comma-separated list); incremental, so a rerun tests only mutants whose code or covering tests changed. */
 function stryker(name, mutate, tests) {
   const args = ['stryker', 'run', '-c', concurrency, '-m', mutate.join(',')];
-  args.push('--incrementalFile', `${OUT}/${name}.incremental.json`);
+  args.push('--incrementalFile', `${STATE}/${name}.incremental.json`);
   console.log(`\n== ${name}: ${mutate.length} range(s), suites ${tests}`);
   const run = spawnSync('npx', args, { stdio: 'inherit', env: { ...process.env, STRYKER_TESTS: tests } });
   if (run.status !== 0) throw new Error(`stryker exited ${run.status} for ${name}`);
@@ -78,15 +79,53 @@ function stryker(name, mutate, tests) {
 const key = (m) =>
   `${m.mutatorName}|${m.replacement}|${m.location.start.line}:${m.location.start.column}-${m.location.end.line}:${m.location.end.column}`;
 
+/** The commit measured; `+changes` when the work tree differs from it in the sources or tests. */
+function measuredCommit() {
+  const head = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
+  const dirty = execFileSync('git', ['status', '--porcelain', '--', 'packages', 'test'], { encoding: 'utf8' }).trim();
+  return dirty ? `${head}+changes` : head;
+}
+
+/** What the committed state keeps of a report: each mutant's identity and status, no sources. */
+function slim(report) {
+  const files = {};
+  for (const [file, { mutants }] of Object.entries(report.files)) {
+    files[file] = {
+      mutants: mutants.map(({ id, mutatorName, replacement, location, status, statusReason }) => ({
+        id,
+        mutatorName,
+        replacement,
+        location,
+        status,
+        ...(status === 'Ignored' ? { statusReason } : {}),
+      })),
+    };
+  }
+  return files;
+}
+
 mkdirSync(OUT, { recursive: true });
+mkdirSync(STATE, { recursive: true });
 const argv = process.argv.slice(2);
 const at = argv.indexOf('--concurrency');
 // Test processes at once (each takes one core and up to 3 GB). @default 2
 const concurrency = at >= 0 ? argv.splice(at, 2)[1] : '2';
+const loadedAt = argv.indexOf('--loaded');
+const loaded = loadedAt >= 0;
+if (loaded) argv.splice(loadedAt, 1);
 const wanted = argv;
+for (const name of wanted) {
+  if (!MODULES[name]) throw new Error(`unknown module ${name}; one of ${Object.keys(MODULES).join(', ')}`);
+}
 for (const name of wanted.length ? wanted : Object.keys(MODULES)) {
   const module = MODULES[name];
-  if (!module) throw new Error(`unknown module ${name}; one of ${Object.keys(MODULES).join(', ')}`);
+  const load = loadavg()[0];
+  if (load > 1 && !loaded) {
+    console.error(
+      `mutation: load average ${load.toFixed(2)} > 1; timeouts would count as kills. Wait for a quiet machine or pass --loaded.`,
+    );
+    process.exit(2);
+  }
   const started = Date.now();
   const report = stryker(name, module.mutate, module.quick);
   const left = Object.entries(report.files).flatMap(([file, { mutants }]) =>
@@ -110,11 +149,14 @@ for (const name of wanted.length ? wanted : Object.keys(MODULES)) {
       }
     }
   }
-  writeFileSync(`${OUT}/${name}.json`, JSON.stringify(report));
+  const seconds = Math.round((Date.now() - started) / 1000);
+  const measured = { module: name, commit: measuredCommit(), date: new Date().toISOString().slice(0, 10), seconds, loaded, load };
+  writeFileSync(`${STATE}/${name}.json`, `${JSON.stringify({ measured, files: slim(report) })}\n`);
   if (existsSync(STAGE_REPORT)) renameSync(STAGE_REPORT, `${OUT}/last-stage.json`);
-  console.log(`== ${name}: ${Math.round((Date.now() - started) / 1000)} s`);
+  console.log(`== ${name}: ${seconds} s`);
+  spawnSync('node', ['tools/mutation-scores.mjs', '--write'], { stdio: 'inherit' });
 }
 const reports = Object.keys(MODULES)
-  .map((n) => `${OUT}/${n}.json`)
+  .map((n) => `${STATE}/${n}.json`)
   .filter(existsSync);
 spawnSync('node', ['tools/mutation-scores.mjs', ...reports, '--survivors'], { stdio: 'inherit' });

@@ -59,7 +59,7 @@ async function check(): Promise<void> {
     void a;
   } else {
     const e: GuardError = result;
-    const status: 400 | 401 | 403 | 413 | 500 | 503 = e.status;
+    const status: 400 | 401 | 403 | 409 | 413 | 422 | 500 | 503 = e.status;
     void status;
   }
 }

@@ -16,6 +16,7 @@ export const EXAMPLE_VARIABLES = [
   'FAPI_MESSAGE_SIGNING',
   'FAPI_SIGNING_CLIENTS',
   'FAPI_SIGNING_KEY',
+  'FAPI_IDEMPOTENCY',
 ] as const;
 
 export interface ExampleConfig {
@@ -49,6 +50,11 @@ export interface ExampleConfig {
    */
   redisUrl: string | undefined;
   /**
+   * `FAPI_IDEMPOTENCY`: `required` or `optional` idempotency keys on `POST /payments` (with
+   * `REDIS_URL`, kept on Redis for every instance). @default 'optional'
+   */
+  idempotency: 'required' | 'optional';
+  /**
    * FAPI 2.0 Message Signing on `POST /payments` when `FAPI_MESSAGE_SIGNING` is `required` or
    * `optional`: request signatures checked, responses signed. `FAPI_SIGNING_CLIENTS` is a JSON
    * file `{ "<client_id>": { "jwksUri": "https://…" } | { "jwks": { "keys": […] } } }`;
@@ -62,6 +68,12 @@ export interface ExampleConfig {
 
 /** Stands in for the embedded MockIssuer's URL, known once it listens (replaced by `startExample`). */
 const EMBEDDED_ISSUER = 'http://127.0.0.1';
+
+function idempotencyMode(value: string | undefined): 'required' | 'optional' {
+  if (value === undefined || value === '' || value === 'optional') return 'optional';
+  if (value === 'required') return 'required';
+  throw new Error(`FAPI_IDEMPOTENCY "${value}" must be required or optional`);
+}
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
   const port = Number(env.PORT ?? 3000);
@@ -94,6 +106,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
     allowBearer: env.FAPI_ALLOW_BEARER === 'true',
     tls: readTls(env),
     redisUrl: env.REDIS_URL || undefined,
+    idempotency: idempotencyMode(env.FAPI_IDEMPOTENCY),
     messageSigning: readMessageSigning(env),
   };
 }

@@ -53,6 +53,20 @@ async function main(): Promise<void> {
     console.log(`Client key thumbprint (cnf.jkt of its tokens): ${client.jkt}\n`);
     let replayed = '';
     let paymentId = '';
+    const paymentKey = `"${crypto.randomUUID()}"`;
+    const payment = { amount: { amount: '10.00', currency: 'EUR' }, creditorAccount: 'DE89370400440532013000' };
+    /** POST /payments with the idempotency key: a retry is answered with the first response. */
+    const payOnce = async (body: typeof payment) =>
+      fetch(url('/payments'), {
+        method: 'POST',
+        headers: {
+          authorization: `DPoP ${full}`,
+          dpop: await proofFor('POST', '/payments', full),
+          'content-type': 'application/json',
+          'idempotency-key': paymentKey,
+        },
+        body: JSON.stringify(body),
+      });
     const steps: Step[] = [
       {
         title: 'GET /accounts with a DPoP-bound token and a fresh proof',
@@ -101,17 +115,30 @@ async function main(): Promise<void> {
         },
       },
       {
-        title: 'POST /payments again, the proof now carries the nonce',
+        title: `POST /payments again, the proof now carries the nonce, with Idempotency-Key: ${paymentKey}`,
         expect: 201,
         run: async () => {
-          const res = await fetch(url('/payments'), {
-            method: 'POST',
-            headers: { authorization: `DPoP ${full}`, dpop: await proofFor('POST', '/payments', full), 'content-type': 'application/json' },
-            body: JSON.stringify({ amount: { amount: '10.00', currency: 'EUR' }, creditorAccount: 'DE89370400440532013000' }),
-          });
+          const res = await payOnce(payment);
           paymentId = res.headers.get('location')?.split('/').pop() ?? '';
           return res;
         },
+      },
+      {
+        title:
+          'The client saw no answer (a timeout) and retries with the same key: the stored answer, the same payment id, no second payment',
+        expect: 201,
+        run: async () => {
+          const res = await payOnce(payment);
+          const again = res.headers.get('location')?.split('/').pop();
+          // draft-ietf-httpapi-idempotency-key-header §2.6: the first response, not a second payment.
+          if (again !== paymentId) throw new Error(`the retry made payment ${again}, not ${paymentId}`);
+          return res;
+        },
+      },
+      {
+        title: 'The same Idempotency-Key with another amount (a different request)',
+        expect: 422,
+        run: () => payOnce({ ...payment, amount: { amount: '99.00', currency: 'EUR' } }),
       },
       {
         title: 'GET /payments/:id for the payment just made',

@@ -12,6 +12,14 @@ export interface ApiOptions {
   paymentNonce?: boolean;
   /** FAPI 2.0 Message Signing on `POST /payments`: signed requests, signed responses. @default off */
   signedPayments?: 'required' | 'optional';
+  /**
+   * Idempotency keys on `POST /payments` (`Idempotency-Key`, draft-ietf-httpapi-idempotency-key-header):
+   * a retried payment is answered with the first response and made once. `required` refuses a
+   * payment without a key (UK Open Banking and Brazil Open Finance require one); `optional`
+   * processes it without the guarantee.
+   * @default 'optional'
+   */
+  idempotency?: 'required' | 'optional';
 }
 
 /** The policy of each protected route. */
@@ -23,6 +31,7 @@ export function routePolicies(options: ApiOptions) {
       scopes: ['payments:write'],
       allowBearer,
       dpopNonce: options.paymentNonce !== false,
+      idempotency: options.idempotency ?? 'optional',
       ...(options.signedPayments ? { signedRequest: options.signedPayments, signResponse: true } : {}),
     },
     readPayment: { scopes: ['payments:read'], allowBearer },

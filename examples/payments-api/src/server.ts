@@ -13,7 +13,7 @@ import {
   type MessageSigningOptions,
   type SignatureJwk,
 } from '@fapi-guard/core';
-import { RedisIntrospectionCache, RedisReplayStore, redisReady, sharedSecret } from '@fapi-guard/redis';
+import { RedisIdempotencyStore, RedisIntrospectionCache, RedisReplayStore, redisReady, sharedSecret } from '@fapi-guard/redis';
 import { MockIssuer } from '@fapi-guard/testing';
 import { createAdaptorServer } from '@hono/node-server';
 import { Redis } from 'ioredis';
@@ -99,6 +99,8 @@ async function startApi(
     },
     introspection:
       introspection && shared ? { ...introspection, cache: { ...introspection.cache, store: shared.introspectionCache } } : introspection,
+    // Idempotency keys of POST /payments: on Redis, a retry at any instance is answered once.
+    ...(shared ? { idempotency: { store: shared.idempotencyStore } } : {}),
     // RFC 9728: clients can discover what this API needs; challenges point to the document.
     resourceMetadata: { resourceName: 'Example payments API' },
     onDecision,
@@ -114,7 +116,12 @@ async function startApi(
       ...overrides.messageSigning,
     };
   }
-  const server = await listen(config, { guard, allowBearer: config.allowBearer, signedPayments: config.messageSigning?.mode });
+  const server = await listen(config, {
+    guard,
+    allowBearer: config.allowBearer,
+    signedPayments: config.messageSigning?.mode,
+    idempotency: config.idempotency,
+  });
   const { port } = server.address() as AddressInfo;
   return {
     url: `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
@@ -140,7 +147,12 @@ function ephemeralSigningKey(): SignatureJwk {
 /** Builds the chosen framework's app and listens; every version serves the same routes. */
 async function listen(
   config: ExampleConfig,
-  options: { guard: GuardOptions; allowBearer: boolean; signedPayments: 'required' | 'optional' | undefined },
+  options: {
+    guard: GuardOptions;
+    allowBearer: boolean;
+    signedPayments: 'required' | 'optional' | undefined;
+    idempotency: 'required' | 'optional';
+  },
 ): Promise<Server> {
   // FAPI 2.0 §5.2 TLS: 1.2 or later, BCP 195 suites; client certificates are requested and any is
   // accepted: proof of possession needs no CA check (RFC 8705 §6.2), the token's cnf decides.
@@ -171,8 +183,8 @@ async function listen(
 }
 
 /**
- * State shared by every instance on one Redis: used DPoP proofs, introspection answers and the
- * nonce secret. The client fails commands at once while disconnected (no offline queue), so an
+ * State shared by every instance on one Redis: used DPoP proofs, introspection answers, the
+ * nonce secret and idempotency keys with their stored responses. The client fails commands at once while disconnected (no offline queue), so an
  * outage gives 503s instead of stalled requests, and it reconnects by itself.
  */
 async function sharedState(url: string) {
@@ -186,6 +198,7 @@ async function sharedState(url: string) {
     redis,
     replayStore: new RedisReplayStore({ client: redis }),
     introspectionCache: new RedisIntrospectionCache({ client: redis }),
+    idempotencyStore: new RedisIdempotencyStore({ client: redis }),
     nonceSecret: await sharedSecret({ client: redis, name: 'dpop-nonce' }),
   };
 }

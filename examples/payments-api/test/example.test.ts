@@ -298,6 +298,9 @@ describe('npm run demo', () => {
     expect(proc.output()).toContain('Every outcome was the expected one.');
     expect(proc.output()).toContain('error="invalid_dpop_proof"');
     expect(proc.output()).toContain('error="use_dpop_nonce"');
+    // IDEM-04: the retried payment is the stored answer (the demo fails on a second payment id).
+    expect(proc.output()).toContain('retries with the same key: the stored answer, the same payment id, no second payment');
+    expect(proc.output()).toContain('This idempotency key was already used for a different request');
   });
 });
 
@@ -315,7 +318,7 @@ describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'] 
   });
   afterAll(() => api.close());
 
-  async function call(method: string, path: string, scope: string, body?: unknown) {
+  async function call(method: string, path: string, scope: string, body?: unknown, extra: Record<string, string> = {}) {
     const token = await api.mock?.mint({ scope, jkt: client.jkt, audience: 'https://payments.example' });
     const send = async (nonce?: string) =>
       fetch(`${api.url}${path}`, {
@@ -324,6 +327,7 @@ describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'] 
           authorization: `DPoP ${token}`,
           dpop: await client.proof({ htm: method, htu: `https://payments.example${path}`, accessToken: token, nonce }),
           ...(body ? { 'content-type': 'application/json' } : {}),
+          ...extra,
         },
         body: body ? JSON.stringify(body) : undefined,
       });
@@ -355,6 +359,18 @@ describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'] 
     expect((await call('GET', `/payments/${id}`, 'payments:write')).status).toBe(403);
     expect((await call('POST', '/payments', 'payments:read', payment)).status).toBe(403);
     expect((await call('POST', '/payments', 'payments:write', { amount: { amount: '1', currency: 'EUR' } })).status).toBe(400);
+  });
+
+  it('IDEM-04 IDEM-06 a payment retried with the same Idempotency-Key is made once; another payment with it is refused', async () => {
+    const payment = { amount: { amount: '5.00', currency: 'EUR' }, creditorAccount: 'DE89370400440532013000' };
+    const key = { 'idempotency-key': `"${crypto.randomUUID()}"` };
+    const first = await call('POST', '/payments', 'payments:write', payment, key);
+    expect(first.status).toBe(201);
+    const retry = await call('POST', '/payments', 'payments:write', payment, key);
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('location')).toBe(first.headers.get('location'));
+    expect(await retry.text()).toBe(await first.text());
+    expect((await call('POST', '/payments', 'payments:write', { ...payment, creditorAccount: 'X' }, key)).status).toBe(422);
   });
 });
 

@@ -9,6 +9,7 @@
  */
 import type { CertificateProxyOptions, MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
+import type { IdempotencyOptions, IdempotencyPolicy } from './idempotency/policy.js';
 import type { ResourceMetadataOptions } from './metadata.js';
 import type { CompatOptions, DpopOptions, GuardOptions, MessageSigningOptions } from './options.js';
 import type { RoutePolicy } from './policy.js';
@@ -290,6 +291,7 @@ const guardOptions = shape<GuardOptions>({
     'an origin or a list of origins',
   ),
   trustedProxies: strings,
+  idempotency: shape<IdempotencyOptions>({ store: object, maxRequestBytes: number }),
 });
 
 /** Throws on an unknown key or a value of the wrong type anywhere in the guard options. */
@@ -341,6 +343,20 @@ const routePolicy = shape<RoutePolicy>({
   authorizationDetails: listOf(object, { nonEmpty: 'leave authorizationDetails out for no rule' }),
   signedRequest: oneOf('required', 'optional'),
   signResponse: boolean,
+  idempotency: byType(
+    {
+      string: oneOf('required', 'optional'),
+      object: shape<IdempotencyPolicy>({
+        mode: oneOf('required', 'optional'),
+        syntax: oneOf('ietf', 'uk-ob', 'br-of'),
+        header: string,
+        ttlSec: number,
+        leaseSec: number,
+        maxResponseBytes: number,
+      }),
+    },
+    "'required', 'optional' or { mode, syntax?, header?, ttlSec?, leaseSec?, maxResponseBytes? }",
+  ),
 });
 
 /** Throws on an unknown key, a value of the wrong type or an empty requirement in a route policy. */

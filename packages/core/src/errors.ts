@@ -65,15 +65,26 @@ export type GuardErrorReason =
   | 'signature_invalid'
   | 'body_too_large'
   | 'body_unavailable'
+  // idempotency keys (draft-ietf-httpapi-idempotency-key-header §2.7, UK Open Banking, Brazil Open Finance)
+  | 'idempotency_key_missing'
+  | 'idempotency_key_malformed'
+  | 'idempotency_key_in_flight'
+  | 'idempotency_key_reused'
+  | 'idempotency_response_unkept'
   // dependencies (DEC-09): never a 500, never an accepted request
   | 'issuer_unavailable'
   | 'store_unavailable'
   | 'signature_keys_unavailable'
   | 'internal';
 
+/** Statuses a refusal can have. */
+export type GuardErrorStatus = 400 | 401 | 403 | 409 | 413 | 422 | 500 | 503;
+
 interface ReasonInfo {
-  status: 400 | 401 | 403 | 413 | 500 | 503;
+  status: GuardErrorStatus;
   error?: OAuthErrorCode;
+  /** False for refusals that are not about authentication: no `WWW-Authenticate` challenge. */
+  challenge?: false;
   /** One line for the client; the detail goes to the decision hook only. */
   description: string;
 }
@@ -223,6 +234,36 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
   body_too_large: { status: 413, description: 'The request body is too large to be checked' },
   // An API whose body parser read the body before fapi-guard could: an operator error, reported as such.
   body_unavailable: { status: 500, description: 'The server could not read the request body to check its signature' },
+  // draft-ietf-httpapi-idempotency-key-header §2.7: 400 missing, 422 reused, 409 still in flight.
+  idempotency_key_missing: {
+    status: 400,
+    error: 'invalid_request',
+    challenge: false,
+    description: 'This request requires an idempotency key header',
+  },
+  idempotency_key_malformed: {
+    status: 400,
+    error: 'invalid_request',
+    challenge: false,
+    description: 'The idempotency key header is malformed or sent more than once',
+  },
+  idempotency_key_in_flight: {
+    status: 409,
+    challenge: false,
+    description: 'A request with this idempotency key is still being processed; retry later',
+  },
+  idempotency_key_reused: {
+    status: 422,
+    challenge: false,
+    description: 'This idempotency key was already used for a different request',
+  },
+  // Our choice (packages/core README): processed once, response too large to keep; never processed again.
+  idempotency_response_unkept: {
+    status: 409,
+    challenge: false,
+    description:
+      'The request with this idempotency key was processed but its response was not kept; look the result up instead of retrying',
+  },
   signature_keys_unavailable: { status: 503, description: "The client's signing keys cannot be fetched; try again later" },
   issuer_unavailable: { status: 503, description: 'The authorization server cannot be reached; try again later' },
   store_unavailable: { status: 503, description: 'A required service is unavailable; try again later' },
@@ -251,7 +292,7 @@ export interface ChallengeContext {
 export class GuardError extends Error {
   readonly ok = false as const;
   readonly reason: GuardErrorReason;
-  readonly status: 400 | 401 | 403 | 413 | 500 | 503;
+  readonly status: GuardErrorStatus;
   readonly error: OAuthErrorCode | undefined;
   /** One line safe to show to the client. */
   readonly description: string;
@@ -299,7 +340,7 @@ function param(name: string, value: string): string {
 export function renderChallenges(reason: GuardErrorReason, ctx: ChallengeContext): string | undefined {
   const info = REASONS[reason];
   // Service and server faults, and an oversized body, are not authentication failures.
-  if (info.status === 503 || info.status === 500 || info.status === 413) return undefined;
+  if (info.status === 503 || info.status === 500 || info.status === 413 || info.challenge === false) return undefined;
   const schemes = [...ctx.schemes];
   if (ctx.usedScheme && !schemes.includes(ctx.usedScheme)) schemes.push(ctx.usedScheme);
   const errorOnAll = reason === 'credentials_ambiguous';

@@ -25,6 +25,7 @@ export {
   challengeParamValue,
   GuardError,
   type GuardErrorReason,
+  type GuardErrorStatus,
   isGuardError,
   type OAuthErrorCode,
   REASONS,
@@ -44,6 +45,35 @@ export {
   signFetchResponse,
 } from './fetch.js';
 export { type Authenticated, type Authorized, type Binding, createGuard, type Guard } from './guard.js';
+export {
+  type BodyBytes,
+  beginIdempotency,
+  type IdempotencyStart,
+  type IdempotencyTicket,
+  idempotencyStoreKey,
+  idempotencyStoreOf,
+  type SentResponse,
+} from './idempotency/exchange.js';
+export { type FetchIdempotencyStart, startFetchIdempotency, storedFetchResponse } from './idempotency/fetch.js';
+export { requestFingerprint } from './idempotency/fingerprint.js';
+export {
+  IDEMPOTENCY_HEADERS,
+  IDEMPOTENCY_KEY_MAX,
+  type IdempotencyKeyResult,
+  type IdempotencyKeySyntax,
+  readIdempotencyKey,
+} from './idempotency/key.js';
+export { MemoryIdempotencyStore, type MemoryIdempotencyStoreOptions } from './idempotency/memory.js';
+export { type NodeIdempotencyStart, startNodeIdempotency, writeIdempotencyAnswer } from './idempotency/node.js';
+export { type CompiledIdempotency, compileIdempotency, type IdempotencyOptions, type IdempotencyPolicy } from './idempotency/policy.js';
+export {
+  type IdempotencyClaim,
+  type IdempotencyOutcome,
+  type IdempotencyRecord,
+  type IdempotencyStore,
+  IdempotencyStoreFullError,
+  type StoredResponse,
+} from './idempotency/store.js';
 export { type InteractionId, interactionId } from './interaction.js';
 export { type GuardLogger, Notices, stderrLogger } from './logger.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';

@@ -9,9 +9,9 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Authorized, Guard } from './guard.js';
 import type { GuardHeaders } from './request.js';
 
-type Chunk = string | Uint8Array;
+export type Chunk = string | Uint8Array;
 
-function toBuffer(chunk: Chunk, encoding?: BufferEncoding): Buffer {
+export function toBuffer(chunk: Chunk, encoding?: BufferEncoding): Buffer {
   return typeof chunk === 'string' ? Buffer.from(chunk, encoding ?? 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
@@ -25,7 +25,7 @@ function headerSnapshot(res: ServerResponse): GuardHeaders {
 }
 
 /** Applies `writeHead(status[, message][, headers])` as setHeader calls, so nothing is sent yet. */
-function applyWriteHead(res: ServerResponse, args: unknown[]): void {
+export function applyWriteHead(res: ServerResponse, args: unknown[]): void {
   const [status, second, third] = args;
   res.statusCode = status as number;
   const headers = typeof second === 'string' ? third : second;

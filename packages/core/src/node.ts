@@ -87,12 +87,13 @@ async function rawBodyOf(guard: Guard, req: IncomingMessage): Promise<RawBody | 
 
 /**
  * The `rawBody()` middleware's work: keeps the body bytes of every request that has one (bounded
- * by `messageSigning.maxBodyBytes`) as the body parsers mounted after it read them, for signature
- * checks later on. It reads nothing itself.
+ * by `messageSigning.maxBodyBytes`, or without message signing by `idempotency.maxRequestBytes`)
+ * as the body parsers mounted after it read them, for signature checks and idempotency
+ * fingerprints later on. It reads nothing itself.
  */
 export function captureRawBody(guard: Guard, req: IncomingMessage): void {
-  const limit = guard.options.messageSigning?.maxBodyBytes;
-  if (limit !== undefined && announcesBody(headersFromRaw(req.rawHeaders))) tapRawBody(req, limit);
+  const limit = guard.options.messageSigning?.maxBodyBytes ?? guard.options.idempotency.maxRequestBytes;
+  if (announcesBody(headersFromRaw(req.rawHeaders))) tapRawBody(req, limit);
 }
 
 /** What an adapter writes for a refusal: status, headers and the JSON body text. */

@@ -8,6 +8,8 @@ import type { MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
 import { checkGuardOptions } from './config-keys.js';
 import type { GuardError } from './errors.js';
+import { type IdempotencyOptions, idempotencyRequestLimit } from './idempotency/policy.js';
+import type { IdempotencyStore } from './idempotency/store.js';
 import { type GuardLogger, resolveLogger } from './logger.js';
 import type { ResourceMetadataOptions } from './metadata.js';
 import type { OriginOptions } from './request.js';
@@ -248,6 +250,13 @@ export interface GuardOptions extends OriginOptions {
    * @default undefined (no route can ask for signatures)
    */
   messageSigning?: MessageSigningOptions;
+  /**
+   * Idempotency keys (draft-ietf-httpapi-idempotency-key-header; UK Open Banking and Brazil
+   * Open Finance `x-idempotency-key`): the store shared by every route whose policy sets
+   * `idempotency`, and the request body limit for fingerprints.
+   * @default { store: a per-process MemoryIdempotencyStore, maxRequestBytes: 1048576 }
+   */
+  idempotency?: IdempotencyOptions;
   /** Called once per decision, allowed or refused. Exceptions it throws are ignored. */
   onDecision?: (event: DecisionEvent) => void;
   /**
@@ -328,6 +337,8 @@ export interface ResolvedOptions {
   introspectJwts: boolean;
   messageSigning: ResolvedMessageSigning | undefined;
   outbound: Outbound | undefined;
+  /** `store` is `undefined` when the default per-process store is used (made on first use). */
+  idempotency: { store: IdempotencyStore | undefined; maxRequestBytes: number };
 }
 
 export interface ResolvedMessageSigning {
@@ -507,6 +518,7 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     tokenFormat,
     introspectJwts: options.introspectJwts === true,
     messageSigning: resolveMessageSigning(options.messageSigning, now, outbound),
+    idempotency: { store: options.idempotency?.store, maxRequestBytes: idempotencyRequestLimit(options.idempotency) },
     outbound,
     issuers,
     audiences,

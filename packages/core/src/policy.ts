@@ -6,6 +6,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { ClientCertificate } from './binding/mtls.js';
 import { checkRoutePolicy } from './config-keys.js';
 import type { GuardErrorReason } from './errors.js';
+import { type CompiledIdempotency, compileIdempotency, type IdempotencyPolicy } from './idempotency/policy.js';
 import type { AccessTokenClaims } from './tokens/jwt.js';
 
 /** A check on one claim of the access token. */
@@ -75,6 +76,15 @@ export interface RoutePolicy {
    * @default false
    */
   signResponse?: boolean;
+  /**
+   * Idempotency keys on this route (draft-ietf-httpapi-idempotency-key-header; UK Open Banking
+   * and Brazil Open Finance `x-idempotency-key`): a retry of a request with the same key is
+   * answered with the first response, byte for byte, and processed once. `'required'` or
+   * `'optional'` with the defaults (`Idempotency-Key`, 24 h), or an {@link IdempotencyPolicy}.
+   * Applies to unsafe methods (not GET, HEAD, OPTIONS, TRACE).
+   * @default undefined (keys are not looked at)
+   */
+  idempotency?: 'required' | 'optional' | IdempotencyPolicy;
 }
 
 /** One required `authorization_details` entry (RFC 9396 §2). */
@@ -96,6 +106,7 @@ export interface CompiledPolicy {
   readonly authorizationDetails: readonly AuthorizationDetailRequirement[];
   readonly signedRequest: 'required' | 'optional' | undefined;
   readonly signResponse: boolean;
+  readonly idempotency: CompiledIdempotency | undefined;
 }
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
@@ -124,6 +135,7 @@ export function compilePolicy(policy: RoutePolicy = {}, defaults: { allowBearer?
   return Object.freeze({
     signedRequest: policy.signedRequest,
     signResponse: policy.signResponse === true,
+    idempotency: policy.idempotency === undefined ? undefined : compileIdempotency(policy.idempotency),
     acrValues,
     maxAuthAgeSec: maxAge,
     authorizationDetails: details,

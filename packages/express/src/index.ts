@@ -15,6 +15,7 @@ import {
   signNodeResponse,
 } from '@fapi-guard/core';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { continueIdempotent } from './idempotency.js';
 
 declare global {
   namespace Express {
@@ -36,9 +37,10 @@ export interface FapiGuardExpress {
    */
   metadata(): RequestHandler;
   /**
-   * Keeps the raw body bytes for request-signature checks (RFC 9530 digests are over the bytes as
-   * received) and leaves them on the stream for your body parsers. Mount it before them —
-   * `app.use(fapi.rawBody()); app.use(express.json())` — on APIs with `signedRequest` routes.
+   * Keeps the raw body bytes for request-signature checks and idempotency fingerprints (both are
+   * over the bytes as received) and leaves them on the stream for your body parsers. Mount it before
+   * them — `app.use(fapi.rawBody()); app.use(express.json())` — on APIs with `signedRequest` or
+   * `idempotency` routes.
    * Without parsers ahead of `protect()` it is not needed: `protect()` reads the body itself.
    */
   rawBody(): RequestHandler;
@@ -92,7 +94,7 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardExpress {
           for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
           signNodeResponse(guard, result, req, res);
           req.auth = result;
-          next();
+          continueIdempotent(guard, compiled, result, req, res, next);
         }, next);
       };
     },

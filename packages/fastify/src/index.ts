@@ -31,6 +31,7 @@ import type {
   preValidationAsyncHookHandler,
 } from 'fastify';
 import fp from 'fastify-plugin';
+import { continueIdempotent, idempotencyBodyHook } from './idempotency.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -85,13 +86,19 @@ export function sendGuardError(reply: FastifyReply, error: GuardError): FastifyR
   return reply.code(status).headers(headers).send(body);
 }
 
-/** The decision on the reply: a refusal written, or `request.auth` set. */
-function settle(guard: Guard, request: FastifyRequest, reply: FastifyReply, result: Authorized | GuardError): FastifyReply | undefined {
+/** The decision on the reply: a refusal written, or `request.auth` set (and a retry answered, on idempotent routes). */
+async function settle(
+  guard: Guard,
+  policy: CompiledPolicy,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: Authorized | GuardError,
+): Promise<FastifyReply | undefined> {
   if (!result.ok) return sendGuardError(reply, result);
   reply.headers(result.headers);
   signNodeResponse(guard, result, request.raw, reply.raw);
   request.auth = result;
-  return undefined;
+  return continueIdempotent(guard, policy, result, request, reply);
 }
 
 /** raw.url is the request target as received, before any prefix rewriting. */
@@ -100,7 +107,7 @@ const targetOf = (request: FastifyRequest) => request.raw.url ?? request.url;
 function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHookHandler {
   return async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
     const result = await authorizeNodeRequest(guard, request.raw, { path: targetOf(request), body: request.body }, policy);
-    return settle(guard, request, reply, result);
+    return settle(guard, policy, request, reply, result);
   };
 }
 
@@ -126,7 +133,7 @@ function routeHooksFor(guard: Guard, policy: CompiledPolicy) {
     if (!pass) throw new Error('fapi-guard: preValidation without onRequest authentication');
     authenticated.delete(request);
     pass.request.body = request.body;
-    return settle(guard, request, reply, await completeNodeRequest(guard, request.raw, pass.request, pass.authenticated, policy));
+    return settle(guard, policy, request, reply, await completeNodeRequest(guard, request.raw, pass.request, pass.authenticated, policy));
   };
   return { onRequest, preValidation };
 }
@@ -164,8 +171,11 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
   fastify.addHook('onRoute', (route) => {
     const policy = route.config?.fapi;
     if (!policy) return;
-    const hooks = routeHooksFor(guard, guard.policy(policy));
+    const compiled = guard.policy(policy);
+    const hooks = routeHooksFor(guard, compiled);
     route.onRequest = first(hooks.onRequest, route.onRequest);
+    const keepBody = idempotencyBodyHook(guard, compiled);
+    if (keepBody) route.preParsing = first(keepBody, route.preParsing);
     route.preValidation = first(hooks.preValidation, route.preValidation);
   });
 };

@@ -16,6 +16,7 @@ import {
   type RoutePolicy,
   requestTarget,
   signFetchResponse,
+  startFetchIdempotency,
 } from '@fapi-guard/core';
 import type { Context, MiddlewareHandler } from 'hono';
 
@@ -117,8 +118,11 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       return async (c, next) => {
         const { result, body } = await authorizeFetchRequest(guard, c.req.raw, connectionOf(c), compiled);
         if (!result.ok) return fetchErrorResponse(result);
+        // Idempotency keys: a refusal or a retry's stored response is the answer; the handler does not run.
+        const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body);
+        if (idempotent.kind === 'answer') return idempotent.response;
         // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
-        if (body) c.req.raw = new Request(c.req.raw, { body });
+        if (idempotent.body) c.req.raw = new Request(c.req.raw, { body: idempotent.body });
         c.set('auth', result);
         await next();
         for (const [name, value] of Object.entries(result.headers)) c.header(name, value);
@@ -128,6 +132,8 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
           c.res = undefined;
           c.res = signed;
         }
+        // Recorded as sent: after the guard's headers and the response signature.
+        if (idempotent.kind === 'claimed') await idempotent.record(c.res);
       };
     },
   };

@@ -15,6 +15,7 @@ import {
   signNodeResponse,
 } from '@fapi-guard/core';
 import type { Context, Middleware, Next } from 'koa';
+import { continueIdempotent } from './idempotency.js';
 
 declare module 'koa' {
   interface DefaultState {
@@ -34,9 +35,9 @@ export interface FapiGuardKoa {
    */
   metadata(): Middleware;
   /**
-   * Keeps the raw body bytes for request-signature checks and leaves them on the stream for your
-   * body parser. Mount it before the parser — `app.use(fapi.rawBody()); app.use(bodyParser())` —
-   * on APIs with `signedRequest` routes.
+   * Keeps the raw body bytes for request-signature checks and idempotency fingerprints, and leaves
+   * them on the stream for your body parser. Mount it before the parser —
+   * `app.use(fapi.rawBody()); app.use(bodyParser())` — on APIs with `signedRequest` or `idempotency` routes.
    */
   rawBody(): Middleware;
 }
@@ -90,7 +91,7 @@ export function fapiGuard(options: GuardOptions | Guard): FapiGuardKoa {
         ctx.set(result.headers);
         signNodeResponse(guard, result, ctx.req, ctx.res);
         ctx.state.auth = result;
-        return next();
+        return continueIdempotent(guard, compiled, result, ctx, next);
       };
     },
   };

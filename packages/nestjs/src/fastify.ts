@@ -16,6 +16,7 @@ import {
   guardRequestFromNode,
   isGuardError,
 } from '@fapi-guard/core';
+import { keepIdempotentBodies } from './idempotency.js';
 import { type FastifyReplyLike, type FastifyRequestLike, writeRefusal, writeResponse } from './platform.js';
 import type { FapiPolicies } from './policies.js';
 import { FAPI_ROUTE } from './tokens.js';
@@ -63,6 +64,7 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
       return payload;
     });
   }
+  keepIdempotentBodies(fastify, guard, policies);
   fastify.addHook('onRequest', async (request, reply) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
     if (typeof handler !== 'function') return undefined;

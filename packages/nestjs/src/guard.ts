@@ -15,6 +15,7 @@ import {
 } from '@fapi-guard/core';
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { takeAuthenticated } from './fastify.js';
+import { continueIdempotent } from './idempotency.js';
 import { nodeRequest, nodeResponse, requestParts, setHeaders } from './platform.js';
 import { FapiPolicies } from './policies.js';
 import { FapiRefusal } from './refusal.js';
@@ -43,7 +44,7 @@ export class FapiGuard implements CanActivate {
     setHeaders(response, result.headers);
     signNodeResponse(this.guard, result, req, nodeResponse(response));
     authorize(request, result);
-    return true;
+    return continueIdempotent(this.guard, policy, result, req, request, response);
   }
 
   /**

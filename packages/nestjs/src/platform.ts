@@ -21,6 +21,7 @@ export interface FastifyReplyLike {
   headers(values: Record<string, string>): FastifyReplyLike;
   send(body: string): FastifyReplyLike;
   callNotFound(): void;
+  hijack(): void;
 }
 
 /** Express's request: Node's `IncomingMessage` with the parsed body and the unrewritten target. */

@@ -10,8 +10,9 @@ import { isFastifyInstance } from './fastify.js';
 import { FAPI_GUARD } from './tokens.js';
 
 /**
- * Keeps the raw body bytes for request-signature checks, leaving them on the stream for Nest's
- * body parsers. Call it before `app.listen()` / `app.init()` on APIs with `signedRequest` routes:
+ * Keeps the raw body bytes for request-signature checks and idempotency fingerprints, leaving them
+ * on the stream for Nest's body parsers. Call it before `app.listen()` / `app.init()` on APIs with
+ * `signedRequest` or `idempotency` routes:
  *
  * ```ts
  * const app = await NestFactory.create(AppModule);

@@ -3,9 +3,10 @@
  * when a guard throws or returns false), and this filter writes it as the RFC 6750 / RFC 9449
  * answer — the bytes of the other adapters — instead of Nest's default exception JSON.
  */
-import type { GuardError } from '@fapi-guard/core';
+import { type GuardError, writeIdempotencyAnswer } from '@fapi-guard/core';
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
-import { writeRefusal } from './platform.js';
+import { type FastifyReplyLike, nodeResponse, writeRefusal } from './platform.js';
+import { FapiReplay } from './replay.js';
 
 /**
  * The guard's refusal of a request. An `HttpException` with the refusal's status and body, so a
@@ -18,10 +19,20 @@ export class FapiRefusal extends HttpException {
   }
 }
 
-/** Writes a {@link FapiRefusal}. The policy decorators put it on every route they protect. */
-@Catch(FapiRefusal)
-export class FapiRefusalFilter implements ExceptionFilter<FapiRefusal> {
-  catch(refusal: FapiRefusal, host: ArgumentsHost): void {
-    writeRefusal(host.switchToHttp().getResponse<object>(), refusal.error);
+/**
+ * Writes a {@link FapiRefusal}, or a {@link FapiReplay} (the stored response of an idempotent
+ * request, on Node's response as stored). The policy decorators put it on every route they protect.
+ */
+@Catch(FapiRefusal, FapiReplay)
+export class FapiRefusalFilter implements ExceptionFilter<FapiRefusal | FapiReplay> {
+  catch(exception: FapiRefusal | FapiReplay, host: ArgumentsHost): void {
+    const response = host.switchToHttp().getResponse<object>();
+    if (exception instanceof FapiRefusal) {
+      writeRefusal(response, exception.error);
+      return;
+    }
+    // Fastify is told the reply is written here (it would otherwise answer again).
+    (response as Partial<FastifyReplyLike>).hijack?.();
+    writeIdempotencyAnswer(nodeResponse(response), { kind: 'replay', response: exception.stored });
   }
 }

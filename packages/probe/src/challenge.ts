@@ -134,9 +134,9 @@ const ERROR_CODES = [
 ];
 
 /**
- * Problems of one challenge against RFC 6750 §3 (Bearer) and RFC 9449 §7.1 (DPoP), which use the
- * same parameters: each at most once, values in the allowed characters, `error` a registered code,
- * Bearer with at least one auth-param, no token68.
+ * Problems of one challenge against the MUSTs of RFC 6750 §3 (Bearer) and RFC 9449 §7.1 (DPoP),
+ * which use the same parameters: each at most once, values in the allowed characters, Bearer with
+ * at least one auth-param, no token68.
  */
 export function challengeProblems(c: Challenge): string[] {
   const scheme = c.scheme.toLowerCase();
@@ -151,11 +151,21 @@ export function challengeProblems(c: Challenge): string[] {
     if ((name === 'error' || name === 'error_description' || name === 'realm') && !NQSCHAR.test(v)) {
       problems.push(`"${name}" holds characters RFC 6750 §3 does not allow`);
     }
-    if (name === 'error' && NQSCHAR.test(v) && !ERROR_CODES.includes(v))
-      problems.push(`"error" ${JSON.stringify(v)} is not a resource-access error code`);
     if (name === 'scope' && !SCOPE.test(v)) problems.push('"scope" is not a space-separated list of scope-tokens');
     if (name === 'error_uri' && !URI_CHARS.test(v)) problems.push('"error_uri" is not a URI-reference');
     if (name === 'algs' && !SCOPE.test(v)) problems.push('"algs" is not a space-separated list of algorithms');
   }
   return problems;
+}
+
+/**
+ * What a client cannot act on although no MUST forbids it: an `error` outside the registered
+ * resource-access codes (extension codes are allowed through the IANA registry, RFC 6750 §6.2).
+ */
+export function challengeAdvice(c: Challenge): string[] {
+  const scheme = c.scheme.toLowerCase();
+  if (scheme !== 'bearer' && scheme !== 'dpop') return [];
+  return c.params
+    .filter(([name, v]) => name === 'error' && NQSCHAR.test(v) && !ERROR_CODES.includes(v))
+    .map(([, v]) => `"error" ${JSON.stringify(v)} is not a registered resource-access error code (clients act on registered codes)`);
 }

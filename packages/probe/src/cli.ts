@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-/** fapi-probe: the command line of `runProbe`. Exit 0: no MUST failed; 1: a MUST failed; 2: usage or set-up error. */
+/**
+ * fapi-probe: the command line of `runProbe`. Exit 0: no MUST failed; 1: a MUST failed (with
+ * --strict: or could not run); 2: the probe could not judge (usage error, no token, the resource
+ * unreachable or the baseline request refused).
+ */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { FaultToken } from './context.js';
@@ -28,14 +32,18 @@ const USAGE = `usage: fapi-probe --resource URL [options]
   --other-cert FILE --other-key FILE   a second certificate, for mtls.other-certificate
   --jwks-uri URL             issuer keys (default: from the issuer metadata)
   --fault-token KIND=TOKEN   issuer-signed token with a defect: wrong-typ, expired, wrong-audience, unbound (repeatable)
-  --only PREFIX              run only cases whose id starts with PREFIX (repeatable)
+  --only PREFIX              run only cases whose id starts with PREFIX (repeatable; the baseline always runs)
   --rate N                   requests per second, at most (default 10, at most 50)
   --max-requests N           requests in all, at most (default 200)
-  --timeout-ms N             per request (default 10000)
+  --timeout-ms N             total time per request, connection to last byte (default 10000)
   --ca FILE                  extra CA certificates (PEM) for the server
   --insecure-tls             accept any server certificate
+  --strict                   a MUST case that could not run (missing fault token, ...) fails the run
   --json FILE                write the JSON report ("-" for stdout instead of the table)
   --junit FILE               write JUnit XML
+
+exit code: 0 no MUST failed; 1 a MUST failed (--strict: or could not run);
+           2 could not judge (usage error, no token, resource unreachable, baseline refused)
 `;
 
 const read = (file: string) => readFileSync(file, 'utf8');
@@ -70,6 +78,7 @@ async function main(argv: string[]): Promise<number> {
       'timeout-ms': { type: 'string' },
       ca: { type: 'string' },
       'insecure-tls': { type: 'boolean' },
+      strict: { type: 'boolean' },
       json: { type: 'string' },
       junit: { type: 'string' },
       help: { type: 'boolean' },
@@ -135,6 +144,7 @@ async function main(argv: string[]): Promise<number> {
     ...(values['timeout-ms'] ? { timeoutMs: number(values['timeout-ms']) } : {}),
     ...(values.ca ? { ca: read(values.ca) } : {}),
     ...(values['insecure-tls'] ? { insecureTls: true } : {}),
+    ...(values.strict ? { strict: true } : {}),
   };
   const report = await runProbe(options);
   if (values.json === '-') process.stdout.write(toJson(report));
@@ -143,7 +153,8 @@ async function main(argv: string[]): Promise<number> {
     if (values.json) writeFileSync(values.json, toJson(report));
   }
   if (values.junit) writeFileSync(values.junit, toJUnit(report));
-  return report.failed ? 1 : 0;
+  if (report.notJudged) process.stderr.write(`fapi-probe: could not judge the server: ${report.notJudged}\n`);
+  return report.exitCode;
 }
 
 main(process.argv.slice(2)).then(

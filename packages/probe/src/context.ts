@@ -161,23 +161,54 @@ export function challenges(exchange: Exchange): Challenge[] {
   return parsed.ok ? parsed.challenges : [];
 }
 
-/** The error code: from a challenge, else from a JSON body's `error`. */
+/**
+ * The OAuth error code: read from the `WWW-Authenticate` challenge only (RFC 6750 §3, RFC 9449
+ * §7.1). A JSON body's `"error"` is the application's business (its error handler may write one
+ * for any reason) and never decides a case.
+ */
 export function errorOf(exchange: Exchange): string | undefined {
-  for (const c of challenges(exchange)) {
-    const error = param(c, 'error');
-    if (error !== undefined) return error;
-  }
-  try {
-    const body = JSON.parse(exchange.body);
-    return typeof body?.error === 'string' ? body.error : undefined;
-  } catch {
-    return undefined;
-  }
+  return challengeParam(exchange, 'error');
 }
 
-/** `401 DPoP error="invalid_token"`: what a case observed, in one line. */
+/** The first value of an auth-param among the response's challenges. */
+export function challengeParam(exchange: Exchange, name: string): string | undefined {
+  for (const c of challenges(exchange)) {
+    const value = param(c, name);
+    if (value !== undefined) return value;
+  }
+  return undefined;
+}
+
+/** `401 DPoP error=invalid_token "the token expired"`: what came back, in one line. */
 export function describe(exchange: Exchange): string {
   const schemes = challenges(exchange).map((c) => c.scheme);
   const error = errorOf(exchange);
-  return [String(exchange.status), schemes.join('+'), error ? `error=${error}` : ''].filter(Boolean).join(' ');
+  const description = challengeParam(exchange, 'error_description');
+  const parts = [String(exchange.status)];
+  if (schemes.length > 0) parts.push(schemes.join('+'));
+  else if (exchange.status >= 400)
+    parts.push((exchange.headers['www-authenticate'] ?? []).length > 0 ? 'unreadable WWW-Authenticate' : 'no WWW-Authenticate');
+  if (error) parts.push(`error=${error}`);
+  if (description) parts.push(JSON.stringify(description.slice(0, 200)));
+  return parts.join(' ');
+}
+
+/** The request as sent, one line, tokens and proofs shortened (the report is not a secret store). */
+export function describeRequest(request: OutgoingRequest): string {
+  const short = (v: string) => (v.length > 24 ? `${v.slice(0, 12)}…(${v.length} chars)` : v);
+  const url = new URL(request.url);
+  for (const [k, v] of url.searchParams) if (k === 'access_token') url.searchParams.set(k, short(v));
+  const parts = [`${request.method} ${url.href.replace(/%E2%80%A6/g, '…')}`];
+  for (const [name, value] of Object.entries(request.headers ?? {})) {
+    if (name !== 'authorization' && name !== 'dpop') continue;
+    for (const v of Array.isArray(value) ? value : [value]) {
+      const at = v.indexOf(' ');
+      parts.push(name === 'authorization' && at > 0 ? `Authorization: ${v.slice(0, at)} ${short(v.slice(at + 1))}` : `DPoP: ${short(v)}`);
+    }
+  }
+  if (!request.headers?.authorization) parts.push('no Authorization');
+  if (request.body !== undefined && request.headers?.['content-type'] === 'application/x-www-form-urlencoded')
+    parts.push(`body ${short(request.body)}`);
+  if (request.certificate) parts.push('client certificate');
+  return parts.join('; ');
 }

@@ -35,6 +35,7 @@ export interface SenderOptions {
   rate: number;
   /** Requests in the whole run, at most. */
   maxRequests: number;
+  /** Total time for one exchange, connection to the last body byte. */
   timeoutMs: number;
   /** Accept any server certificate (staging servers with private CAs). */
   insecureTls: boolean;
@@ -74,13 +75,23 @@ export class Sender {
     const headers: Record<string, string | string[]> = { ...request.headers };
     if (request.body !== undefined) headers['content-length'] = String(Buffer.byteLength(request.body));
     const send = tls ? httpsRequest : httpRequest;
+    const { timeoutMs } = this.options;
     return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        f();
+      };
+      const fail = (e: Error) => settle(() => reject(e));
       const req = send(
         url,
         {
           method: request.method,
           headers,
-          timeout: this.options.timeoutMs,
+          // Idle: no byte for this long. The deadline below bounds the whole exchange.
+          timeout: timeoutMs,
           agent: false,
           ...(tls
             ? {
@@ -96,20 +107,31 @@ export class Sender {
           res.on('data', (chunk: Buffer) => {
             size += chunk.length;
             // A bounded read: the probe needs status, headers and an error body, never more.
-            if (size <= 1_048_576) chunks.push(chunk);
+            if (size <= MAX_BODY) chunks.push(chunk);
           });
           res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, headers: fields(res.rawHeaders), body: Buffer.concat(chunks).toString('utf8') }),
+            settle(() =>
+              resolve({ status: res.statusCode ?? 0, headers: fields(res.rawHeaders), body: Buffer.concat(chunks).toString('utf8') }),
+            ),
           );
-          res.on('error', reject);
+          res.on('error', fail);
+          res.on('aborted', () => fail(new Error(`${request.method} ${request.url}: the connection closed mid-answer`)));
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`${request.method} ${request.url}: no answer in ${this.options.timeoutMs} ms`)));
-      req.on('error', reject);
+      // A total deadline: a server that trickles an endless body, a byte at a time, cannot hold the run.
+      const deadline = setTimeout(() => {
+        const error = new Error(`${request.method} ${request.url}: no complete answer within ${timeoutMs} ms`);
+        fail(error);
+        req.destroy(error);
+      }, timeoutMs);
+      req.on('timeout', () => req.destroy(new Error(`${request.method} ${request.url}: no answer in ${timeoutMs} ms`)));
+      req.on('error', fail);
       req.end(request.body);
     });
   }
 }
+
+const MAX_BODY = 1_048_576;
 
 function fields(raw: string[]): Record<string, string[]> {
   const out: Record<string, string[]> = {};

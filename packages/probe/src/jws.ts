@@ -50,6 +50,8 @@ export type ProofFault =
   | 'htu'
   | 'iat-old'
   | 'iat-future'
+  | 'iat-minutes-old'
+  | 'iat-minutes-ahead'
   | 'jti-missing'
   | 'ath-missing'
   | 'ath-wrong';
@@ -63,6 +65,18 @@ export interface ProofInput {
   fault?: ProofFault;
 }
 
+/**
+ * RFC 9449 §11.1 leaves the window to the server ("a limited time ... preferably seconds or
+ * minutes"): a day either way is outside any window; ten minutes old or two minutes ahead is
+ * outside a short one only (our advice, not the RFC's rule).
+ */
+const IAT_SHIFT: Record<string, number> = {
+  'iat-old': -86_400,
+  'iat-future': 86_400,
+  'iat-minutes-old': -600,
+  'iat-minutes-ahead': 120,
+};
+
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 const sha256 = (s: string) => createHash('sha256').update(s).digest('base64url');
 
@@ -74,8 +88,7 @@ export async function proof(key: DpopKey, input: ProofInput): Promise<string> {
     htm: fault === 'htm' ? (input.htm === 'POST' ? 'PUT' : 'POST') : input.htm,
     // Another path on the same origin: the narrowest htu mismatch.
     htu: fault === 'htu' ? new URL('/fapi-probe-elsewhere', input.htu).href : input.htu,
-    // RFC 9449 §11.1 asks for a short window: ten minutes old or two minutes ahead is outside any.
-    iat: fault === 'iat-old' ? now - 600 : fault === 'iat-future' ? now + 120 : now,
+    iat: now + (IAT_SHIFT[fault ?? ''] ?? 0),
   };
   if (fault === 'jti-missing') delete claims.jti;
   if (input.accessToken !== undefined && fault !== 'ath-missing') {

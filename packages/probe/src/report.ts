@@ -1,24 +1,73 @@
 /** The report as a table for people, JSON, and JUnit XML for CI pipelines. */
 import type { ProbeReport } from './run.js';
 
-const MARK = { pass: 'pass', fail: 'FAIL', 'not-run': 'not run' } as const;
+const MARK = { pass: 'pass', fail: 'FAIL', advice: 'advice', 'not-run': 'not run', 'not-applicable': 'n/a' } as const;
 
+/** The summary table, then for each failure and each piece of advice what was sent, expected, received and what to change. */
 export function toTable(report: ProbeReport): string {
   const rows = report.results.map((r) => [r.id, r.level, r.requirements.join(' '), MARK[r.status], String(r.requests), r.observed]);
   const head = ['case', 'level', 'requirements', 'result', 'req', 'observed'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => Math.min((r[i] as string).length, i === 5 ? 80 : 40))));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ');
   const count = (s: string) => report.results.filter((r) => r.status === s).length;
+  const banner = report.notJudged
+    ? [
+        '',
+        '!!! THE PROBE COULD NOT JUDGE THIS SERVER (exit code 2)',
+        `!!! ${report.notJudged}.`,
+        '!!! Fix the correct request first (token, audience, binding, URL); the cases that compare with it did not run.',
+      ]
+    : [];
+  const failures = report.results.filter((r) => r.status === 'fail' && r.id !== 'baseline.valid');
+  const advice = report.results.filter((r) => r.status === 'advice');
   return [
     `fapi-probe ${report.method} ${report.resource} (${report.binding === 'dpop' ? 'DPoP' : 'mTLS'}-bound token)`,
+    ...banner,
     '',
     line(head),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
+    ...(report.notJudged
+      ? guidance(
+          'Baseline',
+          report.results.filter((r) => r.id === 'baseline.valid'),
+        )
+      : []),
+    ...guidance('Failures (MUST): these fail the run', failures),
+    ...guidance('Advice (SHOULD, MAY, or a stricter choice than the specifications): these never fail the run', advice),
     '',
-    `${count('pass')} passed, ${count('fail')} failed, ${count('not-run')} not run; ${report.requests} requests sent`,
-    report.failed ? 'RESULT: a MUST requirement failed' : 'RESULT: no MUST requirement failed',
+    `${count('pass')} passed, ${count('fail')} failed, ${count('advice')} advice, ${count('not-run')} not run, ${count('not-applicable')} not applicable; ${report.requests} requests sent`,
+    // After a failed baseline every dependent case is not run: the banner says so once.
+    ...(report.mustNotRun.length > 0 && !report.notJudged
+      ? [
+          `MUST cases not run (${report.strict ? 'they fail the run: --strict' : 'not judged; --strict makes them fail the run'}): ${report.mustNotRun.join(', ')}`,
+        ]
+      : []),
+    report.notJudged
+      ? 'RESULT: not judged (exit 2): the baseline request failed'
+      : report.failed
+        ? `RESULT: a MUST requirement ${failures.length > 0 ? 'failed' : 'was not run (--strict)'} (exit 1)`
+        : 'RESULT: no MUST requirement failed (exit 0)',
   ].join('\n');
+}
+
+/** One block per case: the reader learns from it alone what to change. */
+function guidance(title: string, results: ProbeReport['results']): string[] {
+  if (results.length === 0) return [];
+  const out = ['', `${title}:`];
+  for (const r of results) {
+    out.push('', `${MARK[r.status]} ${r.id} [${r.level}, ${r.requirement.source}]`);
+    out.push(`  test:     ${r.sends}`);
+    r.exchanges.forEach((x, i) => {
+      out.push(`  sent:     ${i === 0 ? '' : `(${i + 1}) `}${x.sent}`);
+      out.push(`  got:      ${i === 0 ? '' : `(${i + 1}) `}${x.received}`);
+    });
+    if (r.exchanges.length === 0) out.push(`  got:      ${r.observed}`);
+    out.push(`  expected: ${r.expects}`);
+    if (r.fix) out.push(`  change:   ${r.fix}`);
+    out.push(`  why:      ${r.requirement.text}`);
+  }
+  return out;
 }
 
 export function toJson(report: ProbeReport): string {
@@ -35,16 +84,16 @@ const xml = (s: string) =>
       '',
     );
 
-/** JUnit XML: one testcase per case; a failed SHOULD/MAY is a failure too, typed by its level. */
+/** JUnit XML: one testcase per case; advice is a failure too, typed by its level (a CI can filter on `type="MUST"`). */
 export function toJUnit(report: ProbeReport): string {
-  const failures = report.results.filter((r) => r.status === 'fail').length;
-  const skipped = report.results.filter((r) => r.status === 'not-run').length;
+  const failures = report.results.filter((r) => r.status === 'fail' || r.status === 'advice').length;
+  const skipped = report.results.filter((r) => r.status === 'not-run' || r.status === 'not-applicable').length;
   const cases = report.results.map((r) => {
     const name = `${r.id} [${r.level} ${r.requirements.join(' ')}]`;
     const body =
-      r.status === 'fail'
-        ? `<failure type="${r.level}" message="${xml(`expected ${r.expects}; observed ${r.observed}`)}"/>`
-        : r.status === 'not-run'
+      r.status === 'fail' || r.status === 'advice'
+        ? `<failure type="${r.level}" message="${xml(`expected ${r.expects}; observed ${r.observed}${r.fix ? `; change: ${r.fix}` : ''}`)}">${xml(`${r.requirement.source}: ${r.requirement.text}`)}</failure>`
+        : r.status === 'not-run' || r.status === 'not-applicable'
           ? `<skipped message="${xml(r.observed)}"/>`
           : '';
     return `    <testcase classname="fapi-probe" name="${xml(name)}">${body}</testcase>`;

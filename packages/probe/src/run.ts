@@ -1,7 +1,7 @@
 /** `runProbe(options)`: gets the tokens, runs the case table, returns the report. */
 import type { JWK } from 'jose';
-import { CASES, type Level, type Outcome } from './cases.js';
-import { type Binding, Context, type FaultToken } from './context.js';
+import { CASES, type Level, type Outcome, type Requirement } from './cases.js';
+import { type Binding, Context, describe, describeRequest, type FaultToken } from './context.js';
 import { type ClientCertificate, RequestBudgetExceeded, Sender } from './http.js';
 import { type DpopKey, dpopKeyFromJwk } from './jws.js';
 import { type AuthorizationServer, connect } from './tokens.js';
@@ -48,38 +48,64 @@ export interface ProbeOptions {
   rate?: number;
   /** Requests in the whole run, at most; the run stops when they are spent. @default 200 */
   maxRequests?: number;
-  /** Per-request timeout in ms. @default 10000 */
+  /** Total time for one request in ms, connection to last body byte (100..120000): a server trickling an endless body cannot hold the run. @default 10000 */
   timeoutMs?: number;
   /** Accept any TLS server certificate. @default false */
   insecureTls?: boolean;
   /** Extra CA certificates (PEM) to trust. */
   ca?: string;
+  /**
+   * A MUST case that could not run (a fault token or second certificate not supplied) fails the
+   * run. Without it, the report lists those MUSTs as not run and the run can still pass.
+   * @default false
+   */
+  strict?: boolean;
 }
+
+/** `advice`: a SHOULD, MAY or ADVICE case missed, or a MUST case met its MUST but not a SHOULD part. */
+export type CaseStatus = 'pass' | 'fail' | 'advice' | 'not-run' | 'not-applicable';
 
 export interface CaseResult {
   id: string;
   requirements: string[];
   level: Level;
+  /** The requirement's text and section, as shipped with the probe. */
+  requirement: Requirement;
   sends: string;
   expects: string;
-  status: Outcome['status'];
-  /** What came back (pass/fail) or why the case did not run. */
+  status: CaseStatus;
+  /** What came back (pass/fail/advice) or why the case did not run. */
   observed: string;
+  /** fail: what to change; advice: what would meet the weaker expectation. */
+  fix?: string;
+  /** Each request the case sent, one line, and the answer, one line (status, challenge, error, error_description). */
+  exchanges: Array<{ sent: string; received: string }>;
   /** Requests this case sent. */
   requests: number;
 }
+
+/** 0: no MUST failed; 1: a MUST failed (or, with `strict`, could not run); 2: the probe could not judge. */
+export type ExitCode = 0 | 1 | 2;
 
 export interface ProbeReport {
   resource: string;
   method: string;
   binding: Binding;
   startedAt: string;
+  strict: boolean;
   results: CaseResult[];
   /** Requests sent in all, to the resource and to the authorization server. */
   requests: number;
-  /** A MUST case failed. */
+  /** Why the run could not judge the server (the baseline request was refused or unanswered). */
+  notJudged?: string;
+  /** MUST cases that did not run (a missing input, the baseline, a spent budget). */
+  mustNotRun: string[];
+  /** A MUST case failed, or (strict) a MUST case did not run. */
   failed: boolean;
+  exitCode: ExitCode;
 }
+
+const BASELINE = 'baseline.valid';
 
 export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
   const resource = new URL(options.resource);
@@ -88,12 +114,15 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
   }
   const rate = options.rate ?? 10;
   const maxRequests = options.maxRequests ?? 200;
+  const timeoutMs = options.timeoutMs ?? 10_000;
   if (!(rate > 0 && rate <= 50)) throw new Error('rate must be between 0 and 50 requests per second');
   if (!(Number.isInteger(maxRequests) && maxRequests > 0 && maxRequests <= 1000)) throw new Error('maxRequests must be an integer 1..1000');
+  if (!(Number.isInteger(timeoutMs) && timeoutMs >= 100 && timeoutMs <= 120_000))
+    throw new Error('timeoutMs must be an integer 100..120000');
   const sender = new Sender({
     rate,
     maxRequests,
-    timeoutMs: options.timeoutMs ?? 10_000,
+    timeoutMs,
     insecureTls: options.insecureTls ?? false,
     ...(options.ca ? { ca: options.ca } : {}),
   });
@@ -120,11 +149,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
     jwksUri ??= session.metadata.jwks_uri;
   }
   if (!token) throw new Error('give an authorization server or an access token');
-  if (jwksUri) {
-    const e = await sender.send({ method: 'GET', url: jwksUri, headers: { accept: 'application/json' } });
-    const keys = e.status === 200 ? (JSON.parse(e.body) as { keys?: JWK[] }).keys : undefined;
-    if (Array.isArray(keys)) issuerKeys = keys;
-  }
+  if (jwksUri) issuerKeys = await fetchKeys(sender, jwksUri);
   const ctx = new Context({
     sender,
     resource: resource.href,
@@ -141,42 +166,87 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
     headers: options.headers ?? {},
   });
   const selected = CASES.filter(
-    (c) => (!c.binding || c.binding === binding) && (!options.only || options.only.some((p) => c.id.startsWith(p))),
+    (c) => (!c.binding || c.binding === binding) && (c.id === BASELINE || !options.only || options.only.some((p) => c.id.startsWith(p))),
   );
   const results: CaseResult[] = [];
-  // Cases that send come first; those that judge the whole run read every exchange after them.
+  let notJudged: string | undefined;
+  // The baseline first; cases that send next; those that judge the whole run read every exchange last.
   for (const c of [...selected.filter((s) => !s.collect), ...selected.filter((s) => s.collect)]) {
     const before = sender.count;
+    const logged = ctx.log.length;
     let outcome: Outcome;
-    try {
-      outcome = await c.run(ctx);
-    } catch (e) {
-      // A spent budget stops the case; a connection error (a crash, a reset) is a failure.
-      outcome =
-        e instanceof RequestBudgetExceeded
-          ? { status: 'not-run', reason: (e as Error).message }
-          : { status: 'fail', observed: `no answer: ${(e as Error).message}` };
+    if (notJudged && !c.independent) outcome = { status: 'not-run', reason: 'not run (baseline failed)' };
+    else {
+      try {
+        outcome = await c.run(ctx);
+      } catch (e) {
+        // A spent budget stops the case; a connection error (a crash, a reset) is a failure.
+        outcome =
+          e instanceof RequestBudgetExceeded
+            ? { status: 'not-run', reason: (e as Error).message }
+            : { status: 'fail', observed: `no answer: ${(e as Error).message}` };
+      }
     }
-    results.push({
-      id: c.id,
-      requirements: c.requirements,
-      level: c.level,
-      sends: c.sends,
-      expects: c.expects,
-      status: outcome.status,
-      observed: outcome.status === 'not-run' ? outcome.reason : outcome.observed,
-      requests: sender.count - before,
-    });
+    if (c.id === BASELINE && outcome.status !== 'pass') {
+      notJudged =
+        outcome.status === 'fail'
+          ? `the correct request was not accepted (${outcome.observed}): every other case compares with it`
+          : `the correct request could not be sent (${outcome.status === 'not-run' || outcome.status === 'not-applicable' ? outcome.reason : outcome.observed})`;
+    }
+    results.push(toResult(c, outcome, ctx.log.slice(logged), sender.count - before));
   }
+  const mustNotRun = results.filter((r) => r.level === 'MUST' && r.status === 'not-run').map((r) => r.id);
+  const strict = options.strict ?? false;
+  const mustFailed = results.some((r) => r.status === 'fail' && r.id !== BASELINE);
+  const failed = mustFailed || (strict && mustNotRun.length > 0);
   return {
     resource: resource.href,
     method: ctx.init.method,
     binding,
     startedAt: started,
+    strict,
     results,
     requests: sender.count,
-    failed: results.some((r) => r.status === 'fail' && r.level === 'MUST'),
+    ...(notJudged ? { notJudged } : {}),
+    mustNotRun,
+    failed,
+    exitCode: notJudged ? 2 : failed ? 1 : 0,
   };
+}
+
+function toResult(c: (typeof CASES)[number], outcome: Outcome, log: Context['log'], requests: number): CaseResult {
+  // A SHOULD, MAY or ADVICE case never fails a run: what it missed is advice.
+  const status = outcome.status === 'fail' && c.level !== 'MUST' ? 'advice' : outcome.status;
+  const fix =
+    status === 'fail' || (status === 'advice' && outcome.status === 'fail')
+      ? c.fix
+      : outcome.status === 'advice'
+        ? outcome.note
+        : undefined;
+  return {
+    id: c.id,
+    requirements: c.requirements,
+    level: c.level,
+    requirement: c.requirement,
+    sends: c.sends,
+    expects: c.expects,
+    status,
+    observed: 'observed' in outcome ? outcome.observed : outcome.reason,
+    ...(fix ? { fix } : {}),
+    exchanges: log.map((l) => ({ sent: describeRequest(l.request), received: describe(l.exchange) })),
+    requests,
+  };
+}
+
+/** The issuer's public keys, for the HMAC-confusion case; none when they cannot be read. */
+async function fetchKeys(sender: Sender, jwksUri: string): Promise<JWK[] | undefined> {
+  const e = await sender.send({ method: 'GET', url: jwksUri, headers: { accept: 'application/json' } });
+  try {
+    const keys = e.status === 200 ? (JSON.parse(e.body) as { keys?: JWK[] }).keys : undefined;
+    return Array.isArray(keys) ? keys : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function isLoopback(host: string): boolean {

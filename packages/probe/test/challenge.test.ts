@@ -2,7 +2,7 @@
  * The probe's reader of `WWW-Authenticate` (RFC 9110 §11.6.1) and its RFC 6750 §3 / RFC 9449 §7.1
  * judgement: `errors.challenge-syntax` can only fail a server if these refuse what they must.
  */
-import { challengeProblems, param, parseChallenges } from '../src/challenge';
+import { challengeAdvice, challengeProblems, param, parseChallenges } from '../src/challenge';
 
 /** The problems of one field value: the syntax error, else the RFC 6750 §3 problems of each challenge. */
 function judge(value: string): string[] {
@@ -86,8 +86,6 @@ describe('RFC 6750 §3 / RFC 9449 §7.1 auth-params', () => {
     ['Bearer error="invalid_token", error="invalid_request"', 'Bearer challenge repeats "error"'],
     ['DPoP algs="ES256", algs="PS256"', 'DPoP challenge repeats "algs"'],
     ['Bearer realm="a", REALM="b"', 'Bearer challenge repeats "realm"'],
-    ['Bearer error="server_error"', '"error" "server_error" is not a resource-access error code'],
-    ['DPoP error="invalid_client"', '"error" "invalid_client" is not a resource-access error code'],
     ['Bearer error="invalid\\"token"', '"error" holds characters RFC 6750 §3 does not allow'],
     ['Bearer error_description="caf\u00e9"', '"error_description" holds characters RFC 6750 §3 does not allow'],
     ['Bearer realm="a\\\\b"', '"realm" holds characters RFC 6750 §3 does not allow'],
@@ -100,5 +98,20 @@ describe('RFC 6750 §3 / RFC 9449 §7.1 auth-params', () => {
     ['DPoP abc', 'DPoP challenge carries a token68, not auth-params'],
   ])('BEARER-04 finds the problem in %s', (value, problem) => {
     expect(judge(value)).toContain(problem);
+  });
+
+  it.each([
+    ['Bearer error="server_error"', 'server_error'],
+    ['DPoP error="invalid_client"', 'invalid_client'],
+  ])('an unregistered error code in %s is advice, not a MUST problem', (value, code) => {
+    expect(judge(value)).toEqual([]);
+    const parsed = parseChallenges([value]);
+    const advice = parsed.ok ? parsed.challenges.flatMap(challengeAdvice) : [];
+    expect(advice).toEqual([`"error" "${code}" is not a registered resource-access error code (clients act on registered codes)`]);
+  });
+
+  it('a registered error code is no advice', () => {
+    const parsed = parseChallenges(['DPoP error="use_dpop_nonce", Bearer error="insufficient_scope"']);
+    expect(parsed.ok && parsed.challenges.flatMap(challengeAdvice)).toEqual([]);
   });
 });

@@ -13,12 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { type ProbeReport, runProbe, toJUnit } from '@fapi-guard/probe';
-import { createCertificate, MockIssuer, type TestCertificate } from '@fapi-guard/testing';
+import { createCertificate, DpopClient, MockIssuer, type TestCertificate } from '@fapi-guard/testing';
 import express from 'express';
 import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
 import {
   calculateJwkThumbprint,
   createLocalJWKSet,
+  decodeJwt,
   decodeProtectedHeader,
   EmbeddedJWK,
   exportJWK,
@@ -26,19 +27,19 @@ import {
   type JWK,
   jwtVerify,
 } from 'jose';
+import * as oauth from 'oauth4webapi';
 import { readConfig } from '../../../examples/payments-api/src/config';
 import { startExample } from '../../../examples/payments-api/src/server';
 
-const failing = (report: ProbeReport) =>
+const withStatus = (report: ProbeReport, status: ProbeReport['results'][number]['status']) =>
   report.results
-    .filter((r) => r.status === 'fail')
+    .filter((r) => r.status === status)
     .map((r) => r.id)
     .sort();
-const notRun = (report: ProbeReport) =>
-  report.results
-    .filter((r) => r.status === 'not-run')
-    .map((r) => r.id)
-    .sort();
+const failing = (report: ProbeReport) => withStatus(report, 'fail');
+const advised = (report: ProbeReport) => withStatus(report, 'advice');
+const notRun = (report: ProbeReport) => withStatus(report, 'not-run');
+const notApplicable = (report: ProbeReport) => withStatus(report, 'not-applicable');
 
 async function listen(server: Server, scheme = 'http'): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
@@ -87,9 +88,11 @@ describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe against the ex
         rate: RATE,
       });
       expect(failing(report)).toEqual([]);
-      // Only the nonce case cannot run: this route does not ask for nonces.
-      expect(notRun(report)).toEqual(['dpop.nonce']);
-      expect(report.failed).toBe(false);
+      expect(advised(report)).toEqual([]);
+      expect(notRun(report)).toEqual([]);
+      // This route does not ask for nonces.
+      expect(notApplicable(report)).toEqual(['dpop.nonce']);
+      expect(report.exitCode).toBe(0);
     } finally {
       await example.close();
     }
@@ -109,6 +112,7 @@ describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe against the ex
         rate: RATE,
       });
       expect(failing(report)).toEqual([]);
+      expect(advised(report)).toEqual([]);
       expect(report.results.find((r) => r.id === 'dpop.nonce')?.status).toBe('pass');
     } finally {
       await example.close();
@@ -159,6 +163,7 @@ describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe over mutual TL
       const report = await probeWithCertificate(mock, url, serverCert);
       expect(report.binding).toBe('mtls');
       expect(failing(report)).toEqual([]);
+      expect(advised(report)).toEqual([]);
       for (const id of ['mtls.no-certificate', 'mtls.other-certificate']) {
         expect(report.results.find((r) => r.id === id)?.status).toBe('pass');
       }
@@ -169,25 +174,169 @@ describe.each(['express', 'koa', 'fastify'] as const)('fapi-probe over mutual TL
   });
 });
 
+/** Runs the probe on `${url}/accounts` with every input a full DPoP run needs (fault tokens, a second scope). */
+async function fullDpopRun(mock: MockIssuer, url: string): Promise<ProbeReport> {
+  const key = await probeKey();
+  return runProbe({
+    resource: `${url}/accounts`,
+    scope: 'accounts',
+    insufficientScope: 'other',
+    authorizationServer: { issuer: mock.issuer, clientId: 'probe' },
+    dpopKey: key.jwk,
+    faultTokens: await faultTokens(mock, key.jkt, 'accounts', url),
+    rate: RATE,
+  });
+}
+
+/** express-oauth2-jwt-bearer (Auth0) in DPoP-required mode, with `strict` as given. */
+async function withAuth0<T>(strict: boolean, run: (mock: MockIssuer, url: string) => Promise<T>): Promise<T> {
+  const server = createServer();
+  const url = await listen(server);
+  const mock = await MockIssuer.start({ audience: url });
+  const app = express();
+  app.use(auth({ issuerBaseURL: mock.issuer, audience: url, tokenSigningAlg: 'ES256', strict, dpop: { enabled: true, required: true } }));
+  app.get('/accounts', requiredScopes('accounts'), (_req, res) => void res.json({ ok: true }));
+  server.on('request', app);
+  try {
+    return await run(mock, url);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await mock.stop();
+  }
+}
+
+/**
+ * Measured, and not MUST failures: 400 without an error code for a malformed Authorization value
+ * or a missing proof (RFC 6750 §3.1 / RFC 9449 §7.1 codes are SHOULDs), two identical Authorization
+ * fields accepted (Node keeps one; RFC 6750 §3.1's 400 is a SHOULD), no jti replay store (RFC 9449
+ * §11.1: servers "can" store jti), no x-fapi-interaction-id (FAPI 1.0, not FAPI 2.0).
+ */
+const AUTH0_ADVICE = [
+  'credentials.duplicate-authorization',
+  'credentials.malformed',
+  'dpop.missing-proof',
+  'dpop.replay',
+  'interaction-id.echo',
+];
+
 describe('fapi-probe against express-oauth2-jwt-bearer in DPoP mode', () => {
-  it('reports the replay it lets through (no jti store), and what else it does not do', async () => {
+  it('JWTAT-01 fails exactly its real MUST gap: with its defaults (strict: false) it accepts an access token whose typ is "JWT"', async () => {
+    // RFC 9068 §4 #1: "The resource server MUST verify that the typ header value is at+jwt or
+    // application/at+jwt and reject tokens carrying any other value." The library checks typ only
+    // with `strict: true`.
+    const report = await withAuth0(false, fullDpopRun);
+    expect(failing(report)).toEqual(['token.wrong-typ']);
+    expect(advised(report)).toEqual(AUTH0_ADVICE);
+    expect(report.exitCode).toBe(1);
+    // What came back includes the server's own error_description.
+    const duplicate = report.results.find((r) => r.id === 'credentials.header-and-query');
+    expect(duplicate?.exchanges[0]?.received).toBe('400 DPoP error=invalid_request "More than one method used for authentication"');
+  });
+
+  it('with strict: true it meets every MUST: exit 0, the rest is advice', async () => {
+    const report = await withAuth0(true, fullDpopRun);
+    expect(failing(report)).toEqual([]);
+    expect(advised(report)).toEqual(AUTH0_ADVICE);
+    expect(notRun(report)).toEqual([]);
+    expect(report.exitCode).toBe(0);
+  });
+});
+
+/**
+ * A resource server we did not write the checks of: oauth4webapi's `validateJwtAccessToken`
+ * (RFC 6750, RFC 9068, RFC 9449) on node:http, plus what that function leaves to its caller — a
+ * jti replay store, the scope, refusing a token also sent in the query, and the RFC 6750 §3
+ * answers. Headers reach it as a Fetch `Headers` built from the raw list, as Fetch-style adapters do.
+ */
+function oauth4webapiServer(issuer: () => oauth.AuthorizationServer, origin: () => string) {
+  const seen = new Map<string, number>();
+  const algs = ['ES256', 'PS256', 'EdDSA'];
+  return async (req: IncomingMessage, res: ServerResponse) => {
+    for await (const _ of req);
+    const answer = (status: number, error?: string) => {
+      res.statusCode = status;
+      if (status >= 400) res.setHeader('www-authenticate', `DPoP algs="${algs.join(' ')}"${error ? `, error="${error}"` : ''}`);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(status < 300 ? { ok: true } : { message: 'refused' }));
+    };
+    const headers = new Headers();
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i] as string, req.rawHeaders[i + 1] as string);
+    const url = new URL(req.url ?? '/', origin());
+    if (!headers.has('authorization')) return answer(401);
+    if (url.searchParams.has('access_token')) return answer(400, 'invalid_request');
+    let claims: oauth.JWTAccessTokenClaims;
+    try {
+      claims = await oauth.validateJwtAccessToken(issuer(), new Request(url, { method: req.method, headers }), origin(), {
+        requireDPoP: true,
+        signingAlgorithms: algs,
+        [oauth.allowInsecureRequests]: true,
+      });
+    } catch (e) {
+      if (e instanceof oauth.OperationProcessingError && e.code === oauth.INVALID_REQUEST) return answer(400, 'invalid_request');
+      return answer(401, /DPoP/.test((e as Error).message) ? 'invalid_dpop_proof' : 'invalid_token');
+    }
+    // RFC 9449 §11.1: remember each accepted proof's jti for the 300 s window validateJwtAccessToken allows.
+    const jti = `${url.pathname} ${String(decodeJwt(headers.get('dpop') as string).jti)}`;
+    const now = Date.now();
+    for (const [k, until] of seen) if (until < now) seen.delete(k);
+    if (seen.has(jti)) return answer(401, 'invalid_dpop_proof');
+    seen.set(jti, now + 600_000);
+    if (
+      !String(claims.scope ?? '')
+        .split(' ')
+        .includes('accounts')
+    )
+      return answer(403, 'insufficient_scope');
+    answer(200);
+  };
+}
+
+describe('fapi-probe against a resource server built on oauth4webapi', () => {
+  it('meets every MUST: the command line exits 0 with the arguments MockIssuer.probeArguments prints', async () => {
+    let as: oauth.AuthorizationServer | undefined;
     const server = createServer();
     const url = await listen(server);
+    server.on(
+      'request',
+      oauth4webapiServer(
+        () => as as oauth.AuthorizationServer,
+        () => url,
+      ),
+    );
     const mock = await MockIssuer.start({ audience: url });
-    const app = express();
-    app.use(auth({ issuerBaseURL: mock.issuer, audience: url, tokenSigningAlg: 'ES256', dpop: { enabled: true, required: true } }));
-    app.get('/accounts', requiredScopes('accounts'), (_req, res) => void res.json({ ok: true }));
-    server.on('request', app);
+    const issuer = new URL(mock.issuer);
+    as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { [oauth.allowInsecureRequests]: true }));
+    const dir = mkdtempSync(join(tmpdir(), 'fapi-probe-'));
     try {
-      const report = await runProbe({
+      const args = await mock.probeArguments({
         resource: `${url}/accounts`,
         scope: 'accounts',
-        authorizationServer: { issuer: mock.issuer, clientId: 'probe' },
-        rate: RATE,
+        client: await DpopClient.create(),
+        dpopKeyFile: join(dir, 'dpop.jwk'),
       });
-      expect(failing(report)).toContain('dpop.replay');
-      expect(failing(report)).toEqual(AUTH0_FAILING);
-      expect(report.failed).toBe(true);
+      const { code, stdout } = await cli([...args, '--strict', '--rate', '50', '--json', join(dir, 'report.json')]);
+      const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as ProbeReport;
+      expect(failing(report)).toEqual([]);
+      expect(notRun(report)).toEqual([]);
+      // Advice only: a ±300 s iat window (a proof two minutes ahead is accepted), no
+      // x-fapi-interaction-id (FAPI 1.0), and 401 invalid_token where RFC 9449 §7.1 names
+      // invalid_dpop_proof (a SHOULD): the errors validateJwtAccessToken throws do not tell its
+      // caller a proof fault from a token fault, so this server names those by message only.
+      expect(advised(report)).toEqual([
+        'dpop.alg-hmac',
+        'dpop.alg-none',
+        'dpop.ath-missing',
+        'dpop.duplicate-header',
+        'dpop.iat-window',
+        'dpop.jti-missing',
+        'dpop.jwk-private',
+        'dpop.signature',
+        'dpop.typ',
+        'interaction-id.echo',
+      ]);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/RESULT: no MUST requirement failed \(exit 0\)/);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -196,17 +345,13 @@ describe('fapi-probe against express-oauth2-jwt-bearer in DPoP mode', () => {
   });
 });
 
-/**
- * Measured: duplicate Authorization fields accepted (Node keeps one), 400 without an error code
- * for a malformed header or a missing proof, no jti replay store, no interaction id.
- */
-const AUTH0_FAILING = [
-  'credentials.duplicate-authorization',
-  'credentials.malformed',
-  'dpop.missing-proof',
-  'dpop.replay',
-  'interaction-id.echo',
-];
+/** Runs the built command line; resolves with its exit code and output. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const bin = join(__dirname, '..', 'dist', 'cli.js');
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [bin, ...args], (_e, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
+  });
+}
 
 /** The defects a small resource server below can have, one at a time. */
 type Defect =
@@ -221,6 +366,7 @@ type Defect =
   | 'no-iat-check'
   | 'no-duplicate-check'
   | 'malformed-challenge'
+  | 'error-in-body-only'
   | 'no-certificate-check';
 
 /**
@@ -243,10 +389,13 @@ function defectiveServer(issuer: () => MockIssuer, origin: () => string, defect?
         const first = binding === 'dpop' ? `DPoP algs="${algs.join(' ')}"` : 'Bearer realm="accounts"';
         // RFC 9110 §11.6.1: a value with spaces must be a quoted-string; this one is not.
         const description = error && defect === 'malformed-challenge' ? ', error_description=the request is refused' : '';
-        res.setHeader('www-authenticate', `${first}${error ? `, error="${error}"` : ''}${description}${extra}`);
+        const code = error && defect !== 'error-in-body-only' ? `, error="${error}"` : '';
+        res.setHeader('www-authenticate', `${first}${code}${description}${extra}`);
       }
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(error ? { error } : { ok: true }));
+      // The app's own error body: its "error" is not the OAuth error code, which lives in the challenge.
+      const body = defect === 'error-in-body-only' ? { error } : { error: 'request_refused', status };
+      res.end(JSON.stringify(status < 300 ? { ok: true } : body));
     };
     const url = new URL(req.url ?? '/', origin());
     const raw = (name: string) => req.rawHeaders.filter((_, i) => i % 2 === 0 && req.rawHeaders[i]?.toLowerCase() === name).length;
@@ -323,24 +472,67 @@ function defectiveServer(issuer: () => MockIssuer, origin: () => string, defect?
   };
 }
 
-/** What each defect must make fail: the cases aimed at it, and no other. */
-const DEFECTS: Array<[Defect | undefined, string[]]> = [
-  [undefined, []],
-  ['no-htu-check', ['dpop.htu']],
-  ['token-from-query', ['credentials.query']],
-  ['no-ath-check', ['dpop.ath-missing', 'dpop.ath-wrong']],
-  ['ath-not-compared', ['dpop.ath-wrong']],
-  ['bearer-downgrade', ['dpop.downgrade-to-bearer']],
-  ['no-replay-store', ['dpop.replay']],
-  ['no-interaction-id', ['interaction-id.echo']],
-  ['no-proof-typ-check', ['dpop.typ']],
-  ['no-iat-check', ['dpop.iat-future', 'dpop.iat-old']],
-  ['no-duplicate-check', ['credentials.duplicate-authorization']],
-  ['malformed-challenge', ['errors.challenge-syntax']],
+/** Cases whose refusal should carry an error code in the challenge (RFC 6750 §3.1, RFC 9449 §7.1). */
+const CODED = [
+  'credentials.duplicate-authorization',
+  'credentials.header-and-query',
+  'credentials.malformed',
+  'dpop.alg-hmac',
+  'dpop.alg-none',
+  'dpop.ath-missing',
+  'dpop.ath-wrong',
+  'dpop.duplicate-header',
+  'dpop.htm',
+  'dpop.htu',
+  'dpop.iat-future',
+  'dpop.iat-old',
+  'dpop.jti-missing',
+  'dpop.jwk-missing',
+  'dpop.jwk-private',
+  'dpop.missing-proof',
+  'dpop.other-key',
+  'dpop.signature',
+  'dpop.typ',
+  'token.alg-none',
+  'token.expired',
+  'token.hmac-confusion',
+  'token.insufficient-scope',
+  'token.tampered',
+  'token.unbound',
+  'token.untrusted-key',
+  'token.wrong-audience',
+  'token.wrong-typ',
+];
+
+/**
+ * What each defect must make fail (MUST cases) and what it must draw as advice (SHOULD, MAY, our
+ * stricter choices): the cases aimed at it, and no other.
+ */
+const DEFECTS: Array<[Defect | undefined, string[], string[]]> = [
+  [undefined, [], []],
+  ['no-htu-check', ['dpop.htu'], []],
+  ['token-from-query', ['credentials.query'], []],
+  ['no-ath-check', ['dpop.ath-missing', 'dpop.ath-wrong'], []],
+  ['ath-not-compared', ['dpop.ath-wrong'], []],
+  ['bearer-downgrade', ['dpop.downgrade-to-bearer'], []],
+  // RFC 9449 §11.1: a jti store is what servers "can" do: advice.
+  ['no-replay-store', [], ['dpop.replay']],
+  // FAPI 1.0 Part 1 §6.2.1 #11, not a FAPI 2.0 requirement: advice.
+  ['no-interaction-id', [], ['interaction-id.echo']],
+  ['no-proof-typ-check', ['dpop.typ'], []],
+  // A day off is outside any window (MUST); minutes off only outside a short one (advice).
+  ['no-iat-check', ['dpop.iat-future', 'dpop.iat-old'], ['dpop.iat-window']],
+  // RFC 6750 §3.1 answers a repeated Authorization with 400 as a SHOULD: advice.
+  ['no-duplicate-check', [], ['credentials.duplicate-authorization']],
+  // The syntax error is a MUST failure; a client that cannot parse the challenge cannot read its
+  // error code, and every refusal's SHOULD shape is missed as well.
+  ['malformed-challenge', ['errors.challenge-syntax'], CODED],
+  // The error codes written only in a JSON body: nothing a client acts on (RFC 6750 §3) — advice.
+  ['error-in-body-only', [], CODED],
 ];
 
 describe('fapi-probe against resource servers with one known defect', () => {
-  it.each(DEFECTS)('defect %s: exactly the cases aimed at it fail', async (defect, expected) => {
+  it.each(DEFECTS)('defect %s: exactly the cases aimed at it fail (MUST) or draw advice', async (defect, expected, advice) => {
     let mock: MockIssuer | undefined;
     const server = createServer();
     const url = await listen(server);
@@ -365,9 +557,11 @@ describe('fapi-probe against resource servers with one known defect', () => {
         rate: RATE,
       });
       expect(failing(report)).toEqual([...expected].sort());
-      // No metadata published, no nonces asked for: the only cases that cannot run.
-      expect(notRun(report)).toEqual(['dpop.nonce', 'metadata.bearer-methods', 'metadata.document']);
-      expect(report.failed).toBe(expected.some((id) => report.results.find((r) => r.id === id)?.level === 'MUST'));
+      expect(advised(report)).toEqual([...advice].sort());
+      expect(notRun(report)).toEqual([]);
+      // No metadata published, no nonces asked for: the cases that do not apply.
+      expect(notApplicable(report)).toEqual(['dpop.nonce', 'metadata.bearer-methods', 'metadata.document']);
+      expect(report.exitCode).toBe(expected.length > 0 ? 1 : 0);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -403,9 +597,11 @@ describe('fapi-probe against certificate-bound resource servers with one known d
       const report = await probeWithCertificate(mock, url, serverCert);
       expect(report.binding).toBe('mtls');
       expect(failing(report)).toEqual([...expected].sort());
-      // No metadata published: the only cases that cannot run.
-      expect(notRun(report)).toEqual(['metadata.bearer-methods', 'metadata.document']);
-      expect(report.failed).toBe(expected.length > 0);
+      expect(advised(report)).toEqual([]);
+      // No metadata published: the cases that do not apply.
+      expect(notRun(report)).toEqual([]);
+      expect(notApplicable(report)).toEqual(['metadata.bearer-methods', 'metadata.document']);
+      expect(report.exitCode).toBe(expected.length > 0 ? 1 : 0);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -455,6 +651,54 @@ describe('fapi-probe command line', () => {
       const junit = readFileSync(join(dir, 'report.xml'), 'utf8');
       expect(junit).toBe(toJUnit(report));
       expect(junit.match(/<failure /g)).toHaveLength(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await mock.stop();
+    }
+  });
+});
+
+describe('fapi-probe output, read by someone who has never seen the probe', () => {
+  it('DPOP-17 a server that accepts the DPoP-bound token as Bearer: the output says what was sent, what came back, what to change and why', async () => {
+    const server = createServer();
+    const url = await listen(server);
+    let mock: MockIssuer | undefined;
+    server.on(
+      'request',
+      defectiveServer(
+        () => mock as MockIssuer,
+        () => url,
+        'bearer-downgrade',
+      ),
+    );
+    mock = await MockIssuer.start({ audience: url });
+    const dir = mkdtempSync(join(tmpdir(), 'fapi-probe-'));
+    try {
+      const args = await mock.probeArguments({
+        resource: `${url}/accounts`,
+        scope: 'accounts',
+        client: await DpopClient.create(),
+        dpopKeyFile: join(dir, 'dpop.jwk'),
+      });
+      const { code, stdout } = await cli([...args, '--rate', '50']);
+      expect(code).toBe(1);
+      const block = stdout.slice(stdout.indexOf('FAIL dpop.downgrade-to-bearer'));
+      const lines = block.split('\n').slice(0, 9);
+      expect(lines.shift()).toBe('FAIL dpop.downgrade-to-bearer [MUST, RFC 9449 §7.2]');
+      expect(lines.shift()).toBe('  test:     the DPoP-bound token with the Bearer scheme, without and then with a valid proof');
+      expect(lines[0]).toMatch(/^ {2}sent: {5}GET http:\/\/127\.0\.0\.1:\d+\/accounts; Authorization: Bearer eyJ\S+…\(\d+ chars\)$/);
+      expect(lines[1]).toBe('  got:      200');
+      expect(lines[2]).toMatch(/^ {2}sent: {5}\(2\) GET .*; Authorization: Bearer eyJ.*; DPoP: eyJ/);
+      expect(lines[3]).toBe('  got:      (2) 200');
+      expect(lines[4]).toBe('  expected: a 4xx, never 2xx');
+      expect(lines[5]).toBe(
+        '  change:   when a token has cnf.jkt, refuse it under the Bearer scheme (require the DPoP scheme and a proof)',
+      );
+      expect(lines[6]).toContain('MUST reject a DPoP-bound access token received as a bearer token');
+      expect(stdout).toContain('Failures (MUST): these fail the run:');
+      expect(stdout).toContain('RESULT: a MUST requirement failed (exit 1)');
+      writeFileSync(join(tmpdir(), 'fapi-probe-stranger.txt'), stdout);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));

@@ -38,9 +38,10 @@ export function commandFor(client: RedisClientLike, timeoutMs: number): RedisCom
   let send: RedisCommand;
   if (typeof client === 'function') send = client;
   else if ('call' in client && typeof client.call === 'function') send = (args) => client.call(args[0] as string, ...args.slice(1));
-  // Every command here names its one key first (`SET key …`, `GET key`); on a cluster it is sent
-  // to that key's master (never a replica: a replay check must see the latest write).
-  else if (isNodeRedisCluster(client)) send = (args) => client.sendCommand(args[1], false, args);
+  // Every command here touches one key: named first (`SET key …`, `GET key`), or after the script
+  // and the key count (`EVAL script 1 key …`). On a cluster it is sent to that key's master
+  // (never a replica: a replay or idempotency check must see the latest write).
+  else if (isNodeRedisCluster(client)) send = (args) => client.sendCommand(args[0] === 'EVAL' ? args[3] : args[1], false, args);
   else if ('sendCommand' in client && typeof client.sendCommand === 'function')
     send = (args) => (client as { sendCommand(args: string[]): Promise<unknown> }).sendCommand(args);
   else throw new TypeError('fapi-guard: pass an ioredis client, a node-redis client, or a function (args) => Promise');

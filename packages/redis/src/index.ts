@@ -1,12 +1,13 @@
 /**
  * Shared state for fapi-guard on Redis (or Valkey), for APIs that run as several instances:
- * the DPoP replay store (RFC 9449 §11.1), the introspection cache (RFC 7662 §4) and the DPoP
- * nonce secret (RFC 9449 §9). Each key is independent and every command touches one key, so
- * the design works unchanged on Redis Cluster (ioredis `Cluster`, node-redis `createCluster`).
+ * the DPoP replay store (RFC 9449 §11.1), the introspection cache (RFC 7662 §4), the DPoP
+ * nonce secret (RFC 9449 §9), and idempotency keys with their stored responses. Each key is
+ * independent and every command touches one key, so the design works unchanged on Redis Cluster (ioredis `Cluster`, node-redis `createCluster`).
  */
 import { randomBytes } from 'node:crypto';
-import type { CachedIntrospection, IntrospectionCache, ReplayStore } from '@fapi-guard/core';
+import type { CachedIntrospection, IdempotencyStore, IntrospectionCache, ReplayStore } from '@fapi-guard/core';
 import { commandFor, type RedisClientLike, type RedisCommand } from './command.js';
+import { RedisIdempotencyStoreCore } from './idempotency.js';
 
 export { type NodeRedisClusterLike, type RedisClientLike, type RedisCommand, RedisUnavailableError } from './command.js';
 export { type RedisConnectionLike, type RedisReadyOptions, redisReady } from './ready.js';
@@ -79,6 +80,18 @@ export class RedisIntrospectionCache implements IntrospectionCache {
     const ttl = Math.ceil(expiresAt - this.s.now());
     if (ttl <= 0) return;
     await this.s.command(['SET', `${this.s.prefix}introspection:${key}`, JSON.stringify(value), 'PX', String(ttl)]);
+  }
+}
+
+/**
+ * {@link IdempotencyStore} on Redis (idempotency keys of routes whose policy sets `idempotency`):
+ * pass it as the guard's `idempotency.store`. Each operation is one Lua script on one key, so the
+ * claim is atomic on a single node and on Redis Cluster; a Redis that cannot answer within
+ * `timeoutMs` makes the request 503 (with `Retry-After`), never a second processing.
+ */
+export class RedisIdempotencyStore extends RedisIdempotencyStoreCore implements IdempotencyStore {
+  constructor(options: Omit<RedisStoreOptions, 'clock'>) {
+    super(settings(options));
   }
 }
 

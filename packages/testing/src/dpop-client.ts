@@ -93,6 +93,14 @@ export class DpopClient {
     return new DpopClient(alg, privateKey, privateJwk, publicJwk, await calculateJwkThumbprint(publicJwk), options.clock ?? Date.now);
   }
 
+  /**
+   * The private key as a JWK with its `alg`, e.g. to write the file fapi-probe reads with
+   * `--dpop-key`. It is the client's secret: keep it in test fixtures only.
+   */
+  exportPrivateJwk(): JWK {
+    return { ...this.privateJwk, alg: this.alg };
+  }
+
   /** A DPoP proof JWT. */
   async proof(options: ProofOptions): Promise<string> {
     const { fault } = options;

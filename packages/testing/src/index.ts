@@ -24,5 +24,6 @@ export {
   type MockAlgorithm,
   MockIssuer,
   type MockIssuerOptions,
+  type ProbeArgumentsOptions,
   type TokenFault,
 } from './mock-issuer.js';

@@ -98,6 +98,22 @@ export interface IntrospectionRequest {
   method: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
 }
 
+/** What {@link MockIssuer.probeArguments} needs to set up a fapi-probe run against an API that trusts this issuer. */
+export interface ProbeArgumentsOptions {
+  /** The protected resource URL the probe checks. */
+  resource: string;
+  /** The scope that resource requires. */
+  scope: string;
+  /** The probe's DPoP key (e.g. a `DpopClient`): the fault tokens are bound to its thumbprint. */
+  client: { jkt: string; exportPrivateJwk(): JWK };
+  /** File the client's private JWK is written to (mode 0600), passed as `--dpop-key`. */
+  dpopKeyFile: string;
+  /** `aud` of the fault tokens (except `wrong-audience`). @default the issuer's `audience` option */
+  audience?: string;
+  /** A scope that does not cover the resource, for `token.insufficient-scope`. @default 'fapi-probe-other' */
+  insufficientScope?: string;
+}
+
 export interface MockIssuerOptions {
   /** Default `aud` of minted tokens. @default 'https://rs.example.com' */
   audience?: string;
@@ -280,6 +296,32 @@ export class MockIssuer {
     const { CompactSign } = await import('jose');
     const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
     return new CompactSign(bytes).setProtectedHeader({ alg, kid: key.kid, typ: 'at+jwt' }).sign(key.privateKey);
+  }
+
+  /**
+   * The fapi-probe command-line arguments for a full DPoP run against an API that trusts this
+   * issuer: `--issuer`, `--client-id`, `--scope`, `--dpop-key` (written to `dpopKeyFile`),
+   * `--insufficient-scope` and the four `--fault-token` tokens, each bound to the client's key.
+   * Print them with `args.join(' ')`, or pass them to `execFile('fapi-probe', args)`.
+   */
+  async probeArguments(options: ProbeArgumentsOptions): Promise<string[]> {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(options.dpopKeyFile, JSON.stringify(options.client.exportPrivateJwk()), { mode: 0o600 });
+    const { jkt } = options.client;
+    const audience = options.audience ?? this.audience;
+    const bound = (fault: TokenFault) => this.mint({ scope: options.scope, jkt, audience, fault });
+    const faults: Array<[string, Promise<string>]> = [
+      ['wrong-typ', bound('wrong-typ')],
+      ['expired', bound('expired')],
+      ['wrong-audience', bound('wrong-audience')],
+      // No cnf at all: the token FAPI 2.0 §5.3.4 forbids a resource server to accept.
+      ['unbound', this.mint({ scope: options.scope, audience })],
+    ];
+    const args = ['--resource', options.resource, '--issuer', this.issuer, '--client-id', this.clientId];
+    args.push('--scope', options.scope, '--insufficient-scope', options.insufficientScope ?? 'fapi-probe-other');
+    args.push('--dpop-key', options.dpopKeyFile);
+    for (const [kind, token] of faults) args.push('--fault-token', `${kind}=${await token}`);
+    return args;
   }
 
   /** Mints an access token. */

@@ -1,0 +1,133 @@
+/**
+ * One idempotent exchange, framework-free: after the guard authorized a request on a route with
+ * `idempotency`, {@link beginIdempotency} reads the key, fingerprints the request and claims the
+ * key for the authenticated client; the adapter then either answers at once (a refusal, or the
+ * stored response of the first request) or lets the handler run and hands the response it sent
+ * to {@link IdempotencyTicket.finish}.
+ *
+ * Keys are scoped to the client (draft §5 "Security Considerations": a composite lookup key;
+ * UK Open Banking: "from the same TPP"): issuer, `client_id` and key are hashed into the store
+ * key, so another client's identical key is another entry, and no client-chosen text reaches
+ * the store's key space.
+ */
+import { createHash } from 'node:crypto';
+import type { GuardError, GuardErrorReason } from '../errors.js';
+import type { Authorized, Guard } from '../guard.js';
+import { logValue } from '../log-value.js';
+import type { CompiledPolicy } from '../policy.js';
+import type { GuardRequest } from '../request.js';
+import { requestFingerprint } from './fingerprint.js';
+import { readIdempotencyKey } from './key.js';
+import { MemoryIdempotencyStore } from './memory.js';
+import type { IdempotencyStore, StoredResponse } from './store.js';
+
+/** The body bytes of the request, read (bounded) only once a key was found. */
+export type BodyBytes = { ok: true; body: Uint8Array } | { ok: false; reason: 'too_large' | 'unavailable' };
+
+/** What the handler sent: the whole response, or only its status when the body outgrew `maxResponseBytes`. */
+export type SentResponse = StoredResponse | { readonly status: number; readonly tooLarge: true };
+
+export interface IdempotencyTicket {
+  /** Records what was sent (a 5xx frees the key instead). Never rejects; store failures are logged. */
+  finish(sent: SentResponse): Promise<void>;
+  /** Largest body kept, from the route's policy. */
+  readonly maxResponseBytes: number;
+}
+
+export type IdempotencyStart =
+  /** Not an idempotent exchange (no `idempotency` on the route, a safe method, or an optional key left out). */
+  | { kind: 'pass' }
+  | { kind: 'refused'; error: GuardError }
+  /** A retry of a finished request: send this, exactly, and do not run the handler. */
+  | { kind: 'replay'; response: StoredResponse }
+  | { kind: 'claimed'; ticket: IdempotencyTicket };
+
+/** RFC 9110 §9.2.1: safe methods change nothing, so there is nothing to deduplicate. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+const defaultStores = new WeakMap<Guard, IdempotencyStore>();
+
+/** The guard's store: `idempotency.store`, or one per-process store per guard, made on first use. */
+export function idempotencyStoreOf(guard: Guard): IdempotencyStore {
+  const configured = guard.options.idempotency.store;
+  if (configured) return configured;
+  let store = defaultStores.get(guard);
+  if (!store) {
+    store = new MemoryIdempotencyStore();
+    defaultStores.set(guard, store);
+  }
+  return store;
+}
+
+/** The store key of `key` sent by the client `auth` authenticated. */
+export function idempotencyStoreKey(auth: Pick<Authorized, 'issuer' | 'clientId'>, key: string): string {
+  return createHash('sha256')
+    .update(JSON.stringify([auth.issuer, auth.clientId, key]))
+    .digest('base64url');
+}
+
+export async function beginIdempotency(
+  guard: Guard,
+  policy: CompiledPolicy,
+  auth: Authorized,
+  request: Pick<GuardRequest, 'method' | 'url' | 'headers'>,
+  readBody: () => Promise<BodyBytes>,
+): Promise<IdempotencyStart> {
+  const settings = policy.idempotency;
+  if (!settings || SAFE_METHODS.has(request.method.toUpperCase())) return { kind: 'pass' };
+  const refuse = (reason: GuardErrorReason, detail: string): IdempotencyStart => ({
+    kind: 'refused',
+    error: guard.refuse(reason, detail, policy, request.headers),
+  });
+  const read = readIdempotencyKey(request.headers, settings.header, settings.syntax);
+  if (!read.ok) return refuse(read.reason, read.detail);
+  if (read.key === undefined) {
+    return settings.mode === 'required' ? refuse('idempotency_key_missing', `no ${settings.header} header`) : { kind: 'pass' };
+  }
+  const body = await readBody();
+  if (!body.ok) {
+    return body.reason === 'too_large'
+      ? refuse('body_too_large', 'request body exceeds idempotency.maxRequestBytes')
+      : refuse('body_unavailable', 'the body was read before fapi-guard could fingerprint it: mount rawBody() before the body parsers');
+  }
+  const fingerprint = requestFingerprint(request.method.toUpperCase(), request.url, body.body);
+  const storeKey = idempotencyStoreKey(auth, read.key);
+  const store = idempotencyStoreOf(guard);
+  const claimedAt = guard.options.now();
+  let claim: Awaited<ReturnType<IdempotencyStore['claim']>>;
+  try {
+    claim = await store.claim(storeKey, fingerprint, settings.leaseMs);
+  } catch (e) {
+    return refuse('store_unavailable', `idempotency store: ${(e as Error)?.message ?? String(e)}`);
+  }
+  if (!claim.claimed) {
+    const { record } = claim;
+    // draft §2.7: the same key with another request is 422, whatever state the first one is in.
+    if (record.fingerprint !== fingerprint) return refuse('idempotency_key_reused', 'fingerprint differs from the first request');
+    if (record.state === 'in_flight') return refuse('idempotency_key_in_flight', 'the first request has not finished');
+    if (record.state === 'unkept') return refuse('idempotency_response_unkept', 'the response exceeded maxResponseBytes');
+    return { kind: 'replay', response: record.response };
+  }
+  const { token } = claim;
+  const logger = guard.options.logger;
+  const ticket: IdempotencyTicket = {
+    maxResponseBytes: settings.maxResponseBytes,
+    async finish(sent) {
+      try {
+        // Server errors are not answers to repeat: the key is freed and a retry is processed.
+        if (sent.status >= 500) return await store.release(storeKey, token);
+        const ttlMs = Math.max(1, settings.ttlMs - (guard.options.now() - claimedAt));
+        const outcome =
+          'tooLarge' in sent ? { state: 'unkept' as const, fingerprint } : { state: 'done' as const, fingerprint, response: sent };
+        await store.complete(storeKey, token, outcome, ttlMs);
+      } catch (e) {
+        // The claim stays until its lease ends: retries get 409, never a second processing.
+        logger.error(
+          { err: logValue((e as Error)?.message ?? String(e)) },
+          'fapi-guard: the idempotency store could not record a finished request',
+        );
+      }
+    },
+  };
+  return { kind: 'claimed', ticket };
+}

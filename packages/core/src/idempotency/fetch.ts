@@ -1,0 +1,98 @@
+/**
+ * Idempotency for Web-standard runtimes (a Fetch `Request` in, a `Response` out: Hono): the
+ * decision before the handler, and the handler's `Response` — after any response signature was
+ * added — recorded before it is returned, its body copied (bounded) from a clone.
+ */
+import type { RequestConnection } from '../connection.js';
+import type { GuardError } from '../errors.js';
+import { isGuardError } from '../errors.js';
+import { fetchErrorResponse, guardRequestFromFetch, readFetchBody } from '../fetch.js';
+import type { Authorized, Guard } from '../guard.js';
+import type { CompiledPolicy } from '../policy.js';
+import { type BodyBytes, beginIdempotency, type IdempotencyTicket, type SentResponse } from './exchange.js';
+import type { StoredResponse } from './store.js';
+
+export type FetchIdempotencyStart =
+  | { kind: 'pass'; body?: Uint8Array }
+  /** A refusal or the stored response of the first request: return it, do not run the handler. */
+  | { kind: 'answer'; response: Response; error?: GuardError }
+  /**
+   * Run the handler, then return `record(response)`. `body`: the request's bytes when they were
+   * read here (the stream is consumed; build the request the application sees from them).
+   */
+  | { kind: 'claimed'; body?: Uint8Array; record(response: Response): Promise<Response> };
+
+/** RFC 9110 §15.3.5, §15.4.5: statuses that never carry content. */
+const NO_CONTENT = new Set([204, 304]);
+
+/** The stored response as a new `Response`: the same status, header lines and bytes. */
+export function storedFetchResponse(stored: StoredResponse): Response {
+  const headers = new Headers();
+  for (const [name, value] of stored.headers) headers.append(name, value);
+  const body = NO_CONTENT.has(stored.status) ? null : stored.body;
+  return new Response(body, { status: stored.status, headers });
+}
+
+/** The body of `response` copied from a clone, at most `max` bytes (past it only the status is kept). */
+async function sentResponse(response: Response, max: number): Promise<SentResponse> {
+  const headers = [...response.headers];
+  const stream = response.clone().body;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (stream) {
+    const reader = stream.getReader();
+    for (let next = await reader.read(); !next.done; next = await reader.read()) {
+      size += next.value.byteLength;
+      if (size > max) {
+        reader.cancel().catch(() => undefined);
+        return { status: response.status, tooLarge: true };
+      }
+      chunks.push(next.value);
+    }
+  }
+  return { status: response.status, headers, body: Buffer.concat(chunks) };
+}
+
+function recorder(ticket: IdempotencyTicket): (response: Response) => Promise<Response> {
+  return async (response) => {
+    let sent: SentResponse;
+    try {
+      sent = await sentResponse(response, ticket.maxResponseBytes);
+    } catch {
+      // The body could not be read (the handler's stream failed): the client gets no complete answer.
+      sent = { status: 500, tooLarge: true };
+    }
+    await ticket.finish(sent);
+    return response;
+  };
+}
+
+/**
+ * After `auth` was authorized for `policy`: the idempotency decision for `request`. `body` is the
+ * request's bytes when the guard already read them (form bodies, `signedRequest` routes).
+ */
+export async function startFetchIdempotency(
+  guard: Guard,
+  policy: CompiledPolicy,
+  auth: Authorized,
+  request: Request,
+  connection: RequestConnection,
+  body: Uint8Array | undefined,
+): Promise<FetchIdempotencyStart> {
+  if (!policy.idempotency) return { kind: 'pass', body };
+  const checked = guardRequestFromFetch(guard, request, connection, policy);
+  if (isGuardError(checked)) return { kind: 'answer', response: fetchErrorResponse(checked), error: checked };
+  let read = body;
+  const readBody = async (): Promise<BodyBytes> => {
+    if (read) return { ok: true, body: read };
+    const bytes = await readFetchBody(request, guard.options.idempotency.maxRequestBytes);
+    if (!bytes.ok) return { ok: false, reason: bytes.reason === 'too_large' ? 'too_large' : 'unavailable' };
+    read = request.body ? bytes.body : undefined;
+    return bytes;
+  };
+  const start = await beginIdempotency(guard, policy, auth, checked, readBody);
+  if (start.kind === 'pass') return { kind: 'pass', body: read };
+  if (start.kind === 'refused') return { kind: 'answer', response: fetchErrorResponse(start.error), error: start.error };
+  if (start.kind === 'replay') return { kind: 'answer', response: storedFetchResponse(start.response) };
+  return { kind: 'claimed', body: read, record: recorder(start.ticket) };
+}

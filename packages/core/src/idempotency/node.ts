@@ -1,0 +1,145 @@
+/**
+ * Idempotency on Node's `ServerResponse`, for every adapter whose framework writes through it
+ * (Express, Koa, Fastify, NestJS on both platforms): the response is copied as it is written —
+ * it still goes out at once — and recorded when the handler ends it, after any response
+ * signature was added (FAPI 2.0 Message Signing §5.6.2.1); a retry's stored response is written
+ * with Node's own methods, exactly as stored.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GuardError } from '../errors.js';
+import { isGuardError } from '../errors.js';
+import type { Authorized, Guard } from '../guard.js';
+import { errorResponse, guardRequestFromNode } from '../node.js';
+import { bodyUnread, readRawBody, rememberedRawBody, rememberRawBody } from '../node-body.js';
+import { applyWriteHead, type Chunk, toBuffer } from '../node-response.js';
+import type { CompiledPolicy } from '../policy.js';
+import { announcesBody } from '../request.js';
+import { type BodyBytes, beginIdempotency, type IdempotencyTicket } from './exchange.js';
+import type { StoredResponse } from './store.js';
+
+export type NodeIdempotencyStart =
+  /** Run the handler (its response is being recorded when the request was claimed). */
+  | { kind: 'pass' }
+  /** Answer with {@link writeIdempotencyAnswer} and do not run the handler. */
+  | { kind: 'refused'; error: GuardError }
+  | { kind: 'replay'; response: StoredResponse };
+
+/** The body bytes as received: kept by a `rawBody()` tap, or read here and put back for the parsers. */
+async function nodeBodyBytes(guard: Guard, req: IncomingMessage): Promise<BodyBytes> {
+  const limit = guard.options.idempotency.maxRequestBytes;
+  let raw = rememberedRawBody(req);
+  if (!raw) {
+    if (!bodyUnread(req)) return { ok: false, reason: 'unavailable' };
+    raw = await readRawBody(req, limit);
+    rememberRawBody(req, raw);
+  }
+  if (!raw.ok) return { ok: false, reason: raw.reason === 'too_large' ? 'too_large' : 'unavailable' };
+  return raw.body.length > limit ? { ok: false, reason: 'too_large' } : { ok: true, body: raw.body };
+}
+
+const NO_BODY: BodyBytes = { ok: true, body: new Uint8Array(0) };
+
+/**
+ * After `auth` was authorized for `policy`: the idempotency decision for the request (`target`
+ * is the request target as the client sent it). On `pass` for a claimed key, `res` records the
+ * response it sends.
+ */
+export async function startNodeIdempotency(
+  guard: Guard,
+  policy: CompiledPolicy,
+  auth: Authorized,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: string,
+): Promise<NodeIdempotencyStart> {
+  if (!policy.idempotency) return { kind: 'pass' };
+  const request = guardRequestFromNode(guard, req, { path: target }, policy);
+  if (isGuardError(request)) return { kind: 'refused', error: request };
+  const start = await beginIdempotency(guard, policy, auth, request, () =>
+    announcesBody(request.headers) ? nodeBodyBytes(guard, req) : Promise.resolve(NO_BODY),
+  );
+  if (start.kind === 'claimed') {
+    recordNodeResponse(res, start.ticket);
+    return { kind: 'pass' };
+  }
+  return start;
+}
+
+/** Header lines as set on `res`, names in the case they were set in. */
+function headerLines(res: ServerResponse): [string, string][] {
+  const lines: [string, string][] = [];
+  // Node ≥ 15.13 (not in @types/node 20): the names as they were set, not lower-cased.
+  for (const name of (res as ServerResponse & { getRawHeaderNames(): string[] }).getRawHeaderNames()) {
+    const value = res.getHeader(name);
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) lines.push([name, String(v)]);
+  }
+  return lines;
+}
+
+/**
+ * Copies what is written to `res` (the body up to the ticket's bound) and hands it to the ticket
+ * once the handler ends the response. Installed after a response-signing wrapper, it sees the
+ * headers that wrapper adds, since it reads them when the inner `end` has returned.
+ */
+function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): void {
+  const { write, end, writeHead } = res;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let finished = false;
+  const keep = (chunk: Chunk | undefined | null, encoding: unknown) => {
+    if (chunk === undefined || chunk === null || typeof chunk === 'function') return;
+    const bytes = toBuffer(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined);
+    size += bytes.length;
+    if (size <= ticket.maxResponseBytes) chunks.push(bytes);
+  };
+  // writeHead(status, headers) sends headers that never pass setHeader: applied as setHeader
+  // calls first, so that the headers recorded are the ones sent.
+  res.writeHead = function recordedWriteHead(this: ServerResponse, ...args: unknown[]) {
+    applyWriteHead(res, args);
+    return writeHead.call(this, this.statusCode);
+  } as typeof res.writeHead;
+  res.write = function recordedWrite(this: ServerResponse, chunk: Chunk, ...rest: unknown[]) {
+    keep(chunk, rest[0]);
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof res.write;
+  res.end = function recordedEnd(this: ServerResponse, chunk?: Chunk | (() => void), ...rest: unknown[]) {
+    if (typeof chunk !== 'function') keep(chunk, rest[0]);
+    const result = (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+    if (!finished) {
+      finished = true;
+      const sent =
+        size > ticket.maxResponseBytes
+          ? { status: res.statusCode, tooLarge: true as const }
+          : { status: res.statusCode, headers: headerLines(res), body: Buffer.concat(chunks) };
+      void ticket.finish(sent);
+    }
+    return result;
+  } as typeof res.end;
+}
+
+/**
+ * Writes a refusal, or a stored response exactly as it was first sent (status, header lines,
+ * body bytes). Wrappers an adapter installed on `res` (response signing, recording) are taken
+ * off first: the stored headers already carry the first response's signature, and the bytes
+ * must not be signed, recorded or changed again. `Date`, `Connection` and the framing headers
+ * Node adds for the connection are the server's own for each response.
+ */
+export function writeIdempotencyAnswer(res: ServerResponse, answer: Exclude<NodeIdempotencyStart, { kind: 'pass' }>): void {
+  for (const method of ['writeHead', 'write', 'end'] as const)
+    if (Object.hasOwn(res, method)) delete (res as Partial<ServerResponse>)[method];
+  if (answer.kind === 'refused') {
+    const { status, headers, body } = errorResponse(answer.error);
+    res.statusCode = status;
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    res.end(body);
+    return;
+  }
+  const { status, headers, body } = answer.response;
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  res.statusCode = status;
+  const grouped = new Map<string, string[]>();
+  for (const [name, value] of headers) grouped.set(name, [...(grouped.get(name) ?? []), value]);
+  for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
+  res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+}

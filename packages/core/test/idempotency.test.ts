@@ -1,0 +1,258 @@
+/**
+ * Idempotency keys in the core: key syntax per regime and its bounds, the request fingerprint, the
+ * route policy's checks at start-up, the bounded in-memory store, and the response-size bound of
+ * the Node recorder over a real HTTP server.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type Authorized,
+  compileIdempotency,
+  compilePolicy,
+  createGuard,
+  type GuardHeaders,
+  IdempotencyStoreFullError,
+  MemoryIdempotencyStore,
+  readIdempotencyKey,
+  requestFingerprint,
+  startFetchIdempotency,
+  startNodeIdempotency,
+  writeIdempotencyAnswer,
+} from '@fapi-guard/core';
+
+const h = (...values: string[]): GuardHeaders => ({ 'idempotency-key': values, 'x-idempotency-key': values });
+
+describe('readIdempotencyKey', () => {
+  it('IDEM-01 Idempotency-Key is an sf-string of 1 to 255 characters, without parameters', () => {
+    expect(readIdempotencyKey(h('"8e03978e-40d5-43e8-bc93-6894a57f9324"'), 'idempotency-key', 'ietf')).toEqual({
+      ok: true,
+      key: '8e03978e-40d5-43e8-bc93-6894a57f9324',
+    });
+    expect(readIdempotencyKey(h(`"${'a'.repeat(255)}"`), 'idempotency-key', 'ietf')).toEqual({ ok: true, key: 'a'.repeat(255) });
+    // sf-string escapes: \" and \\ are one character each.
+    expect(readIdempotencyKey(h('"a\\"b\\\\c"'), 'idempotency-key', 'ietf')).toEqual({ ok: true, key: 'a"b\\c' });
+    for (const bad of [`"${'a'.repeat(256)}"`, '""', 'token', ':Ynl0ZXM=:', '"a";p=1', '"a", "b"', '"unterminated', '1', '"a"x']) {
+      expect([bad, readIdempotencyKey(h(bad), 'idempotency-key', 'ietf').ok]).toEqual([bad, false]);
+    }
+  });
+
+  it('IDEM-02 two header lines are refused, even with the same value', () => {
+    expect(readIdempotencyKey(h('"a"', '"a"'), 'idempotency-key', 'ietf')).toMatchObject({
+      ok: false,
+      reason: 'idempotency_key_malformed',
+    });
+    expect(readIdempotencyKey(h('k', 'k'), 'x-idempotency-key', 'uk-ob').ok).toBe(false);
+  });
+
+  it('no header is no key (the route decides whether that is allowed)', () => {
+    expect(readIdempotencyKey({}, 'idempotency-key', 'ietf')).toEqual({ ok: true, key: undefined });
+  });
+
+  it('IDEM-08 UK Open Banking x-idempotency-key: 1 to 40 characters, no leading or trailing white space', () => {
+    expect(readIdempotencyKey(h('a'.repeat(40)), 'x-idempotency-key', 'uk-ob')).toEqual({ ok: true, key: 'a'.repeat(40) });
+    expect(readIdempotencyKey(h('a'.repeat(41)), 'x-idempotency-key', 'uk-ob').ok).toBe(false);
+    expect(readIdempotencyKey(h('pay 2024/01'), 'x-idempotency-key', 'uk-ob')).toEqual({ ok: true, key: 'pay 2024/01' });
+    // A value is trimmed as HTTP does (RFC 9110 §5.5); white space inside the key's ends is not.
+    for (const bad of ['a\tb', '', 'a,b', 'caf\u00e9', 'a\u0000b']) {
+      expect([bad, readIdempotencyKey(h(bad), 'x-idempotency-key', 'uk-ob').ok]).toEqual([bad, false]);
+    }
+  });
+
+  it('IDEM-09 Brazil Open Finance x-idempotency-key: 1 to 100 characters', () => {
+    expect(readIdempotencyKey(h('b'.repeat(100)), 'x-idempotency-key', 'br-of')).toEqual({ ok: true, key: 'b'.repeat(100) });
+    expect(readIdempotencyKey(h('b'.repeat(101)), 'x-idempotency-key', 'br-of').ok).toBe(false);
+  });
+
+  it('refuses a huge value before parsing it', () => {
+    expect(readIdempotencyKey(h(`"${'a'.repeat(100_000)}"`), 'idempotency-key', 'ietf')).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/characters long/),
+    });
+  });
+});
+
+describe('requestFingerprint', () => {
+  const base = requestFingerprint('POST', 'https://api.example/payments', Buffer.from('{"a":1}'));
+  it('IDEM-06 differs with the method, the target URI (path or query) and any body byte', () => {
+    expect(requestFingerprint('POST', 'https://api.example/payments', Buffer.from('{"a":1}'))).toBe(base);
+    for (const other of [
+      requestFingerprint('PUT', 'https://api.example/payments', Buffer.from('{"a":1}')),
+      requestFingerprint('POST', 'https://api.example/payments?x', Buffer.from('{"a":1}')),
+      requestFingerprint('POST', 'https://api.example/payment', Buffer.from('{"a":1}')),
+      requestFingerprint('POST', 'https://api.example/payments', Buffer.from('{"a": 1}')),
+      requestFingerprint('POST', 'https://api.example/payments', Buffer.alloc(0)),
+      // Length prefixes: moving bytes from one part to the next is another input.
+      requestFingerprint('POSThttps://api.example/payments', '', Buffer.from('{"a":1}')),
+    ]) {
+      expect(other).not.toBe(base);
+    }
+  });
+});
+
+describe('the idempotency route policy', () => {
+  it('has the documented defaults', () => {
+    expect(compileIdempotency('required')).toEqual({
+      mode: 'required',
+      syntax: 'ietf',
+      header: 'idempotency-key',
+      ttlMs: 86_400_000,
+      leaseMs: 86_400_000,
+      maxResponseBytes: 1_048_576,
+    });
+    expect(compileIdempotency({ mode: 'optional', syntax: 'uk-ob' }).header).toBe('x-idempotency-key');
+    expect(compileIdempotency({ mode: 'optional', header: 'X-Request-Key', ttlSec: 60, leaseSec: 5 })).toMatchObject({
+      header: 'x-request-key',
+      ttlMs: 60_000,
+      leaseMs: 5_000,
+    });
+  });
+
+  it('fails at start-up on an unknown key, a wrong type or a value out of range', () => {
+    expect(() => compilePolicy({ idempotency: { mode: 'required', ttl: 60 } as never })).toThrow(
+      /unknown route policy key "idempotency.ttl"; did you mean "idempotency.ttlSec"/,
+    );
+    expect(() => compilePolicy({ idempotency: 'always' as never })).toThrow(/idempotency/);
+    expect(() => compilePolicy({ idempotency: { mode: 'sometimes' } as never })).toThrow(/idempotency.mode/);
+    expect(() => compileIdempotency({ mode: 'required', header: 'bad header' })).toThrow(/header name/);
+    expect(() => compileIdempotency({ mode: 'required', header: 'Authorization' })).toThrow(/of its own/);
+    expect(() => compileIdempotency({ mode: 'required', ttlSec: 0 })).toThrow(/ttlSec/);
+    expect(() => compileIdempotency({ mode: 'required', ttlSec: 7 * 86_400 + 1 })).toThrow(/ttlSec/);
+    expect(() => compileIdempotency({ mode: 'required', ttlSec: 60, leaseSec: 61 })).toThrow(/leaseSec/);
+    expect(() => compileIdempotency({ mode: 'required', maxResponseBytes: 16 * 1024 * 1024 + 1 })).toThrow(/maxResponseBytes/);
+    expect(() =>
+      createGuard({ issuer: 'https://as.example.com', audience: 'https://rs.example.com', idempotency: { stor: {} } as never }),
+    ).toThrow(/unknown option "idempotency.stor"/);
+  });
+});
+
+describe('MemoryIdempotencyStore', () => {
+  const done = (fingerprint: string, bytes: number) =>
+    ({
+      state: 'done',
+      fingerprint,
+      response: { status: 201, headers: [['content-type', 'text/plain']], body: Buffer.alloc(bytes) },
+    }) as const;
+
+  it('IDEM-05 of twenty concurrent claims of one key exactly one is granted', async () => {
+    const store = new MemoryIdempotencyStore();
+    const claims = await Promise.all(Array.from({ length: 20 }, () => store.claim('k', 'f', 10_000)));
+    expect(claims.filter((c) => c.claimed)).toHaveLength(1);
+    expect(claims.filter((c) => !c.claimed).every((c) => !c.claimed && c.record.state === 'in_flight')).toBe(true);
+  });
+
+  it('completes and releases only with the claim token', async () => {
+    const store = new MemoryIdempotencyStore();
+    const claim = await store.claim('k', 'f', 10_000);
+    if (!claim.claimed) throw new Error('not claimed');
+    await store.complete('k', 'another token', done('f', 1), 10_000);
+    await store.release('k', 'another token');
+    expect(await store.claim('k', 'f', 10_000)).toMatchObject({ claimed: false, record: { state: 'in_flight' } });
+    await store.complete('k', claim.token, done('f', 1), 10_000);
+    expect(await store.claim('k', 'f', 10_000)).toMatchObject({ claimed: false, record: { state: 'done' } });
+    // A finished entry is not released by its old token.
+    await store.release('k', claim.token);
+    expect(await store.claim('k', 'f', 10_000)).toMatchObject({ claimed: false });
+  });
+
+  it('IDEM-12 IDEM-14 a claim expires after its lease, an outcome after its TTL', async () => {
+    const store = new MemoryIdempotencyStore();
+    expect((await store.claim('k', 'f', 60)).claimed).toBe(true);
+    expect((await store.claim('k', 'f', 60)).claimed).toBe(false);
+    await new Promise((r) => setTimeout(r, 90));
+    const again = await store.claim('k', 'f', 10_000);
+    expect(again.claimed).toBe(true);
+    if (again.claimed) await store.complete('k', again.token, done('f', 1), 60);
+    expect((await store.claim('k', 'f', 10_000)).claimed).toBe(false);
+    await new Promise((r) => setTimeout(r, 90));
+    expect((await store.claim('k', 'f', 10_000)).claimed).toBe(true);
+  });
+
+  it('when full of live keys, refuses a new claim instead of forgetting one', async () => {
+    const store = new MemoryIdempotencyStore({ max: 2 });
+    await store.claim('a', 'f', 10_000);
+    await store.claim('b', 'f', 10_000);
+    await expect(store.claim('c', 'f', 10_000)).rejects.toThrow(IdempotencyStoreFullError);
+    expect(await store.claim('a', 'f', 10_000)).toMatchObject({ claimed: false });
+  });
+
+  it('IDEM-11 a response that does not fit in maxBytes is kept as processed, response not kept', async () => {
+    const store = new MemoryIdempotencyStore({ maxBytes: 4096 });
+    const claim = await store.claim('k', 'f', 10_000);
+    if (!claim.claimed) throw new Error('not claimed');
+    await store.complete('k', claim.token, done('f', 8192), 10_000);
+    expect(await store.claim('k', 'f', 10_000)).toEqual({ claimed: false, record: { state: 'unkept', fingerprint: 'f' } });
+  });
+});
+
+describe('the Node recorder over HTTP', () => {
+  const guard = createGuard({ issuer: 'https://as.example.com', audience: 'https://rs.example.com', publicUrl: 'https://rs.example.com' });
+  const policy = guard.policy({ idempotency: { mode: 'required', maxResponseBytes: 100 } });
+  const auth = { issuer: 'https://as.example.com', clientId: 'c' } as Authorized;
+  let server: Server;
+  let url: string;
+  let processed = 0;
+
+  beforeAll(async () => {
+    // The handler answers with as many bytes as the path says, in two writes.
+    server = createServer((req, res) => {
+      startNodeIdempotency(guard, policy, auth, req, res, req.url ?? '/').then((start) => {
+        if (start.kind !== 'pass') return writeIdempotencyAnswer(res, start);
+        processed++;
+        const size = Number(req.url?.slice(1));
+        res.writeHead(201, { 'content-type': 'text/plain', 'x-run': String(processed) });
+        res.write('a'.repeat(size - 1));
+        res.end('z');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((r) => server.close(r)));
+
+  const post = (path: string, key: string) => fetch(`${url}${path}`, { method: 'POST', headers: { 'idempotency-key': key } });
+
+  it('IDEM-11 IDEM-15 keeps a response of exactly maxResponseBytes (replayed as sent), not one byte more', async () => {
+    const first = await post('/100', '"fits"');
+    const firstBody = await first.text();
+    const retry = await post('/100', '"fits"');
+    expect([retry.status, retry.headers.get('x-run'), await retry.text()]).toEqual([201, first.headers.get('x-run'), firstBody]);
+    const before = processed;
+    expect((await post('/101', '"too-big"')).status).toBe(201);
+    const refused = await post('/101', '"too-big"');
+    expect(refused.status).toBe(409);
+    expect(processed).toBe(before + 1);
+  });
+});
+
+describe('request bodies and folded header lines', () => {
+  const guard = createGuard({
+    issuer: 'https://as.example.com',
+    audience: 'https://rs.example.com',
+    publicUrl: 'https://rs.example.com',
+    idempotency: { maxRequestBytes: 10 },
+  });
+  const policy = guard.policy({ idempotency: 'required' });
+  const auth = { issuer: 'https://as.example.com', clientId: 'c' } as Authorized;
+  const request = (key: string, body: string) =>
+    new Request('https://rs.example.com/payments', { method: 'POST', headers: { 'idempotency-key': key }, body });
+
+  it('fingerprints a body of maxRequestBytes; one byte more is 413 and nothing is claimed', async () => {
+    expect((await startFetchIdempotency(guard, policy, auth, request('"b1"', '0123456789'), {}, undefined)).kind).toBe('claimed');
+    const refused = await startFetchIdempotency(guard, policy, auth, request('"b2"', '0123456789a'), {}, undefined);
+    expect(refused.kind === 'answer' && refused.response.status).toBe(413);
+    expect((await startFetchIdempotency(guard, policy, auth, request('"b2"', '0123456789'), {}, undefined)).kind).toBe('claimed');
+  });
+
+  it('IDEM-02 two lines folded into one by a Fetch runtime are refused, not read as one key', async () => {
+    const folded = new Request('https://rs.example.com/payments', {
+      method: 'POST',
+      headers: [
+        ['idempotency-key', '"a"'],
+        ['idempotency-key', '"b"'],
+      ],
+    });
+    expect(folded.headers.get('idempotency-key')).toBe('"a", "b"');
+    const answer = await startFetchIdempotency(guard, policy, auth, folded, {}, undefined);
+    expect(answer.kind === 'answer' && answer.response.status).toBe(400);
+  });
+});

@@ -1,0 +1,27 @@
+/**
+ * Idempotency keys on Express routes (the route policy's `idempotency`): after `protect()`
+ * authorized a request, a retry is answered with the stored response and the handler does not
+ * run; a first request runs the handler while its response is recorded. The work is the core's
+ * (`startNodeIdempotency`); this file only maps it onto `next()`.
+ */
+import { type Authorized, type CompiledPolicy, type Guard, startNodeIdempotency, writeIdempotencyAnswer } from '@fapi-guard/core';
+import type { NextFunction, Request, Response } from 'express';
+
+export function continueIdempotent(
+  guard: Guard,
+  policy: CompiledPolicy,
+  auth: Authorized,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+): void {
+  if (!policy.idempotency) {
+    next();
+    return;
+  }
+  // originalUrl: the target as the client sent it, mount path included (as for the guard's htu).
+  startNodeIdempotency(guard, policy, auth, req, res, req.originalUrl).then((start) => {
+    if (start.kind === 'pass') next();
+    else writeIdempotencyAnswer(res, start);
+  }, next);
+}

@@ -1,0 +1,23 @@
+/**
+ * Idempotency keys on Koa routes (the route policy's `idempotency`): after `protect()` authorized
+ * a request, a retry is answered with the stored response — written on Node's response, with
+ * Koa told not to respond — and the rest of the chain does not run; a first request goes on while
+ * its response is recorded as Koa writes it. The work is the core's (`startNodeIdempotency`).
+ */
+import { type Authorized, type CompiledPolicy, type Guard, startNodeIdempotency, writeIdempotencyAnswer } from '@fapi-guard/core';
+import type { Context, Next } from 'koa';
+
+export async function continueIdempotent(
+  guard: Guard,
+  policy: CompiledPolicy,
+  auth: Authorized,
+  ctx: Context,
+  next: Next,
+): Promise<unknown> {
+  if (!policy.idempotency) return next();
+  const start = await startNodeIdempotency(guard, policy, auth, ctx.req, ctx.res, ctx.originalUrl);
+  if (start.kind === 'pass') return next();
+  ctx.respond = false;
+  writeIdempotencyAnswer(ctx.res, start);
+  return undefined;
+}

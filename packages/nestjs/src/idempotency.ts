@@ -1,0 +1,45 @@
+/**
+ * Idempotency keys on Nest routes (the route policy's `idempotency`): after the guard authorized
+ * a request, a retry is stopped before the handler — the stored response travels as a
+ * {@link FapiReplay} exception that the policy decorators' filter writes, exactly as stored — and
+ * a first request goes on while its response is recorded as the platform writes it on Node's
+ * response. The work is the core's (`startNodeIdempotency`).
+ */
+import type { IncomingMessage } from 'node:http';
+import { type Authorized, type CompiledPolicy, captureRawBody, type Guard, startNodeIdempotency } from '@fapi-guard/core';
+import type { FastifyLike } from './fastify.js';
+import { nodeResponse, requestParts } from './platform.js';
+import type { FapiPolicies } from './policies.js';
+import { FapiRefusal } from './refusal.js';
+import { FapiReplay } from './replay.js';
+import { FAPI_ROUTE } from './tokens.js';
+
+/** True to run the handler; throws the refusal or the replay otherwise. */
+export async function continueIdempotent(
+  guard: Guard,
+  policy: CompiledPolicy,
+  auth: Authorized,
+  req: IncomingMessage,
+  request: object,
+  response: object,
+): Promise<true> {
+  if (!policy.idempotency) return true;
+  const start = await startNodeIdempotency(guard, policy, auth, req, nodeResponse(response), requestParts(request).path);
+  if (start.kind === 'refused') throw new FapiRefusal(start.error);
+  if (start.kind === 'replay') throw new FapiReplay(start.response);
+  return true;
+}
+
+/**
+ * On the Fastify platform Fastify's parsers read the body before the guard runs: for routes whose
+ * policy has `idempotency`, the bytes are kept as they read them (the fingerprint is over the
+ * bytes as received). With `messageSigning` every body is kept already.
+ */
+export function keepIdempotentBodies(fastify: FastifyLike, guard: Guard, policies: FapiPolicies): void {
+  if (guard.options.messageSigning) return;
+  fastify.addHook('preParsing', async (request, _reply, payload) => {
+    const handler = request.routeOptions?.config?.[FAPI_ROUTE];
+    if (typeof handler === 'function' && policies.ofHandler(handler)?.policy.idempotency) captureRawBody(guard, request.raw);
+    return payload;
+  });
+}
