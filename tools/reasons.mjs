@@ -23,6 +23,7 @@ export function renderReasons(reasons, explained) {
     );
   }
   const cell = (s) => s.replace(/\|/g, '\\|');
+  const unchallenged = codes.filter((c) => reasons[c].challenge === false);
   const rows = codes.map((code) => {
     const { status, error } = reasons[code];
     const [meaning, change] = explained[code];
@@ -38,7 +39,7 @@ status and the OAuth \`error\` of the \`WWW-Authenticate\` challenge follow from
 \`error_description\` is one line for the client, the decision event's \`detail\` the operator's.
 
 A 401 without an \`error\` is a request without credentials (RFC 6750 §3.1); 503 answers carry
-\`Retry-After\` and no challenge.
+\`Retry-After\` and no challenge. ${unchallenged.length ? `These answer without a \`WWW-Authenticate\` challenge too (the token was fine; the \`error\` is in the JSON body): ${unchallenged.map((c) => `\`${c}\``).join(', ')}.` : ''}
 
 | reason | status | error | meaning | what to change |
 | --- | --- | --- | --- | --- |
