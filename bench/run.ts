@@ -58,6 +58,10 @@ const SCENARIOS: [string, Workload][] = [
   ['fapi-fastify-dpop', 'dpop-es256'],
   ['fapi-express-dpop-log', 'dpop-es256'],
   ['fapi-hono-dpop', 'dpop-es256'],
+  // Two layers (app-wide protect() + the route's requireScopes()) beside the one-layer routes:
+  // the proof is verified once, so the ratio printed under the table should stay near 1.
+  ['fapi-express-dpop-layered', 'dpop-es256'],
+  ['fapi-hono-dpop-layered', 'dpop-es256'],
   ['fapi-express-dpop-ps256', 'dpop-ps256'],
   ['fapi-express-dpop-redis', 'dpop-es256'],
   ['fapi-express-mtls', 'mtls'],
@@ -330,6 +334,11 @@ function report(rows: Row[], verifyOps: number, coreOps: number, idempotencyMicr
     lines.push(
       `idempotency keys, ${r.scenario}: ${costUs.toFixed(0)} µs more per request than ${base.scenario} (${(r.rps / base.rps).toFixed(2)} × its req/s)`,
     );
+  }
+  // Two-layer routes against the one-layer route of the same framework, as measured in this run.
+  for (const r of rows.filter((row) => row.scenario.endsWith('-layered'))) {
+    const one = byName.get(r.scenario.replace(/-layered$/, ''));
+    if (one) lines.push('', `${r.scenario} / ${one.scenario}: ${(r.rps / one.rps).toFixed(2)} (two layers, one authentication)`);
   }
   const text = lines.join('\n');
   console.log(text);

@@ -38,6 +38,8 @@ interface BenchConfig {
 }
 
 const scenario = process.argv[2] ?? '';
+/** `-layered`: an app-wide `protect()` and the route's `requireScopes('accounts')` (issue 25). */
+const layered = scenario.endsWith('-layered');
 const config = JSON.parse(process.env.BENCH_CONFIG ?? '{}') as BenchConfig;
 const body = { ok: true };
 
@@ -107,7 +109,11 @@ function policy(): RoutePolicy {
 /** The Hono routes, on @hono/node-server (the adapter reads the Node request under the Fetch one). */
 async function startHono(kind: string | undefined): Promise<number> {
   const app = new Hono();
-  if (kind === 'fapi') app.get('/accounts', honoGuard(guardOptions()).protect(policy()), (c) => c.json(body));
+  if (kind === 'fapi' && layered) {
+    const fapi = honoGuard(guardOptions());
+    app.use('*', fapi.protect());
+    app.get('/accounts', fapi.requireScopes('accounts'), (c) => c.json(body));
+  } else if (kind === 'fapi') app.get('/accounts', honoGuard(guardOptions()).protect(policy()), (c) => c.json(body));
   else if (kind === 'peer') {
     // hono/jwt, what Hono users wire by hand: Bearer JWT with a static ES256 key; issuer, audience, typ checked.
     const key = createPublicKey(config.publicKeyPem).export({ format: 'jwk' });
@@ -165,8 +171,13 @@ async function start(): Promise<number> {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
-  // As the README shows it: the guard and the handler on one route.
-  if (kind === 'fapi') {
+  if (kind === 'fapi' && layered) {
+    // The layered pattern: the app-wide guard authenticates, the route's layer checks its scope.
+    const fapi = expressGuard(guardOptions());
+    app.use(fapi.protect());
+    app.get('/accounts', fapi.requireScopes('accounts'), (_req, res) => void res.json(body));
+  } else if (kind === 'fapi') {
+    // As the README shows it: the guard and the handler on one route.
     const fapi = expressGuard(guardOptions());
     app.get('/accounts', fapi.protect(policy()), (_req, res) => void res.json(body));
     if (scenario.includes('-post'))

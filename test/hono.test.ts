@@ -340,7 +340,7 @@ describe('Hono: headers, metadata and options', () => {
   it('15.1 an unknown adapter option, or a connection that is not a function, fails at start-up', () => {
     const options = { issuer: as.issuer, audience: AUDIENCE };
     expect(() => fapiGuard(options, { conection: () => ({}) } as never)).toThrow(
-      'fapi-guard: unknown @fapi-guard/hono option "conection" (known: connection)',
+      'fapi-guard: unknown @fapi-guard/hono option "conection" (known: connection, errors, errorBody)',
     );
     expect(() => fapiGuard(options, { connection: {} } as never)).toThrow('option connection must be a function');
   });

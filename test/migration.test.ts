@@ -3,14 +3,16 @@
  * written for that library and by the migrated app, the same requests sent to both, and the table
  * of what changes compared with the one printed in docs/migration-express-oauth2-jwt-bearer.md.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fapiGuard } from '@fapi-guard/express';
+import { fapiGuard as sideBySideGuard } from '@fapi-guard/express/side-by-side';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import express from 'express';
 import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
+import ts from 'typescript';
 
 const AUDIENCE = 'https://api.bank.example';
 
@@ -138,4 +140,110 @@ describe('migration from express-oauth2-jwt-bearer', () => {
     const cells = (text: string) => text.replace(/ *\| */g, '|').replace(/\|-+(?=\|)/g, '|---');
     expect(cells(guide)).toContain(cells(table));
   });
+});
+
+/**
+ * The side-by-side phase (issue 25 §4): one app, routes not yet migrated on
+ * express-oauth2-jwt-bearer, migrated ones on fapi-guard in the layered pattern, each library's
+ * authorization on its own request property.
+ */
+function sideBySideApp(issuer: string) {
+  const fapi = sideBySideGuard({ issuer, audience: AUDIENCE, publicUrl: AUDIENCE }, { property: 'fapi' });
+  const app = express();
+  const v1 = express.Router();
+  v1.use(auth({ issuerBaseURL: issuer, audience: AUDIENCE, tokenSigningAlg: 'ES256' }));
+  v1.get('/accounts', requiredScopes('accounts'), (req, res) => {
+    // This suite's program also holds @fapi-guard/express's `req.auth`; an app with side-by-side only has this one.
+    const { payload } = (req as unknown as { auth: { payload: { client_id?: string } } }).auth;
+    res.json({ client: payload.client_id, fapi: 'fapi' in req });
+  });
+  app.use('/v1', v1);
+  app.use('/v2', fapi.protect());
+  app.get('/v2/accounts', fapi.requireScopes('accounts'), (req, res) => {
+    const authorization = fapi.authorization(req);
+    res.json({
+      client: authorization.clientId,
+      sameAsProperty: (req as unknown as { fapi: unknown }).fapi === authorization,
+      auth: 'auth' in req,
+    });
+  });
+  return app;
+}
+
+describe('side by side with express-oauth2-jwt-bearer', () => {
+  let issuer: MockIssuer;
+  let app: { server: Server; url: string };
+  let client: DpopClient;
+
+  beforeAll(async () => {
+    issuer = await MockIssuer.start({ audience: AUDIENCE });
+    client = await DpopClient.create();
+    app = await listen(sideBySideApp(issuer.issuer));
+  });
+  afterAll(async () => {
+    app.server.closeAllConnections();
+    await new Promise((resolve) => app.server.close(resolve));
+    await issuer.stop();
+  });
+
+  it('routes not migrated answer as before; migrated ones as fapi-guard; neither library sees the other’s property', async () => {
+    const bearer = { authorization: `Bearer ${await issuer.mint({ scope: 'accounts', claims: { client_id: 'old-client' } })}` };
+    const v1 = await fetch(`${app.url}/v1/accounts`, { headers: bearer });
+    expect(v1.status).toBe(200);
+    expect(await v1.json()).toEqual({ client: 'old-client', fapi: false });
+    // The same unbound token on a migrated route: FAPI 2.0 §5.3.4 #5.
+    expect((await fetch(`${app.url}/v2/accounts`, { headers: bearer })).status).toBe(401);
+    const token = await issuer.mint({ jkt: client.jkt, scope: 'accounts', claims: { client_id: 'new-client' } });
+    const proof = await client.proof({ htm: 'GET', htu: `${AUDIENCE}/v2/accounts`, accessToken: token });
+    const v2 = await fetch(`${app.url}/v2/accounts`, { headers: { authorization: `DPoP ${token}`, dpop: proof } });
+    expect(v2.status).toBe(200);
+    expect(await v2.json()).toEqual({ client: 'new-client', sameAsProperty: true, auth: false });
+  });
+
+  it('fapi.authorization(req) on a request no protect() let through throws instead of handing over nothing', () => {
+    const fapi = sideBySideGuard({ issuer: issuer.issuer, audience: AUDIENCE, publicUrl: AUDIENCE });
+    expect(() => fapi.authorization({} as express.Request)).toThrow('fapi-guard: authorization() on a request no protect() let through');
+  });
+
+  it('an unknown or mistyped adapter option stops start-up', () => {
+    const options = { issuer: issuer.issuer, audience: AUDIENCE, publicUrl: AUDIENCE };
+    expect(() => fapiGuard(options, { propery: 'fapi' } as never)).toThrow('fapi-guard: unknown @fapi-guard/express option "propery"');
+    expect(() => fapiGuard(options, { property: '' })).toThrow('option property must be a non-empty string');
+  });
+
+  /** Type-checks `source` in a directory of the repository (packages resolve as an app's would), libraries included. */
+  function typeErrors(source: string): string[] {
+    const dir = mkdtempSync(join(__dirname, '.side-by-side-'));
+    try {
+      const file = join(dir, 'app.ts');
+      writeFileSync(file, source);
+      const program = ts.createProgram([file], {
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        module: ts.ModuleKind.NodeNext,
+        moduleResolution: ts.ModuleResolutionKind.NodeNext,
+        target: ts.ScriptTarget.ES2022,
+        types: ['node'],
+      });
+      return ts.getPreEmitDiagnostics(program).map((d) => `TS${d.code}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  const appSource = (entry: string) => `
+import express from 'express';
+import { auth, requiredScopes } from 'express-oauth2-jwt-bearer';
+import { fapiGuard } from '${entry}';
+const fapi = fapiGuard({ issuer: 'https://as.example', audience: 'https://api.example' }, { property: 'fapi' });
+const app = express();
+app.get('/v1/accounts', auth(), requiredScopes('accounts'), (req, res) => { res.json(req.auth?.payload.client_id); });
+app.get('/v2/accounts', fapi.protect({ scopes: ['accounts'] }), (req, res) => { res.json(fapi.authorization(req).clientId); });
+`;
+
+  it('both packages type-check together with @fapi-guard/express/side-by-side; the main entry clashes (TS2717)', () => {
+    expect(typeErrors(appSource('@fapi-guard/express/side-by-side'))).toEqual([]);
+    expect(typeErrors(appSource('@fapi-guard/express'))).toContain('TS2717');
+  }, 60_000);
 });

@@ -7,6 +7,8 @@
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import { FRAMEWORKS, type Framework, type StartedApp, startApp } from './support/apps';
 import { type Received, type SendOptions, send } from './support/http';
+import { LAYERED_FRAMEWORKS, type LayeredApp, type LayeredFramework, startLayeredApp } from './support/layered-apps';
+import { startRefusalApp } from './support/refusal-apps';
 
 const AUDIENCE = 'https://rs.example.com';
 /** The headers the guard decides; they must match byte for byte. */
@@ -224,4 +226,165 @@ describe.each(CASES)('parity: $name', (testCase) => {
     // Every adapter's answer equals Express's (the diff names the one that differs).
     expect(answers).toEqual(Object.fromEntries(FRAMEWORKS.map((framework) => [framework, answers.express])));
   });
+});
+
+/**
+ * Issue 25 §1: the layered pattern — app-wide, router and route layers — answers alike on every
+ * adapter (NestJS: the module's global policy, controller and handler policies).
+ */
+describe('parity: layered protection', () => {
+  const layered = new Map<LayeredFramework, LayeredApp>();
+  beforeAll(async () => {
+    for (const framework of LAYERED_FRAMEWORKS) {
+      layered.set(
+        framework,
+        await startLayeredApp(framework, {
+          issuer: as.issuer,
+          audience: AUDIENCE,
+          publicUrl: AUDIENCE,
+          dpop: { nonce: { secret: 'parity-nonce-secret-0123456789abcdef' } },
+          clock: () => now,
+        }),
+      );
+    }
+  });
+  afterAll(async () => {
+    for (const app of layered.values()) await app.close();
+  });
+
+  const LAYERED_CASES: Case[] = [
+    { name: 'three layers, no credentials', request: async () => ({ path: '/api/r/t' }), status: 401 },
+    { name: 'three layers, all scopes', request: async () => dpop('/api/r/t', await token({ scope: 'g r t' })), status: 200 },
+    { name: 'three layers, the route’s scope missing', request: async () => dpop('/api/r/t', await token({ scope: 'g r' })), status: 403 },
+    { name: 'three layers, the router’s scope missing', request: async () => dpop('/api/r/t', await token({ scope: 'g t' })), status: 403 },
+    { name: 'two layers, the app-wide scope missing', request: async () => dpop('/api/gt', await token({ scope: 't' })), status: 403 },
+    { name: 'two layers, replayed proof', request: async () => dpop('/api/gt', await token({ scope: 'g t' })), times: 2, status: 401 },
+    {
+      name: 'a strict layer behind a bearer-tolerant one, unbound token',
+      request: async () => ({ path: '/mixed/strict', headers: { authorization: `Bearer ${await as.mint({ scope: 'g' })}` } }),
+      status: 401,
+    },
+    { name: 'a later layer requires a nonce', request: async () => dpop('/open/nonce', await token({ scope: 'g' })), status: 401 },
+  ];
+
+  it.each(LAYERED_CASES)('$name: answers $status identically on every adapter', async (testCase) => {
+    const { path, ...request } = await testCase.request();
+    const answers: Record<string, ReturnType<typeof normalise>> = {};
+    for (const framework of LAYERED_FRAMEWORKS) {
+      const url = `${layered.get(framework)?.url}${path}`;
+      let res = await send(url, request);
+      for (let i = 1; i < (testCase.times ?? 1); i++) res = await send(url, request);
+      answers[framework] = normalise(res);
+    }
+    expect(answers.express?.status).toBe(testCase.status);
+    expect(answers).toEqual(Object.fromEntries(LAYERED_FRAMEWORKS.map((framework) => [framework, answers.express])));
+  });
+});
+
+/**
+ * Issue 25 §3: refusals in RFC 9457 problem+json, and through each framework's own error path to
+ * an application handler that writes the team's envelope, tries to answer 200 and drops the
+ * challenge headers: the status and the headers the RFCs fix go out unchanged, on every adapter.
+ */
+describe('parity: refusal formats and the framework error path', () => {
+  const problem = new Map<Framework, StartedApp>();
+  const framework = new Map<Framework, StartedApp>();
+  beforeAll(async () => {
+    const options = {
+      issuers: [as.issuer, downAs.issuer],
+      audience: AUDIENCE,
+      publicUrl: AUDIENCE,
+      dpop: { nonce: { secret: 'parity-nonce-secret-0123456789abcdef' } },
+      clock: () => now,
+    };
+    for (const name of FRAMEWORKS) {
+      problem.set(name, { framework: name, ...(await startRefusalApp(name, options, { errorBody: 'problem' })) });
+      framework.set(name, { framework: name, ...(await startRefusalApp(name, options, { errors: 'framework' })) });
+    }
+  });
+  afterAll(async () => {
+    for (const app of [...problem.values(), ...framework.values()]) await app.close();
+  });
+
+  const REFUSALS = [
+    {
+      name: 'no credentials',
+      request: async () => ({ path: '/accounts' }),
+      status: 401,
+      headers: { 'www-authenticate': ALGS },
+      problem: { type: 'about:blank', title: 'Unauthorized', status: 401, detail: 'An access token is required' },
+      envelope: {
+        Code: '401',
+        Message: 'An access token is required',
+        Errors: [{ ErrorCode: 'temporarily_unavailable', Reason: 'credentials_missing' }],
+      },
+    },
+    {
+      name: 'nonce required',
+      request: async () => dpop('/nonce', await token()),
+      status: 401,
+      headers: {
+        'www-authenticate': dpopChallenge('use_dpop_nonce', 'Resource server requires nonce in DPoP proof'),
+        'dpop-nonce': expect.any(String),
+      },
+      problem: {
+        type: 'about:blank',
+        title: 'Unauthorized',
+        status: 401,
+        detail: 'Resource server requires nonce in DPoP proof',
+        error: 'use_dpop_nonce',
+      },
+      envelope: {
+        Code: '401',
+        Message: 'Resource server requires nonce in DPoP proof',
+        Errors: [{ ErrorCode: 'use_dpop_nonce', Reason: 'dpop_nonce_required' }],
+      },
+    },
+    {
+      name: 'issuer down',
+      request: async () => dpop('/accounts', await downAs.mint({ scope: 'accounts', jkt: client.jkt })),
+      status: 503,
+      headers: { 'retry-after': expect.stringMatching(/^\d+$/), 'www-authenticate': undefined },
+      problem: {
+        type: 'about:blank',
+        title: 'Service Unavailable',
+        status: 503,
+        detail: 'The authorization server cannot be reached; try again later',
+        error: 'temporarily_unavailable',
+      },
+      envelope: {
+        Code: '503',
+        Message: 'The authorization server cannot be reached; try again later',
+        Errors: [{ ErrorCode: 'temporarily_unavailable', Reason: 'issuer_unavailable' }],
+      },
+    },
+  ];
+
+  it.each(REFUSALS)('RFC 9457 problem+json, $name: the body is the problem document, status and challenge unchanged', async (testCase) => {
+    const { path, ...request } = await testCase.request();
+    const answers: Record<string, ReturnType<typeof normalise>> = {};
+    for (const name of FRAMEWORKS) answers[name] = normalise(await send(`${problem.get(name)?.url}${path}`, request));
+    expect(answers.express?.status).toBe(testCase.status);
+    expect(answers.express?.headers).toMatchObject({ ...testCase.headers, 'content-type': 'application/problem+json; charset=utf-8' });
+    expect(JSON.parse(answers.express?.body ?? '')).toEqual(testCase.problem);
+    expect(answers).toEqual(Object.fromEntries(FRAMEWORKS.map((name) => [name, answers.express])));
+  });
+
+  it.each(REFUSALS)(
+    'BEARER-03 error handler answering $name with 200 and no challenge: the refusal’s status and headers go out',
+    async (testCase) => {
+      const { path, ...request } = await testCase.request();
+      const answers: Record<string, { status: number; headers: Record<string, unknown>; body: unknown }> = {};
+      for (const name of FRAMEWORKS) {
+        const res = await send(`${framework.get(name)?.url}${path}`, request);
+        // The envelope's media type is the application's (Hono's c.json leaves out the charset).
+        const { 'content-type': _type, ...headers } = normalise(res).headers;
+        answers[name] = { status: res.status, headers, body: res.json };
+      }
+      expect(answers.express?.status).toBe(testCase.status);
+      expect(answers.express?.headers).toMatchObject(testCase.headers);
+      expect(answers.express?.body).toEqual(testCase.envelope);
+      expect(answers).toEqual(Object.fromEntries(FRAMEWORKS.map((name) => [name, answers.express])));
+    },
+  );
 });

@@ -6,7 +6,7 @@
 import type { Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Authorized, GuardOptions } from '@fapi-guard/core';
+import type { Authorized, GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
@@ -31,7 +31,7 @@ export interface StartedApp {
 }
 
 /** Routes of every app: what each requires. */
-export const ROUTES = {
+export const ROUTES: Routes = {
   accounts: { scopes: ['accounts'] },
   mixed: { scopes: ['accounts'], allowBearer: true },
   nonce: { scopes: ['accounts'], dpopNonce: true },
@@ -39,7 +39,10 @@ export const ROUTES = {
   either: { anyScopes: ['payments:read', 'payments:write'] },
   stepup: { scopes: ['accounts'], acrValues: ['urn:bank:acr:sca', 'urn:bank:acr:mfa'], maxAuthAgeSec: 300 },
   rar: { authorizationDetails: [{ type: 'payment_initiation', actions: ['initiate'] }] },
-} as const;
+};
+
+/** The policy of each route path; a suite can mount the same paths with other policies. */
+export type Routes = Readonly<Record<'accounts' | 'mixed' | 'nonce' | 'payments' | 'either' | 'stepup' | 'rar', RoutePolicy>>;
 
 /** Routes mounted when the guard has `messageSigning` (FAPI 2.0 Message Signing). */
 export const SIGNED_ROUTES = {
@@ -54,7 +57,15 @@ const receipt = (auth: Authorized | null | undefined, body: unknown) => ({
   received: Buffer.isBuffer(body) ? { bytes: body.length } : (body ?? null),
 });
 
-const echo = (auth: Authorized | null | undefined) => ({ clientId: auth?.clientId, scopes: auth?.scopes, binding: auth?.binding });
+const echo = (auth: Authorized | null | undefined) => ({
+  clientId: auth?.clientId,
+  scopes: auth?.scopes,
+  binding: auth?.binding,
+  profile: auth?.profile,
+  fapiCustomer: auth?.fapiCustomer,
+  jwsSignature: auth?.jwsSignature,
+  jwtBody: auth?.jwtBody,
+});
 
 async function listen(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
@@ -82,17 +93,17 @@ async function parsedBody(c: Context): Promise<unknown> {
 }
 
 /** The Hono app: each route as on the others, served by @hono/node-server. */
-async function startHono(options: GuardOptions): Promise<StartedApp> {
+async function startHono(options: GuardOptions, routes: Routes): Promise<StartedApp> {
   const fapi = honoGuard(options);
   const app = new Hono();
   app.use(fapi.metadata());
-  app.all('/accounts', fapi.protect(ROUTES.accounts), (c) => json(c, echo(c.get('auth'))));
-  app.get('/mixed', fapi.protect(ROUTES.mixed), (c) => json(c, echo(c.get('auth'))));
-  app.get('/nonce', fapi.protect(ROUTES.nonce), (c) => json(c, echo(c.get('auth'))));
-  app.post('/payments', fapi.protect(ROUTES.payments), (c) => json(c, echo(c.get('auth')), 201));
-  app.get('/either', fapi.protect(ROUTES.either), (c) => json(c, echo(c.get('auth'))));
-  app.get('/stepup', fapi.protect(ROUTES.stepup), (c) => json(c, echo(c.get('auth'))));
-  app.get('/rar', fapi.protect(ROUTES.rar), (c) => json(c, echo(c.get('auth'))));
+  app.all('/accounts', fapi.protect(routes.accounts), (c) => json(c, echo(c.get('auth'))));
+  app.get('/mixed', fapi.protect(routes.mixed), (c) => json(c, echo(c.get('auth'))));
+  app.get('/nonce', fapi.protect(routes.nonce), (c) => json(c, echo(c.get('auth'))));
+  app.post('/payments', fapi.protect(routes.payments), (c) => json(c, echo(c.get('auth')), 201));
+  app.get('/either', fapi.protect(routes.either), (c) => json(c, echo(c.get('auth'))));
+  app.get('/stepup', fapi.protect(routes.stepup), (c) => json(c, echo(c.get('auth'))));
+  app.get('/rar', fapi.protect(routes.rar), (c) => json(c, echo(c.get('auth'))));
   if (options.messageSigning !== undefined) {
     for (const [name, policy] of Object.entries(SIGNED_ROUTES)) {
       app.post(`/${name}`, fapi.protect(policy), async (c) => {
@@ -118,14 +129,14 @@ export async function serveHono(
   return { url: tls ? url.replace('http:', 'https:') : url, close: closer(server) };
 }
 
-export async function startApp(framework: Framework, options: GuardOptions): Promise<StartedApp> {
+export async function startApp(framework: Framework, options: GuardOptions, routes: Routes = ROUTES): Promise<StartedApp> {
   if (framework === 'nestjs' || framework === 'nestjs-fastify') {
     const signing = options.messageSigning !== undefined;
-    const controllers = parityControllers(ROUTES, signing ? SIGNED_ROUTES : undefined, echo, receipt);
+    const controllers = parityControllers(routes, signing ? SIGNED_ROUTES : undefined, echo, receipt);
     const { url, close } = await startNestApp(framework, options, controllers, signing ? octetStreamAsBuffer : undefined);
     return { framework, url, close };
   }
-  if (framework === 'hono') return startHono(options);
+  if (framework === 'hono') return startHono(options, routes);
   if (framework === 'express') {
     const fapi = expressGuard(options);
     const app = express();
@@ -142,13 +153,13 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
         app.post(`/${name}`, fapi.protect(policy), (req, res) => void res.status(201).json(receipt(req.auth, req.body)));
       }
     }
-    app.all('/accounts', fapi.protect(ROUTES.accounts), (req, res) => void res.json(echo(req.auth)));
-    app.get('/mixed', fapi.protect(ROUTES.mixed), (req, res) => void res.json(echo(req.auth)));
-    app.get('/nonce', fapi.protect(ROUTES.nonce), (req, res) => void res.json(echo(req.auth)));
-    app.post('/payments', fapi.protect(ROUTES.payments), (req, res) => void res.status(201).json(echo(req.auth)));
-    app.get('/either', fapi.protect(ROUTES.either), (req, res) => void res.json(echo(req.auth)));
-    app.get('/stepup', fapi.protect(ROUTES.stepup), (req, res) => void res.json(echo(req.auth)));
-    app.get('/rar', fapi.protect(ROUTES.rar), (req, res) => void res.json(echo(req.auth)));
+    app.all('/accounts', fapi.protect(routes.accounts), (req, res) => void res.json(echo(req.auth)));
+    app.get('/mixed', fapi.protect(routes.mixed), (req, res) => void res.json(echo(req.auth)));
+    app.get('/nonce', fapi.protect(routes.nonce), (req, res) => void res.json(echo(req.auth)));
+    app.post('/payments', fapi.protect(routes.payments), (req, res) => void res.status(201).json(echo(req.auth)));
+    app.get('/either', fapi.protect(routes.either), (req, res) => void res.json(echo(req.auth)));
+    app.get('/stepup', fapi.protect(routes.stepup), (req, res) => void res.json(echo(req.auth)));
+    app.get('/rar', fapi.protect(routes.rar), (req, res) => void res.json(echo(req.auth)));
     app.use(fapi.metadata());
     const server = app.listen(0, '127.0.0.1');
     return { framework, url: await listen(server), close: closer(server) };
@@ -163,26 +174,26 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
       if (!(typeof err.status === 'number' && err.status >= 400 && err.status < 500)) console.error(err);
     });
     const router = new Router();
-    router.all('/accounts', fapi.protect(ROUTES.accounts), (ctx) => {
+    router.all('/accounts', fapi.protect(routes.accounts), (ctx) => {
       ctx.body = echo(ctx.state.auth);
     });
-    router.get('/mixed', fapi.protect(ROUTES.mixed), (ctx) => {
+    router.get('/mixed', fapi.protect(routes.mixed), (ctx) => {
       ctx.body = echo(ctx.state.auth);
     });
-    router.get('/nonce', fapi.protect(ROUTES.nonce), (ctx) => {
+    router.get('/nonce', fapi.protect(routes.nonce), (ctx) => {
       ctx.body = echo(ctx.state.auth);
     });
-    router.post('/payments', fapi.protect(ROUTES.payments), (ctx) => {
+    router.post('/payments', fapi.protect(routes.payments), (ctx) => {
       ctx.status = 201;
       ctx.body = echo(ctx.state.auth);
     });
-    router.get('/either', fapi.protect(ROUTES.either), (ctx) => {
+    router.get('/either', fapi.protect(routes.either), (ctx) => {
       ctx.body = echo(ctx.state.auth);
     });
-    router.get('/stepup', fapi.protect(ROUTES.stepup), (ctx) => {
+    router.get('/stepup', fapi.protect(routes.stepup), (ctx) => {
       ctx.body = echo(ctx.state.auth);
     });
-    router.get('/rar', fapi.protect(ROUTES.rar), (ctx) => {
+    router.get('/rar', fapi.protect(routes.rar), (ctx) => {
       ctx.body = echo(ctx.state.auth);
     });
     if (options.messageSigning !== undefined) {
@@ -204,17 +215,19 @@ export async function startApp(framework: Framework, options: GuardOptions): Pro
   const app = Fastify();
   await app.register(formbody);
   await app.register(fastifyPlugin, options);
-  app.all('/accounts', { config: { fapi: routePolicy(ROUTES.accounts) } }, async (request) => echo(request.auth));
-  app.get('/mixed', { config: { fapi: routePolicy(ROUTES.mixed) } }, async (request) => echo(request.auth));
-  app.get('/nonce', { preHandler: app.fapi.protect(ROUTES.nonce) }, async (request) => echo(request.auth));
-  app.post('/payments', { config: { fapi: routePolicy(ROUTES.payments) } }, async (request, reply) =>
+  app.all('/accounts', { config: { fapi: routePolicy(routes.accounts) } }, async (request) => echo(request.auth));
+  app.get('/mixed', { config: { fapi: routePolicy(routes.mixed) } }, async (request) => echo(request.auth));
+  app.get('/nonce', { preHandler: app.fapi.protect(routes.nonce) }, async (request) => echo(request.auth));
+  app.post('/payments', { config: { fapi: routePolicy(routes.payments) } }, async (request, reply) =>
     reply.code(201).send(echo(request.auth)),
   );
-  app.get('/either', { config: { fapi: routePolicy(ROUTES.either) } }, async (request) => echo(request.auth));
-  app.get('/stepup', { config: { fapi: routePolicy(ROUTES.stepup) } }, async (request) => echo(request.auth));
-  app.get('/rar', { config: { fapi: routePolicy(ROUTES.rar) } }, async (request) => echo(request.auth));
+  app.get('/either', { config: { fapi: routePolicy(routes.either) } }, async (request) => echo(request.auth));
+  app.get('/stepup', { config: { fapi: routePolicy(routes.stepup) } }, async (request) => echo(request.auth));
+  app.get('/rar', { config: { fapi: routePolicy(routes.rar) } }, async (request) => echo(request.auth));
   if (options.messageSigning !== undefined) {
-    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    app.addContentTypeParser(['application/octet-stream', 'application/jwt'], { parseAs: 'buffer' }, (_request, body, done) =>
+      done(null, body),
+    );
     for (const [name, policy] of Object.entries(SIGNED_ROUTES)) {
       app.post(`/${name}`, { config: { fapi: routePolicy(policy) } }, async (request, reply) =>
         reply.code(201).send(receipt(request.auth, request.body)),

@@ -5,7 +5,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Authorized, GuardOptions, RoutePolicy } from '@fapi-guard/core';
-import { FapiAuth, FapiGuardModule, FapiPolicy, fapiRawBody } from '@fapi-guard/nestjs';
+import { FapiAuth, FapiGuardModule, type FapiGuardModuleSettings, FapiPolicy, fapiRawBody } from '@fapi-guard/nestjs';
 import { All, Body, Controller, Get, type INestApplication, Module, Post, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
@@ -28,10 +28,10 @@ export async function startNestApp(
   options: GuardOptions,
   controllers: Type[],
   prepare?: (app: INestApplication) => void,
-  /** Mount fapiRawBody() (always, on a guard with messageSigning, unless false). */
-  { rawBody = options.messageSigning !== undefined }: { rawBody?: boolean } = {},
+  /** Mount fapiRawBody() (always, on a guard with messageSigning, unless false); the module's settings. */
+  { rawBody = options.messageSigning !== undefined, settings }: { rawBody?: boolean; settings?: FapiGuardModuleSettings } = {},
 ): Promise<StartedNestApp> {
-  @Module({ imports: [FapiGuardModule.forRoot(options)], controllers })
+  @Module({ imports: [FapiGuardModule.forRoot(options, settings)], controllers })
   class AppModule {}
   const adapter = platform === 'nestjs' ? new ExpressAdapter() : new FastifyAdapter();
   const app = await NestFactory.create(AppModule, adapter, { logger: false, abortOnError: false });
@@ -118,13 +118,15 @@ export function parityControllers(
 export function octetStreamAsBuffer(app: INestApplication): void {
   const instance = app.getHttpAdapter().getInstance() as {
     addContentTypeParser?: (
-      type: string,
+      type: string | string[],
       options: object,
       parser: (r: unknown, body: Buffer, done: (e: null, b: Buffer) => void) => void,
     ) => void;
   };
   if (instance.addContentTypeParser) {
-    instance.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    instance.addContentTypeParser(['application/octet-stream', 'application/jwt'], { parseAs: 'buffer' }, (_request, body, done) =>
+      done(null, body),
+    );
   } else {
     (app as NestExpressApplication).useBodyParser('raw', { type: 'application/octet-stream' });
   }

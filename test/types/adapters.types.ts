@@ -101,3 +101,22 @@ const clientAuth = { method: 'tls_client_auth', cert: '', key: '' } as const;
 createGuard({ ...options, introspection: { clientId: 'rs', clientAuth, cache: { maxTtl: 5 } } });
 // @ts-expect-error unknown Fastify plugin option
 void Fastify().register(fastifyPlugin, { ...options, publicURL: 'https://rs.example.com' });
+
+// Issue 25: layers, refusal options, the typed accessor.
+express()
+  .use(fapi.protect())
+  .get('/layered', fapi.requireScopes('accounts', 'payments'), (req, res) => {
+    const auth: Authorized = fapi.authorization(req);
+    res.json(auth.clientId);
+  });
+// @ts-expect-error requireScopes needs at least one scope
+fapi.requireScopes();
+expressGuard(options, { property: 'fapi', errors: 'framework', errorBody: 'problem' });
+expressGuard(options, { errorBody: (refusal: GuardError) => ({ Code: String(refusal.status), Reason: refusal.reason }) });
+// @ts-expect-error errors is 'respond' or 'framework'
+expressGuard(options, { errors: 'next' });
+// @ts-expect-error unknown adapter option
+koaGuard(options, { property: 'fapi' });
+new Koa().use(koaGuard(options, { errors: 'framework' }).requireScopes('accounts'));
+void Fastify().register(fastifyPlugin, { ...options, errors: 'framework', errorBody: 'problem' });
+app.get('/q', { preHandler: app.fapi.requireScopes('accounts') }, async (request) => request.auth?.scopes);

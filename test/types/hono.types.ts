@@ -48,3 +48,11 @@ fapiGuard(options, { connection: (c): RequestConnection => ({ remoteAddress: c.r
 fapiGuard(options, { connection: () => 'peer' });
 // @ts-expect-error unknown adapter option
 fapiGuard(options, { conection: () => ({}) });
+
+// Issue 25: layers and refusals through onError.
+const layered = fapiGuard(options, { errors: 'framework', errorBody: 'problem' });
+app.use('/api/*', layered.protect());
+app.get('/api/accounts', layered.requireScopes('accounts'), (c) => c.text(c.get('auth').clientId));
+app.onError(layered.onError((error, c) => c.json({ message: error.message }, 500)));
+// @ts-expect-error errors is 'respond' or 'framework'
+fapiGuard(options, { errors: 'throw' });

@@ -3,7 +3,7 @@
  * must be an error, or tsc fails. Nothing here runs.
  */
 import type { Authorized, Guard } from '@fapi-guard/core';
-import { FAPI_GUARD, FapiAuth, FapiGuardModule, FapiPolicy, RequireScopes } from '@fapi-guard/nestjs';
+import { FAPI_GUARD, FapiAuth, FapiGuardModule, FapiPolicy, FapiPublic, RequireScopes } from '@fapi-guard/nestjs';
 import { Controller, type DynamicModule, Get, Inject } from '@nestjs/common';
 
 const options = { issuer: 'https://as.example.com', audience: 'https://rs.example.com' };
@@ -47,3 +47,15 @@ FapiPolicy({ allowBearer: 'yes' });
 RequireScopes();
 // @ts-expect-error FapiAuth takes no argument
 FapiAuth('auth');
+
+// Issue 25: default-deny settings and the public marker.
+FapiGuardModule.forRoot(options, { global: { scopes: ['api'] }, errors: 'framework', errorBody: 'problem' });
+FapiGuardModule.forRoot(options, { global: true });
+// @ts-expect-error global is true or a route policy
+FapiGuardModule.forRoot(options, { global: 'yes' });
+@FapiPublic()
+class Health {
+  @FapiPublic()
+  check(): void {}
+}
+void Health;

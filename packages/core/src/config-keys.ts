@@ -11,8 +11,16 @@ import type { CertificateProxyOptions, MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
 import type { IdempotencyOptions, IdempotencyPolicy } from './idempotency/policy.js';
 import type { ResourceMetadataOptions } from './metadata.js';
-import type { CompatOptions, DpopOptions, GuardOptions, MessageSigningOptions } from './options.js';
+import type {
+  CompatOptions,
+  DpopOptions,
+  GuardOptions,
+  MessageSigningOptions,
+  OpenFinanceBrasilOptions,
+  UkOpenBankingOptions,
+} from './options.js';
 import type { RoutePolicy } from './policy.js';
+import type { ClientProfileOptions } from './regimes/profiles.js';
 import type { OutboundOptions } from './tokens/http.js';
 import type { IntrospectionOptions } from './tokens/introspection.js';
 import type { IssuerConfig, KeySetOptions } from './tokens/issuer.js';
@@ -228,6 +236,29 @@ const introspection = shape<IntrospectionOptions>({
 });
 
 const clientKeySource = shape<{ jwks: unknown; jwksUri: string }>({ jwks: object, jwksUri: string });
+const openFinanceBrasil = shape<OpenFinanceBrasilOptions>({
+  clients: recordOf(
+    shape<{ organisationId: string; jwks: unknown; jwksUri: string }>({ organisationId: string, jwks: object, jwksUri: string }),
+    {
+      nonEmpty: 'name at least one client',
+    },
+  ),
+  organisationId: string,
+  responseKey: object,
+  maxAgeSec: number,
+  maxFutureSec: number,
+});
+const ukOpenBanking = shape<UkOpenBankingOptions>({
+  trustAnchors: recordOf(string, { nonEmpty: 'name at least one trust anchor' }),
+  clients: recordOf(string),
+  resolveIssuer: func,
+  version: oneOf('3.1.3', '3.1.4'),
+  maxAgeSec: number,
+  maxFutureSec: number,
+  responseKey: object,
+  responseIssuer: string,
+  responseTrustAnchor: string,
+});
 const messageSigning = shape<MessageSigningOptions>({
   clients: recordOf(clientKeySource),
   resolveClient: func,
@@ -239,6 +270,8 @@ const messageSigning = shape<MessageSigningOptions>({
   responseKey: object,
   jwksUri: string,
   maxBodyBytes: number,
+  ukOpenBanking,
+  openFinanceBrasil,
   onSignedExchange: func,
 });
 
@@ -263,8 +296,14 @@ const compat = shape<CompatOptions>({
   acceptNonFapiAlgorithms: boolean,
 });
 
+const clientProfiles = shape<ClientProfileOptions>({
+  clients: recordOf(oneOf('fapi2', 'fapi1-advanced')),
+  claim: string,
+});
+
 const guardOptions = shape<GuardOptions>({
-  profile: oneOf('fapi2', 'oauth2'),
+  profile: oneOf('fapi2', 'fapi1-advanced', 'oauth2'),
+  clientProfiles,
   compat,
   resourceMetadata: byType({ boolean, object: resourceMetadata }, 'true, false or an object'),
   interactionId: boolean,
@@ -357,6 +396,9 @@ const routePolicy = shape<RoutePolicy>({
     },
     "'required', 'optional' or { mode, syntax?, header?, ttlSec?, leaseSec?, maxResponseBytes? }",
   ),
+  profiles: listOf(oneOf('fapi2', 'fapi1-advanced', 'oauth2'), { nonEmpty: 'leave profiles out to serve every profile' }),
+  jwsSignature: shape<{ request: unknown; response: unknown }>({ request: oneOf('required', 'optional'), response: boolean }),
+  jwtBody: shape<{ request: unknown; response: unknown }>({ request: oneOf('required'), response: boolean }),
 });
 
 /** Throws on an unknown key, a value of the wrong type or an empty requirement in a route policy. */

@@ -17,7 +17,7 @@ export const GUARD_ENV_VARIABLES = {
   FAPI_AUDIENCE: "this API's resource identifier(s) (`audience`); required",
   FAPI_PUBLIC_URL: 'origin(s) clients address (`publicUrl`)',
   FAPI_TRUSTED_PROXIES: 'IPs / CIDRs whose X-Forwarded-Proto / -Host are believed (`trustedProxies`)',
-  FAPI_PROFILE: '`fapi2` (default) or `oauth2` (`profile`)',
+  FAPI_PROFILE: '`fapi2` (default), `fapi1-advanced` or `oauth2` (`profile`)',
   FAPI_ALGORITHMS: 'JWS algorithms (`algorithms`)',
   FAPI_CLOCK_TOLERANCE_SEC: 'leeway for exp / nbf / iat in seconds (`clockToleranceSec`)',
   FAPI_REALM: 'realm of Bearer challenges (`realm`)',
@@ -50,7 +50,8 @@ export type GuardEnvVariable = keyof typeof GUARD_ENV_VARIABLES;
 export interface GuardEnvOptions {
   /**
    * Other `FAPI_*` variables that the application reads itself (e.g. `FAPI_FRAMEWORK`); any
-   * `FAPI_*` variable neither listed here nor in {@link GUARD_ENV_VARIABLES} is a start-up error.
+   * `FAPI_*` variable (the prefix in any case) neither listed here nor in
+   * {@link GUARD_ENV_VARIABLES} is a start-up error.
    * @default []
    */
   allow?: readonly string[];
@@ -61,8 +62,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 /**
  * Reads {@link GUARD_ENV_VARIABLES} into guard options. Empty variables count as unset. Throws a
  * `TypeError` naming the variable for a value of the wrong form, and for an unknown `FAPI_*`
- * variable (with the nearest known name). Spread the result into your own options to add what has
- * no variable (`onDecision`, stores):
+ * variable, the prefix in any case (with the right spelling or the nearest known name). Spread
+ * the result into your own options to add what has no variable (`onDecision`, stores):
  *
  * ```ts
  * const guard = createGuard({ ...guardOptionsFromEnv(), onDecision: log });
@@ -71,12 +72,14 @@ type Env = Readonly<Record<string, string | undefined>>;
 export function guardOptionsFromEnv(env: Env = process.env, options: GuardEnvOptions = {}): GuardOptions {
   const known = new Set<string>([...Object.keys(GUARD_ENV_VARIABLES), ...(options.allow ?? [])]);
   for (const name of Object.keys(env)) {
-    if (name.startsWith('FAPI_') && !known.has(name)) {
-      // Compared without the common prefix, which every candidate shares.
-      const near = nearestKey(
-        name.slice(5),
-        [...known].map((k) => k.slice(5)),
-      );
+    // The prefix in any case: a lower- or mixed-case name is a misspelling, never silently skipped
+    // (POSIX names are case-sensitive, so FAPI_X would stay unset).
+    if (name.slice(0, 5).toUpperCase() === 'FAPI_' && !known.has(name)) {
+      // Compared without the common prefix, which every candidate shares; the same name in
+      // another case is the nearest of all.
+      const rest = [...known].map((k) => k.slice(5));
+      const tail = name.slice(5);
+      const near = rest.find((k) => k.toUpperCase() === tail.toUpperCase()) ?? nearestKey(tail, rest);
       // Say what to change in both cases: the name (a typo) or the call (a variable of the application's own).
       const own = `if your application reads it itself, pass guardOptionsFromEnv(env, { allow: ['${name}'] })`;
       throw envError(name, `is not a fapi-guard variable${near ? `; did you mean FAPI_${near}? Or, ${own}` : `; ${own}`}`);
@@ -126,7 +129,7 @@ export function guardOptionsFromEnv(env: Env = process.env, options: GuardEnvOpt
   if (publicUrl) result.publicUrl = publicUrl;
   const trustedProxies = list('FAPI_TRUSTED_PROXIES');
   if (trustedProxies) result.trustedProxies = trustedProxies;
-  const profile = oneOf('FAPI_PROFILE', ['fapi2', 'oauth2'] as const);
+  const profile = oneOf('FAPI_PROFILE', ['fapi2', 'fapi1-advanced', 'oauth2'] as const);
   if (profile) result.profile = profile;
   const algorithms = list('FAPI_ALGORITHMS');
   if (algorithms) result.algorithms = algorithms;

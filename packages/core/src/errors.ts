@@ -55,6 +55,22 @@ export type GuardErrorReason =
   | 'certificate_missing'
   | 'certificate_mismatch'
   | 'certificate_not_allowed'
+  // profiles (FAPI 1.0 Advanced, FAPI 2.0, migration between them)
+  | 'binding_not_allowed'
+  | 'profile_unknown'
+  | 'profile_not_allowed'
+  | 'fapi_header_invalid'
+  // UK Open Banking x-jws-signature (Read/Write API "Message Signing"; UK.OBIE.Signature.*)
+  | 'ob_signature_missing'
+  | 'ob_signature_malformed'
+  | 'ob_signature_claim_missing'
+  | 'ob_signature_claim_invalid'
+  | 'ob_signature_invalid'
+  // Open Finance Brasil signed JWT bodies
+  | 'br_jwt_media_type'
+  | 'br_jwt_malformed'
+  | 'br_jwt_invalid'
+  | 'br_jwt_replayed'
   // authorization (RFC 6750 §3.1, FAPI 2.0 §5.3.4 #4)
   | 'scope_insufficient'
   | 'authorization_details_insufficient'
@@ -111,7 +127,7 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     description: 'The request does not address a configured origin of this API',
   },
   token_malformed: { status: 401, error: 'invalid_token', description: 'The access token is malformed' },
-  token_type: { status: 401, error: 'invalid_token', description: 'The token is not a JWT access token' },
+  token_type: { status: 401, error: 'invalid_token', description: 'The token is not an access token' },
   token_algorithm: {
     status: 401,
     error: 'invalid_token',
@@ -202,6 +218,47 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     error: 'insufficient_scope',
     description: 'The client certificate is not allowed for this resource',
   },
+  // FAPI 1.0 Part 2 §6.2.1 #2: a client served under fapi1-advanced uses certificate-bound tokens only.
+  binding_not_allowed: {
+    status: 401,
+    error: 'invalid_token',
+    description: "The access token's sender constraint is not accepted for this client",
+  },
+  profile_unknown: {
+    status: 401,
+    error: 'invalid_token',
+    description: 'The access token names no security profile this client can be served under',
+  },
+  // A route limited to some profiles: like a certificate refused by policy, the token is valid but not enough here.
+  profile_not_allowed: {
+    status: 403,
+    error: 'insufficient_scope',
+    description: "This resource is not available under the client's security profile",
+  },
+  // DEC-14: a malformed FAPI customer header under a profile that validates it.
+  fapi_header_invalid: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'An x-fapi-auth-date or x-fapi-customer-ip-address header is malformed',
+  },
+  // OB Read/Write API: a signature that fails is a 400 with a UK.OBIE.Signature.* code (OB_ERROR_CODES).
+  ob_signature_missing: { status: 400, error: 'invalid_request', description: 'The request requires an x-jws-signature' },
+  ob_signature_malformed: { status: 400, error: 'invalid_request', description: 'The x-jws-signature is malformed' },
+  ob_signature_claim_missing: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'The x-jws-signature lacks a required header parameter',
+  },
+  ob_signature_claim_invalid: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'The x-jws-signature has an invalid header parameter',
+  },
+  ob_signature_invalid: { status: 400, error: 'invalid_request', description: 'The x-jws-signature is invalid' },
+  br_jwt_media_type: { status: 400, error: 'invalid_request', description: 'The request body must be a signed JWT (application/jwt)' },
+  br_jwt_malformed: { status: 400, error: 'invalid_request', description: 'The signed request body is malformed' },
+  br_jwt_invalid: { status: 400, error: 'invalid_request', description: 'The signed request body is invalid' },
+  br_jwt_replayed: { status: 400, error: 'invalid_request', description: 'The signed request body was already used' },
   scope_insufficient: {
     status: 403,
     error: 'insufficient_scope',
@@ -270,6 +327,56 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
   internal: { status: 401, error: 'invalid_token', description: 'The access token could not be verified' },
 };
 
+/** The UK Open Banking error codes (OBError1.ErrorCode) of the refusals that have one. */
+export const OB_ERROR_CODES: Readonly<Partial<Record<GuardErrorReason, string>>> = {
+  ob_signature_missing: 'UK.OBIE.Signature.Missing',
+  ob_signature_malformed: 'UK.OBIE.Signature.Malformed',
+  ob_signature_claim_missing: 'UK.OBIE.Signature.MissingClaim',
+  ob_signature_claim_invalid: 'UK.OBIE.Signature.InvalidClaim',
+  ob_signature_invalid: 'UK.OBIE.Signature.Invalid',
+  fapi_header_invalid: 'UK.OBIE.Header.Invalid',
+  credentials_malformed: 'UK.OBIE.Header.Invalid',
+  credentials_ambiguous: 'UK.OBIE.Header.Invalid',
+  request_host_unknown: 'UK.OBIE.Header.Invalid',
+};
+
+/**
+ * The OB Read/Write API error envelope (OBErrorResponse1) for a refusal with an OB code:
+ * `{ Code, Id, Message, Errors: [{ ErrorCode, Message }] }`; `Id` is the interaction id.
+ */
+export function obErrorEnvelope(reason: GuardErrorReason, id: string | undefined): Record<string, unknown> | undefined {
+  const code = OB_ERROR_CODES[reason];
+  if (code === undefined) return undefined;
+  const { status, description } = REASONS[reason];
+  return {
+    Code: `${status} ${status === 400 ? 'BadRequest' : 'Error'}`,
+    ...(id === undefined ? {} : { Id: id }),
+    Message: description,
+    Errors: [{ ErrorCode: code, Message: description }],
+  };
+}
+
+/** The Open Finance Brasil error codes of the refusals that have their own (DEC-15). */
+const BR_ERROR_CODES: Readonly<Partial<Record<GuardErrorReason, string>>> = {
+  br_jwt_media_type: 'CONTENT_TYPE_NAO_SUPORTADO',
+  br_jwt_malformed: 'BAD_SIGNATURE',
+  br_jwt_invalid: 'BAD_SIGNATURE',
+  br_jwt_replayed: 'BAD_SIGNATURE',
+};
+
+/**
+ * The Open Finance Brasil error envelope, `{ errors: [{ code, title, detail }], meta:
+ * { requestDateTime } }`; the code is the reason's own or the OAuth `error` in capitals.
+ */
+export function brErrorEnvelope(reason: GuardErrorReason, nowMs: number): Record<string, unknown> {
+  const { status, error, description } = REASONS[reason];
+  const code = BR_ERROR_CODES[reason] ?? (error ?? (status === 503 ? 'temporarily_unavailable' : 'unauthorized')).toUpperCase();
+  return {
+    errors: [{ code, title: description, detail: description }],
+    meta: { requestDateTime: new Date(nowMs).toISOString().replace(/\.\d{3}Z$/, 'Z') },
+  };
+}
+
 /** What a refused request needs so that its response can be rendered. */
 export interface ChallengeContext {
   /** Schemes the route accepts; each gets a challenge (RFC 9449 §7.2). */
@@ -301,7 +408,18 @@ export class GuardError extends Error {
   /** Response headers: `WWW-Authenticate`, `DPoP-Nonce`, `Cache-Control`, `Retry-After`. */
   readonly headers: Readonly<Record<string, string>>;
 
-  constructor(reason: GuardErrorReason, detail: string | undefined, headers: Record<string, string>) {
+  /** A body another regime's envelope gives this refusal (UK Open Banking), in place of the OAuth one. */
+  private readonly envelope: Record<string, unknown> | undefined;
+  /** The refusal as a signed JWT (Open Finance Brasil), sent as `application/jwt` in place of the JSON body. */
+  readonly signedBody: string | undefined;
+
+  constructor(
+    reason: GuardErrorReason,
+    detail: string | undefined,
+    headers: Record<string, string>,
+    envelope?: Record<string, unknown>,
+    signedBody?: string,
+  ) {
     const info = REASONS[reason];
     super(info.description);
     this.name = 'GuardError';
@@ -311,10 +429,13 @@ export class GuardError extends Error {
     this.description = info.description;
     this.detail = detail;
     this.headers = headers;
+    this.envelope = envelope;
+    this.signedBody = signedBody;
   }
 
-  /** The short JSON body: `{ error?, error_description }`. */
-  get body(): { error?: string; error_description: string } {
+  /** The short JSON body: `{ error?, error_description }`, or the regime's envelope on its routes. */
+  get body(): { error?: string; error_description: string } | Record<string, unknown> {
+    if (this.envelope) return this.envelope;
     if (this.status === 503) return { error: 'temporarily_unavailable', error_description: this.description };
     return this.error === undefined ? { error_description: this.description } : { error: this.error, error_description: this.description };
   }

@@ -16,8 +16,10 @@ import { guardRequestOn, type RequestConnection } from './connection.js';
 import { isFormEncoded } from './credentials.js';
 import type { GuardError } from './errors.js';
 import type { Authorized, Guard } from './guard.js';
+import { authorizationOf, rememberAuthorization } from './layers.js';
 import { errorResponse, type ResponseParts } from './node.js';
 import type { CompiledPolicy } from './policy.js';
+import type { ErrorBody } from './refusals.js';
 import { announcesBody, type GuardHeaders, type GuardRequest, headersFromRaw } from './request.js';
 
 /**
@@ -144,15 +146,57 @@ export async function authorizeFetchRequest(
   if (!('method' in checked)) return { result: checked };
   const authenticated = await guard.authenticate(checked, policy);
   if (!authenticated.ok) return { result: authenticated };
+  return withBody(guard, request, checked, policy, () => guard.complete(authenticated, checked));
+}
+
+/**
+ * Every layer of protection on a Fetch request (an app-wide middleware, a sub-app's, a route's):
+ * the first one this guard runs for `key` — the framework's per-request object, e.g. Hono's
+ * `Context` — authorizes the request with {@link authorizeFetchRequest}; each later one checks only
+ * its own policy ({@link Guard.authorizeLayer}), so the DPoP proof is checked, and its `jti` spent,
+ * once. `request` is the one the application sees now (with the body bytes handed on).
+ */
+export async function protectFetchRequest(
+  guard: Guard,
+  key: object,
+  request: Request,
+  connection: RequestConnection,
+  policy: CompiledPolicy,
+): Promise<FetchAuthorization> {
+  const earlier = authorizationOf(guard, key);
+  let answer: FetchAuthorization;
+  if (earlier) {
+    const checked = guardRequestFromFetch(guard, request, connection, policy);
+    if (!('method' in checked)) return { result: checked };
+    answer = await withBody(guard, request, checked, policy, () => guard.authorizeLayer(earlier, checked, policy));
+  } else {
+    answer = await authorizeFetchRequest(guard, request, connection, policy);
+  }
+  if (answer.result.ok) rememberAuthorization(guard, key, answer.result);
+  return answer;
+}
+
+/**
+ * The body, read (bounded by `messageSigning.maxBodyBytes`, else {@link FORM_BODY_LIMIT}) only
+ * when it is a form (an `access_token` in it is refused, RFC 6750 §2.2) or the route checks
+ * request signatures, then `decide`.
+ */
+async function withBody(
+  guard: Guard,
+  request: Request,
+  checked: GuardRequest,
+  policy: CompiledPolicy,
+  decide: () => Promise<Authorized | GuardError>,
+): Promise<FetchAuthorization> {
   const { headers } = checked;
   const form = isFormEncoded(headers);
-  if (!announcesBody(headers) || !(form || policy.signedRequest)) return { result: await guard.complete(authenticated, checked) };
+  if (!announcesBody(headers) || !(form || policy.readsBody)) return { result: await decide() };
   const limit = guard.options.messageSigning?.maxBodyBytes ?? FORM_BODY_LIMIT;
   const read = await readFetchBody(request, limit);
   if (read.ok) {
     checked.rawBody = read.body;
     if (form) checked.body = new URLSearchParams(new TextDecoder().decode(read.body));
-    const result = await guard.complete(authenticated, checked);
+    const result = await decide();
     return request.body ? { result, body: read.body } : { result };
   }
   if (read.reason === 'too_large') {
@@ -161,7 +205,7 @@ export async function authorizeFetchRequest(
   // A form whose body cannot be seen might carry a token next to the header: not let through.
   if (form) return { result: guard.refuse('body_unavailable', `form body ${read.reason}`, policy, headers) };
   // No bytes: the core refuses with body_unavailable where the signature needed them.
-  return { result: await guard.complete(authenticated, checked) };
+  return { result: await decide() };
 }
 
 /** A Fetch `Response` from the parts the core describes (refusals, the metadata document). */
@@ -170,8 +214,8 @@ export function fetchResponse(parts: ResponseParts): Response {
 }
 
 /** A refusal as a Fetch `Response`: status, challenge headers and the short JSON body. */
-export function fetchErrorResponse(error: GuardError): Response {
-  return fetchResponse(errorResponse(error));
+export function fetchErrorResponse(error: GuardError, format?: ErrorBody): Response {
+  return fetchResponse(errorResponse(error, format));
 }
 
 /** RFC 9110 §15.3.5, §15.4.5: statuses that never carry content. */
@@ -193,7 +237,8 @@ export async function signFetchResponse(guard: Guard, auth: Authorized, method: 
     const signed = guard.signResponse(auth, { status: response.status, headers: headersFromFetch(response.headers), body: content });
     const headers = new Headers(response.headers);
     for (const [name, value] of Object.entries(signed?.headers ?? {})) headers.set(name, value);
-    return new Response(empty ? null : bytes, { status: response.status, statusText: response.statusText, headers });
+    // Open Finance Brasil: the signed JWT takes the place of the body.
+    return new Response(empty ? null : (signed?.body ?? bytes), { status: response.status, statusText: response.statusText, headers });
   } catch {
     return fetchResponse({
       status: 500,

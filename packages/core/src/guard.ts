@@ -7,7 +7,15 @@ import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
 import { bodyHasToken, readCredentials } from './credentials.js';
 import { fromEnvironment, renameForEnvironment, withVariableNames } from './env-names.js';
-import { type AuthScheme, GuardError, type GuardErrorReason, REASONS, renderChallenges } from './errors.js';
+import {
+  type AuthScheme,
+  brErrorEnvelope,
+  GuardError,
+  type GuardErrorReason,
+  obErrorEnvelope,
+  REASONS,
+  renderChallenges,
+} from './errors.js';
 import { type InteractionId, interactionId } from './interaction.js';
 import { logValue } from './log-value.js';
 import { Notices } from './logger.js';
@@ -15,6 +23,10 @@ import { buildMetadata, metadataPath, metadataUrl, type ResourceMetadataOptions 
 import type { ResponseParts } from './node.js';
 import { type DecisionEvent, type GuardOptions, type ResolvedMessageSigning, type ResolvedOptions, resolveOptions } from './options.js';
 import { type CompiledPolicy, checkPolicy, compilePolicy, grantedScopes, type RoutePolicy } from './policy.js';
+import { type JwtBodyFailure, signJwtBody, type VerifiedJwtBody, verifyJwtBody } from './regimes/br-signed-jwt.js';
+import { type FapiCustomerHeaders, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
+import type { Profile, ProfileName } from './regimes/profiles.js';
+import { type ObSignatureFailure, signObBody, type VerifiedObSignature, verifyObSignature } from './regimes/uk-ob-signature.js';
 import {
   announcesBody,
   type ConnectionInfo,
@@ -24,6 +36,7 @@ import {
   OriginResolver,
   type UrlResult,
 } from './request.js';
+import type { ClientKeys } from './signatures/client-keys.js';
 import {
   acceptSignature,
   type OutgoingResponse,
@@ -47,6 +60,15 @@ import {
 /** How the token was bound to the request. */
 export type Binding = { type: 'bearer' } | { type: 'dpop'; jkt: string } | { type: 'mtls'; x5t: string };
 
+/** What signing a response gives the adapter: headers to set, and for a signed JWT body the bytes to send instead. */
+export interface SignedOutgoing {
+  headers: Record<string, string>;
+  /** FAPI 2.0 Message Signing: what proves the exchange. */
+  record?: SignedResponse['record'];
+  /** Open Finance Brasil: the signed JWT that is sent in place of the body. */
+  body?: Uint8Array;
+}
+
 /** A request that passed every check. */
 export interface Authorized {
   readonly ok: true;
@@ -67,6 +89,17 @@ export interface Authorized {
   readonly interactionId?: string;
   /** The verified `fapi-2-request` signature, on routes with `signedRequest` (FAPI 2.0 Message Signing). */
   readonly signature?: VerifiedRequestSignature;
+  /** The profile the client was served under (its own: `clientProfiles`, else the guard's `profile`). */
+  readonly profile: ProfileName;
+  /**
+   * `x-fapi-auth-date` and `x-fapi-customer-ip-address` as the client sent them, when well formed
+   * (FAPI 1.0 Part 1 §6.2.2 #3–4). Each is absent when not sent.
+   */
+  readonly fapiCustomer: FapiCustomerHeaders;
+  /** The verified UK Open Banking `x-jws-signature`, on routes with `jwsSignature.request`. */
+  readonly jwsSignature?: VerifiedObSignature;
+  /** The verified Open Finance Brasil signed body (its `data` claim is the payload), on routes with `jwtBody.request`. */
+  readonly jwtBody?: VerifiedJwtBody;
 }
 
 /**
@@ -83,6 +116,8 @@ interface Bound {
   binding: Binding;
   headers: Record<string, string>;
   certificate?: ClientCertificate;
+  /** The DPoP proof carried a server nonce that was checked (RFC 9449 §9). */
+  nonced?: true;
 }
 
 function acceptsCertificate(rule: (certificate: ClientCertificate) => boolean, certificate: ClientCertificate): boolean {
@@ -112,6 +147,18 @@ export interface Guard {
    * with the body added. Rejects only when given a value it did not issue, or one already used.
    */
   complete(authenticated: Authenticated, request: GuardRequest): Promise<Authorized | GuardError>;
+  /**
+   * A further layer on a request `auth` came from (a route's check behind an app-wide one): nothing
+   * is verified again — not the token, not the DPoP proof, whose `jti` is spent — and `policy` is
+   * checked against what the first layer established, so every layer's requirements hold:
+   * scopes, claims, step-up and `authorization_details`; no unbound token unless `allowBearer`;
+   * the `clientCertificate` rule; a checked nonce if `dpopNonce`; no `access_token` in the body
+   * parsed since; a request signature (`signedRequest`) and response signing (`signResponse`)
+   * when no earlier layer did them. Resolves to `auth` itself when nothing is added, else to a new
+   * value. Rejects only when `auth` was not issued by this guard. Refusals are reported to
+   * `onDecision`; a layer that lets the request through is not (the first layer was).
+   */
+  authorizeLayer(auth: Authorized, request: GuardRequest, policy?: RoutePolicy | CompiledPolicy): Promise<Authorized | GuardError>;
   /** Validates a route policy once, at start-up (throws on a policy that cannot work). */
   policy(policy?: RoutePolicy): CompiledPolicy;
   /** Builds the absolute URL the client addressed, from `publicUrl` / `trustedProxies`. */
@@ -129,11 +176,13 @@ export interface Guard {
   readonly publishedPaths: readonly string[];
   /**
    * Signs a response of a route with `signResponse` (FAPI 2.0 Message Signing §5.6.2.1), bound to
-   * the request `auth` came from. Returns the headers to set (`Content-Digest`, `Signature-Input`,
-   * `Signature`), or `undefined` when the route does not sign. Adapters call it with the final
+   * the request `auth` came from, or with `jwsSignature.response` (UK Open Banking). Returns the
+   * headers to set (`Content-Digest`, `Signature-Input`, `Signature`; or `x-jws-signature`, with
+   * no `record`; or, with `jwtBody.response` (Open Finance Brasil), a `body` that replaces the
+   * response body), or `undefined` when the route does not sign. Adapters call it with the final
    * status, headers and body bytes.
    */
-  signResponse(auth: Authorized, response: OutgoingResponse): SignedResponse | undefined;
+  signResponse(auth: Authorized, response: OutgoingResponse): SignedOutgoing | undefined;
   /** True when `auth` came from a route whose responses must be signed. */
   signsResponse(auth: Authorized | null | undefined): boolean;
   /**
@@ -158,6 +207,8 @@ interface Authentication {
   token: VerifiedAccessToken;
   bound: Bound;
   scopes: readonly string[];
+  profile: Profile;
+  fapiCustomer: FapiCustomerHeaders;
 }
 
 /** One decision in progress. */
@@ -199,6 +250,27 @@ interface Refusal {
   htuOrigin?: { proof: string; request: string };
 }
 
+/** UK.OBIE.Signature.* failures as refusal reasons; a key set that cannot be fetched is a 503 (DEC-09). */
+const OB_FAILURES: Readonly<Record<ObSignatureFailure, GuardErrorReason>> = {
+  Missing: 'ob_signature_missing',
+  Malformed: 'ob_signature_malformed',
+  MissingClaim: 'ob_signature_claim_missing',
+  InvalidClaim: 'ob_signature_claim_invalid',
+  Invalid: 'ob_signature_invalid',
+  Unavailable: 'signature_keys_unavailable',
+};
+
+/** Signed-body failures as refusal reasons; a key set or replay store that cannot be reached is a 503 (DEC-09). */
+const BR_FAILURES: Readonly<Record<JwtBodyFailure, GuardErrorReason>> = {
+  media_type: 'br_jwt_media_type',
+  malformed: 'br_jwt_malformed',
+  header: 'br_jwt_invalid',
+  claims: 'br_jwt_invalid',
+  signature: 'br_jwt_invalid',
+  replayed: 'br_jwt_replayed',
+  unavailable: 'signature_keys_unavailable',
+};
+
 /** How often the same failure (per 503 reason) or configuration hint is logged. */
 const FAILURE_LOG_WINDOW_MS = 60_000;
 const HINT_LOG_WINDOW_MS = 600_000;
@@ -233,13 +305,14 @@ function buildGuard(options: GuardOptions): Guard {
   const issuers = new Map(
     opts.issuers.map((config) => [config.issuer, new IssuerKeys(config, opts.keys, opts.now, issuerFetched(config.issuer), opts.outbound)]),
   );
+  const nonces = new DpopNonces(opts.dpop.nonce, opts.now);
   const dpop = new DpopVerifier({
-    algorithms: opts.algorithms,
+    algorithms: opts.dpopAlgorithms,
     maxAgeSec: opts.dpop.maxAgeSec,
     maxFutureSec: opts.dpop.maxFutureSec,
     verifyOn: opts.dpop.verifyOn,
     replayStore: opts.dpop.replayStore,
-    nonces: new DpopNonces(opts.dpop.nonce, opts.now),
+    nonces,
     now: opts.now,
   });
   const certificates = new CertificateSource(opts.mtls);
@@ -262,6 +335,10 @@ function buildGuard(options: GuardOptions): Guard {
   // What response signing needs of each authorized request, kept off the public `Authorized` value
   // (it holds the Authorization header, which must not end up in logs of `req.auth`).
   const signing = new WeakMap<Authorized, ResponseSigningContext>();
+  // Authorized values whose responses carry an OB x-jws-signature.
+  const obSigning = new WeakSet<Authorized>();
+  // Authorized values whose responses go back as JWTs signed by the bank (Open Finance Brasil).
+  const brSigning = new WeakSet<Authorized>();
   const responseJwksPath = opts.messageSigning?.jwksUri ? new URL(opts.messageSigning.jwksUri).pathname : undefined;
 
   const introspector =
@@ -301,9 +378,28 @@ function buildGuard(options: GuardOptions): Guard {
 
   function toPolicy(policy: RoutePolicy | CompiledPolicy | undefined): CompiledPolicy {
     if (policy && compiled.has(policy)) return policy as CompiledPolicy;
-    const result = compilePolicy(policy as RoutePolicy | undefined, { allowBearer: opts.profile === 'oauth2' });
+    const result = compilePolicy(policy as RoutePolicy | undefined, { allowBearer: opts.profiles.fallback.bearerByDefault });
+    const unserved = result.profiles?.find((name) => !opts.profiles.all.some((p) => p.name === name));
+    if (unserved !== undefined) {
+      throw new TypeError(`fapi-guard: a route serves profile "${unserved}", which no client of this guard is served under`);
+    }
+    if (result.jwsSignature && !opts.messageSigning?.ukOpenBanking) {
+      throw new TypeError('fapi-guard: a route asks for x-jws-signature; configure messageSigning.ukOpenBanking');
+    }
     if ((result.signedRequest || result.signResponse) && !opts.messageSigning) {
       throw new TypeError('fapi-guard: a route asks for message signatures; configure messageSigning (client keys) in the guard options');
+    }
+    if (result.signedRequest && !opts.messageSigning?.keys) {
+      throw new TypeError('fapi-guard: signedRequest needs messageSigning.clients or resolveClient (where the keys of each client are)');
+    }
+    if (result.jwtBody && !opts.messageSigning?.openFinanceBrasil) {
+      throw new TypeError('fapi-guard: a route asks for a signed JWT body; configure messageSigning.openFinanceBrasil');
+    }
+    if (result.jwtBody?.response && !opts.messageSigning?.openFinanceBrasil?.signer) {
+      throw new TypeError('fapi-guard: jwtBody.response needs messageSigning.openFinanceBrasil.responseKey');
+    }
+    if (result.jwsSignature?.response && !opts.messageSigning?.ukOpenBanking?.signer) {
+      throw new TypeError('fapi-guard: jwsSignature.response needs messageSigning.ukOpenBanking.responseKey');
     }
     if (result.signResponse && !opts.messageSigning?.responseKey) {
       throw new TypeError('fapi-guard: signResponse needs messageSigning.responseKey (the private JWK responses are signed with)');
@@ -315,8 +411,11 @@ function buildGuard(options: GuardOptions): Guard {
   }
 
   function schemesOf(policy: CompiledPolicy): AuthScheme[] {
-    // mTLS-bound tokens travel with the Bearer scheme (RFC 8705 §3).
-    return policy.allowBearer || opts.mtls ? ['DPoP', 'Bearer'] : ['DPoP'];
+    // DPoP where a profile the route serves accepts it; mTLS-bound tokens travel with Bearer (RFC 8705 §3).
+    const dpopServed = opts.profiles.all.some((p) => p.dpop && (policy.profiles === undefined || policy.profiles.includes(p.name)));
+    const schemes: AuthScheme[] = dpopServed ? ['DPoP'] : [];
+    if (policy.allowBearer || opts.mtls) schemes.push('Bearer');
+    return schemes;
   }
 
   function toError(refusal: Refusal, policy: CompiledPolicy, interaction?: string): GuardError {
@@ -326,7 +425,7 @@ function buildGuard(options: GuardOptions): Guard {
       schemes: schemesOf(policy),
       usedScheme: refusal.usedScheme,
       realm: opts.realm,
-      dpopAlgorithms: opts.algorithms,
+      dpopAlgorithms: opts.dpopAlgorithms,
       scope: refusal.scope,
       acrValues: refusal.acrValues,
       maxAge: refusal.maxAge,
@@ -341,7 +440,19 @@ function buildGuard(options: GuardOptions): Guard {
     if (retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
     headers['cache-control'] = 'no-store';
     // The detail quotes request and token values (kid, htu, ...): escaped and bounded for logs.
-    return new GuardError(refusal.reason, logValue(refusal.detail), headers);
+    const envelope = policy.jwsSignature
+      ? obErrorEnvelope(refusal.reason, interaction)
+      : policy.jwtBody
+        ? brErrorEnvelope(refusal.reason, opts.now())
+        : undefined;
+    // Open Finance Brasil: errors are signed too, once the client (the audience) is known.
+    const brazil = policy.jwtBody && opts.messageSigning?.openFinanceBrasil;
+    const audience = brazil && refusal.token && brazil.organisations.get(refusal.token.claims.client_id);
+    const signed =
+      brazil?.signer && audience
+        ? signJwtBody(envelope, { key: brazil.signer, iss: brazil.organisationId }, audience, opts.now() / 1000)
+        : undefined;
+    return new GuardError(refusal.reason, logValue(refusal.detail), headers, envelope, signed);
   }
 
   /**
@@ -352,6 +463,10 @@ function buildGuard(options: GuardOptions): Guard {
     const credentials = readCredentials(request);
     if (!credentials.ok) return credentials;
     const { scheme } = credentials;
+    // No profile of this API accepts DPoP (FAPI 1.0 Advanced alone): the scheme is as unknown as Basic.
+    if (scheme === 'DPoP' && opts.dpopAlgorithms.length === 0) {
+      return { reason: 'credentials_missing', detail: 'the DPoP scheme is not accepted by this API' };
+    }
     // Cached tokens and in-process replay stores answer at once: no promise to wait for.
     const pendingToken = verifyToken(credentials.token);
     const verified = pendingToken instanceof Promise ? await pendingToken : pendingToken;
@@ -359,14 +474,51 @@ function buildGuard(options: GuardOptions): Guard {
     const token = verified.token;
     const claims = token.claims;
 
+    const served = serveUnder(request, scheme, token);
+    if (!served.ok) return { ...served, usedScheme: scheme, token };
+    const { profile, fapiCustomer } = served;
+
     const pendingBinding = bind(request, scheme, credentials.token, token, policy);
     const bound = pendingBinding instanceof Promise ? await pendingBinding : pendingBinding;
     if (!bound.ok) return { ...bound, usedScheme: scheme, token };
 
+    // A route limited to some profiles serves no client of another (the client's own is never swapped).
+    if (policy.profiles !== undefined && !policy.profiles.includes(profile.name)) {
+      return { reason: 'profile_not_allowed', detail: `client served under ${profile.name}`, usedScheme: scheme, token };
+    }
     const scopes = grantedScopes(claims);
     const decision = checkPolicy(policy, claims, scopes, opts.now() / 1000, opts.clockToleranceSec);
     if (!decision.ok) return { ...decision, usedScheme: scheme, token };
-    return { ok: true, scheme, token, bound, scopes };
+    return { ok: true, scheme, token, bound, scopes, profile, fapiCustomer };
+  }
+
+  /**
+   * The client's profile and what it selects, before any proof is verified: the token's
+   * algorithm, the kind of sender constraint, and the FAPI customer headers (DEC-14).
+   */
+  function serveUnder(
+    request: GuardRequest,
+    scheme: AuthScheme,
+    token: VerifiedAccessToken,
+  ): { ok: true; profile: Profile; fapiCustomer: FapiCustomerHeaders } | Refusal {
+    const chosen = opts.profiles.choose(token.claims.client_id, token.claims);
+    if (!chosen.ok) return { reason: 'profile_unknown', detail: chosen.detail };
+    const { profile } = chosen;
+    const alg = token.header?.alg;
+    // FAPI 1.0 Part 2 §8.6: the token verified with the guard's algorithms; the client's profile may allow fewer.
+    if (alg !== undefined && !profile.algorithms.includes(alg)) {
+      return { reason: 'token_algorithm', detail: `alg ${alg} is not allowed under ${profile.name}` };
+    }
+    // FAPI 1.0 Part 2 §6.2.1 #2: certificate-bound tokens only; a DPoP-bound one is refused however it is sent.
+    if (!profile.dpop && (scheme === 'DPoP' || token.claims.cnf?.jkt !== undefined)) {
+      return { reason: 'binding_not_allowed', detail: `DPoP is not accepted under ${profile.name}` };
+    }
+    const customer = readFapiCustomerHeaders(request.headers, opts.now(), opts.clockToleranceSec);
+    if (customer.ok) return { ok: true, profile, fapiCustomer: customer.headers };
+    // Profiles that do not validate them hand over nothing malformed and refuse nothing (XFAPI-03).
+    return profile.validatesCustomerHeaders
+      ? { reason: 'fapi_header_invalid', detail: customer.detail }
+      : { ok: true, profile, fapiCustomer: {} };
   }
 
   /** What needs the body, on an authenticated request: the body-token refusal and step 5. */
@@ -376,7 +528,7 @@ function buildGuard(options: GuardOptions): Guard {
     found: Authentication,
     interaction?: string,
   ): Promise<Authorized | Refusal> {
-    const { scheme, token, bound, scopes } = found;
+    const { scheme, token, bound, scopes, profile, fapiCustomer } = found;
     const claims = token.claims;
     // RFC 6750 §2.2 (FAPI-RS-03): an adapter that authenticates before its parser runs shows the
     // parsed body only now; a token in it next to the header is still refused.
@@ -385,6 +537,10 @@ function buildGuard(options: GuardOptions): Guard {
     }
     const signed = policy.signedRequest || policy.signResponse ? await checkSignature(request, policy, token, interaction) : undefined;
     if (signed && !signed.ok) return { ...signed, usedScheme: scheme, token };
+    const jws = policy.jwsSignature?.request ? await checkObSignature(request, policy, claims.client_id, bound.certificate) : undefined;
+    if (jws && !jws.ok) return { ...jws, usedScheme: scheme, token };
+    const jwtBody = policy.jwtBody?.request ? await checkJwtBody(request, claims.client_id) : undefined;
+    if (jwtBody && !jwtBody.ok) return { ...jwtBody, usedScheme: scheme, token };
     const authorized: Authorized = {
       ok: true,
       token,
@@ -395,11 +551,93 @@ function buildGuard(options: GuardOptions): Guard {
       issuer: claims.iss,
       binding: bound.binding,
       headers: bound.headers,
+      profile: profile.name,
+      fapiCustomer,
       ...(bound.certificate ? { certificate: bound.certificate } : {}),
       ...(signed?.verified ? { signature: signed.verified } : {}),
+      ...(jws?.verified ? { jwsSignature: jws.verified } : {}),
+      ...(jwtBody?.ok ? { jwtBody: jwtBody.verified } : {}),
     };
+    if (policy.jwtBody?.response) brSigning.add(authorized);
     if (signed?.context) signing.set(authorized, signed.context);
+    layers.set(authorized, found);
+    if (policy.jwsSignature?.response) obSigning.add(authorized);
     return authorized;
+  }
+
+  /** Open Finance Brasil: the body is a JWT signed by the client that holds the token, for this URL, used once. */
+  async function checkJwtBody(request: GuardRequest, clientId: string): Promise<{ ok: true; verified: VerifiedJwtBody } | Refusal> {
+    const settings = opts.messageSigning?.openFinanceBrasil as NonNullable<ResolvedMessageSigning['openFinanceBrasil']>;
+    const organisationId = settings.organisations.get(clientId);
+    if (organisationId === undefined) return { reason: 'br_jwt_invalid', detail: `client ${clientId} has no organisation id` };
+    const body = request.rawBody;
+    if (body === undefined && announcesBody(request.headers)) {
+      return {
+        reason: 'body_unavailable',
+        detail: 'the request has a body but no raw bytes reached the guard (mount rawBody() before body parsers)',
+      };
+    }
+    const result = await verifyJwtBody(
+      { contentType: headerLines(request.headers, 'content-type')[0], body: body ?? new Uint8Array(), url: request.url },
+      { clientId, organisationId },
+      { ...settings, replayStore: opts.dpop.replayStore },
+      opts.now() / 1000,
+    );
+    if (result.ok) return result;
+    return { reason: BR_FAILURES[result.failure], detail: result.detail };
+  }
+
+  /**
+   * UK Open Banking `x-jws-signature` over the exact body bytes, by the client that holds the
+   * token (its `iss` from `clients`, else `resolveIssuer` with its certificate).
+   */
+  async function checkObSignature(
+    request: GuardRequest,
+    policy: CompiledPolicy,
+    clientId: string,
+    certificate: ClientCertificate | undefined,
+  ): Promise<{ ok: true; verified?: VerifiedObSignature } | Refusal> {
+    const settings = opts.messageSigning?.ukOpenBanking as NonNullable<ResolvedMessageSigning['ukOpenBanking']>;
+    const lines = headerLines(request.headers, 'x-jws-signature');
+    if (lines.length === 0 && policy.jwsSignature?.request === 'optional') return { ok: true };
+    const body = request.rawBody;
+    if (body === undefined && announcesBody(request.headers)) {
+      return {
+        reason: 'body_unavailable',
+        detail: 'the request has a body but no raw bytes reached the guard (mount rawBody() before body parsers)',
+      };
+    }
+    const iss = Object.hasOwn(settings.clients, clientId)
+      ? settings.clients[clientId]
+      : settings.resolveIssuer?.({ clientId, certificate });
+    if (typeof iss !== 'string') return { reason: 'ob_signature_claim_invalid', detail: `client ${clientId} has no OB iss` };
+    const result = await verifyObSignature(lines, body ?? new Uint8Array(), iss, settings, opts.now() / 1000);
+    if (result.ok) return { ok: true, verified: result.verified };
+    return { reason: OB_FAILURES[result.failure], detail: result.detail };
+  }
+
+  /**
+   * What a further layer's `policy` adds on a request an earlier layer authenticated (see
+   * {@link Guard.authorizeLayer}), in the order of the first phase: binding rules, then the policy.
+   */
+  function checkLayer(found: Authentication, policy: CompiledPolicy): Refusal | undefined {
+    const { bound, token, scheme, profile } = found;
+    // A layer limited to some profiles serves no client of another, as on a single layer.
+    if (policy.profiles !== undefined && !policy.profiles.includes(profile.name)) {
+      return { reason: 'profile_not_allowed', detail: `client served under ${profile.name}` };
+    }
+    // FAPI 2.0 §5.3.4 #5: an unbound token passes only where every layer allows it.
+    if (bound.binding.type === 'bearer' && !policy.allowBearer)
+      return { reason: 'binding_missing', detail: 'token has no cnf (sender constraint)' };
+    if (bound.certificate && policy.clientCertificate && !acceptsCertificate(policy.clientCertificate, bound.certificate)) {
+      return { reason: 'certificate_not_allowed', detail: 'route policy refused the client certificate' };
+    }
+    // RFC 9449 §9: a route that requires a nonce gets one, though an earlier layer did not ask.
+    if (scheme === 'DPoP' && (policy.dpopNonce ?? opts.dpop.nonce.required === true) && !bound.nonced) {
+      return { reason: 'dpop_nonce_required', detail: 'no nonce (required by a later layer)', nonce: nonces.current() };
+    }
+    const decision = checkPolicy(policy, token.claims, found.scopes, opts.now() / 1000, opts.clockToleranceSec);
+    return decision.ok ? undefined : decision;
   }
 
   /**
@@ -439,7 +677,7 @@ function buildGuard(options: GuardOptions): Guard {
         tokenHash: token.hash,
         ...(interaction ? { interactionId: interaction } : {}),
         mode: policy.signedRequest,
-        keys: settings.keys,
+        keys: settings.keys as ClientKeys,
         now: opts.now() / 1000,
         maxAgeSec: settings.maxAgeSec,
         maxFutureSec: settings.maxFutureSec,
@@ -501,6 +739,7 @@ function buildGuard(options: GuardOptions): Guard {
     const afterProof = (result: DpopResult): Bound | Refusal => {
       if (!result.ok) return result;
       bound.binding = { type: 'dpop', jkt: result.jkt };
+      if (result.nonced) bound.nonced = true;
       if (result.nextNonce) Object.assign(bound.headers, { 'dpop-nonce': result.nextNonce, 'cache-control': 'no-store', ...EXPOSE });
       return bindCertificate(request, token, policy, bound, true);
     };
@@ -565,6 +804,7 @@ function buildGuard(options: GuardOptions): Guard {
       if (note) event.note = logValue(note);
     } else {
       event.binding = result.binding.type;
+      event.profile = result.profile;
     }
     // A refusal after the token was verified names the binding the token asks for (its cnf), so
     // metrics tell a DPoP client's failures from a bearer client's; before that, none is known.
@@ -582,6 +822,9 @@ function buildGuard(options: GuardOptions): Guard {
       // A logger failure must not change the decision.
     }
   }
+
+  /** What the first layer established, for the further layers a request passes (kept off `Authorized`). */
+  const layers = new WeakMap<Authorized, Authentication>();
 
   /** A request between the two phases: what `complete` needs of `authenticate`. */
   const pending = new WeakMap<Authenticated, Pass & { found: Authentication }>();
@@ -630,19 +873,28 @@ function buildGuard(options: GuardOptions): Guard {
     }
   }
 
-  /** The decision: the refusal rendered, or the interaction id added; reported once. */
+  /**
+   * The decision: the refusal rendered, or the interaction id added; reported once (a further
+   * layer's consent is not reported: the first layer's was).
+   */
   function settle(request: GuardRequest, pass: Pass, outcome: Refusal): GuardError;
-  function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal): Authorized | GuardError;
-  function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal): Authorized | GuardError {
+  function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal, layer?: boolean): Authorized | GuardError;
+  function settle(request: GuardRequest, pass: Pass, outcome: Authorized | Refusal, layer = false): Authorized | GuardError {
     let result = outcome.ok ? outcome : toError(outcome, pass.policy, pass.interaction?.id);
     if (!outcome.ok && !result.ok) notify(outcome, result);
     const { interaction } = pass;
     if (result.ok && interaction) {
       const context = signing.get(result);
+      const found = layers.get(result);
+      const ob = obSigning.has(result);
+      const br = brSigning.has(result);
       result = { ...result, interactionId: interaction.id, headers: { ...result.headers, 'x-fapi-interaction-id': interaction.id } };
       if (context) signing.set(result, context);
+      if (found) layers.set(result, found);
+      if (ob) obSigning.add(result);
+      if (br) brSigning.add(result);
     }
-    report(request, pass.started, result, (outcome as Refusal).token, (outcome as Refusal).note, interaction);
+    if (!(layer && result.ok)) report(request, pass.started, result, (outcome as Refusal).token, (outcome as Refusal).note, interaction);
     return result;
   }
 
@@ -661,8 +913,22 @@ function buildGuard(options: GuardOptions): Guard {
       toError({ reason, detail }, toPolicy(policy), opts.interactionId && headers ? interactionId(headers).id : undefined),
     metadataPath: wellKnownPath,
     publishedPaths: [wellKnownPath, responseJwksPath].filter((p): p is string => p !== undefined),
-    signsResponse: (auth) => auth != null && signing.has(auth),
-    signResponse(auth, response) {
+    signsResponse: (auth) => auth != null && (signing.has(auth) || obSigning.has(auth) || brSigning.has(auth)),
+    signResponse(auth, response): SignedOutgoing | undefined {
+      const brazil = opts.messageSigning?.openFinanceBrasil;
+      if (brSigning.has(auth) && brazil?.signer) {
+        // The handler's JSON as the data claim; a body that is not JSON throws, and nothing unsigned is sent.
+        const text = Buffer.from(response.body ?? new Uint8Array()).toString('utf8');
+        const data: unknown = text === '' ? {} : JSON.parse(text);
+        const audience = brazil.organisations.get(auth.clientId) as string;
+        const jwt = Buffer.from(signJwtBody(data, { key: brazil.signer, iss: brazil.organisationId }, audience, opts.now() / 1000));
+        return { headers: { 'content-type': 'application/jwt', 'content-length': String(jwt.length) }, body: jwt };
+      }
+      const signer = opts.messageSigning?.ukOpenBanking?.signer;
+      if (obSigning.has(auth) && signer) {
+        // OB Read/Write API "Message Signing": the response body bytes, signed by the bank.
+        return { headers: { 'x-jws-signature': signObBody(response.body ?? new Uint8Array(), signer, opts.now() / 1000) } };
+      }
       const context = signing.get(auth);
       const key = opts.messageSigning?.responseKey;
       if (!context || !key) return undefined;
@@ -694,7 +960,7 @@ function buildGuard(options: GuardOptions): Guard {
           resource: metadataResource,
           authorizationServers: opts.issuers.map((i) => i.issuer),
           scopes: [...knownScopes],
-          dpopAlgorithms: opts.algorithms,
+          dpopAlgorithms: opts.dpopAlgorithms,
           mtls: opts.mtls !== undefined,
           authorizationDetailsTypes: [...knownDetailTypes],
         },
@@ -737,6 +1003,35 @@ function buildGuard(options: GuardOptions): Guard {
       pending.delete(authenticated);
       const outcome = await guarded(() => completeRequest(request, pass.policy, pass.found, pass.interaction?.id));
       return settle(request, pass, outcome);
+    },
+    async authorizeLayer(auth, request, routePolicy) {
+      const found = layers.get(auth);
+      if (!found) throw new TypeError('fapi-guard: authorizeLayer() takes a value this guard authorized');
+      const pass = begin(request, routePolicy);
+      const { policy } = pass;
+      // The same exchange: a refusal here carries the interaction id the first layer answered with.
+      if (auth.interactionId) pass.interaction = { id: auth.interactionId };
+      const refused = checkLayer(found, policy);
+      if (refused) return settle(request, pass, { ...refused, usedScheme: found.scheme, token: found.token });
+      // Body checks and response signers no earlier layer ran (FAPI 2.0, UK Open Banking, Open Finance Brasil).
+      const signs =
+        (policy.signedRequest !== undefined && !auth.signature) ||
+        (policy.signResponse && !signing.has(auth)) ||
+        (policy.jwsSignature?.request !== undefined && !auth.jwsSignature) ||
+        (policy.jwsSignature?.response && !obSigning.has(auth)) ||
+        (policy.jwtBody?.request !== undefined && !auth.jwtBody) ||
+        (policy.jwtBody?.response && !brSigning.has(auth));
+      if (signs) return settle(request, pass, await guarded(() => completeRequest(request, policy, found, auth.interactionId)), true);
+      // RFC 6750 §2.2: a body parsed since the first layer is looked at too.
+      if (bodyHasToken(request)) {
+        return settle(request, pass, {
+          reason: 'credentials_ambiguous',
+          usedScheme: found.scheme,
+          detail: 'Authorization header and access_token in the body',
+          token: found.token,
+        });
+      }
+      return auth;
     },
   };
 }

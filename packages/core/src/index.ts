@@ -22,12 +22,15 @@ export { type CredentialsResult, isFormEncoded, readCredentials } from './creden
 export { GUARD_ENV_VARIABLES, type GuardEnvOptions, type GuardEnvVariable, guardOptionsFromEnv } from './env.js';
 export {
   type AuthScheme,
+  brErrorEnvelope,
   challengeParamValue,
   GuardError,
   type GuardErrorReason,
   type GuardErrorStatus,
   isGuardError,
   type OAuthErrorCode,
+  OB_ERROR_CODES,
+  obErrorEnvelope,
   REASONS,
   renderChallenges,
 } from './errors.js';
@@ -40,11 +43,12 @@ export {
   fetchResponse,
   guardRequestFromFetch,
   headersFromFetch,
+  protectFetchRequest,
   readFetchBody,
   requestTarget,
   signFetchResponse,
 } from './fetch.js';
-export { type Authenticated, type Authorized, type Binding, createGuard, type Guard } from './guard.js';
+export { type Authenticated, type Authorized, type Binding, createGuard, type Guard, type SignedOutgoing } from './guard.js';
 export {
   type BodyBytes,
   beginIdempotency,
@@ -75,6 +79,7 @@ export {
   type StoredResponse,
 } from './idempotency/store.js';
 export { type InteractionId, interactionId } from './interaction.js';
+export { authorizationOf, rememberAuthorization } from './layers.js';
 export { type GuardLogger, Notices, stderrLogger } from './logger.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
 export { DecisionMetrics, type MetricsSnapshot } from './metrics.js';
@@ -85,7 +90,10 @@ export {
   errorResponse,
   guardRequestFromNode,
   type NodeRequestParts,
+  protectNodeRequest,
   type ResponseParts,
+  receivedTarget,
+  trackReceivedTargets,
 } from './node.js';
 export { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';
 export { signNodeResponse } from './node-response.js';
@@ -97,8 +105,10 @@ export {
   FAPI_ALGORITHMS,
   type GuardOptions,
   type MessageSigningOptions,
+  type OpenFinanceBrasilOptions,
   type ResolvedOptions,
   SUPPORTED_ALGORITHMS,
+  type UkOpenBankingOptions,
 } from './options.js';
 export {
   type AuthorizationDetailRequirement,
@@ -109,6 +119,51 @@ export {
   grantedScopes,
   type RoutePolicy,
 } from './policy.js';
+export {
+  checkRefusalOptions,
+  type ErrorBody,
+  pinRefusal,
+  problemDetails,
+  type RefusalOptions,
+  refusalBody,
+  takeRefusalOptions,
+} from './refusals.js';
+export {
+  BR_JWT_MAX_LENGTH,
+  isJwtMediaType,
+  type JwtBodyFailure,
+  type JwtBodyResult,
+  signJwtBody,
+  type VerifiedJwtBody,
+  verifyJwtBody,
+} from './regimes/br-signed-jwt.js';
+export { type FapiCustomerHeaders, type FapiHeadersResult, isCustomerIpAddress, readFapiCustomerHeaders } from './regimes/fapi-headers.js';
+export { HTTP_DATE_MAX_LENGTH, parseHttpDate } from './regimes/http-date.js';
+export {
+  type ClientProfileName,
+  type ClientProfileOptions,
+  FAPI1_ALGORITHMS,
+  FAPI2_ALGORITHMS,
+  type Profile,
+  type ProfileName,
+  profileSettings,
+} from './regimes/profiles.js';
+export {
+  OB_IAT,
+  OB_ISS,
+  OB_SIGNATURE_MAX_LENGTH,
+  OB_TAN,
+  type ObKey,
+  type ObSignatureFailure,
+  type ObSignatureResult,
+  type ObSigningKey,
+  type ObSigningVersion,
+  obSigningKey,
+  obVerificationKey,
+  signObBody,
+  type VerifiedObSignature,
+  verifyObSignature,
+} from './regimes/uk-ob-signature.js';
 export {
   announcesBody,
   type ConnectionInfo,

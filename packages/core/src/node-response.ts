@@ -42,13 +42,18 @@ export function applyWriteHead(res: ServerResponse, args: unknown[]): void {
   }
 }
 
+/** Responses already made to sign themselves. */
+const signing = new WeakSet<ServerResponse>();
+
 /**
  * Makes `res` sign itself when it ends, if the route of `auth` signs responses. The whole body is
  * held until then (a signed response cannot be streamed). Signing failures never send an
  * unsigned answer: the client gets a 500, or the connection is closed if headers were flushed.
  */
 export function signNodeResponse(guard: Guard, auth: Authorized, req: IncomingMessage, res: ServerResponse): void {
-  if (!guard.signsResponse(auth)) return;
+  // Once per response, though several layers of protection let the request through.
+  if (!guard.signsResponse(auth) || signing.has(res)) return;
+  signing.add(res);
   const chunks: Buffer[] = [];
   const { end, write, writeHead } = res;
   // Node's own end() calls this.writeHead(): the originals go back before the response is sent.
@@ -76,6 +81,8 @@ export function signNodeResponse(guard: Guard, auth: Authorized, req: IncomingMe
       const content = req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 ? undefined : body;
       const signed = guard.signResponse(auth, { status: res.statusCode, headers: headerSnapshot(res), body: content });
       for (const [name, value] of Object.entries(signed?.headers ?? {})) res.setHeader(name, value);
+      // Open Finance Brasil: the signed JWT takes the place of the body.
+      if (signed?.body) return send(Buffer.from(signed.body), cb);
     } catch {
       // Headers already on the wire (flushHeaders): an unsigned answer must not follow them.
       if (res.headersSent) {

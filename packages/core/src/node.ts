@@ -3,12 +3,15 @@
  * over the Node `IncomingMessage` it wraps, and writes back the response the core describes.
  * Keeping this here is what makes the three adapters behave byte-for-byte alike.
  */
+import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { guardRequestOn, nodeConnection } from './connection.js';
 import type { GuardError } from './errors.js';
 import type { Authenticated, Authorized, Guard } from './guard.js';
+import { authorizationOf, rememberAuthorization } from './layers.js';
 import { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';
 import type { CompiledPolicy } from './policy.js';
+import { type ErrorBody, refusalBody } from './refusals.js';
 import { announcesBody, type GuardRequest, headersFromRaw } from './request.js';
 
 export interface NodeRequestParts {
@@ -34,6 +37,33 @@ export function guardRequestFromNode(
   const request = guardRequestOn(guard, req.method ?? 'GET', headers, { ...connection, target: parts.path }, policy);
   if ('method' in request) request.body = parts.body;
   return request;
+}
+
+/** Request targets as the server received them, before any router rewrote `req.url`. */
+const receivedTargets = new WeakMap<IncomingMessage, string>();
+const tracked = new WeakSet<object>();
+
+/**
+ * Records the request target of every request `server` receives, ahead of the framework's own
+ * listener, for {@link receivedTarget}. Frameworks that rewrite `req.url` before routing
+ * (Fastify's `rewriteUrl`) and middleware that copy it (`@fastify/middie` overwrites
+ * `originalUrl`) then cannot change the URL a DPoP proof's `htu` is compared with: the one the
+ * client addressed (RFC 9449 §4.3 #9). Once per server.
+ */
+export function trackReceivedTargets(server: Pick<EventEmitter, 'prependListener'>): void {
+  if (tracked.has(server)) return;
+  tracked.add(server);
+  server.prependListener('request', (req: IncomingMessage) => {
+    if (req.url !== undefined) receivedTargets.set(req, req.url);
+  });
+}
+
+/**
+ * The request target the client sent: as recorded on arrival ({@link trackReceivedTargets}),
+ * else Fastify's `originalUrl` (kept when `rewriteUrl` changed `url`), else `url`.
+ */
+export function receivedTarget(req: IncomingMessage): string {
+  return receivedTargets.get(req) ?? (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '/';
 }
 
 /**
@@ -66,14 +96,49 @@ export async function completeNodeRequest(
   authenticated: Authenticated,
   policy: CompiledPolicy,
 ): Promise<Authorized | GuardError> {
-  if (policy.signedRequest && announcesBody(request.headers)) {
-    const raw = await rawBodyOf(guard, req);
-    if (raw?.ok) request.rawBody = raw.body;
-    else if (raw?.reason === 'too_large')
-      return guard.refuse('body_too_large', 'request body exceeds messageSigning.maxBodyBytes', policy, request.headers);
-    // No bytes (a parser read them first, or the client went away): the core refuses with body_unavailable.
+  const tooLarge = await attachRawBody(guard, req, request, policy);
+  return tooLarge ?? guard.complete(authenticated, request);
+}
+
+/**
+ * Every layer of protection on a Node request (an app-wide `protect()`, a router's, a route's):
+ * the first one this guard runs for `req` authorizes it with {@link authorizeNodeRequest}; each
+ * later one checks only its own policy ({@link Guard.authorizeLayer}), so the DPoP proof is
+ * checked, and its `jti` spent, once. The mark is kept by `req` itself (see layers.ts).
+ */
+export async function protectNodeRequest(
+  guard: Guard,
+  req: IncomingMessage,
+  parts: NodeRequestParts,
+  policy: CompiledPolicy,
+): Promise<Authorized | GuardError> {
+  const earlier = authorizationOf(guard, req);
+  let result: Authorized | GuardError;
+  if (earlier) {
+    const request = guardRequestFromNode(guard, req, parts, policy);
+    if (!('method' in request)) return request;
+    result = (await attachRawBody(guard, req, request, policy)) ?? (await guard.authorizeLayer(earlier, request, policy));
+  } else {
+    result = await authorizeNodeRequest(guard, req, parts, policy);
   }
-  return guard.complete(authenticated, request);
+  if (result.ok) rememberAuthorization(guard, req, result);
+  return result;
+}
+
+/** On routes whose checks read the body bytes (`signedRequest`, `jwsSignature`: digests and detached JWS are over them). */
+async function attachRawBody(
+  guard: Guard,
+  req: IncomingMessage,
+  request: GuardRequest,
+  policy: CompiledPolicy,
+): Promise<GuardError | undefined> {
+  if (!policy.readsBody || !announcesBody(request.headers)) return undefined;
+  const raw = await rawBodyOf(guard, req);
+  if (raw?.ok) request.rawBody = raw.body;
+  else if (raw?.reason === 'too_large')
+    return guard.refuse('body_too_large', 'request body exceeds messageSigning.maxBodyBytes', policy, request.headers);
+  // No bytes (a parser read them first, or the client went away): the core refuses with body_unavailable.
+  return undefined;
 }
 
 /** The bytes kept for `req` earlier, or read now if no one has read the stream yet (then kept). */
@@ -104,10 +169,14 @@ export interface ResponseParts {
   body: string;
 }
 
-export function errorResponse(error: GuardError): ResponseParts {
-  return {
-    status: error.status,
-    headers: { ...error.headers, 'content-type': 'application/json; charset=utf-8' },
-    body: JSON.stringify(error.body),
-  };
+/**
+ * A refusal's response: its status and headers (RFC 6750 §3, RFC 9449 §7.1), the body in `format`;
+ * on Open Finance Brasil routes the bank-signed JWT envelope, which the regime mandates whatever the format.
+ */
+export function errorResponse(error: GuardError, format?: ErrorBody): ResponseParts {
+  if (error.signedBody !== undefined) {
+    return { status: error.status, headers: { ...error.headers, 'content-type': 'application/jwt' }, body: error.signedBody };
+  }
+  const { contentType, body } = refusalBody(error, format);
+  return { status: error.status, headers: { ...error.headers, 'content-type': contentType }, body };
 }

@@ -4,7 +4,7 @@
  */
 
 import { availableParallelism } from 'node:os';
-import type { MtlsOptions } from './binding/mtls.js';
+import type { ClientCertificate, MtlsOptions } from './binding/mtls.js';
 import type { DpopNonceOptions } from './binding/nonce.js';
 import { checkGuardOptions } from './config-keys.js';
 import type { GuardError } from './errors.js';
@@ -12,8 +12,18 @@ import { type IdempotencyOptions, idempotencyRequestLimit } from './idempotency/
 import type { IdempotencyStore } from './idempotency/store.js';
 import { type GuardLogger, resolveLogger } from './logger.js';
 import type { ResourceMetadataOptions } from './metadata.js';
+import {
+  type ClientProfileOptions,
+  FAPI1_ALGORITHMS,
+  FAPI2_ALGORITHMS,
+  type Profile,
+  type ProfileName,
+  Profiles,
+  profileSettings,
+} from './regimes/profiles.js';
+import { type ObKey, type ObSigningKey, type ObSigningVersion, obSigningKey, obVerificationKey } from './regimes/uk-ob-signature.js';
 import type { OriginOptions } from './request.js';
-import { type ClientKeyOptions, ClientKeys } from './signatures/client-keys.js';
+import { type ClientKeyOptions, type ClientKeySource, ClientKeys } from './signatures/client-keys.js';
 import type { SignedExchangeRecord } from './signatures/fapi.js';
 import { type ResponseSigningKey, type SignatureJwk, signingKey } from './signatures/keys.js';
 import { MemoryReplayStore, type ReplayStore } from './stores.js';
@@ -23,7 +33,7 @@ import type { IssuerConfig, JSONWebKeySet, KeySetOptions } from './tokens/issuer
 import { assertSecureUrl } from './url.js';
 
 /** FAPI 2.0 §5.4.1 #1.2: the algorithms allowed for JWTs, in challenge order (RFC 9449 §7.1 `algs`). */
-export const FAPI_ALGORITHMS = ['ES256', 'PS256', 'EdDSA'] as const;
+export const FAPI_ALGORITHMS = FAPI2_ALGORITHMS;
 
 /** FAPI 2.0 §5.4.1 #1.2 also allows `Ed25519`, the fully-specified name of EdDSA with Ed25519 (RFC 9864). */
 const FAPI_ALLOWED: ReadonlySet<string> = new Set([...FAPI_ALGORITHMS, 'Ed25519']);
@@ -81,6 +91,8 @@ export interface DecisionEvent {
    * malformed credential, an invalid token, an issuer that cannot be reached).
    */
   binding?: 'bearer' | 'dpop' | 'mtls';
+  /** The profile an allowed client was served under. */
+  profile?: ProfileName;
   /** Something an operator should know, e.g. a certificate header from an untrusted peer was ignored. */
   note?: string;
   /** `x-fapi-interaction-id` sent back (XFAPI-02: logged with the decision). */
@@ -123,9 +135,14 @@ export interface DpopOptions {
  * use the smallest set your issuer needs. `aud`, `iss`, `exp` and the signature are always checked.
  */
 export interface CompatOptions {
-  /** Accept `typ: JWT` as well as `at+jwt` (RFC 9068 §4 #1 loosened; explicit typing, RFC 8725 §3.11, is lost). */
+  /**
+   * Accept `typ: JWT` as well as `at+jwt` (RFC 9068 §4 #1 loosened; explicit typing, RFC 8725
+   * §3.11, is lost). A JWT with the marks of an ID, logout or refresh token (`nonce`, `at_hash`,
+   * `events`, `azp` = this API, payload `typ` other than `Bearer`, …) is still refused (§3.12).
+   * @default false
+   */
   acceptJwtTyp?: boolean;
-  /** Accept a token without `typ`. */
+  /** Accept a token without `typ`; the same marks of other kinds are refused. @default false */
   acceptMissingTyp?: boolean;
   /** Read the client id from this claim when `client_id` is absent (e.g. `azp`). */
   clientIdClaim?: string;
@@ -160,13 +177,23 @@ export const COMPAT_PRESETS = {
 /** Options of `createGuard`. Only `issuer`/`issuers` and `audience` are required. */
 export interface GuardOptions extends OriginOptions {
   /**
-   * `fapi2` (the default) is the strict FAPI 2.0 profile. `oauth2` is a documented relaxation
-   * for APIs outside FAPI: routes accept unbound bearer tokens unless they set
-   * `allowBearer: false`, RS256 is allowed, `x-fapi-interaction-id` is off. Every other check
-   * stays.
+   * The profile clients are served under unless `clientProfiles` says otherwise.
+   * `fapi2` (the default) is the strict FAPI 2.0 profile. `fapi1-advanced` is FAPI 1.0 Advanced
+   * (Part 1 and Part 2 §6.2.1): certificate-bound tokens only (needs `mtls`), PS256 and ES256
+   * only, `x-fapi-interaction-id` always on, and `x-fapi-auth-date` / `x-fapi-customer-ip-address`
+   * validated. `oauth2` is a documented relaxation for APIs outside FAPI: routes accept unbound
+   * bearer tokens unless they set `allowBearer: false`, RS256 is allowed, `x-fapi-interaction-id`
+   * is off. Every other check stays, under every profile.
    * @default 'fapi2'
    */
-  profile?: 'fapi2' | 'oauth2';
+  profile?: ProfileName;
+  /**
+   * Serve some clients under another profile than `profile` (moving clients from FAPI 1.0
+   * Advanced to FAPI 2.0 one by one): a list by client id, and/or an access-token claim naming
+   * the profile. Routes can limit which profiles they serve (`profiles` in the route policy).
+   * @default undefined (every client is served under `profile`)
+   */
+  clientProfiles?: ClientProfileOptions;
   /** Loosenings for non-RFC 9068 issuers (see {@link COMPAT_PRESETS}). @default none */
   compat?: CompatOptions;
   /**
@@ -176,8 +203,10 @@ export interface GuardOptions extends OriginOptions {
    */
   resourceMetadata?: boolean | ResourceMetadataOptions;
   /**
-   * `x-fapi-interaction-id` on every response of a protected route, errors included.
-   * @default true under `fapi2`, false under `oauth2`
+   * `x-fapi-interaction-id` on every response of a protected route, errors included. FAPI 1.0
+   * Part 1 §6.2.1 #11 requires it, so it cannot be turned off when a client is served under
+   * `fapi1-advanced`.
+   * @default true under `fapi2` and `fapi1-advanced`, false under `oauth2`
    */
   interactionId?: boolean;
   /** The trusted authorization server: its issuer identifier, or its full configuration. */
@@ -193,11 +222,13 @@ export interface GuardOptions extends OriginOptions {
    */
   audience: string | readonly string[];
   /**
-   * Allowed JWS algorithms for access tokens and DPoP proofs (FAPI 2.0 §5.4.1).
-   * `none` and symmetric algorithms are refused at start-up. RSA keys must be ≥ 2048 bits. Under
-   * the `fapi2` profile, an algorithm outside PS256, ES256 and EdDSA (e.g. RS256) is refused too
-   * unless `compat.acceptNonFapiAlgorithms` is set.
-   * @default ['ES256', 'PS256', 'EdDSA']
+   * Allowed JWS algorithms for access tokens and DPoP proofs (FAPI 2.0 §5.4.1), for clients
+   * served under `profile`. `none` and symmetric algorithms are refused at start-up. RSA keys
+   * must be ≥ 2048 bits. Under `fapi1-advanced` only PS256 and ES256 can be listed (FAPI 1.0
+   * Part 2 §8.6); under `fapi2` an algorithm outside PS256, ES256 and EdDSA (e.g. RS256) only with
+   * `compat.acceptNonFapiAlgorithms`. Clients moved to another profile by `clientProfiles` get that profile's
+   * default list.
+   * @default ['ES256', 'PS256', 'EdDSA']; ['PS256', 'ES256'] under `fapi1-advanced`
    */
   algorithms?: readonly string[];
   /**
@@ -303,6 +334,20 @@ export interface MessageSigningOptions extends ClientKeyOptions {
   /** Largest request body read to check its digest; larger ones get 413. @default 1048576 (1 MiB) */
   maxBodyBytes?: number;
   /**
+   * UK Open Banking `x-jws-signature` (detached JWS over the body): trust anchors, who each client
+   * signs as, and the bank's response key. Routes opt in with `jwsSignature`. The key-set cache
+   * settings above (`cacheMs`, `cooldownMs`, `timeoutMs`) and `maxBodyBytes` apply to it too.
+   * @default undefined (no route can ask for OB signatures)
+   */
+  ukOpenBanking?: UkOpenBankingOptions;
+  /**
+   * Open Finance Brasil signed JWT bodies: each client's organisation id and keys, the bank's
+   * organisation id and response key. Routes opt in with `jwtBody`. The key-set cache settings
+   * above and `maxBodyBytes` apply to it too; `jti` values go to `dpop.replayStore`.
+   * @default undefined (no route can ask for signed JWT bodies)
+   */
+  openFinanceBrasil?: OpenFinanceBrasilOptions;
+  /**
    * Receives, for every verified request signature and every response signature, what must be
    * stored to prove the exchange later. For requests the guard waits for the returned promise;
    * if it rejects, the request is refused with 503 (no proof kept, no payment made). For
@@ -312,10 +357,171 @@ export interface MessageSigningOptions extends ClientKeyOptions {
   onSignedExchange?: (record: SignedExchangeRecord) => void | Promise<void>;
 }
 
+/** Open Finance Brasil signed payloads ("Como assinar o payload"). */
+export interface OpenFinanceBrasilOptions {
+  /** By `client_id`: the client's organisation id (its `iss`) and where its signing keys are. Required. */
+  clients: Readonly<Record<string, { organisationId: string } & ClientKeySource>>;
+  /** The bank's organisation id: `iss` of signed responses. Required. */
+  organisationId: string;
+  /** The bank's private RSA JWK (with `kid`) that signs responses (PS256). Needed by routes with `jwtBody.response`. */
+  responseKey?: SignatureJwk;
+  /** Oldest accepted `iat`, in seconds. At most 300. @default 60 */
+  maxAgeSec?: number;
+  /** How far in the future `iat` may be, in seconds. At most 60. @default 5 */
+  maxFutureSec?: number;
+}
+
+export interface ResolvedOpenFinanceBrasil {
+  keys: ClientKeys<ObKey>;
+  organisations: ReadonlyMap<string, string>;
+  organisationId: string;
+  signer: ObSigningKey | undefined;
+  maxAgeSec: number;
+  maxFutureSec: number;
+}
+
+function resolveOpenFinanceBrasil(
+  value: OpenFinanceBrasilOptions,
+  cache: ClientKeyOptions,
+  now: () => number,
+  outbound: Outbound | undefined,
+): ResolvedOpenFinanceBrasil {
+  if (typeof value.organisationId !== 'string' || value.organisationId === '') {
+    throw configError('messageSigning.openFinanceBrasil.organisationId is required (the bank organisation id)');
+  }
+  const organisations = new Map<string, string>();
+  const sources: Record<string, ClientKeySource> = {};
+  for (const [clientId, { organisationId, ...source }] of Object.entries(value.clients ?? {})) {
+    if (typeof organisationId !== 'string' || organisationId === '') {
+      throw configError(`messageSigning.openFinanceBrasil.clients["${clientId}"].organisationId is required`);
+    }
+    organisations.set(clientId, organisationId);
+    sources[clientId] = source as ClientKeySource;
+  }
+  if (organisations.size === 0) throw configError('messageSigning.openFinanceBrasil.clients must name at least one client');
+  return {
+    keys: new ClientKeys<ObKey>({ ...cache, clients: sources, resolveClient: undefined }, now, outbound, obVerificationKey),
+    organisations,
+    organisationId: value.organisationId,
+    signer: value.responseKey && obSigningKey(value.responseKey, 'messageSigning.openFinanceBrasil.responseKey'),
+    maxAgeSec: window(value.maxAgeSec, 60, 300, 'messageSigning.openFinanceBrasil.maxAgeSec', 1),
+    maxFutureSec: window(value.maxFutureSec, 5, 60, 'messageSigning.openFinanceBrasil.maxFutureSec'),
+  };
+}
+
+/** UK Open Banking message signing (Read/Write API "Message Signing", v3.1.x). */
+export interface UkOpenBankingOptions {
+  /**
+   * Accepted trust anchors: the `http://openbanking.org.uk/tan` value (a domain, e.g.
+   * `openbanking.org.uk`) and the URL of a signer's JWK set there, with `{iss}` standing for the
+   * signer's `iss` (e.g. `https://keystore.openbanking.org.uk/{iss}.jwks`, where `iss` is
+   * `org-id/software-statement-id`). Required, at least one.
+   */
+  trustAnchors: Readonly<Record<string, string>>;
+  /** The `iss` each client signs as, by `client_id` of its access token. @default {} */
+  clients?: Readonly<Record<string, string>>;
+  /**
+   * The `iss` of a client `clients` does not list, e.g. read from its certificate (organisation
+   * and software statement ids); `undefined` = the client cannot sign.
+   * @default undefined
+   */
+  resolveIssuer?: (client: { clientId: string; certificate: ClientCertificate | undefined }) => string | undefined;
+  /** `3.1.3` and earlier: `b64: false`; `3.1.4` and later: no `b64`. @default '3.1.4' */
+  version?: ObSigningVersion;
+  /** Oldest accepted `http://openbanking.org.uk/iat`, in seconds. At most 300. @default 60 */
+  maxAgeSec?: number;
+  /** How far in the future `iat` may be, in seconds. At most 60. @default 5 */
+  maxFutureSec?: number;
+  /** The bank's private RSA JWK (with `kid`, registered with its trust anchor) that signs responses. */
+  responseKey?: SignatureJwk;
+  /** The bank's `iss` on response signatures (its organisation id). Required with `responseKey`. */
+  responseIssuer?: string;
+  /** The bank's `tan` on response signatures. Required with `responseKey`. */
+  responseTrustAnchor?: string;
+}
+
+export interface ResolvedUkOpenBanking {
+  version: ObSigningVersion;
+  trustAnchors: ReadonlySet<string>;
+  keys: ClientKeys<ObKey>;
+  clients: Readonly<Record<string, string>>;
+  resolveIssuer: UkOpenBankingOptions['resolveIssuer'];
+  maxAgeSec: number;
+  maxFutureSec: number;
+  signer: { key: ObSigningKey; iss: string; tan: string; version: ObSigningVersion } | undefined;
+}
+
+/** An OB `iss`: an organisation id, or `org-id/software-statement-id`. */
+const OB_ISSUER = /^[A-Za-z0-9._~-]{1,64}(?:\/[A-Za-z0-9._~-]{1,64})?$/;
+
+function window(value: number | undefined, fallback: number, max: number, what: string, min = 0): number {
+  const n = value ?? fallback;
+  if (!Number.isFinite(n) || n < min || n > max) throw configError(`${what} must be between ${min} and ${max} seconds`);
+  return n;
+}
+
+function resolveUkOpenBanking(
+  value: UkOpenBankingOptions,
+  cache: ClientKeyOptions,
+  now: () => number,
+  outbound: Outbound | undefined,
+): ResolvedUkOpenBanking {
+  const anchors = Object.entries(value.trustAnchors ?? {});
+  if (anchors.length === 0) throw configError('messageSigning.ukOpenBanking.trustAnchors must name at least one trust anchor');
+  for (const [tan, template] of anchors) {
+    if (!template.includes('{iss}')) throw configError(`messageSigning.ukOpenBanking.trustAnchors["${tan}"] must contain {iss}`);
+    assertSecureUrl(template.replace('{iss}', 'iss'), `messageSigning.ukOpenBanking.trustAnchors["${tan}"]`);
+  }
+  const templates = new Map(anchors);
+  for (const [clientId, iss] of Object.entries(value.clients ?? {})) {
+    if (!OB_ISSUER.test(iss))
+      throw configError(`messageSigning.ukOpenBanking.clients["${clientId}"] is not an OB iss (org-id/software-statement-id)`);
+  }
+  // One key set per trust anchor and signer, fetched with the cache and cool-down of the other key sets.
+  const keys = new ClientKeys<ObKey>(
+    {
+      ...cache,
+      clients: undefined,
+      resolveClient: (owner) => {
+        const [tan, iss] = owner.split('|', 2) as [string, string];
+        const template = templates.get(tan);
+        return template && OB_ISSUER.test(iss) ? { jwksUri: template.replace('{iss}', iss) } : undefined;
+      },
+    },
+    now,
+    outbound,
+    obVerificationKey,
+  );
+  let signer: ResolvedUkOpenBanking['signer'];
+  if (value.responseKey !== undefined) {
+    if (typeof value.responseIssuer !== 'string' || typeof value.responseTrustAnchor !== 'string') {
+      throw configError('messageSigning.ukOpenBanking.responseKey needs responseIssuer and responseTrustAnchor');
+    }
+    const version = value.version ?? '3.1.4';
+    signer = {
+      key: obSigningKey(value.responseKey, 'messageSigning.ukOpenBanking.responseKey'),
+      iss: value.responseIssuer,
+      tan: value.responseTrustAnchor,
+      version,
+    };
+  }
+  return {
+    version: value.version ?? '3.1.4',
+    trustAnchors: new Set(templates.keys()),
+    keys,
+    clients: { ...value.clients },
+    resolveIssuer: value.resolveIssuer,
+    maxAgeSec: window(value.maxAgeSec, 60, 300, 'messageSigning.ukOpenBanking.maxAgeSec', 1),
+    maxFutureSec: window(value.maxFutureSec, 5, 60, 'messageSigning.ukOpenBanking.maxFutureSec'),
+    signer,
+  };
+}
+
 /** Options after validation, with every default filled in. */
 export interface ResolvedOptions {
   issuers: IssuerConfig[];
   audiences: string[];
+  /** Every algorithm some profile accepts for access tokens; each request is held to its profile's. */
   algorithms: string[];
   clockToleranceSec: number;
   realm: string;
@@ -329,7 +535,11 @@ export interface ResolvedOptions {
   /** `undefined` when mTLS is not offered. */
   mtls: MtlsOptions | undefined;
   introspection: IntrospectionOptions | undefined;
-  profile: 'fapi2' | 'oauth2';
+  profile: ProfileName;
+  /** The profiles of this guard and how a client is matched to one. */
+  profiles: Profiles;
+  /** Algorithms of DPoP proofs and of the DPoP challenge (`algs`); empty when no profile accepts DPoP. */
+  dpopAlgorithms: readonly string[];
   compat: CompatOptions;
   resourceMetadata: ResourceMetadataOptions | undefined;
   interactionId: boolean;
@@ -342,7 +552,10 @@ export interface ResolvedOptions {
 }
 
 export interface ResolvedMessageSigning {
-  keys: ClientKeys;
+  /** FAPI 2.0 request-signing keys; `undefined` when only UK Open Banking signatures are configured. */
+  keys: ClientKeys | undefined;
+  ukOpenBanking: ResolvedUkOpenBanking | undefined;
+  openFinanceBrasil: ResolvedOpenFinanceBrasil | undefined;
   maxAgeSec: number;
   maxFutureSec: number;
   responseKey: ResponseSigningKey | undefined;
@@ -369,8 +582,14 @@ function resolveMessageSigning(
   if (value.jwksUri !== undefined) assertSecureUrl(value.jwksUri, 'messageSigning.jwksUri');
   if (value.jwksUri !== undefined && value.responseKey === undefined)
     throw configError('messageSigning.jwksUri needs responseKey (the key it publishes)');
+  const fapiKeys =
+    value.clients !== undefined ||
+    value.resolveClient !== undefined ||
+    (value.ukOpenBanking === undefined && value.openFinanceBrasil === undefined);
   return {
-    keys: new ClientKeys(value, now, outbound),
+    keys: fapiKeys ? new ClientKeys(value, now, outbound) : undefined,
+    ukOpenBanking: value.ukOpenBanking && resolveUkOpenBanking(value.ukOpenBanking, value, now, outbound),
+    openFinanceBrasil: value.openFinanceBrasil && resolveOpenFinanceBrasil(value.openFinanceBrasil, value, now, outbound),
     maxAgeSec,
     maxFutureSec,
     responseKey: value.responseKey === undefined ? undefined : signingKey(value.responseKey),
@@ -504,6 +723,16 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     throw configError('compat.optionalClaims may name jti, sub and iat only; for a client id in another claim set compat.clientIdClaim');
   }
   const profile = options.profile ?? 'fapi2';
+  const profiles = resolveProfiles(profile, options);
+  const fapi1 = profiles.all.some((p) => p.name === 'fapi1-advanced');
+  if (fapi1 && !options.mtls) {
+    throw configError(
+      'the fapi1-advanced profile accepts certificate-bound access tokens only (FAPI 1.0 Part 2 §6.2.1 #2): configure mtls',
+    );
+  }
+  if (fapi1 && options.interactionId === false) {
+    throw configError('interactionId cannot be false where clients are served under fapi1-advanced (FAPI 1.0 Part 1 §6.2.1 #11)');
+  }
   const metadata = options.resourceMetadata === true ? {} : options.resourceMetadata || undefined;
   if (metadata?.resource !== undefined && !audiences.includes(metadata.resource)) {
     throw configError(`resourceMetadata.resource "${metadata.resource}" must be one of the audiences (RFC 9728 §3.3)`);
@@ -513,7 +742,9 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     profile,
     compat: { ...options.compat },
     resourceMetadata: metadata,
-    interactionId: options.interactionId ?? profile === 'fapi2',
+    interactionId: options.interactionId ?? profile !== 'oauth2',
+    profiles,
+    dpopAlgorithms: profiles.dpop?.algorithms ?? [],
     introspection,
     tokenFormat,
     introspectJwts: options.introspectJwts === true,
@@ -522,11 +753,7 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
     outbound,
     issuers,
     audiences,
-    algorithms: resolveAlgorithms(
-      options.algorithms ?? (profile === 'oauth2' ? [...FAPI_ALGORITHMS, 'RS256'] : undefined),
-      profile === 'fapi2',
-      options.compat?.acceptNonFapiAlgorithms === true,
-    ),
+    algorithms: [...new Set(profiles.all.flatMap((p) => p.algorithms))],
     clockToleranceSec: tolerance,
     realm: options.realm ?? (audiences[0] as string),
     keys: { ...options.keys },
@@ -544,6 +771,36 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
       nonce: dpop.nonce ?? {},
     },
   };
+}
+
+/**
+ * The guard's profile with its algorithms, and the profiles `clientProfiles` can move clients to
+ * (each with its own default algorithms).
+ */
+function resolveProfiles(name: ProfileName, options: GuardOptions): Profiles {
+  const algorithms =
+    options.algorithms === undefined
+      ? undefined
+      : resolveAlgorithms(options.algorithms, name === 'fapi2', options.compat?.acceptNonFapiAlgorithms === true);
+  if (name === 'fapi1-advanced' && algorithms?.some((alg) => !(FAPI1_ALGORITHMS as readonly string[]).includes(alg))) {
+    throw configError('under the fapi1-advanced profile algorithms may list PS256 and ES256 only (FAPI 1.0 Part 2 §8.6)');
+  }
+  const fallback = profileSettings(name, algorithms);
+  const { clients = {}, claim } = options.clientProfiles ?? {};
+  if (options.clientProfiles !== undefined && name === 'oauth2') {
+    throw configError('clientProfiles needs profile fapi2 or fapi1-advanced: oauth2 is a relaxation for a whole API, not a client');
+  }
+  if (claim === '') throw configError('clientProfiles.claim must name a claim');
+  const names = new Set<ProfileName>(claim === undefined ? [] : ['fapi2', 'fapi1-advanced']);
+  for (const [client, value] of Object.entries(clients)) {
+    if (value !== 'fapi2' && value !== 'fapi1-advanced') {
+      throw configError(`clientProfiles.clients["${client}"] must be "fapi2" or "fapi1-advanced"`);
+    }
+    names.add(value);
+  }
+  names.delete(name);
+  const others: Profile[] = [...names].map((n) => profileSettings(n));
+  return new Profiles(fallback, others, clients, claim);
 }
 
 const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth'];

@@ -7,6 +7,7 @@ import type { ClientCertificate } from './binding/mtls.js';
 import { checkRoutePolicy } from './config-keys.js';
 import type { GuardErrorReason } from './errors.js';
 import { type CompiledIdempotency, compileIdempotency, type IdempotencyPolicy } from './idempotency/policy.js';
+import type { ProfileName } from './regimes/profiles.js';
 import type { AccessTokenClaims } from './tokens/jwt.js';
 
 /** A check on one claim of the access token. */
@@ -85,6 +86,28 @@ export interface RoutePolicy {
    * @default undefined (keys are not looked at)
    */
   idempotency?: 'required' | 'optional' | IdempotencyPolicy;
+  /**
+   * The profiles this route serves. A client served under another profile (its own, never a
+   * weaker one) gets 403 here; e.g. `['fapi2']` for an endpoint only migrated clients may call.
+   * @default undefined (every profile of the guard)
+   */
+  profiles?: readonly ProfileName[];
+  /**
+   * UK Open Banking `x-jws-signature` (needs `messageSigning.ukOpenBanking`): `request` checks the
+   * detached JWS over the request body (`required` refuses a request without one, 400
+   * `UK.OBIE.Signature.Missing`); `response: true` signs this route's responses with
+   * `ukOpenBanking.responseKey`. Refusals on such routes use the OB error envelope.
+   * @default undefined (no OB signatures)
+   */
+  jwsSignature?: { request?: 'required' | 'optional'; response?: boolean };
+  /**
+   * Open Finance Brasil signed JWT bodies (needs `messageSigning.openFinanceBrasil`): `request`
+   * requires an `application/jwt` body signed by the client, whose `data` claim reaches the
+   * handler as `auth.jwtBody.data`; `response: true` returns the handler's JSON as a JWT signed by
+   * the bank. Refusals on such routes use the Brazil error envelope (signed once the client is known).
+   * @default undefined
+   */
+  jwtBody?: { request?: 'required'; response?: boolean };
 }
 
 /** One required `authorization_details` entry (RFC 9396 §2). */
@@ -107,6 +130,12 @@ export interface CompiledPolicy {
   readonly signedRequest: 'required' | 'optional' | undefined;
   readonly signResponse: boolean;
   readonly idempotency: CompiledIdempotency | undefined;
+  /** `undefined`: every profile of the guard. */
+  readonly profiles: readonly ProfileName[] | undefined;
+  readonly jwsSignature: { readonly request?: 'required' | 'optional'; readonly response?: boolean } | undefined;
+  readonly jwtBody: { readonly request?: 'required'; readonly response?: boolean } | undefined;
+  /** The body bytes are needed (FAPI 2.0 or UK Open Banking request signatures). */
+  readonly readsBody: boolean;
 }
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
@@ -145,6 +174,10 @@ export function compilePolicy(policy: RoutePolicy = {}, defaults: { allowBearer?
     allowBearer: policy.allowBearer ?? defaults.allowBearer === true,
     dpopNonce: policy.dpopNonce,
     clientCertificate: policy.clientCertificate,
+    profiles: policy.profiles === undefined ? undefined : Object.freeze([...policy.profiles]),
+    jwsSignature: policy.jwsSignature === undefined ? undefined : Object.freeze({ ...policy.jwsSignature }),
+    jwtBody: policy.jwtBody === undefined ? undefined : Object.freeze({ ...policy.jwtBody }),
+    readsBody: policy.signedRequest !== undefined || policy.jwsSignature?.request !== undefined || policy.jwtBody?.request !== undefined,
   });
 }
 

@@ -143,7 +143,7 @@ describe('15.1 typo fails open: guard options', () => {
   });
 
   it.each([
-    [{ profile: 'fapi' }, /option profile must be one of "fapi2", "oauth2" \(got the string "fapi"\)/],
+    [{ profile: 'fapi' }, /option profile must be one of "fapi2", "fapi1-advanced", "oauth2" \(got the string "fapi"\)/],
     [{ interactionId: 'on' }, /option interactionId must be true or false/],
     [{ issuer: 42 }, /option issuer must be an issuer URL or \{ issuer, jwksUri\?, jwks\? \} \(got number 42\)/],
     [{ audience: 42 }, /option audience must be a URI or a list of URIs/],

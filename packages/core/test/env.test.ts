@@ -130,7 +130,7 @@ describe('guard options from environment variables', () => {
       [{ FAPI_CLOCK_TOLERANCE_SEC: '10s' }, /FAPI_CLOCK_TOLERANCE_SEC must be a whole number/],
       [{ FAPI_CLOCK_TOLERANCE_SEC: '-1' }, /FAPI_CLOCK_TOLERANCE_SEC must be a whole number/],
       [{ FAPI_RESOURCE_METADATA: 'yes' }, /FAPI_RESOURCE_METADATA must be true or false/],
-      [{ FAPI_PROFILE: 'fapi1' }, /FAPI_PROFILE must be one of fapi2, oauth2/],
+      [{ FAPI_PROFILE: 'fapi1' }, /FAPI_PROFILE must be one of fapi2, fapi1-advanced, oauth2/],
       [{ FAPI_TOKEN_FORMAT: 'JWT' }, /FAPI_TOKEN_FORMAT must be one of jwt, opaque, auto/],
       [{ FAPI_CLIENT_CERT_FORMAT: 'envoy' }, /FAPI_CLIENT_CERT_FORMAT needs FAPI_CLIENT_CERT_HEADER/],
       [

@@ -4,7 +4,14 @@
  * run; a first request runs the handler while its response is recorded. The work is the core's
  * (`startNodeIdempotency`); this file only maps it onto `next()`.
  */
-import { type Authorized, type CompiledPolicy, type Guard, startNodeIdempotency, writeIdempotencyAnswer } from '@fapi-guard/core';
+import {
+  type Authorized,
+  type CompiledPolicy,
+  type Guard,
+  type GuardError,
+  startNodeIdempotency,
+  writeIdempotencyAnswer,
+} from '@fapi-guard/core';
 import type { NextFunction, Request, Response } from 'express';
 
 export function continueIdempotent(
@@ -14,6 +21,7 @@ export function continueIdempotent(
   req: Request,
   res: Response,
   next: NextFunction,
+  refuse: (error: GuardError) => void,
 ): void {
   if (!policy.idempotency) {
     next();
@@ -22,6 +30,8 @@ export function continueIdempotent(
   // originalUrl: the target as the client sent it, mount path included (as for the guard's htu).
   startNodeIdempotency(guard, policy, auth, req, res, req.originalUrl).then((start) => {
     if (start.kind === 'pass') next();
+    // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
+    else if (start.kind === 'refused') refuse(start.error);
     else writeIdempotencyAnswer(res, start);
   }, next);
 }

@@ -11,6 +11,8 @@ import {
   type CompiledPolicy,
   captureRawBody,
   type Guard,
+  type GuardError,
+  receivedTarget,
   startNodeIdempotency,
   writeIdempotencyAnswer,
 } from '@fapi-guard/core';
@@ -22,10 +24,14 @@ export async function continueIdempotent(
   auth: Authorized,
   request: FastifyRequest,
   reply: FastifyReply,
+  refuse: (reply: FastifyReply, error: GuardError) => FastifyReply,
 ): Promise<FastifyReply | undefined> {
   if (!policy.idempotency) return undefined;
-  const start = await startNodeIdempotency(guard, policy, auth, request.raw, reply.raw, request.raw.url ?? request.url);
+  // The target as the client sent it (before rewriteUrl), as for the guard's own checks.
+  const start = await startNodeIdempotency(guard, policy, auth, request.raw, reply.raw, receivedTarget(request.raw));
   if (start.kind === 'pass') return undefined;
+  // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
+  if (start.kind === 'refused') return refuse(reply, start.error);
   reply.hijack();
   writeIdempotencyAnswer(reply.raw, start);
   return reply;

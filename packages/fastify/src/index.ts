@@ -6,12 +6,13 @@
 import {
   type Authenticated,
   type Authorized,
-  authorizeNodeRequest,
+  authorizationOf,
   type CompiledPolicy,
   captureRawBody,
   compilePolicy,
   completeNodeRequest,
   createGuard,
+  type ErrorBody,
   errorResponse,
   type Guard,
   type GuardError,
@@ -19,8 +20,15 @@ import {
   type GuardRequest,
   guardRequestFromNode,
   isGuardError,
+  pinRefusal,
+  protectNodeRequest,
+  type RefusalOptions,
   type RoutePolicy,
+  receivedTarget,
+  rememberAuthorization,
   signNodeResponse,
+  takeRefusalOptions,
+  trackReceivedTargets,
 } from '@fapi-guard/core';
 import type {
   FastifyPluginAsync,
@@ -54,8 +62,16 @@ declare module 'fastify' {
 export interface FapiGuardFastify {
   /** The framework-free guard behind the plugin. */
   readonly guard: Guard;
-  /** A preHandler that lets through only requests that satisfy `policy`; sets `request.auth`. */
+  /**
+   * A preHandler that lets through only requests that satisfy `policy`; sets `request.auth`.
+   * Layers compose: on a route with `config.fapi`, or behind an app-wide
+   * `fastify.addHook('preHandler', fastify.fapi.protect())`, it checks only its own policy against
+   * the request the first layer authenticated (the token and the DPoP proof are checked once); a
+   * request no earlier layer saw is authenticated here.
+   */
   protect(policy?: RoutePolicy): preHandlerAsyncHookHandler;
+  /** The route-level layer for scopes: `protect({ scopes })`. Every scope listed must be granted (RFC 9068 §2.2.3). */
+  requireScopes(...scopes: [string, ...string[]]): preHandlerAsyncHookHandler;
 }
 
 declare const checkedAtCompileTime: unique symbol;
@@ -77,37 +93,53 @@ export function routePolicy(policy: RoutePolicy): FapiRoutePolicy {
   return policy as FapiRoutePolicy;
 }
 
-/** Plugin options: the guard options, or a guard you created. */
-export type FapiGuardPluginOptions = GuardOptions | { guard: Guard };
+/**
+ * Plugin options: the guard options, or a guard you created; with `errors` and `errorBody` (see
+ * `RefusalOptions` in `@fapi-guard/core`). With `errors: 'framework'` a refusal is thrown (the
+ * `GuardError`: `status`, `headers`, `reason`, OAuth `error`) to your `setErrorHandler`, the status
+ * and challenge pinned.
+ */
+export type FapiGuardPluginOptions = (GuardOptions | { guard: Guard }) & RefusalOptions;
 
-/** Writes a refusal: status, challenge headers and the short JSON body. */
-export function sendGuardError(reply: FastifyReply, error: GuardError): FastifyReply {
-  const { status, headers, body } = errorResponse(error);
+/** Writes a refusal: status, challenge headers and the body (`errorBody`, the short JSON body by default). */
+export function sendGuardError(reply: FastifyReply, error: GuardError, format?: ErrorBody): FastifyReply {
+  const { status, headers, body } = errorResponse(error, format);
   return reply.code(status).headers(headers).send(body);
 }
 
-/** The decision on the reply: a refusal written, or `request.auth` set (and a retry answered, on idempotent routes). */
+/** The guard, and how this plugin answers a refusal. */
+interface Adapter {
+  guard: Guard;
+  refuse(reply: FastifyReply, error: GuardError): FastifyReply;
+}
+
+/** The decision on the reply: a refusal written (or thrown), or `request.auth` set (and a retry answered, on idempotent routes). */
 async function settle(
-  guard: Guard,
+  adapter: Adapter,
   policy: CompiledPolicy,
   request: FastifyRequest,
   reply: FastifyReply,
   result: Authorized | GuardError,
 ): Promise<FastifyReply | undefined> {
-  if (!result.ok) return sendGuardError(reply, result);
+  const { guard, refuse } = adapter;
+  if (!result.ok) return refuse(reply, result);
   reply.headers(result.headers);
   signNodeResponse(guard, result, request.raw, reply.raw);
+  rememberAuthorization(guard, request.raw, result);
   request.auth = result;
-  return continueIdempotent(guard, policy, result, request, reply);
+  return continueIdempotent(guard, policy, result, request, reply, refuse);
 }
 
-/** raw.url is the request target as received, before any prefix rewriting. */
-const targetOf = (request: FastifyRequest) => request.raw.url ?? request.url;
+/**
+ * The request target as the client sent it, before `rewriteUrl` changed `raw.url`: DPoP `htu`
+ * and signature components are about the URL the client addressed (RFC 9449 §4.3 #9).
+ */
+const targetOf = (request: FastifyRequest) => receivedTarget(request.raw);
 
-function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHookHandler {
+function preHandlerFor(adapter: Adapter, policy: CompiledPolicy): preHandlerAsyncHookHandler {
   return async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
-    const result = await authorizeNodeRequest(guard, request.raw, { path: targetOf(request), body: request.body }, policy);
-    return settle(guard, policy, request, reply, result);
+    const result = await protectNodeRequest(adapter.guard, request.raw, { path: targetOf(request), body: request.body }, policy);
+    return settle(adapter, policy, request, reply, result);
   };
 }
 
@@ -117,23 +149,29 @@ function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHoo
  * signature) in `preValidation`, the first hook that sees the parsed body. Both go ahead of the
  * route's own hooks of the same kind.
  */
-function routeHooksFor(guard: Guard, policy: CompiledPolicy) {
+function routeHooksFor(adapter: Adapter, policy: CompiledPolicy) {
+  const { guard, refuse } = adapter;
+  const preHandler = preHandlerFor(adapter, policy);
   const authenticated = new WeakMap<FastifyRequest, { request: GuardRequest; authenticated: Authenticated }>();
   const onRequest: onRequestAsyncHookHandler = async function fapiGuardOnRequest(request, reply) {
+    // An earlier layer (an app-wide onRequest hook) authenticated it: preValidation checks the policy.
+    if (authorizationOf(guard, request.raw)) return undefined;
     const guardRequest = guardRequestFromNode(guard, request.raw, { path: targetOf(request) }, policy);
-    if (isGuardError(guardRequest)) return sendGuardError(reply, guardRequest);
+    if (isGuardError(guardRequest)) return refuse(reply, guardRequest);
     const result = await guard.authenticate(guardRequest, policy);
-    if (!result.ok) return sendGuardError(reply, result);
+    if (!result.ok) return refuse(reply, result);
     authenticated.set(request, { request: guardRequest, authenticated: result });
     return undefined;
   };
   const preValidation: preValidationAsyncHookHandler = async function fapiGuardPreValidation(request, reply) {
     const pass = authenticated.get(request);
+    // An earlier layer authorized the request: only this route's policy is checked, on the parsed body.
+    if (!pass && authorizationOf(guard, request.raw)) return preHandler.call(this, request, reply);
     // Fails closed (500) if the authentication hook did not run for this request.
     if (!pass) throw new Error('fapi-guard: preValidation without onRequest authentication');
     authenticated.delete(request);
     pass.request.body = request.body;
-    return settle(guard, policy, request, reply, await completeNodeRequest(guard, request.raw, pass.request, pass.authenticated, policy));
+    return settle(adapter, policy, request, reply, await completeNodeRequest(guard, request.raw, pass.request, pass.authenticated, policy));
   };
   return { onRequest, preValidation };
 }
@@ -145,11 +183,24 @@ function first<T>(hook: T, own: T | T[] | undefined): T[] {
 }
 
 const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, options) => {
-  const guard = 'guard' in options ? options.guard : createGuard(options);
+  const { refusals, rest } = takeRefusalOptions(options, '@fapi-guard/fastify');
+  const guard = 'guard' in rest ? rest.guard : createGuard(rest);
+  trackReceivedTargets(fastify.server);
+  const adapter: Adapter = {
+    guard,
+    refuse(reply, error) {
+      if (refusals.errors !== 'framework') return sendGuardError(reply, error, refusals.errorBody);
+      // Fastify's error handler writes it; the status and challenge are pinned on the response.
+      pinRefusal(reply.raw, error);
+      throw error;
+    },
+  };
   fastify.decorateRequest('auth', null);
+  const protect = (policy?: RoutePolicy) => preHandlerFor(adapter, guard.policy(policy));
   fastify.decorate('fapi', {
     guard,
-    protect: (policy?: RoutePolicy) => preHandlerFor(guard, guard.policy(policy)),
+    protect,
+    requireScopes: (...scopes: [string, ...string[]]) => protect({ scopes }),
   } satisfies FapiGuardFastify);
   // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
   for (const path of guard.publishedPaths) {
@@ -172,7 +223,7 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
     const policy = route.config?.fapi;
     if (!policy) return;
     const compiled = guard.policy(policy);
-    const hooks = routeHooksFor(guard, compiled);
+    const hooks = routeHooksFor(adapter, compiled);
     route.onRequest = first(hooks.onRequest, route.onRequest);
     const keepBody = idempotencyBodyHook(guard, compiled);
     if (keepBody) route.preParsing = first(keepBody, route.preParsing);

@@ -5,20 +5,25 @@
 import type { IncomingMessage } from 'node:http';
 import {
   type Authorized,
-  authorizeFetchRequest,
+  authorizationOf,
+  checkRefusalOptions,
   createGuard,
   fetchErrorResponse,
   fetchResponse,
   type Guard,
+  type GuardError,
   type GuardOptions,
   nodeConnection,
+  protectFetchRequest,
+  type RefusalOptions,
   type RequestConnection,
   type RoutePolicy,
   requestTarget,
   signFetchResponse,
   startFetchIdempotency,
 } from '@fapi-guard/core';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, ErrorHandler, MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 
 /** The variables `protect()` sets on the context. */
 export interface FapiVariables {
@@ -38,8 +43,23 @@ declare module 'hono' {
   }
 }
 
+/**
+ * A refusal handed to Hono's error handling (`errors: 'framework'`): an `HTTPException` whose
+ * response is the refusal as the adapter writes it (Hono's default `onError` sends that), with
+ * the refusal itself in `refusal` (`status`, `headers`, `reason`, OAuth `error`). Wrap your
+ * `onError` in `fapi.onError(...)` so the status and challenge headers survive it.
+ */
+export class FapiRefusalException extends HTTPException {
+  constructor(
+    readonly refusal: GuardError,
+    response: Response,
+  ) {
+    super(refusal.status, { res: response, message: refusal.description, cause: refusal });
+  }
+}
+
 /** Settings of the adapter itself (the guard's options are the first argument). */
-export interface FapiHonoOptions {
+export interface FapiHonoOptions extends RefusalOptions {
   /**
    * What the runtime knows of the connection of a request: the header lines as received, the
    * peer's address, TLS and its client certificate (see `RequestConnection` in `@fapi-guard/core`).
@@ -59,16 +79,29 @@ export interface FapiGuardHono {
    * Middleware that lets through only requests that satisfy `policy`; sets `c.get('auth')`.
    * On routes that read the body (form bodies, `signedRequest`), mount it before anything that
    * reads the body (validators): it reads the body, bounded, and hands the same bytes on.
+   * Layers compose: behind an app-wide `app.use('/api/*', fapi.protect())` (also across
+   * `app.route()` sub-apps), a route's `fapi.protect({ scopes })` checks only its own policy
+   * against the request the first layer authenticated (the token and the DPoP proof are checked
+   * once); a request no earlier layer saw is authenticated here.
    */
   protect(policy?: RoutePolicy): MiddlewareHandler<FapiEnv>;
+  /** The route-level layer for scopes: `protect({ scopes })`. Every scope listed must be granted (RFC 9068 §2.2.3). */
+  requireScopes(...scopes: [string, ...string[]]): MiddlewareHandler<FapiEnv>;
   /**
    * Serves the RFC 9728 metadata document at its well-known path (when `resourceMetadata` is
    * on) and the response-signing JWK set; passes every other request on. `app.use(fapi.metadata())`.
    */
   metadata(): MiddlewareHandler;
+  /**
+   * Your `onError`, with refusals kept RFC-exact: for a {@link FapiRefusalException} the response
+   * it returns goes out with the refusal's status and every header of the refusal
+   * (`WWW-Authenticate`, `DPoP-Nonce`, `Retry-After`) over its own — only its body is kept.
+   * Other errors get its answer unchanged. `app.onError(fapi.onError((err, c) => ...))`.
+   */
+  onError(handler: ErrorHandler): ErrorHandler;
 }
 
-const ADAPTER_KEYS: readonly string[] = ['connection'];
+const ADAPTER_KEYS: readonly string[] = ['connection', 'errors', 'errorBody'];
 
 /** A Node `IncomingMessage`, as `@hono/node-server` passes it in `c.env.incoming`. */
 function isNodeRequest(value: unknown): value is IncomingMessage {
@@ -89,6 +122,7 @@ function checkAdapterOptions(adapter: FapiHonoOptions): void {
   if (adapter.connection !== undefined && typeof adapter.connection !== 'function') {
     throw new TypeError('fapi-guard: @fapi-guard/hono option connection must be a function');
   }
+  checkRefusalOptions('@fapi-guard/hono', adapter);
 }
 
 /**
@@ -113,18 +147,43 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         await next();
       };
     },
-    protect(policy?: RoutePolicy): MiddlewareHandler<FapiEnv> {
-      const compiled = guard.policy(policy);
-      return async (c, next) => {
-        const { result, body } = await authorizeFetchRequest(guard, c.req.raw, connectionOf(c), compiled);
-        if (!result.ok) return fetchErrorResponse(result);
-        // Idempotency keys: a refusal or a retry's stored response is the answer; the handler does not run.
-        const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body);
-        if (idempotent.kind === 'answer') return idempotent.response;
-        // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
-        if (idempotent.body) c.req.raw = new Request(c.req.raw, { body: idempotent.body });
-        c.set('auth', result);
-        await next();
+    protect,
+    requireScopes: (...scopes) => protect({ scopes }),
+    onError(handler) {
+      return async (error, c) => {
+        const answer = await handler(error, c);
+        if (!(error instanceof FapiRefusalException)) return answer;
+        const { refusal } = error;
+        const headers = new Headers(answer.headers);
+        for (const [name, value] of Object.entries(refusal.headers)) headers.set(name, value);
+        return new Response(answer.body, { status: refusal.status, headers });
+      };
+    },
+  };
+
+  /** A refusal: the response, or (`errors: 'framework'`) thrown to Hono's error handling. */
+  function refuse(error: GuardError): Response {
+    const response = fetchErrorResponse(error, adapter.errorBody);
+    if (adapter.errors === 'framework') throw new FapiRefusalException(error, response);
+    return response;
+  }
+
+  function protect(policy?: RoutePolicy): MiddlewareHandler<FapiEnv> {
+    const compiled = guard.policy(policy);
+    return async (c, next) => {
+      // The mark of earlier layers is kept by the Context, one per request (sub-apps share it).
+      const earlier = authorizationOf(guard, c);
+      const { result, body } = await protectFetchRequest(guard, c, c.req.raw, connectionOf(c), compiled);
+      if (!result.ok) return refuse(result);
+      // Idempotency keys: a refusal or a retry's stored response is the answer; the handler does not run.
+      const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body);
+      if (idempotent.kind === 'answer') return idempotent.error ? refuse(idempotent.error) : idempotent.response;
+      // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
+      if (idempotent.body) c.req.raw = new Request(c.req.raw, { body: idempotent.body });
+      c.set('auth', result);
+      await next();
+      // The layer that produced this authorization answers for it (headers once, signature once).
+      if (result !== earlier) {
         for (const [name, value] of Object.entries(result.headers)) c.header(name, value);
         if (guard.signsResponse(result)) {
           const signed = await signFetchResponse(guard, result, c.req.method, c.res);
@@ -132,9 +191,9 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
           c.res = undefined;
           c.res = signed;
         }
-        // Recorded as sent: after the guard's headers and the response signature.
-        if (idempotent.kind === 'claimed') await idempotent.record(c.res);
-      };
-    },
-  };
+      }
+      // Recorded as sent by this layer: after the guard's headers and the response signature.
+      if (idempotent.kind === 'claimed') await idempotent.record(c.res);
+    };
+  }
 }

@@ -4,7 +4,14 @@
  * Koa told not to respond — and the rest of the chain does not run; a first request goes on while
  * its response is recorded as Koa writes it. The work is the core's (`startNodeIdempotency`).
  */
-import { type Authorized, type CompiledPolicy, type Guard, startNodeIdempotency, writeIdempotencyAnswer } from '@fapi-guard/core';
+import {
+  type Authorized,
+  type CompiledPolicy,
+  type Guard,
+  type GuardError,
+  startNodeIdempotency,
+  writeIdempotencyAnswer,
+} from '@fapi-guard/core';
 import type { Context, Next } from 'koa';
 
 export async function continueIdempotent(
@@ -13,10 +20,13 @@ export async function continueIdempotent(
   auth: Authorized,
   ctx: Context,
   next: Next,
+  refuse: (error: GuardError) => void,
 ): Promise<unknown> {
   if (!policy.idempotency) return next();
   const start = await startNodeIdempotency(guard, policy, auth, ctx.req, ctx.res, ctx.originalUrl);
   if (start.kind === 'pass') return next();
+  // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
+  if (start.kind === 'refused') return refuse(start.error);
   ctx.respond = false;
   writeIdempotencyAnswer(ctx.res, start);
   return undefined;

@@ -7,6 +7,7 @@
 import type { Authorized, RoutePolicy } from '@fapi-guard/core';
 import { createParamDecorator, type ExecutionContext, UseFilters, UseGuards } from '@nestjs/common';
 import { FapiGuard } from './guard.js';
+import { handlersOf } from './handlers.js';
 import { FapiRefusalFilter } from './refusal.js';
 import { authorizationOf } from './state.js';
 import { FAPI_POLICY, FAPI_ROUTE, FASTIFY_ROUTE_CONFIG, type FunctionRef } from './tokens.js';
@@ -14,22 +15,14 @@ import { FAPI_POLICY, FAPI_ROUTE, FASTIFY_ROUTE_CONFIG, type FunctionRef } from 
 /** A decorator for a controller class or one of its handlers. */
 export type FapiPolicyDecorator = ClassDecorator & MethodDecorator;
 
-/** Handlers of a controller class: its own prototype's methods. */
-function ownMethods(controller: abstract new (...args: never[]) => unknown): FunctionRef[] {
-  const prototype = controller.prototype as Record<string, unknown>;
-  return Object.getOwnPropertyNames(prototype)
-    .filter((name) => name !== 'constructor')
-    .map((name) => Object.getOwnPropertyDescriptor(prototype, name)?.value)
-    .filter((value): value is FunctionRef => typeof value === 'function');
-}
-
 /**
  * Names the handler in its Fastify route config, so the module's `onRequest` hook finds the
  * route's policy and authenticates before Fastify reads the body. Keeps any `@RouteConfig()`
  * written before; one written after replaces it, and the guard then does both phases itself.
  */
 function markForFastify(handler: FunctionRef): void {
-  const config = (Reflect.getOwnMetadata(FASTIFY_ROUTE_CONFIG, handler) as Record<string, unknown> | undefined) ?? {};
+  // Inherited too: a class's own handler for an inherited route keeps that route's config.
+  const config = (Reflect.getMetadata(FASTIFY_ROUTE_CONFIG, handler) as Record<string, unknown> | undefined) ?? {};
   Reflect.defineMetadata(FASTIFY_ROUTE_CONFIG, { ...config, [FAPI_ROUTE]: handler }, handler);
 }
 
@@ -37,10 +30,13 @@ const guarded = UseGuards(FapiGuard);
 const filtered = UseFilters(new FapiRefusalFilter());
 
 /**
- * Protects a controller (every handler) or one handler with a route policy. On a handler it adds
- * to the controller's policy, its keys replacing the controller's. Several policy decorators on
- * the same class or handler combine; a key set twice there fails when the class is declared.
- * The policy is checked and compiled when the application starts: a typo stops start-up.
+ * Protects a controller (every handler, its inherited ones too) or one handler with a route
+ * policy. On a handler it adds to its class's policy, its keys replacing the class's. Several
+ * policy decorators on the same class or handler combine; a key set twice there fails when the
+ * class is declared. Along the class chain policies accumulate: a controller's routes must meet
+ * the policy of every class it extends as well as its own (a subclass cannot loosen one; see
+ * the README). The policy is checked and compiled when the application starts: a typo stops
+ * start-up.
  *
  * ```ts
  * @Controller('accounts')
@@ -62,7 +58,8 @@ export function FapiPolicy(policy: RoutePolicy = {}): FapiPolicyDecorator {
       filtered(target, key as string | symbol, descriptor);
     } else {
       const controller = target as new () => unknown;
-      for (const handler of ownMethods(controller)) markForFastify(handler);
+      // Inherited routes get handlers of this class's own, so that each route is told apart.
+      for (const handler of handlersOf(controller)) markForFastify(handler);
       guarded(controller);
       filtered(controller);
     }

@@ -15,10 +15,14 @@ import {
   type GuardRequest,
   guardRequestFromNode,
   isGuardError,
+  receivedTarget,
+  trackReceivedTargets,
 } from '@fapi-guard/core';
 import { keepIdempotentBodies } from './idempotency.js';
 import { type FastifyReplyLike, type FastifyRequestLike, writeRefusal, writeResponse } from './platform.js';
 import type { FapiPolicies } from './policies.js';
+import { isPublic } from './public.js';
+import type { FapiGuardModuleSettings } from './settings.js';
 import { FAPI_ROUTE } from './tokens.js';
 
 interface EarlyPass {
@@ -29,12 +33,14 @@ interface EarlyPass {
 
 const passes = new WeakMap<IncomingMessage, EarlyPass>();
 
-/** The first phase's result for `req`, once, if it ran for this very policy. */
-export function takeAuthenticated(req: IncomingMessage, policy: CompiledPolicy): EarlyPass | undefined {
+/**
+ * The first phase's result for `req`, once, with the policy it ran for (the guard completes it
+ * with that policy and checks its own as a further layer: the DPoP proof is spent already).
+ */
+export function takeAuthenticated(req: IncomingMessage): EarlyPass | undefined {
   const pass = passes.get(req);
-  if (!pass) return undefined;
-  passes.delete(req);
-  return pass.policy === policy ? pass : undefined;
+  if (pass) passes.delete(req);
+  return pass;
 }
 
 /** The parts of a Fastify instance used here. */
@@ -42,13 +48,16 @@ export interface FastifyLike {
   addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
   addHook(name: 'preParsing', hook: (request: FastifyRequestLike, reply: FastifyReplyLike, payload: unknown) => Promise<unknown>): unknown;
   get(path: string, handler: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
+  /** The Node server underneath. */
+  server: Parameters<typeof trackReceivedTargets>[0];
 }
 
 export function isFastifyInstance(instance: unknown): instance is FastifyLike {
   return typeof (instance as { addHook?: unknown } | null)?.addHook === 'function';
 }
 
-export function installFastify(fastify: FastifyLike, guard: Guard, policies: FapiPolicies): void {
+export function installFastify(fastify: FastifyLike, guard: Guard, policies: FapiPolicies, settings: FapiGuardModuleSettings): void {
+  trackReceivedTargets(fastify.server);
   // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
   for (const path of guard.publishedPaths) {
     fastify.get(path, async (request, reply) => {
@@ -65,22 +74,33 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
     });
   }
   keepIdempotentBodies(fastify, guard, policies);
+  // With errors: 'framework' the refusal must reach Nest's exception filters: the guard authenticates.
+  if (settings.errors === 'framework') return;
+  // Nest runs the app-wide guard first: the first phase runs for its policy, as on Express.
+  const global = settings.global === undefined ? undefined : guard.policy(settings.global === true ? {} : settings.global);
   fastify.addHook('onRequest', async (request, reply) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
     if (typeof handler !== 'function') return undefined;
     const route = policies.ofHandler(handler);
     if (!route) return undefined;
-    const guardRequest = guardRequestFromNode(guard, request.raw, { path: request.raw.url ?? '/' }, route.policy);
+    let policy = route;
+    if (global) {
+      // A handler several controllers share: whether it is public is the controller's to say.
+      const controller = policies.controllerOf(handler);
+      if (!controller) return undefined;
+      if (!isPublic(controller, handler)) policy = global;
+    }
+    const guardRequest = guardRequestFromNode(guard, request.raw, { path: receivedTarget(request.raw) }, policy);
     if (isGuardError(guardRequest)) {
-      writeRefusal(reply, guardRequest);
+      writeRefusal(reply, guardRequest, settings.errorBody);
       return reply;
     }
-    const authenticated = await guard.authenticate(guardRequest, route.policy);
+    const authenticated = await guard.authenticate(guardRequest, policy);
     if (!authenticated.ok) {
-      writeRefusal(reply, authenticated);
+      writeRefusal(reply, authenticated, settings.errorBody);
       return reply;
     }
-    passes.set(request.raw, { request: guardRequest, authenticated, policy: route.policy });
+    passes.set(request.raw, { request: guardRequest, authenticated, policy });
     return undefined;
   });
 }

@@ -6,11 +6,10 @@
  * response. The work is the core's (`startNodeIdempotency`).
  */
 import type { IncomingMessage } from 'node:http';
-import { type Authorized, type CompiledPolicy, captureRawBody, type Guard, startNodeIdempotency } from '@fapi-guard/core';
+import { type Authorized, type CompiledPolicy, captureRawBody, type Guard, type GuardError, startNodeIdempotency } from '@fapi-guard/core';
 import type { FastifyLike } from './fastify.js';
 import { nodeResponse, requestParts } from './platform.js';
 import type { FapiPolicies } from './policies.js';
-import { FapiRefusal } from './refusal.js';
 import { FapiReplay } from './replay.js';
 import { FAPI_ROUTE } from './tokens.js';
 
@@ -22,10 +21,12 @@ export async function continueIdempotent(
   req: IncomingMessage,
   request: object,
   response: object,
+  refusal: (error: GuardError) => Error,
 ): Promise<true> {
   if (!policy.idempotency) return true;
   const start = await startNodeIdempotency(guard, policy, auth, req, nodeResponse(response), requestParts(request).path);
-  if (start.kind === 'refused') throw new FapiRefusal(start.error);
+  // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
+  if (start.kind === 'refused') throw refusal(start.error);
   if (start.kind === 'replay') throw new FapiReplay(start.response);
   return true;
 }
@@ -39,7 +40,7 @@ export function keepIdempotentBodies(fastify: FastifyLike, guard: Guard, policie
   if (guard.options.messageSigning) return;
   fastify.addHook('preParsing', async (request, _reply, payload) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
-    if (typeof handler === 'function' && policies.ofHandler(handler)?.policy.idempotency) captureRawBody(guard, request.raw);
+    if (typeof handler === 'function' && policies.ofHandler(handler)?.idempotency) captureRawBody(guard, request.raw);
     return payload;
   });
 }

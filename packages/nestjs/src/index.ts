@@ -5,9 +5,11 @@
  * logic lives here.
  */
 export { FapiAuth, FapiPolicy, type FapiPolicyDecorator, RequireScopes } from './decorators.js';
-export { FapiGuard } from './guard.js';
+export { FapiGlobalGuard, FapiGuard } from './guard.js';
 export { FapiGuardModule, type FapiGuardModuleAsyncOptions, type FapiGuardModuleOptions } from './module.js';
 export { FapiPolicies } from './policies.js';
+export { FapiPublic } from './public.js';
 export { fapiRawBody } from './raw-body.js';
-export { FapiRefusal, FapiRefusalFilter } from './refusal.js';
+export { FapiRefusal, FapiRefusalFilter, FapiRespondedRefusal } from './refusal.js';
+export type { FapiGuardModuleSettings } from './settings.js';
 export { FAPI_GUARD } from './tokens.js';

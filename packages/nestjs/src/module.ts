@@ -13,13 +13,16 @@ import {
   type ModuleMetadata,
   type NestModule,
   type Provider,
+  UseFilters,
 } from '@nestjs/common';
-import { DiscoveryModule, HttpAdapterHost } from '@nestjs/core';
+import { APP_GUARD, DiscoveryModule, DiscoveryService, HttpAdapterHost } from '@nestjs/core';
 import { installFastify, isFastifyInstance } from './fastify.js';
-import { FapiGuard } from './guard.js';
+import { FapiGlobalGuard, FapiGuard } from './guard.js';
 import { writeResponse } from './platform.js';
 import { FapiPolicies } from './policies.js';
-import { FAPI_GUARD, FAPI_GUARD_OPTIONS } from './tokens.js';
+import { FapiRefusalFilter } from './refusal.js';
+import { checkSettings, type FapiGuardModuleSettings } from './settings.js';
+import { FAPI_GUARD, FAPI_GUARD_OPTIONS, FAPI_MODULE_SETTINGS } from './tokens.js';
 
 /** What `forRoot` takes: the guard options, or a guard created with `createGuard`. */
 export type FapiGuardModuleOptions = GuardOptions | Guard;
@@ -32,6 +35,8 @@ export interface FapiGuardModuleAsyncOptions {
   useFactory: (...args: never[]) => FapiGuardModuleOptions | Promise<FapiGuardModuleOptions>;
   /** Providers handed to `useFactory`, in order. @default [] */
   inject?: FactoryProvider['inject'];
+  /** App-wide protection and how refusals are answered (see {@link FapiGuardModuleSettings}). @default {} */
+  settings?: FapiGuardModuleSettings;
 }
 
 const isGuard = (options: FapiGuardModuleOptions): options is Guard => 'check' in options;
@@ -44,8 +49,17 @@ const shared: Provider[] = [
   },
   FapiPolicies,
   FapiGuard,
+  FapiGlobalGuard,
 ];
-const exported = [FAPI_GUARD, FapiPolicies, FapiGuard];
+const exported = [FAPI_GUARD, FapiPolicies, FapiGuard, FapiGlobalGuard, FAPI_MODULE_SETTINGS];
+
+/** The settings' providers: the settings, checked now, and the app-wide guard when `global` is set. */
+function settingsProviders(settings: FapiGuardModuleSettings): Provider[] {
+  checkSettings(settings);
+  const providers: Provider[] = [{ provide: FAPI_MODULE_SETTINGS, useValue: settings }];
+  if (settings.global !== undefined) providers.push({ provide: APP_GUARD, useExisting: FapiGlobalGuard });
+  return providers;
+}
 
 /** Express request/response as far as the metadata middleware uses them. */
 interface ExpressLike {
@@ -58,14 +72,19 @@ export class FapiGuardModule implements NestModule {
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
     @Inject(FAPI_GUARD) private readonly guard: Guard,
     @Inject(FapiPolicies) private readonly policies: FapiPolicies,
+    @Inject(FAPI_MODULE_SETTINGS) private readonly settings: FapiGuardModuleSettings,
+    @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
   ) {}
 
-  /** Global: the guard the policy decorators put on controllers is built in any module. */
-  static forRoot(options: FapiGuardModuleOptions): DynamicModule {
+  /**
+   * Global: the guard the policy decorators put on controllers is built in any module. With
+   * `settings.global` every route is protected unless `@FapiPublic()` (default-deny).
+   */
+  static forRoot(options: FapiGuardModuleOptions, settings: FapiGuardModuleSettings = {}): DynamicModule {
     return {
       module: FapiGuardModule,
       global: true,
-      providers: [{ provide: FAPI_GUARD_OPTIONS, useValue: options }, ...shared],
+      providers: [{ provide: FAPI_GUARD_OPTIONS, useValue: options }, ...settingsProviders(settings), ...shared],
       exports: exported,
     };
   }
@@ -77,6 +96,7 @@ export class FapiGuardModule implements NestModule {
       imports: options.imports ?? [],
       providers: [
         { provide: FAPI_GUARD_OPTIONS, inject: options.inject ?? [], useFactory: options.useFactory as (...args: unknown[]) => unknown },
+        ...settingsProviders(options.settings ?? {}),
         ...shared,
       ],
       exports: exported,
@@ -88,10 +108,17 @@ export class FapiGuardModule implements NestModule {
    * none is added to the consumer): the platform's own hooks and routes go in here.
    */
   configure(_consumer: MiddlewareConsumer): void {
+    // The refusal filter on every controller, as the policy decorators put it on theirs: the
+    // app-wide guard's refusals get the same bytes, ahead of the application's global filters.
+    // It catches only the refusals the module answers itself (not with errors: 'framework').
+    const filter = UseFilters(new FapiRefusalFilter());
+    for (const wrapper of this.discovery.getControllers()) {
+      if (typeof wrapper.metatype === 'function') filter(wrapper.metatype);
+    }
     const instance: unknown = this.adapterHost.httpAdapter?.getInstance();
     if (!instance) return;
     if (isFastifyInstance(instance)) {
-      installFastify(instance, this.guard, this.policies);
+      installFastify(instance, this.guard, this.policies, this.settings);
       return;
     }
     // Express: the metadata document and the response-signing JWK set (RFC 9728), as the

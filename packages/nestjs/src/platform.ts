@@ -4,7 +4,7 @@
  * Express hands Nest the Node objects themselves; Fastify wraps them (`request.raw`, `reply.raw`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errorResponse, type GuardError, type ResponseParts } from '@fapi-guard/core';
+import { type ErrorBody, errorResponse, type GuardError, type ResponseParts, receivedTarget } from '@fapi-guard/core';
 
 /** The parts of Fastify's request used here (no dependency on Fastify's types). */
 export interface FastifyRequestLike {
@@ -38,8 +38,8 @@ export function nodeRequest(request: object): IncomingMessage {
 export function requestParts(request: object): { path: string; body: unknown } {
   if (isFastify(request)) {
     const fastify = request as FastifyRequestLike;
-    // raw.url is the target as received, before any prefix rewriting (as in @fapi-guard/fastify).
-    return { path: fastify.raw.url ?? '/', body: fastify.body };
+    // The target as received, before rewriteUrl changed raw.url (as in @fapi-guard/fastify).
+    return { path: receivedTarget(fastify.raw), body: fastify.body };
   }
   const express = request as ExpressRequestLike;
   // originalUrl keeps the mount path of routers (req.url loses it), as in @fapi-guard/express.
@@ -80,6 +80,6 @@ export function writeResponse(response: object, { status, headers, body }: Respo
 }
 
 /** Writes a refusal: status, challenge headers and the short JSON body (RFC 6750 §3, RFC 9449 §7.1). */
-export function writeRefusal(response: object, error: GuardError): void {
-  writeResponse(response, errorResponse(error));
+export function writeRefusal(response: object, error: GuardError, format?: ErrorBody): void {
+  writeResponse(response, errorResponse(error, format));
 }

@@ -4,10 +4,11 @@
  * value stops start-up with the core's message and the handler's name, instead of failing on
  * the first request.
  */
-import type { CompiledPolicy, Guard, RoutePolicy } from '@fapi-guard/core';
+import type { CompiledPolicy, Guard } from '@fapi-guard/core';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { FAPI_GUARD, FAPI_POLICY, type FunctionRef } from './tokens.js';
+import { conjoin, type PolicyLayer, policyLayers } from './policy-chain.js';
+import { FAPI_GUARD, type FunctionRef } from './tokens.js';
 
 type Controller = (abstract new (...args: never[]) => unknown) & { prototype: Record<string, unknown> };
 
@@ -15,6 +16,10 @@ type Controller = (abstract new (...args: never[]) => unknown) & { prototype: Re
 export class FapiPolicies implements OnModuleInit {
   /** Compiled policies by handler, then by controller (a base class's handler serves many). */
   private readonly compiled = new Map<FunctionRef, Map<FunctionRef, CompiledPolicy>>();
+  /** Compiled policies by where their layers come from: controllers that add nothing share one. */
+  private readonly bySources = new Map<string, CompiledPolicy>();
+  private readonly sourceIds = new WeakMap<object, number>();
+  private nextId = 0;
 
   constructor(
     @Inject(FAPI_GUARD) private readonly guard: Guard,
@@ -28,7 +33,7 @@ export class FapiPolicies implements OnModuleInit {
       if (typeof controller !== 'function') continue;
       for (const name of this.scanner.getAllMethodNames(controller.prototype)) {
         const handler = controller.prototype[name];
-        if (typeof handler === 'function' && this.declared(controller, handler)) this.of(controller, handler);
+        if (typeof handler === 'function' && policyLayers(controller, handler).length > 0) this.of(controller, handler);
       }
     }
   }
@@ -38,10 +43,9 @@ export class FapiPolicies implements OnModuleInit {
     const byController = this.compiled.get(handler) ?? new Map<FunctionRef, CompiledPolicy>();
     const known = byController.get(controller);
     if (known) return known;
-    const policy = this.declared(controller, handler) ?? {};
     let compiled: CompiledPolicy;
     try {
-      compiled = this.guard.policy(policy);
+      compiled = this.compile(policyLayers(controller, handler));
     } catch (error) {
       // The core's message first (it names the fix), then where the policy is.
       const message = error instanceof Error ? error.message : String(error);
@@ -53,20 +57,37 @@ export class FapiPolicies implements OnModuleInit {
   }
 
   /**
-   * The policy of a handler when it belongs to one controller only; `undefined` when it is not
-   * known or shared (then the guard, which knows the controller, decides alone).
+   * The policy of a handler when every controller that serves it has the same one; `undefined`
+   * when it is not known or differs (then the guard, which knows the controller, decides alone).
    */
-  ofHandler(handler: FunctionRef): { controller: FunctionRef; policy: CompiledPolicy } | undefined {
-    const byController = this.compiled.get(handler);
-    if (byController?.size !== 1) return undefined;
-    for (const [controller, policy] of byController) return { controller, policy };
-    return undefined;
+  ofHandler(handler: FunctionRef): CompiledPolicy | undefined {
+    const policies = new Set(this.compiled.get(handler)?.values());
+    return policies.size === 1 ? policies.values().next().value : undefined;
   }
 
-  /** The controller's policy with the handler's keys over it; `undefined` when neither has one. */
-  private declared(controller: FunctionRef, handler: FunctionRef): RoutePolicy | undefined {
-    const onClass = Reflect.getMetadata(FAPI_POLICY, controller) as RoutePolicy | undefined;
-    const onHandler = Reflect.getMetadata(FAPI_POLICY, handler) as RoutePolicy | undefined;
-    return onClass || onHandler ? { ...onClass, ...onHandler } : undefined;
+  /** The controller serving a handler when exactly one does; `undefined` when none or several. */
+  controllerOf(handler: FunctionRef): FunctionRef | undefined {
+    const controllers = [...(this.compiled.get(handler)?.keys() ?? [])];
+    return controllers.length === 1 ? controllers[0] : undefined;
+  }
+
+  /** Each layer checked on its own (its typos named), then their conjunction; shared by equal sources. */
+  private compile(layers: readonly PolicyLayer[]): CompiledPolicy {
+    const key = layers.map((layer) => layer.sources.map((source) => this.idOf(source)).join('+')).join(',');
+    const known = this.bySources.get(key);
+    if (known) return known;
+    for (const layer of layers) this.guard.policy(layer.policy);
+    const compiled = this.guard.policy(conjoin(layers));
+    this.bySources.set(key, compiled);
+    return compiled;
+  }
+
+  private idOf(source: object): number {
+    let id = this.sourceIds.get(source);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.sourceIds.set(source, id);
+    }
+    return id;
   }
 }

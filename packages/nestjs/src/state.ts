@@ -1,7 +1,8 @@
 /**
  * What the guard decided for a request, by the platform's request object: the authorization for
- * `@FapiAuth()`, and whether the guard already ran (a policy on both the controller and the
- * handler puts the guard on both; it checks once: a DPoP proof cannot be used twice).
+ * `@FapiAuth()`. Whether a guard already ran for the request (a policy on both the controller
+ * and the handler puts the guard on both) is kept by the core (`protectNodeRequest`): the DPoP
+ * proof is checked once, each further run checks only its policy.
  */
 import type { Authorized } from '@fapi-guard/core';
 

@@ -4,6 +4,10 @@
 export const FAPI_GUARD = Symbol('fapi-guard:guard');
 /** The options `forRoot` / `forRootAsync` were given (guard options, or a guard). */
 export const FAPI_GUARD_OPTIONS = Symbol('fapi-guard:options');
+/** The module settings (`FapiGuardModuleSettings`): global protection, how refusals are answered. */
+export const FAPI_MODULE_SETTINGS = Symbol('fapi-guard:module-settings');
+/** Reflect metadata key of `@FapiPublic()` on a controller class or handler. */
+export const FAPI_PUBLIC = 'fapi-guard:public';
 /** Reflect metadata key of the route policy on a controller class or handler. */
 export const FAPI_POLICY = 'fapi-guard:policy';
 /**

@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { challengeAdvice, challengeProblems, param, parseChallenges } from './challenge.js';
-import { type Binding, type Context, challenges, describe, errorOf, type FaultToken } from './context.js';
+import { type Binding, type Context, challenges, describe, errorOf, type FaultToken, type Logged } from './context.js';
+import { staleToken } from './freshness.js';
 import { type Exchange, RequestBudgetExceeded } from './http.js';
 import { decodeJwt, forgeHmac, forgeNone, forgeUntrusted, newDpopKey, type ProofFault, tamper } from './jws.js';
 
@@ -23,10 +24,26 @@ export interface Requirement {
   text: string;
 }
 
+/** What a case found missing, at the level of that part (not of the case): e.g. a MUST case whose SHOULD part was missed. */
+export interface Missed {
+  level: Level;
+  /** The part missed, e.g. `error code`; absent when it is the case's whole requirement. */
+  what?: string;
+  /** Where that part is written, e.g. `RFC 6750 §3.1`. */
+  source: string;
+}
+
 export type Outcome =
-  | { status: 'pass' | 'fail'; observed: string }
-  /** The case's MUST was met (or it has none), a weaker expectation was not: `note` says which. */
-  | { status: 'advice'; observed: string; note: string }
+  | {
+      status: 'pass' | 'fail';
+      observed: string;
+      /** What to change, when it depends on what was found (else the case's `fix`). */
+      fix?: string;
+      /** Exchanges of other cases the verdict rests on (cases that judge the whole run). */
+      evidence?: Logged[];
+    }
+  /** The case's MUST was met (or it has none), a weaker expectation was not: `note` says which, `missed` at which level. */
+  | { status: 'advice'; observed: string; note: string; missed: Missed }
   /** The case could not run here (a missing input, a spent budget). */
   | { status: 'not-run'; reason: string }
   /** The case does not apply to this server (no metadata published, no nonces used). */
@@ -63,6 +80,8 @@ interface Shape {
   errors: string[];
   /** Where the shape is written, and at which level (most are SHOULD). */
   source: string;
+  /** The section alone, for the advice label. */
+  section: string;
   level: 'MUST' | 'SHOULD';
 }
 
@@ -72,16 +91,23 @@ const BAD_PROOF: Shape = {
   statuses: [400, 401],
   errors: ['invalid_dpop_proof', 'invalid_request'],
   source: 'RFC 9449 §7.1 error codes, a SHOULD',
+  section: 'RFC 9449 §7.1',
   level: 'SHOULD',
 };
 // A token that fails validation: 401 invalid_token (RFC 6750 §3.1, RFC 9068 §4).
-const BAD_TOKEN: Shape = { statuses: [401], errors: ['invalid_token'], source: RFC6750, level: 'SHOULD' };
+const BAD_TOKEN: Shape = { statuses: [401], errors: ['invalid_token'], source: RFC6750, section: 'RFC 6750 §3.1', level: 'SHOULD' };
 // The binding does not match: the token is not usable by this sender (either code is in use).
-const BAD_BINDING: Shape = { statuses: [400, 401], errors: ['invalid_token', 'invalid_dpop_proof'], source: RFC6750, level: 'SHOULD' };
+const BAD_BINDING: Shape = {
+  statuses: [400, 401],
+  errors: ['invalid_token', 'invalid_dpop_proof'],
+  source: RFC6750,
+  section: 'RFC 6750 §3.1',
+  level: 'SHOULD',
+};
 // Several or misplaced credentials, a malformed request: 400 invalid_request (RFC 6750 §3.1).
-const BAD_REQUEST: Shape = { statuses: [400], errors: ['invalid_request'], source: RFC6750, level: 'SHOULD' };
+const BAD_REQUEST: Shape = { statuses: [400], errors: ['invalid_request'], source: RFC6750, section: 'RFC 6750 §3.1', level: 'SHOULD' };
 // RFC 8705 §3: a certificate mismatch "MUST be rejected ... using an HTTP 401 status code and the invalid_token error code".
-const BAD_CERTIFICATE: Shape = { statuses: [401], errors: ['invalid_token'], source: 'RFC 8705 §3', level: 'MUST' };
+const BAD_CERTIFICATE: Shape = { statuses: [401], errors: ['invalid_token'], source: 'RFC 8705 §3', section: 'RFC 8705 §3', level: 'MUST' };
 
 const shapeText = (s: Shape) => `${s.statuses.join('/')} ${s.errors.join(' or ')}`;
 
@@ -103,10 +129,17 @@ function refused(exchanges: Exchange | Exchange[], shape: Shape): Outcome {
   const shaped = list.every((e) => shape.statuses.includes(e.status) && shape.errors.includes(errorOf(e) ?? ''));
   if (!mustMet || (shape.level === 'MUST' && !shaped)) return { status: 'fail', observed };
   if (shaped) return { status: 'pass', observed };
+  const statusMet = list.every((e) => shape.statuses.includes(e.status));
+  const errorMet = list.every((e) => shape.errors.includes(errorOf(e) ?? ''));
   return {
     status: 'advice',
     observed,
     note: `answer ${shapeText(shape)}, the code in the WWW-Authenticate challenge (${shape.source})`,
+    missed: {
+      level: shape.level,
+      what: statusMet ? 'error code' : errorMet ? 'status code' : 'status and error code',
+      source: shape.section,
+    },
   };
 }
 
@@ -162,7 +195,8 @@ const forged = (
   run: async (ctx) => {
     if (!decodeJwt(ctx.token)) return notApplicable('the access token is not a JWT (nothing to forge)');
     const tokens = await forge(ctx);
-    if (tokens.length === 0) return notRun('the issuer keys are unknown (give the issuer or --jwks-uri)');
+    if (tokens.length === 0)
+      return notRun('the issuer keys are unknown (give the issuer, or --jwks-uri; library: authorizationServer, jwksUri)');
     const answers: Exchange[] = [];
     for (const token of tokens) answers.push(await ctx.call({ token }));
     return refused(answers, BAD_TOKEN);
@@ -187,10 +221,17 @@ const faultToken = (
   fix,
   run: async (ctx) => {
     const token = ctx.init.faultTokens[kind];
-    if (!token) return notRun(`needs a token signed by the authorization server with this defect (--fault-token ${kind}=...)`);
+    if (!token)
+      return notRun(
+        `needs a token signed by the authorization server with this defect (--fault-token ${kind}=…; library: faultTokens['${kind}'])`,
+      );
+    const stale = staleToken(token, kind);
+    if (stale) return notRun(stale);
     return refused(await ctx.call({ token }), shape);
   },
 });
+
+const CHALLENGE_SYNTAX_FIX = 'build WWW-Authenticate with a quoting routine (quoted-string for values with spaces), each parameter once';
 
 const RFC9068_4 = (n: number, text: string): Requirement => ({ source: `RFC 9068 §4 #${n}`, text });
 
@@ -236,6 +277,7 @@ export const CASES: ProbeCase[] = [
         status: 'advice',
         observed: describe(e),
         note: `answer 401 with a ${scheme === 'dpop' ? 'DPoP' : 'Bearer'} challenge and no error code (RFC 6750 §3.1: SHOULD NOT include an error code)`,
+        missed: { level: 'SHOULD', what: 'a challenge for the token scheme, no error code', source: 'RFC 6750 §3.1' },
       };
     },
   },
@@ -255,6 +297,7 @@ export const CASES: ProbeCase[] = [
         statuses: [400, 401],
         errors: ['invalid_request', 'invalid_token'],
         source: RFC6750,
+        section: 'RFC 6750 §3.1',
         level: 'SHOULD',
       }),
   },
@@ -438,11 +481,16 @@ export const CASES: ProbeCase[] = [
     fix: 'check the scope (or authorization_details) against the route and answer 403 `error="insufficient_scope"`',
     run: async (ctx) => {
       if (!ctx.init.insufficientToken)
-        return notRun('needs --insufficient-scope (a scope the client may get that does not cover the resource) or --insufficient-token');
+        return notRun(
+          'needs --insufficient-scope (a scope the client may get that does not cover the resource) or --insufficient-token (library: insufficientScope, insufficientScopeToken)',
+        );
+      const stale = staleToken(ctx.init.insufficientToken, 'insufficient-scope');
+      if (stale) return notRun(stale);
       return refused(await ctx.call({ token: ctx.init.insufficientToken }), {
         statuses: [403],
         errors: ['insufficient_scope'],
         source: RFC6750,
+        section: 'RFC 6750 §3.1',
         level: 'SHOULD',
       });
     },
@@ -660,10 +708,21 @@ export const CASES: ProbeCase[] = [
         await ctx.call({ proof: { nonce: null }, retryNonce: false }),
         await ctx.call({ proof: { nonce: `fapi-probe-${randomUUID()}` }, retryNonce: false }),
       ];
-      const r = refused(answers, { statuses: [401], errors: ['use_dpop_nonce'], source: 'RFC 9449 §9', level: 'SHOULD' });
+      const r = refused(answers, {
+        statuses: [401],
+        errors: ['use_dpop_nonce'],
+        source: 'RFC 9449 §9',
+        section: 'RFC 9449 §9',
+        level: 'SHOULD',
+      });
       const withNonce = answers.every((e) => (e.headers['dpop-nonce'] ?? []).length === 1);
       if (r.status === 'pass' && !withNonce)
-        return { status: 'advice', observed: r.observed, note: 'send one DPoP-Nonce header with each use_dpop_nonce answer (RFC 9449 §9)' };
+        return {
+          status: 'advice',
+          observed: r.observed,
+          note: 'send one DPoP-Nonce header with each use_dpop_nonce answer (RFC 9449 §9)',
+          missed: { level: 'SHOULD', what: 'DPoP-Nonce header', source: 'RFC 9449 §9' },
+        };
       return r;
     },
   },
@@ -710,7 +769,7 @@ export const CASES: ProbeCase[] = [
     fix: "compare the SHA-256 of the connection's certificate (DER, base64url) with cnf.x5t#S256",
     run: async (ctx) => {
       const other = ctx.init.otherCertificate;
-      if (!other) return notRun('needs a second client certificate (--other-cert, --other-key)');
+      if (!other) return notRun('needs a second client certificate (--other-cert, --other-key; library: otherCertificate)');
       return refused(await ctx.call({ certificate: other }), BAD_CERTIFICATE);
     },
   },
@@ -762,25 +821,46 @@ export const CASES: ProbeCase[] = [
     },
     sends: 'nothing more: reads every response of the run',
     expects: 'each 401 has WWW-Authenticate; every WWW-Authenticate follows RFC 9110 §11.6.1 and RFC 6750 §3',
-    fix: 'build WWW-Authenticate with a quoting routine (quoted-string for values with spaces), each parameter once',
+    fix: CHALLENGE_SYNTAX_FIX,
     collect: true,
     run: async (ctx) => {
       const problems = new Set<string>();
       const advice = new Set<string>();
-      for (const { exchange } of ctx.log) {
-        const values = exchange.headers['www-authenticate'] ?? [];
-        if (exchange.status === 401 && values.length === 0) problems.add('401 without WWW-Authenticate');
+      // The exchanges each finding rests on, shown under it (the first few of each kind).
+      const absent: Logged[] = [];
+      const malformed: Logged[] = [];
+      for (const logged of ctx.log) {
+        const values = logged.exchange.headers['www-authenticate'] ?? [];
+        if (logged.exchange.status === 401 && values.length === 0) absent.push(logged);
         const parsed = parseChallenges(values);
-        if (!parsed.ok) problems.add(parsed.error);
-        else
-          for (const c of parsed.challenges) {
-            for (const p of challengeProblems(c)) problems.add(p);
-            for (const p of challengeAdvice(c)) advice.add(p);
-          }
+        const found: string[] = parsed.ok ? parsed.challenges.flatMap(challengeProblems) : [parsed.error];
+        if (found.length > 0) malformed.push(logged);
+        for (const p of found) problems.add(p);
+        if (parsed.ok) for (const p of parsed.challenges.flatMap(challengeAdvice)) advice.add(p);
       }
-      if (problems.size > 0) return { status: 'fail', observed: [...problems].join('; ') };
+      if (absent.length > 0 || problems.size > 0) {
+        const observed = [
+          ...(absent.length > 0 ? [`${absent.length} of ${ctx.log.length} responses were 401 without WWW-Authenticate`] : []),
+          ...problems,
+        ].join('; ');
+        const fix = [
+          ...(absent.length > 0
+            ? [
+                'send a WWW-Authenticate challenge with every 401, e.g. `DPoP algs="ES256", error="invalid_token"` (RFC 9110 §11.6.1; for a request without credentials credentials.missing reports the same gap)',
+              ]
+            : []),
+          ...(problems.size > 0 ? [CHALLENGE_SYNTAX_FIX] : []),
+        ].join('; ');
+        return { status: 'fail', observed, fix, evidence: [...absent.slice(0, 3), ...malformed.slice(0, 3)] };
+      }
       const observed = `${ctx.log.length} responses read`;
-      if (advice.size > 0) return { status: 'advice', observed, note: [...advice].join('; ') };
+      if (advice.size > 0)
+        return {
+          status: 'advice',
+          observed,
+          note: [...advice].join('; '),
+          missed: { level: 'ADVICE', what: 'registered error code', source: 'RFC 6750 §6.2' },
+        };
       return { status: 'pass', observed };
     },
   },
@@ -859,7 +939,12 @@ export const CASES: ProbeCase[] = [
  */
 function iatJudged(ctx: Context, outcome: Outcome): Outcome {
   if (outcome.status !== 'fail' || !ctx.nonceRequested) return outcome;
-  return { ...outcome, status: 'advice', note: 'this server uses nonces and may judge proof age by them; still refuse an iat a day off' };
+  return {
+    status: 'advice',
+    observed: outcome.observed,
+    note: 'this server uses nonces and may judge proof age by them; still refuse an iat a day off',
+    missed: { level: 'ADVICE', what: 'proof age by iat', source: 'RFC 9449 §4.3 #11' },
+  };
 }
 
 function json(body: string): Record<string, unknown> | undefined {

@@ -27,11 +27,12 @@ const USAGE = `usage: fapi-probe --resource URL [options]
   --token TOKEN              (or env FAPI_PROBE_TOKEN)
   --insufficient-token TOKEN a token bound like --token whose scope does not cover the resource
   binding:
-  --dpop-key FILE            DPoP private JWK (generated when absent, with --issuer)
+  --dpop-key FILE            file holding the DPoP private JWK, JSON (generated when absent, with --issuer)
   --cert FILE --key FILE     client certificate and key (PEM) for certificate-bound tokens
   --other-cert FILE --other-key FILE   a second certificate, for mtls.other-certificate
   --jwks-uri URL             issuer keys (default: from the issuer metadata)
-  --fault-token KIND=TOKEN   issuer-signed token with a defect: wrong-typ, expired, wrong-audience, unbound (repeatable)
+  --fault-token KIND=TOKEN   issuer-signed token with a defect: wrong-typ, expired, wrong-audience, unbound (repeatable);
+                             mint them for each run: one past its exp is reported "not run" 
   --only PREFIX              run only cases whose id starts with PREFIX (repeatable; the baseline always runs)
   --rate N                   requests per second, at most (default 10, at most 50)
   --max-requests N           requests in all, at most (default 200)
@@ -47,6 +48,20 @@ exit code: 0 no MUST failed; 1 a MUST failed (--strict: or could not run);
 `;
 
 const read = (file: string) => readFileSync(file, 'utf8');
+
+const FAULT_KINDS: readonly FaultToken[] = ['wrong-typ', 'expired', 'wrong-audience', 'unbound'];
+
+/** `--fault-token KIND=TOKEN`: a wrong kind or a missing token is named, with the valid kinds. */
+function faultToken(entry: string): [FaultToken, string] {
+  const at = entry.indexOf('=');
+  const kind = at < 0 ? entry : entry.slice(0, at);
+  const shown = JSON.stringify(kind.slice(0, 40));
+  if (!(FAULT_KINDS as readonly string[]).includes(kind))
+    throw new Error(`--fault-token: unknown kind ${shown}; the kinds are ${FAULT_KINDS.join(', ')} (write --fault-token KIND=TOKEN)`);
+  const token = at < 0 ? '' : entry.slice(at + 1);
+  if (token === '') throw new Error(`--fault-token ${kind}: the token is missing (write --fault-token ${kind}=TOKEN)`);
+  return [kind as FaultToken, token];
+}
 
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -85,9 +100,13 @@ async function main(argv: string[]): Promise<number> {
     },
     strict: true,
   });
-  if (values.help || !values.resource) {
+  if (values.help) {
     process.stderr.write(USAGE);
-    return values.help ? 0 : 2;
+    return 0;
+  }
+  if (!values.resource) {
+    process.stderr.write(`fapi-probe: --resource URL is required (the protected resource to check)\n\n${USAGE}`);
+    return 2;
   }
   const pair = (cert: string | undefined, key: string | undefined, name: string) => {
     if (!cert && !key) return undefined;
@@ -96,11 +115,8 @@ async function main(argv: string[]): Promise<number> {
   };
   const faultTokens: Partial<Record<FaultToken, string>> = {};
   for (const entry of values['fault-token'] ?? []) {
-    const at = entry.indexOf('=');
-    const kind = entry.slice(0, at) as FaultToken;
-    if (at < 1 || !['wrong-typ', 'expired', 'wrong-audience', 'unbound'].includes(kind))
-      throw new Error(`--fault-token ${entry}: KIND=TOKEN`);
-    faultTokens[kind] = entry.slice(at + 1);
+    const [kind, token] = faultToken(entry);
+    faultTokens[kind] = token;
   }
   const headers: Record<string, string> = {};
   for (const h of values.header ?? []) {

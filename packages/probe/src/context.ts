@@ -6,10 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import type { JWK } from 'jose';
 import { type Challenge, param, parseChallenges } from './challenge.js';
+import { staleToken } from './freshness.js';
 import type { ClientCertificate, Exchange, OutgoingRequest, Sender } from './http.js';
-import { type DpopKey, type ProofFault, proof } from './jws.js';
+import { type DpopKey, decodeJwt, type ProofFault, proof } from './jws.js';
 
 export type Binding = 'dpop' | 'mtls';
+
+/** The probe's access token expired during the run: the case that would send it is not run. */
+export class AccessTokenExpired extends Error {}
 
 /** Tokens with a defect only the authorization server can sign; supplied by the user. */
 export type FaultToken = 'wrong-typ' | 'expired' | 'wrong-audience' | 'unbound';
@@ -78,6 +82,9 @@ export class Context {
 
   /** The probe's standard request to the resource, with what `options` changes. */
   async call(options: CallOptions = {}): Promise<Exchange> {
+    // Every case compares with the valid token: once it has expired, a refusal proves nothing.
+    const stale = staleToken(this.init.token, 'access');
+    if (stale) throw new AccessTokenExpired(stale);
     const first = await this.once(options);
     if (options.retryNonce !== false && first.status === 401 && this.nonceChallenge(first)) return this.once(options);
     return first;
@@ -203,7 +210,11 @@ export function describeRequest(request: OutgoingRequest): string {
     if (name !== 'authorization' && name !== 'dpop') continue;
     for (const v of Array.isArray(value) ? value : [value]) {
       const at = v.indexOf(' ');
-      parts.push(name === 'authorization' && at > 0 ? `Authorization: ${v.slice(0, at)} ${short(v.slice(at + 1))}` : `DPoP: ${short(v)}`);
+      parts.push(
+        name === 'authorization' && at > 0
+          ? `Authorization: ${v.slice(0, at)} ${short(v.slice(at + 1))}`
+          : `DPoP: ${short(v)}${proofTarget(v, request.method)}`,
+      );
     }
   }
   if (!request.headers?.authorization) parts.push('no Authorization');
@@ -211,4 +222,13 @@ export function describeRequest(request: OutgoingRequest): string {
     parts.push(`body ${short(request.body)}`);
   if (request.certificate) parts.push('client certificate');
   return parts.join('; ');
+}
+
+/** ` (htu https://…/x)`: where a proof says it is for (RFC 9449 §4.2), its htm too when it is not the request's. */
+function proofTarget(proofJwt: string, method: string): string {
+  const claims = decodeJwt(proofJwt)?.claims;
+  if (!claims) return '';
+  const shown = (v: unknown) => JSON.stringify(String(v).slice(0, 200)).slice(1, -1);
+  const parts = [...(claims.htm !== method ? [`htm ${shown(claims.htm)}`] : []), `htu ${shown(claims.htu)}`];
+  return ` (${parts.join(', ')})`;
 }

@@ -45,6 +45,41 @@ export interface SenderOptions {
 
 export class RequestBudgetExceeded extends Error {}
 
+/** Why no HTTP answer came: what a user checks differs for each. */
+export type NetworkFailure = 'refused' | 'dns' | 'timeout' | 'unreachable' | 'reset' | 'tls' | 'other';
+
+const FAILURE_TEXT: Record<NetworkFailure, string> = {
+  refused: 'connection refused',
+  dns: 'host name not found (DNS)',
+  timeout: 'timeout',
+  unreachable: 'network unreachable',
+  reset: 'connection closed without a complete answer',
+  tls: 'TLS handshake failed',
+  other: 'no answer',
+};
+
+/** No HTTP answer at all (connection, DNS, TLS, deadline): not a verdict on the server's checks. */
+export class NetworkError extends Error {
+  constructor(
+    readonly url: string,
+    readonly failure: NetworkFailure,
+    detail: string,
+  ) {
+    super(`${FAILURE_TEXT[failure]}: ${detail}`);
+  }
+}
+
+/** The kind of a Node.js socket, DNS or TLS error, by its `code`. */
+export function networkFailure(code: string | undefined): NetworkFailure {
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'ENOTFOUND' || (code?.startsWith('EAI_') ?? false)) return 'dns';
+  if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') return 'timeout';
+  if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH' || code === 'EHOSTDOWN') return 'unreachable';
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED') return 'reset';
+  if (code && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code)) return 'tls';
+  return 'other';
+}
+
 /** Sends requests one after another, never faster than `rate` per second. */
 export class Sender {
   /** Requests sent so far. */
@@ -85,6 +120,8 @@ export class Sender {
         f();
       };
       const fail = (e: Error) => settle(() => reject(e));
+      const failNetwork = (e: Error) =>
+        fail(e instanceof NetworkError ? e : new NetworkError(request.url, networkFailure((e as NodeJS.ErrnoException).code), e.message));
       const req = send(
         url,
         {
@@ -114,18 +151,26 @@ export class Sender {
               resolve({ status: res.statusCode ?? 0, headers: fields(res.rawHeaders), body: Buffer.concat(chunks).toString('utf8') }),
             ),
           );
-          res.on('error', fail);
-          res.on('aborted', () => fail(new Error(`${request.method} ${request.url}: the connection closed mid-answer`)));
+          res.on('error', failNetwork);
+          res.on('aborted', () =>
+            fail(new NetworkError(request.url, 'reset', `${request.method} ${request.url}: the connection closed mid-answer`)),
+          );
         },
       );
       // A total deadline: a server that trickles an endless body, a byte at a time, cannot hold the run.
       const deadline = setTimeout(() => {
-        const error = new Error(`${request.method} ${request.url}: no complete answer within ${timeoutMs} ms`);
+        const error = new NetworkError(
+          request.url,
+          'timeout',
+          `${request.method} ${request.url}: no complete answer within ${timeoutMs} ms`,
+        );
         fail(error);
         req.destroy(error);
       }, timeoutMs);
-      req.on('timeout', () => req.destroy(new Error(`${request.method} ${request.url}: no answer in ${timeoutMs} ms`)));
-      req.on('error', fail);
+      req.on('timeout', () =>
+        req.destroy(new NetworkError(request.url, 'timeout', `${request.method} ${request.url}: no answer in ${timeoutMs} ms`)),
+      );
+      req.on('error', failNetwork);
       req.end(request.body);
     });
   }

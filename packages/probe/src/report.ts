@@ -1,21 +1,28 @@
 /** The report as a table for people, JSON, and JUnit XML for CI pipelines. */
-import type { ProbeReport } from './run.js';
+import { NOT_RUN_BASELINE, NOT_RUN_UNREACHABLE, type ProbeReport } from './run.js';
 
 const MARK = { pass: 'pass', fail: 'FAIL', advice: 'advice', 'not-run': 'not run', 'not-applicable': 'n/a' } as const;
 
 /** The summary table, then for each failure and each piece of advice what was sent, expected, received and what to change. */
 export function toTable(report: ProbeReport): string {
-  const rows = report.results.map((r) => [r.id, r.level, r.requirements.join(' '), MARK[r.status], String(r.requests), r.observed]);
-  const head = ['case', 'level', 'requirements', 'result', 'req', 'observed'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => Math.min((r[i] as string).length, i === 5 ? 80 : 40))));
+  // After a failed baseline the cases that did not run because of it are one line, not forty.
+  const skipped = report.results.filter((r) => r.observed === NOT_RUN_BASELINE || r.observed === NOT_RUN_UNREACHABLE);
+  const listed = report.results.filter((r) => !skipped.includes(r));
+  // The spec section, which anyone can look up (the JSON report also has fapi-guard's requirement IDs).
+  const rows = listed.map((r) => [r.id, r.level, r.requirement.source, MARK[r.status], String(r.requests), r.observed]);
+  const head = ['case', 'level', 'spec', 'result', 'req', 'observed'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => Math.min((r[i] as string).length, i === 5 ? 80 : 60))));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ');
   const count = (s: string) => report.results.filter((r) => r.status === s).length;
+  const unreachable = report.notJudgedCause === 'unreachable';
   const banner = report.notJudged
     ? [
         '',
         '!!! THE PROBE COULD NOT JUDGE THIS SERVER (exit code 2)',
         `!!! ${report.notJudged}.`,
-        '!!! Fix the correct request first (token, audience, binding, URL); the cases that compare with it did not run.',
+        unreachable
+          ? '!!! No other case was run: the probe needs an answer from the resource first.'
+          : '!!! Fix the correct request first (token, audience, binding, URL); the cases that compare with it did not run.',
       ]
     : [];
   const failures = report.results.filter((r) => r.status === 'fail' && r.id !== 'baseline.valid');
@@ -27,7 +34,8 @@ export function toTable(report: ProbeReport): string {
     line(head),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
-    ...(report.notJudged
+    ...(skipped.length > 0 ? [`… ${skipped.length} other cases ${skipped[0]?.observed}`] : []),
+    ...(report.notJudged && !unreachable
       ? guidance(
           'Baseline',
           report.results.filter((r) => r.id === 'baseline.valid'),
@@ -44,7 +52,7 @@ export function toTable(report: ProbeReport): string {
         ]
       : []),
     report.notJudged
-      ? 'RESULT: not judged (exit 2): the baseline request failed'
+      ? `RESULT: not judged (exit 2): ${unreachable ? 'no answer from the resource' : 'the baseline request failed'}`
       : report.failed
         ? `RESULT: a MUST requirement ${failures.length > 0 ? 'failed' : 'was not run (--strict)'} (exit 1)`
         : 'RESULT: no MUST requirement failed (exit 0)',
@@ -56,7 +64,10 @@ function guidance(title: string, results: ProbeReport['results']): string[] {
   if (results.length === 0) return [];
   const out = ['', `${title}:`];
   for (const r of results) {
-    out.push('', `${MARK[r.status]} ${r.id} [${r.level}, ${r.requirement.source}]`);
+    out.push('', `${MARK[r.status]} ${r.id} ${label(r)}`);
+    // A MUST case met its MUST and missed a weaker part: say so, or the reader takes it for a failure.
+    if (r.status === 'advice' && r.level === 'MUST')
+      out.push(`  case:     a MUST case (${r.requirement.source}); its MUST was met, the ${r.missed?.what ?? 'rest'} was not`);
     out.push(`  test:     ${r.sends}`);
     r.exchanges.forEach((x, i) => {
       out.push(`  sent:     ${i === 0 ? '' : `(${i + 1}) `}${x.sent}`);
@@ -84,15 +95,26 @@ const xml = (s: string) =>
       '',
     );
 
-/** JUnit XML: one testcase per case; advice is a failure too, typed by its level (a CI can filter on `type="MUST"`). */
+/** `[SHOULD: error code, RFC 6750 §3.1]`: the level of what was missed, not always the case's level. */
+function label(r: ProbeReport['results'][number]): string {
+  if (!r.missed) return `[${r.level}, ${r.requirement.source}]`;
+  return `[${r.missed.level}${r.missed.what ? `: ${r.missed.what}` : ''}, ${r.missed.source}]`;
+}
+
+/**
+ * JUnit XML: one testcase per case; advice is a failure too, typed by the level of what was
+ * missed (a MUST case that missed only a SHOULD part is `type="SHOULD"`): a CI filters on
+ * `type="MUST"`, the same set that decides the exit code.
+ */
 export function toJUnit(report: ProbeReport): string {
   const failures = report.results.filter((r) => r.status === 'fail' || r.status === 'advice').length;
+  const mustFailures = report.results.filter((r) => r.status === 'fail' && r.missed?.level === 'MUST').length;
   const skipped = report.results.filter((r) => r.status === 'not-run' || r.status === 'not-applicable').length;
   const cases = report.results.map((r) => {
-    const name = `${r.id} [${r.level} ${r.requirements.join(' ')}]`;
+    const name = `${r.id} [${r.level}, ${r.requirement.source}]`;
     const body =
       r.status === 'fail' || r.status === 'advice'
-        ? `<failure type="${r.level}" message="${xml(`expected ${r.expects}; observed ${r.observed}${r.fix ? `; change: ${r.fix}` : ''}`)}">${xml(`${r.requirement.source}: ${r.requirement.text}`)}</failure>`
+        ? `<failure type="${r.missed?.level ?? r.level}" message="${xml(`expected ${r.expects}; observed ${r.observed}${r.fix ? `; change: ${r.fix}` : ''}`)}">${xml(`${r.requirement.source}: ${r.requirement.text}`)}</failure>`
         : r.status === 'not-run' || r.status === 'not-applicable'
           ? `<skipped message="${xml(r.observed)}"/>`
           : '';
@@ -102,6 +124,8 @@ export function toJUnit(report: ProbeReport): string {
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<testsuites tests="${report.results.length}" failures="${failures}" skipped="${skipped}">`,
     `  <testsuite name="${xml(`fapi-probe ${report.method} ${report.resource}`)}" tests="${report.results.length}" failures="${failures}" skipped="${skipped}" timestamp="${report.startedAt}">`,
+    // The verdict itself, for a CI that reads the file rather than the exit code.
+    `    <properties><property name="exit-code" value="${report.exitCode}"/><property name="must-failures" value="${mustFailures}"/></properties>`,
     ...cases,
     '  </testsuite>',
     '</testsuites>',

@@ -1,8 +1,8 @@
 /** `runProbe(options)`: gets the tokens, runs the case table, returns the report. */
 import type { JWK } from 'jose';
-import { CASES, type Level, type Outcome, type Requirement } from './cases.js';
-import { type Binding, Context, describe, describeRequest, type FaultToken } from './context.js';
-import { type ClientCertificate, RequestBudgetExceeded, Sender } from './http.js';
+import { CASES, type Level, type Missed, type Outcome, type Requirement } from './cases.js';
+import { AccessTokenExpired, type Binding, Context, describe, describeRequest, type FaultToken } from './context.js';
+import { type ClientCertificate, NetworkError, RequestBudgetExceeded, Sender } from './http.js';
 import { type DpopKey, dpopKeyFromJwk } from './jws.js';
 import { type AuthorizationServer, connect } from './tokens.js';
 
@@ -78,6 +78,11 @@ export interface CaseResult {
   observed: string;
   /** fail: what to change; advice: what would meet the weaker expectation. */
   fix?: string;
+  /**
+   * fail and advice: the level of what was missed, which is not always the case's level (a MUST
+   * case met its MUST but missed a SHOULD part: `{ level: 'SHOULD', what: 'error code', source: 'RFC 6750 §3.1' }`).
+   */
+  missed?: Missed;
   /** Each request the case sent, one line, and the answer, one line (status, challenge, error, error_description). */
   exchanges: Array<{ sent: string; received: string }>;
   /** Requests this case sent. */
@@ -98,6 +103,11 @@ export interface ProbeReport {
   requests: number;
   /** Why the run could not judge the server (the baseline request was refused or unanswered). */
   notJudged?: string;
+  /**
+   * `unreachable`: no HTTP answer to the baseline request (connection, DNS, TLS, timeout); no
+   * other request was sent. `baseline`: the correct request was refused or could not be sent.
+   */
+  notJudgedCause?: 'unreachable' | 'baseline';
   /** MUST cases that did not run (a missing input, the baseline, a spent budget). */
   mustNotRun: string[];
   /** A MUST case failed, or (strict) a MUST case did not run. */
@@ -106,6 +116,9 @@ export interface ProbeReport {
 }
 
 const BASELINE = 'baseline.valid';
+/** The reason of every case that did not run after the baseline failed: the report shows it once. */
+export const NOT_RUN_BASELINE = 'not run (baseline failed)';
+export const NOT_RUN_UNREACHABLE = 'not run (resource unreachable)';
 
 export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
   const resource = new URL(options.resource);
@@ -170,26 +183,31 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
   );
   const results: CaseResult[] = [];
   let notJudged: string | undefined;
+  let unreachable: NetworkError | undefined;
   // The baseline first; cases that send next; those that judge the whole run read every exchange last.
   for (const c of [...selected.filter((s) => !s.collect), ...selected.filter((s) => s.collect)]) {
     const before = sender.count;
     const logged = ctx.log.length;
     let outcome: Outcome;
-    if (notJudged && !c.independent) outcome = { status: 'not-run', reason: 'not run (baseline failed)' };
+    // No answer at all: nothing more is sent to that origin, metadata URLs included.
+    if (unreachable) outcome = { status: 'not-run', reason: NOT_RUN_UNREACHABLE };
+    else if (notJudged && !c.independent) outcome = { status: 'not-run', reason: NOT_RUN_BASELINE };
     else {
       try {
         outcome = await c.run(ctx);
       } catch (e) {
-        // A spent budget stops the case; a connection error (a crash, a reset) is a failure.
+        if (c.id === BASELINE && e instanceof NetworkError) unreachable = e;
+        // A spent budget or an expired token stops the case; a connection error (a crash, a reset) is a failure.
         outcome =
-          e instanceof RequestBudgetExceeded
+          e instanceof RequestBudgetExceeded || e instanceof AccessTokenExpired
             ? { status: 'not-run', reason: (e as Error).message }
             : { status: 'fail', observed: `no answer: ${(e as Error).message}` };
       }
     }
     if (c.id === BASELINE && outcome.status !== 'pass') {
-      notJudged =
-        outcome.status === 'fail'
+      notJudged = unreachable
+        ? unanswered(unreachable, resource.href)
+        : outcome.status === 'fail'
           ? `the correct request was not accepted (${outcome.observed}): every other case compares with it`
           : `the correct request could not be sent (${outcome.status === 'not-run' || outcome.status === 'not-applicable' ? outcome.reason : outcome.observed})`;
     }
@@ -207,7 +225,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
     strict,
     results,
     requests: sender.count,
-    ...(notJudged ? { notJudged } : {}),
+    ...(notJudged ? { notJudged, notJudgedCause: unreachable ? 'unreachable' : 'baseline' } : {}),
     mustNotRun,
     failed,
     exitCode: notJudged ? 2 : failed ? 1 : 0,
@@ -217,12 +235,11 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
 function toResult(c: (typeof CASES)[number], outcome: Outcome, log: Context['log'], requests: number): CaseResult {
   // A SHOULD, MAY or ADVICE case never fails a run: what it missed is advice.
   const status = outcome.status === 'fail' && c.level !== 'MUST' ? 'advice' : outcome.status;
-  const fix =
-    status === 'fail' || (status === 'advice' && outcome.status === 'fail')
-      ? c.fix
-      : outcome.status === 'advice'
-        ? outcome.note
-        : undefined;
+  const fix = outcome.status === 'fail' ? (outcome.fix ?? c.fix) : outcome.status === 'advice' ? outcome.note : undefined;
+  const missed: Missed | undefined =
+    outcome.status === 'advice' ? outcome.missed : outcome.status === 'fail' ? { level: c.level, source: c.requirement.source } : undefined;
+  // A case that judges the whole run shows the exchanges its verdict rests on.
+  const shown = [...(outcome.status === 'pass' || outcome.status === 'fail' ? (outcome.evidence ?? []) : []), ...log];
   return {
     id: c.id,
     requirements: c.requirements,
@@ -233,18 +250,43 @@ function toResult(c: (typeof CASES)[number], outcome: Outcome, log: Context['log
     status,
     observed: 'observed' in outcome ? outcome.observed : outcome.reason,
     ...(fix ? { fix } : {}),
-    exchanges: log.map((l) => ({ sent: describeRequest(l.request), received: describe(l.exchange) })),
+    ...(missed ? { missed } : {}),
+    exchanges: shown.map((l) => ({ sent: describeRequest(l.request), received: describe(l.exchange) })),
     requests,
   };
 }
 
+/** No answer to the correct request: say what failed and what to check, not "fix the token". */
+function unanswered(e: NetworkError, resource: string): string {
+  const check: Record<NetworkError['failure'], string> = {
+    refused: `check the URL (${resource}) and that the server runs and listens there`,
+    dns: `check the host name in the URL (${resource})`,
+    timeout: `check the URL (${resource}), that the server runs and that no firewall drops the connection (--timeout-ms / timeoutMs: the limit)`,
+    unreachable: `check the URL (${resource}) and the network route to it`,
+    reset: `check that the server runs and that the URL's scheme (http or https) is the one it serves (${resource})`,
+    tls: 'check the server certificate: trust its CA with --ca FILE (library: ca), or --insecure-tls (insecureTls) for a staging server',
+    other: `check the URL (${resource}) and that the server runs`,
+  };
+  const what =
+    e.failure === 'tls'
+      ? 'the TLS connection to the resource failed'
+      : e.failure === 'timeout'
+        ? 'the resource did not answer in time'
+        : e.failure === 'reset'
+          ? 'the resource closed the connection without a complete answer'
+          : 'the resource is unreachable';
+  return `${what} (${e.message}): ${check[e.failure]}; no other request was sent`;
+}
+
 /** The issuer's public keys, for the HMAC-confusion case; none when they cannot be read. */
 async function fetchKeys(sender: Sender, jwksUri: string): Promise<JWK[] | undefined> {
-  const e = await sender.send({ method: 'GET', url: jwksUri, headers: { accept: 'application/json' } });
   try {
+    // Unreachable keys only keep token.hmac-confusion from running ("the issuer keys are unknown").
+    const e = await sender.send({ method: 'GET', url: jwksUri, headers: { accept: 'application/json' } });
     const keys = e.status === 200 ? (JSON.parse(e.body) as { keys?: JWK[] }).keys : undefined;
     return Array.isArray(keys) ? keys : undefined;
-  } catch {
+  } catch (e) {
+    if (e instanceof RequestBudgetExceeded) throw e;
     return undefined;
   }
 }

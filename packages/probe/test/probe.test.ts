@@ -644,7 +644,7 @@ describe('fapi-probe command line', () => {
         const child = execFile(process.execPath, args, (_e, out) => resolve({ code: child.exitCode, stdout: out }));
       });
       expect(code).toBe(1);
-      expect(stdout).toMatch(/dpop\.htu\s+MUST\s+DPOP-11\s+FAIL/);
+      expect(stdout).toMatch(/dpop\.htu\s+MUST\s+RFC 9449 §4\.3 #9\s+FAIL/);
       expect(stdout).toMatch(/requests sent/);
       const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as ProbeReport;
       expect(failing(report)).toEqual(['dpop.htu']);

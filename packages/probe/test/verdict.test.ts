@@ -2,51 +2,18 @@
  * The probe's verdict and its own safety: exit codes (2 when it cannot judge), --strict, cases
  * that judge nothing, RFC 9728 metadata candidates and origins, and the total request deadline.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ProbeOptions, type ProbeReport, runProbe, toTable } from '@fapi-guard/probe';
-import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { createCertificate } from '@fapi-guard/testing';
 import { readConfig } from '../../../examples/payments-api/src/config';
 import { startExample } from '../../../examples/payments-api/src/server';
 import { CASES } from '../src/cases';
 import type { Context } from '../src/context';
-
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-async function close(server: Server): Promise<void> {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-}
-
-async function dpopJwk(): Promise<JWK> {
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  return { ...(await exportJWK(privateKey)), alg: 'ES256' };
-}
-
-/** A server: `handler` answers, and every request it saw is counted by path. */
-async function serve(handler: (req: IncomingMessage, res: ServerResponse, url: string) => void) {
-  const hits: string[] = [];
-  const server = createServer();
-  const url = await listen(server);
-  server.on('request', (req, res) => {
-    hits.push(req.url ?? '');
-    handler(req, res, url);
-  });
-  return { server, url, hits };
-}
-
-/** Accepts any request with an Authorization field; challenges the others with `challenge`. */
-const acceptAnyToken = (challenge: string) => (req: IncomingMessage, res: ServerResponse) => {
-  if (req.headers.authorization) return void res.end('{}');
-  res.writeHead(401, { 'www-authenticate': challenge }).end();
-};
+import { networkFailure } from '../src/http';
+import { acceptAnyToken, cli, close, dpopJwk, listen, serve } from './support';
 
 const options = async (resource: string, extra: Partial<ProbeOptions> = {}): Promise<ProbeOptions> => ({
   resource,
@@ -59,34 +26,71 @@ const options = async (resource: string, extra: Partial<ProbeOptions> = {}): Pro
 const status = (report: ProbeReport, id: string) => report.results.find((r) => r.id === id)?.status;
 const observed = (report: ProbeReport, id: string) => report.results.find((r) => r.id === id)?.observed ?? '';
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const bin = join(__dirname, '..', 'dist', 'cli.js');
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [bin, ...args], (_e, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
-  });
-}
-
 describe('fapi-probe cannot judge: exit 2, a banner, and the dependent cases not run', () => {
-  it('an unreachable resource is not 27 MUST failures: exit 2, every dependent case "not run (baseline failed)"', async () => {
+  it('an unreachable resource: exit 2, "the resource is unreachable", check the URL; nothing more is sent to it, one summary line', async () => {
     const { server, url } = await serve(() => undefined);
     await close(server); // nobody listens there now
     const report = await runProbe(await options(`${url}/accounts`));
     expect(report.exitCode).toBe(2);
-    expect(report.notJudged).toMatch(/could not be sent|not accepted/);
+    expect(report.notJudgedCause).toBe('unreachable');
+    expect(report.notJudged).toBe(
+      `the resource is unreachable (connection refused: connect ECONNREFUSED ${url.slice('http://'.length)}): check the URL (${url}/accounts) and that the server runs and listens there; no other request was sent`,
+    );
+    // One request, the baseline: no metadata URL is tried on the dead origin.
+    expect(report.requests).toBe(1);
     expect(report.results.filter((r) => r.status === 'fail').map((r) => r.id)).toEqual(['baseline.valid']);
-    const dependent = report.results.filter((r) => r.id !== 'baseline.valid' && !r.id.startsWith('metadata.'));
-    expect(dependent.length).toBeGreaterThan(20);
-    for (const r of dependent) expect([r.id, r.status, r.observed]).toEqual([r.id, 'not-run', 'not run (baseline failed)']);
-    // The metadata URLs could not be fetched either: not run, never a MUST failure.
-    expect(status(report, 'metadata.document')).toBe('not-run');
+    const others = report.results.filter((r) => r.id !== 'baseline.valid');
+    expect(others.length).toBeGreaterThan(30);
+    for (const r of others)
+      expect([r.id, r.status, r.observed, r.requests]).toEqual([r.id, 'not-run', 'not run (resource unreachable)', 0]);
+    const table = toTable(report);
+    expect(table).not.toContain('Fix the correct request first');
+    expect(table).toContain('!!! No other case was run: the probe needs an answer from the resource first.');
+    // The cases that did not run are one line, not forty rows.
+    expect(table.split('\n').filter((l) => l.includes('not run (resource unreachable)'))).toEqual([
+      `… ${others.length} other cases not run (resource unreachable)`,
+    ]);
+    expect(table).toContain('RESULT: not judged (exit 2): no answer from the resource');
 
     const dir = mkdtempSync(join(tmpdir(), 'fapi-probe-'));
     writeFileSync(join(dir, 'dpop.jwk'), JSON.stringify(await dpopJwk()));
     const run = await cli(['--resource', `${url}/accounts`, '--token', 'opaque-token', '--dpop-key', join(dir, 'dpop.jwk')]);
     expect(run.code).toBe(2);
     expect(run.stdout).toContain('!!! THE PROBE COULD NOT JUDGE THIS SERVER (exit code 2)');
-    expect(run.stdout).toContain('RESULT: not judged (exit 2)');
-    expect(run.stderr).toMatch(/could not judge the server/);
+    expect(run.stderr).toContain('could not judge the server: the resource is unreachable (connection refused');
+  });
+
+  it('a TLS failure is named as one, with what to check (--ca, --insecure-tls)', async () => {
+    const { createServer: createHttpsServer } = await import('node:https');
+    const cert = await createCertificate({ subject: 'CN=127.0.0.1', hosts: ['127.0.0.1'] });
+    const server = createHttpsServer({ cert: cert.cert, key: cert.key }, acceptAnyToken('DPoP algs="ES256"'));
+    const url = (await listen(server)).replace('http:', 'https:');
+    try {
+      const report = await runProbe(await options(`${url}/accounts`));
+      expect(report.exitCode).toBe(2);
+      expect(report.notJudgedCause).toBe('unreachable');
+      expect(report.notJudged).toMatch(
+        /^the TLS connection to the resource failed \(TLS handshake failed: .*\): check the server certificate: trust its CA with --ca FILE/,
+      );
+      expect(report.requests).toBe(1);
+    } finally {
+      await close(server);
+    }
+  });
+
+  it.each([
+    ['ECONNREFUSED', 'refused'],
+    ['ENOTFOUND', 'dns'],
+    ['EAI_AGAIN', 'dns'],
+    ['ETIMEDOUT', 'timeout'],
+    ['EHOSTUNREACH', 'unreachable'],
+    ['ECONNRESET', 'reset'],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'tls'],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'tls'],
+    ['CERT_HAS_EXPIRED', 'tls'],
+    [undefined, 'other'],
+  ])('a network error %s is reported as %s', (code, failure) => {
+    expect(networkFailure(code)).toBe(failure);
   });
 
   it('a refused baseline (the token is not accepted) is exit 2, not a page of identical FAIL rows', async () => {

@@ -112,6 +112,13 @@ export interface ProbeArgumentsOptions {
   audience?: string;
   /** A scope that does not cover the resource, for `token.insufficient-scope`. @default 'fapi-probe-other' */
   insufficientScope?: string;
+  /**
+   * Lifetime in seconds of the `wrong-typ`, `wrong-audience` and `unbound` fault tokens (the
+   * `expired` one expired 120 s before it was minted). Run the printed command within it: a
+   * fault token that has since expired tests nothing, and fapi-probe reports its case "not run:
+   * fault token expired". Raise it for a command you keep and rerun for a while. @default 300
+   */
+  lifetimeSec?: number;
 }
 
 export interface MockIssuerOptions {
@@ -302,6 +309,8 @@ export class MockIssuer {
    * The fapi-probe command-line arguments for a full DPoP run against an API that trusts this
    * issuer: `--issuer`, `--client-id`, `--scope`, `--dpop-key` (written to `dpopKeyFile`),
    * `--insufficient-scope` and the four `--fault-token` tokens, each bound to the client's key.
+   * The fault tokens live `lifetimeSec` (default 300 s): the issuer must keep running, and the
+   * command must run, within that time (the probe reports stale fault tokens "not run").
    * Print them with `args.join(' ')`, or pass them to `execFile('fapi-probe', args)`.
    */
   async probeArguments(options: ProbeArgumentsOptions): Promise<string[]> {
@@ -309,13 +318,16 @@ export class MockIssuer {
     writeFileSync(options.dpopKeyFile, JSON.stringify(options.client.exportPrivateJwk()), { mode: 0o600 });
     const { jkt } = options.client;
     const audience = options.audience ?? this.audience;
-    const bound = (fault: TokenFault) => this.mint({ scope: options.scope, jkt, audience, fault });
+    const lifetimeSec = options.lifetimeSec ?? 300;
+    if (!Number.isInteger(lifetimeSec) || lifetimeSec < 1)
+      throw new Error('probeArguments: lifetimeSec must be a positive integer (seconds)');
+    const bound = (fault: TokenFault) => this.mint({ scope: options.scope, jkt, audience, fault, lifetimeSec });
     const faults: Array<[string, Promise<string>]> = [
       ['wrong-typ', bound('wrong-typ')],
       ['expired', bound('expired')],
       ['wrong-audience', bound('wrong-audience')],
       // No cnf at all: the token FAPI 2.0 §5.3.4 forbids a resource server to accept.
-      ['unbound', this.mint({ scope: options.scope, audience })],
+      ['unbound', this.mint({ scope: options.scope, audience, lifetimeSec })],
     ];
     const args = ['--resource', options.resource, '--issuer', this.issuer, '--client-id', this.clientId];
     args.push('--scope', options.scope, '--insufficient-scope', options.insufficientScope ?? 'fapi-probe-other');

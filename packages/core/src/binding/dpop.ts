@@ -58,6 +58,8 @@ export type DpopResult =
       jkt: string;
       /** A nonce to hand out with the response (a newer one exists than the proof's). */
       nextNonce?: string;
+      /** Set when the proof carried a server nonce that was checked (RFC 9449 §9). */
+      nonced?: true;
     }
   | {
       ok: false;
@@ -245,7 +247,8 @@ export class DpopVerifier {
     // Step 10: the server nonce (RFC 9449 §9).
     let nextNonce: string | undefined;
     const nonce = claims.nonce;
-    if (s.nonces && (request.requireNonce || nonce !== undefined)) {
+    const nonceChecked = request.requireNonce || nonce !== undefined;
+    if (s.nonces && nonceChecked) {
       const state = typeof nonce === 'string' ? s.nonces.check(nonce) : 'invalid';
       if (state === 'invalid') {
         return {
@@ -266,7 +269,10 @@ export class DpopVerifier {
     const answer = (first: unknown): DpopResult => {
       // Only an explicit `true` means first use: anything else a faulty store returns is a refusal.
       if (first !== true) return { ok: false, reason: 'dpop_proof_replayed', detail: `jti ${jti.slice(0, 64)} already used` };
-      return nextNonce === undefined ? { ok: true, jkt } : { ok: true, jkt, nextNonce };
+      const ok: Extract<DpopResult, { ok: true }> = { ok: true, jkt };
+      if (nextNonce !== undefined) ok.nextNonce = nextNonce;
+      if (s.nonces && nonceChecked) ok.nonced = true;
+      return ok;
     };
     const unavailable = (e: unknown): DpopResult => ({
       ok: false,

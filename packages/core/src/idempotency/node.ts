@@ -44,6 +44,9 @@ const NO_BODY: BodyBytes = { ok: true, body: new Uint8Array(0) };
  * is the request target as the client sent it). On `pass` for a claimed key, `res` records the
  * response it sends.
  */
+/** Requests whose idempotency key was already taken up by an earlier layer. */
+const started = new WeakSet<IncomingMessage>();
+
 export async function startNodeIdempotency(
   guard: Guard,
   policy: CompiledPolicy,
@@ -53,6 +56,9 @@ export async function startNodeIdempotency(
   target: string,
 ): Promise<NodeIdempotencyStart> {
   if (!policy.idempotency) return { kind: 'pass' };
+  // Layers (an app-wide and a route policy both with `idempotency`): the first claims, once per request.
+  if (started.has(req)) return { kind: 'pass' };
+  started.add(req);
   const request = guardRequestFromNode(guard, req, { path: target }, policy);
   if (isGuardError(request)) return { kind: 'refused', error: request };
   const start = await beginIdempotency(guard, policy, auth, request, () =>

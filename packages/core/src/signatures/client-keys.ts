@@ -27,10 +27,10 @@ export interface ClientKeyOptions {
   timeoutMs?: number;
 }
 
-export type ClientKeyResult = { ok: true; key: NamedSignatureKey } | { ok: false; unavailable: boolean; detail: string };
+export type ClientKeyResult<K = NamedSignatureKey> = { ok: true; key: K } | { ok: false; unavailable: boolean; detail: string };
 
-interface Entry {
-  keys: Map<string, NamedSignatureKey>;
+interface Entry<K> {
+  keys: Map<string, K>;
   /** When the keys were fetched or resolved (ms). */
   at: number;
   lastAttempt: number;
@@ -38,14 +38,20 @@ interface Entry {
   pending?: Promise<void>;
 }
 
-/** Usable keys of a set, by kid; keys that cannot be used for FAPI signatures are left out. */
-function keysOf(jwks: unknown): Map<string, NamedSignatureKey> {
-  const keys = new Map<string, NamedSignatureKey>();
+/**
+ * Usable keys of a set, by kid; keys that `importKey` cannot use (it throws) are left out.
+ * The default takes the keys FAPI 2.0 message signatures can use.
+ */
+export function keysOf<K extends { keyid: string } = NamedSignatureKey>(
+  jwks: unknown,
+  importKey: (jwk: SignatureJwk) => K = verificationKey as unknown as (jwk: SignatureJwk) => K,
+): Map<string, K> {
+  const keys = new Map<string, K>();
   const list = (jwks as { keys?: unknown })?.keys;
   if (!Array.isArray(list)) throw new FetchError('not a JWK set');
   for (const jwk of list) {
     try {
-      const key = verificationKey(jwk as SignatureJwk);
+      const key = importKey(jwk as SignatureJwk);
       // A kid that names two keys is ambiguous: neither is used.
       if (keys.has(key.keyid)) keys.set(key.keyid, undefined as never);
       else keys.set(key.keyid, key);
@@ -63,8 +69,12 @@ function checkSource(source: ClientKeySource, what: string): void {
   else for (const jwk of source.jwks.keys) if (jwk.d !== undefined) throw new TypeError(`fapi-guard: ${what} holds private key material`);
 }
 
-export class ClientKeys {
-  private readonly entries: LRUCache<string, Entry>;
+/**
+ * Key sets by owner (a client id, or for UK Open Banking a signer's `iss`), cached and fetched as
+ * above; `importKey` says which keys of a set are usable and how.
+ */
+export class ClientKeys<K extends { keyid: string } = NamedSignatureKey> {
+  private readonly entries: LRUCache<string, Entry<K>>;
   private readonly cacheMs: number;
   private readonly cooldownMs: number;
   private readonly timeoutMs: number;
@@ -73,6 +83,7 @@ export class ClientKeys {
     private readonly options: ClientKeyOptions,
     private readonly now: () => number,
     private readonly outbound?: Outbound,
+    private readonly importKey?: (jwk: SignatureJwk) => K,
   ) {
     if (!options.clients && !options.resolveClient) {
       throw new TypeError('fapi-guard: messageSigning needs clients or resolveClient (where the keys of each client are)');
@@ -85,7 +96,7 @@ export class ClientKeys {
   }
 
   /** The key `keyid` of client `clientId`, if that client has it. */
-  async key(clientId: string, keyid: string): Promise<ClientKeyResult> {
+  async key(clientId: string, keyid: string): Promise<ClientKeyResult<K>> {
     let entry = this.entries.get(clientId);
     const now = this.now();
     // Fetches are spaced by the cool-down whatever prompts them (expiry, a new kid, a failure), so
@@ -103,12 +114,12 @@ export class ClientKeys {
   }
 
   /** One load per client at a time; failures keep the previous keys (stale but signed by the client). */
-  private async load(clientId: string, previous: Entry | undefined): Promise<Entry | undefined> {
+  private async load(clientId: string, previous: Entry<K> | undefined): Promise<Entry<K> | undefined> {
     if (previous?.pending) {
       await previous.pending;
       return this.entries.get(clientId);
     }
-    const entry: Entry = previous ?? { keys: new Map(), at: Number.NEGATIVE_INFINITY, lastAttempt: Number.NEGATIVE_INFINITY };
+    const entry: Entry<K> = previous ?? { keys: new Map(), at: Number.NEGATIVE_INFINITY, lastAttempt: Number.NEGATIVE_INFINITY };
     let known = true;
     entry.pending = (async () => {
       entry.lastAttempt = this.now();
@@ -130,7 +141,7 @@ export class ClientKeys {
                 this.outbound,
               )
             : source.jwks;
-        entry.keys = keysOf(jwks);
+        entry.keys = keysOf(jwks, this.importKey);
         entry.at = this.now();
         entry.error = undefined;
       } catch (e) {

@@ -16,6 +16,7 @@ import { decodeJsonSegment } from '../jws.js';
 import { postForm, ServiceUnavailable } from './http.js';
 import type { IssuerKeys } from './issuer.js';
 import { type AccessTokenClaims, deepFreeze, type TokenResult, type VerifiedAccessToken } from './jwt.js';
+import { introspectedType } from './token-kind.js';
 
 /** How this resource server authenticates to the introspection endpoint (RFC 7662 §2.1). */
 export type IntrospectionClientAuth =
@@ -205,6 +206,9 @@ export class Introspector {
     const s = this.settings;
     const c = claims as Record<string, unknown>;
     if (c.iss !== this.issuer) return fail('token_issuer', `introspection iss ${JSON.stringify(c.iss)}`);
+    // RFC 7662 §2.1: the AS may ignore token_type_hint and answer for a refresh token.
+    const type = introspectedType(c.token_type);
+    if (!type.ok) return type;
     // AUD-04 / RFC 9068 §4: under FAPI an answer without aud is refused.
     const aud = c.aud;
     const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : undefined;
@@ -218,15 +222,16 @@ export class Introspector {
     const cnf = c.cnf as Record<string, unknown> | undefined;
     if (cnf !== undefined && (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)))
       return fail('token_claim_invalid', 'cnf is not an object');
-    // RFC 9449 §6.2: a DPoP-bound token has token_type DPoP, when token_type is given.
-    const type = typeof c.token_type === 'string' ? c.token_type.toLowerCase() : undefined;
-    if (type !== undefined && (cnf?.jkt !== undefined) !== (type === 'dpop')) {
-      return fail('token_claim_invalid', `token_type ${c.token_type} does not match cnf`);
+    // RFC 9449 §6.2 (DPOP-18): a DPoP-bound token's token_type, when given, is DPoP; no other's is.
+    if (c.token_type !== undefined && (cnf?.jkt !== undefined) !== (type.scheme === 'dpop')) {
+      return fail('token_claim_invalid', `token_type ${type.scheme ?? 'of the access-token kind'} does not match cnf`);
     }
     const now = s.now() / 1000;
     const tol = s.clockToleranceSec;
     if (typeof c.exp === 'number' && now >= c.exp + tol) return fail('token_expired', `exp ${c.exp} is past`);
     if (typeof c.nbf === 'number' && c.nbf > now + tol) return fail('token_not_yet_valid', `nbf ${c.nbf} is in the future`);
+    // As on the JWT path (RFC 7519 §4.1.6): an answer issued in the future is not yet a token.
+    if (typeof c.iat === 'number' && c.iat > now + tol) return fail('token_issued_in_future', `iat ${c.iat} is in the future`);
     // Frozen, as on the JWT path: the cached claims are handed to every request with this token.
     const token: VerifiedAccessToken = deepFreeze({ claims, hash, source: 'introspection' });
     return { ok: true, token };

@@ -13,6 +13,7 @@ import type { GuardErrorReason } from '../errors.js';
 import { sha256base64url } from '../hash.js';
 import { decodeJsonSegment } from '../jws.js';
 import type { IssuerKeys } from './issuer.js';
+import { otherJwtKind } from './token-kind.js';
 
 /** The claims this library reads; any other claim is kept as is. */
 export interface AccessTokenClaims {
@@ -124,6 +125,9 @@ export class JwtAccessTokenVerifier {
       (compat.acceptJwtTyp === true && typeof header.typ === 'string' && header.typ.toLowerCase() === 'jwt') ||
       (compat.acceptMissingTyp === true && header.typ === undefined);
     if (!typAccepted) return fail('token_type', `typ ${JSON.stringify(header.typ)}`);
+    // Without at+jwt the token does not say it is an access token: refuse the marks of other kinds.
+    const other = isAccessTokenTyp(header.typ) ? undefined : otherJwtKind(payload, s.audiences);
+    if (other) return fail('token_type', other);
     const alg = header.alg;
     if (typeof alg !== 'string' || !s.algorithms.includes(alg)) {
       return fail('token_algorithm', `alg ${JSON.stringify(alg)} not in ${s.algorithms.join(' ')}`);

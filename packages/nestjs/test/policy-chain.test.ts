@@ -1,0 +1,150 @@
+/**
+ * How the policies along a controller's class chain become one route policy (issue 24, III.1):
+ * each key conjoined exactly, or a start-up error naming the classes. The routes themselves are
+ * tested over HTTP in test/review3-findings.test.ts.
+ */
+import 'reflect-metadata';
+import type { ClientCertificate, RoutePolicy } from '@fapi-guard/core';
+import { Get } from '@nestjs/common';
+import { FapiPolicy, RequireScopes } from '../src/decorators';
+import { conjoin, type PolicyLayer, policyLayers } from '../src/policy-chain';
+
+const layer = (name: string, policy: RoutePolicy): PolicyLayer => ({ owner: { name }, policy, sources: [policy] });
+const both = (derived: RoutePolicy, base: RoutePolicy) => conjoin([layer('Derived', derived), layer('Base', base)]);
+
+describe('III.1 conjoin: one policy that holds exactly when every class’s holds', () => {
+  it('III.1 one layer is its own policy', () => {
+    const policy = { scopes: ['a'] };
+    expect(conjoin([layer('Only', policy)])).toBe(policy);
+  });
+
+  it('III.1 scopes add up; maxAuthAgeSec takes the shorter; authorizationDetails all hold', () => {
+    expect(both({ scopes: ['b'], maxAuthAgeSec: 300 }, { scopes: ['a', 'b'], maxAuthAgeSec: 60 })).toEqual({
+      scopes: ['b', 'a'],
+      maxAuthAgeSec: 60,
+    });
+    expect(both({ maxAuthAgeSec: 59 }, { maxAuthAgeSec: 60 })).toEqual({ maxAuthAgeSec: 59 });
+    expect(both({ authorizationDetails: [{ type: 'x' }] }, { authorizationDetails: [{ type: 'y' }] })).toEqual({
+      authorizationDetails: [{ type: 'x' }, { type: 'y' }],
+    });
+    expect(both({ scopes: ['a'] }, { acrValues: ['m'] })).toEqual({ scopes: ['a'], acrValues: ['m'] });
+  });
+
+  it('III.1 acrValues: the values every class accepts, in the derived class’s order; none in common stops start-up', () => {
+    expect(both({ acrValues: ['c', 'b', 'a'] }, { acrValues: ['a', 'b'] })).toEqual({ acrValues: ['b', 'a'] });
+    expect(() => both({ acrValues: ['c'] }, { acrValues: ['a'] })).toThrow(
+      'fapi-guard: the route policy key "acrValues" of Derived and Base cannot hold together: no acr value is accepted by all',
+    );
+  });
+
+  it('III.1 anyScopes: the same list holds; two different lists stop start-up', () => {
+    expect(both({ anyScopes: ['b', 'a'] }, { anyScopes: ['a', 'b'] })).toEqual({ anyScopes: ['b', 'a'] });
+    expect(() => both({ anyScopes: ['a'] }, { anyScopes: ['a', 'b'] })).toThrow(/"anyScopes" of Derived and Base cannot hold together/);
+    expect(() => both({ anyScopes: ['a', 'c'] }, { anyScopes: ['a', 'b'] })).toThrow(/"anyScopes"/);
+  });
+
+  it('III.1 claims: checks of different claims add up; one claim checked twice stops start-up', () => {
+    const check = { equals: 'x' };
+    expect(both({ claims: { a: check } }, { claims: { b: { includes: 'y' } } })).toEqual({ claims: { a: check, b: { includes: 'y' } } });
+    expect(both({ claims: { a: check } }, { claims: { a: check } })).toEqual({ claims: { a: check } });
+    expect(() => both({ claims: { a: check } }, { claims: { a: { equals: 'x' } } })).toThrow(/claim "a" is checked by both/);
+  });
+
+  it('III.1 allowBearer: true only when every class says so; one class alone stops start-up', () => {
+    expect(both({ allowBearer: true }, { allowBearer: true })).toEqual({ allowBearer: true });
+    expect(both({ allowBearer: false }, {})).toEqual({ allowBearer: false });
+    expect(() => both({ allowBearer: true }, { scopes: ['a'] })).toThrow(
+      'fapi-guard: the route policy key "allowBearer: true" of Derived would loosen the policy of Base on the same route',
+    );
+    expect(() => both({ allowBearer: false }, { allowBearer: true })).toThrow(
+      /"allowBearer: true" of Base would loosen the policy of Derived/,
+    );
+  });
+
+  it('III.1 dpopNonce: false only when every class says so; true wins over the default', () => {
+    expect(both({ dpopNonce: false }, { dpopNonce: false })).toEqual({ dpopNonce: false });
+    expect(both({ dpopNonce: true }, {})).toEqual({ dpopNonce: true });
+    expect(() => both({ dpopNonce: false }, {})).toThrow(/"dpopNonce: false" of Derived would loosen the policy of Base/);
+    expect(() => both({ dpopNonce: true }, { dpopNonce: false })).toThrow(/"dpopNonce: false" of Base/);
+  });
+
+  it('III.1 signedRequest: required over optional; signResponse: signed when any class asks', () => {
+    expect(both({ signedRequest: 'optional' }, { signedRequest: 'required' })).toEqual({ signedRequest: 'required' });
+    expect(both({ signedRequest: 'optional' }, { signedRequest: 'optional' })).toEqual({ signedRequest: 'optional' });
+    expect(both({ signedRequest: 'optional' }, {})).toEqual({ signedRequest: 'optional' });
+    expect(both({ signResponse: false }, { signResponse: true })).toEqual({ signResponse: true });
+    expect(both({ signResponse: false }, { signResponse: false })).toEqual({ signResponse: false });
+  });
+
+  it('III.1 clientCertificate: every class’s check must accept the certificate', () => {
+    const certificate = { thumbprint: 't' } as unknown as ClientCertificate;
+    const yes = () => true;
+    const no = () => false;
+    const check = (a: (c: ClientCertificate) => boolean, b: (c: ClientCertificate) => boolean) =>
+      (both({ clientCertificate: a }, { clientCertificate: b }).clientCertificate as (c: ClientCertificate) => boolean)(certificate);
+    expect(check(yes, yes)).toBe(true);
+    expect(check(yes, no)).toBe(false);
+    expect(check(no, yes)).toBe(false);
+    expect(both({ clientCertificate: yes }, {}).clientCertificate).toBe(yes);
+  });
+});
+
+describe('III.1 policyLayers: the classes of the chain, a handler’s policy over its own class’s', () => {
+  @FapiPolicy({ scopes: ['admin'], maxAuthAgeSec: 60 })
+  class Base {
+    @Get('declared')
+    @RequireScopes('reports')
+    declared() {}
+    /** Not a route: not given to subclasses. */
+    helper() {}
+    @Get('plain')
+    plain() {}
+  }
+  class Middle extends Base {}
+  @FapiPolicy({ acrValues: ['mfa'] })
+  class Derived extends Middle {
+    @FapiPolicy({ maxAuthAgeSec: 30 })
+    own() {}
+  }
+
+  it('III.1 an inherited handler: each class with a policy is a layer; the handler’s keys go over its declaring class’s', () => {
+    const layers = policyLayers(Derived, Derived.prototype.declared);
+    expect(layers.map((l) => [l.owner.name, l.policy])).toEqual([
+      ['Derived', { acrValues: ['mfa'] }],
+      ['Base', { scopes: ['reports'], maxAuthAgeSec: 60 }],
+    ]);
+    expect(conjoin(layers)).toEqual({ acrValues: ['mfa'], scopes: ['reports'], maxAuthAgeSec: 60 });
+    // Derived's own handler for the inherited route stands for Base's.
+    expect(Derived.prototype.declared).not.toBe(Base.prototype.declared);
+    expect(Object.hasOwn(Derived.prototype, 'plain')).toBe(true);
+    expect(Object.hasOwn(Derived.prototype, 'helper')).toBe(false);
+    expect(Object.hasOwn(Middle.prototype, 'declared')).toBe(false);
+    // It reads the route's metadata and calls the inherited method.
+    expect(Reflect.getMetadata('path', Derived.prototype.declared)).toBe('declared');
+    expect(policyLayers(Base, Base.prototype.declared).map((l) => l.policy)).toEqual([{ scopes: ['reports'], maxAuthAgeSec: 60 }]);
+    expect(policyLayers(Middle, Middle.prototype.plain).map((l) => l.policy)).toEqual([{ scopes: ['admin'], maxAuthAgeSec: 60 }]);
+    // A base method changed later is followed, as by inheritance.
+    const self = {};
+    Base.prototype.declared = function (this: unknown) {
+      return this;
+    } as never;
+    expect(Derived.prototype.declared.call(self)).toBe(self);
+  });
+
+  it('III.1 an own handler of the subclass: its policy goes over its class’s, the base class’s holds', () => {
+    expect(conjoin(policyLayers(Derived, Derived.prototype.own))).toEqual({ acrValues: ['mfa'], maxAuthAgeSec: 30, scopes: ['admin'] });
+  });
+
+  it('III.1 a handler with a policy that no class of the chain declares is a layer of its own', () => {
+    class Mixin {
+      @RequireScopes('mixed')
+      mixed() {}
+    }
+    const layers = policyLayers(Derived, Mixin.prototype.mixed);
+    expect(layers.map((l) => [l.owner.name, l.policy])).toEqual([
+      ['Derived', { acrValues: ['mfa'] }],
+      ['Base', { scopes: ['admin'], maxAuthAgeSec: 60 }],
+      ['mixed', { scopes: ['mixed'] }],
+    ]);
+  });
+});
