@@ -43,6 +43,16 @@ export const PAGES = [
   ['docs/reasons.md', 'reasons.html', 'Decision reasons'],
   ['docs/migration-express-oauth2-jwt-bearer.md', 'migration-express-oauth2-jwt-bearer.html', 'Migrating from express-oauth2-jwt-bearer'],
   ['docs/guides/probe-in-ci.md', 'guides/probe-in-ci.html', 'fapi-probe in CI'],
+  ['docs/regimes/fapi1-advanced.md', 'regimes/fapi1-advanced.html', 'FAPI 1.0 Advanced'],
+  ['docs/regimes/uk-open-banking.md', 'regimes/uk-open-banking.html', 'UK Open Banking'],
+  ['docs/regimes/open-finance-brasil.md', 'regimes/open-finance-brasil.html', 'Open Finance Brasil'],
+  ['docs/options.md', 'options.html', 'Options at a glance'],
+  ['docs/status.md', 'status.html', 'What fapi-guard does today'],
+  ...['core', 'express', 'koa', 'fastify', 'nestjs', 'hono', 'redis', 'testing', 'probe'].map((name) => [
+    `docs/packages/${name}.md`,
+    `packages/${name}.html`,
+    `@fapi-guard/${name} in depth`,
+  ]),
   ['docs/CONFORMANCE.md', 'conformance.html', 'Conformance'],
 ];
 const GENERATED = [
