@@ -356,7 +356,7 @@ export function obErrorEnvelope(reason: GuardErrorReason, id: string | undefined
   };
 }
 
-/** The Open Finance Brasil error codes of the refusals that have their own (DEC-15). */
+/** The Open Finance Brasil error codes of the refusals that have their own. */
 const BR_ERROR_CODES: Readonly<Partial<Record<GuardErrorReason, string>>> = {
   br_jwt_media_type: 'CONTENT_TYPE_NAO_SUPORTADO',
   br_jwt_malformed: 'BAD_SIGNATURE',

@@ -250,7 +250,7 @@ interface Refusal {
   htuOrigin?: { proof: string; request: string };
 }
 
-/** UK.OBIE.Signature.* failures as refusal reasons; a key set that cannot be fetched is a 503 (DEC-09). */
+/** UK.OBIE.Signature.* failures as refusal reasons; a key set that cannot be fetched is a 503, never an accepted request. */
 const OB_FAILURES: Readonly<Record<ObSignatureFailure, GuardErrorReason>> = {
   Missing: 'ob_signature_missing',
   Malformed: 'ob_signature_malformed',
@@ -260,7 +260,7 @@ const OB_FAILURES: Readonly<Record<ObSignatureFailure, GuardErrorReason>> = {
   Unavailable: 'signature_keys_unavailable',
 };
 
-/** Signed-body failures as refusal reasons; a key set or replay store that cannot be reached is a 503 (DEC-09). */
+/** Signed-body failures as refusal reasons; a key set or replay store that cannot be reached is a 503, never an accepted request. */
 const BR_FAILURES: Readonly<Record<JwtBodyFailure, GuardErrorReason>> = {
   media_type: 'br_jwt_media_type',
   malformed: 'br_jwt_malformed',
@@ -494,7 +494,7 @@ function buildGuard(options: GuardOptions): Guard {
 
   /**
    * The client's profile and what it selects, before any proof is verified: the token's
-   * algorithm, the kind of sender constraint, and the FAPI customer headers (DEC-14).
+   * algorithm, the kind of sender constraint, and the FAPI customer headers.
    */
   function serveUnder(
     request: GuardRequest,
