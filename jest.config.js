@@ -6,7 +6,8 @@ const esmOnly = ['jose', 'oauth4webapi', 'dpop', 'oidc-provider', 'cookie', 'str
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/packages', '<rootDir>/test', '<rootDir>/examples'],
+  // docs/snippets/test: the guides' test files, run as they are shown.
+  roots: ['<rootDir>/packages', '<rootDir>/test', '<rootDir>/examples', '<rootDir>/docs'],
   testMatch: ['**/test/**/*.test.ts'],
   // Apps that install the packed packages (tools/consumer-check.sh), not suites of this repo.
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/consumers/'],

@@ -64,7 +64,7 @@ describe('two instances sharing one redis-server', () => {
     await redis?.stop();
   });
 
-  /** A client as packages/redis/README.md configures it: no offline queue. */
+  /** A client as docs/packages/redis.md configures it: no offline queue. */
   async function store(timeoutMs = 500): Promise<RedisIdempotencyStore> {
     const client = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     clients.push(client);

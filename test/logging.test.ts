@@ -5,7 +5,7 @@
  * logs one hint. Through real HTTP; the hint on Express, Koa and Fastify.
  */
 import { Writable } from 'node:stream';
-import { createGuard, type GuardLogger, type GuardOptions } from '@fapi-guard/core';
+import { createGuard, type GuardLogger, type GuardOptions, guardOptionsFromEnv } from '@fapi-guard/core';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import pino from 'pino';
 import { FRAMEWORKS, startApp } from './support/apps';
@@ -173,6 +173,22 @@ describe.each(FRAMEWORKS)('configuration hint on %s', (framework) => {
       msg: expect.stringMatching(/set publicUrl/),
       obj: { proofOrigin: 'https://api.bank.example', requestOrigin: new URL(AUDIENCE).origin },
     });
+  });
+});
+
+describe('configuration hint of a guard configured from the environment', () => {
+  it('names FAPI_PUBLIC_URL and FAPI_TRUSTED_PROXIES, the variables to set, not the options', async () => {
+    const log = capture();
+    const app = await startExpressApp({ ...guardOptionsFromEnv({ FAPI_ISSUER: as.issuer, FAPI_AUDIENCE: AUDIENCE }), logger: log.logger });
+    const token = await as.mint({ scope: 'accounts', jkt: client.jkt });
+    try {
+      const res = await send(`${app.url}/accounts`, { headers: await dpopHeaders(token, 'https://api.bank.example/accounts') });
+      expect(res.status).toBe(401);
+    } finally {
+      await app.close();
+    }
+    expect(log.entries).toHaveLength(1);
+    expect(log.entries[0]?.msg).toMatch(/set FAPI_PUBLIC_URL \(or FAPI_TRUSTED_PROXIES\) to the URL clients use/);
   });
 });
 

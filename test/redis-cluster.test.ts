@@ -1,6 +1,6 @@
 /**
  * `@fapi-guard/redis` on a real Redis Cluster (three masters on loopback ports), through both
- * ioredis `Cluster` and node-redis `createCluster`, set up as packages/redis/README.md says
+ * ioredis `Cluster` and node-redis `createCluster`, set up as docs/packages/redis.md says
  * (`redisReady`, then `sharedSecret`): two API instances share used proofs and the nonce secret,
  * the keys land on all three masters, and a master stopped under traffic costs exactly its keys
  * (503 with Retry-After, within the command timeout) until it is back — no restart of the API.

@@ -1,7 +1,7 @@
 // docs/testing.md shows the consumer apps' files whole: each file under test/consumers/*/src and
 // */test, and each jest.config.js, appears in the guide as the fenced block right after a
 // `<!-- test/consumers/… -->` line naming it, byte for byte. So the guide's code is what
-// tools/consumer-check.sh installs and runs. Blocks so marked in packages/testing/README.md must
+// tools/consumer-check.sh installs and runs. Blocks so marked in docs/packages/testing.md must
 // match their files too.
 // Usage: node tools/consumer-guide.mjs
 import { readdirSync, readFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ function marked(doc) {
   return new Map([...text.matchAll(/^<!-- (test\/consumers\/\S+) -->\n```[a-z]*\n([\s\S]*?)^```$/gm)].map((m) => [m[1], m[2]]));
 }
 const shown = marked('docs/testing.md');
-const readme = marked('packages/testing/README.md');
+const readme = marked('docs/packages/testing.md');
 
 const files = [];
 for (const app of readdirSync(join(root, 'test/consumers'))) {
@@ -31,11 +31,11 @@ for (const path of files) {
 }
 for (const path of shown.keys()) if (!files.includes(path)) problems.push(`${path}: shown in docs/testing.md, no such file`);
 for (const [path, text] of readme) {
-  if (!files.includes(path)) problems.push(`${path}: shown in packages/testing/README.md, no such file`);
-  else if (text !== readFileSync(join(root, path), 'utf8')) problems.push(`${path}: packages/testing/README.md shows another version`);
+  if (!files.includes(path)) problems.push(`${path}: shown in docs/packages/testing.md, no such file`);
+  else if (text !== readFileSync(join(root, path), 'utf8')) problems.push(`${path}: docs/packages/testing.md shows another version`);
 }
 if (problems.length > 0) {
   console.error(problems.join('\n'));
   process.exit(1);
 }
-console.log(`docs/testing.md shows ${files.length} consumer files as they are; packages/testing/README.md ${readme.size}`);
+console.log(`docs/testing.md shows ${files.length} consumer files as they are; docs/packages/testing.md ${readme.size}`);

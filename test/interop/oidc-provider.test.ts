@@ -196,7 +196,7 @@ describe('oidc-provider opaque tokens + signed introspection', () => {
     FAPI_TOKEN_FORMAT: 'opaque',
     FAPI_INTROSPECTION_CLIENT_ID: 'rs-client',
     FAPI_INTROSPECTION_CLIENT_SECRET: 'rs-client-secret-that-is-long-enough',
-    FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG: 'ES256',
+    FAPI_INTROSPECTION_SIGNED_RESPONSE: 'true',
   });
 
   it('DPOP-18 JIR-02 FAPI-RS-06 an opaque DPoP-bound token is introspected (signed answer), and refused once revoked', async () => {

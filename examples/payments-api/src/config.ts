@@ -1,9 +1,23 @@
 /** The example's configuration, read from the environment. */
 import { readFileSync } from 'node:fs';
-import type { ClientCertificateFormat, ClientKeySource, GuardOptions, SignatureJwk } from '@fapi-guard/core';
+import { type ClientKeySource, type GuardOptions, guardOptionsFromEnv, type IssuerConfig, type SignatureJwk } from '@fapi-guard/core';
 
 export type Framework = 'express' | 'koa' | 'fastify' | 'nestjs' | 'nestjs-fastify' | 'hono';
 const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'];
+
+/**
+ * `FAPI_*` variables of the example's own; every other one is the guard's, read by
+ * `guardOptionsFromEnv` (an unknown one stops the start-up with the nearest known name).
+ */
+export const EXAMPLE_VARIABLES = [
+  'FAPI_FRAMEWORK',
+  'FAPI_ALLOW_BEARER',
+  'FAPI_API_URL',
+  'FAPI_MESSAGE_SIGNING',
+  'FAPI_SIGNING_CLIENTS',
+  'FAPI_SIGNING_KEY',
+  'FAPI_IDEMPOTENCY',
+] as const;
 
 export interface ExampleConfig {
   /**
@@ -13,33 +27,23 @@ export interface ExampleConfig {
   framework: Framework;
   port: number;
   host: string;
-  /** Trusted issuer (`FAPI_ISSUER`); unset → the embedded MockIssuer is started. */
-  issuer: string | undefined;
-  /** `FAPI_JWKS_URI`: skip discovery. */
-  jwksUri: string | undefined;
+  /** Trusted issuer(s) (`FAPI_ISSUER`, `FAPI_JWKS_URI`); unset → the embedded MockIssuer is started. */
+  issuer: string | IssuerConfig | readonly (string | IssuerConfig)[] | undefined;
   /** `FAPI_AUDIENCE`: resource identifier (token `aud`). @default FAPI_PUBLIC_URL, else http://HOST:PORT */
-  audience: string;
+  audience: string | readonly string[];
   /** `FAPI_PUBLIC_URL`: public origin clients address (DPoP `htu`), behind a proxy or load balancer. */
-  publicUrl: string | undefined;
+  publicUrl: string | readonly string[] | undefined;
+  /**
+   * Every other guard option the `FAPI_*` variables set (`guardOptionsFromEnv`: algorithms,
+   * clock tolerance, DPoP nonces, certificate header, introspection, token format, …), with the
+   * example's one default: `FAPI_CLIENT_CERT_TRUSTED_PEERS` is loopback when a certificate
+   * header is configured without peers or a shared secret.
+   */
+  guard: Omit<GuardOptions, 'issuer' | 'issuers' | 'audience' | 'publicUrl'>;
   /** `FAPI_ALLOW_BEARER=true`: accept unbound tokens (outside FAPI). */
   allowBearer: boolean;
-  /** `FAPI_DPOP_NONCE_SECRET`: shared nonce secret (≥ 32 bytes) for several instances. */
-  nonceSecret: string | undefined;
   /** `TLS_CERT` / `TLS_KEY` (PEM files): serve HTTPS and ask clients for certificates (RFC 8705). */
   tls: { cert: string; key: string } | undefined;
-  /**
-   * `FAPI_CLIENT_CERT_HEADER` (e.g. `client-cert`): take client certificates from this header of
-   * a trusted TLS-terminating proxy; `FAPI_CLIENT_CERT_FORMAT` (`rfc9440`, `nginx`, `envoy`) and
-   * `FAPI_CLIENT_CERT_TRUSTED_PEERS` (comma-separated IPs/CIDRs, default loopback) go with it.
-   */
-  clientCert: { header: string; format: ClientCertificateFormat; trustedPeers: string[] } | undefined;
-  /**
-   * Introspection (RFC 7662) when `FAPI_INTROSPECTION_CLIENT_ID` is set: with
-   * `FAPI_INTROSPECTION_CLIENT_SECRET`, `FAPI_INTROSPECTION_ENDPOINT` (default: discovered),
-   * `FAPI_INTROSPECTION_AUTH_METHOD` (`client_secret_basic` or `client_secret_post`),
-   * `FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG` (set → signed answers required, RFC 9701).
-   */
-  introspection: GuardOptions['introspection'];
   /**
    * `REDIS_URL`: share the DPoP replay store, the introspection cache and the nonce secret
    * between instances on this Redis.
@@ -50,8 +54,6 @@ export interface ExampleConfig {
    * `REDIS_URL`, kept on Redis for every instance). @default 'optional'
    */
   idempotency: 'required' | 'optional';
-  /** `FAPI_TOKEN_FORMAT`: `jwt`, `opaque` or `auto`. @default auto with introspection, else jwt */
-  tokenFormat: GuardOptions['tokenFormat'];
   /**
    * FAPI 2.0 Message Signing on `POST /payments` when `FAPI_MESSAGE_SIGNING` is `required` or
    * `optional`: request signatures checked, responses signed. `FAPI_SIGNING_CLIENTS` is a JSON
@@ -64,6 +66,9 @@ export interface ExampleConfig {
     | undefined;
 }
 
+/** Stands in for the embedded MockIssuer's URL, known once it listens (replaced by `startExample`). */
+const EMBEDDED_ISSUER = 'http://127.0.0.1';
+
 function idempotencyMode(value: string | undefined): 'required' | 'optional' {
   if (value === undefined || value === '' || value === 'optional') return 'optional';
   if (value === 'required') return 'required';
@@ -74,32 +79,35 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
   const port = Number(env.PORT ?? 3000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT "${env.PORT}" is not a port number`);
   const host = env.HOST ?? '127.0.0.1';
-  const publicUrl = env.FAPI_PUBLIC_URL || undefined;
   const framework = (env.FAPI_FRAMEWORK || 'express') as Framework;
   if (!FRAMEWORKS.includes(framework)) throw new Error(`FAPI_FRAMEWORK "${framework}" is not one of ${FRAMEWORKS.join(', ')}`);
+  const embedded = !env.FAPI_ISSUER?.trim();
+  const firstPublicUrl = env.FAPI_PUBLIC_URL?.split(',')[0]?.trim();
+  const proxyWithoutPeers = env.FAPI_CLIENT_CERT_HEADER && !env.FAPI_CLIENT_CERT_TRUSTED_PEERS && !env.FAPI_CLIENT_CERT_SECRET;
+  // The library's reader: one set of variable names for the library and the example.
+  const { issuers, audience, publicUrl, ...guard } = guardOptionsFromEnv(
+    {
+      ...env,
+      FAPI_ISSUER: embedded ? EMBEDDED_ISSUER : env.FAPI_ISSUER,
+      FAPI_AUDIENCE: env.FAPI_AUDIENCE || firstPublicUrl || `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+      ...(proxyWithoutPeers ? { FAPI_CLIENT_CERT_TRUSTED_PEERS: '127.0.0.1,::1' } : {}),
+    },
+    { allow: EXAMPLE_VARIABLES },
+  );
+  if (embedded && env.FAPI_JWKS_URI) throw new Error('FAPI_JWKS_URI needs FAPI_ISSUER (the embedded MockIssuer publishes its own keys)');
   return {
     framework,
     port,
     host,
-    issuer: env.FAPI_ISSUER || undefined,
-    jwksUri: env.FAPI_JWKS_URI || undefined,
-    audience: env.FAPI_AUDIENCE || publicUrl || `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    issuer: embedded ? undefined : issuers,
+    audience,
     publicUrl,
+    guard,
     allowBearer: env.FAPI_ALLOW_BEARER === 'true',
-    nonceSecret: env.FAPI_DPOP_NONCE_SECRET || undefined,
     tls: readTls(env),
     redisUrl: env.REDIS_URL || undefined,
     idempotency: idempotencyMode(env.FAPI_IDEMPOTENCY),
-    introspection: readIntrospection(env),
-    tokenFormat: (env.FAPI_TOKEN_FORMAT || undefined) as GuardOptions['tokenFormat'],
     messageSigning: readMessageSigning(env),
-    clientCert: env.FAPI_CLIENT_CERT_HEADER
-      ? {
-          header: env.FAPI_CLIENT_CERT_HEADER,
-          format: (env.FAPI_CLIENT_CERT_FORMAT || 'rfc9440') as ClientCertificateFormat,
-          trustedPeers: (env.FAPI_CLIENT_CERT_TRUSTED_PEERS || '127.0.0.1,::1').split(',').map((p) => p.trim()),
-        }
-      : undefined,
   };
 }
 
@@ -128,26 +136,4 @@ function readTls(env: NodeJS.ProcessEnv): ExampleConfig['tls'] {
   if (!env.TLS_CERT && !env.TLS_KEY) return undefined;
   if (!env.TLS_CERT || !env.TLS_KEY) throw new Error('set both TLS_CERT and TLS_KEY (PEM files), or neither');
   return { cert: readFileSync(env.TLS_CERT, 'utf8'), key: readFileSync(env.TLS_KEY, 'utf8') };
-}
-
-function readIntrospection(env: NodeJS.ProcessEnv): ExampleConfig['introspection'] {
-  const clientId = env.FAPI_INTROSPECTION_CLIENT_ID;
-  if (!clientId) return undefined;
-  const method = env.FAPI_INTROSPECTION_AUTH_METHOD || 'client_secret_basic';
-  if (method !== 'client_secret_basic' && method !== 'client_secret_post') {
-    throw new Error(`FAPI_INTROSPECTION_AUTH_METHOD "${method}": the example supports client_secret_basic and client_secret_post`);
-  }
-  const alg = env.FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG;
-  if (alg && !['ES256', 'PS256', 'EdDSA'].includes(alg)) {
-    throw new Error(`FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG "${alg}" is not a FAPI 2.0 algorithm (ES256, PS256, EdDSA)`);
-  }
-  const clientSecret = env.FAPI_INTROSPECTION_CLIENT_SECRET;
-  if (!clientSecret) throw new Error('FAPI_INTROSPECTION_CLIENT_SECRET is required with FAPI_INTROSPECTION_CLIENT_ID');
-  return {
-    clientId,
-    clientAuth: { method, clientSecret },
-    ...(env.FAPI_INTROSPECTION_ENDPOINT ? { endpoint: env.FAPI_INTROSPECTION_ENDPOINT } : {}),
-    signedResponse: Boolean(alg),
-    ...(env.FAPI_INTROSPECTION_CACHE_TTL_SEC ? { cache: { maxTtlSec: Number(env.FAPI_INTROSPECTION_CACHE_TTL_SEC) } } : {}),
-  };
 }

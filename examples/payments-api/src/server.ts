@@ -33,45 +33,76 @@ export interface RunningExample {
   close(): Promise<void>;
 }
 
+/**
+ * Replaces the issuer configuration built from `config` (e.g. a static key set); adds to the
+ * message-signing options (e.g. the audit hook); sets the JWKS cache tuning.
+ */
+export interface StartOverrides {
+  issuer?: IssuerConfig;
+  messageSigning?: Partial<MessageSigningOptions>;
+  keys?: KeySetOptions;
+  logger?: GuardOptions['logger'];
+}
+
 export async function startExample(
   config: ExampleConfig,
   onDecision?: (e: DecisionEvent) => void,
-  /**
-   * Replaces the issuer configuration built from `config` (e.g. a static key set); adds to the
-   * message-signing options (e.g. the audit hook); sets the JWKS cache tuning.
-   */
-  overrides: {
-    issuer?: IssuerConfig;
-    messageSigning?: Partial<MessageSigningOptions>;
-    keys?: KeySetOptions;
-    logger?: GuardOptions['logger'];
-  } = {},
+  overrides: StartOverrides = {},
 ): Promise<RunningExample> {
-  const mock = config.issuer ? undefined : await MockIssuer.start({ audience: config.audience });
-  const issuer = config.issuer ?? (mock as MockIssuer).issuer;
-  const shared = config.redisUrl ? await sharedState(config.redisUrl) : undefined;
-  const introspection =
-    config.introspection && shared
-      ? { ...config.introspection, cache: { ...(config.introspection.cache || {}), store: shared.introspectionCache } }
-      : config.introspection;
+  const audience = [config.audience].flat()[0] as string;
+  const mock = config.issuer === undefined ? await MockIssuer.start({ audience }) : undefined;
+  const issuers = overrides.issuer ? [overrides.issuer] : mock ? [mock.issuer] : [config.issuer ?? []].flat();
+  let shared: Awaited<ReturnType<typeof sharedState>> | undefined;
+  try {
+    shared = config.redisUrl ? await sharedState(config.redisUrl) : undefined;
+    return await startApi(config, { mock, issuers, shared, onDecision, overrides });
+  } catch (error) {
+    // A configuration refused at start-up leaves nothing running behind it.
+    shared?.redis.disconnect();
+    await mock?.stop();
+    throw error;
+  }
+}
+
+async function startApi(
+  config: ExampleConfig,
+  {
+    mock,
+    issuers,
+    shared,
+    onDecision,
+    overrides,
+  }: {
+    mock: MockIssuer | undefined;
+    issuers: (string | IssuerConfig)[];
+    shared: Awaited<ReturnType<typeof sharedState>> | undefined;
+    onDecision: ((e: DecisionEvent) => void) | undefined;
+    overrides: StartOverrides;
+  },
+): Promise<RunningExample> {
+  const audience = [config.audience].flat()[0] as string;
+  const { introspection, dpop } = config.guard;
   const guard: GuardOptions = {
-    issuer: overrides.issuer ?? (config.jwksUri ? { issuer, jwksUri: config.jwksUri } : issuer),
-    // Certificate-bound tokens over our own TLS listener, or from a trusted proxy's header.
-    mtls: config.clientCert
-      ? { proxy: { header: config.clientCert.header, format: config.clientCert.format, trustedPeers: config.clientCert.trustedPeers } }
-      : config.tls !== undefined,
+    // What the FAPI_* variables set (guardOptionsFromEnv), so start-up errors name the variable.
+    ...config.guard,
+    issuers,
     audience: config.audience,
     publicUrl: config.publicUrl,
+    // Certificate-bound tokens over our own TLS listener (TLS_CERT), or from a trusted proxy's header.
+    mtls: config.guard.mtls ?? config.tls !== undefined,
     dpop: {
+      ...dpop,
       ...(shared ? { replayStore: shared.replayStore } : {}),
-      ...(config.nonceSecret || shared ? { nonce: { secret: config.nonceSecret ?? (shared?.nonceSecret as string) } } : {}),
+      ...(dpop?.nonce?.secret || shared
+        ? { nonce: { ...dpop?.nonce, secret: dpop?.nonce?.secret ?? (shared?.nonceSecret as string) } }
+        : {}),
     },
-    introspection,
+    introspection:
+      introspection && shared ? { ...introspection, cache: { ...introspection.cache, store: shared.introspectionCache } } : introspection,
     // Idempotency keys of POST /payments: on Redis, a retry at any instance is answered once.
     ...(shared ? { idempotency: { store: shared.idempotencyStore } } : {}),
     // RFC 9728: clients can discover what this API needs; challenges point to the document.
     resourceMetadata: { resourceName: 'Example payments API' },
-    tokenFormat: config.tokenFormat,
     onDecision,
     ...(overrides.keys ? { keys: overrides.keys } : {}),
     ...(overrides.logger !== undefined ? { logger: overrides.logger } : {}),
@@ -81,7 +112,7 @@ export async function startExample(
       clients: config.messageSigning.clients,
       responseKey: config.messageSigning.responseKey ?? ephemeralSigningKey(),
       // SIG-15: published at this path and named in the metadata document.
-      jwksUri: `${new URL(config.publicUrl ?? config.audience).origin}/.well-known/jwks.json`,
+      jwksUri: `${new URL([config.publicUrl ?? audience].flat()[0] as string).origin}/.well-known/jwks.json`,
       ...overrides.messageSigning,
     };
   }
@@ -94,7 +125,7 @@ export async function startExample(
   const { port } = server.address() as AddressInfo;
   return {
     url: `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
-    issuer,
+    issuer: mock ? mock.issuer : issuerOf(issuers[0]),
     mock,
     async close() {
       server.closeAllConnections();
@@ -105,13 +136,15 @@ export async function startExample(
   };
 }
 
-/** Builds the chosen framework's app and listens; every version serves the same routes. */
+const issuerOf = (entry: string | IssuerConfig | undefined) => (typeof entry === 'object' ? entry.issuer : (entry ?? ''));
+
 /** An Ed25519 response-signing key for this run (set FAPI_SIGNING_KEY to keep one across restarts). */
 function ephemeralSigningKey(): SignatureJwk {
   const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
   return { ...jwk, kid: `example-${new Date().toISOString().slice(0, 10)}` };
 }
 
+/** Builds the chosen framework's app and listens; every version serves the same routes. */
 async function listen(
   config: ExampleConfig,
   options: {

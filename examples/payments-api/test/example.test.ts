@@ -148,11 +148,105 @@ describe('npm start', () => {
     }
   });
 
-  it('refuses an unsafe configuration at start-up with a message', async () => {
+  it('refuses an unsafe configuration at start-up with a message naming the variable', async () => {
     const proc = run('main.js', { PORT: '0', FAPI_ISSUER: 'http://as.example.com' });
     expect(await proc.exited).toBe(1);
-    expect(proc.output()).toContain('must use https');
+    expect(proc.output()).toContain('FAPI_ISSUER "http://as.example.com" must use https');
   });
+});
+
+describe("configuration through the library's guardOptionsFromEnv", () => {
+  it('reads every guard variable the library reads, so one set of names serves both', async () => {
+    const config = readConfig({
+      FAPI_ISSUER: 'https://as.bank.example',
+      FAPI_AUDIENCE: 'https://payments.example',
+      FAPI_CLOCK_TOLERANCE_SEC: '5',
+      FAPI_DPOP_MAX_AGE_SEC: '30',
+      FAPI_INTROSPECTION_CLIENT_ID: 'rs',
+      FAPI_INTROSPECTION_CLIENT_SECRET: 's',
+      FAPI_INTROSPECTION_SIGNED_RESPONSE: 'true',
+    });
+    expect(config.issuer).toEqual(['https://as.bank.example']);
+    expect(config.guard).toMatchObject({
+      clockToleranceSec: 5,
+      dpop: { maxAgeSec: 30 },
+      introspection: { clientId: 'rs', signedResponse: true },
+    });
+    // The example's own variables are declared; a typo is not a silently skipped setting.
+    expect(() => readConfig({ FAPI_FRAMEWORK: 'koa', FAPI_ALLOW_BEARER: 'true', FAPI_API_URL: 'http://x' })).not.toThrow();
+    expect(() => readConfig({ FAPI_AUDIENCES: 'https://payments.example' })).toThrow(
+      /FAPI_AUDIENCES is not a fapi-guard variable; did you mean FAPI_AUDIENCE\?/,
+    );
+    expect(() => readConfig({ FAPI_INTROSPECTION_SIGNED_RESPONSE_ALG: 'ES256' })).toThrow(
+      /did you mean FAPI_INTROSPECTION_SIGNED_RESPONSE\?/,
+    );
+  });
+
+  it('stops at start-up on a value the guard refuses, naming the variable', async () => {
+    await expect(startExample({ ...readConfig({ FAPI_CLOCK_TOLERANCE_SEC: '61' }), port: 0 })).rejects.toThrow(
+      'fapi-guard: FAPI_CLOCK_TOLERANCE_SEC must be between 0 and 60 seconds',
+    );
+    await expect(startExample({ ...readConfig({ FAPI_ALGORITHMS: 'RS256' }), port: 0 })).rejects.toThrow(
+      /FAPI_ALGORITHMS "RS256" is outside FAPI 2.0/,
+    );
+  });
+});
+
+/** Runs an npm script from the repository root, as the README says, in its own process group. */
+function npmRun(script: string, env: Record<string, string>, args: string[] = []) {
+  const child = spawn('npm', ['run', script, ...(args.length ? ['--', ...args] : [])], {
+    cwd: join(__dirname, '..', '..', '..'),
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+/** Build output the README's commands must not print before their answer. */
+const BUILD_NOISE = /turbo|Tasks:|Packages in scope|Cached:/;
+/** What a command printed after npm's own two-line banner (`> start`, `> node …`). */
+const answer = (output: string) =>
+  output
+    .split('\n')
+    .filter((line) => !line.startsWith('> ') && line.trim() !== '')
+    .join('\n');
+
+describe('npm start / npm run call from the repository root', () => {
+  it('answer without build output, and `npm start` stopped by its PID takes the server with it (no orphan)', async () => {
+    const port = await freePort();
+    const start = npmRun('start', { PORT: String(port), HOST: '127.0.0.1', FAPI_ISSUER: '', FAPI_AUDIENCE: '', FAPI_PUBLIC_URL: '' });
+    try {
+      await waitFor(() => start.output().includes('npm run demo'), 120_000);
+      expect(answer(start.output())).not.toMatch(BUILD_NOISE);
+      expect(answer(start.output())).toMatch(/^fapi-guard example payments API \(express\) on http:\/\/127\.0\.0\.1:\d+/);
+      const call = npmRun('call', { FAPI_API_URL: `http://127.0.0.1:${port}` }, ['GET', '/accounts']);
+      expect(await call.exited).toBe(0);
+      expect(answer(call.output())).not.toMatch(BUILD_NOISE);
+      expect(call.output()).toContain('→ 200 OK');
+      expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    } finally {
+      // The PID of the command the user started (npm), not of the server it runs.
+      process.kill(start.child.pid as number, 'SIGTERM');
+    }
+    await start.exited;
+    // Nothing listens on the port any more: the server went with the command.
+    const stillUp = async () =>
+      fetch(`http://127.0.0.1:${port}/health`).then(
+        () => true,
+        () => false,
+      );
+    const until = Date.now() + 10_000;
+    while ((await stillUp()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    expect(await stillUp()).toBe(false);
+  }, 240_000);
 });
 
 describe('decision log (src/log.ts)', () => {

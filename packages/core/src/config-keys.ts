@@ -293,6 +293,7 @@ const compat = shape<CompatOptions>({
   clientIdClaim: string,
   // Which names are allowed is checked with the other options (its message names the fix).
   optionalClaims: strings,
+  acceptNonFapiAlgorithms: boolean,
 });
 
 const clientProfiles = shape<ClientProfileOptions>({

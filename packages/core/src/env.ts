@@ -6,6 +6,7 @@
  */
 import type { CertificateProxyOptions, ClientCertificateFormat } from './binding/mtls.js';
 import { nearestKey } from './config-keys.js';
+import { markFromEnvironment } from './env-names.js';
 import type { GuardOptions } from './options.js';
 import type { IntrospectionOptions } from './tokens/introspection.js';
 
@@ -165,7 +166,8 @@ export function guardOptionsFromEnv(env: Env = process.env, options: GuardEnvOpt
 
   const introspection = readIntrospection(read, flag, number, oneOf);
   if (introspection) result.introspection = introspection;
-  return result;
+  // createGuard's start-up errors then name the variables instead of the options they set.
+  return markFromEnvironment(result);
 }
 
 type Read = (name: GuardEnvVariable) => string | undefined;
@@ -202,6 +204,13 @@ function readCertificateProxy(
     throw envError(missing, `is required with ${given}`);
   }
   if (secretHeader !== undefined && secret !== undefined) proxy.sharedSecret = { header: secretHeader, value: secret };
+  else if (!peers) {
+    // RFC 9440 §4: a certificate header from anyone else proves nothing.
+    throw envError(
+      'FAPI_CLIENT_CERT_HEADER',
+      'needs FAPI_CLIENT_CERT_TRUSTED_PEERS (the proxy addresses), or FAPI_CLIENT_CERT_SECRET_HEADER and FAPI_CLIENT_CERT_SECRET',
+    );
+  }
   return proxy;
 }
 

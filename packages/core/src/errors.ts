@@ -356,7 +356,7 @@ export function obErrorEnvelope(reason: GuardErrorReason, id: string | undefined
   };
 }
 
-/** The Open Finance Brasil error codes of the refusals that have their own (DEC-15). */
+/** The Open Finance Brasil error codes of the refusals that have their own. */
 const BR_ERROR_CODES: Readonly<Partial<Record<GuardErrorReason, string>>> = {
   br_jwt_media_type: 'CONTENT_TYPE_NAO_SUPORTADO',
   br_jwt_malformed: 'BAD_SIGNATURE',
@@ -455,7 +455,7 @@ function param(name: string, value: string): string {
 
 /**
  * Renders the `WWW-Authenticate` value: one challenge per accepted scheme, `realm` always on
- * Bearer (DEC-06), `algs` always on DPoP, `error` only on the scheme the client used, or on both
+ * Bearer (RFC 6750 §3 asks for at least one auth-param), `algs` always on DPoP, `error` only on the scheme the client used, or on both
  * when the request was ambiguous (RFC 9449 §7.2, DPOP-21).
  */
 export function renderChallenges(reason: GuardErrorReason, ctx: ChallengeContext): string | undefined {

@@ -6,6 +6,7 @@ import { type DpopResult, DpopVerifier } from './binding/dpop.js';
 import { CertificateSource, type ClientCertificate } from './binding/mtls.js';
 import { DpopNonces } from './binding/nonce.js';
 import { bodyHasToken, readCredentials } from './credentials.js';
+import { fromEnvironment, renameForEnvironment, withVariableNames } from './env-names.js';
 import {
   type AuthScheme,
   brErrorEnvelope,
@@ -218,6 +219,14 @@ interface Pass {
   interaction: InteractionId | undefined;
 }
 
+/** The sender constraint a token asks for: `cnf.jkt` (checked first, as in `bind`), `cnf.x5t#S256`, or none. */
+function requestedBinding(claims: Readonly<AccessTokenClaims>): Binding['type'] {
+  const cnf = claims.cnf as Record<string, unknown> | undefined;
+  if (typeof cnf?.jkt === 'string') return 'dpop';
+  if (typeof cnf?.['x5t#S256'] === 'string') return 'mtls';
+  return 'bearer';
+}
+
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -242,7 +251,7 @@ interface Refusal {
   htuOrigin?: { proof: string; request: string };
 }
 
-/** UK.OBIE.Signature.* failures as refusal reasons; a key set that cannot be fetched is a 503 (DEC-09). */
+/** UK.OBIE.Signature.* failures as refusal reasons; a key set that cannot be fetched is a 503, never an accepted request. */
 const OB_FAILURES: Readonly<Record<ObSignatureFailure, GuardErrorReason>> = {
   Missing: 'ob_signature_missing',
   Malformed: 'ob_signature_malformed',
@@ -252,7 +261,7 @@ const OB_FAILURES: Readonly<Record<ObSignatureFailure, GuardErrorReason>> = {
   Unavailable: 'signature_keys_unavailable',
 };
 
-/** Signed-body failures as refusal reasons; a key set or replay store that cannot be reached is a 503 (DEC-09). */
+/** Signed-body failures as refusal reasons; a key set or replay store that cannot be reached is a 503, never an accepted request. */
 const BR_FAILURES: Readonly<Record<JwtBodyFailure, GuardErrorReason>> = {
   media_type: 'br_jwt_media_type',
   malformed: 'br_jwt_malformed',
@@ -271,8 +280,19 @@ const HINT_LOG_WINDOW_MS = 600_000;
 const EXPOSE = { 'access-control-expose-headers': 'WWW-Authenticate, DPoP-Nonce' } as const;
 
 export function createGuard(options: GuardOptions): Guard {
+  try {
+    return buildGuard(options);
+  } catch (error) {
+    // Start-up errors of options read by guardOptionsFromEnv name the variables.
+    throw renameForEnvironment(error, options);
+  }
+}
+
+function buildGuard(options: GuardOptions): Guard {
   const opts = resolveOptions(options);
   const origin = new OriginResolver(opts.origin);
+  // Hints to the operator name what they configured: the variable, or the option.
+  const optionName = (path: string) => (fromEnvironment(options) ? withVariableNames(path) : path);
   // Rate limits are about the operator's real time, not the (possibly fixed) clock option.
   const notices = new Notices(opts.logger);
   const issuerFetched = (issuer: string) => (failure: string | undefined, keptOldKeys: boolean) => {
@@ -475,7 +495,7 @@ export function createGuard(options: GuardOptions): Guard {
 
   /**
    * The client's profile and what it selects, before any proof is verified: the token's
-   * algorithm, the kind of sender constraint, and the FAPI customer headers (DEC-14).
+   * algorithm, the kind of sender constraint, and the FAPI customer headers.
    */
   function serveUnder(
     request: GuardRequest,
@@ -690,7 +710,7 @@ export function createGuard(options: GuardOptions): Guard {
   }
 
   /**
-   * Step 3, the sender constraint: every binding the token carries is checked (DEC-12), and a
+   * Step 3, the sender constraint: every binding the token carries is checked (RFC 8705 §3, RFC 9449 §6), and a
    * token that carries none passes only on routes that allow bearer tokens (FAPI 2.0 §5.3.4 #5).
    * Synchronous unless the replay store answers through a promise.
    */
@@ -787,6 +807,9 @@ export function createGuard(options: GuardOptions): Guard {
       event.binding = result.binding.type;
       event.profile = result.profile;
     }
+    // A refusal after the token was verified names the binding the token asks for (its cnf), so
+    // metrics tell a DPoP client's failures from a bearer client's; before that, none is known.
+    if (!result.ok && t) event.binding = requestedBinding(t.claims);
     if (t) {
       const { iss, client_id, sub } = t.claims as Record<string, unknown>;
       if (typeof iss === 'string') event.issuer = logValue(iss);
@@ -846,7 +869,7 @@ export function createGuard(options: GuardOptions): Guard {
         HINT_LOG_WINDOW_MS,
         { proofOrigin: logValue(refusal.htuOrigin.proof), requestOrigin: logValue(refusal.htuOrigin.request) },
         'fapi-guard: DPoP proofs name this path at another origin than the one this API computes for its requests; ' +
-          'behind a proxy or load balancer set publicUrl (or trustedProxies) to the URL clients use (RFC 9449 §4.3 step 9)',
+          `behind a proxy or load balancer set ${optionName('publicUrl')} (or ${optionName('trustedProxies')}) to the URL clients use (RFC 9449 §4.3 step 9)`,
       );
     }
   }

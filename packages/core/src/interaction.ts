@@ -1,6 +1,6 @@
 /**
  * `x-fapi-interaction-id` (FAPI 1.0 Part 1 §6.2.1 #11–13; FAPI 2.0 Implementation Advice): echo a
- * well-formed request value, otherwise issue a new UUID (DEC-11), on every response.
+ * well-formed request value, otherwise issue a new UUID, on every response.
  */
 import { randomUUID } from 'node:crypto';
 import { type GuardHeaders, headerLines } from './request.js';
@@ -11,7 +11,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-
 export interface InteractionId {
   /** The value to send back. */
   id: string;
-  /** What the client sent when it was not usable (to be logged beside the new one, DEC-11). */
+  /** What the client sent when it was not usable (to be logged beside the new one). */
   refused?: string;
 }
 

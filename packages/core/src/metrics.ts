@@ -9,7 +9,7 @@ import type { DecisionEvent } from './options.js';
 const BUCKETS_MS = [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000];
 
 export interface MetricsSnapshot {
-  /** Decisions by `outcome`, `status`, `reason` (`''` when allowed) and `binding`. */
+  /** Decisions by `outcome`, `status`, `reason` (`''` when allowed) and `binding` (`''` when refused before the token was verified); see {@link DecisionEvent}. */
   decisions: { labels: { outcome: string; status: string; reason: string; binding: string }; count: number }[];
   /** Cumulative histogram of decision durations (ms), Prometheus style. */
   duration: { buckets: { le: number; count: number }[]; sum: number; count: number };

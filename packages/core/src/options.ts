@@ -35,6 +35,9 @@ import { assertSecureUrl } from './url.js';
 /** FAPI 2.0 §5.4.1 #1.2: the algorithms allowed for JWTs, in challenge order (RFC 9449 §7.1 `algs`). */
 export const FAPI_ALGORITHMS = FAPI2_ALGORITHMS;
 
+/** FAPI 2.0 §5.4.1 #1.2 also allows `Ed25519`, the fully-specified name of EdDSA with Ed25519 (RFC 9864). */
+const FAPI_ALLOWED: ReadonlySet<string> = new Set([...FAPI_ALGORITHMS, 'Ed25519']);
+
 /** Asymmetric JWS algorithms this library can verify. `none` and MACs are never among them. */
 export const SUPPORTED_ALGORITHMS: ReadonlySet<string> = new Set([
   'ES256',
@@ -45,7 +48,8 @@ export const SUPPORTED_ALGORITHMS: ReadonlySet<string> = new Set([
   'PS512',
   'EdDSA',
   'Ed25519',
-  // RFC 9068 §2.1 makes RS256 mandatory to implement; FAPI 2.0 §5.4.1 forbids it (DEC-03).
+  // RFC 9068 §2.1 makes RS256 mandatory to implement; FAPI 2.0 §5.4.1 forbids it, so the fapi2
+  // profile refuses it at start-up unless `compat.acceptNonFapiAlgorithms` names the loosening.
   'RS256',
   'RS384',
   'RS512',
@@ -60,6 +64,11 @@ export const SUPPORTED_ALGORITHMS: ReadonlySet<string> = new Set([
  */
 export interface DecisionEvent {
   outcome: 'allow' | 'deny';
+  /**
+   * The guard's answer: the status of the refusal, or 200 for every allowed request. The status
+   * your handler then sends (201, 404, …) is not known to the guard when it decides; count it in
+   * your HTTP server's metrics.
+   */
   status: number;
   /** Stable reason of a refusal (see `GuardError.reason`). */
   reason?: GuardError['reason'];
@@ -75,6 +84,12 @@ export interface DecisionEvent {
   subject?: string;
   /** base64url SHA-256 of the access token. */
   tokenHash?: string;
+  /**
+   * The sender constraint: when allowed, the one proven; when refused after the token was
+   * verified, the one the token asks for (`cnf.jkt` → `dpop`, `cnf.x5t#S256` → `mtls`, no `cnf` →
+   * `bearer`). Absent when the request was refused before its token was verified (no or a
+   * malformed credential, an invalid token, an issuer that cannot be reached).
+   */
   binding?: 'bearer' | 'dpop' | 'mtls';
   /** The profile an allowed client was served under. */
   profile?: ProfileName;
@@ -82,14 +97,14 @@ export interface DecisionEvent {
   note?: string;
   /** `x-fapi-interaction-id` sent back (XFAPI-02: logged with the decision). */
   interactionId?: string;
-  /** A malformed `x-fapi-interaction-id` the client sent, replaced by a new one (DEC-11). */
+  /** A malformed `x-fapi-interaction-id` the client sent, replaced by a new one (both are logged). */
   refusedInteractionId?: string;
   durationMs: number;
 }
 
 /** DPoP proof checks (RFC 9449). */
 export interface DpopOptions {
-  /** Oldest accepted proof `iat`, in seconds (RFC 9449 §11.1; DEC-08). At most 300. @default 60 */
+  /** Oldest accepted proof `iat`, in seconds (RFC 9449 §11.1). At most 300. @default 60 */
   maxAgeSec?: number;
   /** Furthest accepted proof `iat` in the future, in seconds (FAPI-RS-19). At most 60. @default 10 */
   maxFutureSec?: number;
@@ -136,6 +151,14 @@ export interface CompatOptions {
    * known (use `clientIdClaim` to read it from another claim).
    */
   optionalClaims?: readonly ('jti' | 'sub' | 'iat')[];
+  /**
+   * Under the `fapi2` profile, let `algorithms` name algorithms FAPI 2.0 §5.4.1 #1.2 does not
+   * allow (anything but PS256, ES256 and EdDSA, e.g. RS256 from an issuer that cannot sign
+   * otherwise). Without it such an `algorithms` list is a start-up error. The `oauth2` profile
+   * needs no opt-in.
+   * @default false
+   */
+  acceptNonFapiAlgorithms?: boolean;
 }
 
 /**
@@ -202,13 +225,14 @@ export interface GuardOptions extends OriginOptions {
    * Allowed JWS algorithms for access tokens and DPoP proofs (FAPI 2.0 §5.4.1), for clients
    * served under `profile`. `none` and symmetric algorithms are refused at start-up. RSA keys
    * must be ≥ 2048 bits. Under `fapi1-advanced` only PS256 and ES256 can be listed (FAPI 1.0
-   * Part 2 §8.6). Clients moved to another profile by `clientProfiles` get that profile's
+   * Part 2 §8.6); under `fapi2` an algorithm outside PS256, ES256 and EdDSA (e.g. RS256) only with
+   * `compat.acceptNonFapiAlgorithms`. Clients moved to another profile by `clientProfiles` get that profile's
    * default list.
    * @default ['ES256', 'PS256', 'EdDSA']; ['PS256', 'ES256'] under `fapi1-advanced`
    */
   algorithms?: readonly string[];
   /**
-   * Leeway for `exp`, `nbf` and `iat`, in seconds (RFC 9068 §4 #6; DEC-08). At most 60.
+   * Leeway for `exp`, `nbf` and `iat`, in seconds (RFC 9068 §4 #6). At most 60.
    * @default 10
    */
   clockToleranceSec?: number;
@@ -281,7 +305,7 @@ export interface GuardOptions extends OriginOptions {
    * How discovery, JWK set, introspection and client-key fetches leave the process: through a
    * forward proxy (`{ proxy: 'env' }` reads `HTTPS_PROXY` / `NO_PROXY`; `{ proxy: 'http://…' }`)
    * or with an agent of the application's. A proxy that cannot be reached is a 503 with
-   * `Retry-After`, like an issuer that cannot (DEC-09).
+   * `Retry-After`, like an issuer that cannot (FAPI 2.0 §5.3.4: never an accepted request).
    * @default undefined (direct connections; proxy variables are ignored)
    */
   outbound?: OutboundOptions;
@@ -291,7 +315,7 @@ export interface GuardOptions extends OriginOptions {
 
 /** FAPI 2.0 Message Signing settings (see {@link GuardOptions.messageSigning}). */
 export interface MessageSigningOptions extends ClientKeyOptions {
-  /** Oldest accepted `created` of a request signature, in seconds (DEC-08). @default 60 */
+  /** Oldest accepted `created` of a request signature, in seconds (RFC 9421 §3.2.1). @default 60 */
   maxAgeSec?: number;
   /** How far in the future `created` may be, in seconds (clock skew). @default 5 */
   maxFutureSec?: number;
@@ -637,13 +661,18 @@ function audienceOrigins(audiences: readonly string[]): string[] {
   return [...origins];
 }
 
-function resolveAlgorithms(value: readonly string[] | undefined): string[] {
+function resolveAlgorithms(value: readonly string[] | undefined, fapi: boolean, acceptNonFapi: boolean): string[] {
   const list = value === undefined ? [...FAPI_ALGORITHMS] : [...value];
   if (list.length === 0) throw configError('algorithms must not be empty; leave it unset for the FAPI 2.0 default (ES256, PS256, EdDSA)');
   for (const alg of list) {
     if (!SUPPORTED_ALGORITHMS.has(alg)) {
       throw configError(
         `algorithm "${alg}" is not allowed: only asymmetric signature algorithms can be used (${[...SUPPORTED_ALGORITHMS].join(', ')}); 'none' and HMAC never`,
+      );
+    }
+    if (fapi && !acceptNonFapi && !FAPI_ALLOWED.has(alg)) {
+      throw configError(
+        `algorithm "${alg}" is outside FAPI 2.0 §5.4.1 (PS256, ES256, EdDSA), which the default profile 'fapi2' enforces: remove it, or accept the weaker check explicitly with compat: { acceptNonFapiAlgorithms: true } (profile 'oauth2' for an API outside FAPI)`,
       );
     }
   }
@@ -664,7 +693,7 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
   const audiences = resolveAudience(options.audience);
   const tolerance = options.clockToleranceSec ?? 10;
   if (!Number.isFinite(tolerance) || tolerance < 0 || tolerance > 60) {
-    throw configError('clockToleranceSec must be between 0 and 60 seconds (DEC-08)');
+    throw configError('clockToleranceSec must be between 0 and 60 seconds');
   }
   const cacheMax = options.tokenCache === false ? 0 : (options.tokenCache?.max ?? 10_000);
   if (!Number.isInteger(cacheMax) || cacheMax < 0) throw configError('tokenCache.max must be a non-negative integer');
@@ -749,7 +778,10 @@ export function resolveOptions(options: GuardOptions): ResolvedOptions {
  * (each with its own default algorithms).
  */
 function resolveProfiles(name: ProfileName, options: GuardOptions): Profiles {
-  const algorithms = options.algorithms === undefined ? undefined : resolveAlgorithms(options.algorithms);
+  const algorithms =
+    options.algorithms === undefined
+      ? undefined
+      : resolveAlgorithms(options.algorithms, name === 'fapi2', options.compat?.acceptNonFapiAlgorithms === true);
   if (name === 'fapi1-advanced' && algorithms?.some((alg) => !(FAPI1_ALGORITHMS as readonly string[]).includes(alg))) {
     throw configError('under the fapi1-advanced profile algorithms may list PS256 and ES256 only (FAPI 1.0 Part 2 §8.6)');
   }

@@ -29,9 +29,11 @@ const DEFAULT_BUCKETS = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 
 /**
  * `<prefix>_decisions_total{outcome,status,reason,binding}` and
- * `<prefix>_decision_duration_seconds{outcome}`. `reason` is `none` for allowed requests and
- * `binding` is `none` when the request was refused before a binding was known: labels are never
- * empty. Every label value comes from a closed list (no URL, client or token), so cardinality is bounded.
+ * `<prefix>_decision_duration_seconds{outcome}`. `reason` is `none` for allowed requests;
+ * `status` is the guard's answer (the refusal's status, 200 for every allowed request: the status
+ * the handler sends is not the guard's to know); `binding` is the sender constraint proven, or on a
+ * refusal the one the token asks for, and `none` when the request was refused before its token
+ * was verified (see {@link DecisionEvent.binding}). Labels are never empty. Every label value comes from a closed list (no URL, client or token), so cardinality is bounded.
  */
 export function prometheusMetrics(options: PrometheusMetricsOptions): PrometheusMetrics {
   const prefix = options.prefix ?? 'fapi_guard';

@@ -4,12 +4,16 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createGuard, GUARD_ENV_VARIABLES, guardOptionsFromEnv, headersFromRaw } from '@fapi-guard/core';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import { OPTION_VARIABLES } from '../src/env-names';
 
 const minimal = { FAPI_ISSUER: 'https://as.bank.example', FAPI_AUDIENCE: 'https://api.bank.example' };
+/** The mark that makes createGuard's start-up errors name the variables (kept by object spread). */
+const FROM_ENV = Symbol.for('fapi-guard.options-from-env');
+const fromEnv = <T extends object>(options: T) => ({ ...options, [FROM_ENV]: true });
 
 describe('guard options from environment variables', () => {
   it('maps the minimal environment onto issuer and audience', () => {
-    expect(guardOptionsFromEnv(minimal)).toEqual({ issuers: ['https://as.bank.example'], audience: ['https://api.bank.example'] });
+    expect(guardOptionsFromEnv(minimal)).toEqual(fromEnv({ issuers: ['https://as.bank.example'], audience: ['https://api.bank.example'] }));
   });
 
   it('maps every variable onto the option it documents', () => {
@@ -42,36 +46,38 @@ describe('guard options from environment variables', () => {
       FAPI_INTROSPECTION_CACHE_TTL_SEC: '20',
       FAPI_INTROSPECTION_ISSUER: 'https://as.bank.example',
     });
-    expect(options).toEqual({
-      issuers: [{ issuer: 'https://as.bank.example', jwksUri: 'https://as.bank.example/jwks' }],
-      audience: ['https://api.bank.example', 'https://api2.bank.example'],
-      publicUrl: ['https://api.bank.example'],
-      trustedProxies: ['10.0.0.0/8', '192.168.1.1'],
-      profile: 'oauth2',
-      algorithms: ['ES256', 'PS256'],
-      clockToleranceSec: 5,
-      realm: 'bank',
-      tokenFormat: 'auto',
-      introspectJwts: true,
-      resourceMetadata: true,
-      mtls: {
-        proxy: {
-          header: 'client-cert',
-          format: 'rfc9440',
-          trustedPeers: ['10.1.2.3'],
-          sharedSecret: { header: 'x-proxy-secret', value: 's3cret-of-the-proxy-0123' },
+    expect(options).toEqual(
+      fromEnv({
+        issuers: [{ issuer: 'https://as.bank.example', jwksUri: 'https://as.bank.example/jwks' }],
+        audience: ['https://api.bank.example', 'https://api2.bank.example'],
+        publicUrl: ['https://api.bank.example'],
+        trustedProxies: ['10.0.0.0/8', '192.168.1.1'],
+        profile: 'oauth2',
+        algorithms: ['ES256', 'PS256'],
+        clockToleranceSec: 5,
+        realm: 'bank',
+        tokenFormat: 'auto',
+        introspectJwts: true,
+        resourceMetadata: true,
+        mtls: {
+          proxy: {
+            header: 'client-cert',
+            format: 'rfc9440',
+            trustedPeers: ['10.1.2.3'],
+            sharedSecret: { header: 'x-proxy-secret', value: 's3cret-of-the-proxy-0123' },
+          },
         },
-      },
-      dpop: { maxAgeSec: 30, nonce: { required: true, secret: 'x'.repeat(32) } },
-      introspection: {
-        clientId: 'rs',
-        clientAuth: { method: 'client_secret_post', clientSecret: 'secret' },
-        endpoint: 'https://as.bank.example/introspect',
-        issuer: 'https://as.bank.example',
-        signedResponse: false,
-        cache: { maxTtlSec: 20 },
-      },
-    });
+        dpop: { maxAgeSec: 30, nonce: { required: true, secret: 'x'.repeat(32) } },
+        introspection: {
+          clientId: 'rs',
+          clientAuth: { method: 'client_secret_post', clientSecret: 'secret' },
+          endpoint: 'https://as.bank.example/introspect',
+          issuer: 'https://as.bank.example',
+          signedResponse: false,
+          cache: { maxTtlSec: 20 },
+        },
+      }),
+    );
     // The same validation as options written in code accepts it.
     expect(() => createGuard(options)).not.toThrow();
   });
@@ -79,7 +85,7 @@ describe('guard options from environment variables', () => {
   it('reads every variable it documents: each one changes the options or is refused by name', () => {
     // Companions a variable needs before it is read at all.
     const companions: Record<string, Record<string, string>> = {
-      FAPI_CLIENT_CERT: { FAPI_CLIENT_CERT_HEADER: 'client-cert' },
+      FAPI_CLIENT_CERT: { FAPI_CLIENT_CERT_HEADER: 'client-cert', FAPI_CLIENT_CERT_TRUSTED_PEERS: '10.0.0.1' },
       FAPI_INTROSPECTION: { FAPI_INTROSPECTION_CLIENT_ID: 'rs', FAPI_INTROSPECTION_CLIENT_SECRET: 'secret' },
     };
     for (const name of Object.keys(GUARD_ENV_VARIABLES)) {
@@ -98,8 +104,8 @@ describe('guard options from environment variables', () => {
     }
   });
 
-  it('is documented: the core README lists exactly the variables read', () => {
-    const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+  it('is documented: the core reference page (docs/packages/core.md) lists exactly the variables read', () => {
+    const readme = readFileSync(join(__dirname, '..', '..', '..', 'docs', 'packages', 'core.md'), 'utf8');
     const listed = [...readme.matchAll(/^\| `(FAPI_[A-Z0-9_]+)` +\|/gm)].map((m) => m[1]);
     expect(listed).toEqual(Object.keys(GUARD_ENV_VARIABLES));
   });
@@ -151,7 +157,57 @@ describe('guard options from environment variables', () => {
   it('leaves the checks of createGuard in force: an unsafe value from the environment fails at start-up', () => {
     expect(() => createGuard(guardOptionsFromEnv({ ...minimal, FAPI_ISSUER: 'http://as.bank.example' }))).toThrow(/must use https/);
     expect(() => createGuard(guardOptionsFromEnv({ ...minimal, FAPI_ALGORITHMS: 'HS256' }))).toThrow(/HS256" is not allowed/);
-    expect(() => createGuard(guardOptionsFromEnv({ ...minimal, FAPI_CLOCK_TOLERANCE_SEC: '61' }))).toThrow(/clockToleranceSec/);
+    expect(() => createGuard(guardOptionsFromEnv({ ...minimal, FAPI_CLOCK_TOLERANCE_SEC: '61' }))).toThrow(
+      'fapi-guard: FAPI_CLOCK_TOLERANCE_SEC must be between 0 and 60 seconds',
+    );
+  });
+
+  it("names the variable, not the option it sets, in createGuard's start-up errors, also when spread into other options", () => {
+    const fails = (env: Record<string, string>) => () =>
+      createGuard({ ...guardOptionsFromEnv({ ...minimal, ...env }), onDecision: () => {} });
+    expect(fails({ FAPI_DPOP_NONCE_SECRET: 'short' })).toThrow(/^fapi-guard: FAPI_DPOP_NONCE_SECRET must be at least 32 bytes/);
+    expect(fails({ FAPI_DPOP_MAX_AGE_SEC: '301' })).toThrow(/^fapi-guard: FAPI_DPOP_MAX_AGE_SEC must be between 1 and 300 seconds$/);
+    expect(fails({ FAPI_ISSUER: 'http://as.bank.example' })).toThrow(/^fapi-guard: FAPI_ISSUER "http:\/\/as.bank.example" must use https/);
+    expect(fails({ FAPI_ALGORITHMS: 'ES256,HS256' })).toThrow(
+      /^fapi-guard: FAPI_ALGORITHMS "HS256" is not allowed: only asymmetric signature algorithms/,
+    );
+    expect(fails({ FAPI_AUDIENCE: 'urn:bank:api' })).toThrow(/: set FAPI_PUBLIC_URL, e.g. FAPI_PUBLIC_URL='https:\/\/api.example'$/);
+    expect(fails({ FAPI_TRUSTED_PROXIES: 'proxy.internal' })).toThrow(
+      /^fapi-guard: FAPI_TRUSTED_PROXIES entry "proxy.internal" is not an IP/,
+    );
+    expect(fails({ FAPI_CLIENT_CERT_HEADER: 'client-cert', FAPI_CLIENT_CERT_TRUSTED_PEERS: 'proxy' })).toThrow(
+      /^fapi-guard: FAPI_CLIENT_CERT_TRUSTED_PEERS entry "proxy" is not an IP/,
+    );
+    expect(fails({ FAPI_OUTBOUND_PROXY: 'ftp://proxy' })).toThrow(/^fapi-guard: FAPI_OUTBOUND_PROXY must be an http:\/\/ proxy URL/);
+    expect(
+      fails({
+        FAPI_INTROSPECTION_CLIENT_ID: 'rs',
+        FAPI_INTROSPECTION_CLIENT_SECRET: 's',
+        FAPI_INTROSPECTION_ISSUER: 'https://other.example',
+      }),
+    ).toThrow(/^fapi-guard: FAPI_INTROSPECTION_ISSUER must name one of the configured issuers/);
+    // The same mistakes written in code keep the option names.
+    expect(() => createGuard({ issuer: 'https://as.bank.example', audience: 'https://api.bank.example', clockToleranceSec: 61 })).toThrow(
+      /^fapi-guard: clockToleranceSec must be between 0 and 60 seconds$/,
+    );
+    expect(() => createGuard({ issuer: 'https://as.bank.example', audience: 'urn:bank:api' })).toThrow(
+      /set publicUrl, e.g. publicUrl: 'https/,
+    );
+  });
+
+  it('knows the option of every variable it reads, so each can be named in a start-up error', () => {
+    expect(new Set(Object.values(OPTION_VARIABLES))).toEqual(new Set(Object.keys(GUARD_ENV_VARIABLES)));
+  });
+
+  it('refuses a certificate header with neither trusted peers nor a shared secret, naming the variables (RFC 9440 §4)', () => {
+    expect(() => guardOptionsFromEnv({ ...minimal, FAPI_CLIENT_CERT_HEADER: 'client-cert' })).toThrow(
+      'fapi-guard: environment variable FAPI_CLIENT_CERT_HEADER needs FAPI_CLIENT_CERT_TRUSTED_PEERS (the proxy addresses), or FAPI_CLIENT_CERT_SECRET_HEADER and FAPI_CLIENT_CERT_SECRET',
+    );
+    const secret = { FAPI_CLIENT_CERT_SECRET_HEADER: 'x-proxy-secret', FAPI_CLIENT_CERT_SECRET: 's3cret-of-the-proxy-0123' };
+    expect(() => guardOptionsFromEnv({ ...minimal, FAPI_CLIENT_CERT_HEADER: 'client-cert', ...secret })).not.toThrow();
+    expect(() =>
+      guardOptionsFromEnv({ ...minimal, FAPI_CLIENT_CERT_HEADER: 'client-cert', FAPI_CLIENT_CERT_TRUSTED_PEERS: '10.0.0.1' }),
+    ).not.toThrow();
   });
 
   describe('a guard configured from the environment, over HTTP', () => {

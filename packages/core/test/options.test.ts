@@ -31,6 +31,27 @@ describe('start-up validation', () => {
     fails({ algorithms: [] }, /must not be empty/);
   });
 
+  it('FAPI-RS-11 JWTAT-10 under the default fapi2 profile refuses an algorithm outside FAPI 2.0 §5.4.1 unless explicitly accepted', () => {
+    for (const alg of ['RS256', 'PS384', 'ES384', 'RS512']) {
+      fails(
+        { algorithms: ['ES256', alg] },
+        new RegExp(`algorithm "${alg}" is outside FAPI 2.0 §5.4.1 .*compat: \\{ acceptNonFapiAlgorithms: true \\}`),
+      );
+      fails({ profile: 'fapi2', algorithms: [alg] }, /is outside FAPI 2.0 §5.4.1/);
+    }
+    // The FAPI algorithms, with EdDSA under its fully-specified name, need nothing.
+    expect(createGuard({ ...base, algorithms: ['PS256', 'ES256', 'EdDSA', 'Ed25519'] }).options.algorithms).toHaveLength(4);
+    // The loosening is explicit and named, and does not open up none or HMAC.
+    expect(createGuard({ ...base, algorithms: ['RS256'], compat: { acceptNonFapiAlgorithms: true } }).options.algorithms).toEqual([
+      'RS256',
+    ]);
+    fails({ algorithms: ['HS256'], compat: { acceptNonFapiAlgorithms: true } }, /algorithm "HS256" is not allowed/);
+    fails({ algorithms: ['RS256'], compat: { acceptNonFapiAlgorithms: false } }, /is outside FAPI 2.0/);
+    fails({ algorithms: ['RS256'], compat: { acceptNonFapiAlgorithms: 'yes' as never } }, /acceptNonFapiAlgorithms must be/);
+    // The oauth2 profile (outside FAPI) needs no opt-in.
+    expect(createGuard({ ...base, profile: 'oauth2', algorithms: ['RS256'] }).options.algorithms).toEqual(['RS256']);
+  });
+
   it('FAPI-RS-16 refuses an http issuer or jwks_uri that is not loopback', () => {
     fails({ issuer: 'http://as.example.com' }, /must use https/);
     fails({ issuer: { issuer: 'https://as.example.com', jwksUri: 'http://as.example.com/jwks' } }, /jwksUri .* must use https/);

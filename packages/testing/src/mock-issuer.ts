@@ -130,6 +130,23 @@ export interface MockIssuerOptions {
   clock?: () => number;
   /** Port of the HTTP server. @default 0 (a free port) */
   port?: number;
+  /**
+   * The APIs whose tokens the token endpoint issues: a `resource` parameter (RFC 8707) outside
+   * this list gets `invalid_target`.
+   * @default any absolute URI without a fragment
+   */
+  resources?: readonly string[];
+}
+
+/** RFC 8707 §2: a resource indicator is an absolute URI without a fragment component. */
+function isResourceIndicator(value: string): boolean {
+  if (value.includes('#')) return false;
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 interface SigningKey {
@@ -178,8 +195,10 @@ export class MockIssuer {
   private readonly audience: string;
   private readonly clientId: string;
   private readonly clock: () => number;
+  private readonly resources: readonly string[] | undefined;
 
   private constructor(options: MockIssuerOptions) {
+    this.resources = options.resources;
     this.audience = options.audience ?? 'https://rs.example.com';
     this.clientId = options.clientId ?? 'client-1';
     this.clock = options.clock ?? Date.now;
@@ -397,11 +416,24 @@ export class MockIssuer {
   /**
    * Token endpoint (client_credentials, no client authentication: this is a mock). With a
    * valid DPoP proof (RFC 9449 §5) the token is bound to the proof key (`cnf.jkt`) and typed
-   * `DPoP`; without one it is an unbound `Bearer` token.
+   * `DPoP`; without one it is an unbound `Bearer` token. Each `resource` parameter (RFC 8707 §2)
+   * becomes an `aud` value, so one issuer serves several APIs; without one, `aud` is the
+   * `audience` option.
    */
   private async token(req: IncomingMessage, body: string): Promise<{ status: number; body: Record<string, unknown> }> {
     const form = new URLSearchParams(body);
     if (form.get('grant_type') !== 'client_credentials') return { status: 400, body: { error: 'unsupported_grant_type' } };
+    const resources = form.getAll('resource');
+    const badResource = resources.find((r) => !isResourceIndicator(r));
+    if (badResource !== undefined) {
+      // RFC 8707 §2: an absolute URI without a fragment, else invalid_target.
+      return { status: 400, body: { error: 'invalid_target', error_description: 'resource must be an absolute URI without a fragment' } };
+    }
+    if (this.resources !== undefined) {
+      const unknown = resources.find((r) => !this.resources?.includes(r));
+      if (unknown !== undefined)
+        return { status: 400, body: { error: 'invalid_target', error_description: `unknown resource ${unknown}` } };
+    }
     const scope = form.get('scope') ?? undefined;
     const proof = req.headers.dpop;
     let jkt: string | undefined;
@@ -425,7 +457,9 @@ export class MockIssuer {
     // RFC 9068 §2.2: without a resource owner (client credentials) `sub` names the client.
     const client = form.get('client_id') ?? this.clientId;
     const claims = { client_id: client, sub: client };
-    const accessToken = await this.mint({ scope, jkt, lifetimeSec, claims });
+    // RFC 8707: each `resource` becomes an `aud` value.
+    const audience = resources.length === 0 ? undefined : resources.length === 1 ? (resources[0] as string) : resources;
+    const accessToken = await this.mint({ scope, jkt, lifetimeSec, claims, ...(audience === undefined ? {} : { audience }) });
     return {
       status: 200,
       body: { access_token: accessToken, token_type: jkt ? 'DPoP' : 'Bearer', expires_in: lifetimeSec, ...(scope ? { scope } : {}) },

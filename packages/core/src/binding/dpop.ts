@@ -24,9 +24,9 @@ import { jwkThumbprint } from './thumbprint.js';
 export interface DpopVerifierSettings {
   /** Allowed proof algorithms (FAPI 2.0 §5.4.1). */
   algorithms: readonly string[];
-  /** Oldest accepted `iat`, in seconds before now (RFC 9449 §11.1, DEC-08). */
+  /** Oldest accepted `iat`, in seconds before now (RFC 9449 §11.1). */
   maxAgeSec: number;
-  /** Furthest accepted `iat` in the future, in seconds (FAPI-RS-19, DEC-08). */
+  /** Furthest accepted `iat` in the future, in seconds (FAPI 2.0 §5.3.2.1 #14). */
   maxFutureSec: number;
   replayStore: ReplayStore;
   nonces: DpopNonces | undefined;

@@ -3,7 +3,7 @@
  * last logged in to the client, as an HTTP-date; `x-fapi-customer-ip-address`, the customer's
  * IPv4 or IPv6 address. Part 1 §6.2.1 #13: a request with a valid address is never refused.
  * What is well formed is handed to the handler; what is not is reported, and profiles that
- * validate these headers refuse it (DEC-14).
+ * validate these headers refuse it.
  */
 import { isIP } from 'node:net';
 import { type GuardHeaders, headerLines } from '../request.js';
@@ -38,7 +38,7 @@ export function isCustomerIpAddress(value: string): boolean {
 
 /**
  * Reads both headers. `clockToleranceSec` bounds how far in the future an auth date may be: a
- * customer cannot have logged in later than now (DEC-14).
+ * customer cannot have logged in later than now.
  */
 export function readFapiCustomerHeaders(headers: GuardHeaders, nowMs: number, clockToleranceSec: number): FapiHeadersResult {
   const result: { authDate?: Date; customerIpAddress?: string } = {};

@@ -26,7 +26,7 @@ export interface Profile {
   readonly dpop: boolean;
   /** Tokens without `cnf` pass on routes that do not say `allowBearer` (only `oauth2`). */
   readonly bearerByDefault: boolean;
-  /** A malformed `x-fapi-auth-date` or `x-fapi-customer-ip-address` is refused (DEC-14). */
+  /** A malformed `x-fapi-auth-date` or `x-fapi-customer-ip-address` is refused. */
   readonly validatesCustomerHeaders: boolean;
 }
 

@@ -3,7 +3,7 @@
  * the `client_id` of the access token, from a static registry, a resolver function (a client
  * database) or the client's JWKS URL. Only that client's keys can verify its requests (SIG-01).
  * JWKS documents are cached; an unknown `keyid` refetches at most once per cool-down; a client
- * whose keys cannot be fetched and are not cached gives 503 (DEC-09).
+ * whose keys cannot be fetched and are not cached gives 503, never an accepted request.
  */
 import { LRUCache } from 'lru-cache';
 import type { Outbound } from '../tokens/http.js';

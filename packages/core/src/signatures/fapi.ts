@@ -5,12 +5,12 @@
  * Requests (§5.6.1.2): a signature counts only when it is tagged `fapi-2-request` and made with a
  * key of the client the access token was issued to — never chosen by its label (RFC 9421 §3.2,
  * §7.2.5). It must cover `@method`, `@target-uri`, `authorization`, `dpop` when a DPoP header is
- * present, `content-digest` when there is a body (DEC-07: at least one octet), carry `created`
+ * present, `content-digest` when there is a body (at least one content octet), carry `created`
  * within the window, and the digest is recomputed over the received bytes (RFC 9530 §2).
  *
  * Responses (§5.6.2.1): `tag="fapi-2-response"`, `created`, `@status`, the response's own
  * `content-digest`, and the request bound in: every component the request signature covered
- * with `req`, plus its `signature` and `signature-input` members (DEC-05); for an unsigned
+ * with `req`, plus its `signature` and `signature-input` members (and every request component, RFC 9421 §7.3.7); for an unsigned
  * request `@method`, `@target-uri` and `content-digest` with `req`.
  */
 import { type InnerList, type Item, serializeDictionary, serializeInnerList } from 'structured-headers';
@@ -102,7 +102,7 @@ export function acceptSignature(headers: GuardHeaders, hasBody: boolean): string
   return serializeDictionary(new Map([['sig1', [items, new Map([['tag', REQUEST_TAG]])]]]));
 }
 
-/** True when the request has content to sign (DEC-07: at least one octet). */
+/** True when the request has content to sign (at least one content octet). */
 function hasContent(body: Uint8Array | undefined): body is Uint8Array {
   return body !== undefined && body.length > 0;
 }

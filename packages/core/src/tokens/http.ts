@@ -10,7 +10,7 @@
  * - No redirects: a 3xx is an answer like any other non-200.
  * Node's own client rather than `fetch`, because introspection needs a client certificate on the
  * connection (RFC 8705 `tls_client_auth`) and a private CA. Every failure is a
- * `ServiceUnavailable`, which the guard turns into 503 (DEC-09).
+ * `ServiceUnavailable`, which the guard turns into 503.
  */
 import { type Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';

@@ -48,7 +48,7 @@ export interface IntrospectionOptions {
   clientAuth: IntrospectionClientAuth;
   /**
    * Ask for RFC 9701 signed answers (`Accept: application/token-introspection+jwt`) and refuse
-   * plain JSON ones. Register an explicit FAPI algorithm at the AS (DEC-04).
+   * plain JSON ones. Register an explicit FAPI algorithm at the AS (RFC 9701 §6: the default RS256 is outside FAPI).
    * @default false
    */
   signedResponse?: boolean;
@@ -64,7 +64,7 @@ export interface IntrospectionOptions {
   /**
    * Calls that may wait for one of the `maxConcurrent` slots, each for at most `timeoutMs`.
    * A request beyond them, or whose wait runs out, is answered 503 with `Retry-After` at once
-   * (DEC-09), without a call.
+   * (never an accepted request), without a call.
    * @default 64
    */
   maxQueued?: number;
