@@ -54,7 +54,12 @@ declare module 'fastify' {
 export interface FapiGuardFastify {
   /** The framework-free guard behind the plugin. */
   readonly guard: Guard;
-  /** A preHandler that lets through only requests that satisfy `policy`; sets `request.auth`. */
+  /**
+   * A preHandler that lets through only requests that satisfy `policy`; sets `request.auth`.
+   * With `idempotency` in the policy, give it as the route's `preHandler` option (the plugin then
+   * keeps the route's body bytes for the request fingerprint); added with `addHook` instead, it
+   * makes `fastify.ready()` fail with a message that says so.
+   */
   protect(policy?: RoutePolicy): preHandlerAsyncHookHandler;
 }
 
@@ -104,11 +109,25 @@ async function settle(
 /** raw.url is the request target as received, before any prefix rewriting. */
 const targetOf = (request: FastifyRequest) => request.raw.url ?? request.url;
 
+/** The policy of each `protect()` preHandler, so that `onRoute` can find the routes it guards. */
+const protectedBy = new WeakMap<object, CompiledPolicy>();
+
 function preHandlerFor(guard: Guard, policy: CompiledPolicy): preHandlerAsyncHookHandler {
-  return async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
+  const handler = async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
     const result = await authorizeNodeRequest(guard, request.raw, { path: targetOf(request), body: request.body }, policy);
     return settle(guard, policy, request, reply, result);
   };
+  protectedBy.set(handler, policy);
+  return handler;
+}
+
+/** The policy of the first `protect()` preHandler among a route's own preHandlers. */
+function protectPolicyOf(preHandler: unknown): CompiledPolicy | undefined {
+  for (const hook of Array.isArray(preHandler) ? preHandler : [preHandler]) {
+    const policy = typeof hook === 'function' ? protectedBy.get(hook) : undefined;
+    if (policy) return policy;
+  }
+  return undefined;
 }
 
 /**
@@ -146,10 +165,18 @@ function first<T>(hook: T, own: T | T[] | undefined): T[] {
 
 const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, options) => {
   const guard = 'guard' in options ? options.guard : createGuard(options);
+  // protect() preHandlers with `idempotency` that no route carries yet: the body of a request
+  // they guard would be parsed before its bytes could be fingerprinted.
+  const unplaced = new Set<unknown>();
   fastify.decorateRequest('auth', null);
   fastify.decorate('fapi', {
     guard,
-    protect: (policy?: RoutePolicy) => preHandlerFor(guard, guard.policy(policy)),
+    protect: (policy?: RoutePolicy) => {
+      const compiled = guard.policy(policy);
+      const handler = preHandlerFor(guard, compiled);
+      if (idempotencyBodyHook(guard, compiled)) unplaced.add(handler);
+      return handler;
+    },
   } satisfies FapiGuardFastify);
   // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
   for (const path of guard.publishedPaths) {
@@ -170,13 +197,31 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
   // Routes that carry `config.fapi`: no body is read before the client has authenticated.
   fastify.addHook('onRoute', (route) => {
     const policy = route.config?.fapi;
-    if (!policy) return;
+    if (!policy) {
+      // A `preHandler: fastify.fapi.protect({ idempotency })` route: its body bytes are kept as
+      // Fastify's parser reads them, as on `config.fapi` routes (the fingerprint is over them).
+      const guarded = protectPolicyOf(route.preHandler);
+      const keepBody = guarded && idempotencyBodyHook(guard, guarded);
+      if (!keepBody) return;
+      for (const hook of Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) unplaced.delete(hook);
+      route.preParsing = first(keepBody, route.preParsing);
+      return;
+    }
     const compiled = guard.policy(policy);
     const hooks = routeHooksFor(guard, compiled);
     route.onRequest = first(hooks.onRequest, route.onRequest);
     const keepBody = idempotencyBodyHook(guard, compiled);
     if (keepBody) route.preParsing = first(keepBody, route.preParsing);
     route.preValidation = first(hooks.preValidation, route.preValidation);
+  });
+  // A protect() preHandler with `idempotency` added with addHook (or on no route) cannot have its
+  // routes' bodies kept: refused at start-up rather than answered 500 per request.
+  fastify.addHook('onReady', async () => {
+    if (unplaced.size > 0)
+      throw new Error(
+        "fapi-guard: fastify.fapi.protect() with an 'idempotency' policy must be given as a route's preHandler option " +
+          '(or use config: { fapi: routePolicy(...) }): only then are the body bytes kept for the request fingerprint',
+      );
   });
 };
 
