@@ -120,7 +120,11 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         if (!result.ok) return fetchErrorResponse(result);
         // Idempotency keys: a refusal or a retry's stored response is the answer; the handler does not run.
         const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body);
-        if (idempotent.kind === 'answer') return idempotent.response;
+        if (idempotent.kind === 'answer') {
+          // A refusal is not signed; a replay is signed anew for this request (RFC 9421 §2.4, `;req`).
+          if (idempotent.error || !guard.signsResponse(result)) return idempotent.response;
+          return signFetchResponse(guard, result, c.req.method, idempotent.response);
+        }
         // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
         if (idempotent.body) c.req.raw = new Request(c.req.raw, { body: idempotent.body });
         c.set('auth', result);
