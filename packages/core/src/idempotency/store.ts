@@ -32,9 +32,11 @@ export interface IdempotencyStore {
   /**
    * Atomically: when `key` holds nothing, claims it for the request with `fingerprint` for
    * `leaseMs` and resolves `claimed`; otherwise resolves what the key holds. Rejects when the
-   * store cannot answer (the request is then refused with 503 and not processed).
+   * store cannot answer (the request is then refused with 503 and not processed). `client`
+   * names the authenticated client (a hash of its issuer and `client_id`), so that a store can
+   * bound what one client holds; it is already part of `key`.
    */
-  claim(key: string, fingerprint: string, leaseMs: number): Promise<IdempotencyClaim>;
+  claim(key: string, fingerprint: string, leaseMs: number, client: string): Promise<IdempotencyClaim>;
   /** Replaces the claim `token` by `outcome`, kept `ttlMs`; does nothing when the claim is no longer `token`'s. */
   complete(key: string, token: string, outcome: IdempotencyOutcome, ttlMs: number): Promise<void>;
   /** Frees the key when it still holds the claim `token` (the request failed with a 5xx). */
