@@ -3,18 +3,35 @@
  * client can send to get a payment processed twice, a 2xx that must not be, a 5xx, a stall or a
  * leak. Each case names what it tries; the assertions are what must hold.
  */
-import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
+import {
+  type DecisionEvent,
+  DecisionMetrics,
+  type GuardOptions,
+  type IdempotencyStore,
+  MemoryIdempotencyStore,
+  type RoutePolicy,
+} from '@fapi-guard/core';
 import { MockIssuer } from '@fapi-guard/testing';
-import { newLedger, type Party, type Payment, party, sendPayment, startFastifyProtectApp } from './support/idempotency-apps';
+import type { Framework, StartedApp } from './support/apps';
+import {
+  newLedger,
+  type Party,
+  type Payment,
+  party,
+  sendPayment,
+  startFastifyProtectApp,
+  startIdempotentApp,
+} from './support/idempotency-apps';
 
 const PUBLIC = 'https://api.bank.example';
 let as: MockIssuer;
 let alice: Party;
+let bob: Party;
 let options: GuardOptions;
 
 beforeAll(async () => {
   as = await MockIssuer.start({ audience: PUBLIC });
-  alice = await party(as, PUBLIC, 'client-alice');
+  [alice, bob] = await Promise.all([party(as, PUBLIC, 'client-alice'), party(as, PUBLIC, 'client-bob')]);
   options = { issuer: as.issuer, audience: PUBLIC, publicUrl: PUBLIC };
 });
 afterAll(() => as?.stop());
@@ -45,5 +62,116 @@ describe('fastify protect() preHandler with idempotency', () => {
     await expect(startFastifyProtectApp(options, POLICY, newLedger(0), 'hook')).rejects.toThrow(
       /protect\(\) with an 'idempotency' policy must be given as a route's preHandler option/,
     );
+  });
+});
+
+describe.each(['express', 'hono'] as Framework[])('%s, idempotency decisions reported', (framework) => {
+  let app: StartedApp;
+  const events: DecisionEvent[] = [];
+  const metrics = new DecisionMetrics();
+  const logged: unknown[] = [];
+  let storeDown = false;
+  const memory = new MemoryIdempotencyStore();
+  // The memory store, or a store that cannot answer.
+  const store: IdempotencyStore = {
+    claim: (...args) => (storeDown ? Promise.reject(new Error('store down')) : memory.claim(...args)),
+    complete: (...args) => memory.complete(...args),
+    release: (...args) => memory.release(...args),
+  };
+  const ledger = newLedger(300);
+  beforeAll(async () => {
+    const reporting: GuardOptions = {
+      ...options,
+      idempotency: { store },
+      onDecision: (event) => {
+        events.push(event);
+        metrics.record(event);
+      },
+      logger: { warn: () => undefined, error: (obj) => logged.push(obj) },
+    };
+    app = await startIdempotentApp(framework, reporting, POLICY, ledger);
+  });
+  afterAll(() => app?.close());
+
+  /** The idempotency event of the last request (after its access decision). */
+  const last = () => events.at(-1) as DecisionEvent;
+
+  it('idempotency attack: refusals (400, 409, 422, 503) and replays reach onDecision, the metrics and the logger, each with its reason', async () => {
+    const id = (n: number) => ({ 'x-fapi-interaction-id': `6f1d1a5e-0000-4000-8000-00000000000${n}` });
+    expect((await pay(app.url, { headers: id(1) })).status).toBe(400);
+    expect(last()).toMatchObject({
+      outcome: 'deny',
+      status: 400,
+      reason: 'idempotency_key_missing',
+      error: 'invalid_request',
+      idempotency: 'refused',
+      clientId: 'client-alice',
+      interactionId: '6f1d1a5e-0000-4000-8000-000000000001',
+      method: 'POST',
+      url: `${PUBLIC}/payments`,
+    });
+    const key = freshKey();
+    const [first, second] = await Promise.all([
+      pay(app.url, { key }),
+      new Promise((r) => setTimeout(r, 100)).then(() => pay(app.url, { key, headers: id(2) })),
+    ]);
+    expect([first.status, second.status]).toEqual([201, 409]);
+    expect(events.find((e) => e.interactionId === '6f1d1a5e-0000-4000-8000-000000000002' && e.idempotency)).toMatchObject({
+      outcome: 'deny',
+      status: 409,
+      reason: 'idempotency_key_in_flight',
+      idempotency: 'refused',
+    });
+    expect((await pay(app.url, { key, body: '{"amount":"1.00"}' })).status).toBe(422);
+    expect(last()).toMatchObject({ outcome: 'deny', status: 422, reason: 'idempotency_key_reused', idempotency: 'refused' });
+    expect((await pay(app.url, { key, headers: id(3) })).status).toBe(201);
+    expect(last()).toMatchObject({
+      outcome: 'allow',
+      status: 201,
+      reason: 'idempotency_replayed',
+      idempotency: 'replayed',
+      binding: 'dpop',
+      interactionId: '6f1d1a5e-0000-4000-8000-000000000003',
+    });
+    // A first request goes on to the handler with its access decision alone.
+    const before = events.length;
+    expect((await pay(app.url, { key: freshKey() })).status).toBe(201);
+    expect(events.slice(before).map((e) => [e.outcome, e.idempotency])).toEqual([['allow', undefined]]);
+    storeDown = true;
+    try {
+      expect((await pay(app.url, { key: freshKey() })).status).toBe(503);
+    } finally {
+      storeDown = false;
+    }
+    expect(last()).toMatchObject({ outcome: 'deny', status: 503, reason: 'store_unavailable', idempotency: 'refused' });
+    expect(logged).toContainEqual(expect.objectContaining({ reason: 'store_unavailable', status: 503 }));
+    const reasons = metrics.snapshot().decisions.map((d) => `${d.labels.outcome} ${d.labels.status} ${d.labels.reason}`);
+    for (const r of [
+      'deny 400 idempotency_key_missing',
+      'deny 409 idempotency_key_in_flight',
+      'deny 422 idempotency_key_reused',
+      'allow 201 idempotency_replayed',
+      'deny 503 store_unavailable',
+    ])
+      expect(reasons).toContain(r);
+  });
+});
+
+describe('one client filling the memory store', () => {
+  it('idempotency attack: a client sending new keys as fast as it can exhausts only its own share (503 for it, 201 for another client)', async () => {
+    const ledger = newLedger(0);
+    const store = new MemoryIdempotencyStore({ max: 20, maxPerClient: 3 });
+    const app = await startIdempotentApp('express', { ...options, idempotency: { store } }, POLICY, ledger);
+    try {
+      for (let i = 0; i < 3; i++) expect((await pay(app.url, { key: freshKey() })).status).toBe(201);
+      const flood = await pay(app.url, { key: freshKey() });
+      expect(flood.status).toBe(503);
+      expect(flood.headers['retry-after']).toBeDefined();
+      expect(ledger.started).toBe(3);
+      expect((await pay(app.url, { key: freshKey(), who: bob })).status).toBe(201);
+      expect(ledger.started).toBe(4);
+    } finally {
+      await app.close();
+    }
   });
 });
