@@ -108,8 +108,13 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): voi
     const result = (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
     if (!finished) {
       finished = true;
+      // A body shorter or longer than its Content-Length was not sent as declared (the client went
+      // away and the framework ended the response without its body): replaying those headers
+      // with these bytes would leave the retry waiting for bytes that never come. Not kept (409).
+      const declared = res.getHeader('content-length');
+      const misframed = declared !== undefined && Number(declared) !== size;
       const sent =
-        size > ticket.maxResponseBytes
+        size > ticket.maxResponseBytes || misframed
           ? { status: res.statusCode, tooLarge: true as const }
           : { status: res.statusCode, headers: headerLines(res), body: Buffer.concat(chunks) };
       void ticket.finish(sent);
