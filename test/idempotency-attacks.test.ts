@@ -290,3 +290,23 @@ describe('hono, a slow oversized body', () => {
     expect(ledger.started).toBe(started);
   });
 });
+
+describe.each(['express', 'hono'] as Framework[])('%s, a handler slower than leaseSec', (framework) => {
+  let app: StartedApp;
+  const ledger = newLedger(1800);
+  beforeAll(async () => {
+    app = await startIdempotentApp(framework, options, { scopes: ['payments'], idempotency: { mode: 'required', leaseSec: 1 } }, ledger);
+  });
+  afterAll(() => app?.close());
+
+  it('IDEM-12 IDEM-05 the claim is renewed while the first request still runs: a retry after leaseSec gets 409, never a second processing', async () => {
+    const key = freshKey();
+    const first = pay(app.url, { key });
+    await new Promise((r) => setTimeout(r, 1400));
+    const retry = await pay(app.url, { key });
+    expect(retry.status).toBe(409);
+    expect((await first).status).toBe(201);
+    expect((await pay(app.url, { key })).text).toBe((await first).text);
+    expect(ledger.started).toBe(1);
+  });
+});

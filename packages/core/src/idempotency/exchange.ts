@@ -139,9 +139,30 @@ export async function beginIdempotency(
   }
   const { token } = claim;
   const logger = guard.options.logger;
+  // The lease bounds how long a claim outlives a process that died; while this process still
+  // runs the request, the claim is renewed (every half lease, up to the key's lifetime), so that
+  // a handler slower than leaseSec is never overtaken by a retry processed a second time.
+  const renewal = store.extend
+    ? setInterval(
+        () => {
+          if (guard.options.now() - claimedAt + settings.leaseMs > settings.ttlMs) return clearInterval(renewal);
+          store
+            .extend?.(storeKey, token, settings.leaseMs)
+            .catch((e: unknown) =>
+              logger.error(
+                { err: logValue((e as Error)?.message ?? String(e)) },
+                'fapi-guard: the idempotency store could not renew a claim',
+              ),
+            );
+        },
+        Math.max(50, settings.leaseMs / 2),
+      )
+    : undefined;
+  renewal?.unref();
   const ticket: IdempotencyTicket = {
     maxResponseBytes: settings.maxResponseBytes,
     async finish(sent) {
+      clearInterval(renewal);
       try {
         // Server errors are not answers to repeat: the key is freed and a retry is processed.
         if (sent.status >= 500) return await store.release(storeKey, token);

@@ -163,6 +163,12 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     this.put(key, { record, token: undefined, client: held.client, size: sizeOf(record) }, ttlMs);
   }
 
+  async extend(key: string, token: string, leaseMs: number): Promise<void> {
+    const held = this.cache.get(key);
+    // The same entry set again: a new TTL, no change to its size or its client's share.
+    if (held?.token === token) this.cache.set(key, held, { ttl: leaseMs, size: held.size });
+  }
+
   async release(key: string, token: string): Promise<void> {
     if (this.cache.get(key)?.token === token) this.cache.delete(key);
   }

@@ -39,6 +39,12 @@ export interface IdempotencyStore {
   claim(key: string, fingerprint: string, leaseMs: number, client: string): Promise<IdempotencyClaim>;
   /** Replaces the claim `token` by `outcome`, kept `ttlMs`; does nothing when the claim is no longer `token`'s. */
   complete(key: string, token: string, outcome: IdempotencyOutcome, ttlMs: number): Promise<void>;
+  /**
+   * Renews the claim `token` for another `leaseMs` while its request is still being processed;
+   * does nothing when the key no longer holds it. Without it, a handler slower than `leaseSec`
+   * would see its claim expire and a retry processed a second time.
+   */
+  extend?(key: string, token: string, leaseMs: number): Promise<void>;
   /** Frees the key when it still holds the claim `token` (the request failed with a 5xx). */
   release(key: string, token: string): Promise<void>;
 }
