@@ -231,6 +231,19 @@ describe.each(FRAMEWORKS)('%s under attack', (framework) => {
     else expect([retry.status, JSON.parse(retry.text).payment]).toEqual([201, `pay-${before + 1}`]);
   });
 
+  it('IDEM-02 idempotency attack: the key header twice in two letter cases (Idempotency-Key, IDEMPOTENCY-KEY) is refused 400, not processed', async () => {
+    const started = ledger.started;
+    const body = '{"amount":"10.00"}';
+    const { 'idempotency-key': key, ...headers } = await paymentHeaders('POST', '/payments', freshKey());
+    const answer = await trickle(app.url, {
+      path: '/payments',
+      headers: { ...headers, 'Idempotency-Key': key as string, 'IDEMPOTENCY-KEY': freshKey(), 'content-length': String(body.length) },
+      head: body,
+    });
+    expect(answer.status).toBe(400);
+    expect(ledger.started).toBe(started);
+  });
+
   it('idempotency attack: the same key with the query reordered, or the target in absolute form, is never processed a second time', async () => {
     const key = freshKey();
     const started = ledger.started;

@@ -70,7 +70,7 @@ describe.each(FRAMEWORKS)('%s', (framework: Framework) => {
     expect(ledger.processed - before).toBe(1);
   });
 
-  it('IDEM-04 IDEM-15 a retry gets the stored response byte for byte: status, header lines, body', async () => {
+  it('IDEM-04 IDEM-15 a retry gets the stored response: status, header lines and body bytes, with its own x-fapi-interaction-id', async () => {
     const key = freshKey();
     const first = await pay(app.url, { key });
     expect(first.status).toBe(201);
@@ -78,7 +78,13 @@ describe.each(FRAMEWORKS)('%s', (framework: Framework) => {
     const retry = await pay(app.url, { key });
     expect(ledger.started).toBe(before);
     expect(retry.status).toBe(first.status);
-    expect(ownHeaderLines(retry.rawHeaders)).toEqual(ownHeaderLines(first.rawHeaders));
+    // x-fapi-interaction-id is each exchange's own (the client sent none: the guard made one each time).
+    const exchange = /^x-fapi-interaction-id:/i;
+    expect(ownHeaderLines(retry.rawHeaders).filter((l) => !exchange.test(l))).toEqual(
+      ownHeaderLines(first.rawHeaders).filter((l) => !exchange.test(l)),
+    );
+    expect(retry.headers['x-fapi-interaction-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(retry.headers['x-fapi-interaction-id']).not.toBe(first.headers['x-fapi-interaction-id']);
     expect(retry.text).toBe(first.text);
     expect(retry.headers['x-payment']).toBe(JSON.parse(first.text).payment);
   });
