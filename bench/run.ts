@@ -21,7 +21,7 @@ import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto'
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { beginIdempotency, createGuard, headersFromRaw } from '@fapi-guard/core';
+import { beginIdempotency, createGuard, headersFromRaw, MemoryIdempotencyStore } from '@fapi-guard/core';
 import { clientCertHeader, createCertificate, MockIssuer } from '@fapi-guard/testing';
 import autocannon from 'autocannon';
 import { TestRedis } from '../test/support/redis';
@@ -265,9 +265,11 @@ async function coreChecksPerSecond(as: MockIssuer, client: ReturnType<typeof pro
  * body, claim the key in the in-memory store, record the response. Microseconds per request.
  */
 async function idempotencyCoreMicros(): Promise<number> {
-  const guard = createGuard({ issuer: 'https://as.bench.example', audience: AUDIENCE });
+  // One client sends every key: its share of the memory store is the whole store.
+  const store = new MemoryIdempotencyStore({ maxPerClient: 100_000 });
+  const guard = createGuard({ issuer: 'https://as.bench.example', audience: AUDIENCE, idempotency: { store } });
   const policy = guard.policy({ idempotency: 'required' });
-  const auth = { issuer: 'https://as.bench.example', clientId: 'bench' } as Parameters<typeof beginIdempotency>[2];
+  const auth = { issuer: 'https://as.bench.example', clientId: 'bench', headers: {} } as unknown as Parameters<typeof beginIdempotency>[2];
   const body = Buffer.from(PAYMENT);
   const sent = {
     status: 201,

@@ -8,7 +8,7 @@
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 import { openSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
+import { type GuardOptions, MemoryIdempotencyStore, type RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
@@ -93,6 +93,8 @@ function guardOptions(): GuardOptions {
     options.logger = logger;
     options.onDecision = logDecisions(logger);
   }
+  // One bench client sends every key: its share of the memory store is the whole store.
+  if (scenario.includes('-idem')) options.idempotency = { store: new MemoryIdempotencyStore({ maxPerClient: 100_000 }) };
   if (scenario.endsWith('-redis') && config.redisUrl) {
     options.dpop = { replayStore: new RedisReplayStore({ client: new Redis(config.redisUrl) }) };
     if (scenario.includes('-idem')) options.idempotency = { store: new RedisIdempotencyStore({ client: new Redis(config.redisUrl) }) };

@@ -173,6 +173,26 @@ describe('two instances sharing one redis-server', () => {
     }
   });
 
+  it('IDEM-12 IDEM-05 a handler slower than leaseSec keeps its claim renewed on Redis: a retry at another instance gets 409, never a second processing', async () => {
+    const ledger = newLedger(1800);
+    const policy: RoutePolicy = { scopes: ['payments'], idempotency: { mode: 'required', leaseSec: 1 } };
+    const [one, two] = [
+      await startIdempotentApp('express', guardOn(await store()), policy, ledger),
+      await startIdempotentApp('express', guardOn(await store()), policy, ledger),
+    ];
+    try {
+      const key = freshKey();
+      const first = pay(one.url, { key });
+      await new Promise((r) => setTimeout(r, 1400));
+      expect((await pay(two.url, { key })).status).toBe(409);
+      expect((await first).status).toBe(201);
+      expect((await pay(two.url, { key })).text).toBe((await first).text);
+      expect(ledger.started).toBe(1);
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+    }
+  });
+
   it('IDEM-12 a process killed mid-request leaves its key claimed: 409 at another instance until leaseSec, then processed once', async () => {
     const policy: RoutePolicy = { scopes: ['payments'], idempotency: { mode: 'required', ttlSec: 60, leaseSec: 3 } };
     redisCli(redis.port, 'del', 'test:started', 'test:finished');

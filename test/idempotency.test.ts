@@ -5,7 +5,7 @@
  * in one request, or for an oversized or failed response never leads to a second processing.
  */
 import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
-import { MessageSigningClient, MockIssuer } from '@fapi-guard/testing';
+import { MessageSigningClient, MockIssuer, verifySignedResponse } from '@fapi-guard/testing';
 import { FRAMEWORKS, type Framework, type StartedApp } from './support/apps';
 import {
   type Ledger,
@@ -70,7 +70,7 @@ describe.each(FRAMEWORKS)('%s', (framework: Framework) => {
     expect(ledger.processed - before).toBe(1);
   });
 
-  it('IDEM-04 IDEM-15 a retry gets the stored response byte for byte: status, header lines, body', async () => {
+  it('IDEM-04 IDEM-15 a retry gets the stored response: status, header lines and body bytes, with its own x-fapi-interaction-id', async () => {
     const key = freshKey();
     const first = await pay(app.url, { key });
     expect(first.status).toBe(201);
@@ -78,7 +78,13 @@ describe.each(FRAMEWORKS)('%s', (framework: Framework) => {
     const retry = await pay(app.url, { key });
     expect(ledger.started).toBe(before);
     expect(retry.status).toBe(first.status);
-    expect(ownHeaderLines(retry.rawHeaders)).toEqual(ownHeaderLines(first.rawHeaders));
+    // x-fapi-interaction-id is each exchange's own (the client sent none: the guard made one each time).
+    const exchange = /^x-fapi-interaction-id:/i;
+    expect(ownHeaderLines(retry.rawHeaders).filter((l) => !exchange.test(l))).toEqual(
+      ownHeaderLines(first.rawHeaders).filter((l) => !exchange.test(l)),
+    );
+    expect(retry.headers['x-fapi-interaction-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(retry.headers['x-fapi-interaction-id']).not.toBe(first.headers['x-fapi-interaction-id']);
     expect(retry.text).toBe(first.text);
     expect(retry.headers['x-payment']).toBe(JSON.parse(first.text).payment);
   });
@@ -165,23 +171,46 @@ describe.each(FRAMEWORKS)('%s', (framework: Framework) => {
 
 describe.each(FRAMEWORKS)('%s, signed responses', (framework: Framework) => {
   let app: StartedApp;
+  const responseKey = MessageSigningClient.generate('ed25519', 'rs-response');
+  const aliceKey = MessageSigningClient.generate('ed25519', 'alice-key');
   beforeAll(async () => {
-    const responseKey = MessageSigningClient.generate('ed25519', 'rs-response').privateJwk;
-    const signing: GuardOptions = { ...options, messageSigning: { clients: {}, responseKey } };
-    app = await startIdempotentApp(framework, signing, { scopes: ['payments'], idempotency: 'required', signResponse: true }, newLedger(0));
+    const signing: GuardOptions = {
+      ...options,
+      messageSigning: { clients: { 'client-alice': { jwks: aliceKey.jwks } }, responseKey: responseKey.privateJwk },
+    };
+    const policy: RoutePolicy = { scopes: ['payments'], idempotency: 'required', signResponse: true, signedRequest: 'required' };
+    app = await startIdempotentApp(framework, signing, policy, newLedger(0));
   });
   afterAll(() => app?.close());
 
-  it('IDEM-15 a retry gets the signed response with the signature headers as first sent (FAPI 2.0 Message Signing §5.6.2.1)', async () => {
+  it('IDEM-15 a retry gets the first status and bytes, its own x-fapi-interaction-id, and a response signature made for the retry (RFC 9421 §2.4 ;req)', async () => {
     const key = freshKey();
-    const first = await pay(app.url, { key });
+    const signed = (id: string) => ({ key, signer: aliceKey, headers: { 'x-fapi-interaction-id': id } });
+    const first = await pay(app.url, signed('6f1d1a5e-0000-4000-8000-000000000001'));
     expect(first.status).toBe(201);
-    expect(first.headers.signature).toMatch(/^sig1=:/);
+    expect(first.headers['x-fapi-interaction-id']).toBe('6f1d1a5e-0000-4000-8000-000000000001');
     expect(first.headers['signature-input']).toContain('tag="fapi-2-response"');
-    expect(first.headers['content-digest']).toMatch(/^sha-256=:/);
-    const retry = await pay(app.url, { key });
-    expect(ownHeaderLines(retry.rawHeaders)).toEqual(ownHeaderLines(first.rawHeaders));
-    expect(retry.text).toBe(first.text);
+    const retry = await pay(app.url, signed('6f1d1a5e-0000-4000-8000-000000000002'));
+    expect([retry.status, retry.text]).toEqual([201, first.text]);
+    expect(retry.headers['x-payment']).toBe(first.headers['x-payment']);
+    expect(retry.headers['content-digest']).toBe(first.headers['content-digest']);
+    // FAPI: the resource server echoes the id the client sent with this request.
+    expect(retry.headers['x-fapi-interaction-id']).toBe('6f1d1a5e-0000-4000-8000-000000000002');
+    // Every header line but the exchange's own is the first one's.
+    const own = /^(signature|signature-input|x-fapi-interaction-id):/i;
+    expect(ownHeaderLines(retry.rawHeaders).filter((l) => !own.test(l))).toEqual(
+      ownHeaderLines(first.rawHeaders).filter((l) => !own.test(l)),
+    );
+    const verify = (answer: typeof first, request: typeof first.request) =>
+      verifySignedResponse({
+        request,
+        response: { status: answer.status, headers: answer.headers as Record<string, string>, body: answer.text },
+        jwks: responseKey.jwks,
+      }).ok;
+    // The retry's signature covers the retry's request signature; the first one's would not verify for it.
+    expect(verify(retry, retry.request)).toBe(true);
+    expect(verify(first, retry.request)).toBe(false);
+    expect(verify(first, first.request)).toBe(true);
   });
 });
 

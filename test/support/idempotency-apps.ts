@@ -13,7 +13,7 @@ import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { FapiAuth, FapiPolicy } from '@fapi-guard/nestjs';
-import { DpopClient, type MockIssuer } from '@fapi-guard/testing';
+import { DpopClient, type MessageSigningClient, type MockIssuer } from '@fapi-guard/testing';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import { Body, Controller, Post, Put, Res } from '@nestjs/common';
@@ -201,6 +201,10 @@ export interface Payment {
   path?: string;
   /** @default 'idempotency-key' */
   header?: string;
+  /** More request headers (e.g. `x-fapi-interaction-id`). */
+  headers?: Record<string, string>;
+  /** Signs the request (FAPI 2.0 Message Signing) with this client's key. */
+  signer?: MessageSigningClient;
 }
 
 /** One payment request with a fresh DPoP proof (htu without the query, RFC 9449 §4.2). */
@@ -211,7 +215,11 @@ export async function sendPayment(url: string, publicUrl: string, p: Payment) {
   const dpop = await client.proof({ htm: method, htu: `${publicUrl}${path.split('?')[0]}`, accessToken: token });
   const headers: Record<string, string | string[]> = { authorization: `DPoP ${token}`, dpop, 'content-type': 'application/json' };
   if (p.key !== undefined) headers[p.header ?? 'idempotency-key'] = p.key;
-  return send(`${url}${path}`, { method, headers, body: p.body ?? '{"amount":"10.00"}' });
+  Object.assign(headers, p.headers);
+  const body = p.body ?? '{"amount":"10.00"}';
+  const request = { url: `${publicUrl}${path}`, method, headers: headers as Record<string, string>, body };
+  if (p.signer) Object.assign(headers, p.signer.sign(request));
+  return { ...(await send(`${url}${path}`, { method, headers, body })), request };
 }
 
 /** Header lines a server writes for each connection and message itself (RFC 9110 §6.6.1, RFC 9112 §6). */
@@ -223,4 +231,34 @@ export function ownHeaderLines(raw: string[]): string[] {
   for (let i = 0; i + 1 < raw.length; i += 2)
     if (!PER_MESSAGE.has((raw[i] as string).toLowerCase())) lines.push(`${raw[i]}: ${raw[i + 1]}`);
   return lines;
+}
+
+/**
+ * The payments route on Fastify guarded by `app.fapi.protect(policy)` instead of `config.fapi`:
+ * as the route's `preHandler` option (`route`), or added with `addHook` (`hook`, refused at start-up).
+ */
+export async function startFastifyProtectApp(
+  options: GuardOptions,
+  policy: RoutePolicy,
+  ledger: Ledger,
+  placement: 'route' | 'hook',
+): Promise<StartedApp> {
+  const app = Fastify();
+  await app.register(fastifyPlugin, options);
+  const handler = async (request: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
+    const a = await handle(ledger, request.auth, request.body);
+    return reply.code(a.status).headers(a.headers).send(a.body);
+  };
+  if (placement === 'route') app.post('/payments', { preHandler: [app.fapi.protect(policy)] }, handler);
+  else {
+    app.addHook('preHandler', app.fapi.protect(policy));
+    app.post('/payments', handler);
+  }
+  try {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+  } catch (e) {
+    await app.close();
+    throw e;
+  }
+  return { framework: 'fastify', url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
 }

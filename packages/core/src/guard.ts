@@ -166,6 +166,17 @@ export interface Guard {
   /** The refusal for a request whose URL cannot be trusted (adapters call this). */
   refuse(reason: GuardErrorReason, detail: string, policy?: CompiledPolicy, headers?: GuardHeaders): GuardError;
   /**
+   * Reports the idempotency decision on a request `auth` allowed (a {@link DecisionEvent} with
+   * `idempotency` set): a refusal, or a replay with the stored response's `status`. `started` is
+   * `performance.now()` when the decision began. 5xx refusals also reach the logger.
+   */
+  reportIdempotency(
+    auth: Authorized,
+    request: Pick<GuardRequest, 'method' | 'url'>,
+    outcome: GuardError | { replayed: number },
+    started: number,
+  ): void;
+  /**
    * The RFC 9728 metadata response for `GET`/`HEAD` of the well-known path, or `undefined` for
    * any other request (or when `resourceMetadata` is off). Adapters serve it.
    */
@@ -776,12 +787,13 @@ function buildGuard(options: GuardOptions): Guard {
   }
 
   function report(
-    request: GuardRequest,
+    request: Pick<GuardRequest, 'method' | 'url'>,
     started: number,
     result: Authorized | GuardError,
     token?: VerifiedAccessToken,
     note?: string,
     interaction?: InteractionId,
+    extra?: Partial<Pick<DecisionEvent, 'idempotency' | 'reason' | 'status'>>,
   ): void {
     if (!opts.onDecision) return;
     const t = result.ok ? result.token : token;
@@ -817,6 +829,7 @@ function buildGuard(options: GuardOptions): Guard {
       if (typeof sub === 'string') event.subject = logValue(sub);
       event.tokenHash = t.hash;
     }
+    Object.assign(event, extra);
     try {
       opts.onDecision(event);
     } catch {
@@ -912,6 +925,19 @@ function buildGuard(options: GuardOptions): Guard {
     // With the request's headers the refusal carries its x-fapi-interaction-id too.
     refuse: (reason, detail, policy, headers) =>
       toError({ reason, detail }, toPolicy(policy), opts.interactionId && headers ? interactionId(headers).id : undefined),
+    reportIdempotency(auth, request, outcome, started) {
+      const interaction = auth.interactionId === undefined ? undefined : { id: auth.interactionId };
+      if ('replayed' in outcome) {
+        report(request, started, auth, undefined, undefined, interaction, {
+          idempotency: 'replayed',
+          reason: 'idempotency_replayed',
+          status: outcome.replayed,
+        });
+        return;
+      }
+      notify({ reason: outcome.reason, detail: outcome.detail ?? '' }, outcome);
+      report(request, started, outcome, auth.token, undefined, interaction, { idempotency: 'refused' });
+    },
     metadataPath: wellKnownPath,
     publishedPaths: [wellKnownPath, responseJwksPath].filter((p): p is string => p !== undefined),
     signsResponse: (auth) => auth != null && (signing.has(auth) || obSigning.has(auth) || brSigning.has(auth)),

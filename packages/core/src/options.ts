@@ -70,8 +70,18 @@ export interface DecisionEvent {
    * your HTTP server's metrics.
    */
   status: number;
-  /** Stable reason of a refusal (see `GuardError.reason`). */
-  reason?: GuardError['reason'];
+  /**
+   * Stable reason of a refusal (see `GuardError.reason`), or `idempotency_replayed` on an allowed
+   * retry answered with the stored response of its first request.
+   */
+  reason?: GuardError['reason'] | 'idempotency_replayed';
+  /**
+   * Set on the idempotency decision of a request on a route with `idempotency`, reported as a
+   * second event after its access decision (`allow`): `refused` (400, 409, 413, 422 or 503, the
+   * `reason` says which) or `replayed` (the retry got the first request's stored response; `status`
+   * is that response's). A first request that goes on to the handler adds no second event.
+   */
+  idempotency?: 'refused' | 'replayed';
   /** OAuth `error` code sent to the client. */
   error?: string;
   /** Why, in detail; for operators only. */

@@ -135,59 +135,95 @@ describe('MemoryIdempotencyStore', () => {
 
   it('IDEM-05 of twenty concurrent claims of one key exactly one is granted', async () => {
     const store = new MemoryIdempotencyStore();
-    const claims = await Promise.all(Array.from({ length: 20 }, () => store.claim('k', 'f', 10_000)));
+    const claims = await Promise.all(Array.from({ length: 20 }, () => store.claim('k', 'f', 10_000, 'c')));
     expect(claims.filter((c) => c.claimed)).toHaveLength(1);
     expect(claims.filter((c) => !c.claimed).every((c) => !c.claimed && c.record.state === 'in_flight')).toBe(true);
   });
 
   it('completes and releases only with the claim token', async () => {
     const store = new MemoryIdempotencyStore();
-    const claim = await store.claim('k', 'f', 10_000);
+    const claim = await store.claim('k', 'f', 10_000, 'c');
     if (!claim.claimed) throw new Error('not claimed');
     await store.complete('k', 'another token', done('f', 1), 10_000);
     await store.release('k', 'another token');
-    expect(await store.claim('k', 'f', 10_000)).toMatchObject({ claimed: false, record: { state: 'in_flight' } });
+    expect(await store.claim('k', 'f', 10_000, 'c')).toMatchObject({ claimed: false, record: { state: 'in_flight' } });
     await store.complete('k', claim.token, done('f', 1), 10_000);
-    expect(await store.claim('k', 'f', 10_000)).toMatchObject({ claimed: false, record: { state: 'done' } });
+    expect(await store.claim('k', 'f', 10_000, 'c')).toMatchObject({ claimed: false, record: { state: 'done' } });
     // A finished entry is not released by its old token.
     await store.release('k', claim.token);
-    expect(await store.claim('k', 'f', 10_000)).toMatchObject({ claimed: false });
+    expect(await store.claim('k', 'f', 10_000, 'c')).toMatchObject({ claimed: false });
   });
 
   it('IDEM-12 IDEM-14 a claim expires after its lease, an outcome after its TTL', async () => {
     const store = new MemoryIdempotencyStore();
-    expect((await store.claim('k', 'f', 60)).claimed).toBe(true);
-    expect((await store.claim('k', 'f', 60)).claimed).toBe(false);
+    expect((await store.claim('k', 'f', 60, 'c')).claimed).toBe(true);
+    expect((await store.claim('k', 'f', 60, 'c')).claimed).toBe(false);
     await new Promise((r) => setTimeout(r, 90));
-    const again = await store.claim('k', 'f', 10_000);
+    const again = await store.claim('k', 'f', 10_000, 'c');
     expect(again.claimed).toBe(true);
     if (again.claimed) await store.complete('k', again.token, done('f', 1), 60);
-    expect((await store.claim('k', 'f', 10_000)).claimed).toBe(false);
+    expect((await store.claim('k', 'f', 10_000, 'c')).claimed).toBe(false);
     await new Promise((r) => setTimeout(r, 90));
-    expect((await store.claim('k', 'f', 10_000)).claimed).toBe(true);
+    expect((await store.claim('k', 'f', 10_000, 'c')).claimed).toBe(true);
   });
 
   it('when full of live keys, refuses a new claim instead of forgetting one', async () => {
     const store = new MemoryIdempotencyStore({ max: 2 });
-    await store.claim('a', 'f', 10_000);
-    await store.claim('b', 'f', 10_000);
-    await expect(store.claim('c', 'f', 10_000)).rejects.toThrow(IdempotencyStoreFullError);
-    expect(await store.claim('a', 'f', 10_000)).toMatchObject({ claimed: false });
+    await store.claim('a', 'f', 10_000, 'c1');
+    await store.claim('b', 'f', 10_000, 'c2');
+    await expect(store.claim('c', 'f', 10_000, 'c3')).rejects.toThrow(IdempotencyStoreFullError);
+    expect(await store.claim('a', 'f', 10_000, 'c1')).toMatchObject({ claimed: false });
+  });
+
+  it('idempotency attack: one client holds at most maxPerClient keys; its expired keys give its share back; others are unaffected', async () => {
+    const store = new MemoryIdempotencyStore({ max: 100, maxPerClient: 2 });
+    expect((await store.claim('a1', 'f', 60, 'alice')).claimed).toBe(true);
+    expect((await store.claim('a2', 'f', 10_000, 'alice')).claimed).toBe(true);
+    await expect(store.claim('a3', 'f', 10_000, 'alice')).rejects.toThrow(/this client's share/);
+    expect((await store.claim('b1', 'f', 10_000, 'bob')).claimed).toBe(true);
+    await new Promise((r) => setTimeout(r, 90));
+    expect((await store.claim('a3', 'f', 10_000, 'alice')).claimed).toBe(true);
+    await expect(store.claim('a4', 'f', 10_000, 'alice')).rejects.toThrow(/this client's share/);
+    // A released claim gives its place back at once.
+    const b2 = await store.claim('b2', 'f', 10_000, 'bob');
+    if (!b2.claimed) throw new Error('not claimed');
+    await expect(store.claim('b3', 'f', 10_000, 'bob')).rejects.toThrow(IdempotencyStoreFullError);
+    await store.release('b2', b2.token);
+    expect((await store.claim('b3', 'f', 10_000, 'bob')).claimed).toBe(true);
+  });
+
+  it("idempotency attack: one client's large responses fill only its maxBytesPerClient; past it they are kept as not kept", async () => {
+    const store = new MemoryIdempotencyStore({ maxBytes: 100_000, maxBytesPerClient: 5000 });
+    const finish = async (key: string, client: string, bytes: number) => {
+      const claim = await store.claim(key, 'f', 10_000, client);
+      if (!claim.claimed) throw new Error('not claimed');
+      await store.complete(key, claim.token, done('f', bytes), 10_000);
+      return store.claim(key, 'f', 10_000, client);
+    };
+    expect(await finish('a1', 'alice', 4000)).toMatchObject({ record: { state: 'done' } });
+    expect(await finish('a2', 'alice', 4000)).toMatchObject({ record: { state: 'unkept' } });
+    expect(await finish('b1', 'bob', 4000)).toMatchObject({ record: { state: 'done' } });
+  });
+
+  it('refuses unknown or out-of-range options at start-up', () => {
+    expect(() => new MemoryIdempotencyStore({ maxPerClinet: 5 } as never)).toThrow(/no option "maxPerClinet"/);
+    expect(() => new MemoryIdempotencyStore({ max: 10, maxPerClient: 11 })).toThrow(/maxPerClient/);
+    expect(() => new MemoryIdempotencyStore({ maxBytesPerClient: 10 })).toThrow(/maxBytesPerClient/);
   });
 
   it('IDEM-11 a response that does not fit in maxBytes is kept as processed, response not kept', async () => {
     const store = new MemoryIdempotencyStore({ maxBytes: 4096 });
-    const claim = await store.claim('k', 'f', 10_000);
+    const claim = await store.claim('k', 'f', 10_000, 'c');
     if (!claim.claimed) throw new Error('not claimed');
     await store.complete('k', claim.token, done('f', 8192), 10_000);
-    expect(await store.claim('k', 'f', 10_000)).toEqual({ claimed: false, record: { state: 'unkept', fingerprint: 'f' } });
+    expect(await store.claim('k', 'f', 10_000, 'c')).toEqual({ claimed: false, record: { state: 'unkept', fingerprint: 'f' } });
   });
 });
 
 describe('the Node recorder over HTTP', () => {
   const guard = createGuard({ issuer: 'https://as.example.com', audience: 'https://rs.example.com', publicUrl: 'https://rs.example.com' });
   const policy = guard.policy({ idempotency: { mode: 'required', maxResponseBytes: 100 } });
-  const auth = { issuer: 'https://as.example.com', clientId: 'c' } as Authorized;
+  const auth = { issuer: 'https://as.example.com', clientId: 'c', headers: {} } as unknown as Authorized;
   let server: Server;
   let url: string;
   let processed = 0;
@@ -232,7 +268,7 @@ describe('request bodies and folded header lines', () => {
     idempotency: { maxRequestBytes: 10 },
   });
   const policy = guard.policy({ idempotency: 'required' });
-  const auth = { issuer: 'https://as.example.com', clientId: 'c' } as Authorized;
+  const auth = { issuer: 'https://as.example.com', clientId: 'c', headers: {} } as unknown as Authorized;
   const request = (key: string, body: string) =>
     new Request('https://rs.example.com/payments', { method: 'POST', headers: { 'idempotency-key': key }, body });
 

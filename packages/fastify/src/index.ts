@@ -68,6 +68,9 @@ export interface FapiGuardFastify {
    * `fastify.addHook('preHandler', fastify.fapi.protect())`, it checks only its own policy against
    * the request the first layer authenticated (the token and the DPoP proof are checked once); a
    * request no earlier layer saw is authenticated here.
+   * With `idempotency` in the policy, give it as the route's `preHandler` option (the plugin then
+   * keeps the route's body bytes for the request fingerprint); added with `addHook` instead, it
+   * makes `fastify.ready()` fail with a message that says so.
    */
   protect(policy?: RoutePolicy): preHandlerAsyncHookHandler;
   /** The route-level layer for scopes: `protect({ scopes })`. Every scope listed must be granted (RFC 9068 §2.2.3). */
@@ -136,11 +139,25 @@ async function settle(
  */
 const targetOf = (request: FastifyRequest) => receivedTarget(request.raw);
 
+/** The policy of each `protect()` preHandler, so that `onRoute` can find the routes it guards. */
+const protectedBy = new WeakMap<object, CompiledPolicy>();
+
 function preHandlerFor(adapter: Adapter, policy: CompiledPolicy): preHandlerAsyncHookHandler {
-  return async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
+  const handler = async function fapiGuardPreHandler(request: FastifyRequest, reply: FastifyReply) {
     const result = await protectNodeRequest(adapter.guard, request.raw, { path: targetOf(request), body: request.body }, policy);
     return settle(adapter, policy, request, reply, result);
   };
+  protectedBy.set(handler, policy);
+  return handler;
+}
+
+/** The policy of the first `protect()` preHandler among a route's own preHandlers. */
+function protectPolicyOf(preHandler: unknown): CompiledPolicy | undefined {
+  for (const hook of Array.isArray(preHandler) ? preHandler : [preHandler]) {
+    const policy = typeof hook === 'function' ? protectedBy.get(hook) : undefined;
+    if (policy) return policy;
+  }
+  return undefined;
 }
 
 /**
@@ -195,8 +212,16 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
       throw error;
     },
   };
+  // protect() preHandlers with `idempotency` that no route carries yet: the body of a request
+  // they guard would be parsed before its bytes could be fingerprinted.
+  const unplaced = new Set<unknown>();
   fastify.decorateRequest('auth', null);
-  const protect = (policy?: RoutePolicy) => preHandlerFor(adapter, guard.policy(policy));
+  const protect = (policy?: RoutePolicy) => {
+    const compiled = guard.policy(policy);
+    const handler = preHandlerFor(adapter, compiled);
+    if (idempotencyBodyHook(guard, compiled)) unplaced.add(handler);
+    return handler;
+  };
   fastify.decorate('fapi', {
     guard,
     protect,
@@ -221,13 +246,31 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
   // Routes that carry `config.fapi`: no body is read before the client has authenticated.
   fastify.addHook('onRoute', (route) => {
     const policy = route.config?.fapi;
-    if (!policy) return;
+    if (!policy) {
+      // A `preHandler: fastify.fapi.protect({ idempotency })` route: its body bytes are kept as
+      // Fastify's parser reads them, as on `config.fapi` routes (the fingerprint is over them).
+      const guarded = protectPolicyOf(route.preHandler);
+      const keepBody = guarded && idempotencyBodyHook(guard, guarded);
+      if (!keepBody) return;
+      for (const hook of Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) unplaced.delete(hook);
+      route.preParsing = first(keepBody, route.preParsing);
+      return;
+    }
     const compiled = guard.policy(policy);
     const hooks = routeHooksFor(adapter, compiled);
     route.onRequest = first(hooks.onRequest, route.onRequest);
     const keepBody = idempotencyBodyHook(guard, compiled);
     if (keepBody) route.preParsing = first(keepBody, route.preParsing);
     route.preValidation = first(hooks.preValidation, route.preValidation);
+  });
+  // A protect() preHandler with `idempotency` added with addHook (or on no route) cannot have its
+  // routes' bodies kept: refused at start-up rather than answered 500 per request.
+  fastify.addHook('onReady', async () => {
+    if (unplaced.size > 0)
+      throw new Error(
+        "fapi-guard: fastify.fapi.protect() with an 'idempotency' policy must be given as a route's preHandler option " +
+          '(or use config: { fapi: routePolicy(...) }): only then are the body bytes kept for the request fingerprint',
+      );
   });
 };
 

@@ -177,7 +177,13 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       if (!result.ok) return refuse(result);
       // Idempotency keys: a refusal or a retry's stored response is the answer; the handler does not run.
       const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body);
-      if (idempotent.kind === 'answer') return idempotent.error ? refuse(idempotent.error) : idempotent.response;
+      if (idempotent.kind === 'answer') {
+        if (idempotent.error) return refuse(idempotent.error);
+        // A replay is signed anew for this request (RFC 9421 §2.4, `;req`) by the layer that answers
+        // for the authorization (a later layer's replay is signed by the earlier one on its way out).
+        if (result === earlier || !guard.signsResponse(result)) return idempotent.response;
+        return signFetchResponse(guard, result, c.req.method, idempotent.response);
+      }
       // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
       if (idempotent.body) c.req.raw = new Request(c.req.raw, { body: idempotent.body });
       c.set('auth', result);

@@ -23,6 +23,10 @@ end
 return 0`;
 
 /** Frees the key, only while it still holds this very claim. */
+/** Renews the claim's lease while its request is still running (same value: still this claim). */
+const EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
@@ -86,6 +90,10 @@ export class RedisIdempotencyStoreCore implements IdempotencyStore {
 
   async complete(key: string, token: string, outcome: IdempotencyOutcome, ttlMs: number): Promise<void> {
     await this.s.command(['EVAL', COMPLETE, '1', this.key(key), token, encode(outcome), String(Math.max(1, Math.ceil(ttlMs)))]);
+  }
+
+  async extend(key: string, token: string, leaseMs: number): Promise<void> {
+    await this.s.command(['EVAL', EXTEND, '1', this.key(key), token, String(Math.max(1, Math.ceil(leaseMs)))]);
   }
 
   async release(key: string, token: string): Promise<void> {

@@ -66,6 +66,31 @@ export function idempotencyStoreKey(auth: Pick<Authorized, 'issuer' | 'clientId'
     .digest('base64url');
 }
 
+/** The store's name for the client `auth` authenticated (issuer and `client_id`), for per-client bounds. */
+export function idempotencyClientKey(auth: Pick<Authorized, 'issuer' | 'clientId'>): string {
+  return createHash('sha256')
+    .update(JSON.stringify([auth.issuer, auth.clientId]))
+    .digest('base64url');
+}
+
+/**
+ * Response headers that belong to one exchange, not to the payment's outcome: a retry carries
+ * its own. `x-fapi-interaction-id` (FAPI 2.0 Security Profile §5.3.2.2 / UK Open Banking: the
+ * resource server echoes the id of *this* request, or its own) and `DPoP-Nonce` (RFC 9449 §8.2:
+ * the nonce the client must use next; the first response's may have rotated out since).
+ */
+const EXCHANGE_HEADERS = ['x-fapi-interaction-id', 'dpop-nonce'];
+
+/** The stored response with the first exchange's own headers replaced by this request's. */
+function ownExchangeHeaders(stored: StoredResponse, auth: Authorized): StoredResponse {
+  const headers = stored.headers.filter(([name]) => !EXCHANGE_HEADERS.includes(name.toLowerCase()));
+  for (const name of EXCHANGE_HEADERS) {
+    const value = auth.headers[name];
+    if (value !== undefined) headers.push([name, value]);
+  }
+  return { ...stored, headers };
+}
+
 export async function beginIdempotency(
   guard: Guard,
   policy: CompiledPolicy,
@@ -75,10 +100,13 @@ export async function beginIdempotency(
 ): Promise<IdempotencyStart> {
   const settings = policy.idempotency;
   if (!settings || SAFE_METHODS.has(request.method.toUpperCase())) return { kind: 'pass' };
-  const refuse = (reason: GuardErrorReason, detail: string): IdempotencyStart => ({
-    kind: 'refused',
-    error: guard.refuse(reason, detail, policy, request.headers),
-  });
+  const started = performance.now();
+  // Refusals and replays are decisions too: reported like the guard's own (onDecision, logger).
+  const refuse = (reason: GuardErrorReason, detail: string): IdempotencyStart => {
+    const error = guard.refuse(reason, detail, policy, request.headers);
+    guard.reportIdempotency(auth, request, error, started);
+    return { kind: 'refused', error };
+  };
   const read = readIdempotencyKey(request.headers, settings.header, settings.syntax);
   if (!read.ok) return refuse(read.reason, read.detail);
   if (read.key === undefined) {
@@ -96,7 +124,7 @@ export async function beginIdempotency(
   const claimedAt = guard.options.now();
   let claim: Awaited<ReturnType<IdempotencyStore['claim']>>;
   try {
-    claim = await store.claim(storeKey, fingerprint, settings.leaseMs);
+    claim = await store.claim(storeKey, fingerprint, settings.leaseMs, idempotencyClientKey(auth));
   } catch (e) {
     return refuse('store_unavailable', `idempotency store: ${(e as Error)?.message ?? String(e)}`);
   }
@@ -106,13 +134,35 @@ export async function beginIdempotency(
     if (record.fingerprint !== fingerprint) return refuse('idempotency_key_reused', 'fingerprint differs from the first request');
     if (record.state === 'in_flight') return refuse('idempotency_key_in_flight', 'the first request has not finished');
     if (record.state === 'unkept') return refuse('idempotency_response_unkept', 'the response exceeded maxResponseBytes');
-    return { kind: 'replay', response: record.response };
+    guard.reportIdempotency(auth, request, { replayed: record.response.status }, started);
+    return { kind: 'replay', response: ownExchangeHeaders(record.response, auth) };
   }
   const { token } = claim;
   const logger = guard.options.logger;
+  // The lease bounds how long a claim outlives a process that died; while this process still
+  // runs the request, the claim is renewed (every half lease, up to the key's lifetime), so that
+  // a handler slower than leaseSec is never overtaken by a retry processed a second time.
+  const renewal = store.extend
+    ? setInterval(
+        () => {
+          if (guard.options.now() - claimedAt + settings.leaseMs > settings.ttlMs) return clearInterval(renewal);
+          store
+            .extend?.(storeKey, token, settings.leaseMs)
+            .catch((e: unknown) =>
+              logger.error(
+                { err: logValue((e as Error)?.message ?? String(e)) },
+                'fapi-guard: the idempotency store could not renew a claim',
+              ),
+            );
+        },
+        Math.max(50, settings.leaseMs / 2),
+      )
+    : undefined;
+  renewal?.unref();
   const ticket: IdempotencyTicket = {
     maxResponseBytes: settings.maxResponseBytes,
     async finish(sent) {
+      clearInterval(renewal);
       try {
         // Server errors are not answers to repeat: the key is freed and a retry is processed.
         if (sent.status >= 500) return await store.release(storeKey, token);

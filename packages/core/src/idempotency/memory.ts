@@ -4,6 +4,10 @@
  * claim or response would let a retry be processed a second time. When it is full of unexpired
  * entries a new claim is refused (503, nothing processed), and a response that does not fit is
  * kept as "processed, response not kept" (409 to retries) instead.
+ *
+ * Each client holds at most its share (`maxPerClient` keys, `maxBytesPerClient` bytes): a client
+ * that sends new keys as fast as it can fills its own share and gets 503, while every other
+ * client's payments go on.
  */
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -24,12 +28,28 @@ export interface MemoryIdempotencyStoreOptions {
    * @default 67108864 (64 MiB)
    */
   maxBytes?: number;
+  /**
+   * Most keys one client (issuer and `client_id`) holds; past it that client's new keys get 503
+   * until its own keys expire. Size it to one client's peak payments per `ttlSec`.
+   * @default max / 10 (10000)
+   */
+  maxPerClient?: number;
+  /** Most bytes of stored responses one client holds; past it its responses are not kept (409 to retries). @default maxBytes / 10 */
+  maxBytesPerClient?: number;
 }
 
 interface Entry {
   record: IdempotencyRecord;
   /** The claim's token while in flight. */
   token: string | undefined;
+  client: string;
+  size: number;
+}
+
+/** What one client holds: its keys (to find its expired ones) and their bytes. */
+interface Share {
+  keys: Set<string>;
+  bytes: number;
 }
 
 /** Bytes an entry is counted as: its response, plus a fixed share for the key and bookkeeping. */
@@ -44,16 +64,67 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   private readonly cache: LRUCache<string, Entry>;
   private readonly max: number;
   private readonly maxBytes: number;
+  private readonly maxPerClient: number;
+  private readonly maxBytesPerClient: number;
+  private readonly shares = new Map<string, Share>();
   private lastPurge = Number.NEGATIVE_INFINITY;
 
   constructor(options: MemoryIdempotencyStoreOptions = {}) {
+    for (const name of Object.keys(options))
+      if (!['max', 'maxBytes', 'maxPerClient', 'maxBytesPerClient'].includes(name))
+        throw new TypeError(`fapi-guard: MemoryIdempotencyStore has no option ${JSON.stringify(name)}`);
     this.max = options.max ?? 100_000;
     this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
     if (!Number.isInteger(this.max) || this.max < 1)
       throw new TypeError('fapi-guard: MemoryIdempotencyStore max must be a positive integer');
     if (!Number.isInteger(this.maxBytes) || this.maxBytes < 1024)
       throw new TypeError('fapi-guard: MemoryIdempotencyStore maxBytes must be an integer of at least 1024');
-    this.cache = new LRUCache<string, Entry>({ max: this.max, maxSize: this.maxBytes });
+    this.maxPerClient = options.maxPerClient ?? Math.max(1, Math.floor(this.max / 10));
+    this.maxBytesPerClient = options.maxBytesPerClient ?? Math.floor(this.maxBytes / 10);
+    if (!Number.isInteger(this.maxPerClient) || this.maxPerClient < 1 || this.maxPerClient > this.max)
+      throw new TypeError('fapi-guard: MemoryIdempotencyStore maxPerClient must be an integer between 1 and max');
+    if (!Number.isInteger(this.maxBytesPerClient) || this.maxBytesPerClient < 256 || this.maxBytesPerClient > this.maxBytes)
+      throw new TypeError('fapi-guard: MemoryIdempotencyStore maxBytesPerClient must be an integer between 256 and maxBytes');
+    // Every way an entry leaves (expiry seen, delete, replacement) gives its client's share back.
+    this.cache = new LRUCache<string, Entry>({
+      max: this.max,
+      maxSize: this.maxBytes,
+      dispose: (entry, key) => this.unshare(entry, key),
+    });
+  }
+
+  private unshare(entry: Entry, key: string): void {
+    const share = this.shares.get(entry.client);
+    if (!share) return;
+    share.bytes -= entry.size;
+    share.keys.delete(key);
+    if (share.keys.size === 0) this.shares.delete(entry.client);
+  }
+
+  private put(key: string, entry: Entry, ttl: number): void {
+    this.cache.set(key, entry, { ttl, size: entry.size });
+    let share = this.shares.get(entry.client);
+    if (!share) {
+      share = { keys: new Set(), bytes: 0 };
+      this.shares.set(entry.client, share);
+    }
+    share.keys.add(key);
+    share.bytes += entry.size;
+  }
+
+  /** True when the client's share has room for `size` more bytes (and one more key unless `replacing`). */
+  private clientFits(client: string, size: number, replacing: number | undefined): boolean {
+    const room = () => {
+      const share = this.shares.get(client);
+      if (!share) return size <= this.maxBytesPerClient;
+      return (
+        (replacing !== undefined || share.keys.size < this.maxPerClient) && share.bytes - (replacing ?? 0) + size <= this.maxBytesPerClient
+      );
+    };
+    if (room()) return true;
+    // Its expired entries are dropped (get() of a stale entry deletes it): at most its own share.
+    for (const key of [...(this.shares.get(client)?.keys ?? [])]) this.cache.get(key);
+    return room();
   }
 
   /** True when `size` more bytes (and, unless replacing, one more key) fit without evicting anything live. */
@@ -69,24 +140,33 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     return room();
   }
 
-  async claim(key: string, fingerprint: string, leaseMs: number): Promise<IdempotencyClaim> {
+  async claim(key: string, fingerprint: string, leaseMs: number, client: string): Promise<IdempotencyClaim> {
     const held = this.cache.get(key);
     if (held) return { claimed: false, record: held.record };
     const record: IdempotencyRecord = { state: 'in_flight', fingerprint };
     const size = sizeOf(record);
+    if (!this.clientFits(client, size, undefined))
+      throw new IdempotencyStoreFullError(`this client's share: ${this.maxPerClient} keys, ${this.maxBytesPerClient} bytes`);
     if (!this.fits(size, undefined)) throw new IdempotencyStoreFullError(`${this.cache.size} keys, ${this.cache.calculatedSize} bytes`);
     const token = randomUUID();
-    this.cache.set(key, { record, token }, { ttl: leaseMs, size });
+    this.put(key, { record, token, client, size }, leaseMs);
     return { claimed: true, token };
   }
 
   async complete(key: string, token: string, outcome: IdempotencyOutcome, ttlMs: number): Promise<void> {
     const held = this.cache.get(key);
     if (!held || held.token !== token) return;
-    const replacing = this.cache.getRemainingTTL(key) > 0 ? sizeOf(held.record) : 0;
+    const replacing = this.cache.getRemainingTTL(key) > 0 ? held.size : 0;
     let record: IdempotencyRecord = outcome;
-    if (!this.fits(sizeOf(record), replacing)) record = { state: 'unkept', fingerprint: outcome.fingerprint };
-    this.cache.set(key, { record, token: undefined }, { ttl: ttlMs, size: sizeOf(record) });
+    if (!this.clientFits(held.client, sizeOf(record), replacing) || !this.fits(sizeOf(record), replacing))
+      record = { state: 'unkept', fingerprint: outcome.fingerprint };
+    this.put(key, { record, token: undefined, client: held.client, size: sizeOf(record) }, ttlMs);
+  }
+
+  async extend(key: string, token: string, leaseMs: number): Promise<void> {
+    const held = this.cache.get(key);
+    // The same entry set again: a new TTL, no change to its size or its client's share.
+    if (held?.token === token) this.cache.set(key, held, { ttl: leaseMs, size: held.size });
   }
 
   async release(key: string, token: string): Promise<void> {

@@ -114,8 +114,13 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): voi
     const result = (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
     if (!finished) {
       finished = true;
+      // A body shorter or longer than its Content-Length was not sent as declared (the client went
+      // away and the framework ended the response without its body): replaying those headers
+      // with these bytes would leave the retry waiting for bytes that never come. Not kept (409).
+      const declared = res.getHeader('content-length');
+      const misframed = declared !== undefined && Number(declared) !== size;
       const sent =
-        size > ticket.maxResponseBytes
+        size > ticket.maxResponseBytes || misframed
           ? { status: res.statusCode, tooLarge: true as const }
           : { status: res.statusCode, headers: headerLines(res), body: Buffer.concat(chunks) };
       void ticket.finish(sent);
@@ -125,16 +130,18 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): voi
 }
 
 /**
- * Writes a refusal, or a stored response exactly as it was first sent (status, header lines,
- * body bytes). Wrappers an adapter installed on `res` (response signing, recording) are taken
- * off first: the stored headers already carry the first response's signature, and the bytes
- * must not be signed, recorded or changed again. `Date`, `Connection` and the framing headers
+ * Writes a refusal, or a stored response as it was first sent (status, header lines, body
+ * bytes; the exchange's own `x-fapi-interaction-id` and `DPoP-Nonce` are already this request's).
+ * A refusal takes off the wrappers an adapter installed on `res` (a refusal is not signed). A
+ * replay keeps the response-signing wrapper: the stored status and bytes are signed anew for
+ * this request (RFC 9421 §2.4: the signature covers the request it answers, `;req`), so the
+ * client verifies it against the retry it sent. `Date`, `Connection` and the framing headers
  * Node adds for the connection are the server's own for each response.
  */
 export function writeIdempotencyAnswer(res: ServerResponse, answer: Exclude<NodeIdempotencyStart, { kind: 'pass' }>): void {
-  for (const method of ['writeHead', 'write', 'end'] as const)
-    if (Object.hasOwn(res, method)) delete (res as Partial<ServerResponse>)[method];
   if (answer.kind === 'refused') {
+    for (const method of ['writeHead', 'write', 'end'] as const)
+      if (Object.hasOwn(res, method)) delete (res as Partial<ServerResponse>)[method];
     const { status, headers, body } = errorResponse(answer.error);
     res.statusCode = status;
     for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);

@@ -31,7 +31,9 @@ export interface IdempotencyPolicy {
    * How long the claim of a request that never finishes (its process died mid-request) blocks
    * the key; until then retries get 409. After it a retry is processed. Whether the first
    * attempt moved money is unknown, so the default keeps the key blocked for its whole life:
-   * shorten it only when the handler's effects are rolled back with the process.
+   * shorten it only when the handler's effects are rolled back with the process. While the
+   * process still runs the request the claim is renewed (every half lease), so a slow handler is
+   * never overtaken by a retry.
    * @default ttlSec
    */
   leaseSec?: number;

@@ -32,11 +32,19 @@ export interface IdempotencyStore {
   /**
    * Atomically: when `key` holds nothing, claims it for the request with `fingerprint` for
    * `leaseMs` and resolves `claimed`; otherwise resolves what the key holds. Rejects when the
-   * store cannot answer (the request is then refused with 503 and not processed).
+   * store cannot answer (the request is then refused with 503 and not processed). `client`
+   * names the authenticated client (a hash of its issuer and `client_id`), so that a store can
+   * bound what one client holds; it is already part of `key`.
    */
-  claim(key: string, fingerprint: string, leaseMs: number): Promise<IdempotencyClaim>;
+  claim(key: string, fingerprint: string, leaseMs: number, client: string): Promise<IdempotencyClaim>;
   /** Replaces the claim `token` by `outcome`, kept `ttlMs`; does nothing when the claim is no longer `token`'s. */
   complete(key: string, token: string, outcome: IdempotencyOutcome, ttlMs: number): Promise<void>;
+  /**
+   * Renews the claim `token` for another `leaseMs` while its request is still being processed;
+   * does nothing when the key no longer holds it. Without it, a handler slower than `leaseSec`
+   * would see its claim expire and a retry processed a second time.
+   */
+  extend?(key: string, token: string, leaseMs: number): Promise<void>;
   /** Frees the key when it still holds the claim `token` (the request failed with a 5xx). */
   release(key: string, token: string): Promise<void>;
 }
