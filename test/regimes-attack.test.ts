@@ -11,12 +11,15 @@ import { gzipSync } from 'node:zlib';
 import type { GuardOptions } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
+import { RedisReplayStore } from '@fapi-guard/redis';
 import { clientCertHeader, createCertificate, DpopClient, MockIssuer, type TestCertificate } from '@fapi-guard/testing';
 import express from 'express';
 import { Hono } from 'hono';
+import { Redis } from 'ioredis';
 import { FlattenedSign, SignJWT } from 'jose';
 import { FRAMEWORKS, ROUTES, type StartedApp, serveHono, startApp } from './support/apps';
 import { send } from './support/http';
+import { TestRedis } from './support/redis';
 
 const AUDIENCE = 'https://rs.example.com';
 const IAT = 'http://openbanking.org.uk/iat';
@@ -678,5 +681,44 @@ describe.each(FRAMEWORKS)('regimes attack: profile downgrade on %s', (framework)
     // A FAPI 2.0 client's unbound token passes there: the route allows it, and the profile says nothing against.
     const fapi2 = await as.mint({ scope: 'accounts', claims: { client_id: 'tpp-10' } });
     expect((await send(`${app.url}/mixed`, { headers: { authorization: `Bearer ${fapi2}` } })).status).toBe(200);
+  });
+});
+
+describe('regimes attack: Open Finance Brasil jti raced across instances on one Redis', () => {
+  let redis: TestRedis;
+  const clients: Redis[] = [];
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+  });
+  afterAll(async () => {
+    for (const client of clients) client.disconnect();
+    await redis.stop();
+  });
+
+  it('BR-04 regimes attack: one signed body sent at once to a Hono and a Koa instance, 8 times: exactly one passes', async () => {
+    const instance = (framework: 'hono' | 'koa') => {
+      const client = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      clients.push(client);
+      return startApp(framework, { ...options(), dpop: { replayStore: new RedisReplayStore({ client }) } }, BR_ROUTES);
+    };
+    const apps = [await instance('hono'), await instance('koa')];
+    try {
+      const signed = await new SignJWT({ aud: `${AUDIENCE}/payments`, iss: CLIENT_ORG, iat: now(), jti: randomUUID(), data: { a: 1 } })
+        .setProtectedHeader({ alg: 'PS256', typ: 'JWT', kid: 'client-key' })
+        .sign(tppKey.privateKey);
+      const attempts = Array.from({ length: 8 }, async (_, i) => {
+        const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt, claims: { client_id: 'client-1' } });
+        const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/payments`, accessToken: token });
+        return send(`${(apps[i % 2] as StartedApp).url}/payments`, {
+          method: 'POST',
+          body: signed,
+          headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/jwt' },
+        });
+      });
+      const statuses = (await Promise.all(attempts)).map((res) => res.status).sort();
+      expect(statuses).toEqual([201, 400, 400, 400, 400, 400, 400, 400]);
+    } finally {
+      for (const app of apps) await app.close();
+    }
   });
 });
