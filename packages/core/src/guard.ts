@@ -525,6 +525,10 @@ function buildGuard(options: GuardOptions): Guard {
     if (!profile.dpop && (scheme === 'DPoP' || token.claims.cnf?.jkt !== undefined)) {
       return { reason: 'binding_not_allowed', detail: `DPoP is not accepted under ${profile.name}` };
     }
+    // FAPI 1.0 Part 2 §6.2.1 #2 (FAPIA-RS-02): and no unbound token, whatever the route's allowBearer says.
+    if (profile.certificateBoundOnly && token.claims.cnf?.['x5t#S256'] === undefined) {
+      return { reason: 'binding_missing', detail: `an unbound token is not accepted under ${profile.name}` };
+    }
     const customer = readFapiCustomerHeaders(request.headers, opts.now(), opts.clockToleranceSec);
     if (customer.ok) return { ok: true, profile, fapiCustomer: customer.headers };
     // Profiles that do not validate them hand over nothing malformed and refuse nothing (XFAPI-03).

@@ -26,6 +26,12 @@ export interface Profile {
   readonly dpop: boolean;
   /** Tokens without `cnf` pass on routes that do not say `allowBearer` (only `oauth2`). */
   readonly bearerByDefault: boolean;
+  /**
+   * Only certificate-bound tokens (RFC 8705): an unbound token is refused even on a route that
+   * says `allowBearer` — a route cannot serve a client under less than its profile (FAPI 1.0
+   * Part 2 §6.2.1).
+   */
+  readonly certificateBoundOnly: boolean;
   /** A malformed `x-fapi-auth-date` or `x-fapi-customer-ip-address` is refused. */
   readonly validatesCustomerHeaders: boolean;
 }
@@ -50,17 +56,32 @@ export interface ClientProfileOptions {
 export function profileSettings(name: ProfileName, algorithms?: readonly string[]): Profile {
   switch (name) {
     case 'fapi1-advanced':
-      return { name, algorithms: algorithms ?? FAPI1_ALGORITHMS, dpop: false, bearerByDefault: false, validatesCustomerHeaders: true };
+      return {
+        name,
+        algorithms: algorithms ?? FAPI1_ALGORITHMS,
+        dpop: false,
+        bearerByDefault: false,
+        certificateBoundOnly: true,
+        validatesCustomerHeaders: true,
+      };
     case 'oauth2':
       return {
         name,
         algorithms: algorithms ?? [...FAPI2_ALGORITHMS, 'RS256'],
         dpop: true,
         bearerByDefault: true,
+        certificateBoundOnly: false,
         validatesCustomerHeaders: false,
       };
     default:
-      return { name, algorithms: algorithms ?? FAPI2_ALGORITHMS, dpop: true, bearerByDefault: false, validatesCustomerHeaders: false };
+      return {
+        name,
+        algorithms: algorithms ?? FAPI2_ALGORITHMS,
+        dpop: true,
+        bearerByDefault: false,
+        certificateBoundOnly: false,
+        validatesCustomerHeaders: false,
+      };
   }
 }
 
