@@ -133,6 +133,23 @@ describe.each(FRAMEWORKS)('%s', (framework) => {
     expect((await send(url, { method: 'POST', ...over })).status).toBe(413);
   });
 
+  it('15.8 body read before authentication: a chunked body over maxBodyBytes sent slowly to its end is refused 413 at its end (no stall)', async () => {
+    const body = JSON.stringify({ memo: 'm'.repeat(100) });
+    const { headers } = await signed('/signed', body);
+    const answer = await trickle(
+      `${bounded.get(framework)?.url}`,
+      {
+        path: '/signed',
+        headers: { ...headers, 'transfer-encoding': 'chunked' },
+        head: `20\r\n${body.slice(0, 32)}\r\n`,
+        rest: `${(body.length - 32).toString(16)}\r\n${body.slice(32)}\r\n0\r\n\r\n`,
+        restAfterMs: 200,
+      },
+      3000,
+    );
+    expect(answer.status).toBe(413);
+  });
+
   it('15.8 body read before authentication: FAPI-RS-03 a form-body token alone gets 401, next to the header 400 invalid_request', async () => {
     const form = { 'content-type': 'application/x-www-form-urlencoded' };
     const headers = await credentials('/payments');

@@ -275,32 +275,88 @@ describe('store keys', () => {
   });
 });
 
-// Hono only: on the Node adapters a chunked body over the bound gets no answer at all (an open
-// finding of issue 30: the raw-body tap stops reading at the bound and the body parser waits).
-describe('hono, a slow oversized body', () => {
-  let app: StartedApp;
+/** Starts the payments API with a 2 KiB request bound; `refused` checks a 413 that processed nothing and claimed no key. */
+function oversizedBodyApp(framework: Framework) {
   const ledger = newLedger(0);
+  const running: { app?: StartedApp } = {};
   beforeAll(async () => {
-    app = await startIdempotentApp('hono', { ...options, idempotency: { maxRequestBytes: 2048 } }, POLICY, ledger);
+    running.app = await startIdempotentApp(framework, { ...options, idempotency: { maxRequestBytes: 2048 } }, POLICY, ledger);
   });
-  afterAll(() => app?.close());
+  afterAll(() => running.app?.close());
+  const url = () => (running.app as StartedApp).url;
+  /** Refused 413 in the guard's format (as Hono's), not processed, and the key left free: the same key with a small body is processed. */
+  const refused = async (answer: { status: number; text: string }, key: string, started: number) => {
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.text)).toEqual({ error_description: 'The request body is too large to be checked' });
+    expect(ledger.started).toBe(started);
+    expect((await pay(url(), { key })).status).toBe(201);
+  };
+  return { ledger, url, refused };
+}
 
-  it('idempotency attack: a body over maxRequestBytes sent slowly in chunks is refused 413; nothing is processed', async () => {
+// The whole chunked body over the bound, its second half sent slowly, then its end: every adapter
+// answers 413 as soon as the body has ended (the body parsers mounted before the guard read it
+// whole, within their own limits; the rawBody() tap keeps at most maxRequestBytes of it).
+describe.each(FRAMEWORKS)('%s, a slow oversized chunked body', (framework) => {
+  const { ledger, url, refused } = oversizedBodyApp(framework);
+
+  it('idempotency attack: a chunked body over maxRequestBytes sent slowly to its end is refused 413 at its end (no stall); nothing is processed, no key is claimed', async () => {
     const started = ledger.started;
-    const headers = await paymentHeaders('POST', '/payments', freshKey());
+    const key = freshKey();
     const answer = await trickle(
-      app.url,
+      url(),
       {
         path: '/payments',
-        headers: { ...headers, 'transfer-encoding': 'chunked' },
+        headers: { ...(await paymentHeaders('POST', '/payments', key)), 'transfer-encoding': 'chunked' },
+        // A JSON body the parsers accept: only the guard's bound refuses it.
+        head: `400\r\n{"amount":"10.00","pad":"${'x'.repeat(1024 - 25)}\r\n`,
+        rest: `802\r\n${'x'.repeat(2048)}"}\r\n0\r\n\r\n`,
+        restAfterMs: 200,
+      },
+      3000,
+    );
+    await refused(answer, key, started);
+  });
+});
+
+// Hono only: its guard runs before anything reads the body, so it refuses while the body is still
+// coming. On the Node adapters the body parsers mounted before the guard (rawBody(), then
+// express.json(), Koa's bodyParser, Fastify's and Nest's parsers) wait for the end of a body that
+// is under their own limits: an open finding of issue 30, bounded by Node's requestTimeout.
+describe('hono, a slow oversized body', () => {
+  const { ledger, url, refused } = oversizedBodyApp('hono');
+
+  it('idempotency attack: a body over maxRequestBytes sent slowly in chunks is refused 413 before its end; nothing is processed, no key is claimed', async () => {
+    const started = ledger.started;
+    const key = freshKey();
+    const answer = await trickle(
+      url(),
+      {
+        path: '/payments',
+        headers: { ...(await paymentHeaders('POST', '/payments', key)), 'transfer-encoding': 'chunked' },
         head: `400\r\n${'x'.repeat(1024)}\r\n`,
+        // Over the bound, and the end of the body never comes.
         rest: `800\r\n${'x'.repeat(2048)}\r\n`,
         restAfterMs: 200,
       },
-      5000,
+      3000,
     );
-    expect(answer.status).toBe(413);
-    expect(ledger.started).toBe(started);
+    await refused(answer, key, started);
+  });
+
+  it('idempotency attack: a Content-Length over maxRequestBytes is refused 413 before the body is sent; nothing is processed, no key is claimed', async () => {
+    const started = ledger.started;
+    const key = freshKey();
+    const answer = await trickle(
+      url(),
+      {
+        path: '/payments',
+        headers: { ...(await paymentHeaders('POST', '/payments', key)), 'content-length': '4096' },
+        head: 'x'.repeat(1024),
+      },
+      3000,
+    );
+    await refused(answer, key, started);
   });
 });
 
