@@ -379,3 +379,57 @@ describe.each(['express', 'hono'] as Framework[])('%s, a handler slower than lea
     expect(ledger.started).toBe(1);
   });
 });
+
+describe('two layers both carrying idempotency', () => {
+  // An app-wide protect() and the route's protect() with `idempotency` both: the key is taken up
+  // by the first layer, once per request (a second claim by the route's layer would answer 409).
+  it.each(['express', 'koa'] as const)(
+    'IDEM-05 %s: the first layer claims the key, the second passes; a retry is answered from the store',
+    async (name) => {
+      const ledger = newLedger(0);
+      const http = await import('node:http');
+      let server: import('node:http').Server;
+      if (name === 'express') {
+        const express = (await import('express')).default;
+        const { fapiGuard } = await import('@fapi-guard/express');
+        const fapi = fapiGuard(options);
+        const app = express();
+        app.use(fapi.protect(POLICY));
+        app.post('/payments', fapi.protect(POLICY), (_req, res) => {
+          ledger.started++;
+          ledger.processed++;
+          res.status(201).json({ payment: `pay-${ledger.processed}` });
+        });
+        server = http.createServer(app);
+      } else {
+        const Koa = (await import('koa')).default;
+        const Router = (await import('@koa/router')).default;
+        const { fapiGuard } = await import('@fapi-guard/koa');
+        const fapi = fapiGuard(options);
+        const app = new Koa();
+        app.use(fapi.protect(POLICY));
+        const router = new Router();
+        router.post('/payments', fapi.protect(POLICY), (ctx) => {
+          ledger.started++;
+          ledger.processed++;
+          ctx.status = 201;
+          ctx.body = { payment: `pay-${ledger.processed}` };
+        });
+        app.use(router.routes());
+        server = http.createServer(app.callback());
+      }
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+      try {
+        const key = freshKey();
+        const first = await pay(url, { key });
+        expect([first.status, first.text]).toEqual([201, '{"payment":"pay-1"}']);
+        const retry = await pay(url, { key });
+        expect([retry.status, retry.text]).toEqual([201, first.text]);
+        expect(ledger.processed).toBe(1);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    },
+  );
+});
