@@ -6,7 +6,7 @@ import express from 'express';
 const fapi = fapiGuard(guardOptionsFromEnv());
 
 export const app = express();
-app.use(fapi.metadata()); // RFC 9728: clients discover what this API needs
+app.use(fapi.metadata()); // RFC 9728 document, with FAPI_RESOURCE_METADATA=true (off by default)
 app.get('/health', (_req, res) => {
   res.json({ ok: true }); // public: mounted before the app-wide guard
 });
