@@ -5,7 +5,17 @@ import type { ClientCertificateFormat, ClientKeySource, GuardOptions, SignatureJ
 export type Framework = 'express' | 'koa' | 'fastify' | 'nestjs' | 'nestjs-fastify' | 'hono';
 const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'];
 
+/**
+ * `FAPI_REGIME`: `fapi2` (FAPI 2.0 Security Profile), `uk-ob` (FAPI 1.0 Advanced with UK Open
+ * Banking `x-jws-signature` on `POST /payments`) or `br-of` (FAPI 1.0 Advanced with Open Finance
+ * Brasil signed JWT bodies on `POST /payments`).
+ */
+export type Regime = 'fapi2' | 'uk-ob' | 'br-of';
+const REGIMES: readonly Regime[] = ['fapi2', 'uk-ob', 'br-of'];
+
 export interface ExampleConfig {
+  /** `FAPI_REGIME`: the regime the API serves. @default 'fapi2' */
+  regime: Regime;
   /**
    * `FAPI_FRAMEWORK`: which version of the API to run (`nestjs`: NestJS on Express,
    * `nestjs-fastify`: NestJS on Fastify). @default 'express'
@@ -77,7 +87,10 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
   const publicUrl = env.FAPI_PUBLIC_URL || undefined;
   const framework = (env.FAPI_FRAMEWORK || 'express') as Framework;
   if (!FRAMEWORKS.includes(framework)) throw new Error(`FAPI_FRAMEWORK "${framework}" is not one of ${FRAMEWORKS.join(', ')}`);
+  const regime = (env.FAPI_REGIME || 'fapi2') as Regime;
+  if (!REGIMES.includes(regime)) throw new Error(`FAPI_REGIME "${regime}" is not one of ${REGIMES.join(', ')}`);
   return {
+    regime,
     framework,
     port,
     host,

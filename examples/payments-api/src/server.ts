@@ -23,6 +23,7 @@ import { createFastifyPaymentsApi } from './fastify-app.js';
 import { createHonoPaymentsApi } from './hono-app.js';
 import { createKoaPaymentsApi } from './koa-app.js';
 import { createNestPaymentsApi } from './nest-app.js';
+import { type RegimeClient, setUpRegime } from './regime.js';
 
 export interface RunningExample {
   /** Where the API listens. */
@@ -30,6 +31,8 @@ export interface RunningExample {
   issuer: string;
   /** The embedded issuer, when no FAPI_ISSUER was given. */
   mock: MockIssuer | undefined;
+  /** With `FAPI_REGIME=uk-ob | br-of`: the demo third-party provider the example registered. */
+  regimeClient: RegimeClient | undefined;
   close(): Promise<void>;
 }
 
@@ -54,11 +57,17 @@ export async function startExample(
     config.introspection && shared
       ? { ...config.introspection, cache: { ...(config.introspection.cache || {}), store: shared.introspectionCache } }
       : config.introspection;
+  const regime = config.regime === 'fapi2' ? undefined : await setUpRegime(config.regime);
+  // FAPI 1.0 Part 2 §6.2.1 #2: the regimes take certificate-bound tokens only. Without TLS_CERT or
+  // FAPI_CLIENT_CERT_HEADER the certificate comes in the RFC 9440 `client-cert` header from a
+  // TLS-terminating proxy on this machine (loopback peers only).
+  const clientCert = config.clientCert ?? (regime && !config.tls ? LOOPBACK_PROXY : undefined);
   const guard: GuardOptions = {
     issuer: overrides.issuer ?? (config.jwksUri ? { issuer, jwksUri: config.jwksUri } : issuer),
+    ...(regime ? { profile: 'fapi1-advanced' as const } : {}),
     // Certificate-bound tokens over our own TLS listener, or from a trusted proxy's header.
-    mtls: config.clientCert
-      ? { proxy: { header: config.clientCert.header, format: config.clientCert.format, trustedPeers: config.clientCert.trustedPeers } }
+    mtls: clientCert
+      ? { proxy: { header: clientCert.header, format: clientCert.format, trustedPeers: clientCert.trustedPeers } }
       : config.tls !== undefined,
     audience: config.audience,
     publicUrl: config.publicUrl,
@@ -76,8 +85,10 @@ export async function startExample(
     ...(overrides.keys ? { keys: overrides.keys } : {}),
     ...(overrides.logger !== undefined ? { logger: overrides.logger } : {}),
   };
+  if (regime) guard.messageSigning = regime.messageSigning;
   if (config.messageSigning) {
     guard.messageSigning = {
+      ...guard.messageSigning,
       clients: config.messageSigning.clients,
       responseKey: config.messageSigning.responseKey ?? ephemeralSigningKey(),
       // SIG-15: published at this path and named in the metadata document.
@@ -89,35 +100,45 @@ export async function startExample(
     guard,
     allowBearer: config.allowBearer,
     signedPayments: config.messageSigning?.mode,
+    regime: config.regime,
     idempotency: config.idempotency,
+  }).catch(async (e: unknown) => {
+    await regime?.close();
+    await mock?.stop();
+    throw e;
   });
   const { port } = server.address() as AddressInfo;
   return {
     url: `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
     issuer,
     mock,
+    regimeClient: regime?.client,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await mock?.stop();
+      await regime?.close();
       shared?.redis.disconnect();
     },
   };
 }
 
-/** Builds the chosen framework's app and listens; every version serves the same routes. */
+const LOOPBACK_PROXY = { header: 'client-cert', format: 'rfc9440', trustedPeers: ['127.0.0.1', '::1'] } as const;
+
 /** An Ed25519 response-signing key for this run (set FAPI_SIGNING_KEY to keep one across restarts). */
 function ephemeralSigningKey(): SignatureJwk {
   const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
   return { ...jwk, kid: `example-${new Date().toISOString().slice(0, 10)}` };
 }
 
+/** Builds the chosen framework's app and listens; every version serves the same routes. */
 async function listen(
   config: ExampleConfig,
   options: {
     guard: GuardOptions;
     allowBearer: boolean;
     signedPayments: 'required' | 'optional' | undefined;
+    regime: ExampleConfig['regime'];
     idempotency: 'required' | 'optional';
   },
 ): Promise<Server> {
