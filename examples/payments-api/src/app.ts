@@ -2,7 +2,7 @@
 import type { GuardOptions } from '@fapi-guard/core';
 import { fapiGuard } from '@fapi-guard/express';
 import express, { type Express, type Response } from 'express';
-import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, paymentInput, readiness, routePolicies } from './payments.js';
 
 export interface PaymentsApiOptions extends ApiOptions {
   guard: GuardOptions;
@@ -30,7 +30,7 @@ export function createPaymentsApi(options: PaymentsApiOptions): Express {
   );
   // The guard runs before the body is parsed: unauthenticated requests cost no parsing.
   app.post('/payments', fapi.protect(policy.createPayment), express.json({ limit: '16kb' }), (req, res) =>
-    reply(res, service.createPayment(subject(req), req.body)),
+    reply(res, service.createPayment(subject(req), paymentInput(req.auth, req.body))),
   );
   app.get('/payments/:id', fapi.protect(policy.readPayment), (req, res) =>
     reply(res, service.getPayment(subject(req), String(req.params.id))),

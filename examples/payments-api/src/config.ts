@@ -17,9 +17,20 @@ export const EXAMPLE_VARIABLES = [
   'FAPI_SIGNING_CLIENTS',
   'FAPI_SIGNING_KEY',
   'FAPI_IDEMPOTENCY',
+  'FAPI_REGIME',
 ] as const;
 
+/**
+ * `FAPI_REGIME`: `fapi2` (FAPI 2.0 Security Profile), `uk-ob` (FAPI 1.0 Advanced with UK Open
+ * Banking `x-jws-signature` on `POST /payments`) or `br-of` (FAPI 1.0 Advanced with Open Finance
+ * Brasil signed JWT bodies on `POST /payments`).
+ */
+export type Regime = 'fapi2' | 'uk-ob' | 'br-of';
+const REGIMES: readonly Regime[] = ['fapi2', 'uk-ob', 'br-of'];
+
 export interface ExampleConfig {
+  /** `FAPI_REGIME`: the regime the API serves. @default 'fapi2' */
+  regime: Regime;
   /**
    * `FAPI_FRAMEWORK`: which version of the API to run (`nestjs`: NestJS on Express,
    * `nestjs-fastify`: NestJS on Fastify). @default 'express'
@@ -81,6 +92,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
   const host = env.HOST ?? '127.0.0.1';
   const framework = (env.FAPI_FRAMEWORK || 'express') as Framework;
   if (!FRAMEWORKS.includes(framework)) throw new Error(`FAPI_FRAMEWORK "${framework}" is not one of ${FRAMEWORKS.join(', ')}`);
+  const regime = (env.FAPI_REGIME || 'fapi2') as Regime;
+  if (!REGIMES.includes(regime)) throw new Error(`FAPI_REGIME "${regime}" is not one of ${REGIMES.join(', ')}`);
   const embedded = !env.FAPI_ISSUER?.trim();
   const firstPublicUrl = env.FAPI_PUBLIC_URL?.split(',')[0]?.trim();
   const proxyWithoutPeers = env.FAPI_CLIENT_CERT_HEADER && !env.FAPI_CLIENT_CERT_TRUSTED_PEERS && !env.FAPI_CLIENT_CERT_SECRET;
@@ -96,6 +109,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
   );
   if (embedded && env.FAPI_JWKS_URI) throw new Error('FAPI_JWKS_URI needs FAPI_ISSUER (the embedded MockIssuer publishes its own keys)');
   return {
+    regime,
     framework,
     port,
     host,

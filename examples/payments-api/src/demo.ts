@@ -5,13 +5,9 @@
  */
 import { DpopClient, type ProofFault } from '@fapi-guard/testing';
 import { readConfig } from './config.js';
+import { regimeDemo } from './regime-demo.js';
 import { type RunningExample, startExample } from './server.js';
-
-interface Step {
-  title: string;
-  expect: number;
-  run(): Promise<Response>;
-}
+import { runSteps, type Step } from './steps.js';
 
 async function getToken(api: RunningExample, client: DpopClient, scope: string): Promise<string> {
   const tokenUrl = `${api.issuer}/token`;
@@ -25,19 +21,14 @@ async function getToken(api: RunningExample, client: DpopClient, scope: string):
   return body.access_token;
 }
 
-function show(res: Response, body: string): string {
-  const lines = [`   → ${res.status} ${res.statusText}`];
-  for (const name of ['www-authenticate', 'dpop-nonce']) {
-    const value = res.headers.get(name);
-    if (value) lines.push(`     ${name}: ${value}`);
-  }
-  lines.push(`     ${body.length > 160 ? `${body.slice(0, 157)}...` : body}`);
-  return lines.join('\n');
-}
-
 const AUDIENCE = 'https://payments.example';
 
 async function main(): Promise<void> {
+  const { regime } = readConfig({ FAPI_REGIME: process.env.FAPI_REGIME });
+  if (regime !== 'fapi2') {
+    process.exitCode = (await regimeDemo(regime, AUDIENCE)) === 0 ? 0 : 1;
+    return;
+  }
   const api = await startExample({ ...readConfig({}), port: 0, publicUrl: undefined, audience: AUDIENCE });
   const client = await DpopClient.create('ES256');
   const url = (path: string) => `${api.url}${path}`;
@@ -163,15 +154,7 @@ async function main(): Promise<void> {
           }),
       },
     ];
-    for (const [i, step] of steps.entries()) {
-      const res = await step.run();
-      const body = await res.text();
-      const ok = res.status === step.expect;
-      if (!ok) failures++;
-      console.log(`${i + 1}. ${step.title}${ok ? '' : `  [UNEXPECTED: wanted ${step.expect}]`}`);
-      console.log(`${show(res, body)}\n`);
-    }
-    console.log(failures === 0 ? 'Every outcome was the expected one.' : `${failures} unexpected outcome(s).`);
+    failures = await runSteps(steps);
   } finally {
     await api.close();
   }

@@ -3,7 +3,7 @@ import type { ServerOptions } from 'node:https';
 import type { Authorized, GuardOptions } from '@fapi-guard/core';
 import { fapiGuard, routePolicy } from '@fapi-guard/fastify';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, paymentInput, readiness, routePolicies } from './payments.js';
 
 function reply(res: FastifyReply, answer: Answer): FastifyReply {
   if (answer.location) res.header('location', answer.location);
@@ -19,6 +19,8 @@ export async function createFastifyPaymentsApi(
   const service = new PaymentsService();
   const app = (https ? Fastify({ bodyLimit: 16 * 1024, https }) : Fastify({ bodyLimit: 16 * 1024 })) as unknown as FastifyInstance;
   await app.register(fapiGuard, options.guard);
+  // Open Finance Brasil bodies (signed JWTs): the guard verifies the bytes, the handler takes the verified `data` claim.
+  app.addContentTypeParser('application/jwt', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   const subject = (request: { auth: Authorized | null }) => ownerOf(request.auth);
 
   app.get('/health', async () => ({ status: 'ok' }));
@@ -30,7 +32,7 @@ export async function createFastifyPaymentsApi(
     reply(res, service.getAccount(subject(req), req.params.id)),
   );
   app.post('/payments', { config: { fapi: routePolicy(policy.createPayment) } }, async (req, res) =>
-    reply(res, service.createPayment(subject(req), req.body)),
+    reply(res, service.createPayment(subject(req), paymentInput(req.auth, req.body))),
   );
   app.get<{ Params: { id: string } }>('/payments/:id', { config: { fapi: routePolicy(policy.readPayment) } }, async (req, res) =>
     reply(res, service.getPayment(subject(req), req.params.id)),

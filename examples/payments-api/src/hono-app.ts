@@ -4,7 +4,7 @@ import { fapiGuard } from '@fapi-guard/hono';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, paymentInput, readiness, routePolicies } from './payments.js';
 
 function reply(c: Context, answer: Answer): Response {
   if (answer.location) c.header('location', answer.location);
@@ -24,7 +24,7 @@ export function createHonoPaymentsApi(options: ApiOptions & { guard: GuardOption
   app.get('/accounts/:id', fapi.protect(policy.accounts), (c) => reply(c, service.getAccount(ownerOf(c.get('auth')), c.req.param('id'))));
   // The guard runs before the body is read: unauthenticated requests cost no parsing.
   app.post('/payments', fapi.protect(policy.createPayment), bodyLimit({ maxSize: 16 * 1024 }), async (c) =>
-    reply(c, service.createPayment(ownerOf(c.get('auth')), await c.req.json().catch(() => undefined))),
+    reply(c, service.createPayment(ownerOf(c.get('auth')), paymentInput(c.get('auth'), await c.req.json().catch(() => undefined)))),
   );
   app.get('/payments/:id', fapi.protect(policy.readPayment), (c) =>
     reply(c, service.getPayment(ownerOf(c.get('auth')), c.req.param('id'))),

@@ -4,7 +4,7 @@ import { fapiGuard } from '@fapi-guard/koa';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import Koa, { type Context } from 'koa';
-import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, paymentInput, readiness, routePolicies } from './payments.js';
 
 function reply(ctx: Context, answer: Answer): void {
   if (answer.location) ctx.set('location', answer.location);
@@ -27,7 +27,7 @@ export function createKoaPaymentsApi(options: ApiOptions & { guard: GuardOptions
   router.get('/accounts', fapi.protect(policy.accounts), (ctx) => reply(ctx, service.listAccounts(subject(ctx))));
   router.get('/accounts/:id', fapi.protect(policy.accounts), (ctx) => reply(ctx, service.getAccount(subject(ctx), ctx.params.id ?? '')));
   router.post('/payments', fapi.protect(policy.createPayment), json, (ctx) =>
-    reply(ctx, service.createPayment(subject(ctx), (ctx.request as { body?: unknown }).body)),
+    reply(ctx, service.createPayment(subject(ctx), paymentInput(ctx.state.auth, (ctx.request as { body?: unknown }).body))),
   );
   router.get('/payments/:id', fapi.protect(policy.readPayment), (ctx) => reply(ctx, service.getPayment(subject(ctx), ctx.params.id ?? '')));
   const app = new Koa();

@@ -20,8 +20,8 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
-import { type Answer, type ApiOptions, ownerOf, PaymentsService, readiness, routePolicies } from './payments.js';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { type Answer, type ApiOptions, ownerOf, PaymentsService, paymentInput, readiness, routePolicies } from './payments.js';
 
 const BODY_LIMIT = 16 * 1024;
 
@@ -73,7 +73,7 @@ export async function createNestPaymentsApi(
     @Post('payments')
     @FapiPolicy(policy.createPayment)
     createPayment(@FapiAuth() auth: Authorized, @Body() body: unknown, @Res() res: object) {
-      this.reply(res, this.service.createPayment(ownerOf(auth), body));
+      this.reply(res, this.service.createPayment(ownerOf(auth), paymentInput(auth, body)));
     }
 
     @Get('payments/:id')
@@ -103,6 +103,12 @@ export async function createNestPaymentsApi(
     // Signed payments: the body bytes as received are kept for their digest (RFC 9530).
     fapiRawBody(express);
     express.useBodyParser('json', { limit: BODY_LIMIT });
+  } else {
+    // Open Finance Brasil bodies (signed JWTs): the guard verifies the bytes, the handler takes the verified `data` claim.
+    (app as NestFastifyApplication)
+      .getHttpAdapter()
+      .getInstance()
+      .addContentTypeParser('application/jwt', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   }
   return app;
 }

@@ -20,6 +20,13 @@ export interface ApiOptions {
    * @default 'optional'
    */
   idempotency?: 'required' | 'optional';
+  /**
+   * `uk-ob`: `POST /payments` takes and answers UK Open Banking `x-jws-signature`s; `br-of`: its
+   * bodies are Open Finance Brasil signed JWTs, and so are its answers. Both run FAPI 1.0
+   * Advanced (certificate-bound tokens, no DPoP nonce).
+   * @default 'fapi2'
+   */
+  regime?: 'fapi2' | 'uk-ob' | 'br-of';
 }
 
 /** The policy of each protected route. */
@@ -30,9 +37,13 @@ export function routePolicies(options: ApiOptions) {
     createPayment: {
       scopes: ['payments:write'],
       allowBearer,
-      dpopNonce: options.paymentNonce !== false,
+      // RFC 9449 §9 nonces are DPoP's; the FAPI 1.0 regimes bind tokens to certificates.
+      dpopNonce: options.paymentNonce !== false && (options.regime ?? 'fapi2') === 'fapi2',
       idempotency: options.idempotency ?? 'optional',
       ...(options.signedPayments ? { signedRequest: options.signedPayments, signResponse: true } : {}),
+      // OB Read/Write API "Message Signing"; Open Finance Brasil "Assinatura de payloads".
+      ...(options.regime === 'uk-ob' ? { jwsSignature: { request: 'required' as const, response: true } } : {}),
+      ...(options.regime === 'br-of' ? { jwtBody: { request: 'required' as const, response: true } } : {}),
     },
     readPayment: { scopes: ['payments:read'], allowBearer },
   } satisfies Record<string, RoutePolicy>;
@@ -117,6 +128,11 @@ export class PaymentsService {
     const { owner: _owner, ...data } = payment;
     return { status: 200, body: { data } };
   }
+}
+
+/** The payment a request asks for: the verified `data` claim of a signed JWT body (Open Finance Brasil), else the parsed JSON body. */
+export function paymentInput(auth: { jwtBody?: { data: unknown } | undefined } | null | undefined, body: unknown): unknown {
+  return auth?.jwtBody ? auth.jwtBody.data : body;
 }
 
 /** Whose data a request sees: the token's subject, or its client for client-credentials tokens without `sub`. */

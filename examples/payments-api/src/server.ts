@@ -23,6 +23,7 @@ import { createFastifyPaymentsApi } from './fastify-app.js';
 import { createHonoPaymentsApi } from './hono-app.js';
 import { createKoaPaymentsApi } from './koa-app.js';
 import { createNestPaymentsApi } from './nest-app.js';
+import { type RegimeClient, setUpRegime } from './regime.js';
 
 export interface RunningExample {
   /** Where the API listens. */
@@ -30,6 +31,8 @@ export interface RunningExample {
   issuer: string;
   /** The embedded issuer, when no FAPI_ISSUER was given. */
   mock: MockIssuer | undefined;
+  /** With `FAPI_REGIME=uk-ob | br-of`: the demo third-party provider the example registered. */
+  regimeClient: RegimeClient | undefined;
   close(): Promise<void>;
 }
 
@@ -53,12 +56,15 @@ export async function startExample(
   const mock = config.issuer === undefined ? await MockIssuer.start({ audience }) : undefined;
   const issuers = overrides.issuer ? [overrides.issuer] : mock ? [mock.issuer] : [config.issuer ?? []].flat();
   let shared: Awaited<ReturnType<typeof sharedState>> | undefined;
+  let regime: Awaited<ReturnType<typeof setUpRegime>> | undefined;
   try {
     shared = config.redisUrl ? await sharedState(config.redisUrl) : undefined;
-    return await startApi(config, { mock, issuers, shared, onDecision, overrides });
+    regime = config.regime === 'fapi2' ? undefined : await setUpRegime(config.regime);
+    return await startApi(config, { mock, issuers, shared, regime, onDecision, overrides });
   } catch (error) {
     // A configuration refused at start-up leaves nothing running behind it.
     shared?.redis.disconnect();
+    await regime?.close();
     await mock?.stop();
     throw error;
   }
@@ -70,12 +76,14 @@ async function startApi(
     mock,
     issuers,
     shared,
+    regime,
     onDecision,
     overrides,
   }: {
     mock: MockIssuer | undefined;
     issuers: (string | IssuerConfig)[];
     shared: Awaited<ReturnType<typeof sharedState>> | undefined;
+    regime: Awaited<ReturnType<typeof setUpRegime>> | undefined;
     onDecision: ((e: DecisionEvent) => void) | undefined;
     overrides: StartOverrides;
   },
@@ -88,8 +96,12 @@ async function startApi(
     issuers,
     audience: config.audience,
     publicUrl: config.publicUrl,
+    ...(regime ? { profile: 'fapi1-advanced' as const } : {}),
     // Certificate-bound tokens over our own TLS listener (TLS_CERT), or from a trusted proxy's header.
-    mtls: config.guard.mtls ?? config.tls !== undefined,
+    // FAPI 1.0 Part 2 §6.2.1 #2: the regimes take certificate-bound tokens only; without TLS_CERT or
+    // FAPI_CLIENT_CERT_HEADER the certificate comes in the RFC 9440 `client-cert` header from a
+    // TLS-terminating proxy on this machine (loopback peers only).
+    mtls: config.guard.mtls ?? (regime && !config.tls ? { proxy: LOOPBACK_PROXY } : config.tls !== undefined),
     dpop: {
       ...dpop,
       ...(shared ? { replayStore: shared.replayStore } : {}),
@@ -107,8 +119,10 @@ async function startApi(
     ...(overrides.keys ? { keys: overrides.keys } : {}),
     ...(overrides.logger !== undefined ? { logger: overrides.logger } : {}),
   };
+  if (regime) guard.messageSigning = regime.messageSigning;
   if (config.messageSigning) {
     guard.messageSigning = {
+      ...guard.messageSigning,
       clients: config.messageSigning.clients,
       responseKey: config.messageSigning.responseKey ?? ephemeralSigningKey(),
       // SIG-15: published at this path and named in the metadata document.
@@ -120,6 +134,7 @@ async function startApi(
     guard,
     allowBearer: config.allowBearer,
     signedPayments: config.messageSigning?.mode,
+    regime: config.regime,
     idempotency: config.idempotency,
   });
   const { port } = server.address() as AddressInfo;
@@ -127,16 +142,19 @@ async function startApi(
     url: `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
     issuer: mock ? mock.issuer : issuerOf(issuers[0]),
     mock,
+    regimeClient: regime?.client,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await mock?.stop();
+      await regime?.close();
       shared?.redis.disconnect();
     },
   };
 }
 
 const issuerOf = (entry: string | IssuerConfig | undefined) => (typeof entry === 'object' ? entry.issuer : (entry ?? ''));
+const LOOPBACK_PROXY = { header: 'client-cert', format: 'rfc9440', trustedPeers: ['127.0.0.1', '::1'] } as const;
 
 /** An Ed25519 response-signing key for this run (set FAPI_SIGNING_KEY to keep one across restarts). */
 function ephemeralSigningKey(): SignatureJwk {
@@ -151,6 +169,7 @@ async function listen(
     guard: GuardOptions;
     allowBearer: boolean;
     signedPayments: 'required' | 'optional' | undefined;
+    regime: ExampleConfig['regime'];
     idempotency: 'required' | 'optional';
   },
 ): Promise<Server> {

@@ -9,6 +9,7 @@ import { type Binding, type Context, challenges, describe, errorOf, type FaultTo
 import { staleToken } from './freshness.js';
 import { type Exchange, RequestBudgetExceeded } from './http.js';
 import { decodeJwt, forgeHmac, forgeNone, forgeUntrusted, newDpopKey, type ProofFault, tamper } from './jws.js';
+import type { ProbeProfile } from './regimes.js';
 
 /**
  * A case's level is the level of the requirement it tests, as the specification words it.
@@ -58,6 +59,10 @@ export interface ProbeCase {
   requirement: Requirement;
   /** Only with this binding. */
   binding?: Binding;
+  /** Only under these profiles (`--profile`). @default every profile */
+  profiles?: ProbeProfile[];
+  /** The level under a profile whose specification words it otherwise than `level`. */
+  levels?: Partial<Record<ProbeProfile, Level>>;
   sends: string;
   expects: string;
   /** One line: what to change in the server when this case fails. */
@@ -912,10 +917,69 @@ export const CASES: ProbeCase[] = [
       return verdict(without === 0, `${dpop.length} DPoP challenges, ${without} without algs`);
     },
   },
+  // --- regime request signing (--profile uk-ob | br-of) ----------------------------------------
+  {
+    id: 'uk-ob.signature-missing',
+    requirements: ['UKOB-09'],
+    level: 'MUST',
+    profiles: ['uk-ob'],
+    requirement: {
+      source: 'OB Read/Write API v3.1.x, Message Signing: verifying a signature; error UK.OBIE.Signature.Missing',
+      text: 'The ASPSP must verify the x-jws-signature of a payment request and reject a request that requires one and carries none (400, UK.OBIE.Signature.Missing).',
+    },
+    sends: 'the correct request without its x-jws-signature',
+    expects: 'refused with a 4xx, never accepted (OB: 400 UK.OBIE.Signature.Missing)',
+    fix: 'require x-jws-signature on payment endpoints (fapi-guard: jwsSignature: { request: "required" })',
+    run: async (ctx) => regimeRefusal(await ctx.call({ signature: 'missing' })),
+  },
+  {
+    id: 'uk-ob.signature-tampered',
+    requirements: ['UKOB-02'],
+    level: 'MUST',
+    profiles: ['uk-ob'],
+    requirement: {
+      source: 'OB Read/Write API v3.1.x, Message Signing: verifying a signature (payload); RFC 7515 App. F',
+      text: 'The detached JWS covers the exact bytes of the request body; a body that differs from what was signed fails verification and the request is rejected (400, UK.OBIE.Signature.Invalid).',
+    },
+    sends: 'the correct request, its body changed after signing (one JSON member added)',
+    expects: 'refused with a 4xx, never accepted (OB: 400 UK.OBIE.Signature.Invalid)',
+    fix: 'verify x-jws-signature over the body bytes as received, before any parser',
+    run: async (ctx) => regimeRefusal(await ctx.call({ signature: 'tampered' })),
+  },
+  {
+    id: 'br-of.jwt-tampered',
+    requirements: ['BR-02', 'BR-06'],
+    level: 'MUST',
+    profiles: ['br-of'],
+    requirement: {
+      source: 'Open Finance Brasil, Como assinar o payload, Passo 2-3; RFC 7515 §5.2',
+      text: "The request body is a JWT signed by the client (PS256); the resource server validates its signature against the client's keys and rejects a body whose signature does not verify.",
+    },
+    sends: 'the correct request, the data claim of its signed JWT changed after signing',
+    expects: 'refused with a 4xx, never accepted (Brazil: 400 BAD_SIGNATURE)',
+    fix: 'verify the signed JWT body against the client organisation keys before using its data claim',
+    run: async (ctx) => regimeRefusal(await ctx.call({ signature: 'tampered' })),
+  },
+  {
+    id: 'br-of.jwt-missing',
+    requirements: ['BR-06'],
+    level: 'MUST',
+    profiles: ['br-of'],
+    requirement: {
+      source: 'Open Finance Brasil, Como assinar o payload, Passo 3',
+      text: 'Payment and consent requests send their payload as a signed JWT (application/jwt); the same payload unsigned, as JSON, is rejected.',
+    },
+    sends: 'the correct request with the payload as plain JSON (application/json), unsigned',
+    expects: 'refused with a 4xx, never accepted',
+    fix: 'accept only signed JWT bodies on these endpoints (fapi-guard: jwtBody: { request: "required" })',
+    run: async (ctx) => regimeRefusal(await ctx.call({ signature: 'missing' })),
+  },
   {
     id: 'interaction-id.echo',
-    requirements: ['XFAPI-01'],
+    requirements: ['XFAPI-01', 'FAPIA-RS-05'],
     level: 'ADVICE',
+    // FAPI 1.0 Part 1 §6.2.1 #11 "shall": a MUST for the regimes built on FAPI 1.0 Advanced.
+    levels: { 'fapi1-advanced': 'MUST', 'uk-ob': 'MUST', 'br-of': 'MUST' },
     requirement: {
       source: 'FAPI 1.0 Part 1 §6.2.1 #11',
       text: 'The resource server shall set the response header x-fapi-interaction-id to the value received from the corresponding FAPI client request header or to a RFC4122 UUID value if the request header was not provided. FAPI 2.0 does not require it; ecosystems built on FAPI 1.0 (UK Open Banking, Brazil Open Finance) still do.',
@@ -932,6 +996,23 @@ export const CASES: ProbeCase[] = [
     },
   },
 ];
+
+/**
+ * A regime refusal: any 4xx passes (the regimes answer in their own error envelopes, not always
+ * with a challenge); an accepted request or a 5xx fails.
+ */
+function regimeRefusal(e: Exchange): Outcome {
+  return verdict(e.status >= 400 && e.status < 500, `${e.status}${regimeErrorCode(e) ? ` ${regimeErrorCode(e)}` : ''}`);
+}
+
+/** The OB `Errors[0].ErrorCode`, or the Brazil `errors[0].code` (read, not verified, from a signed JWT answer). */
+function regimeErrorCode(e: Exchange): string | undefined {
+  const ob = json(e.body) as { Errors?: { ErrorCode?: unknown }[] } | undefined;
+  if (typeof ob?.Errors?.[0]?.ErrorCode === 'string') return ob.Errors[0].ErrorCode.slice(0, 80);
+  const claims = decodeJwt(e.body.trim())?.claims as { data?: { errors?: { code?: unknown }[] } } | undefined;
+  const code = claims?.data?.errors?.[0]?.code;
+  return typeof code === 'string' ? code.slice(0, 80) : undefined;
+}
 
 /**
  * RFC 9449 §4.3 #11: the creation time may come "from a server managed timestamp via the nonce

@@ -7,6 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { FaultToken } from './context.js';
+import { PROFILES, type ProbeProfile } from './regimes.js';
 import { toJson, toJUnit, toTable } from './report.js';
 import { type ProbeOptions, runProbe } from './run.js';
 
@@ -33,6 +34,12 @@ const USAGE = `usage: fapi-probe --resource URL [options]
   --jwks-uri URL             issuer keys (default: from the issuer metadata)
   --fault-token KIND=TOKEN   issuer-signed token with a defect: wrong-typ, expired, wrong-audience, unbound (repeatable);
                              mint them for each run: one past its exp is reported "not run" 
+ regime:
+  --profile PROFILE          fapi2 (default), fapi1-advanced, uk-ob or br-of; the FAPI 1.0 ones need --cert/--key
+                             (no DPoP cases; the interaction-id echo is a MUST)
+  --signing-key FILE         uk-ob, br-of: the client's private RSA JWK (with kid) that signs each request body
+  --signing-iss ISS          uk-ob: http://openbanking.org.uk/iss (org/software statement id); br-of: organisation id
+  --signing-tan TAN          uk-ob: http://openbanking.org.uk/tan (default openbanking.org.uk)
   --only PREFIX              run only cases whose id starts with PREFIX (repeatable; the baseline always runs)
   --rate N                   requests per second, at most (default 10, at most 50)
   --max-requests N           requests in all, at most (default 200)
@@ -88,6 +95,10 @@ async function main(argv: string[]): Promise<number> {
       'jwks-uri': { type: 'string' },
       'fault-token': { type: 'string', multiple: true },
       only: { type: 'string', multiple: true },
+      profile: { type: 'string' },
+      'signing-key': { type: 'string' },
+      'signing-iss': { type: 'string' },
+      'signing-tan': { type: 'string' },
       rate: { type: 'string' },
       'max-requests': { type: 'string' },
       'timeout-ms': { type: 'string' },
@@ -130,7 +141,22 @@ async function main(argv: string[]): Promise<number> {
   const clientSecret = values['client-secret'] ?? process.env.FAPI_PROBE_CLIENT_SECRET;
   const token = values.token ?? process.env.FAPI_PROBE_TOKEN;
   if (values.issuer && !values['client-id']) throw new Error('--issuer needs --client-id');
+  const profile = values.profile ?? 'fapi2';
+  if (!(PROFILES as readonly string[]).includes(profile)) {
+    throw new Error(`--profile ${JSON.stringify(profile.slice(0, 40))}: the profiles are ${PROFILES.join(', ')}`);
+  }
+  if (Boolean(values['signing-key']) !== Boolean(values['signing-iss'])) throw new Error('give both --signing-key and --signing-iss');
   const options: ProbeOptions = {
+    profile: profile as ProbeProfile,
+    ...(values['signing-key']
+      ? {
+          signer: {
+            key: JSON.parse(read(values['signing-key'])),
+            iss: values['signing-iss'] as string,
+            ...(values['signing-tan'] ? { trustAnchor: values['signing-tan'] } : {}),
+          },
+        }
+      : {}),
     resource: values.resource,
     ...(values.method ? { method: values.method } : {}),
     ...(values.body !== undefined ? { body: { contentType: values['content-type'] ?? 'application/json', value: values.body } } : {}),

@@ -9,6 +9,7 @@ import { type Challenge, param, parseChallenges } from './challenge.js';
 import { staleToken } from './freshness.js';
 import type { ClientCertificate, Exchange, OutgoingRequest, Sender } from './http.js';
 import { type DpopKey, decodeJwt, type ProofFault, proof } from './jws.js';
+import { type MessageSigner, type SignatureFault, signRequest } from './regimes.js';
 
 export type Binding = 'dpop' | 'mtls';
 
@@ -42,6 +43,8 @@ export interface CallOptions {
   query?: Record<string, string>;
   /** Form-encoded body (`application/x-www-form-urlencoded`). */
   form?: Record<string, string>;
+  /** With a regime's request signing (`uk-ob`, `br-of`): leave the signature out, or change the body after signing. @default signed correctly */
+  signature?: SignatureFault;
   /** Answer one `use_dpop_nonce` challenge by retrying with the nonce (RFC 9449 §9). @default true */
   retryNonce?: boolean;
 }
@@ -60,6 +63,8 @@ export interface ContextInit {
   faultTokens: Partial<Record<FaultToken, string>>;
   body?: { contentType: string; value: string };
   headers: Record<string, string>;
+  /** Signs the body of every request as the regime asks (`--profile uk-ob | br-of`). */
+  signer?: MessageSigner;
 }
 
 export class Context {
@@ -113,7 +118,14 @@ export class Context {
     if (options.form) {
       headers['content-type'] = 'application/x-www-form-urlencoded';
       body = new URLSearchParams(options.form).toString();
-    } else if (init.body) headers['content-type'] = init.body.contentType;
+    } else if (init.body) {
+      headers['content-type'] = init.body.contentType;
+      if (init.signer) {
+        const signed = await signRequest(init.signer, init.body.value, this.htu, options.signature);
+        body = signed.body;
+        Object.assign(headers, signed.headers);
+      }
+    }
     const request: OutgoingRequest = {
       method: init.method,
       url: url.href,

@@ -28,7 +28,7 @@ export function toTable(report: ProbeReport): string {
   const failures = report.results.filter((r) => r.status === 'fail' && r.id !== 'baseline.valid');
   const advice = report.results.filter((r) => r.status === 'advice');
   return [
-    `fapi-probe ${report.method} ${report.resource} (${report.binding === 'dpop' ? 'DPoP' : 'mTLS'}-bound token)`,
+    `fapi-probe ${report.method} ${report.resource} (${report.binding === 'dpop' ? 'DPoP' : 'mTLS'}-bound token, profile ${report.profile})`,
     ...banner,
     '',
     line(head),

@@ -4,6 +4,7 @@ import { CASES, type Level, type Missed, type Outcome, type Requirement } from '
 import { AccessTokenExpired, type Binding, Context, describe, describeRequest, type FaultToken } from './context.js';
 import { type ClientCertificate, NetworkError, RequestBudgetExceeded, Sender } from './http.js';
 import { type DpopKey, dpopKeyFromJwk } from './jws.js';
+import { dataClaim, isFapi1, type MessageSigner, messageSigner, PROFILES, type ProbeProfile, type SignerInput } from './regimes.js';
 import { type AuthorizationServer, connect } from './tokens.js';
 
 export interface ProbeOptions {
@@ -42,6 +43,17 @@ export interface ProbeOptions {
   jwksUri?: string;
   /** Tokens signed by the authorization server with one defect each, for the cases that need them. @default {} */
   faultTokens?: Partial<Record<FaultToken, string>>;
+  /**
+   * The regime the deployment serves. `fapi1-advanced`, `uk-ob` and `br-of` (FAPI 1.0 Advanced)
+   * need certificate-bound tokens (`certificate`, no `dpopKey`): the DPoP cases are not run, the
+   * mTLS ones are, and the interaction-id echo is a MUST (Part 1 §6.2.1 #11). `uk-ob` signs each
+   * request's body with `x-jws-signature`, `br-of` sends it as a signed JWT (`signer`), and their
+   * cases send a missing or a tampered signature.
+   * @default 'fapi2'
+   */
+  profile?: ProbeProfile;
+  /** The client's signing key and identity, for `uk-ob` and `br-of`. Required with those profiles. */
+  signer?: SignerInput;
   /** Run only the cases whose id starts with one of these. @default every case */
   only?: string[];
   /** Requests per second, at most (resource and authorization server together). @default 10 */
@@ -96,6 +108,7 @@ export interface ProbeReport {
   resource: string;
   method: string;
   binding: Binding;
+  profile: ProbeProfile;
   startedAt: string;
   strict: boolean;
   results: CaseResult[];
@@ -140,6 +153,19 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
     ...(options.ca ? { ca: options.ca } : {}),
   });
   const binding: Binding = options.certificate && !options.dpopKey ? 'mtls' : 'dpop';
+  const profile = options.profile ?? 'fapi2';
+  if (!PROFILES.includes(profile)) throw new Error(`profile "${String(profile).slice(0, 40)}" is not one of ${PROFILES.join(', ')}`);
+  // FAPI 1.0 Part 2 §6.2.1 #2: certificate-bound tokens only.
+  if (isFapi1(profile) && binding !== 'mtls') {
+    throw new Error(`profile ${profile} takes certificate-bound tokens only: give the client certificate, not a DPoP key`);
+  }
+  let signer: MessageSigner | undefined;
+  if (profile === 'uk-ob' || profile === 'br-of') {
+    if (!options.signer) throw new Error(`profile ${profile} signs each request: give the client's signing key and its iss`);
+    if (!options.body) throw new Error(`profile ${profile} signs the request body: give the body (a payment request)`);
+    if (profile === 'br-of') dataClaim(options.body.value);
+    signer = await messageSigner(profile, options.signer);
+  }
   let dpopKey: DpopKey | undefined;
   if (binding === 'dpop') {
     if (options.dpopKey) dpopKey = await dpopKeyFromJwk(options.dpopKey);
@@ -177,10 +203,14 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
     faultTokens: options.faultTokens ?? {},
     ...(options.body ? { body: options.body } : {}),
     headers: options.headers ?? {},
+    ...(signer ? { signer } : {}),
   });
   const selected = CASES.filter(
-    (c) => (!c.binding || c.binding === binding) && (c.id === BASELINE || !options.only || options.only.some((p) => c.id.startsWith(p))),
-  );
+    (c) =>
+      (!c.binding || c.binding === binding) &&
+      (!c.profiles || c.profiles.includes(profile)) &&
+      (c.id === BASELINE || !options.only || options.only.some((p) => c.id.startsWith(p))),
+  ).map((c) => ({ ...c, level: c.levels?.[profile] ?? c.level }));
   const results: CaseResult[] = [];
   let notJudged: string | undefined;
   let unreachable: NetworkError | undefined;
@@ -221,6 +251,7 @@ export async function runProbe(options: ProbeOptions): Promise<ProbeReport> {
     resource: resource.href,
     method: ctx.init.method,
     binding,
+    profile,
     startedAt: started,
     strict,
     results,

@@ -10,6 +10,14 @@ export async function listen(server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
+/** A loopback port free a moment ago (for a server whose audience must name its port before it starts). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  const url = await listen(server);
+  await close(server);
+  return Number(new URL(url).port);
+}
+
 export async function close(server: Server): Promise<void> {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
