@@ -196,7 +196,7 @@ describe.each(FRAMEWORKS)('Open Finance Brasil signed JWT bodies on %s', (framew
     await refusal(await pay(await signedBody({}, { kid: undefined })), 'BAD_SIGNATURE');
   });
 
-  it('BR-06 refuses a tampered body, a body that is not a JWT, and another media type', async () => {
+  it('BR-06 DEC-15 refuses a tampered body, a body that is not a JWT, and another media type in the Brazil envelope (BAD_SIGNATURE, CONTENT_TYPE_NAO_SUPORTADO, 400)', async () => {
     const body = await signedBody();
     const [h, p, s] = body.split('.');
     const tampered = Buffer.from(
