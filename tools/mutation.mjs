@@ -11,10 +11,20 @@
 //   2. only the survivors of stage 1, each by its exact source range, against the module's
 //      wider suites over real HTTP (`wide`).
 // A mutant counts as killed if either stage kills it. The scores are a lower bound: a suite
-// left out of both sets might kill a survivor too. Reports: reports/mutation/<module>.json
-// (stage 1, with stage 2's kills merged in); `node tools/mutation-scores.mjs` prints the table.
-import { spawnSync } from 'node:child_process';
+// left out of both sets might kill a survivor too.
+//
+// The state is committed (issue 31), so a run continues on any machine where the last one stopped:
+//   stryker/state/<module>.incremental.json        Stryker's incremental file, stage 1
+//   stryker/state/<module>-wide.incremental.json   the same for stage 2
+//   stryker/state/<module>.json                    the module's merged result (mutants and status
+//                                                  only, no sources) with the commit it measured
+//   stryker/SCORES.md                              the table over every module, regenerated after each
+// Mutants that time out count as detected, so a loaded machine inflates a score: a run refuses to
+// start while the 1-minute load average is above 1 (two cores) unless `--loaded` is given, and a
+// module measured that way is marked in SCORES.md.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 
 const core = (glob) => `packages/core/src/${glob}`;
 const suites = (...names) => `(${names.join('|')})\\.test\\.ts$`;
