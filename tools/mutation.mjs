@@ -19,12 +19,35 @@
 //   stryker/state/<module>.json                    the module's merged result (mutants and status
 //                                                  only, no sources) with the commit it measured
 //   stryker/SCORES.md                              the table over every module, regenerated after each
-// Mutants that time out count as detected, so a loaded machine inflates a score: a run refuses to
-// start while the 1-minute load average is above 1 (two cores) unless `--loaded` is given, and a
-// module measured that way is marked in SCORES.md.
+// Mutants that time out count as detected, so a loaded machine inflates a score: before each module
+// the run samples /proc/stat for 5 s and refuses to start while other work keeps more than a
+// quarter of the cores busy, unless `--loaded` is given (a module measured that way is marked in
+// SCORES.md). Work started with `nice -n 19` does not count: the scheduler gives it the cores only
+// when the run leaves them idle. (The 1-minute load average cannot tell: it still counts the
+// previous module's own test processes, and nice'd ones.)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+
+/** The cores' busy share outside nice'd work over `ms` (user, system, irq, softirq, steal; /proc/stat), or undefined off Linux. */
+function busyShare(ms = 5000) {
+  const read = () => {
+    if (!existsSync('/proc/stat')) return undefined;
+    const [user, , system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const busy = user + system + irq + softirq + (steal ?? 0);
+    return { busy, all: busy + idle + iowait };
+  };
+  const a = read();
+  if (!a) return undefined;
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const b = read();
+  return (b.busy - a.busy) / Math.max(1, b.all - a.all);
+}
 
 const core = (glob) => `packages/core/src/${glob}`;
 const suites = (...names) => `(${names.join('|')})\\.test\\.ts$`;
@@ -129,10 +152,14 @@ for (const name of wanted) {
 }
 for (const name of wanted.length ? wanted : Object.keys(MODULES)) {
   const module = MODULES[name];
-  const load = loadavg()[0];
-  if (load > 1 && !loaded) {
+  const busy = busyShare();
+  const load = busy === undefined ? loadavg()[0] : Math.round(busy * 100) / 100;
+  const tooBusy = busy === undefined ? load > 1 : busy > 0.25;
+  if (tooBusy && !loaded) {
     console.error(
-      `mutation: load average ${load.toFixed(2)} > 1; timeouts would count as kills. Wait for a quiet machine or pass --loaded.`,
+      busy === undefined
+        ? `mutation: load average ${load.toFixed(2)} > 1; timeouts would count as kills. Wait for a quiet machine or pass --loaded.`
+        : `mutation: other work keeps ${Math.round(busy * 100)} % of the cores busy (> 25 %); timeouts would count as kills. Wait, run it with nice -n 19, or pass --loaded.`,
     );
     process.exit(2);
   }
@@ -160,7 +187,15 @@ for (const name of wanted.length ? wanted : Object.keys(MODULES)) {
     }
   }
   const seconds = Math.round((Date.now() - started) / 1000);
-  const measured = { module: name, commit: measuredCommit(), date: new Date().toISOString().slice(0, 10), seconds, loaded, load };
+  const measured = {
+    module: name,
+    commit: measuredCommit(),
+    date: new Date().toISOString().slice(0, 10),
+    seconds,
+    loaded,
+    load,
+    concurrency: Number(concurrency),
+  };
   writeFileSync(`${STATE}/${name}.json`, `${JSON.stringify({ measured, files: slim(report) })}\n`);
   if (existsSync(STAGE_REPORT)) renameSync(STAGE_REPORT, `${OUT}/last-stage.json`);
   console.log(`== ${name}: ${seconds} s`);
