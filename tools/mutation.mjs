@@ -53,8 +53,8 @@ const core = (glob) => `packages/core/src/${glob}`;
 const suites = (...names) => `(${names.join('|')})\\.test\\.ts$`;
 /** In-process suites of the core (no HTTP server; a few use one on 127.0.0.1 as a peer). */
 const CORE_UNIT = ['packages/core/test/[a-z-]+', 'test/vectors'];
-/** The adapters' shared suites: every adapter answers the same bytes (parity, hooks, body order). */
-const ADAPTER = ['test/(parity|boundaries|body-before-auth|configuration|hostile)'];
+/** The adapters' shared suites: every adapter answers the same bytes (parity, hooks, body order), options, idempotency keys, layers. */
+const ADAPTER = ['test/(parity|boundaries|body-before-auth|configuration|hostile|adapter-options|adapter-startup|idempotency|layers)'];
 
 /** @type {Record<string, { mutate: string[]; quick: string; wide?: string }>} */
 export const MODULES = {
@@ -164,6 +164,8 @@ for (const name of wanted.length ? wanted : Object.keys(MODULES)) {
     process.exit(2);
   }
   const started = Date.now();
+  // The commit as Stryker copies it into its sandbox, at the start: a commit made while the module runs is not what was measured.
+  const commit = measuredCommit();
   const report = stryker(name, module.mutate, module.quick);
   const left = Object.entries(report.files).flatMap(([file, { mutants }]) =>
     mutants.filter((m) => m.status === 'Survived' || m.status === 'NoCoverage').map((m) => ({ file, m })),
@@ -189,7 +191,7 @@ for (const name of wanted.length ? wanted : Object.keys(MODULES)) {
   const seconds = Math.round((Date.now() - started) / 1000);
   const measured = {
     module: name,
-    commit: measuredCommit(),
+    commit,
     date: new Date().toISOString().slice(0, 10),
     seconds,
     loaded,

@@ -1,0 +1,198 @@
+/**
+ * What each adapter does when an app is put together — its options and their defaults, the
+ * helpers that build middleware (`requireScopes`), `authorization(req)`, and how an idempotency
+ * refusal leaves — proven with apps built inside each test. (Mutation testing activates a mutant
+ * only while a test runs: code that ran once in `beforeAll` would be tested by no test at all.)
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { GuardOptions } from '@fapi-guard/core';
+import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as koaGuard } from '@fapi-guard/koa';
+import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import express from 'express';
+import Koa from 'koa';
+import { send } from './support/http';
+
+const AUDIENCE = 'https://rs.example.com';
+
+let as: MockIssuer;
+let client: DpopClient;
+let options: GuardOptions;
+const servers: Server[] = [];
+
+beforeAll(async () => {
+  as = await MockIssuer.start({ audience: AUDIENCE, clientId: 'client-a' });
+  client = await DpopClient.create('ES256');
+  options = { issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE };
+});
+afterEach(async () => {
+  for (const server of servers.splice(0)) await new Promise((r) => server.close(r));
+});
+afterAll(() => as.stop());
+
+async function listen(app: express.Express | Koa): Promise<string> {
+  const server = app.listen(0, '127.0.0.1');
+  servers.push(server);
+  await new Promise((r) => server.once('listening', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A DPoP request for `path` with a token of `scope`, as the client would send it. */
+async function call(
+  url: string,
+  path: string,
+  scope: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+) {
+  const method = init.method ?? 'GET';
+  const token = await as.mint({ scope, jkt: client.jkt, audience: AUDIENCE });
+  const dpop = await client.proof({ htm: method, htu: `${AUDIENCE}${path}`, accessToken: token });
+  return send(`${url}${path}`, { method, headers: { authorization: `DPoP ${token}`, dpop, ...init.headers }, body: init.body });
+}
+
+describe('@fapi-guard/express at start-up', () => {
+  it('puts the authorization on req.auth by default, and on the property named', async () => {
+    const byDefault = expressGuard(options);
+    const named = expressGuard(options, { property: 'fapi' });
+    const app = express();
+    app.get('/default', byDefault.protect({ scopes: ['accounts'] }), (req, res) => {
+      res.json({ auth: req.auth?.clientId ?? null });
+    });
+    app.get('/named', named.protect({ scopes: ['accounts'] }), (req, res) => {
+      const record = req as unknown as Record<string, { clientId?: string } | undefined>;
+      res.json({ auth: record.auth?.clientId ?? null, fapi: record.fapi?.clientId ?? null });
+    });
+    const url = await listen(app);
+    expect((await call(url, '/default', 'accounts')).json).toEqual({ auth: 'client-a' });
+    expect((await call(url, '/named', 'accounts')).json).toEqual({ auth: null, fapi: 'client-a' });
+  });
+
+  it('refuses a property that is not a non-empty string, and names the package in an unknown option', () => {
+    const message = 'fapi-guard: @fapi-guard/express option property must be a non-empty string';
+    expect(() => expressGuard(options, { property: '' })).toThrow(message);
+    expect(() => expressGuard(options, { property: 5 as never })).toThrow(message);
+    expect(() => expressGuard(options, { errorBody: 'xml' as never })).toThrow(
+      "fapi-guard: @fapi-guard/express option errorBody must be 'oauth', 'problem' or a function",
+    );
+  });
+
+  it('requireScopes(...) is protect({ scopes }): 403 without the scope, 200 with it', async () => {
+    const fapi = expressGuard(options);
+    const app = express();
+    app.get('/accounts', fapi.requireScopes('accounts', 'balances'), (_req, res) => {
+      res.json({ ok: true });
+    });
+    const url = await listen(app);
+    const refused = await call(url, '/accounts', 'accounts');
+    expect(refused.status).toBe(403);
+    expect(refused.headers['www-authenticate']).toContain('scope="accounts balances"');
+    expect((await call(url, '/accounts', 'accounts balances')).status).toBe(200);
+  });
+
+  it('authorization(req) hands over what protect() put on the request, and throws where none ran', async () => {
+    const fapi = expressGuard(options);
+    const app = express();
+    app.get('/accounts', fapi.protect({ scopes: ['accounts'] }), (req, res) => {
+      res.json({ same: fapi.authorization(req) === req.auth, client: fapi.authorization(req).clientId });
+    });
+    app.get('/open', (req, res) => {
+      try {
+        fapi.authorization(req);
+        res.json({ thrown: null });
+      } catch (e) {
+        res.json({ thrown: (e as Error).message });
+      }
+    });
+    const url = await listen(app);
+    expect((await call(url, '/accounts', 'accounts')).json).toEqual({ same: true, client: 'client-a' });
+    expect((await send(`${url}/open`)).json).toEqual({ thrown: 'fapi-guard: authorization() on a request no protect() let through' });
+  });
+
+  it('an idempotency refusal leaves in the format the app chose (errorBody), like the guard’s own', async () => {
+    const fapi = expressGuard(options, { errorBody: 'problem' });
+    const app = express();
+    app.use(fapi.rawBody());
+    app.use(express.json());
+    app.post('/payments', fapi.protect({ scopes: ['payments'], idempotency: 'required' }), (_req, res) => {
+      res.status(201).json({ paid: true });
+    });
+    const url = await listen(app);
+    const refused = await call(url, '/payments', 'payments', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"amount":"10.00"}',
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(refused.json).toMatchObject({ status: 400 });
+    const paid = await call(url, '/payments', 'payments', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': '"k-1"' },
+      body: '{"amount":"10.00"}',
+    });
+    expect([paid.status, paid.json]).toEqual([201, { paid: true }]);
+  });
+});
+
+describe('@fapi-guard/koa at start-up', () => {
+  it('puts the authorization on ctx.state.auth; names the package in an unknown option', async () => {
+    expect(() => koaGuard(options, { property: 'auth' } as never)).toThrow(
+      'fapi-guard: unknown @fapi-guard/koa option "property" (known: errors, errorBody)',
+    );
+    const fapi = koaGuard(options);
+    const app = new Koa();
+    app.silent = true;
+    const router = new Router();
+    router.get('/accounts', fapi.protect({ scopes: ['accounts'] }), (ctx) => {
+      ctx.body = { auth: (ctx.state.auth as { clientId?: string } | undefined)?.clientId ?? null };
+    });
+    app.use(router.routes());
+    const url = await listen(app);
+    expect((await call(url, '/accounts', 'accounts')).json).toEqual({ auth: 'client-a' });
+  });
+
+  it('requireScopes(...) is protect({ scopes }): 403 without the scope, 200 with it', async () => {
+    const fapi = koaGuard(options);
+    const app = new Koa();
+    app.silent = true;
+    const router = new Router();
+    router.get('/accounts', fapi.requireScopes('accounts', 'balances'), (ctx) => {
+      ctx.body = { ok: true };
+    });
+    app.use(router.routes());
+    const url = await listen(app);
+    const refused = await call(url, '/accounts', 'accounts');
+    expect(refused.status).toBe(403);
+    expect(refused.headers['www-authenticate']).toContain('scope="accounts balances"');
+    expect((await call(url, '/accounts', 'accounts balances')).status).toBe(200);
+  });
+
+  it('an idempotency refusal leaves in the format the app chose (errorBody), like the guard’s own', async () => {
+    const fapi = koaGuard(options, { errorBody: 'problem' });
+    const app = new Koa();
+    app.silent = true;
+    app.use(fapi.rawBody());
+    app.use(bodyParser());
+    const router = new Router();
+    router.post('/payments', fapi.protect({ scopes: ['payments'], idempotency: 'required' }), (ctx) => {
+      ctx.status = 201;
+      ctx.body = { paid: true };
+    });
+    app.use(router.routes());
+    const url = await listen(app);
+    const json = { 'content-type': 'application/json' };
+    const refused = await call(url, '/payments', 'payments', { method: 'POST', headers: json, body: '{"amount":"10.00"}' });
+    expect(refused.status).toBe(400);
+    expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(refused.json).toMatchObject({ status: 400 });
+    const paid = await call(url, '/payments', 'payments', {
+      method: 'POST',
+      headers: { ...json, 'idempotency-key': '"k-1"' },
+      body: '{"amount":"10.00"}',
+    });
+    expect([paid.status, paid.json]).toEqual([201, { paid: true }]);
+  });
+});
