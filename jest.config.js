@@ -31,7 +31,8 @@ module.exports = {
   // Tests run against the sources, so a failing test points at the line that changed.
   moduleNameMapper: {
     '^@fapi-guard/([a-z-]+)$': '<rootDir>/packages/$1/src/index.ts',
-    // Sub-path entry points (`@fapi-guard/core/prometheus`): the source file of the same name.
+    // Sub-path entry points: the core's optional exporters live in observe/; others are the source file of the same name.
+    '^@fapi-guard/core/(prometheus|otel)$': '<rootDir>/packages/core/src/observe/$1.ts',
     '^@fapi-guard/([a-z-]+)/([a-z-]+)$': '<rootDir>/packages/$1/src/$2.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

@@ -18,8 +18,8 @@ const REPO = manifest.repository.url.replace(/^git\+/, '').replace(/\.git$/, '')
 /** Entry points of the packages, as installed (`@fapi-guard/core/prometheus`) → source file. */
 export const ENTRY_POINTS = {
   '@fapi-guard/core': 'packages/core/src/index.ts',
-  '@fapi-guard/core/prometheus': 'packages/core/src/prometheus.ts',
-  '@fapi-guard/core/otel': 'packages/core/src/otel.ts',
+  '@fapi-guard/core/prometheus': 'packages/core/src/observe/prometheus.ts',
+  '@fapi-guard/core/otel': 'packages/core/src/observe/otel.ts',
   '@fapi-guard/express': 'packages/express/src/index.ts',
   '@fapi-guard/koa': 'packages/koa/src/index.ts',
   '@fapi-guard/fastify': 'packages/fastify/src/index.ts',

@@ -492,3 +492,6 @@ export function renderChallenges(reason: GuardErrorReason, ctx: ChallengeContext
 export function isGuardError(value: unknown): value is GuardError {
   return typeof value === 'object' && value !== null && (value as { ok?: unknown }).ok === false && 'reason' in value;
 }
+
+/** RFC 9449 §7.1, §8: browser clients must be able to read the challenge and the nonce. */
+export const EXPOSE = { 'access-control-expose-headers': 'WWW-Authenticate, DPoP-Nonce' } as const;

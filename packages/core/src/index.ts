@@ -17,9 +17,22 @@ export {
 } from './binding/mtls.js';
 export { type DpopNonceOptions, DpopNonces, NONCE_SYNTAX } from './binding/nonce.js';
 export { jwkThumbprint } from './binding/thumbprint.js';
-export { guardRequestOn, type KnownConnection, nodeConnection, type RequestConnection } from './connection.js';
+export { MemoryReplayStore, type MemoryReplayStoreOptions, type ReplayStore, ReplayStoreFullError } from './common/stores.js';
+export { GUARD_ENV_VARIABLES, type GuardEnvOptions, type GuardEnvVariable, guardOptionsFromEnv } from './config/env.js';
+export {
+  COMPAT_PRESETS,
+  type CompatOptions,
+  type DecisionEvent,
+  type DpopOptions,
+  FAPI_ALGORITHMS,
+  type GuardOptions,
+  type MessageSigningOptions,
+  type OpenFinanceBrasilOptions,
+  SUPPORTED_ALGORITHMS,
+  type UkOpenBankingOptions,
+} from './config/options.js';
+export type { ResolvedOptions } from './config/resolve.js';
 export { type CredentialsResult, isFormEncoded, readCredentials } from './credentials.js';
-export { GUARD_ENV_VARIABLES, type GuardEnvOptions, type GuardEnvVariable, guardOptionsFromEnv } from './env.js';
 export {
   type AuthScheme,
   brErrorEnvelope,
@@ -34,20 +47,6 @@ export {
   REASONS,
   renderChallenges,
 } from './errors.js';
-export {
-  authorizeFetchRequest,
-  type FetchAuthorization,
-  type FetchBody,
-  FORM_BODY_LIMIT,
-  fetchErrorResponse,
-  fetchResponse,
-  guardRequestFromFetch,
-  headersFromFetch,
-  protectFetchRequest,
-  readFetchBody,
-  requestTarget,
-  signFetchResponse,
-} from './fetch.js';
 export { type Authenticated, type Authorized, type Binding, createGuard, type Guard, type SignedOutgoing } from './guard.js';
 export {
   type BodyBytes,
@@ -79,37 +78,9 @@ export {
   type StoredResponse,
 } from './idempotency/store.js';
 export { type InteractionId, interactionId } from './interaction.js';
-export { authorizationOf, rememberAuthorization } from './layers.js';
-export { type GuardLogger, Notices, stderrLogger } from './logger.js';
 export { buildMetadata, type MetadataFacts, metadataPath, metadataUrl, type ResourceMetadataOptions } from './metadata.js';
-export { DecisionMetrics, type MetricsSnapshot } from './metrics.js';
-export {
-  authorizeNodeRequest,
-  captureRawBody,
-  completeNodeRequest,
-  errorResponse,
-  guardRequestFromNode,
-  type NodeRequestParts,
-  protectNodeRequest,
-  type ResponseParts,
-  receivedTarget,
-  trackReceivedTargets,
-} from './node.js';
-export { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';
-export { signNodeResponse } from './node-response.js';
-export {
-  COMPAT_PRESETS,
-  type CompatOptions,
-  type DecisionEvent,
-  type DpopOptions,
-  FAPI_ALGORITHMS,
-  type GuardOptions,
-  type MessageSigningOptions,
-  type OpenFinanceBrasilOptions,
-  type ResolvedOptions,
-  SUPPORTED_ALGORITHMS,
-  type UkOpenBankingOptions,
-} from './options.js';
+export { type GuardLogger, Notices, stderrLogger } from './observe/logger.js';
+export { DecisionMetrics, type MetricsSnapshot } from './observe/metrics.js';
 export {
   type AuthorizationDetailRequirement,
   type ClaimCheck,
@@ -119,15 +90,6 @@ export {
   grantedScopes,
   type RoutePolicy,
 } from './policy.js';
-export {
-  checkRefusalOptions,
-  type ErrorBody,
-  pinRefusal,
-  problemDetails,
-  type RefusalOptions,
-  refusalBody,
-  takeRefusalOptions,
-} from './refusals.js';
 export {
   BR_JWT_MAX_LENGTH,
   isJwtMediaType,
@@ -175,6 +137,46 @@ export {
   OriginResolver,
   type UrlResult,
 } from './request.js';
+export { guardRequestOn, type KnownConnection, nodeConnection, type RequestConnection } from './runtime/connection.js';
+export {
+  authorizeFetchRequest,
+  type FetchAuthorization,
+  type FetchBody,
+  FORM_BODY_LIMIT,
+  fetchErrorResponse,
+  fetchResponse,
+  guardRequestFromFetch,
+  headersFromFetch,
+  protectFetchRequest,
+  readFetchBody,
+  requestTarget,
+  signFetchResponse,
+} from './runtime/fetch.js';
+export { authorizationOf, rememberAuthorization } from './runtime/layers.js';
+export {
+  authorizeNodeRequest,
+  captureRawBody,
+  completeNodeRequest,
+  errorResponse,
+  guardRequestFromNode,
+  type NodeRequestParts,
+  protectNodeRequest,
+  type ResponseParts,
+  receivedTarget,
+  trackReceivedTargets,
+} from './runtime/node.js';
+export { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './runtime/node-body.js';
+export { signNodeResponse } from './runtime/node-response.js';
+export {
+  checkRefusalOptions,
+  type ErrorBody,
+  pinRefusal,
+  problemDetails,
+  type RefusalOptions,
+  refusalBody,
+  takeRefusalOptions,
+} from './runtime/refusals.js';
+export { FAPI_TLS12_CIPHERS, FAPI_TLS13_CIPHERS, type FapiTlsInput, fapiTlsOptions } from './runtime/tls.js';
 export {
   componentValue,
   SIGNATURE_BASE_BOUNDS,
@@ -221,8 +223,6 @@ export {
   verifyMessageSignature,
   verifySignatureValue,
 } from './signatures/verify.js';
-export { MemoryReplayStore, type MemoryReplayStoreOptions, type ReplayStore, ReplayStoreFullError } from './stores.js';
-export { FAPI_TLS12_CIPHERS, FAPI_TLS13_CIPHERS, type FapiTlsInput, fapiTlsOptions } from './tls.js';
 export type { OutboundOptions } from './tokens/http.js';
 export {
   type CachedIntrospection,

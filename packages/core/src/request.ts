@@ -2,7 +2,7 @@
  * The framework-free request the core checks, and the construction of the absolute URL the
  * client addressed (needed for DPoP `htu`, RFC 9449 §4.3 step 9, and RFC 9421 `@target-uri`).
  */
-import { AddressList } from './addresses.js';
+import { AddressList } from './common/addresses.js';
 
 /** Header lines by lower-cased name, every line kept (duplicates matter: RFC 9449 §4.3 step 1). */
 export type GuardHeaders = Readonly<Record<string, readonly string[]>>;

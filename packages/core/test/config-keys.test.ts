@@ -4,7 +4,7 @@
  * requirements.
  */
 import { createGuard, type GuardOptions } from '@fapi-guard/core';
-import { editDistance, nearestKey } from '../src/config-keys.js';
+import { editDistance, nearestKey } from '../src/config/check.js';
 
 const base: GuardOptions = { issuer: 'https://as.example.com', audience: 'https://rs.example.com' };
 const build = (options: Record<string, unknown>) => () => createGuard({ ...base, ...options } as GuardOptions);

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createGuard, GUARD_ENV_VARIABLES, guardOptionsFromEnv, headersFromRaw } from '@fapi-guard/core';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
-import { OPTION_VARIABLES } from '../src/env-names';
+import { OPTION_VARIABLES } from '../src/config/env-names';
 
 const minimal = { FAPI_ISSUER: 'https://as.bank.example', FAPI_AUDIENCE: 'https://api.bank.example' };
 /** The mark that makes createGuard's start-up errors name the variables (kept by object spread). */

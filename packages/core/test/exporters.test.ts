@@ -139,6 +139,6 @@ describe('optional peers', () => {
     const src = join(__dirname, '..', 'src');
     const files = (readdirSync(src, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'));
     const importers = files.filter((f) => /from '(prom-client|@opentelemetry\/[a-z-]+)'/.test(readFileSync(join(src, f), 'utf8')));
-    expect(importers.sort()).toEqual(['otel.ts', 'prometheus.ts']);
+    expect(importers.sort()).toEqual(['observe/otel.ts', 'observe/prometheus.ts']);
   });
 });

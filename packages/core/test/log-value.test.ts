@@ -1,4 +1,4 @@
-import { logValue, MAX_LOG_VALUE_LENGTH } from '../src/log-value';
+import { logValue, MAX_LOG_VALUE_LENGTH } from '../src/observe/log-value';
 
 describe('logValue (issue 15 item 12)', () => {
   it('15.12 log injection: leaves plain values alone', () => {

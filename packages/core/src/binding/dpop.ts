@@ -12,11 +12,11 @@
 import type { KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { sha256base64url } from '../common/hash.js';
+import { decodeJsonSegment, publicKeyFromJwk, verifyCompactJws, verifyCompactJwsInPool } from '../common/jws.js';
+import { rsaKeyProblem } from '../common/rsa.js';
+import type { ReplayStore } from '../common/stores.js';
 import type { GuardErrorReason } from '../errors.js';
-import { sha256base64url } from '../hash.js';
-import { decodeJsonSegment, publicKeyFromJwk, verifyCompactJws, verifyCompactJwsInPool } from '../jws.js';
-import { rsaKeyProblem } from '../rsa.js';
-import type { ReplayStore } from '../stores.js';
 import { keyMatches } from '../tokens/issuer.js';
 import type { DpopNonces } from './nonce.js';
 import { jwkThumbprint } from './thumbprint.js';

@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { parseItem, parseList } from 'structured-headers';
-import { AddressList } from '../addresses.js';
+import { AddressList } from '../common/addresses.js';
 import { type GuardRequest, headerLines } from '../request.js';
 
 /** base64url (no padding) SHA-256 of the certificate DER (RFC 8705 §3.1). */

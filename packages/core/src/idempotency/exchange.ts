@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import type { GuardError, GuardErrorReason } from '../errors.js';
 import type { Authorized, Guard } from '../guard.js';
-import { logValue } from '../log-value.js';
+import { logValue } from '../observe/log-value.js';
 import type { CompiledPolicy } from '../policy.js';
 import type { GuardRequest } from '../request.js';
 import { requestFingerprint } from './fingerprint.js';

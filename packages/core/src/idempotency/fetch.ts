@@ -3,12 +3,13 @@
  * decision before the handler, and the handler's `Response` — after any response signature was
  * added — recorded before it is returned, its body copied (bounded) from a clone.
  */
-import type { RequestConnection } from '../connection.js';
+
 import type { GuardError } from '../errors.js';
 import { isGuardError } from '../errors.js';
-import { fetchErrorResponse, guardRequestFromFetch, readFetchBody } from '../fetch.js';
 import type { Authorized, Guard } from '../guard.js';
 import type { CompiledPolicy } from '../policy.js';
+import type { RequestConnection } from '../runtime/connection.js';
+import { fetchErrorResponse, guardRequestFromFetch, readFetchBody } from '../runtime/fetch.js';
 import { type BodyBytes, beginIdempotency, type IdempotencyTicket, type SentResponse } from './exchange.js';
 import type { StoredResponse } from './store.js';
 

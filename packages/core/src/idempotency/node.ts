@@ -9,11 +9,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GuardError } from '../errors.js';
 import { isGuardError } from '../errors.js';
 import type { Authorized, Guard } from '../guard.js';
-import { errorResponse, guardRequestFromNode } from '../node.js';
-import { bodyUnread, readRawBody, rememberedRawBody, rememberRawBody } from '../node-body.js';
-import { applyWriteHead, type Chunk, toBuffer } from '../node-response.js';
 import type { CompiledPolicy } from '../policy.js';
 import { announcesBody } from '../request.js';
+import { errorResponse, guardRequestFromNode } from '../runtime/node.js';
+import { bodyUnread, readRawBody, rememberedRawBody, rememberRawBody } from '../runtime/node-body.js';
+import { applyWriteHead, type Chunk, toBuffer } from '../runtime/node-response.js';
 import { type BodyBytes, beginIdempotency, type IdempotencyTicket } from './exchange.js';
 import type { StoredResponse } from './store.js';
 

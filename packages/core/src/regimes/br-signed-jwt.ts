@@ -6,9 +6,9 @@
  * the same way, signed by the bank: `aud` the client's organisation, `iss` the bank's.
  */
 import { randomUUID, sign, verify } from 'node:crypto';
-import { decodeJsonSegment } from '../jws.js';
+import { decodeJsonSegment } from '../common/jws.js';
+import type { ReplayStore } from '../common/stores.js';
 import type { ClientKeys } from '../signatures/client-keys.js';
-import type { ReplayStore } from '../stores.js';
 import type { ObKey, ObSigningKey } from './uk-ob-signature.js';
 
 /** The largest signed body read: the payload limits of the payments API with room to spare. */

@@ -9,8 +9,8 @@
  * and the payload is encoded as in RFC 7515.
  */
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
-import { decodeJsonSegment } from '../jws.js';
-import { rsaKeyProblem } from '../rsa.js';
+import { decodeJsonSegment } from '../common/jws.js';
+import { rsaKeyProblem } from '../common/rsa.js';
 import type { ClientKeys } from '../signatures/client-keys.js';
 import type { SignatureJwk } from '../signatures/keys.js';
 

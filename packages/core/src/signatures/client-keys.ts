@@ -6,9 +6,9 @@
  * whose keys cannot be fetched and are not cached gives 503, never an accepted request.
  */
 import { LRUCache } from 'lru-cache';
+import { assertSecureUrl } from '../common/url.js';
 import type { Outbound } from '../tokens/http.js';
 import { FetchError, fetchJson } from '../tokens/issuer.js';
-import { assertSecureUrl } from '../url.js';
 import { type NamedSignatureKey, type SignatureJwk, verificationKey } from './keys.js';
 
 /** Where one client's keys come from: a JWK set, or the URL of one (https). */

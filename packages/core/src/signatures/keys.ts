@@ -4,7 +4,7 @@
  * allow-list (§5.6, FAPI 2.0 Security Profile §5.4.1): ed25519, ecdsa-p256-sha256, rsa-pss-sha512.
  */
 import { createPrivateKey, createPublicKey, type KeyObject, sign, type webcrypto } from 'node:crypto';
-import { rsaKeyProblem } from '../rsa.js';
+import { rsaKeyProblem } from '../common/rsa.js';
 import type { HttpSignatureAlgorithm, SignatureKey } from './verify.js';
 
 /** The algorithms FAPI 2.0 allows for message signatures. */

@@ -16,7 +16,7 @@ import { type Agent, request as httpRequest, type IncomingMessage } from 'node:h
 import { request as httpsRequest } from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { assertSecureUrl } from '../url.js';
+import { assertSecureUrl } from '../common/url.js';
 
 // proxy-from-env ships no types. Its one function: the proxy URL for a URL from HTTP(S)_PROXY /
 // ALL_PROXY, or '' when there is none or NO_PROXY names the host.

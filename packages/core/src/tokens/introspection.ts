@@ -11,8 +11,8 @@
 import { randomUUID } from 'node:crypto';
 import { type CryptoKey, compactVerify, importJWK, type JWK, SignJWT } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { decodeJsonSegment } from '../common/jws.js';
 import type { GuardErrorReason } from '../errors.js';
-import { decodeJsonSegment } from '../jws.js';
 import { postForm, ServiceUnavailable } from './http.js';
 import type { IssuerKeys } from './issuer.js';
 import { type AccessTokenClaims, deepFreeze, type TokenResult, type VerifiedAccessToken } from './jwt.js';

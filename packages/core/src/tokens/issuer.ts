@@ -10,6 +10,7 @@
  * - with no keys at all the result is `unavailable` (503), never an accepted request.
  */
 import { type CryptoKey, importJWK, type JWK } from 'jose';
+import { MIN_RSA_MODULUS_BITS } from '../common/rsa.js';
 import { exchange, type Outbound, ServiceUnavailable } from './http.js';
 
 /** A JSON Web Key Set (RFC 7517 §5). */
@@ -63,9 +64,6 @@ const KEY_FOR_ALG: Readonly<Record<string, { kty: string; crv?: string }>> = {
   EdDSA: { kty: 'OKP', crv: 'Ed25519' },
   Ed25519: { kty: 'OKP', crv: 'Ed25519' },
 };
-
-/** FAPI 2.0 §5.4.1 #2: RSA keys of at least 2048 bits. */
-export const MIN_RSA_MODULUS_BITS = 2048;
 
 /** Bits of an RSA modulus given as base64url (leading zero octets do not count). */
 export function rsaModulusBits(n: string): number {

@@ -9,9 +9,9 @@
  */
 import { type CryptoKey, compactVerify, errors } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { sha256base64url } from '../common/hash.js';
+import { decodeJsonSegment } from '../common/jws.js';
 import type { GuardErrorReason } from '../errors.js';
-import { sha256base64url } from '../hash.js';
-import { decodeJsonSegment } from '../jws.js';
 import type { IssuerKeys } from './issuer.js';
 import { otherJwtKind } from './token-kind.js';
 

@@ -5,7 +5,7 @@
  * status and `WWW-Authenticate` (and `DPoP-Nonce`, `Retry-After`); only the body is the team's.
  */
 import { type ServerResponse, STATUS_CODES } from 'node:http';
-import type { GuardError } from './errors.js';
+import type { GuardError } from '../errors.js';
 
 /**
  * The body of a refusal:

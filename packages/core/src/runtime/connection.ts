@@ -5,10 +5,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { GuardError } from './errors.js';
-import type { Guard } from './guard.js';
-import type { CompiledPolicy } from './policy.js';
-import type { GuardHeaders, GuardRequest } from './request.js';
+import type { GuardError } from '../errors.js';
+import type { Guard } from '../guard.js';
+import type { CompiledPolicy } from '../policy.js';
+import type { GuardHeaders, GuardRequest } from '../request.js';
 
 /** Facts about the connection of one request. Every field is optional; see each default. */
 export interface RequestConnection {

@@ -11,7 +11,7 @@
  * reason, binding, issuer, client and interaction id; never the token, nor its hash.
  */
 import { type Attributes, type Meter, SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api';
-import type { DecisionEvent } from './options.js';
+import type { DecisionEvent } from '../config/options.js';
 
 export interface OpenTelemetryOptions {
   /** Spans are created with it; none when absent. */

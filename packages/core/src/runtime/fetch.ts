@@ -12,15 +12,16 @@
  * value: 400 "The Authorization header is malformed" instead of "More than one set of credentials
  * was sent", and `invalid_dpop_proof` with the detail "not a compact JWS".
  */
+
+import { isFormEncoded } from '../credentials.js';
+import type { GuardError } from '../errors.js';
+import type { Authorized, Guard } from '../guard.js';
+import type { CompiledPolicy } from '../policy.js';
+import { announcesBody, type GuardHeaders, type GuardRequest, headersFromRaw } from '../request.js';
 import { guardRequestOn, type RequestConnection } from './connection.js';
-import { isFormEncoded } from './credentials.js';
-import type { GuardError } from './errors.js';
-import type { Authorized, Guard } from './guard.js';
 import { authorizationOf, rememberAuthorization } from './layers.js';
 import { errorResponse, type ResponseParts } from './node.js';
-import type { CompiledPolicy } from './policy.js';
 import type { ErrorBody } from './refusals.js';
-import { announcesBody, type GuardHeaders, type GuardRequest, headersFromRaw } from './request.js';
 
 /**
  * The most body bytes read on a route without `messageSigning` — only form bodies are read there,

@@ -9,7 +9,7 @@
  * forges it, and it goes with the request (each request on a keep-alive connection and each
  * HTTP/2 stream is a new object).
  */
-import type { Authorized, Guard } from './guard.js';
+import type { Authorized, Guard } from '../guard.js';
 
 const marks = new WeakMap<Guard, WeakMap<object, Authorized>>();
 

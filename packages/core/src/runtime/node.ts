@@ -3,16 +3,18 @@
  * over the Node `IncomingMessage` it wraps, and writes back the response the core describes.
  * Keeping this here is what makes the three adapters behave byte-for-byte alike.
  */
+
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
+import type { GuardError } from '../errors.js';
+import type { Authenticated, Authorized, Guard } from '../guard.js';
+import type { ResponseParts } from '../outcomes.js';
+import type { CompiledPolicy } from '../policy.js';
+import { announcesBody, type GuardRequest, headersFromRaw } from '../request.js';
 import { guardRequestOn, nodeConnection } from './connection.js';
-import type { GuardError } from './errors.js';
-import type { Authenticated, Authorized, Guard } from './guard.js';
 import { authorizationOf, rememberAuthorization } from './layers.js';
 import { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';
-import type { CompiledPolicy } from './policy.js';
 import { type ErrorBody, refusalBody } from './refusals.js';
-import { announcesBody, type GuardRequest, headersFromRaw } from './request.js';
 
 export interface NodeRequestParts {
   /** The request target the client sent (path and query), before any router rewrote it. */
@@ -161,13 +163,7 @@ export function captureRawBody(guard: Guard, req: IncomingMessage): void {
   if (announcesBody(headersFromRaw(req.rawHeaders))) tapRawBody(req, limit);
 }
 
-/** What an adapter writes for a refusal: status, headers and the JSON body text. */
-export interface ResponseParts {
-  status: number;
-  headers: Readonly<Record<string, string>>;
-  /** Serialised once here so every adapter sends the same bytes. */
-  body: string;
-}
+export type { ResponseParts };
 
 /**
  * A refusal's response: its status and headers (RFC 6750 §3, RFC 9449 §7.1), the body in `format`;

@@ -4,48 +4,13 @@
  * validation like options written in code, and a variable this module does not know (a typo such
  * as `FAPI_AUDIENCES`) is a start-up error, never a silently skipped setting.
  */
-import type { CertificateProxyOptions, ClientCertificateFormat } from './binding/mtls.js';
-import { nearestKey } from './config-keys.js';
-import { markFromEnvironment } from './env-names.js';
+import type { CertificateProxyOptions, ClientCertificateFormat } from '../binding/mtls.js';
+import type { IntrospectionOptions } from '../tokens/introspection.js';
+import { nearestKey } from './check.js';
+import { GUARD_ENV_VARIABLES, type GuardEnvVariable, markFromEnvironment } from './env-names.js';
 import type { GuardOptions } from './options.js';
-import type { IntrospectionOptions } from './tokens/introspection.js';
 
-/** Every variable read, with what it sets. Lists are comma-separated; booleans are `true` / `false`. */
-export const GUARD_ENV_VARIABLES = {
-  FAPI_ISSUER: 'issuer identifier(s) of the trusted authorization server(s) (`issuer` / `issuers`); required',
-  FAPI_JWKS_URI: "the issuer's JWK set URL, skipping discovery (one issuer only)",
-  FAPI_AUDIENCE: "this API's resource identifier(s) (`audience`); required",
-  FAPI_PUBLIC_URL: 'origin(s) clients address (`publicUrl`)',
-  FAPI_TRUSTED_PROXIES: 'IPs / CIDRs whose X-Forwarded-Proto / -Host are believed (`trustedProxies`)',
-  FAPI_PROFILE: '`fapi2` (default), `fapi1-advanced` or `oauth2` (`profile`)',
-  FAPI_ALGORITHMS: 'JWS algorithms (`algorithms`)',
-  FAPI_CLOCK_TOLERANCE_SEC: 'leeway for exp / nbf / iat in seconds (`clockToleranceSec`)',
-  FAPI_REALM: 'realm of Bearer challenges (`realm`)',
-  FAPI_TOKEN_FORMAT: '`jwt`, `opaque` or `auto` (`tokenFormat`)',
-  FAPI_INTROSPECT_JWTS: 'also introspect JWTs, for revocation (`introspectJwts`)',
-  FAPI_RESOURCE_METADATA: 'publish RFC 9728 metadata (`resourceMetadata`)',
-  FAPI_MTLS: "offer certificate-bound tokens over this process's own TLS (`mtls: true`)",
-  FAPI_CLIENT_CERT_HEADER: "a trusted TLS-terminating proxy's certificate header (`mtls.proxy.header`)",
-  FAPI_CLIENT_CERT_FORMAT: '`rfc9440`, `nginx` or `envoy` (`mtls.proxy.format`)',
-  FAPI_CLIENT_CERT_TRUSTED_PEERS: 'IPs / CIDRs the proxy connects from (`mtls.proxy.trustedPeers`)',
-  FAPI_CLIENT_CERT_SECRET_HEADER: 'header the proxy sets to a shared secret (`mtls.proxy.sharedSecret.header`)',
-  FAPI_CLIENT_CERT_SECRET: 'the shared secret value (`mtls.proxy.sharedSecret.value`)',
-  FAPI_DPOP_MAX_AGE_SEC: 'oldest accepted DPoP proof, in seconds (`dpop.maxAgeSec`)',
-  FAPI_DPOP_NONCE_REQUIRED: 'require server nonces on every route (`dpop.nonce.required`)',
-  FAPI_DPOP_NONCE_SECRET: 'nonce secret (≥ 32 bytes) shared by every instance (`dpop.nonce.secret`)',
-  FAPI_INTROSPECTION_CLIENT_ID: 'turns introspection on (`introspection.clientId`)',
-  FAPI_INTROSPECTION_AUTH_METHOD: '`client_secret_basic` (default), `client_secret_post` or `private_key_jwt`',
-  FAPI_INTROSPECTION_CLIENT_SECRET: 'client secret for the client_secret_* methods',
-  FAPI_INTROSPECTION_PRIVATE_KEY: 'private JWK (JSON) for private_key_jwt',
-  FAPI_INTROSPECTION_ENDPOINT: 'introspection endpoint (default: discovered)',
-  FAPI_INTROSPECTION_ISSUER: 'which issuer answers introspection (needed with several issuers)',
-  FAPI_INTROSPECTION_SIGNED_RESPONSE: 'require RFC 9701 signed answers (`introspection.signedResponse`)',
-  FAPI_INTROSPECTION_CACHE_TTL_SEC: 'longest time an answer is cached (`introspection.cache.maxTtlSec`)',
-  FAPI_OUTBOUND_PROXY:
-    '`env` (use `HTTPS_PROXY` / `NO_PROXY`) or an `http://` proxy URL for discovery, JWKS and introspection (`outbound.proxy`)',
-} as const;
-
-export type GuardEnvVariable = keyof typeof GUARD_ENV_VARIABLES;
+export { GUARD_ENV_VARIABLES, type GuardEnvVariable };
 
 export interface GuardEnvOptions {
   /**

@@ -6,7 +6,9 @@
  * signature 100× dearer than with 65537.
  */
 import type { KeyObject } from 'node:crypto';
-import { MIN_RSA_MODULUS_BITS } from './tokens/issuer.js';
+
+/** FAPI 2.0 §5.4.1 #2: RSA keys of at least 2048 bits. */
+export const MIN_RSA_MODULUS_BITS = 2048;
 
 /**
  * The largest modulus accepted. Keys in use are 2048 to 4096 bits; 8192 leaves room and costs

@@ -7,10 +7,14 @@
  * Each shape is typed against its interface (`Fields<T>`), so an option added to an interface
  * without a checker here does not compile.
  */
-import type { CertificateProxyOptions, MtlsOptions } from './binding/mtls.js';
-import type { DpopNonceOptions } from './binding/nonce.js';
-import type { IdempotencyOptions, IdempotencyPolicy } from './idempotency/policy.js';
-import type { ResourceMetadataOptions } from './metadata.js';
+import type { CertificateProxyOptions, MtlsOptions } from '../binding/mtls.js';
+import type { DpopNonceOptions } from '../binding/nonce.js';
+import type { IdempotencyOptions, IdempotencyPolicy } from '../idempotency/policy.js';
+import type { ResourceMetadataOptions } from '../metadata.js';
+import type { ClientProfileOptions } from '../regimes/profiles.js';
+import type { OutboundOptions } from '../tokens/http.js';
+import type { IntrospectionOptions } from '../tokens/introspection.js';
+import type { IssuerConfig, KeySetOptions } from '../tokens/issuer.js';
 import type {
   CompatOptions,
   DpopOptions,
@@ -19,11 +23,7 @@ import type {
   OpenFinanceBrasilOptions,
   UkOpenBankingOptions,
 } from './options.js';
-import type { RoutePolicy } from './policy.js';
-import type { ClientProfileOptions } from './regimes/profiles.js';
-import type { OutboundOptions } from './tokens/http.js';
-import type { IntrospectionOptions } from './tokens/introspection.js';
-import type { IssuerConfig, KeySetOptions } from './tokens/issuer.js';
+import type { RoutePolicy } from './route-policy.js';
 
 /** Where a value sits: what a key is called ("option", "route policy key"), the root's name, the key path. */
 interface At {

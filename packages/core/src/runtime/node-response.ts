@@ -6,8 +6,8 @@
  * some handlers call `writeHead` first, which is deferred the same way).
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Authorized, Guard } from './guard.js';
-import type { GuardHeaders } from './request.js';
+import type { Authorized, Guard } from '../guard.js';
+import type { GuardHeaders } from '../request.js';
 
 export type Chunk = string | Uint8Array;
 

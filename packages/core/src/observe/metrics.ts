@@ -3,7 +3,7 @@
  * feed `record` from `onDecision`, read `snapshot()` (for an OpenTelemetry observable counter)
  * or `prometheus()` (text exposition format 0.0.4, for a /metrics route).
  */
-import type { DecisionEvent } from './options.js';
+import type { DecisionEvent } from '../config/options.js';
 
 /** Upper bounds (ms) of the decision-duration histogram. */
 const BUCKETS_MS = [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000];

@@ -9,7 +9,7 @@
  * Names and units follow the Prometheus conventions: a `_total` counter, a histogram in seconds.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { DecisionEvent } from './options.js';
+import type { DecisionEvent } from '../config/options.js';
 
 export interface PrometheusMetricsOptions {
   /** Where the metrics are registered (yours; nothing goes in prom-client's global registry). */
