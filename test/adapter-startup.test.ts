@@ -8,12 +8,17 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { GuardOptions } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
+import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import express from 'express';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Hono } from 'hono';
 import Koa from 'koa';
+import { serveHono } from './support/apps';
 import { send } from './support/http';
 
 const AUDIENCE = 'https://rs.example.com';
@@ -22,6 +27,7 @@ let as: MockIssuer;
 let client: DpopClient;
 let options: GuardOptions;
 const servers: Server[] = [];
+const closers: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
   as = await MockIssuer.start({ audience: AUDIENCE, clientId: 'client-a' });
@@ -30,7 +36,33 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   for (const server of servers.splice(0)) await new Promise((r) => server.close(r));
+  for (const close of closers.splice(0)) await close();
 });
+
+async function listenFastify(app: FastifyInstance): Promise<string> {
+  closers.push(() => app.close());
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
+
+async function listenHono(app: Hono): Promise<string> {
+  const served = await serveHono(app);
+  closers.push(() => served.close());
+  return served.url;
+}
+
+const JSON_BODY = { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":"10.00"}' };
+const KEYED_BODY = { ...JSON_BODY, headers: { ...JSON_BODY.headers, 'idempotency-key': '"k-1"' } };
+
+/** A payment without its required key is refused in the app's format; with one it is made. */
+async function expectIdempotencyRefusalAsProblem(url: string): Promise<void> {
+  const refused = await call(url, '/payments', 'payments', JSON_BODY);
+  expect(refused.status).toBe(400);
+  expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(refused.json).toMatchObject({ status: 400 });
+  const paid = await call(url, '/payments', 'payments', KEYED_BODY);
+  expect([paid.status, paid.json]).toEqual([201, { paid: true }]);
+}
 afterAll(() => as.stop());
 
 async function listen(app: express.Express | Koa): Promise<string> {
@@ -194,5 +226,76 @@ describe('@fapi-guard/koa at start-up', () => {
       body: '{"amount":"10.00"}',
     });
     expect([paid.status, paid.json]).toEqual([201, { paid: true }]);
+  });
+});
+
+describe('@fapi-guard/fastify at start-up', () => {
+  it('names the package in a wrong option; puts the authorization on request.auth', async () => {
+    const refusing = Fastify();
+    await expect(refusing.register(fastifyPlugin, { ...options, errorBody: 'xml' as never })).rejects.toThrow(
+      "fapi-guard: @fapi-guard/fastify option errorBody must be 'oauth', 'problem' or a function",
+    );
+    await refusing.close();
+    const app = Fastify();
+    await app.register(fastifyPlugin, options);
+    app.get('/accounts', { config: { fapi: routePolicy({ scopes: ['accounts'] }) } }, async (request) => ({
+      auth: request.auth?.clientId ?? null,
+    }));
+    const url = await listenFastify(app);
+    expect((await call(url, '/accounts', 'accounts')).json).toEqual({ auth: 'client-a' });
+  });
+
+  it('requireScopes(...) is protect({ scopes }): 403 without the scope, 200 with it', async () => {
+    const app = Fastify();
+    await app.register(fastifyPlugin, options);
+    app.get('/accounts', { preHandler: app.fapi.requireScopes('accounts', 'balances') }, async () => ({ ok: true }));
+    const url = await listenFastify(app);
+    const refused = await call(url, '/accounts', 'accounts');
+    expect(refused.status).toBe(403);
+    expect(refused.headers['www-authenticate']).toContain('scope="accounts balances"');
+    expect((await call(url, '/accounts', 'accounts balances')).status).toBe(200);
+  });
+
+  it('an idempotency refusal leaves in the format the app chose (errorBody), like the guard’s own', async () => {
+    const app = Fastify();
+    await app.register(fastifyPlugin, { ...options, errorBody: 'problem' });
+    app.post('/payments', { config: { fapi: routePolicy({ scopes: ['payments'], idempotency: 'required' }) } }, async (_request, reply) =>
+      reply.code(201).send({ paid: true }),
+    );
+    await expectIdempotencyRefusalAsProblem(await listenFastify(app));
+  });
+});
+
+describe('@fapi-guard/hono at start-up', () => {
+  it('names the package in an unknown or wrong option; puts the authorization on c.get("auth")', async () => {
+    expect(() => honoGuard(options, { property: 'auth' } as never)).toThrow(
+      'fapi-guard: unknown @fapi-guard/hono option "property" (known: connection, errors, errorBody)',
+    );
+    expect(() => honoGuard(options, { connection: 'socket' as never })).toThrow(
+      'fapi-guard: @fapi-guard/hono option connection must be a function',
+    );
+    const fapi = honoGuard(options);
+    const app = new Hono();
+    app.get('/accounts', fapi.protect({ scopes: ['accounts'] }), (c) => c.json({ auth: c.get('auth')?.clientId ?? null }));
+    const url = await listenHono(app);
+    expect((await call(url, '/accounts', 'accounts')).json).toEqual({ auth: 'client-a' });
+  });
+
+  it('requireScopes(...) is protect({ scopes }): 403 without the scope, 200 with it', async () => {
+    const fapi = honoGuard(options);
+    const app = new Hono();
+    app.get('/accounts', fapi.requireScopes('accounts', 'balances'), (c) => c.json({ ok: true }));
+    const url = await listenHono(app);
+    const refused = await call(url, '/accounts', 'accounts');
+    expect(refused.status).toBe(403);
+    expect(refused.headers['www-authenticate']).toContain('scope="accounts balances"');
+    expect((await call(url, '/accounts', 'accounts balances')).status).toBe(200);
+  });
+
+  it('an idempotency refusal leaves in the format the app chose (errorBody), like the guard’s own', async () => {
+    const fapi = honoGuard(options, { errorBody: 'problem' });
+    const app = new Hono();
+    app.post('/payments', fapi.protect({ scopes: ['payments'], idempotency: 'required' }), (c) => c.json({ paid: true }, 201));
+    await expectIdempotencyRefusalAsProblem(await listenHono(app));
   });
 });
