@@ -6,7 +6,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { GuardOptions } from '@fapi-guard/core';
+import { createGuard, type GuardOptions } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
@@ -84,6 +84,19 @@ async function call(
   const dpop = await client.proof({ htm: method, htu: `${AUDIENCE}${path}`, accessToken: token });
   return send(`${url}${path}`, { method, headers: { authorization: `DPoP ${token}`, dpop, ...init.headers }, body: init.body });
 }
+
+describe('every adapter at start-up', () => {
+  it('takes a guard already made as it is (one guard, one replay cache, for several adapters)', async () => {
+    const guard = createGuard(options);
+    expect(expressGuard(guard).guard).toBe(guard);
+    expect(koaGuard(guard).guard).toBe(guard);
+    expect(honoGuard(guard).guard).toBe(guard);
+    const app = Fastify();
+    await app.register(fastifyPlugin, { guard });
+    expect(app.fapi.guard).toBe(guard);
+    await app.close();
+  });
+});
 
 describe('@fapi-guard/express at start-up', () => {
   it('puts the authorization on req.auth by default, and on the property named', async () => {
