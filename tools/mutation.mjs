@@ -91,7 +91,11 @@ export const MODULES = {
   express: { mutate: ['packages/express/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
   koa: { mutate: ['packages/koa/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
   fastify: { mutate: ['packages/fastify/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
-  nestjs: { mutate: ['packages/nestjs/src/**/*.ts'], quick: suites(...ADAPTER, 'test/nestjs'), wide: suites('test/(profile|http2)') },
+  nestjs: {
+    mutate: ['packages/nestjs/src/**/*.ts'],
+    quick: suites(...ADAPTER, 'test/nestjs(-global)?', 'packages/nestjs/test/[a-z-]+'),
+    wide: suites('test/(profile|http2)'),
+  },
   hono: { mutate: ['packages/hono/src/**/*.ts'], quick: suites(...ADAPTER, 'test/hono'), wide: suites('test/(profile|http2)') },
 };
 
