@@ -187,6 +187,9 @@ describe('@fapi-guard/koa at start-up', () => {
     expect(() => koaGuard(options, { property: 'auth' } as never)).toThrow(
       'fapi-guard: unknown @fapi-guard/koa option "property" (known: errors, errorBody)',
     );
+    expect(() => koaGuard(options, { errors: 'throw' as never })).toThrow(
+      "fapi-guard: @fapi-guard/koa option errors must be 'respond' or 'framework'",
+    );
     const fapi = koaGuard(options);
     const app = new Koa();
     app.silent = true;
