@@ -282,6 +282,75 @@ describe('@fapi-guard/fastify at start-up', () => {
   });
 });
 
+describe('@fapi-guard/fastify routes registered at start-up', () => {
+  const paid = (count: { n: number }) => async (_request: unknown, reply: import('fastify').FastifyReply) => {
+    count.n++;
+    return reply.code(201).send({ paid: count.n });
+  };
+
+  it('a protect({ idempotency }) preHandler, alone or among other hooks, keeps the body bytes: a retry with another body is 422', async () => {
+    const app = Fastify();
+    await app.register(fastifyPlugin, options);
+    const count = { n: 0 };
+    const policy = { scopes: ['payments'], idempotency: 'required' as const };
+    app.post('/payments', { preHandler: app.fapi.protect(policy) }, paid(count));
+    app.post('/transfers', { preHandler: [async () => undefined, app.fapi.protect(policy)] }, paid(count));
+    const url = await listenFastify(app);
+    for (const path of ['/payments', '/transfers']) {
+      const key = { 'content-type': 'application/json', 'idempotency-key': `"${path}"` };
+      const first = await call(url, path, 'payments', { method: 'POST', headers: key, body: '{"amount":"10.00"}' });
+      const retry = await call(url, path, 'payments', { method: 'POST', headers: key, body: '{"amount":"10.00"}' });
+      const other = await call(url, path, 'payments', { method: 'POST', headers: key, body: '{"amount":"99.00"}' });
+      expect([path, first.status, retry.status, retry.text === first.text, other.status]).toEqual([path, 201, 201, true, 422]);
+    }
+    expect(count.n).toBe(2);
+  });
+
+  it('a protect({ idempotency }) added with addHook stops start-up; an app-wide protect() without it starts', async () => {
+    const refused = Fastify();
+    await refused.register(fastifyPlugin, options);
+    refused.addHook('preHandler', refused.fapi.protect({ idempotency: 'required' }));
+    refused.post('/payments', async () => ({}));
+    await expect(refused.ready()).rejects.toThrow(
+      "fapi-guard: fastify.fapi.protect() with an 'idempotency' policy must be given as a route's preHandler option " +
+        '(or use config: { fapi: routePolicy(...) }): only then are the body bytes kept for the request fingerprint',
+    );
+    await refused.close();
+    const app = Fastify();
+    await app.register(fastifyPlugin, options);
+    app.addHook('preHandler', app.fapi.protect({ scopes: ['accounts'] }));
+    app.get('/accounts', async (request) => ({ auth: request.auth?.clientId ?? null }));
+    const url = await listenFastify(app);
+    expect((await call(url, '/accounts', 'accounts')).json).toEqual({ auth: 'client-a' });
+  });
+
+  it('an app-wide protect() ahead of config.fapi routes: the route adds its policy, the proof is checked once', async () => {
+    const app = Fastify();
+    await app.register(fastifyPlugin, options);
+    app.addHook('onRequest', app.fapi.protect());
+    app.get('/accounts', { config: { fapi: routePolicy({ scopes: ['accounts'] }) } }, async (request) => ({
+      auth: request.auth?.clientId,
+    }));
+    app.get('/open', async (request) => ({ auth: request.auth }));
+    const url = await listenFastify(app);
+    expect((await call(url, '/accounts', 'accounts')).json).toEqual({ auth: 'client-a' });
+    const refused = await call(url, '/accounts', 'payments');
+    expect([refused.status, refused.headers['www-authenticate']]).toEqual([403, expect.stringContaining('scope="accounts"')]);
+    // The app-wide guard runs on routes without a policy of their own too.
+    expect((await call(url, '/open', 'payments')).json).toMatchObject({ auth: { clientId: 'client-a' } });
+  });
+
+  it('request.auth is null on a route no guard protects, and the metadata document is served at its well-known path', async () => {
+    const app = Fastify();
+    await app.register(fastifyPlugin, { ...options, resourceMetadata: true });
+    app.get('/open', async (request) => ({ auth: request.auth }));
+    const url = await listenFastify(app);
+    expect((await send(`${url}/open`)).json).toEqual({ auth: null });
+    const metadata = await send(`${url}/.well-known/oauth-protected-resource`);
+    expect([metadata.status, metadata.json.resource]).toEqual([200, AUDIENCE]);
+  });
+});
+
 describe('@fapi-guard/hono at start-up', () => {
   it('names the package in an unknown or wrong option; puts the authorization on c.get("auth")', async () => {
     expect(() => honoGuard(options, { property: 'auth' } as never)).toThrow(
