@@ -11,7 +11,7 @@ import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
-import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import { DpopClient, MessageSigningClient, MockIssuer } from '@fapi-guard/testing';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import express from 'express';
@@ -356,6 +356,9 @@ describe('@fapi-guard/hono at start-up', () => {
     expect(() => honoGuard(options, { property: 'auth' } as never)).toThrow(
       'fapi-guard: unknown @fapi-guard/hono option "property" (known: connection, errors, errorBody)',
     );
+    expect(() => honoGuard(options, { errors: 'throw' as never })).toThrow(
+      "fapi-guard: @fapi-guard/hono option errors must be 'respond' or 'framework'",
+    );
     expect(() => honoGuard(options, { connection: 'socket' as never })).toThrow(
       'fapi-guard: @fapi-guard/hono option connection must be a function',
     );
@@ -382,5 +385,88 @@ describe('@fapi-guard/hono at start-up', () => {
     const app = new Hono();
     app.post('/payments', fapi.protect({ scopes: ['payments'], idempotency: 'required' }), (c) => c.json({ paid: true }, 201));
     await expectIdempotencyRefusalAsProblem(await listenHono(app));
+  });
+});
+
+describe('@fapi-guard/hono outside @hono/node-server, and its error and signing paths', () => {
+  it('on a runtime without a Node request (app.fetch), the metadata document and a refusal are served', async () => {
+    const fapi = honoGuard({ ...options, resourceMetadata: true });
+    const app = new Hono();
+    app.use('*', fapi.metadata());
+    app.get('/accounts', fapi.protect({ scopes: ['accounts'] }), (c) => c.json({ ok: true }));
+    const metadata = await app.fetch(new Request(`${AUDIENCE}/.well-known/oauth-protected-resource`));
+    expect([metadata.status, ((await metadata.json()) as { resource?: string }).resource]).toEqual([200, AUDIENCE]);
+    // An env whose `incoming` has rawHeaders but no socket is not taken for a Node request.
+    const refused = await app.fetch(new Request(`${AUDIENCE}/accounts`), { incoming: { rawHeaders: [] } });
+    expect([refused.status, refused.headers.get('www-authenticate')]).toEqual([401, expect.stringContaining('DPoP algs=')]);
+  });
+
+  it("errors: 'framework' without an onError: Hono's own error handling sends the refusal as the guard writes it", async () => {
+    const fapi = honoGuard(options, { errors: 'framework' });
+    const app = new Hono();
+    app.get('/accounts', fapi.protect({ scopes: ['accounts'] }), (c) => c.json({ ok: true }));
+    const refused = await app.fetch(new Request(`${AUDIENCE}/accounts`));
+    expect([refused.status, refused.headers.get('www-authenticate')]).toEqual([401, expect.stringContaining('DPoP algs=')]);
+  });
+
+  it('fapi.onError(handler) hands other errors to the handler unchanged', async () => {
+    const fapi = honoGuard(options, { errors: 'framework' });
+    const app = new Hono();
+    app.onError(fapi.onError((_error, c) => c.json({ handled: true }, 500)));
+    app.get('/boom', () => {
+      throw new Error('boom');
+    });
+    const answer = await app.fetch(new Request(`${AUDIENCE}/boom`));
+    expect([answer.status, await answer.json()]).toEqual([500, { handled: true }]);
+  });
+
+  it('behind an app-wide layer, a signing route with idempotency: the guard’s headers once, the response signed once, a replay signed anew', async () => {
+    const signer = MessageSigningClient.generate('ed25519', 'layer-key');
+    const records: string[] = [];
+    const fapi = honoGuard({
+      ...options,
+      interactionId: false,
+      messageSigning: {
+        clients: { 'client-a': { jwks: signer.jwks } },
+        responseKey: MessageSigningClient.generate('ed25519', 'rs').privateJwk,
+        onSignedExchange: (record: { direction: string }) => void records.push(record.direction),
+      },
+    });
+    const app = new Hono();
+    app.use('*', fapi.protect());
+    const pay = { scopes: ['payments'], signedRequest: 'required' as const, signResponse: true, idempotency: 'required' as const };
+    app.post('/pay', fapi.protect(pay), fapi.requireScopes('payments'), (c) => c.json({ paid: true }, 201));
+    const url = await listenHono(app);
+    const body = '{"amount":"10.00"}';
+    const payment = async () => {
+      const token = await as.mint({ scope: 'payments', jkt: client.jkt, audience: AUDIENCE });
+      const headers: Record<string, string> = {
+        authorization: `DPoP ${token}`,
+        dpop: await client.proof({ htm: 'POST', htu: `${AUDIENCE}/pay`, accessToken: token }),
+        'content-type': 'application/json',
+        'idempotency-key': '"pay-1"',
+      };
+      Object.assign(headers, signer.sign({ method: 'POST', url: `${AUDIENCE}/pay`, headers, body }));
+      return send(`${url}/pay`, { method: 'POST', headers, body });
+    };
+    const first = await payment();
+    const replay = await payment();
+    for (const res of [first, replay]) {
+      expect(res.status).toBe(201);
+      expect(String(res.headers['signature-input']).match(/tag="fapi-2-response"/g)).toHaveLength(1);
+      // Only the headers the guard, Hono and Node write: nothing set twice or made up.
+      const names = res.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+      expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
+    }
+    // The audit hook: each request once, each response once (the third layer signs nothing again).
+    expect(records).toEqual(['request', 'response', 'request', 'response']);
+    // The replay answers another request: its signature covers that request's own signature.
+    expect(replay.headers.signature).not.toEqual(first.headers.signature);
+    const guardHeaders = ['cache-control', 'content-digest', 'signature', 'signature-input'];
+    for (const name of guardHeaders) expect([name, replay.headers[name] !== undefined]).toEqual([name, true]);
+    const written = new Set(['content-type', 'content-length', 'date', 'connection', 'keep-alive', 'transfer-encoding', ...guardHeaders]);
+    for (const res of [first, replay]) {
+      expect(res.rawHeaders.filter((_, i) => i % 2 === 0).filter((n) => !written.has(n.toLowerCase()))).toEqual([]);
+    }
   });
 });

@@ -98,6 +98,7 @@ if (write) {
     'express',
     'koa',
     'fastify',
+    'nestjs-policies',
     'nestjs',
     'hono',
   ].filter((n) => !byModule.has(n));
