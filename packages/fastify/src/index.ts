@@ -154,6 +154,7 @@ function preHandlerFor(adapter: Adapter, policy: CompiledPolicy): preHandlerAsyn
 /** The policy of the first `protect()` preHandler among a route's own preHandlers. */
 function protectPolicyOf(preHandler: unknown): CompiledPolicy | undefined {
   for (const hook of Array.isArray(preHandler) ? preHandler : [preHandler]) {
+    // Stryker disable next-line ConditionalExpression: equivalent, WeakMap.get of a value that is not an object answers undefined
     const policy = typeof hook === 'function' ? protectedBy.get(hook) : undefined;
     if (policy) return policy;
   }
