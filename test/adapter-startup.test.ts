@@ -340,6 +340,27 @@ describe('@fapi-guard/fastify routes registered at start-up', () => {
     expect((await call(url, '/open', 'payments')).json).toMatchObject({ auth: { clientId: 'client-a' } });
   });
 
+  it('with messageSigning, a config.fapi route checks the content digest over the body bytes as received', async () => {
+    const signer = MessageSigningClient.generate('ed25519', 'client-key');
+    const app = Fastify();
+    await app.register(fastifyPlugin, { ...options, messageSigning: { clients: { 'client-a': { jwks: signer.jwks } } } });
+    app.post('/pay', { config: { fapi: routePolicy({ scopes: ['payments'], signedRequest: 'required' }) } }, async (request, reply) =>
+      reply.code(201).send({ amount: (request.body as { amount: string }).amount }),
+    );
+    const url = await listenFastify(app);
+    // Bytes a JSON parser reads the same but that serialise otherwise: the digest is over these.
+    const body = '{ "amount" : "10.00" }';
+    const token = await as.mint({ scope: 'payments', jkt: client.jkt, audience: AUDIENCE });
+    const headers: Record<string, string> = {
+      authorization: `DPoP ${token}`,
+      dpop: await client.proof({ htm: 'POST', htu: `${AUDIENCE}/pay`, accessToken: token }),
+      'content-type': 'application/json',
+    };
+    Object.assign(headers, signer.sign({ method: 'POST', url: `${AUDIENCE}/pay`, headers, body }));
+    const paid = await send(`${url}/pay`, { method: 'POST', headers, body });
+    expect([paid.status, paid.json]).toEqual([201, { amount: '10.00' }]);
+  });
+
   it('request.auth is null on a route no guard protects, and the metadata document is served at its well-known path', async () => {
     const app = Fastify();
     await app.register(fastifyPlugin, { ...options, resourceMetadata: true });
@@ -396,9 +417,17 @@ describe('@fapi-guard/hono outside @hono/node-server, and its error and signing 
     app.get('/accounts', fapi.protect({ scopes: ['accounts'] }), (c) => c.json({ ok: true }));
     const metadata = await app.fetch(new Request(`${AUDIENCE}/.well-known/oauth-protected-resource`));
     expect([metadata.status, ((await metadata.json()) as { resource?: string }).resource]).toEqual([200, AUDIENCE]);
-    // An env whose `incoming` has rawHeaders but no socket is not taken for a Node request.
-    const refused = await app.fetch(new Request(`${AUDIENCE}/accounts`), { incoming: { rawHeaders: [] } });
+    const refused = await app.fetch(new Request(`${AUDIENCE}/accounts`));
     expect([refused.status, refused.headers.get('www-authenticate')]).toEqual([401, expect.stringContaining('DPoP algs=')]);
+    // An env whose `incoming` has rawHeaders but no socket is not taken for a Node request: the
+    // target and headers are the Request's own (a Node request's would be its url, here none).
+    const env = { incoming: { rawHeaders: [] } };
+    const served = await app.fetch(new Request(`${AUDIENCE}/.well-known/oauth-protected-resource`), env);
+    expect(served.status).toBe(200);
+    const token = await as.mint({ scope: 'accounts', jkt: client.jkt, audience: AUDIENCE });
+    const dpop = await client.proof({ htm: 'GET', htu: `${AUDIENCE}/accounts`, accessToken: token });
+    const allowed = await app.fetch(new Request(`${AUDIENCE}/accounts`, { headers: { authorization: `DPoP ${token}`, dpop } }), env);
+    expect([allowed.status, await allowed.json()]).toEqual([200, { ok: true }]);
   });
 
   it("errors: 'framework' without an onError: Hono's own error handling sends the refusal as the guard writes it", async () => {
@@ -468,5 +497,29 @@ describe('@fapi-guard/hono outside @hono/node-server, and its error and signing 
     for (const res of [first, replay]) {
       expect(res.rawHeaders.filter((_, i) => i % 2 === 0).filter((n) => !written.has(n.toLowerCase()))).toEqual([]);
     }
+  });
+  it('an app-wide layer that signs responses, a route layer with idempotency: a replay is signed once, by the layer that signs', async () => {
+    const records: string[] = [];
+    const fapi = honoGuard({
+      ...options,
+      interactionId: false,
+      messageSigning: {
+        clients: {},
+        responseKey: MessageSigningClient.generate('ed25519', 'rs').privateJwk,
+        onSignedExchange: (record: { direction: string }) => void records.push(record.direction),
+      },
+    });
+    const app = new Hono();
+    app.use('*', fapi.protect({ signResponse: true }));
+    app.post('/pay', fapi.protect({ scopes: ['payments'], idempotency: 'required' }), (c) => c.json({ paid: true }, 201));
+    const url = await listenHono(app);
+    const first = await call(url, '/pay', 'payments', KEYED_BODY);
+    const replay = await call(url, '/pay', 'payments', KEYED_BODY);
+    for (const res of [first, replay]) {
+      expect([res.status, res.json]).toEqual([201, { paid: true }]);
+      expect(String(res.headers['signature-input']).match(/tag="fapi-2-response"/g)).toHaveLength(1);
+    }
+    // One response signature per exchange: the route layer leaves the replay to the app-wide one.
+    expect(records).toEqual(['response', 'response']);
   });
 });

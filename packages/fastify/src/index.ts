@@ -183,11 +183,9 @@ function routeHooksFor(adapter: Adapter, policy: CompiledPolicy) {
   };
   const preValidation: preValidationAsyncHookHandler = async function fapiGuardPreValidation(request, reply) {
     const pass = authenticated.get(request);
-    // An earlier layer authorized the request: only this route's policy is checked, on the parsed body.
-    if (!pass && authorizationOf(guard, request.raw)) return preHandler.call(this, request, reply);
-    // Fails closed (500) if the authentication hook did not run for this request.
-    // Stryker disable next-line ConditionalExpression,StringLiteral: unreachable by a request (onRequest runs first on every route it is added to); without it the next line throws on `pass` and the answer is the same 500
-    if (!pass) throw new Error('fapi-guard: preValidation without onRequest authentication');
+    // onRequest left no pass: an earlier layer authorized the request, and only this route's
+    // policy is checked, on the parsed body (had no layer run, this would authenticate it whole).
+    if (!pass) return preHandler.call(this, request, reply);
     authenticated.delete(request);
     pass.request.body = request.body;
     return settle(adapter, policy, request, reply, await completeNodeRequest(guard, request.raw, pass.request, pass.authenticated, policy));

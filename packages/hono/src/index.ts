@@ -181,7 +181,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         if (idempotent.error) return refuse(idempotent.error);
         // A replay is signed anew for this request (RFC 9421 §2.4, `;req`) by the layer that answers
         // for the authorization (a later layer's replay is signed by the earlier one on its way out).
-        if (result === earlier || !guard.signsResponse(result)) return idempotent.response;
+        if (result === earlier) return idempotent.response;
         return signFetchResponse(guard, result, c.req.method, idempotent.response);
       }
       // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
