@@ -21,7 +21,7 @@ function schemeOf(name: string): AuthScheme | undefined {
 
 /** True when the content is `application/x-www-form-urlencoded`, where RFC 6750 §2.2 puts a body token. */
 export function isFormEncoded(headers: GuardHeaders): boolean {
-  return (headerLines(headers, 'content-type')[0]?.toLowerCase() ?? '').startsWith('application/x-www-form-urlencoded');
+  return headerLines(headers, 'content-type')[0]?.toLowerCase().startsWith('application/x-www-form-urlencoded') === true;
 }
 
 /** True when a form-encoded body carries `access_token` (RFC 6750 §2.2, refused here). */
@@ -30,12 +30,14 @@ export function bodyHasToken(request: GuardRequest): boolean {
   if (!isFormEncoded(request.headers)) return false;
   if (body instanceof URLSearchParams) return body.has('access_token');
   if (typeof body === 'string') return new URLSearchParams(body).has('access_token');
+  // The bytes as received (a raw body parser): form-encoded text (RFC 6750 §2.2 names UTF-8 forms).
+  if (body instanceof Uint8Array) return new URLSearchParams(new TextDecoder().decode(body)).has('access_token');
   return typeof body === 'object' && body !== null && Object.hasOwn(body, 'access_token');
 }
 
 function queryHasToken(url: string): boolean {
-  const q = url.indexOf('?');
-  return q >= 0 && new URLSearchParams(url.slice(q + 1)).has('access_token');
+  const query = url.indexOf('?') + 1;
+  return query > 0 && new URLSearchParams(url.slice(query)).has('access_token');
 }
 
 /**
@@ -56,7 +58,7 @@ export function readCredentials(request: GuardRequest): CredentialsResult {
     return { ok: false, reason: 'credentials_missing', detail: 'no Authorization header' };
   }
   const match = CREDENTIALS.exec(line.trim());
-  const scheme = match ? schemeOf(match[1] as string) : schemeOf(line.trim().split(/[ ,]/, 1)[0] ?? '');
+  const scheme = match ? schemeOf(match[1] as string) : schemeOf(line.trim().split(/[ ,]/, 1)[0] as string);
   if (inQuery || inBody) {
     return {
       ok: false,

@@ -15,7 +15,7 @@ export interface GuardRequest {
   url: string;
   /** All header lines, names lower-cased. Build it with {@link headersFromRaw}. */
   headers: GuardHeaders;
-  /** Parsed request body, when the framework already parsed one (used to refuse body tokens). */
+  /** The request body when the framework already read one: parsed (an object, `URLSearchParams`, a string) or its bytes (`Uint8Array`); a form body is looked at to refuse a token in it (RFC 6750 §2.2). */
   body?: unknown;
   /**
    * The body bytes as received (content coding applied, transfer coding removed), for routes

@@ -83,6 +83,14 @@ describe('readCredentials', () => {
     expect(readCredentials(request(form, { body: null }))).toMatchObject({ reason: 'credentials_missing' });
     expect(readCredentials(request(form))).toMatchObject({ ok: false, reason: 'credentials_missing' });
     expect(readCredentials(request(form, { body: 5 }))).toMatchObject({ reason: 'credentials_missing' });
+    // A body parsed as something else under a form content type (a JSON array) is no form: no token, no throw.
+    expect(readCredentials(request(form, { body: [1, 2] }))).toMatchObject({ reason: 'credentials_missing' });
+    // The bytes as received, from a raw body parser, are read as the form they are.
+    for (const body of [Buffer.from('a=1&access_token=abc'), new TextEncoder().encode('access_token=abc')]) {
+      expect(readCredentials(request(form, { body }))).toMatchObject({ reason: 'token_in_body' });
+    }
+    expect(readCredentials(request(form, { body: Buffer.from('a=1&access_tokens=abc') }))).toMatchObject({ reason: 'credentials_missing' });
+    expect(readCredentials(request({ 'content-type': [] }, { body: 'access_token=1' }))).toMatchObject({ reason: 'credentials_missing' });
     expect(readCredentials(request({ 'content-type': ['APPLICATION/X-WWW-FORM-URLENCODED'] }, { body: 'access_token=1' }))).toMatchObject({
       reason: 'token_in_body',
     });
@@ -91,5 +99,15 @@ describe('readCredentials', () => {
       reason: 'credentials_ambiguous',
       usedScheme: undefined,
     });
+  });
+
+  it('each refusal says what was wrong, for the operator (detail)', () => {
+    const detail = (r: GuardRequest) => (readCredentials(r) as { detail: string }).detail;
+    expect(detail(auth('DPoP a', 'DPoP b', 'DPoP c'))).toBe('3 Authorization headers');
+    expect(detail(request({}, { url: 'https://api.example/a?access_token=1' }))).toBe('access_token in the query is never accepted');
+    expect(detail(request(form, { body: 'access_token=1' }))).toBe('access_token in the body is never accepted');
+    expect(detail(auth('Basic abc'))).toBe('unsupported authentication scheme');
+    expect(detail(auth('DPoP a b'))).toBe('DPoP credentials are not one token68');
+    expect(detail(auth('Bearer'))).toBe('Bearer credentials are not one token68');
   });
 });
