@@ -28,9 +28,15 @@ beforeAll(async () => {
   as = await MockIssuer.start({ audience: PUBLIC });
   const [a, b] = await Promise.all([DpopClient.create('ES256'), DpopClient.create('ES256')]);
   const claims = { client_id: 'client-tpp' };
-  writer = { client: a, token: await as.mint({ scope: 'payments:write', jkt: a.jkt, audience: PUBLIC, claims: { ...claims, sub: 'alice' } }) };
+  writer = {
+    client: a,
+    token: await as.mint({ scope: 'payments:write', jkt: a.jkt, audience: PUBLIC, claims: { ...claims, sub: 'alice' } }),
+  };
   // Same client, another user, no payments scope.
-  reader = { client: b, token: await as.mint({ scope: 'accounts:read', jkt: b.jkt, audience: PUBLIC, claims: { ...claims, sub: 'mallory' } }) };
+  reader = {
+    client: b,
+    token: await as.mint({ scope: 'accounts:read', jkt: b.jkt, audience: PUBLIC, claims: { ...claims, sub: 'mallory' } }),
+  };
   options = { issuer: as.issuer, audience: PUBLIC, publicUrl: PUBLIC };
 });
 afterAll(() => as?.stop());

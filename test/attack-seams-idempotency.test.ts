@@ -91,10 +91,15 @@ describe.each(['express', 'koa'] as const)('%s: app-wide optional idempotency + 
   it('a key in another header than the route reads is not taken for the route’s key (expected 400)', async () => {
     const ledger = newLedger(0);
     // App-wide: IETF `Idempotency-Key`; the route: UK OB `x-idempotency-key`, required.
-    const app = await startNode(name, ledger, { idempotency: { mode: 'required' } }, {
-      scopes: ['payments'],
-      idempotency: { mode: 'required', syntax: 'uk-ob' },
-    });
+    const app = await startNode(
+      name,
+      ledger,
+      { idempotency: { mode: 'required' } },
+      {
+        scopes: ['payments'],
+        idempotency: { mode: 'required', syntax: 'uk-ob' },
+      },
+    );
     try {
       const res = await sendPayment(app.url, PUBLIC, { who: alice, key: '"k-1"' });
       expect(res.status).toBe(400);
