@@ -88,6 +88,31 @@ describe('two instances sharing one redis-server', () => {
     });
   });
 
+  it('IDEM-16 IDEM-15 a stored response keeps the layers that checked the first request, and its bytes and header lines', async () => {
+    const shared = await store();
+    const claim = await shared.claim('layers-key', 'fp', 5000);
+    if (!claim.claimed) throw new Error('the key was taken');
+    const response = { status: 201, headers: [['x-a', '1'] as const, ['x-a', '2'] as const], body: Buffer.from([0, 255, 10]), layers: 2 };
+    await shared.complete('layers-key', claim.token, { state: 'done', fingerprint: 'fp', response }, 5000);
+    const again = await (await store()).claim('layers-key', 'fp', 5000);
+    expect(again).toEqual({
+      claimed: false,
+      record: { state: 'done', fingerprint: 'fp', response: { ...response, body: expect.anything() } },
+    });
+    expect(again.claimed || again.record.state !== 'done' ? undefined : [...again.record.response.body]).toEqual([0, 255, 10]);
+    // One layer (the response of a route with one protect()) is kept as it was: no `layers`.
+    const one = await shared.claim('one-layer', 'fp', 5000);
+    if (!one.claimed) throw new Error('the key was taken');
+    await shared.complete(
+      'one-layer',
+      one.token,
+      { state: 'done', fingerprint: 'fp', response: { status: 200, headers: [], body: Buffer.alloc(0) } },
+      5000,
+    );
+    expect(await shared.claim('one-layer', 'fp', 5000)).toMatchObject({ record: { response: { status: 200 } } });
+    expect(await shared.claim('one-layer', 'fp', 5000)).not.toHaveProperty('record.response.layers');
+  });
+
   it('IDEM-13 Redis down: 503 with Retry-After on every adapter and nothing processed; back up: processed', async () => {
     const apps: StartedApp[] = [];
     const ledger = newLedger(0);

@@ -265,3 +265,40 @@ describe('Open Finance Brasil jti on Redis', () => {
     }
   });
 });
+
+describe('Open Finance Brasil on two layers of one guard', () => {
+  it('BR-04 BR-01 an app-wide layer that checks the signed body and a route that answers signed: the body is checked once, not taken for its own replay', async () => {
+    const express = (await import('express')).default;
+    const { fapiGuard } = await import('@fapi-guard/express');
+    const fapi = fapiGuard(options());
+    const app = express();
+    app.use(fapi.protect({ jwtBody: { request: 'required' } }));
+    app.post('/payments', fapi.protect(BR_ROUTES.payments), (req, res) => {
+      res.status(201).json({ jwtBody: req.auth?.jwtBody });
+    });
+    const server = createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt, claims: { client_id: 'client-1' } });
+      const send1 = async (body: string) =>
+        send(`http://127.0.0.1:${(server.address() as AddressInfo).port}/payments`, {
+          method: 'POST',
+          body,
+          headers: {
+            authorization: `DPoP ${token}`,
+            dpop: await dpop.proof({ htm: 'POST', htu: URL_PAYMENTS, accessToken: token }),
+            'content-type': 'application/jwt',
+          },
+        });
+      const body = await signedBody();
+      const res = await send1(body);
+      expect([res.status, res.headers['content-type']]).toEqual([201, 'application/jwt']);
+      expect((await bankPayload(res.text)).data).toMatchObject({ jwtBody: { data, iss: CLIENT_ORG } });
+      // The same body again is a replay (its jti was spent by the first request).
+      const again = await send1(body);
+      expect(again.status).toBe(400);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});

@@ -40,13 +40,19 @@ const BR_FAILURES: Readonly<Record<JwtBodyFailure, GuardErrorReason>> = {
   unavailable: 'signature_keys_unavailable',
 };
 
-/** What needs the body, on an authenticated request: the body-token refusal and step 5. */
+/**
+ * What needs the body, on an authenticated request: the body-token refusal and step 5. `earlier`:
+ * what an earlier layer authorized for this request; the value returned carries what it
+ * established too (its verified signatures, the responses it signs), so that the latest value is
+ * the whole of the request's authorization and signs its response once.
+ */
 export async function completeRequest(
   parts: GuardParts,
   request: GuardRequest,
   policy: CompiledPolicy,
   found: Authentication,
   interaction?: string,
+  earlier?: Authorized,
 ): Promise<Authorized | Refusal> {
   const { scheme, token, bound, scopes, profile, fapiCustomer } = found;
   const claims = token.claims;
@@ -55,13 +61,17 @@ export async function completeRequest(
   if (bodyHasToken(request)) {
     return { reason: 'credentials_ambiguous', usedScheme: scheme, detail: 'Authorization header and access_token in the body', token };
   }
-  const signed = policy.signedRequest || policy.signResponse ? await checkSignature(parts, request, policy, token, interaction) : undefined;
+  // What an earlier layer verified is not verified again (a signed JWT body's jti is spent once).
+  const verifySignature = policy.signedRequest !== undefined && earlier?.signature === undefined;
+  const signed =
+    verifySignature || policy.signResponse ? await checkSignature(parts, request, policy, token, interaction, verifySignature) : undefined;
   if (signed && !signed.ok) return { ...signed, usedScheme: scheme, token };
-  const jws = policy.jwsSignature?.request
-    ? await checkObSignature(parts, request, policy, claims.client_id, bound.certificate)
-    : undefined;
+  const jws =
+    policy.jwsSignature?.request && earlier?.jwsSignature === undefined
+      ? await checkObSignature(parts, request, policy, claims.client_id, bound.certificate)
+      : undefined;
   if (jws && !jws.ok) return { ...jws, usedScheme: scheme, token };
-  const jwtBody = policy.jwtBody?.request ? await checkJwtBody(parts, request, claims.client_id) : undefined;
+  const jwtBody = policy.jwtBody?.request && earlier?.jwtBody === undefined ? await checkJwtBody(parts, request, claims.client_id) : undefined;
   if (jwtBody && !jwtBody.ok) return { ...jwtBody, usedScheme: scheme, token };
   const authorized: Authorized = {
     ok: true,
@@ -76,15 +86,35 @@ export async function completeRequest(
     profile: profile.name,
     fapiCustomer,
     ...(bound.certificate ? { certificate: bound.certificate } : {}),
-    ...(signed?.verified ? { signature: signed.verified } : {}),
-    ...(jws?.verified ? { jwsSignature: jws.verified } : {}),
-    ...(jwtBody?.ok ? { jwtBody: jwtBody.verified } : {}),
+    ...pick('signature', signed?.verified ?? earlier?.signature),
+    ...pick('jwsSignature', jws?.verified ?? earlier?.jwsSignature),
+    ...pick('jwtBody', jwtBody?.ok ? jwtBody.verified : earlier?.jwtBody),
   };
-  if (policy.jwtBody?.response) parts.marks.brSigning.add(authorized);
-  if (signed?.context) parts.marks.signing.set(authorized, signed.context);
-  parts.marks.layers.set(authorized, found);
-  if (policy.jwsSignature?.response) parts.marks.obSigning.add(authorized);
+  const { marks } = parts;
+  if (policy.jwtBody?.response || (earlier && marks.brSigning.has(earlier))) marks.brSigning.add(authorized);
+  if (policy.jwsSignature?.response || (earlier && marks.obSigning.has(earlier))) marks.obSigning.add(authorized);
+  const context = signingContext(signed?.context, earlier && (marks.signedRequests.get(earlier) ?? marks.signing.get(earlier)));
+  if (context?.requestSignature) marks.signedRequests.set(authorized, context);
+  if (context && (policy.signResponse || (earlier && marks.signing.has(earlier)))) marks.signing.set(authorized, context);
+  marks.layers.set(authorized, found);
   return authorized;
+}
+
+/** `{ [name]: value }`, or nothing when there is no value. */
+function pick<K extends string, V>(name: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [name]: value }) as { [P in K]?: V };
+}
+
+/**
+ * The response-signing context of a layer, bound to the request signature whichever layer
+ * verified it (FAPI 2.0 Message Signing §5.6.2.1: the response covers the request's signature).
+ */
+function signingContext(
+  own: ResponseSigningContext | undefined,
+  earlier: ResponseSigningContext | undefined,
+): ResponseSigningContext | undefined {
+  if (!own || own.requestSignature || !earlier?.requestSignature) return own ?? earlier;
+  return { ...own, requestSignature: earlier.requestSignature, requestRecord: earlier.requestRecord };
 }
 
 /** Open Finance Brasil: the body is a JWT signed by the client that holds the token, for this URL, used once. */
@@ -151,12 +181,14 @@ async function checkSignature(
   policy: CompiledPolicy,
   token: VerifiedAccessToken,
   interaction: string | undefined,
+  verify: boolean,
 ): Promise<{ ok: true; verified?: VerifiedRequestSignature; context?: ResponseSigningContext } | Refusal> {
   const settings = parts.opts.messageSigning as ResolvedMessageSigning;
   const body = request.rawBody;
   // DEC-07 fails closed: announced content that the adapter could not hand over is never treated as none.
   const signaturesSent = headerLines(request.headers, 'signature-input').length > 0 || headerLines(request.headers, 'signature').length > 0;
   if (
+    verify &&
     body === undefined &&
     announcesBody(request.headers) &&
     (policy.signedRequest === 'required' || (policy.signedRequest && signaturesSent))
@@ -170,7 +202,7 @@ async function checkSignature(
   const clientId = token.claims.client_id;
   let verified: VerifiedRequestSignature | undefined;
   let context: ResponseSigningContext | undefined;
-  if (policy.signedRequest) {
+  if (verify && policy.signedRequest) {
     const result = await verifyRequestSignature({
       message,
       body,
@@ -206,5 +238,5 @@ async function checkSignature(
     context ??= { request: message, requestSignature: undefined, requestRecord: undefined, clientId, tokenHash: token.hash };
     if (interaction) context.interactionId = interaction;
   }
-  return { ok: true, ...(verified ? { verified } : {}), ...(policy.signResponse && context ? { context } : {}) };
+  return { ok: true, ...(verified ? { verified } : {}), ...(context ? { context } : {}) };
 }

@@ -217,7 +217,13 @@ function buildGuard(options: GuardOptions): Guard {
         (policy.jwtBody?.request !== undefined && !auth.jwtBody) ||
         (policy.jwtBody?.response && !parts.marks.brSigning.has(auth));
       if (signs)
-        return settle(parts, request, pass, await guarded(() => completeRequest(parts, request, policy, found, auth.interactionId)), true);
+        return settle(
+          parts,
+          request,
+          pass,
+          await guarded(() => completeRequest(parts, request, policy, found, auth.interactionId, auth)),
+          true,
+        );
       // RFC 6750 §2.2: a body parsed since the first layer is looked at too.
       if (bodyHasToken(request)) {
         return settle(parts, request, pass, {

@@ -30,6 +30,11 @@ export interface Marks {
    * value: it holds the Authorization header, which must not end up in logs of `req.auth`.
    */
   readonly signing: WeakMap<Authorized, ResponseSigningContext>;
+  /**
+   * The same for every value whose request signature was verified, whether or not its route signs
+   * responses: a later layer that signs them binds its signature to that request signature.
+   */
+  readonly signedRequests: WeakMap<Authorized, ResponseSigningContext>;
   /** Responses that carry an UK Open Banking `x-jws-signature`. */
   readonly obSigning: WeakSet<Authorized>;
   /** Responses that go back as JWTs signed by the bank (Open Finance Brasil). */
@@ -141,6 +146,12 @@ export function buildParts(options: GuardOptions): GuardParts {
       knownScopes: new Set(),
       knownDetailTypes: new Set(),
     },
-    marks: { signing: new WeakMap(), obSigning: new WeakSet(), brSigning: new WeakSet(), layers: new WeakMap() },
+    marks: {
+      signing: new WeakMap(),
+      signedRequests: new WeakMap(),
+      obSigning: new WeakSet(),
+      brSigning: new WeakSet(),
+      layers: new WeakMap(),
+    },
   };
 }

@@ -169,11 +169,13 @@ export function settle(
   const { interaction } = pass;
   if (result.ok && interaction) {
     const context = parts.marks.signing.get(result);
+    const signedRequest = parts.marks.signedRequests.get(result);
     const found = parts.marks.layers.get(result);
     const ob = parts.marks.obSigning.has(result);
     const br = parts.marks.brSigning.has(result);
     result = { ...result, interactionId: interaction.id, headers: { ...result.headers, 'x-fapi-interaction-id': interaction.id } };
     if (context) parts.marks.signing.set(result, context);
+    if (signedRequest) parts.marks.signedRequests.set(result, signedRequest);
     if (found) parts.marks.layers.set(result, found);
     if (ob) parts.marks.obSigning.add(result);
     if (br) parts.marks.brSigning.add(result);

@@ -9,6 +9,7 @@ import {
   type CompiledPolicy,
   type Guard,
   type GuardError,
+  idempotencyApplies,
   startNodeIdempotency,
   writeIdempotencyAnswer,
 } from '@fapi-guard/core';
@@ -23,8 +24,8 @@ export function continueIdempotent(
   next: NextFunction,
   refuse: (error: GuardError) => void,
 ): void {
-  // Stryker disable next-line ConditionalExpression,BlockStatement: equivalent, a fast path: startNodeIdempotency answers 'pass' for a route without idempotency too, a promise later
-  if (!policy.idempotency) {
+  // Stryker disable next-line ConditionalExpression,BlockStatement: equivalent, a fast path: startNodeIdempotency answers 'pass' where no idempotency applies too, a promise later
+  if (!idempotencyApplies(guard, policy, req)) {
     next();
     return;
   }

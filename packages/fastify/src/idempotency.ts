@@ -12,6 +12,7 @@ import {
   captureRawBody,
   type Guard,
   type GuardError,
+  idempotencyApplies,
   receivedTarget,
   startNodeIdempotency,
   writeIdempotencyAnswer,
@@ -26,8 +27,8 @@ export async function continueIdempotent(
   reply: FastifyReply,
   refuse: (reply: FastifyReply, error: GuardError) => FastifyReply,
 ): Promise<FastifyReply | undefined> {
-  // Stryker disable next-line ConditionalExpression: equivalent, a fast path: startNodeIdempotency answers 'pass' for a route without idempotency too, a promise later
-  if (!policy.idempotency) return undefined;
+  // Stryker disable next-line ConditionalExpression: equivalent, a fast path: startNodeIdempotency answers 'pass' where no idempotency applies too, a promise later
+  if (!idempotencyApplies(guard, policy, request.raw)) return undefined;
   // The target as the client sent it (before rewriteUrl), as for the guard's own checks.
   const start = await startNodeIdempotency(guard, policy, auth, request.raw, reply.raw, receivedTarget(request.raw));
   if (start.kind === 'pass') return undefined;

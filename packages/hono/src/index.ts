@@ -176,7 +176,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       const { result, body } = await protectFetchRequest(guard, c, c.req.raw, connectionOf(c), compiled);
       if (!result.ok) return refuse(result);
       // Idempotency keys: a refusal or a retry's stored response is the answer; the handler does not run.
-      const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body);
+      const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body, c);
       if (idempotent.kind === 'answer') {
         if (idempotent.error) return refuse(idempotent.error);
         // A replay is signed anew for this request (RFC 9421 §2.4, `;req`) by the layer that answers
@@ -201,7 +201,9 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         // one): those are set again, on a copy as Hono does, so the guard's value is what is sent.
         // Stryker disable next-line ConditionalExpression: equivalent in what is sent (the same value set again); the condition spares the copy of the response that setting a header costs (see bench/README.md, Hono's mTLS route)
         for (const [name, value] of headers) if (c.res.headers.get(name) !== value) c.header(name, value);
-        if (guard.signsResponse(result)) {
+        // Signed once, by the layer of the latest authorization: it carries what earlier layers
+        // established (the request signature the response must cover).
+        if (guard.signsResponse(result) && authorizationOf(guard, c) === result) {
           const signed = await signFetchResponse(guard, result, c.req.method, c.res);
           // Cleared first: assigning over a response merges its headers into the new one.
           c.res = undefined;

@@ -9,6 +9,7 @@ import {
   type CompiledPolicy,
   type Guard,
   type GuardError,
+  idempotencyApplies,
   startNodeIdempotency,
   writeIdempotencyAnswer,
 } from '@fapi-guard/core';
@@ -22,8 +23,8 @@ export async function continueIdempotent(
   next: Next,
   refuse: (error: GuardError) => void,
 ): Promise<unknown> {
-  // Stryker disable next-line ConditionalExpression: equivalent, a fast path: startNodeIdempotency answers 'pass' for a route without idempotency too, a promise later
-  if (!policy.idempotency) return next();
+  // Stryker disable next-line ConditionalExpression: equivalent, a fast path: startNodeIdempotency answers 'pass' where no idempotency applies too, a promise later
+  if (!idempotencyApplies(guard, policy, ctx.req)) return next();
   const start = await startNodeIdempotency(guard, policy, auth, ctx.req, ctx.res, ctx.originalUrl);
   if (start.kind === 'pass') return next();
   // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.

@@ -73,11 +73,11 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
       return payload;
     });
   }
-  keepIdempotentBodies(fastify, guard, policies);
+  const global = settings.global === undefined ? undefined : guard.policy(settings.global === true ? {} : settings.global);
+  keepIdempotentBodies(fastify, guard, policies, global);
   // With errors: 'framework' the refusal must reach Nest's exception filters: the guard authenticates.
   if (settings.errors === 'framework') return;
   // Nest runs the app-wide guard first: the first phase runs for its policy, as on Express.
-  const global = settings.global === undefined ? undefined : guard.policy(settings.global === true ? {} : settings.global);
   fastify.addHook('onRequest', async (request, reply) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
     if (typeof handler !== 'function') return undefined;

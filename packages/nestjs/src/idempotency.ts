@@ -6,7 +6,15 @@
  * response. The work is the core's (`startNodeIdempotency`).
  */
 import type { IncomingMessage } from 'node:http';
-import { type Authorized, type CompiledPolicy, captureRawBody, type Guard, type GuardError, startNodeIdempotency } from '@fapi-guard/core';
+import {
+  type Authorized,
+  type CompiledPolicy,
+  captureRawBody,
+  type Guard,
+  type GuardError,
+  idempotencyApplies,
+  startNodeIdempotency,
+} from '@fapi-guard/core';
 import type { FastifyLike } from './fastify.js';
 import { nodeResponse, requestParts } from './platform.js';
 import type { FapiPolicies } from './policies.js';
@@ -23,7 +31,7 @@ export async function continueIdempotent(
   response: object,
   refusal: (error: GuardError) => Error,
 ): Promise<true> {
-  if (!policy.idempotency) return true;
+  if (!idempotencyApplies(guard, policy, req)) return true;
   const start = await startNodeIdempotency(guard, policy, auth, req, nodeResponse(response), requestParts(request).path);
   // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
   if (start.kind === 'refused') throw refusal(start.error);
@@ -34,13 +42,15 @@ export async function continueIdempotent(
 /**
  * On the Fastify platform Fastify's parsers read the body before the guard runs: for routes whose
  * policy has `idempotency`, the bytes are kept as they read them (the fingerprint is over the
- * bytes as received). With `messageSigning` every body is kept already.
+ * bytes as received); every route's when the module's `global` policy has it. With
+ * `messageSigning` every body is kept already.
  */
-export function keepIdempotentBodies(fastify: FastifyLike, guard: Guard, policies: FapiPolicies): void {
+export function keepIdempotentBodies(fastify: FastifyLike, guard: Guard, policies: FapiPolicies, global?: CompiledPolicy): void {
   if (guard.options.messageSigning) return;
+  const everyRoute = global?.idempotency !== undefined;
   fastify.addHook('preParsing', async (request, _reply, payload) => {
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
-    if (typeof handler === 'function' && policies.ofHandler(handler)?.idempotency) captureRawBody(guard, request.raw);
+    if (everyRoute || (typeof handler === 'function' && policies.ofHandler(handler)?.idempotency)) captureRawBody(guard, request.raw);
     return payload;
   });
 }

@@ -34,17 +34,19 @@ return 0`;
 type Stored =
   | { s: 'in_flight'; f: string; t: string }
   | { s: 'unkept'; f: string }
-  | { s: 'done'; f: string; status: number; headers: [string, string][]; body: string };
+  | { s: 'done'; f: string; status: number; headers: [string, string][]; body: string; l?: number };
 
 function encode(outcome: IdempotencyOutcome): string {
   if (outcome.state === 'unkept') return JSON.stringify({ s: 'unkept', f: outcome.fingerprint } satisfies Stored);
-  const { status, headers, body } = outcome.response;
+  const { status, headers, body, layers } = outcome.response;
   return JSON.stringify({
     s: 'done',
     f: outcome.fingerprint,
     status,
     headers: headers.map(([name, value]) => [name, value]),
     body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64'),
+    // The layers that authorized the first request: a retry is answered after as many.
+    ...(layers === undefined ? {} : { l: layers }),
   } satisfies Stored);
 }
 
@@ -54,7 +56,8 @@ function decode(value: unknown): IdempotencyRecord {
   const stored = JSON.parse(value) as Stored;
   if (stored.s === 'in_flight' || stored.s === 'unkept') return { state: stored.s, fingerprint: stored.f };
   if (stored.s === 'done') {
-    const response = { status: stored.status, headers: stored.headers, body: Buffer.from(stored.body, 'base64') };
+    const body = Buffer.from(stored.body, 'base64');
+    const response = { status: stored.status, headers: stored.headers, body, ...(stored.l === undefined ? {} : { layers: stored.l }) };
     return { state: 'done', fingerprint: stored.f, response };
   }
   throw new Error('unknown idempotency record');

@@ -30,6 +30,8 @@ export type SentResponse = StoredResponse | { readonly status: number; readonly 
 export interface IdempotencyTicket {
   /** Records what was sent (a 5xx frees the key instead). Never rejects; store failures are logged. */
   finish(sent: SentResponse): Promise<void>;
+  /** Frees the key without recording anything: the request was refused before its handler ran. Never rejects. */
+  release(): Promise<void>;
   /** Largest body kept, from the route's policy. */
   readonly maxResponseBytes: number;
 }
@@ -91,27 +93,76 @@ function ownExchangeHeaders(stored: StoredResponse, auth: Authorized): StoredRes
   return { ...stored, headers };
 }
 
+type ExchangeRequest = Pick<GuardRequest, 'method' | 'url' | 'headers'>;
+
+/** A refusal of the exchange, reported like the guard's own decisions (onDecision, logger). */
+function refuseExchange(
+  guard: Guard,
+  policy: CompiledPolicy,
+  auth: Authorized,
+  request: ExchangeRequest,
+  started: number,
+  reason: GuardErrorReason,
+  detail: string,
+): { kind: 'refused'; error: GuardError } {
+  const error = guard.refuse(reason, detail, policy, request.headers);
+  guard.reportIdempotency(auth, request, error, started);
+  return { kind: 'refused', error };
+}
+
+/**
+ * The key `policy` reads from `request`: a refusal when it is malformed, or missing where
+ * required; `undefined` where none is needed (no `idempotency`, a safe method, an optional key
+ * left out).
+ */
+export function idempotencyKeyOf(
+  guard: Guard,
+  policy: CompiledPolicy,
+  auth: Authorized,
+  request: ExchangeRequest,
+): { kind: 'refused'; error: GuardError } | { kind: 'key'; key: string } | undefined {
+  const settings = policy.idempotency;
+  if (!settings || SAFE_METHODS.has(request.method.toUpperCase())) return undefined;
+  const read = readIdempotencyKey(request.headers, settings.header, settings.syntax);
+  if (!read.ok) return refuseExchange(guard, policy, auth, request, performance.now(), read.reason, read.detail);
+  if (read.key !== undefined) return { kind: 'key', key: read.key };
+  if (settings.mode !== 'required') return undefined;
+  return refuseExchange(guard, policy, auth, request, performance.now(), 'idempotency_key_missing', `no ${settings.header} header`);
+}
+
+/** {@link beginIdempotency}, a replay not yet reported: `report()` when it is sent. */
+export type OpenedExchange = Exclude<IdempotencyStart, { kind: 'replay' }> | { kind: 'replay'; response: StoredResponse; report(): void };
+
+/**
+ * Reads the key, fingerprints the request and claims the key for the authenticated client; the
+ * adapter then answers at once (a refusal, or the stored response of the first request) or runs
+ * the handler and hands what it sent to the ticket.
+ */
 export async function beginIdempotency(
   guard: Guard,
   policy: CompiledPolicy,
   auth: Authorized,
-  request: Pick<GuardRequest, 'method' | 'url' | 'headers'>,
+  request: ExchangeRequest,
   readBody: () => Promise<BodyBytes>,
 ): Promise<IdempotencyStart> {
-  const settings = policy.idempotency;
-  if (!settings || SAFE_METHODS.has(request.method.toUpperCase())) return { kind: 'pass' };
+  const start = await openExchange(guard, policy, auth, request, readBody);
+  if (start.kind !== 'replay') return start;
+  start.report();
+  return { kind: 'replay', response: start.response };
+}
+
+export async function openExchange(
+  guard: Guard,
+  policy: CompiledPolicy,
+  auth: Authorized,
+  request: ExchangeRequest,
+  readBody: () => Promise<BodyBytes>,
+): Promise<OpenedExchange> {
+  const read = idempotencyKeyOf(guard, policy, auth, request);
+  if (read?.kind !== 'key') return read ?? { kind: 'pass' };
+  const settings = policy.idempotency as NonNullable<CompiledPolicy['idempotency']>;
   const started = performance.now();
-  // Refusals and replays are decisions too: reported like the guard's own (onDecision, logger).
-  const refuse = (reason: GuardErrorReason, detail: string): IdempotencyStart => {
-    const error = guard.refuse(reason, detail, policy, request.headers);
-    guard.reportIdempotency(auth, request, error, started);
-    return { kind: 'refused', error };
-  };
-  const read = readIdempotencyKey(request.headers, settings.header, settings.syntax);
-  if (!read.ok) return refuse(read.reason, read.detail);
-  if (read.key === undefined) {
-    return settings.mode === 'required' ? refuse('idempotency_key_missing', `no ${settings.header} header`) : { kind: 'pass' };
-  }
+  const refuse = (reason: GuardErrorReason, detail: string) => refuseExchange(guard, policy, auth, request, started, reason, detail);
   const body = await readBody();
   if (!body.ok) {
     return body.reason === 'too_large'
@@ -134,8 +185,8 @@ export async function beginIdempotency(
     if (record.fingerprint !== fingerprint) return refuse('idempotency_key_reused', 'fingerprint differs from the first request');
     if (record.state === 'in_flight') return refuse('idempotency_key_in_flight', 'the first request has not finished');
     if (record.state === 'unkept') return refuse('idempotency_response_unkept', 'the response exceeded maxResponseBytes');
-    guard.reportIdempotency(auth, request, { replayed: record.response.status }, started);
-    return { kind: 'replay', response: ownExchangeHeaders(record.response, auth) };
+    const report = () => guard.reportIdempotency(auth, request, { replayed: record.response.status }, started);
+    return { kind: 'replay', response: ownExchangeHeaders(record.response, auth), report };
   }
   const { token } = claim;
   const logger = guard.options.logger;
@@ -159,9 +210,22 @@ export async function beginIdempotency(
       )
     : undefined;
   renewal?.unref();
+  let ended = false;
   const ticket: IdempotencyTicket = {
     maxResponseBytes: settings.maxResponseBytes,
+    async release() {
+      if (ended) return;
+      ended = true;
+      clearInterval(renewal);
+      await store
+        .release(storeKey, token)
+        .catch((e: unknown) =>
+          logger.error({ err: logValue((e as Error)?.message ?? String(e)) }, 'fapi-guard: the idempotency store could not free a key'),
+        );
+    },
     async finish(sent) {
+      if (ended) return;
+      ended = true;
       clearInterval(renewal);
       try {
         // Server errors are not answers to repeat: the key is freed and a retry is processed.

@@ -5,12 +5,13 @@
  */
 
 import type { GuardError } from '../errors.js';
-import { isGuardError } from '../errors.js';
 import type { Authorized, Guard } from '../guard.js';
 import type { CompiledPolicy } from '../policy.js';
+import type { GuardRequest } from '../request.js';
 import type { RequestConnection } from '../runtime/connection.js';
 import { fetchErrorResponse, guardRequestFromFetch, readFetchBody } from '../runtime/fetch.js';
-import { type BodyBytes, beginIdempotency, type IdempotencyTicket, type SentResponse } from './exchange.js';
+import type { BodyBytes, IdempotencyTicket, SentResponse } from './exchange.js';
+import { idempotencyApplies, idempotencyAtLayer } from './layers.js';
 import type { StoredResponse } from './store.js';
 
 export type FetchIdempotencyStart =
@@ -69,8 +70,10 @@ function recorder(ticket: IdempotencyTicket): (response: Response) => Promise<Re
 }
 
 /**
- * After `auth` was authorized for `policy`: the idempotency decision for `request`. `body` is the
- * request's bytes when the guard already read them (form bodies, `signedRequest` routes).
+ * After `auth` was authorized for `policy` by one layer: the idempotency decision for `request`,
+ * across layers (layers.ts). `body` is the request's bytes when the guard already read them (form
+ * bodies, `signedRequest` routes); `key` is the framework's object for this request that every
+ * layer sees (Hono's `Context`; the `Request` by default).
  */
 export async function startFetchIdempotency(
   guard: Guard,
@@ -79,10 +82,14 @@ export async function startFetchIdempotency(
   request: Request,
   connection: RequestConnection,
   body: Uint8Array | undefined,
+  key: object = request,
 ): Promise<FetchIdempotencyStart> {
-  if (!policy.idempotency) return { kind: 'pass', body };
-  const checked = guardRequestFromFetch(guard, request, connection, policy);
-  if (isGuardError(checked)) return { kind: 'answer', response: fetchErrorResponse(checked), error: checked };
+  if (!idempotencyApplies(guard, policy, key)) return { kind: 'pass', body };
+  let checked: GuardRequest | GuardError | undefined;
+  const exchangeRequest = () => {
+    checked ??= guardRequestFromFetch(guard, request, connection, policy);
+    return checked;
+  };
   let read = body;
   const readBody = async (): Promise<BodyBytes> => {
     if (read) return { ok: true, body: read };
@@ -91,7 +98,7 @@ export async function startFetchIdempotency(
     read = request.body ? bytes.body : undefined;
     return bytes;
   };
-  const start = await beginIdempotency(guard, policy, auth, checked, readBody);
+  const start = await idempotencyAtLayer(guard, policy, auth, key, exchangeRequest, readBody);
   if (start.kind === 'pass') return { kind: 'pass', body: read };
   if (start.kind === 'refused') return { kind: 'answer', response: fetchErrorResponse(start.error), error: start.error };
   if (start.kind === 'replay') return { kind: 'answer', response: storedFetchResponse(start.response) };

@@ -7,14 +7,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GuardError } from '../errors.js';
-import { isGuardError } from '../errors.js';
 import type { Authorized, Guard } from '../guard.js';
 import type { CompiledPolicy } from '../policy.js';
-import { announcesBody } from '../request.js';
+import { announcesBody, type GuardRequest } from '../request.js';
 import { errorResponse, guardRequestFromNode } from '../runtime/node.js';
 import { bodyUnread, readRawBody, rememberedRawBody, rememberRawBody } from '../runtime/node-body.js';
 import { applyWriteHead, type Chunk, toBuffer } from '../runtime/node-response.js';
-import { type BodyBytes, beginIdempotency, type IdempotencyTicket } from './exchange.js';
+import type { BodyBytes, IdempotencyTicket } from './exchange.js';
+import { idempotencyAtLayer } from './layers.js';
 import type { StoredResponse } from './store.js';
 
 export type NodeIdempotencyStart =
@@ -40,13 +40,10 @@ async function nodeBodyBytes(guard: Guard, req: IncomingMessage): Promise<BodyBy
 const NO_BODY: BodyBytes = { ok: true, body: new Uint8Array(0) };
 
 /**
- * After `auth` was authorized for `policy`: the idempotency decision for the request (`target`
- * is the request target as the client sent it). On `pass` for a claimed key, `res` records the
- * response it sends.
+ * After `auth` was authorized for `policy` by one layer: the idempotency decision for the request
+ * (`target` is the request target as the client sent it), across layers (layers.ts). On `pass`
+ * for a claimed key, `res` records the response it sends.
  */
-/** Requests whose idempotency key was already taken up by an earlier layer. */
-const started = new WeakSet<IncomingMessage>();
-
 export async function startNodeIdempotency(
   guard: Guard,
   policy: CompiledPolicy,
@@ -55,15 +52,17 @@ export async function startNodeIdempotency(
   res: ServerResponse,
   target: string,
 ): Promise<NodeIdempotencyStart> {
-  if (!policy.idempotency) return { kind: 'pass' };
-  // Layers (an app-wide and a route policy both with `idempotency`): the first claims, once per request.
-  if (started.has(req)) return { kind: 'pass' };
-  started.add(req);
-  const request = guardRequestFromNode(guard, req, { path: target }, policy);
-  if (isGuardError(request)) return { kind: 'refused', error: request };
-  const start = await beginIdempotency(guard, policy, auth, request, () =>
-    announcesBody(request.headers) ? nodeBodyBytes(guard, req) : Promise.resolve(NO_BODY),
-  );
+  let request: GuardRequest | GuardError | undefined;
+  const exchangeRequest = () => {
+    request ??= guardRequestFromNode(guard, req, { path: target }, policy);
+    return request;
+  };
+  // The body is read only for a key found, after the request was built.
+  const readBody = () => {
+    const built = exchangeRequest();
+    return 'method' in built && announcesBody(built.headers) ? nodeBodyBytes(guard, req) : Promise.resolve(NO_BODY);
+  };
+  const start = await idempotencyAtLayer(guard, policy, auth, req, exchangeRequest, readBody);
   if (start.kind === 'claimed') {
     recordNodeResponse(res, start.ticket);
     return { kind: 'pass' };

@@ -10,6 +10,12 @@ export interface StoredResponse {
   readonly status: number;
   readonly headers: readonly (readonly [name: string, value: string])[];
   readonly body: Uint8Array;
+  /**
+   * How many layers of the guard (an app-wide `protect()`, a router's, the route's) authorized the
+   * first request before its handler ran. A retry is answered only once as many layers have
+   * checked it (idempotency/layers.ts). A store keeps it with the response; absent means 1.
+   */
+  readonly layers?: number;
 }
 
 /** What a finished request leaves behind under its key. */

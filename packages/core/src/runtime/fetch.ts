@@ -19,7 +19,7 @@ import type { Authorized, Guard } from '../guard.js';
 import type { CompiledPolicy } from '../policy.js';
 import { announcesBody, type GuardHeaders, type GuardRequest, headersFromRaw } from '../request.js';
 import { guardRequestOn, type RequestConnection } from './connection.js';
-import { authorizationOf, rememberAuthorization } from './layers.js';
+import { authorizationOf, rememberAuthorization, rememberRefusal } from './layers.js';
 import { errorResponse, type ResponseParts } from './node.js';
 import type { ErrorBody } from './refusals.js';
 
@@ -174,6 +174,7 @@ export async function protectFetchRequest(
     answer = await authorizeFetchRequest(guard, request, connection, policy);
   }
   if (answer.result.ok) rememberAuthorization(guard, key, answer.result);
+  else rememberRefusal(guard, key);
   return answer;
 }
 

@@ -27,3 +27,20 @@ export function rememberAuthorization(guard: Guard, request: object, auth: Autho
   }
   byRequest.set(request, auth);
 }
+
+const refusals = new WeakMap<Guard, WeakSet<object>>();
+
+/** Marks `request` as refused by a layer of `guard` (an earlier layer may have claimed its idempotency key). */
+export function rememberRefusal(guard: Guard, request: object): void {
+  let refused = refusals.get(guard);
+  if (!refused) {
+    refused = new WeakSet();
+    refusals.set(guard, refused);
+  }
+  refused.add(request);
+}
+
+/** True when a layer of `guard` refused this request. */
+export function refusedByLayer(guard: Guard, request: object): boolean {
+  return refusals.get(guard)?.has(request) === true;
+}

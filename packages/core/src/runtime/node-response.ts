@@ -42,8 +42,8 @@ export function applyWriteHead(res: ServerResponse, args: unknown[]): void {
   }
 }
 
-/** Responses already made to sign themselves. */
-const signing = new WeakSet<ServerResponse>();
+/** Responses already made to sign themselves, and the authorization they sign for. */
+const signing = new WeakMap<ServerResponse, { auth: Authorized }>();
 
 /**
  * Makes `res` sign itself when it ends, if the route of `auth` signs responses. The whole body is
@@ -51,9 +51,16 @@ const signing = new WeakSet<ServerResponse>();
  * unsigned answer: the client gets a 500, or the connection is closed if headers were flushed.
  */
 export function signNodeResponse(guard: Guard, auth: Authorized, req: IncomingMessage, res: ServerResponse): void {
-  // Once per response, though several layers of protection let the request through.
-  if (!guard.signsResponse(auth) || signing.has(res)) return;
-  signing.add(res);
+  if (!guard.signsResponse(auth)) return;
+  // Signed once, though several layers let the request through: for the latest authorization,
+  // which carries what the earlier layers established (the request signature it must cover).
+  const held = signing.get(res);
+  if (held) {
+    held.auth = auth;
+    return;
+  }
+  const signer = { auth };
+  signing.set(res, signer);
   const chunks: Buffer[] = [];
   const { end, write, writeHead } = res;
   // Node's own end() calls this.writeHead(): the originals go back before the response is sent.
@@ -79,7 +86,7 @@ export function signNodeResponse(guard: Guard, auth: Authorized, req: IncomingMe
     try {
       // HEAD: the body the handler produced is not sent, so nothing is digested (RFC 9110 §9.3.2).
       const content = req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 ? undefined : body;
-      const signed = guard.signResponse(auth, { status: res.statusCode, headers: headerSnapshot(res), body: content });
+      const signed = guard.signResponse(signer.auth, { status: res.statusCode, headers: headerSnapshot(res), body: content });
       for (const [name, value] of Object.entries(signed?.headers ?? {})) res.setHeader(name, value);
       // Open Finance Brasil: the signed JWT takes the place of the body.
       if (signed?.body) return send(Buffer.from(signed.body), cb);

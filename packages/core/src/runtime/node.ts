@@ -12,7 +12,7 @@ import type { ResponseParts } from '../outcomes.js';
 import type { CompiledPolicy } from '../policy.js';
 import { announcesBody, type GuardRequest, headersFromRaw } from '../request.js';
 import { guardRequestOn, nodeConnection } from './connection.js';
-import { authorizationOf, rememberAuthorization } from './layers.js';
+import { authorizationOf, rememberAuthorization, rememberRefusal } from './layers.js';
 import { bodyUnread, type RawBody, readRawBody, rememberedRawBody, rememberRawBody, tapRawBody } from './node-body.js';
 import { type ErrorBody, refusalBody } from './refusals.js';
 
@@ -124,6 +124,7 @@ export async function protectNodeRequest(
     result = await authorizeNodeRequest(guard, req, parts, policy);
   }
   if (result.ok) rememberAuthorization(guard, req, result);
+  else rememberRefusal(guard, req);
   return result;
 }
 

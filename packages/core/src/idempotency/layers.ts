@@ -1,0 +1,114 @@
+/**
+ * One idempotent exchange across the layers of one guard (an app-wide `protect()`, a router's,
+ * the route's). The first layer whose policy has `idempotency` claims the key; each later layer
+ * still checks the request with its own policy (scopes, step-up, request signature, its own key
+ * rules) before anything is answered:
+ *
+ * - a retry's stored response is sent by the layer as deep as the one that let the first request
+ *   through to its handler (the depth is kept with the response), never by an earlier one: a
+ *   retry is answered only to a request that passed every check the first one passed;
+ * - a later layer that refuses the first request frees the key: a refusal of the guard is no
+ *   outcome of the payment to repeat to a corrected retry.
+ *
+ * The exchange is kept by the framework's request object (Node's `IncomingMessage`, Hono's
+ * `Context`), as the layers' authorization marks are (runtime/layers.ts).
+ */
+import type { GuardError } from '../errors.js';
+import type { Authorized, Guard } from '../guard.js';
+import type { CompiledPolicy } from '../policy.js';
+import { refusedByLayer } from '../runtime/layers.js';
+import { type BodyBytes, type IdempotencyStart, type IdempotencyTicket, idempotencyKeyOf, openExchange } from './exchange.js';
+import type { StoredResponse } from './store.js';
+
+interface Exchange {
+  /** Layers of the guard that authorized this request so far. */
+  depth: number;
+  /** The key's claim (first request), freed if a later layer refuses. */
+  ticket?: IdempotencyTicket;
+  /** A retry: the stored response, sent once `depth` reaches its `layers`; `report` when it is sent. */
+  replay?: { response: StoredResponse; report(): void };
+}
+
+const exchanges = new WeakMap<Guard, WeakMap<object, Exchange>>();
+
+const PASS: IdempotencyStart = { kind: 'pass' };
+
+/** True when an earlier layer of `guard` opened an idempotent exchange for this request. */
+function exchangeOf(guard: Guard, request: object): Exchange | undefined {
+  return exchanges.get(guard)?.get(request);
+}
+
+/**
+ * True when the layer with `policy` has idempotency work for this request: its own key rules, or
+ * an exchange an earlier layer opened (each layer counts, and the deepest answers a retry).
+ */
+export function idempotencyApplies(guard: Guard, policy: CompiledPolicy, request: object): boolean {
+  return policy.idempotency !== undefined || exchangeOf(guard, request) !== undefined;
+}
+
+function open(guard: Guard, request: object, exchange: Exchange): void {
+  let byRequest = exchanges.get(guard);
+  if (!byRequest) {
+    byRequest = new WeakMap();
+    exchanges.set(guard, byRequest);
+  }
+  byRequest.set(request, exchange);
+}
+
+/**
+ * The idempotency decision of one layer, after it authorized the request (`key` is the
+ * framework's request object, `exchangeRequest` what the core reads of it, built on demand).
+ */
+export async function idempotencyAtLayer(
+  guard: Guard,
+  policy: CompiledPolicy,
+  auth: Authorized,
+  key: object,
+  exchangeRequest: () => Parameters<typeof openExchange>[3] | GuardError,
+  readBody: () => Promise<BodyBytes>,
+): Promise<IdempotencyStart> {
+  const exchange = exchangeOf(guard, key);
+  if (!exchange) {
+    if (!policy.idempotency) return PASS;
+    const request = exchangeRequest();
+    if (!('method' in request)) return { kind: 'refused', error: request };
+    const start = await openExchange(guard, policy, auth, request, readBody);
+    if (start.kind === 'claimed') {
+      const exchange: Exchange = { depth: 1 };
+      const { ticket } = start;
+      exchange.ticket = {
+        maxResponseBytes: ticket.maxResponseBytes,
+        release: () => ticket.release(),
+        // A later layer's refusal went out through the recorder: the key is freed, not answered with it.
+        finish: (sent) =>
+          refusedByLayer(guard, key) ? ticket.release() : ticket.finish('tooLarge' in sent ? sent : { ...sent, layers: exchange.depth }),
+      };
+      open(guard, key, exchange);
+      return { kind: 'claimed', ticket: exchange.ticket };
+    }
+    if (start.kind !== 'replay') return start;
+    if ((start.response.layers ?? 1) <= 1) {
+      start.report();
+      return { kind: 'replay', response: start.response };
+    }
+    // Deeper layers authorized the first request: the layer as deep answers, once it has checked this one.
+    open(guard, key, { depth: 1, replay: start });
+    return PASS;
+  }
+  exchange.depth += 1;
+  // This layer's own key rules hold too (a key it requires, in its header and syntax).
+  if (policy.idempotency) {
+    const request = exchangeRequest();
+    const read = 'method' in request ? idempotencyKeyOf(guard, policy, auth, request) : { kind: 'refused' as const, error: request };
+    if (read?.kind === 'refused') {
+      await exchange.ticket?.release();
+      return read;
+    }
+  }
+  const { replay } = exchange;
+  if (replay && exchange.depth >= (replay.response.layers ?? 1)) {
+    replay.report();
+    return { kind: 'replay', response: replay.response };
+  }
+  return PASS;
+}

@@ -1,0 +1,201 @@
+/**
+ * Idempotency keys across layers of one guard (IDEM-16): an app-wide `protect()` with
+ * `idempotency` and a stricter route behind it, on every adapter. A retry is answered with the
+ * stored response only once every layer that checked the first request has checked it; a later
+ * layer's refusal frees the key; each layer's own key rules hold. (Found by an attacker's review:
+ * the app-wide layer used to answer a retry at once, so a token without the route's scope got the
+ * stored payment; and the first layer's mark switched off a later layer's `required`.)
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Authorized, GuardOptions, RoutePolicy } from '@fapi-guard/core';
+import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
+import { fapiGuard as honoGuard } from '@fapi-guard/hono';
+import { fapiGuard as koaGuard } from '@fapi-guard/koa';
+import { FapiAuth, FapiPolicy } from '@fapi-guard/nestjs';
+import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import Router from '@koa/router';
+import { Controller, Post, Res } from '@nestjs/common';
+import express from 'express';
+import Fastify from 'fastify';
+import { Hono } from 'hono';
+import Koa from 'koa';
+import { serveHono } from './support/apps';
+import { newLedger, type Party, sendPayment } from './support/idempotency-apps';
+import { startNestApp } from './support/nest-app';
+
+const PUBLIC = 'https://api.bank.example';
+let as: MockIssuer;
+/** Two users of one client (one TPP): the payer holds `payments:write`, the reader does not. */
+let payer: Party;
+let reader: Party;
+let options: GuardOptions;
+
+beforeAll(async () => {
+  as = await MockIssuer.start({ audience: PUBLIC });
+  const [a, b] = await Promise.all([DpopClient.create('ES256'), DpopClient.create('ES256')]);
+  const mint = (scope: string, client: DpopClient, sub: string) =>
+    as.mint({ scope, jkt: client.jkt, audience: PUBLIC, claims: { client_id: 'client-tpp', sub } });
+  payer = { client: a, token: await mint('payments:write', a, 'alice') };
+  reader = { client: b, token: await mint('accounts:read', b, 'mallory') };
+  options = { issuer: as.issuer, audience: PUBLIC, publicUrl: PUBLIC };
+});
+afterAll(() => as?.stop());
+
+type Ledger = ReturnType<typeof newLedger>;
+interface App {
+  url: string;
+  close(): Promise<unknown>;
+}
+
+const FRAMEWORKS = ['express', 'koa', 'fastify', 'hono', 'nestjs', 'nestjs-fastify'] as const;
+type Framework = (typeof FRAMEWORKS)[number];
+
+const paid = (ledger: Ledger, auth: Authorized | null | undefined) => {
+  ledger.processed++;
+  return { payment: `pay-${ledger.processed}`, owner: auth?.subject ?? null };
+};
+
+async function listen(server: Server): Promise<App> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+/** POST /payments behind two layers: `appWide` for every request, `route` on the route. */
+async function start(framework: Framework, ledger: Ledger, appWide: RoutePolicy, route: RoutePolicy): Promise<App> {
+  if (framework === 'express') {
+    const fapi = expressGuard(options);
+    const app = express();
+    app.use(fapi.protect(appWide));
+    app.post('/payments', fapi.protect(route), (req, res) => void res.status(201).json(paid(ledger, req.auth)));
+    return listen(createServer(app));
+  }
+  if (framework === 'koa') {
+    const fapi = koaGuard(options);
+    const app = new Koa();
+    app.use(fapi.protect(appWide));
+    const router = new Router();
+    router.post('/payments', fapi.protect(route), (ctx) => {
+      ctx.status = 201;
+      ctx.body = paid(ledger, ctx.state.auth);
+    });
+    app.use(router.routes());
+    return listen(createServer(app.callback()));
+  }
+  if (framework === 'fastify') {
+    const app = Fastify();
+    await app.register(fastifyPlugin, options);
+    // Two protect() preHandlers on the route: the first with the key, as an app-wide one would be.
+    app.post('/payments', { preHandler: [app.fapi.protect(appWide), app.fapi.protect(route)] }, async (request, reply) =>
+      reply.code(201).send(paid(ledger, request.auth)),
+    );
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
+  }
+  if (framework === 'hono') {
+    const fapi = honoGuard(options);
+    const app = new Hono();
+    app.use('*', fapi.protect(appWide));
+    app.post('/payments', fapi.protect(route), (c) => c.json(paid(ledger, c.get('auth')), 201));
+    return serveHono(app);
+  }
+  @Controller()
+  class Payments {
+    @Post('payments')
+    @FapiPolicy(route)
+    pay(@FapiAuth() auth: Authorized, @Res({ passthrough: true }) res: unknown) {
+      const r = res as { status?: (n: number) => unknown; code?: (n: number) => unknown };
+      if (r.code) r.code(201);
+      else r.status?.(201);
+      return paid(ledger, auth);
+    }
+  }
+  // The module's global policy is the app-wide layer (FapiGlobalGuard); the route's is checked on top.
+  return startNestApp(framework, options, [Payments], undefined, { rawBody: true, settings: { global: appWide } });
+}
+
+const key = (name: string) => `"${name}-${process.pid}-${Math.random().toString(36).slice(2)}"`;
+const BODY = '{"amount":"10.00"}';
+
+describe.each(FRAMEWORKS)('%s: an app-wide layer with idempotency, a stricter route behind it', (framework) => {
+  it('IDEM-16 a retry with a token that lacks the route’s scope is refused, never answered with the stored payment; the payer’s retry is', async () => {
+    const ledger = newLedger(0);
+    const app = await start(framework, ledger, { idempotency: 'optional' }, { scopes: ['payments:write'] });
+    try {
+      const k = key('scope');
+      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([first.status, first.json]).toEqual([201, { payment: 'pay-1', owner: 'alice' }]);
+      const stolen = await sendPayment(app.url, PUBLIC, { who: reader, key: k, body: BODY });
+      expect([stolen.status, stolen.headers['www-authenticate']]).toEqual([403, expect.stringContaining('insufficient_scope')]);
+      expect(stolen.text).not.toContain('alice');
+      const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([retry.status, retry.text]).toEqual([201, first.text]);
+      expect(ledger.processed).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('IDEM-16 a later layer’s refusal of a first request frees the key: the corrected request is processed', async () => {
+    const ledger = newLedger(0);
+    const app = await start(framework, ledger, { idempotency: 'optional' }, { scopes: ['payments:write'] });
+    try {
+      const k = key('refused');
+      expect((await sendPayment(app.url, PUBLIC, { who: reader, key: k, body: BODY })).status).toBe(403);
+      const paidNow = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([paidNow.status, paidNow.json]).toEqual([201, { payment: 'pay-1', owner: 'alice' }]);
+      expect(ledger.processed).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('IDEM-16 IDEM-03 the route’s required key holds behind an app-wide optional one', async () => {
+    const ledger = newLedger(0);
+    const app = await start(framework, ledger, { idempotency: 'optional' }, { scopes: ['payments:write'], idempotency: 'required' });
+    try {
+      const missing = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY });
+      expect([missing.status, missing.json.error]).toEqual([400, 'invalid_request']);
+      const k = key('required');
+      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('IDEM-16 a route that reads its key from another header requires it there; its refusal frees the app-wide claim', async () => {
+    const ledger = newLedger(0);
+    const route: RoutePolicy = { scopes: ['payments:write'], idempotency: { mode: 'required', syntax: 'uk-ob' } };
+    const app = await start(framework, ledger, { idempotency: 'required' }, route);
+    try {
+      const k = key('header');
+      const refused = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([refused.status, ledger.processed]).toEqual([400, 0]);
+      // The same Idempotency-Key again, with the route's own header now: processed, not 409.
+      const both = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY, headers: { 'x-idempotency-key': 'uk-1' } });
+      expect([both.status, ledger.processed]).toEqual([201, 1]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('IDEM-16 IDEM-04 both layers with the same key rules: processed once, the retry answered from the store', async () => {
+    const ledger = newLedger(0);
+    const policy: RoutePolicy = { scopes: ['payments:write'], idempotency: 'required' };
+    const app = await start(framework, ledger, policy, policy);
+    try {
+      const k = key('both');
+      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
+    } finally {
+      await app.close();
+    }
+  });
+});
