@@ -71,7 +71,8 @@ export async function completeRequest(
       ? await checkObSignature(parts, request, policy, claims.client_id, bound.certificate)
       : undefined;
   if (jws && !jws.ok) return { ...jws, usedScheme: scheme, token };
-  const jwtBody = policy.jwtBody?.request && earlier?.jwtBody === undefined ? await checkJwtBody(parts, request, claims.client_id) : undefined;
+  const jwtBody =
+    policy.jwtBody?.request && earlier?.jwtBody === undefined ? await checkJwtBody(parts, request, claims.client_id) : undefined;
   if (jwtBody && !jwtBody.ok) return { ...jwtBody, usedScheme: scheme, token };
   const authorized: Authorized = {
     ok: true,
