@@ -99,7 +99,8 @@ if (write) {
     'koa',
     'fastify',
     'nestjs-policies',
-    'nestjs',
+    'nestjs-guard',
+    'nestjs-platforms',
     'hono',
   ].filter((n) => !byModule.has(n));
   if (unmeasured.length > 0) lines.push('', `Not measured yet from the committed state: ${unmeasured.join(', ')}.`);

@@ -54,10 +54,14 @@ const suites = (...names) => `(${names.join('|')})\\.test\\.ts$`;
 /** In-process suites of the core (no HTTP server; a few use one on 127.0.0.1 as a peer). */
 const CORE_UNIT = ['packages/core/test/[a-z-]+', 'test/vectors'];
 /** The adapters' shared suites: every adapter answers the same bytes (parity, hooks, body order), options, idempotency keys, layers. */
-const ADAPTER = ['test/(parity|boundaries|body-before-auth|configuration|hostile|adapter-options|adapter-startup|idempotency|layers)'];
+const ADAPTER = [
+  'test/(parity|boundaries|body-before-auth|configuration|hostile|adapter-options|adapter-startup|idempotency|layers|idempotency-layers|message-signing-layers)',
+];
 
 /** The NestJS files that compose policies (decorators, inheritance, public routes). */
 const NEST_POLICY_FILES = ['policy-chain.ts', 'policies.ts', 'decorators.ts', 'public.ts'];
+/** The NestJS guards, and how refusals and idempotent replays leave them. */
+const NEST_GUARD_FILES = ['guard.ts', 'refusal.ts', 'replay.ts', 'state.ts', 'settings.ts', 'idempotency.ts'];
 
 /** @type {Record<string, { mutate: string[]; quick: string; wide?: string }>} */
 export const MODULES = {
@@ -94,18 +98,24 @@ export const MODULES = {
   express: { mutate: ['packages/express/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
   koa: { mutate: ['packages/koa/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
   fastify: { mutate: ['packages/fastify/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
-  // NestJS in two parts (668 mutants in all): a Stryker run keeps its state only when it ends, so
-  // each part's state is committed on its own. How policies compose (in-process tests first):
+  // NestJS in three parts (668 mutants in all): a Stryker run keeps its state only when it ends,
+  // so each part's state is committed on its own. How policies compose (in-process tests first):
   'nestjs-policies': {
     mutate: NEST_POLICY_FILES.map((f) => `packages/nestjs/src/${f}`),
     quick: suites('packages/nestjs/test/[a-z-]+', 'test/nestjs(-global)?'),
     wide: suites(...ADAPTER),
   },
-  // ...and the guard, module, platforms and refusals.
-  nestjs: {
-    mutate: ['packages/nestjs/src/**/*.ts', ...NEST_POLICY_FILES.map((f) => `!packages/nestjs/src/${f}`)],
+  // ...the guards and how their refusals and replays leave...
+  'nestjs-guard': {
+    mutate: NEST_GUARD_FILES.map((f) => `packages/nestjs/src/${f}`),
     quick: suites(...ADAPTER, 'test/nestjs(-global)?', 'packages/nestjs/test/[a-z-]+'),
-    wide: suites('test/(profile|http2)'),
+    wide: suites('test/(profile|http2|idempotency-layers|message-signing-layers)'),
+  },
+  // ...and the module and the two platforms (Express, Fastify) underneath.
+  'nestjs-platforms': {
+    mutate: ['packages/nestjs/src/**/*.ts', ...[...NEST_POLICY_FILES, ...NEST_GUARD_FILES].map((f) => `!packages/nestjs/src/${f}`)],
+    quick: suites(...ADAPTER, 'test/nestjs(-global)?', 'packages/nestjs/test/[a-z-]+'),
+    wide: suites('test/(profile|http2|idempotency-layers|message-signing-layers)'),
   },
   hono: { mutate: ['packages/hono/src/**/*.ts'], quick: suites(...ADAPTER, 'test/hono'), wide: suites('test/(profile|http2)') },
 };
