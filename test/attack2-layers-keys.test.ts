@@ -124,9 +124,19 @@ describe.each(FRAMEWORKS)('%s: app-wide optional Idempotency-Key, route requires
     try {
       const x = `uk-${uniq()}`.slice(0, 40);
       // The first attempt carries both headers (a gateway adds an Idempotency-Key of its own per attempt).
-      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: `"gw-${uniq()}"`, body: BODY, headers: { 'x-idempotency-key': x } });
+      const first = await sendPayment(app.url, PUBLIC, {
+        who: payer,
+        key: `"gw-${uniq()}"`,
+        body: BODY,
+        headers: { 'x-idempotency-key': x },
+      });
       // The retry: the same route key, another gateway key.
-      const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: `"gw-${uniq()}"`, body: BODY, headers: { 'x-idempotency-key': x } });
+      const retry = await sendPayment(app.url, PUBLIC, {
+        who: payer,
+        key: `"gw-${uniq()}"`,
+        body: BODY,
+        headers: { 'x-idempotency-key': x },
+      });
       expect(first.status).toBe(201);
       expect([retry.status, retry.text]).toEqual([201, first.text]);
       expect(ledger.processed).toBe(1);
@@ -140,7 +150,12 @@ describe.each(FRAMEWORKS)('%s: app-wide optional Idempotency-Key, route requires
     const app = await start(framework, ledger, { idempotency: 'optional' }, route);
     try {
       const x = `uk-${uniq()}`.slice(0, 40);
-      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: `"gw-${uniq()}"`, body: BODY, headers: { 'x-idempotency-key': x } });
+      const first = await sendPayment(app.url, PUBLIC, {
+        who: payer,
+        key: `"gw-${uniq()}"`,
+        body: BODY,
+        headers: { 'x-idempotency-key': x },
+      });
       const retry = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY, headers: { 'x-idempotency-key': x } });
       expect(first.status).toBe(201);
       expect([retry.status, retry.text]).toEqual([201, first.text]);
