@@ -288,22 +288,24 @@ describe('@fapi-guard/fastify routes registered at start-up', () => {
     return reply.code(201).send({ paid: count.n });
   };
 
-  it('a protect({ idempotency }) preHandler, alone or among other hooks, keeps the body bytes: a retry with another body is 422', async () => {
+  it('a protect({ idempotency }) preHandler, alone or among other hooks (another protect() too), keeps the body bytes: a retry with another body is 422', async () => {
     const app = Fastify();
     await app.register(fastifyPlugin, options);
     const count = { n: 0 };
     const policy = { scopes: ['payments'], idempotency: 'required' as const };
     app.post('/payments', { preHandler: app.fapi.protect(policy) }, paid(count));
     app.post('/transfers', { preHandler: [async () => undefined, app.fapi.protect(policy)] }, paid(count));
+    // Behind a protect() without idempotency: the key's layer is the second one.
+    app.post('/orders', { preHandler: [app.fapi.protect({ scopes: ['payments'] }), app.fapi.protect(policy)] }, paid(count));
     const url = await listenFastify(app);
-    for (const path of ['/payments', '/transfers']) {
+    for (const path of ['/payments', '/transfers', '/orders']) {
       const key = { 'content-type': 'application/json', 'idempotency-key': `"${path}"` };
       const first = await call(url, path, 'payments', { method: 'POST', headers: key, body: '{"amount":"10.00"}' });
       const retry = await call(url, path, 'payments', { method: 'POST', headers: key, body: '{"amount":"10.00"}' });
       const other = await call(url, path, 'payments', { method: 'POST', headers: key, body: '{"amount":"99.00"}' });
       expect([path, first.status, retry.status, retry.text === first.text, other.status]).toEqual([path, 201, 201, true, 422]);
     }
-    expect(count.n).toBe(2);
+    expect(count.n).toBe(3);
   });
 
   it('a protect({ idempotency }) added with addHook stops start-up; an app-wide protect() without it starts', async () => {

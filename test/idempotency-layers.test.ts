@@ -199,3 +199,90 @@ describe.each(FRAMEWORKS)('%s: an app-wide layer with idempotency, a stricter ro
     }
   });
 });
+
+/** With keys, a test's requests run on one app: `run(app, ledger)`. */
+async function withApp(framework: Framework, appWide: RoutePolicy, route: RoutePolicy, run: (app: App, ledger: Ledger) => Promise<void>) {
+  const ledger = newLedger(0);
+  const app = await start(framework, ledger, appWide, route);
+  try {
+    await run(app, ledger);
+  } finally {
+    await app.close();
+  }
+}
+
+describe.each(FRAMEWORKS)('%s: a route whose idempotency rules differ from the app-wide layer’s governs the key', (framework) => {
+  const ukRoute: RoutePolicy = { scopes: ['payments:write'], idempotency: { mode: 'required', syntax: 'uk-ob' } };
+  const ukKey = () => `uk-${process.pid}-${Math.random().toString(36).slice(2, 12)}`.slice(0, 40);
+
+  it('IDEM-16 IDEM-04 the route’s x-idempotency-key is processed once, whatever Idempotency-Key (a gateway’s, per attempt) the attempts carry or leave out', async () => {
+    await withApp(framework, { idempotency: 'optional' }, ukRoute, async (app, ledger) => {
+      const x = ukKey();
+      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: key('gw'), body: BODY, headers: { 'x-idempotency-key': x } });
+      const other = await sendPayment(app.url, PUBLIC, { who: payer, key: key('gw'), body: BODY, headers: { 'x-idempotency-key': x } });
+      const alone = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY, headers: { 'x-idempotency-key': x } });
+      expect([first.status, other.status, other.text === first.text, alone.status, alone.text === first.text]).toEqual([
+        201,
+        201,
+        true,
+        201,
+        true,
+      ]);
+      expect(ledger.processed).toBe(1);
+    });
+  });
+
+  it('IDEM-16 IDEM-14 the route’s ttlSec holds behind an app-wide layer with a shorter one', async () => {
+    const appWide: RoutePolicy = { idempotency: { mode: 'optional', ttlSec: 1 } };
+    await withApp(
+      framework,
+      appWide,
+      { scopes: ['payments:write'], idempotency: { mode: 'required', ttlSec: 3600 } },
+      async (app, ledger) => {
+        const k = key('ttl');
+        const first = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+        await new Promise((r) => setTimeout(r, 1500));
+        const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+        expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
+      },
+    );
+  });
+
+  it('IDEM-16 IDEM-11 the route’s maxResponseBytes holds behind an app-wide layer with a smaller one', async () => {
+    const appWide: RoutePolicy = { idempotency: { mode: 'optional', maxResponseBytes: 16 } };
+    const route: RoutePolicy = { scopes: ['payments:write'], idempotency: { mode: 'required', maxResponseBytes: 65536 } };
+    await withApp(framework, appWide, route, async (app, ledger) => {
+      const k = key('size');
+      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
+    });
+  });
+});
+
+describe.each(FRAMEWORKS)('%s: what the key holds is not told before the route checked the request', (framework) => {
+  it('IDEM-16 IDEM-11 a token without the route’s scope gets 403, not 409 “processed, not kept”, for a payment whose response was not kept', async () => {
+    await withApp(
+      framework,
+      { idempotency: { mode: 'optional', maxResponseBytes: 0 } },
+      { scopes: ['payments:write'] },
+      async (app, ledger) => {
+        const k = key('unkept');
+        expect([(await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY })).status, ledger.processed]).toEqual([201, 1]);
+        const probe = await sendPayment(app.url, PUBLIC, { who: reader, key: k, body: BODY });
+        expect([probe.status, probe.headers['www-authenticate']]).toEqual([403, expect.stringContaining('insufficient_scope')]);
+        expect((await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY })).status).toBe(409);
+      },
+    );
+  });
+
+  it('IDEM-16 IDEM-06 a token without the route’s scope reusing a key with another body gets 403, not 422', async () => {
+    await withApp(framework, { idempotency: 'optional' }, { scopes: ['payments:write'] }, async (app) => {
+      const k = key('reused');
+      expect((await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY })).status).toBe(201);
+      const probe = await sendPayment(app.url, PUBLIC, { who: reader, key: k, body: '{"amount":"99.00"}' });
+      expect([probe.status, probe.headers['www-authenticate']]).toEqual([403, expect.stringContaining('insufficient_scope')]);
+      expect((await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: '{"amount":"99.00"}' })).status).toBe(422);
+    });
+  });
+});

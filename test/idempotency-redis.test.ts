@@ -100,6 +100,14 @@ describe('two instances sharing one redis-server', () => {
       record: { state: 'done', fingerprint: 'fp', response: { ...response, body: expect.anything() } },
     });
     expect(again.claimed || again.record.state !== 'done' ? undefined : [...again.record.response.body]).toEqual([0, 255, 10]);
+    // A response not kept keeps its layers too (a retry learns that only as late as the first request was answered).
+    const unkept = await shared.claim('unkept-key', 'fp', 5000);
+    if (!unkept.claimed) throw new Error('the key was taken');
+    await shared.complete('unkept-key', unkept.token, { state: 'unkept', fingerprint: 'fp', layers: 3 }, 5000);
+    expect(await shared.claim('unkept-key', 'fp', 5000)).toEqual({
+      claimed: false,
+      record: { state: 'unkept', fingerprint: 'fp', layers: 3 },
+    });
     // One layer (the response of a route with one protect()) is kept as it was: no `layers`.
     const one = await shared.claim('one-layer', 'fp', 5000);
     if (!one.claimed) throw new Error('the key was taken');

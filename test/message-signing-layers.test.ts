@@ -108,7 +108,7 @@ async function start(framework: Framework, appWide: RoutePolicy, route: RoutePol
   return startNestApp(framework, options(), [Payments], undefined, { settings: { global: appWide } });
 }
 
-async function signedPayment(url: string) {
+async function signedPayment(url: string, key?: string) {
   const token = await as.mint({ scope: 'payments:write', jkt: client.jkt });
   const target = `${AUDIENCE}/pay`;
   const body = '{"amount":"10.00"}';
@@ -116,6 +116,7 @@ async function signedPayment(url: string) {
     authorization: `DPoP ${token}`,
     dpop: await client.proof({ htm: 'POST', htu: target, accessToken: token }),
     'content-type': 'application/json',
+    ...(key ? { 'idempotency-key': key } : {}),
   };
   Object.assign(headers, signer.sign({ method: 'POST', url: target, headers, body }));
   const res = await send(`${url}/pay`, { method: 'POST', headers, body });
@@ -154,4 +155,35 @@ describe.each(FRAMEWORKS)('%s: request and response signatures on two layers', (
       await app.close();
     }
   });
+});
+
+/** The same layouts with the idempotency key held by the app-wide layer, and the route verifying and signing alone. */
+const REPLAYS: [string, RoutePolicy, RoutePolicy][] = [
+  ...CASES.map(([name, appWide, route]): [string, RoutePolicy, RoutePolicy] => [name, { ...appWide, idempotency: 'required' }, route]),
+  [
+    'the app-wide layer holds the key, the route verifies and signs',
+    { idempotency: 'required' },
+    { scopes: ['payments:write'], signedRequest: 'required', signResponse: true },
+  ],
+];
+
+describe.each(FRAMEWORKS)('%s: a replay with request and response signatures on two layers', (framework) => {
+  it.each(REPLAYS)(
+    'SIG-14 IDEM-15 %s: the replay is signed once, for the retry, covering its request signature',
+    async (_name, appWide, route) => {
+      const app = await start(framework, appWide, route);
+      try {
+        const key = `"s-${Math.random().toString(36).slice(2)}"`;
+        const first = await signedPayment(app.url, key);
+        expect([first.res.status, first.check]).toEqual([201, 'ok']);
+        records.length = 0;
+        const retry = await signedPayment(app.url, key);
+        expect([retry.res.status, retry.check, retry.res.text]).toEqual([201, 'ok', first.res.text]);
+        expect(String(retry.res.headers['signature-input']).match(/tag="fapi-2-response"/g)).toHaveLength(1);
+        expect(records).toEqual(['request', 'response']);
+      } finally {
+        await app.close();
+      }
+    },
+  );
 });

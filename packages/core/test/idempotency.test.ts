@@ -217,6 +217,15 @@ describe('MemoryIdempotencyStore', () => {
     if (!claim.claimed) throw new Error('not claimed');
     await store.complete('k', claim.token, done('f', 8192), 10_000);
     expect(await store.claim('k', 'f', 10_000, 'c')).toEqual({ claimed: false, record: { state: 'unkept', fingerprint: 'f' } });
+    // IDEM-16: the layers that checked the first request stay with it (layers.ts answers after as many).
+    const layered = await store.claim('k2', 'f', 10_000, 'c2');
+    if (!layered.claimed) throw new Error('not claimed');
+    const big = done('f', 8192);
+    await store.complete('k2', layered.token, { ...big, response: { ...big.response, layers: 2 } }, 10_000);
+    expect(await store.claim('k2', 'f', 10_000, 'c2')).toEqual({
+      claimed: false,
+      record: { state: 'unkept', fingerprint: 'f', layers: 2 },
+    });
   });
 });
 

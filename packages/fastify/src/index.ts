@@ -151,12 +151,12 @@ function preHandlerFor(adapter: Adapter, policy: CompiledPolicy): preHandlerAsyn
   return handler;
 }
 
-/** The policy of the first `protect()` preHandler among a route's own preHandlers. */
-function protectPolicyOf(preHandler: unknown): CompiledPolicy | undefined {
+/** The policy of the first `protect()` preHandler with `idempotency` among a route's own preHandlers. */
+function idempotentPolicyOf(preHandler: unknown): CompiledPolicy | undefined {
   for (const hook of Array.isArray(preHandler) ? preHandler : [preHandler]) {
     // Stryker disable next-line ConditionalExpression: equivalent, WeakMap.get of a value that is not an object answers undefined
     const policy = typeof hook === 'function' ? protectedBy.get(hook) : undefined;
-    if (policy) return policy;
+    if (policy?.idempotency) return policy;
   }
   return undefined;
 }
@@ -250,7 +250,7 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
     if (!policy) {
       // A `preHandler: fastify.fapi.protect({ idempotency })` route: its body bytes are kept as
       // Fastify's parser reads them, as on `config.fapi` routes (the fingerprint is over them).
-      const guarded = protectPolicyOf(route.preHandler);
+      const guarded = idempotentPolicyOf(route.preHandler);
       const keepBody = guarded && idempotencyBodyHook(guard, guarded);
       if (!keepBody) return;
       for (const hook of Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) unplaced.delete(hook);

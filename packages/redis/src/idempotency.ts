@@ -33,11 +33,14 @@ return 0`;
 /** The stored form: JSON, the body in base64. */
 type Stored =
   | { s: 'in_flight'; f: string; t: string }
-  | { s: 'unkept'; f: string }
+  | { s: 'unkept'; f: string; l?: number }
   | { s: 'done'; f: string; status: number; headers: [string, string][]; body: string; l?: number };
 
 function encode(outcome: IdempotencyOutcome): string {
-  if (outcome.state === 'unkept') return JSON.stringify({ s: 'unkept', f: outcome.fingerprint } satisfies Stored);
+  if (outcome.state === 'unkept') {
+    const layers = outcome.layers === undefined ? {} : { l: outcome.layers };
+    return JSON.stringify({ s: 'unkept', f: outcome.fingerprint, ...layers } satisfies Stored);
+  }
   const { status, headers, body, layers } = outcome.response;
   return JSON.stringify({
     s: 'done',
@@ -54,7 +57,8 @@ function encode(outcome: IdempotencyOutcome): string {
 function decode(value: unknown): IdempotencyRecord {
   if (typeof value !== 'string') throw new Error(`unexpected idempotency record ${typeof value}`);
   const stored = JSON.parse(value) as Stored;
-  if (stored.s === 'in_flight' || stored.s === 'unkept') return { state: stored.s, fingerprint: stored.f };
+  if (stored.s === 'in_flight') return { state: stored.s, fingerprint: stored.f };
+  if (stored.s === 'unkept') return { state: stored.s, fingerprint: stored.f, ...(stored.l === undefined ? {} : { layers: stored.l }) };
   if (stored.s === 'done') {
     const body = Buffer.from(stored.body, 'base64');
     const response = { status: stored.status, headers: stored.headers, body, ...(stored.l === undefined ? {} : { layers: stored.l }) };

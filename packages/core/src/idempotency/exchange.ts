@@ -25,7 +25,7 @@ import type { IdempotencyStore, StoredResponse } from './store.js';
 export type BodyBytes = { ok: true; body: Uint8Array } | { ok: false; reason: 'too_large' | 'unavailable' };
 
 /** What the handler sent: the whole response, or only its status when the body outgrew `maxResponseBytes`. */
-export type SentResponse = StoredResponse | { readonly status: number; readonly tooLarge: true };
+export type SentResponse = StoredResponse | { readonly status: number; readonly tooLarge: true; readonly layers?: number };
 
 export interface IdempotencyTicket {
   /** Records what was sent (a 5xx frees the key instead). Never rejects; store failures are logged. */
@@ -130,8 +130,14 @@ export function idempotencyKeyOf(
   return refuseExchange(guard, policy, auth, request, performance.now(), 'idempotency_key_missing', `no ${settings.header} header`);
 }
 
-/** {@link beginIdempotency}, a replay not yet reported: `report()` when it is sent. */
-export type OpenedExchange = Exclude<IdempotencyStart, { kind: 'replay' }> | { kind: 'replay'; response: StoredResponse; report(): void };
+/**
+ * {@link beginIdempotency}, an answer from the store not yet reported: `report()` when it is
+ * sent; `layers`, how many layers checked the first request (layers.ts answers after as many).
+ */
+export type OpenedExchange =
+  | Exclude<IdempotencyStart, { kind: 'replay' | 'refused' }>
+  | { kind: 'refused'; error: GuardError; layers?: number; report?(): void }
+  | { kind: 'replay'; response: StoredResponse; layers?: number; report(): void };
 
 /**
  * Reads the key, fingerprints the request and claims the key for the authenticated client; the
@@ -146,9 +152,9 @@ export async function beginIdempotency(
   readBody: () => Promise<BodyBytes>,
 ): Promise<IdempotencyStart> {
   const start = await openExchange(guard, policy, auth, request, readBody);
-  if (start.kind !== 'replay') return start;
-  start.report();
-  return { kind: 'replay', response: start.response };
+  if (start.kind === 'pass' || start.kind === 'claimed') return start;
+  start.report?.();
+  return start.kind === 'replay' ? { kind: 'replay', response: start.response } : { kind: 'refused', error: start.error };
 }
 
 export async function openExchange(
@@ -181,12 +187,18 @@ export async function openExchange(
   }
   if (!claim.claimed) {
     const { record } = claim;
+    const layers = record.state === 'done' ? record.response.layers : record.state === 'unkept' ? record.layers : undefined;
+    // What the key holds is told only as late as the first request was answered (layers.ts).
+    const answer = (reason: GuardErrorReason, detail: string) => {
+      const error = guard.refuse(reason, detail, policy, request.headers);
+      return { kind: 'refused' as const, error, layers, report: () => guard.reportIdempotency(auth, request, error, started) };
+    };
     // draft §2.7: the same key with another request is 422, whatever state the first one is in.
-    if (record.fingerprint !== fingerprint) return refuse('idempotency_key_reused', 'fingerprint differs from the first request');
-    if (record.state === 'in_flight') return refuse('idempotency_key_in_flight', 'the first request has not finished');
-    if (record.state === 'unkept') return refuse('idempotency_response_unkept', 'the response exceeded maxResponseBytes');
+    if (record.fingerprint !== fingerprint) return answer('idempotency_key_reused', 'fingerprint differs from the first request');
+    if (record.state === 'in_flight') return answer('idempotency_key_in_flight', 'the first request has not finished');
+    if (record.state === 'unkept') return answer('idempotency_response_unkept', 'the response exceeded maxResponseBytes');
     const report = () => guard.reportIdempotency(auth, request, { replayed: record.response.status }, started);
-    return { kind: 'replay', response: ownExchangeHeaders(record.response, auth), report };
+    return { kind: 'replay', response: ownExchangeHeaders(record.response, auth), layers, report };
   }
   const { token } = claim;
   const logger = guard.options.logger;
@@ -232,7 +244,9 @@ export async function openExchange(
         if (sent.status >= 500) return await store.release(storeKey, token);
         const ttlMs = Math.max(1, settings.ttlMs - (guard.options.now() - claimedAt));
         const outcome =
-          'tooLarge' in sent ? { state: 'unkept' as const, fingerprint } : { state: 'done' as const, fingerprint, response: sent };
+          'tooLarge' in sent
+            ? { state: 'unkept' as const, fingerprint, ...(sent.layers === undefined ? {} : { layers: sent.layers }) }
+            : { state: 'done' as const, fingerprint, response: sent };
         await store.complete(storeKey, token, outcome, ttlMs);
       } catch (e) {
         // The claim stays until its lease ends: retries get 409, never a second processing.

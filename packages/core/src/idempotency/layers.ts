@@ -8,7 +8,10 @@
  *   through to its handler (the depth is kept with the response), never by an earlier one: a
  *   retry is answered only to a request that passed every check the first one passed;
  * - a later layer that refuses the first request frees the key: a refusal of the guard is no
- *   outcome of the payment to repeat to a corrected retry.
+ *   outcome of the payment to repeat to a corrected retry;
+ * - a later layer whose own idempotency settings differ (another header, lifetime, size bound)
+ *   governs: the earlier layer's claim is freed and the key is claimed again under the later
+ *   layer's settings (the route's rules are the ones the payment is processed once under).
  *
  * The exchange is kept by the framework's request object (Node's `IncomingMessage`, Hono's
  * `Context`), as the layers' authorization marks are (runtime/layers.ts).
@@ -18,15 +21,20 @@ import type { Authorized, Guard } from '../guard.js';
 import type { CompiledPolicy } from '../policy.js';
 import { refusedByLayer } from '../runtime/layers.js';
 import { type BodyBytes, type IdempotencyStart, type IdempotencyTicket, idempotencyKeyOf, openExchange } from './exchange.js';
-import type { StoredResponse } from './store.js';
+import type { CompiledIdempotency } from './policy.js';
 
 interface Exchange {
-  /** Layers of the guard that authorized this request so far. */
+  /** The settings of the layer that opened the exchange. */
+  settings: CompiledIdempotency;
+  /** Layers of the guard that authorized this request so far, from that layer on. */
   depth: number;
   /** The key's claim (first request), freed if a later layer refuses. */
   ticket?: IdempotencyTicket;
-  /** A retry: the stored response, sent once `depth` reaches its `layers`; `report` when it is sent. */
-  replay?: { response: StoredResponse; report(): void };
+  /**
+   * What the key held (the stored response, or a refusal: another request under the key, a
+   * response not kept), answered once `depth` reaches `layers`; `report` when it is sent.
+   */
+  deferred?: { start: IdempotencyStart; layers: number; report(): void };
 }
 
 const exchanges = new WeakMap<Guard, WeakMap<object, Exchange>>();
@@ -55,6 +63,17 @@ function open(guard: Guard, request: object, exchange: Exchange): void {
   byRequest.set(request, exchange);
 }
 
+/** The same key under the same rules: one exchange (`mode` aside: a claimed key is present in either mode). */
+function sameSettings(a: CompiledIdempotency, b: CompiledIdempotency): boolean {
+  return (
+    a.header === b.header &&
+    a.syntax === b.syntax &&
+    a.ttlMs === b.ttlMs &&
+    a.leaseMs === b.leaseMs &&
+    a.maxResponseBytes === b.maxResponseBytes
+  );
+}
+
 /**
  * The idempotency decision of one layer, after it authorized the request (`key` is the
  * framework's request object, `exchangeRequest` what the core reads of it, built on demand).
@@ -68,36 +87,19 @@ export async function idempotencyAtLayer(
   readBody: () => Promise<BodyBytes>,
 ): Promise<IdempotencyStart> {
   const exchange = exchangeOf(guard, key);
-  if (!exchange) {
-    if (!policy.idempotency) return PASS;
-    const request = exchangeRequest();
-    if (!('method' in request)) return { kind: 'refused', error: request };
-    const start = await openExchange(guard, policy, auth, request, readBody);
-    if (start.kind === 'claimed') {
-      const exchange: Exchange = { depth: 1 };
-      const { ticket } = start;
-      exchange.ticket = {
-        maxResponseBytes: ticket.maxResponseBytes,
-        release: () => ticket.release(),
-        // A later layer's refusal went out through the recorder: the key is freed, not answered with it.
-        finish: (sent) =>
-          refusedByLayer(guard, key) ? ticket.release() : ticket.finish('tooLarge' in sent ? sent : { ...sent, layers: exchange.depth }),
-      };
-      open(guard, key, exchange);
-      return { kind: 'claimed', ticket: exchange.ticket };
+  const own = policy.idempotency;
+  if (!exchange || (own && !sameSettings(own, exchange.settings))) {
+    if (!own) return PASS;
+    // A later layer with rules of its own: what an earlier layer opened is let go (its claim freed).
+    if (exchange) {
+      exchanges.get(guard)?.delete(key);
+      await exchange.ticket?.release();
     }
-    if (start.kind !== 'replay') return start;
-    if ((start.response.layers ?? 1) <= 1) {
-      start.report();
-      return { kind: 'replay', response: start.response };
-    }
-    // Deeper layers authorized the first request: the layer as deep answers, once it has checked this one.
-    open(guard, key, { depth: 1, replay: start });
-    return PASS;
+    return openAtLayer(guard, policy, own, auth, key, exchangeRequest, readBody);
   }
   exchange.depth += 1;
-  // This layer's own key rules hold too (a key it requires, in its header and syntax).
-  if (policy.idempotency) {
+  // This layer's own key rules hold too (a key it requires).
+  if (own) {
     const request = exchangeRequest();
     const read = 'method' in request ? idempotencyKeyOf(guard, policy, auth, request) : { kind: 'refused' as const, error: request };
     if (read?.kind === 'refused') {
@@ -105,10 +107,48 @@ export async function idempotencyAtLayer(
       return read;
     }
   }
-  const { replay } = exchange;
-  if (replay && exchange.depth >= (replay.response.layers ?? 1)) {
-    replay.report();
-    return { kind: 'replay', response: replay.response };
+  const { deferred } = exchange;
+  if (deferred && exchange.depth >= deferred.layers) {
+    deferred.report();
+    return deferred.start;
   }
   return PASS;
+}
+
+/** The first layer of the exchange under `settings`: claims the key, or finds what it holds. */
+async function openAtLayer(
+  guard: Guard,
+  policy: CompiledPolicy,
+  settings: CompiledIdempotency,
+  auth: Authorized,
+  key: object,
+  exchangeRequest: () => Parameters<typeof openExchange>[3] | GuardError,
+  readBody: () => Promise<BodyBytes>,
+): Promise<IdempotencyStart> {
+  const request = exchangeRequest();
+  if (!('method' in request)) return { kind: 'refused', error: request };
+  const start = await openExchange(guard, policy, auth, request, readBody);
+  if (start.kind === 'claimed') {
+    const exchange: Exchange = { settings, depth: 1 };
+    const { ticket } = start;
+    exchange.ticket = {
+      maxResponseBytes: ticket.maxResponseBytes,
+      release: () => ticket.release(),
+      // A later layer's refusal went out through the recorder: the key is freed, not answered with it.
+      finish: (sent) => (refusedByLayer(guard, key) ? ticket.release() : ticket.finish({ ...sent, layers: exchange.depth })),
+    };
+    open(guard, key, exchange);
+    return { kind: 'claimed', ticket: exchange.ticket };
+  }
+  if (start.kind === 'pass') return start;
+  const answer: IdempotencyStart =
+    start.kind === 'replay' ? { kind: 'replay', response: start.response } : { kind: 'refused', error: start.error };
+  const report = () => start.report?.();
+  // Deeper layers checked the first request: the layer as deep answers, once it has checked this one.
+  if ((start.layers ?? 1) > 1) {
+    open(guard, key, { settings, depth: 1, deferred: { start: answer, layers: start.layers as number, report } });
+    return PASS;
+  }
+  report();
+  return answer;
 }

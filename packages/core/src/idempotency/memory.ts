@@ -52,6 +52,12 @@ interface Share {
   bytes: number;
 }
 
+/** The layers that checked the first request, kept when its response is not (layers.ts). */
+function layersOf(outcome: IdempotencyOutcome): { layers?: number } {
+  const layers = outcome.state === 'done' ? outcome.response.layers : outcome.layers;
+  return layers === undefined ? {} : { layers };
+}
+
 /** Bytes an entry is counted as: its response, plus a fixed share for the key and bookkeeping. */
 function sizeOf(record: IdempotencyRecord): number {
   if (record.state !== 'done') return 256;
@@ -159,7 +165,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     const replacing = this.cache.getRemainingTTL(key) > 0 ? held.size : 0;
     let record: IdempotencyRecord = outcome;
     if (!this.clientFits(held.client, sizeOf(record), replacing) || !this.fits(sizeOf(record), replacing))
-      record = { state: 'unkept', fingerprint: outcome.fingerprint };
+      record = { state: 'unkept', fingerprint: outcome.fingerprint, ...layersOf(outcome) };
     this.put(key, { record, token: undefined, client: held.client, size: sizeOf(record) }, ttlMs);
   }
 

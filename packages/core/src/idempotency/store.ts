@@ -23,7 +23,12 @@ export type IdempotencyOutcome =
   /** The response, to be sent again to every retry of the same request. */
   | { readonly state: 'done'; readonly fingerprint: string; readonly response: StoredResponse }
   /** Processed, but the response was larger than the route's `maxResponseBytes`: not kept. */
-  | { readonly state: 'unkept'; readonly fingerprint: string };
+  | {
+      readonly state: 'unkept';
+      readonly fingerprint: string;
+      /** As {@link StoredResponse.layers}: a retry learns the response was not kept only that late. */
+      readonly layers?: number;
+    };
 
 /** What a key holds: a claim of a request still being processed, or an outcome. */
 export type IdempotencyRecord = { readonly state: 'in_flight'; readonly fingerprint: string } | IdempotencyOutcome;

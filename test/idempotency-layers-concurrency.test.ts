@@ -1,5 +1,5 @@
 /**
- * attack2: concurrent requests with one key through two layers (app-wide idempotency, route scope):
+ * Idempotency keys across layers (IDEM-16, IDEM-05): concurrent requests with one key through two layers (app-wide idempotency, route scope):
  * payers and scope-less readers of the same client at once. Expected: one payment, the key never
  * left blocked, and every reader refused 403 or 409 (never a 201).
  */
@@ -66,8 +66,8 @@ async function startApp(framework: 'express' | 'hono', counter: { n: number }) {
   return serveHono(app);
 }
 
-describe.each(['express', 'hono'] as const)('%s', (framework) => {
-  it('C1 payers and readers at once with one key: one payment, readers never 201, the key answered afterwards', async () => {
+describe.each(['express', 'hono'] as const)('%s: two layers, one key, at once', (framework) => {
+  it('IDEM-16 IDEM-05 payers and readers at once with one key: one payment, readers never 201, the key answered afterwards', async () => {
     const counter = { n: 0 };
     const app = await startApp(framework, counter);
     try {
