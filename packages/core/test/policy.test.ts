@@ -150,3 +150,60 @@ describe('checkPolicy', () => {
     expect(seen).toEqual(['s', 'i']);
   });
 });
+
+describe('what compilePolicy keeps of a route policy', () => {
+  it('IDEM-01 FAPI-RS-07 the idempotency settings, profiles and body-signature rules, as frozen copies', () => {
+    expect(compilePolicy({ idempotency: 'required' }).idempotency).toMatchObject({ mode: 'required', header: 'idempotency-key' });
+    expect(compilePolicy({}).idempotency).toBeUndefined();
+    const profiles: ('fapi2' | 'fapi1-advanced')[] = ['fapi2'];
+    const compiled = compilePolicy({ profiles, jwsSignature: { request: 'required' }, jwtBody: { response: true } });
+    profiles.push('fapi1-advanced');
+    expect([compiled.profiles, compiled.jwsSignature, compiled.jwtBody]).toEqual([['fapi2'], { request: 'required' }, { response: true }]);
+    expect([Object.isFrozen(compiled.profiles), Object.isFrozen(compiled.jwsSignature), Object.isFrozen(compiled.jwtBody)]).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    expect([compilePolicy({}).profiles, compilePolicy({}).jwsSignature, compilePolicy({}).jwtBody]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it('FAPI-RS-03 readsBody: only a request signature or a signed body needs the body bytes', () => {
+    const reads = (policy: Parameters<typeof compilePolicy>[0]) => compilePolicy(policy).readsBody;
+    expect(reads({})).toBe(false);
+    expect(reads({ signedRequest: 'optional' })).toBe(true);
+    expect(reads({ jwsSignature: { request: 'required' } })).toBe(true);
+    expect(reads({ jwtBody: { request: 'required' } })).toBe(true);
+    expect(reads({ signResponse: true, jwsSignature: { response: true }, jwtBody: { response: true } })).toBe(false);
+  });
+});
+
+describe('what a refusal says, for the operator (detail) and the challenge', () => {
+  it('FAPI-RS-07 every missing scope, space-separated, in the detail and, with a step-up refusal, in the challenge', () => {
+    expect(check({ scopes: ['payments', 'transfers'] })).toMatchObject({ detail: 'missing scope payments transfers' });
+    expect(check({ scopes: ['payments', 'transfers'], acrValues: ['urn:acr:mfa'] }, { acr: 'urn:acr:pwd' })).toMatchObject({
+      reason: 'user_authentication_insufficient',
+      detail: 'acr "urn:acr:pwd"',
+      scope: 'payments transfers',
+    });
+  });
+
+  it('STEP-02 an auth_time within the clock tolerance but past the max age is old, not in the future', () => {
+    expect(check({ maxAuthAgeSec: 0 }, { auth_time: NOW - 5 }, 10)).toMatchObject({ detail: 'auth_time 1899999995 is older than 0 s' });
+  });
+
+  it('FAPI-RS-07 authorization_details: every listed value is needed, and the unmet type is named', () => {
+    const route = { authorizationDetails: [{ type: 'payment_initiation', actions: ['initiate', 'cancel'] }] };
+    expect(check(route, { authorization_details: [{ type: 'payment_initiation', actions: ['initiate'] }] })).toEqual({
+      ok: false,
+      reason: 'authorization_details_insufficient',
+      detail: 'no authorization_details entry of type payment_initiation matches',
+    });
+    expect(check(route, { authorization_details: [{ type: 'payment_initiation', actions: ['cancel', 'initiate'] }] })).toEqual({
+      ok: true,
+    });
+  });
+});
