@@ -103,7 +103,7 @@ const HOST_SYNTAX = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/;
 /** Parsed form of {@link OriginOptions}, built once at start-up. */
 export class OriginResolver {
   private readonly origins: readonly URL[];
-  private readonly proxies: AddressList | undefined;
+  private readonly proxies: AddressList;
 
   /** `publicUrl` is required here; `createGuard` fills it in from the audience when unset. */
   constructor(options: OriginOptions) {
@@ -124,13 +124,13 @@ export class OriginResolver {
       }
       return url;
     });
-    const proxies = options.trustedProxies ?? [];
-    this.proxies = proxies.length > 0 ? new AddressList(proxies, 'trustedProxies') : undefined;
+    // An empty list believes no peer.
+    this.proxies = new AddressList(options.trustedProxies ?? [], 'trustedProxies');
   }
 
   /** True when the peer is one of `trustedProxies`. */
   isTrustedProxy(remoteAddress: string | undefined): boolean {
-    return this.proxies?.has(remoteAddress) ?? false;
+    return this.proxies.has(remoteAddress);
   }
 
   /**
@@ -172,6 +172,7 @@ export class OriginResolver {
 function hostOn(protocol: string, host: string): string | undefined {
   try {
     return new URL(`${protocol}//${host}`).host;
+    // Stryker disable next-line BlockStatement: equivalent, an empty catch ends the function, which answers undefined as well
   } catch {
     // An out-of-range port, a bad IDNA label (`xn--a`), a malformed IPv6 literal.
     return undefined;
@@ -184,7 +185,8 @@ function lastForwarded(headers: GuardHeaders, name: string): string | undefined 
   const last = lines[lines.length - 1];
   if (last === undefined) return undefined;
   const parts = last.split(',');
-  return parts[parts.length - 1]?.trim().toLowerCase() || undefined;
+  // split() gives at least one part.
+  return (parts[parts.length - 1] as string).trim().toLowerCase() || undefined;
 }
 
 function join(origin: URL, path: string): string {
