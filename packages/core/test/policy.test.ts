@@ -120,6 +120,7 @@ describe('checkPolicy', () => {
       [{ ...entry, actions: 'initiate' }],
       [{ ...entry, type: 'account_information' }],
       [null, 'payment_initiation'],
+      [undefined],
       entry,
       undefined,
     ]) {
