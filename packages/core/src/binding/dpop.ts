@@ -108,6 +108,15 @@ export function accessTokenHash(accessToken: string): string {
   return sha256base64url(accessToken);
 }
 
+/**
+ * A `.` or `..` path segment, also percent-encoded (RFC 3986 §3.3, §2.3) or after a backslash
+ * (which the WHATWG URL parser reads as `/` and Node lets through). Normalisation would take it
+ * out of the request's URI, while the app's router matches the path as sent (`/accounts/../x`
+ * reaches a route `/accounts/:id/x`): a proof for `/x` would pass for that other route. Clients
+ * send paths normalised, so such a request has no proof to match.
+ */
+const DOT_SEGMENT = /[/\\](?:\.|%2e){1,2}(?:[/\\]|$)/i;
+
 type Fail = Extract<DpopResult, { ok: false }>;
 const invalid = (detail: string): Fail => ({ ok: false, reason: 'dpop_proof_invalid', detail });
 
@@ -159,6 +168,7 @@ export class DpopVerifier {
     // Step 8: htm.
     if (htm !== request.method) return invalid(`htm ${htm} on a ${request.method} request`);
     // Step 9: htu, without query and fragment, after normalisation.
+    if (DOT_SEGMENT.test(request.url.split('?', 1)[0] as string)) return invalid('the request path has dot segments');
     const expected = this.normalized(request.url);
     const normalizedHtu = this.normalized(htu);
     if (expected === undefined || normalizedHtu !== expected) return htuMismatch(htu, normalizedHtu, expected);
