@@ -3,28 +3,21 @@
  * (§5.6.2.1, RFC 9421) bound to its request, UK Open Banking `x-jws-signature`, or, for Open
  * Finance Brasil, the handler's JSON returned as a JWT signed by the bank.
  */
-import { decodeJsonSegment } from './common/jws.js';
 import type { Authorized, SignedOutgoing } from './outcomes.js';
 import type { GuardParts } from './parts.js';
-import { signJwtBody } from './regimes/br-signed-jwt.js';
-import { signObBody } from './regimes/uk-ob-signature.js';
+import { ownJwtData, signJwtBody } from './regimes/br-signed-jwt.js';
+import { type ObSigningKey, signObBody } from './regimes/uk-ob-signature.js';
 import { type OutgoingResponse, signResponse } from './signatures/fapi.js';
-
-/** A compact JWS: three base64url parts (never JSON text). */
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /**
  * The `data` claim of an Open Finance Brasil answer: the handler's JSON; or, for a stored answer
- * replayed to a retry (idempotency), the data of the JWT the bank first sent, signed anew with a
- * fresh `iat` and `jti` ("Idempotência": the same result). A body that is neither throws, and
- * nothing unsigned is sent.
+ * replayed to a retry (idempotency), the data of the JWT the bank first sent — only one its own
+ * key verifies —, signed anew with a fresh `iat` and `jti` ("Idempotência": the same result). A
+ * body that is neither throws, and nothing unsigned is sent.
  */
-function dataToSign(text: string): unknown {
+function dataToSign(text: string, signer: { key: ObSigningKey; iss: string }): unknown {
   if (text === '') return {};
-  if (!COMPACT_JWS.test(text)) return JSON.parse(text);
-  const data = decodeJsonSegment(text.split('.')[1] as string)?.data;
-  if (data === undefined) throw new TypeError('a stored answer without a data claim');
-  return data;
+  return ownJwtData(text, signer) ?? JSON.parse(text);
 }
 
 /** True when `auth` came from a route whose responses must be signed. */
@@ -37,9 +30,10 @@ export function signOutgoing(parts: GuardParts, auth: Authorized, response: Outg
   const { opts, marks } = parts;
   const brazil = opts.messageSigning?.openFinanceBrasil;
   if (marks.brSigning.has(auth) && brazil?.signer) {
-    const data = dataToSign(Buffer.from(response.body ?? new Uint8Array()).toString('utf8'));
+    const bank = { key: brazil.signer, iss: brazil.organisationId };
+    const data = dataToSign(Buffer.from(response.body ?? new Uint8Array()).toString('utf8'), bank);
     const audience = brazil.organisations.get(auth.clientId) as string;
-    const jwt = Buffer.from(signJwtBody(data, { key: brazil.signer, iss: brazil.organisationId }, audience, opts.now() / 1000));
+    const jwt = Buffer.from(signJwtBody(data, bank, audience, opts.now() / 1000));
     return { headers: { 'content-type': 'application/jwt', 'content-length': String(jwt.length) }, body: jwt };
   }
   const signer = opts.messageSigning?.ukOpenBanking?.signer;

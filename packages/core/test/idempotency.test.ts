@@ -107,6 +107,12 @@ describe('payloadFingerprint (Open Finance Brasil signed bodies)', () => {
     }
   });
 
+  it('IDEM-17 keeps a number beyond a double (parsed as Infinity) apart from null', () => {
+    const parsed = (text: string) => payloadFingerprint('POST', url, JSON.parse(text));
+    expect(new Set([parsed('{"a":1e400}'), parsed('{"a":null}'), parsed('{"a":-1e400}')]).size).toBe(3);
+    expect(canonicalJson(JSON.parse('[1e400,-1e400,null]'))).toBe('[Infinity,-Infinity,null]');
+  });
+
   it('IDEM-17 never equals the fingerprint of body bytes, not even the canonical text of the same data', () => {
     const data = { a: 1 };
     expect(payloadFingerprint('POST', url, data)).not.toBe(requestFingerprint('POST', url, Buffer.from(canonicalJson(data))));

@@ -32,7 +32,8 @@ function fingerprint(parts: readonly string[], bodyDigest: Buffer): string {
 
 /**
  * A parsed JSON value written with object members sorted by name (UTF-16 code units) and no
- * white space, as RFC 8785 §3.2 writes it (JSON.stringify writes numbers and strings that way).
+ * white space, as RFC 8785 §3.2 writes it (JSON.stringify writes numbers and strings that way;
+ * numbers beyond a double's range, which RFC 8785 leaves out, as `Infinity` or `-Infinity`).
  * Iterative: an attacker's body may nest arrays deeper than the call stack.
  */
 export function canonicalJson(value: unknown): string {
@@ -62,6 +63,10 @@ export function canonicalJson(value: unknown): string {
         todo.push(`${i > 0 ? ',' : ''}${JSON.stringify(name)}:`);
       }
       out.push('{');
+    } else if (typeof v === 'number' && !Number.isFinite(v)) {
+      // A number too large for a double (1e400) is parsed as Infinity, which JSON writes as null:
+      // kept apart from null, since the handler sees Infinity.
+      out.push(String(v));
     } else {
       out.push(JSON.stringify(v));
     }

@@ -115,10 +115,13 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): voi
     // with these bytes would leave the retry waiting for bytes that never come. Not kept (409).
     // Read before the inner `end`: an Open Finance Brasil signer there replaces the body and its length.
     const declared = res.getHeader('content-length');
+    // A client gone before the answer: Koa then ends without serialising an object body (no
+    // Content-Length, no bytes). Only a body framed by its length is known to be whole then.
+    const gone = res.destroyed;
     const result = (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
     if (!finished) {
       finished = true;
-      const misframed = declared !== undefined && Number(declared) !== size;
+      const misframed = declared === undefined ? gone : Number(declared) !== size;
       const sent =
         size > ticket.maxResponseBytes || misframed
           ? { status: res.statusCode, tooLarge: true as const }
