@@ -28,6 +28,8 @@ beforeAll(async () => {
       app.all('/accounts', fapi.protect({ scopes: ['accounts'] }), echo);
       app.get('/mixed', fapi.protect({ scopes: ['accounts'], allowBearer: true }), echo);
       app.get('/nonce', fapi.protect({ scopes: ['accounts'], dpopNonce: true }), echo);
+      // Another route whose path, with `..` for :id, normalises to /accounts.
+      app.get('/statements/:id/accounts', fapi.protect({ scopes: ['accounts'] }), echo);
     },
   );
 });
@@ -227,6 +229,20 @@ describe('DPoP-bound access tokens', () => {
   it('DPOP-25 exposes WWW-Authenticate and DPoP-Nonce to browser clients', async () => {
     const res = await send(`${api.url}/accounts`);
     expect(res.headers['access-control-expose-headers']).toBe('WWW-Authenticate, DPoP-Nonce');
+  });
+});
+
+describe('dot segments', () => {
+  it('DPOP-11 a proof for GET /accounts does not pass on /statements/%2e%2e/accounts, which normalises to it but reaches another route', async () => {
+    const token = await dpopToken();
+    for (const target of ['/statements/%2e%2e/accounts', '/statements/%2E./accounts', '/statements/../accounts']) {
+      const proof = await client.proof({ htm: 'GET', htu: HTU, accessToken: token });
+      const res = await send(`${api.url}/`, { target, headers: { authorization: `DPoP ${token}`, dpop: proof } });
+      expectDpopError(res, 'invalid_dpop_proof');
+      expect(lastReason()).toBe('dpop_proof_invalid');
+    }
+    // The route itself, with a proof for its own path.
+    expect((await call(token, {}, { path: '/statements/s-1/accounts' })).status).toBe(200);
   });
 });
 

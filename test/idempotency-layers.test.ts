@@ -8,7 +8,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Authorized, GuardOptions, RoutePolicy } from '@fapi-guard/core';
+import { type Authorized, type GuardOptions, type IdempotencyStore, MemoryIdempotencyStore, type RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
@@ -30,7 +30,7 @@ let as: MockIssuer;
 /** Two users of one client (one TPP): the payer holds `payments:write`, the reader does not. */
 let payer: Party;
 let reader: Party;
-let options: GuardOptions;
+let baseOptions: GuardOptions;
 
 beforeAll(async () => {
   as = await MockIssuer.start({ audience: PUBLIC });
@@ -39,7 +39,7 @@ beforeAll(async () => {
     as.mint({ scope, jkt: client.jkt, audience: PUBLIC, claims: { client_id: 'client-tpp', sub } });
   payer = { client: a, token: await mint('payments:write', a, 'alice') };
   reader = { client: b, token: await mint('accounts:read', b, 'mallory') };
-  options = { issuer: as.issuer, audience: PUBLIC, publicUrl: PUBLIC };
+  baseOptions = { issuer: as.issuer, audience: PUBLIC, publicUrl: PUBLIC };
 });
 afterAll(() => as?.stop());
 
@@ -52,7 +52,10 @@ interface App {
 const FRAMEWORKS = ['express', 'koa', 'fastify', 'hono', 'nestjs', 'nestjs-fastify'] as const;
 type Framework = (typeof FRAMEWORKS)[number];
 
-const paid = (ledger: Ledger, auth: Authorized | null | undefined) => {
+/** The payment handler: counts the processing, after `ledger.delayMs` (a slow payment). */
+const paid = async (ledger: Ledger, auth: Authorized | null | undefined) => {
+  ledger.started++;
+  if (ledger.delayMs > 0) await new Promise((r) => setTimeout(r, ledger.delayMs));
   ledger.processed++;
   return { payment: `pay-${ledger.processed}`, owner: auth?.subject ?? null };
 };
@@ -65,13 +68,20 @@ async function listen(server: Server): Promise<App> {
   };
 }
 
-/** POST /payments behind two layers: `appWide` for every request, `route` on the route. */
-async function start(framework: Framework, ledger: Ledger, appWide: RoutePolicy, route: RoutePolicy): Promise<App> {
+/** POST /payments behind two layers: `appWide` for every request, `route` on the route; `guardOptions` added to the guard's. */
+async function start(
+  framework: Framework,
+  ledger: Ledger,
+  appWide: RoutePolicy,
+  route: RoutePolicy,
+  guardOptions: Partial<GuardOptions> = {},
+): Promise<App> {
+  const options = { ...baseOptions, ...guardOptions };
   if (framework === 'express') {
     const fapi = expressGuard(options);
     const app = express();
     app.use(fapi.protect(appWide));
-    app.post('/payments', fapi.protect(route), (req, res) => void res.status(201).json(paid(ledger, req.auth)));
+    app.post('/payments', fapi.protect(route), async (req, res) => void res.status(201).json(await paid(ledger, req.auth)));
     return listen(createServer(app));
   }
   if (framework === 'koa') {
@@ -79,9 +89,9 @@ async function start(framework: Framework, ledger: Ledger, appWide: RoutePolicy,
     const app = new Koa();
     app.use(fapi.protect(appWide));
     const router = new Router();
-    router.post('/payments', fapi.protect(route), (ctx) => {
+    router.post('/payments', fapi.protect(route), async (ctx) => {
+      ctx.body = await paid(ledger, ctx.state.auth);
       ctx.status = 201;
-      ctx.body = paid(ledger, ctx.state.auth);
     });
     app.use(router.routes());
     return listen(createServer(app.callback()));
@@ -91,7 +101,7 @@ async function start(framework: Framework, ledger: Ledger, appWide: RoutePolicy,
     await app.register(fastifyPlugin, options);
     // Two protect() preHandlers on the route: the first with the key, as an app-wide one would be.
     app.post('/payments', { preHandler: [app.fapi.protect(appWide), app.fapi.protect(route)] }, async (request, reply) =>
-      reply.code(201).send(paid(ledger, request.auth)),
+      reply.code(201).send(await paid(ledger, request.auth)),
     );
     await app.listen({ port: 0, host: '127.0.0.1' });
     return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
@@ -100,18 +110,18 @@ async function start(framework: Framework, ledger: Ledger, appWide: RoutePolicy,
     const fapi = honoGuard(options);
     const app = new Hono();
     app.use('*', fapi.protect(appWide));
-    app.post('/payments', fapi.protect(route), (c) => c.json(paid(ledger, c.get('auth')), 201));
+    app.post('/payments', fapi.protect(route), async (c) => c.json(await paid(ledger, c.get('auth')), 201));
     return serveHono(app);
   }
   @Controller()
   class Payments {
     @Post('payments')
     @FapiPolicy(route)
-    pay(@FapiAuth() auth: Authorized, @Res({ passthrough: true }) res: unknown) {
+    async pay(@FapiAuth() auth: Authorized, @Res({ passthrough: true }) res: unknown) {
       const r = res as { status?: (n: number) => unknown; code?: (n: number) => unknown };
       if (r.code) r.code(201);
       else r.status?.(201);
-      return paid(ledger, auth);
+      return await paid(ledger, auth);
     }
   }
   // The module's global policy is the app-wide layer (FapiGlobalGuard); the route's is checked on top.
@@ -201,9 +211,15 @@ describe.each(FRAMEWORKS)('%s: an app-wide layer with idempotency, a stricter ro
 });
 
 /** With keys, a test's requests run on one app: `run(app, ledger)`. */
-async function withApp(framework: Framework, appWide: RoutePolicy, route: RoutePolicy, run: (app: App, ledger: Ledger) => Promise<void>) {
-  const ledger = newLedger(0);
-  const app = await start(framework, ledger, appWide, route);
+async function withApp(
+  framework: Framework,
+  appWide: RoutePolicy,
+  route: RoutePolicy,
+  run: (app: App, ledger: Ledger) => Promise<void>,
+  { delayMs = 0, guardOptions = {} }: { delayMs?: number; guardOptions?: Partial<GuardOptions> } = {},
+) {
+  const ledger = newLedger(delayMs);
+  const app = await start(framework, ledger, appWide, route, guardOptions);
   try {
     await run(app, ledger);
   } finally {
@@ -257,6 +273,54 @@ describe.each(FRAMEWORKS)('%s: a route whose idempotency rules differ from the a
       const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
       expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
     });
+  });
+});
+
+describe.each(FRAMEWORKS)('%s: a route with the same key header as the app-wide layer still holds its own rules', (framework) => {
+  it('IDEM-16 IDEM-12 the route’s leaseSec holds behind an app-wide layer with a shorter one: a retry while the payment runs gets 409, never a second processing', async () => {
+    // A store that cannot renew claims: what another instance sees of a process that stopped
+    // renewing (killed mid-request). Only the lease then keeps the key blocked.
+    const memory = new MemoryIdempotencyStore();
+    const store: IdempotencyStore = {
+      claim: (...args) => memory.claim(...args),
+      complete: (...args) => memory.complete(...args),
+      release: (...args) => memory.release(...args),
+    };
+    await withApp(
+      framework,
+      { idempotency: { mode: 'optional', leaseSec: 1 } },
+      { scopes: ['payments:write'], idempotency: { mode: 'required', leaseSec: 60 } },
+      async (app, ledger) => {
+        const k = key('lease');
+        const first = sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+        await new Promise((r) => setTimeout(r, 1300));
+        const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+        expect([retry.status, ledger.started]).toEqual([409, 1]);
+        expect([(await first).status, ledger.processed]).toEqual([201, 1]);
+      },
+      { delayMs: 2000, guardOptions: { idempotency: { store } } },
+    );
+  });
+
+  it('IDEM-16 IDEM-01 the route’s key syntax holds behind an app-wide layer reading the same header with another: a key too long for it is refused and not processed', async () => {
+    const header = 'x-idempotency-key';
+    await withApp(
+      framework,
+      { idempotency: { mode: 'optional', syntax: 'br-of' } },
+      { scopes: ['payments:write'], idempotency: { mode: 'required', syntax: 'uk-ob' } },
+      async (app, ledger) => {
+        const long = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY, headers: { [header]: 'k'.repeat(41) } });
+        expect([long.status, JSON.parse(long.text), ledger.started]).toEqual([
+          400,
+          { error: 'invalid_request', error_description: 'The idempotency key header is malformed or sent more than once' },
+          0,
+        ]);
+        const k = `k40-${process.pid}-${Math.random().toString(36).slice(2)}`.padEnd(40, 'k');
+        const first = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY, headers: { [header]: k } });
+        const retry = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY, headers: { [header]: k } });
+        expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
+      },
+    );
   });
 });
 

@@ -7,12 +7,12 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createGuard, type GuardOptions, MemoryReplayStore } from '@fapi-guard/core';
+import { type Authorized, createGuard, type GuardOptions, MemoryReplayStore, type RoutePolicy } from '@fapi-guard/core';
 import { RedisReplayStore } from '@fapi-guard/redis';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import { Redis } from 'ioredis';
 import { jwtVerify, SignJWT } from 'jose';
-import { FRAMEWORKS, ROUTES, type StartedApp, startApp } from './support/apps';
+import { FRAMEWORKS, ROUTES, type StartedApp, serveHono, startApp } from './support/apps';
 import { send } from './support/http';
 import { TestRedis } from './support/redis';
 
@@ -266,39 +266,122 @@ describe('Open Finance Brasil jti on Redis', () => {
   });
 });
 
-describe('Open Finance Brasil on two layers of one guard', () => {
-  it('BR-04 BR-01 an app-wide layer that checks the signed body and a route that answers signed: the body is checked once, not taken for its own replay', async () => {
+/** POST /payments behind an app-wide layer (`appWide`) and the route's own (`BR_ROUTES.payments`); `answer` is the handler's JSON. */
+async function layeredApp(
+  framework: 'express' | 'hono',
+  appWide: RoutePolicy,
+  answer: (auth: Authorized | undefined) => unknown,
+): Promise<{ url: string; close(): Promise<unknown> }> {
+  if (framework === 'express') {
     const express = (await import('express')).default;
     const { fapiGuard } = await import('@fapi-guard/express');
     const fapi = fapiGuard(options());
     const app = express();
-    app.use(fapi.protect({ jwtBody: { request: 'required' } }));
-    app.post('/payments', fapi.protect(BR_ROUTES.payments), (req, res) => {
-      res.status(201).json({ jwtBody: req.auth?.jwtBody });
-    });
+    app.use(fapi.protect(appWide));
+    app.post('/payments', fapi.protect(BR_ROUTES.payments), (req, res) => void res.status(201).json(answer(req.auth)));
     const server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      close: () => new Promise((resolve) => server.close(resolve)),
+    };
+  }
+  const { Hono } = await import('hono');
+  const { fapiGuard } = await import('@fapi-guard/hono');
+  const fapi = fapiGuard(options());
+  const app = new Hono();
+  app.use('*', fapi.protect(appWide));
+  app.post('/payments', fapi.protect(BR_ROUTES.payments), (c) => c.json(answer(c.get('auth')) as object, 201));
+  return serveHono(app);
+}
+
+/** A signed body sent to `url` by client-1, with `headers` added. */
+async function payAt(url: string, body: string, headers: Record<string, string> = {}) {
+  const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt, claims: { client_id: 'client-1' } });
+  const proof = await dpop.proof({ htm: 'POST', htu: URL_PAYMENTS, accessToken: token });
+  return send(`${url}/payments`, {
+    method: 'POST',
+    body,
+    headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/jwt', ...headers },
+  });
+}
+
+describe.each(['express', 'hono'] as const)('Open Finance Brasil on two layers of one guard (%s)', (framework) => {
+  it('BR-04 BR-01 an app-wide layer that checks the signed body and a route that answers signed: the body is checked once, not taken for its own replay', async () => {
+    const app = await layeredApp(framework, { jwtBody: { request: 'required' } }, (auth) => ({ jwtBody: auth?.jwtBody }));
     try {
-      const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt, claims: { client_id: 'client-1' } });
-      const send1 = async (body: string) =>
-        send(`http://127.0.0.1:${(server.address() as AddressInfo).port}/payments`, {
-          method: 'POST',
-          body,
-          headers: {
-            authorization: `DPoP ${token}`,
-            dpop: await dpop.proof({ htm: 'POST', htu: URL_PAYMENTS, accessToken: token }),
-            'content-type': 'application/jwt',
-          },
-        });
       const body = await signedBody();
-      const res = await send1(body);
+      const res = await payAt(app.url, body);
       expect([res.status, res.headers['content-type']]).toEqual([201, 'application/jwt']);
       expect((await bankPayload(res.text)).data).toMatchObject({ jwtBody: { data, iss: CLIENT_ORG } });
       // The same body again is a replay (its jti was spent by the first request).
-      const again = await send1(body);
+      const again = await payAt(app.url, body);
       expect(again.status).toBe(400);
     } finally {
-      await new Promise((resolve) => server.close(resolve));
+      await app.close();
     }
+  });
+
+  it('IDEM-17 IDEM-16 the app-wide layer checks the signed body and keeps the key, the route signs: a retry signed anew gets the first result, signed anew', async () => {
+    let processed = 0;
+    const appWide: RoutePolicy = { jwtBody: { request: 'required' }, idempotency: { mode: 'required', syntax: 'br-of' } };
+    const app = await layeredApp(framework, appWide, (auth) => ({ payment: ++processed, jti: auth?.jwtBody?.jti }));
+    try {
+      const key = { 'x-idempotency-key': randomUUID() };
+      const firstJti = randomUUID();
+      const first = await payAt(app.url, await signedBody({ jti: firstJti }), key);
+      const retry = await payAt(app.url, await signedBody(), key);
+      expect([first.status, retry.status, retry.headers['content-type']]).toEqual([201, 201, 'application/jwt']);
+      const [a, b] = [await bankPayload(first.text), await bankPayload(retry.text)];
+      expect([a.data, b.data]).toEqual([
+        { payment: 1, jti: firstJti },
+        { payment: 1, jti: firstJti },
+      ]);
+      expect((b as { jti?: string }).jti).not.toBe((a as { jti?: string }).jti);
+      expect(processed).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe.each(FRAMEWORKS)('Open Finance Brasil payments retried with x-idempotency-key on %s', (framework) => {
+  const IDEMPOTENT_ROUTES = {
+    ...BR_ROUTES,
+    payments: { ...BR_ROUTES.payments, idempotency: { mode: 'required', syntax: 'br-of' } },
+  } as const;
+  let app: StartedApp;
+  beforeAll(async () => {
+    app = await startApp(framework, options(), IDEMPOTENT_ROUTES);
+  });
+  afterAll(() => app.close());
+
+  const pay = (body: string, key: string) => payAt(app.url, body, { 'x-idempotency-key': key });
+  /** The jti of the request the handler processed, as the bank's signed answer tells it. */
+  const processedJti = async (text: string) => ((await bankPayload(text)).data.jwtBody as { jti: string }).jti;
+
+  it('IDEM-17 BR-04 IDEM-04 a retry signed anew (new jti and iat) with the same data is answered with the first payment, not processed again', async () => {
+    const key = randomUUID();
+    const firstJti = randomUUID();
+    const first = await pay(await signedBody({ jti: firstJti }), key);
+    expect([first.status, await processedJti(first.text)]).toEqual([201, firstJti]);
+    // The same data with its members in another order: the same payment (its content is what counts).
+    const reordered = { creditorAccount: data.creditorAccount, payment: { currency: 'BRL', amount: '100.00' } };
+    const retry = await pay(await signedBody({ jti: randomUUID(), iat: Math.floor(Date.now() / 1000) - 1, data: reordered }), key);
+    expect([retry.status, retry.headers['content-type'], await processedJti(retry.text)]).toEqual([201, 'application/jwt', firstJti]);
+    // The same result, signed anew for the retry: its own jti, and the data of the first answer.
+    const [a, b] = [await bankPayload(first.text), await bankPayload(retry.text)];
+    expect([b.data, (b as { jti?: string }).jti === (a as { jti?: string }).jti]).toEqual([a.data, false]);
+  });
+
+  it('IDEM-17 BR-04 IDEM-06 a retry with the key and other data is refused with 422; one that repeats the first body is a spent jti', async () => {
+    const key = randomUUID();
+    const body = await signedBody();
+    expect((await pay(body, key)).status).toBe(201);
+    const other = await pay(await signedBody({ data: { ...data, payment: { amount: '999.00', currency: 'BRL' } } }), key);
+    expect(other.status).toBe(422);
+    const again = await pay(body, key);
+    expect(again.status).toBe(400);
+    expect((await bankPayload(again.text)).data).toMatchObject({ errors: [{ code: 'BAD_SIGNATURE' }] });
   });
 });

@@ -1,6 +1,7 @@
 /**
  * A small HTTP client on node:http that can send what fetch cannot: repeated header lines
- * (two `Authorization` or `DPoP` headers), raw methods, and bodies with any content type.
+ * (two `Authorization` or `DPoP` headers), raw methods, request targets that are not normalised,
+ * and bodies with any content type.
  */
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -18,6 +19,8 @@ export interface SendOptions {
   chunks?: readonly Buffer[];
   /** For https URLs: the client certificate and key to present, and the CA to trust. */
   tls?: { cert?: string; key?: string; ca?: string };
+  /** The request target exactly as sent (parsing `url` would normalise its dot segments away). */
+  target?: string;
 }
 
 export interface Received {
@@ -31,7 +34,7 @@ export interface Received {
 
 export function send(url: string, options: SendOptions = {}): Promise<Received> {
   return new Promise((resolve, reject) => {
-    const common = { method: options.method ?? 'GET', timeout: 10_000 };
+    const common = { method: options.method ?? 'GET', timeout: 10_000, ...(options.target === undefined ? {} : { path: options.target }) };
     const onResponse = (res: import('node:http').IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));

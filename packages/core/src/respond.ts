@@ -5,9 +5,20 @@
  */
 import type { Authorized, SignedOutgoing } from './outcomes.js';
 import type { GuardParts } from './parts.js';
-import { signJwtBody } from './regimes/br-signed-jwt.js';
-import { signObBody } from './regimes/uk-ob-signature.js';
+import { ownJwtData, signJwtBody } from './regimes/br-signed-jwt.js';
+import { type ObSigningKey, signObBody } from './regimes/uk-ob-signature.js';
 import { type OutgoingResponse, signResponse } from './signatures/fapi.js';
+
+/**
+ * The `data` claim of an Open Finance Brasil answer: the handler's JSON; or, for a stored answer
+ * replayed to a retry (idempotency), the data of the JWT the bank first sent — only one its own
+ * key verifies —, signed anew with a fresh `iat` and `jti` ("Idempotência": the same result). A
+ * body that is neither throws, and nothing unsigned is sent.
+ */
+function dataToSign(text: string, signer: { key: ObSigningKey; iss: string }): unknown {
+  if (text === '') return {};
+  return ownJwtData(text, signer) ?? JSON.parse(text);
+}
 
 /** True when `auth` came from a route whose responses must be signed. */
 export function signsResponse(parts: GuardParts, auth: Authorized | null | undefined): boolean {
@@ -19,11 +30,10 @@ export function signOutgoing(parts: GuardParts, auth: Authorized, response: Outg
   const { opts, marks } = parts;
   const brazil = opts.messageSigning?.openFinanceBrasil;
   if (marks.brSigning.has(auth) && brazil?.signer) {
-    // The handler's JSON as the data claim; a body that is not JSON throws, and nothing unsigned is sent.
-    const text = Buffer.from(response.body ?? new Uint8Array()).toString('utf8');
-    const data: unknown = text === '' ? {} : JSON.parse(text);
+    const bank = { key: brazil.signer, iss: brazil.organisationId };
+    const data = dataToSign(Buffer.from(response.body ?? new Uint8Array()).toString('utf8'), bank);
     const audience = brazil.organisations.get(auth.clientId) as string;
-    const jwt = Buffer.from(signJwtBody(data, { key: brazil.signer, iss: brazil.organisationId }, audience, opts.now() / 1000));
+    const jwt = Buffer.from(signJwtBody(data, bank, audience, opts.now() / 1000));
     return { headers: { 'content-type': 'application/jwt', 'content-length': String(jwt.length) }, body: jwt };
   }
   const signer = opts.messageSigning?.ukOpenBanking?.signer;

@@ -90,6 +90,37 @@ describe('RFC 9449 proof vectors', () => {
     }
   });
 
+  it('DPOP-11 a request path the URL parser would change matches no htu: routers match the path as sent, so it may reach another route', async () => {
+    const at = resourceProof.payload.iat + 2;
+    const detail = 'the request path is not in normal form (dot segments, \\, #)';
+    for (const path of [
+      '/x/../protectedresource',
+      '/./protectedresource',
+      '/x/%2E%2e/protectedresource',
+      '/x/.%2e/protectedresource',
+      '/x\\..\\protectedresource',
+      '/protectedresource/.',
+      // A fragment hides a dot segment from the router's view of the path; a backslash is a `/` only to the parser.
+      '/protectedresource#x',
+      '/protectedresource/..#x',
+      '/x\\protectedresource',
+      // Characters the parser percent-encodes.
+      '/protected{resource}',
+    ]) {
+      const result = await verifier(at).verify({ ...vectorRequest, url: `https://resource.example.org${path}` });
+      expect([path, result]).toEqual([path, { ok: false, reason: 'dpop_proof_invalid', detail }]);
+    }
+    // Dots in the query, or segments that only contain dots among other characters, are no dot segments.
+    expect(await verifier(at).verify({ ...vectorRequest, url: 'https://resource.example.org/protectedresource?next=/../x#' })).toEqual({
+      ok: true,
+      jkt: rfc9449.jkt.value,
+    });
+    for (const path of ['/.../protectedresource', '/x/..y/protectedresource', '/%2e%2e%2e/protectedresource', '/protectedresource/']) {
+      const result = await verifier(at).verify({ ...vectorRequest, url: `https://resource.example.org${path}` });
+      expect(result).toMatchObject({ ok: false, detail: expect.stringMatching(/^htu /) });
+    }
+  });
+
   it('DPOP-23 the memory of normalised URLs stays bounded whatever URLs requests name', async () => {
     const v = verifier(resourceProof.payload.iat + 2);
     const urls = (v as unknown as { urls: Map<string, unknown> }).urls;

@@ -19,6 +19,7 @@ import {
   startNodeIdempotency,
   writeIdempotencyAnswer,
 } from '@fapi-guard/core';
+import { canonicalJson, payloadFingerprint } from '../src/idempotency/fingerprint';
 
 const h = (...values: string[]): GuardHeaders => ({ 'idempotency-key': values, 'x-idempotency-key': values });
 
@@ -86,6 +87,48 @@ describe('requestFingerprint', () => {
     ]) {
       expect(other).not.toBe(base);
     }
+  });
+});
+
+describe('payloadFingerprint (Open Finance Brasil signed bodies)', () => {
+  const url = 'https://api.example/payments';
+  it('IDEM-17 is the same for the same data in any member order, and differs with any value, the method or the URI', () => {
+    const base = payloadFingerprint('POST', url, { payment: { amount: '1.00', currency: 'BRL' }, list: [1, 'x', null, true] });
+    expect(payloadFingerprint('POST', url, { list: [1, 'x', null, true], payment: { currency: 'BRL', amount: '1.00' } })).toBe(base);
+    for (const other of [
+      payloadFingerprint('POST', url, { payment: { amount: '1.00', currency: 'BRL' }, list: [1, 'x', null, false] }),
+      payloadFingerprint('POST', url, { payment: { amount: '1.00', currency: 'BRL' }, list: ['x', 1, null, true] }),
+      payloadFingerprint('POST', url, { payment: { amount: '1.0', currency: 'BRL' }, list: [1, 'x', null, true] }),
+      payloadFingerprint('POST', url, { payment: { amount: '1.00' }, list: [1, 'x', null, true] }),
+      payloadFingerprint('PUT', url, { payment: { amount: '1.00', currency: 'BRL' }, list: [1, 'x', null, true] }),
+      payloadFingerprint('POST', `${url}?x`, { payment: { amount: '1.00', currency: 'BRL' }, list: [1, 'x', null, true] }),
+    ]) {
+      expect(other).not.toBe(base);
+    }
+  });
+
+  it('IDEM-17 keeps a number beyond a double (parsed as Infinity) apart from null', () => {
+    const parsed = (text: string) => payloadFingerprint('POST', url, JSON.parse(text));
+    expect(new Set([parsed('{"a":1e400}'), parsed('{"a":null}'), parsed('{"a":-1e400}')]).size).toBe(3);
+    expect(canonicalJson(JSON.parse('[1e400,-1e400,null]'))).toBe('[Infinity,-Infinity,null]');
+  });
+
+  it('IDEM-17 never equals the fingerprint of body bytes, not even the canonical text of the same data', () => {
+    const data = { a: 1 };
+    expect(payloadFingerprint('POST', url, data)).not.toBe(requestFingerprint('POST', url, Buffer.from(canonicalJson(data))));
+  });
+
+  it('IDEM-17 writes JSON canonically (RFC 8785 §3.2): members sorted by UTF-16 code units, no white space, ES number and string forms', () => {
+    // U+FF61 sorts after U+1F600 by UTF-16 code units (0xFF61 > 0xD83D), before it by code points.
+    const value = JSON.parse('{"b":[1,"x",null,true,{}],"a":{"d":1e21,"c":-0,"｡":1,"€":"\\u000f","😀":0.5,"e\\"":[]},"A":"z"}');
+    expect(canonicalJson(value)).toBe('{"A":"z","a":{"c":0,"d":1e+21,"e\\"":[],"€":"\\u000f","😀":0.5,"｡":1},"b":[1,"x",null,true,{}]}');
+  });
+
+  it('IDEM-17 takes data nested deeper than the call stack without throwing (linear time, no recursion)', () => {
+    const depth = 200_000;
+    const deep = JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`);
+    expect(canonicalJson(deep)).toHaveLength(2 * depth);
+    expect(typeof payloadFingerprint('POST', url, deep)).toBe('string');
   });
 });
 

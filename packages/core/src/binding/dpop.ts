@@ -82,13 +82,20 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 
-/**
- * The URI a proof's `htu` is compared on: RFC 3986 §6.2.2 syntax-based normalisation (case of
- * scheme and host, percent-encoding case, unreserved characters decoded, dot segments) and
- * §6.2.3 scheme-based normalisation (default port, empty path), then without query and
- * fragment (RFC 9449 §4.3 step 9). `undefined` when it is not an absolute http(s) URI.
- */
-export function normalizeHtu(value: string): string | undefined {
+/** A URL normalised for `htu` comparison, and whether normalising left its path as sent. */
+interface NormalizedUrl {
+  readonly htu: string;
+  /**
+   * False when the URL parser changed the path: it removes `.` and `..` segments (also as `%2e`),
+   * reads `\\` as `/` and drops what follows a `#` — Node lets all of these through — while the
+   * app's router matches the path as sent: `/statements/%2e%2e/accounts` reaches
+   * `/statements/:id/accounts` but normalises to `/accounts`, so a proof for the one would pass
+   * for the other. Clients send paths in the parser's form.
+   */
+  readonly pathAsSent: boolean;
+}
+
+function normalizeUrl(value: string): NormalizedUrl | undefined {
   let url: URL;
   try {
     url = new URL(value);
@@ -100,7 +107,19 @@ export function normalizeHtu(value: string): string | undefined {
     const char = String.fromCharCode(Number.parseInt(hex, 16));
     return UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`;
   });
-  return `${url.protocol}//${url.host}${path}`;
+  // The path as sent: after the scheme's `//`, from the first `/` (an authority has none) to any `?`.
+  const sent = value.slice(value.indexOf('/', value.indexOf('//') + 2)).split('?', 1)[0];
+  return { htu: `${url.protocol}//${url.host}${path}`, pathAsSent: sent === url.pathname };
+}
+
+/**
+ * The URI a proof's `htu` is compared on: RFC 3986 §6.2.2 syntax-based normalisation (case of
+ * scheme and host, percent-encoding case, unreserved characters decoded, dot segments) and
+ * §6.2.3 scheme-based normalisation (default port, empty path), then without query and
+ * fragment (RFC 9449 §4.3 step 9). `undefined` when it is not an absolute http(s) URI.
+ */
+export function normalizeHtu(value: string): string | undefined {
+  return normalizeUrl(value)?.htu;
 }
 
 /** `ath`: base64url SHA-256 of the ASCII access token (RFC 9449 §4.2). */
@@ -127,7 +146,7 @@ export class DpopVerifier {
   /** Checked proof headers by their encoded segment (bounded: clients reuse one header). */
   private readonly headers = new LRUCache<string, { ok: true; alg: string; jkt: string; publicKey: KeyObject }>({ max: 10_000 });
   /** Normalised URLs (`htu` and request URLs), bounded. */
-  private readonly urls = new Map<string, string | undefined>();
+  private readonly urls = new Map<string, NormalizedUrl | undefined>();
 
   constructor(private readonly settings: DpopVerifierSettings) {}
 
@@ -159,8 +178,10 @@ export class DpopVerifier {
     // Step 8: htm.
     if (htm !== request.method) return invalid(`htm ${htm} on a ${request.method} request`);
     // Step 9: htu, without query and fragment, after normalisation.
-    const expected = this.normalized(request.url);
-    const normalizedHtu = this.normalized(htu);
+    const target = this.normalized(request.url);
+    if (target && !target.pathAsSent) return invalid('the request path is not in normal form (dot segments, \\, #)');
+    const expected = target?.htu;
+    const normalizedHtu = this.normalized(htu)?.htu;
     if (expected === undefined || normalizedHtu !== expected) return htuMismatch(htu, normalizedHtu, expected);
     // Step 11: a fresh proof (checked before the nonce so stale proofs are not answered with a nonce).
     const now = s.now() / 1000;
@@ -224,10 +245,10 @@ export class DpopVerifier {
   }
 
   /** RFC 3986 normalisation of a URL, remembered (both sides repeat: the route and the client's htu). */
-  private normalized(url: string): string | undefined {
+  private normalized(url: string): NormalizedUrl | undefined {
     // Stryker disable next-line ConditionalExpression: equivalent, a memo; without it the URL is normalised again
     if (this.urls.has(url)) return this.urls.get(url);
-    const value = normalizeHtu(url);
+    const value = normalizeUrl(url);
     // Stryker disable next-line ConditionalExpression,EqualityOperator: clearing more often is equivalent; never clearing, or past 1000, fails the bound test
     if (this.urls.size >= 1000) this.urls.clear();
     this.urls.set(url, value);

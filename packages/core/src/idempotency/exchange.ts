@@ -16,7 +16,7 @@ import type { Authorized, Guard } from '../guard.js';
 import { logValue } from '../observe/log-value.js';
 import type { CompiledPolicy } from '../policy.js';
 import type { GuardRequest } from '../request.js';
-import { requestFingerprint } from './fingerprint.js';
+import { payloadFingerprint, requestFingerprint } from './fingerprint.js';
 import { readIdempotencyKey } from './key.js';
 import { MemoryIdempotencyStore } from './memory.js';
 import type { IdempotencyStore, StoredResponse } from './store.js';
@@ -175,7 +175,11 @@ export async function openExchange(
       ? refuse('body_too_large', 'request body exceeds idempotency.maxRequestBytes')
       : refuse('body_unavailable', 'the body was read before fapi-guard could fingerprint it: mount rawBody() before the body parsers');
   }
-  const fingerprint = requestFingerprint(request.method.toUpperCase(), request.url, body.body);
+  // Open Finance Brasil signs each attempt anew: its verified `data` claim is what a retry repeats.
+  const method = request.method.toUpperCase();
+  const fingerprint = auth.jwtBody
+    ? payloadFingerprint(method, request.url, auth.jwtBody.data)
+    : requestFingerprint(method, request.url, body.body);
   const storeKey = idempotencyStoreKey(auth, read.key);
   const store = idempotencyStoreOf(guard);
   const claimedAt = guard.options.now();

@@ -63,15 +63,13 @@ function open(guard: Guard, request: object, exchange: Exchange): void {
   byRequest.set(request, exchange);
 }
 
-/** The same key under the same rules: one exchange (`mode` aside: a claimed key is present in either mode). */
+/**
+ * The same key kept under the same terms: one exchange. `mode` and `syntax` aside: each layer
+ * checks the key against its own (below), and two syntaxes read one header value one-to-one, so
+ * the earlier layer's reading names the same key.
+ */
 function sameSettings(a: CompiledIdempotency, b: CompiledIdempotency): boolean {
-  return (
-    a.header === b.header &&
-    a.syntax === b.syntax &&
-    a.ttlMs === b.ttlMs &&
-    a.leaseMs === b.leaseMs &&
-    a.maxResponseBytes === b.maxResponseBytes
-  );
+  return a.header === b.header && a.ttlMs === b.ttlMs && a.leaseMs === b.leaseMs && a.maxResponseBytes === b.maxResponseBytes;
 }
 
 /**

@@ -110,14 +110,18 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): voi
   } as typeof res.write;
   res.end = function recordedEnd(this: ServerResponse, chunk?: Chunk | (() => void), ...rest: unknown[]) {
     if (typeof chunk !== 'function') keep(chunk, rest[0]);
+    // A body shorter or longer than its Content-Length was not sent as declared (the client went
+    // away and the framework ended the response without its body): replaying those headers
+    // with these bytes would leave the retry waiting for bytes that never come. Not kept (409).
+    // Read before the inner `end`: an Open Finance Brasil signer there replaces the body and its length.
+    const declared = res.getHeader('content-length');
+    // A client gone before the answer: Koa then ends without serialising an object body (no
+    // Content-Length, no bytes). Only a body framed by its length is known to be whole then.
+    const gone = res.destroyed;
     const result = (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
     if (!finished) {
       finished = true;
-      // A body shorter or longer than its Content-Length was not sent as declared (the client went
-      // away and the framework ended the response without its body): replaying those headers
-      // with these bytes would leave the retry waiting for bytes that never come. Not kept (409).
-      const declared = res.getHeader('content-length');
-      const misframed = declared !== undefined && Number(declared) !== size;
+      const misframed = declared === undefined ? gone : Number(declared) !== size;
       const sent =
         size > ticket.maxResponseBytes || misframed
           ? { status: res.statusCode, tooLarge: true as const }

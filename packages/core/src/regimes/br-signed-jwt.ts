@@ -114,6 +114,22 @@ export async function verifyJwtBody(
   };
 }
 
+/**
+ * The `data` claim of a JWT this bank signed (a stored answer replayed to a retry), or
+ * `undefined` for any other text: the signature is checked with the bank's own key, so a body
+ * that only looks like a signed answer is never taken for one.
+ */
+export function ownJwtData(text: string, signer: { key: ObSigningKey; iss: string }): unknown {
+  const parts = text.split('.');
+  if (parts.length !== 3 || !parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p))) return undefined;
+  const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
+  const header = decodeJsonSegment(headerPart);
+  const claims = decodeJsonSegment(payloadPart);
+  if (header?.kid !== signer.key.kid || claims?.iss !== signer.iss || claims.data === undefined) return undefined;
+  const input = Buffer.from(`${headerPart}.${payloadPart}`, 'ascii');
+  return verify('sha256', input, { key: signer.key.key, ...PS256 }, Buffer.from(signaturePart, 'base64url')) ? claims.data : undefined;
+}
+
 /** A response payload as the bank's signed JWT (`aud` the client's organisation, `iss` the bank's). */
 export function signJwtBody(data: unknown, signer: { key: ObSigningKey; iss: string }, aud: string, now: number): string {
   const header = Buffer.from(JSON.stringify({ alg: 'PS256', typ: 'JWT', kid: signer.key.kid })).toString('base64url');

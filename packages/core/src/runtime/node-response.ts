@@ -83,6 +83,9 @@ export function signNodeResponse(guard: Guard, auth: Authorized, req: IncomingMe
     else if (chunk !== undefined && chunk !== null) chunks.push(toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined));
     if (typeof encoding === 'function') cb = encoding;
     const body = Buffer.concat(chunks);
+    // A client that went away receives nothing: nothing to sign. (Koa then ends without the body,
+    // which must not become a signed empty answer, stored for retries.)
+    if (res.destroyed) return send(body, cb);
     try {
       // HEAD: the body the handler produced is not sent, so nothing is digested (RFC 9110 §9.3.2).
       const content = req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 ? undefined : body;
