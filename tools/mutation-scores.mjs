@@ -90,7 +90,9 @@ if (write) {
   }
   const unmeasured = [
     'binding',
-    'tokens',
+    'tokens-jwt',
+    'tokens-introspection',
+    'tokens-issuer',
     'policy',
     'credentials',
     'request',
