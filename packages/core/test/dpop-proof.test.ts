@@ -1,5 +1,6 @@
 /** DPoP proof checks, RFC 7638 thumbprints and server nonces against the published vectors. */
 import { accessTokenHash, DpopNonces, DpopVerifier, jwkThumbprint, MemoryReplayStore, NONCE_SYNTAX, normalizeHtu } from '@fapi-guard/core';
+import { DpopClient, type ProofOptions } from '@fapi-guard/testing';
 import { rsaPublicJwk } from '../../../test/support/rsa';
 import { vector } from '../../../test/support/vectors';
 
@@ -231,6 +232,116 @@ describe('15.7 costly proof keys before the binding', () => {
       reason: 'dpop_proof_invalid',
       detail: 'jwk: RSA modulus of 8193 bits (at most 8192)',
     });
+  });
+});
+
+describe('each refusal names what failed (the detail operators see in decision events)', () => {
+  const URL = 'https://rs.example.com/accounts';
+  let client: DpopClient;
+  beforeAll(async () => {
+    client = await DpopClient.create('ES256');
+  });
+  const now = () => Math.floor(Date.now() / 1000);
+  const request = (proofs: string[], extra: Record<string, unknown> = {}) => ({
+    proofs,
+    method: 'GET',
+    url: URL,
+    accessToken: 'tok',
+    requireNonce: false,
+    boundJkt: client.jkt,
+    ...extra,
+  });
+  const proof = (options: Partial<ProofOptions> = {}) => client.proof({ htm: 'GET', htu: URL, accessToken: 'tok', ...options });
+  const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const invalid = (detail: string) => ({ ok: false, reason: 'dpop_proof_invalid', detail });
+
+  it('DPOP-02 DPOP-03 DPOP-04 no proof, two proofs, not a compact JWS, a payload or header that is no JSON object', async () => {
+    const v = verifier(now());
+    const good = await proof();
+    const [h, p, sig] = good.split('.') as [string, string, string];
+    expect(v.verify(request([]))).toEqual({ ok: false, reason: 'dpop_proof_missing', detail: 'no DPoP header' });
+    expect(v.verify(request([good, good]))).toEqual(invalid('2 DPoP headers'));
+    expect(v.verify(request(['a.b']))).toEqual(invalid('not a compact JWS'));
+    expect(v.verify(request([`${h}.${b64([1])}.${sig}`]))).toEqual(invalid('payload is not a JSON object'));
+    expect(v.verify(request([`${b64([1])}.${p}.${sig}`]))).toEqual(invalid('header is not a JSON object'));
+    // White space around the field value is no part of it (RFC 9110 §5.5).
+    expect(await v.verify(request([` ${good} `]))).toEqual({ ok: true, jkt: client.jkt });
+  });
+
+  it('DPOP-05 DPOP-13 an iat that is not a finite number is missing, whatever the later checks would say', async () => {
+    const v = verifier(now());
+    const [h, p, sig] = (await proof()).split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+    // Step 3 comes before the signature: the claims are rewritten as text (1e400 is parsed as Infinity).
+    for (const iat of ['"1700000000"', '1e400', 'null']) {
+      const text = JSON.stringify({ ...claims, iat: 0 }).replace('"iat":0', `"iat":${iat}`);
+      const bad = `${h}.${Buffer.from(text).toString('base64url')}.${sig}`;
+      expect([iat, v.verify(request([bad]))]).toEqual([iat, invalid('iat missing')]);
+    }
+  });
+
+  it('DPOP-07 an algorithm outside the allowed list, and any crit, are named', async () => {
+    const v = verifier(now());
+    const [, p, sig] = (await proof()).split('.') as [string, string, string];
+    const jwk = (await proof()).split('.')[0] as string;
+    const header = JSON.parse(Buffer.from(jwk, 'base64url').toString('utf8'));
+    expect(v.verify(request([`${b64({ ...header, alg: 'HS256' })}.${p}.${sig}`]))).toEqual(invalid('alg "HS256"'));
+    expect(v.verify(request([`${b64({ ...header, crit: ['b64'] })}.${p}.${sig}`]))).toEqual(
+      invalid('crit lists extensions this verifier does not understand'),
+    );
+  });
+
+  it('DPOP-11 an htu or a request URL that is no http(s) URI never matches, not even its like', async () => {
+    const v = verifier(now());
+    expect(await v.verify(request([await proof({ htu: 'urn:x:accounts' })], { url: 'urn:x:accounts' }))).toMatchObject({
+      ok: false,
+      detail: 'htu urn:x:accounts is not undefined',
+    });
+    const result = await v.verify(request([await proof({ htu: 'not a url' })]));
+    expect(result).toEqual(invalid(`htu not a url is not ${URL}`));
+  });
+
+  it('DPOP-12 DPOP-22 a missing and an unknown nonce are told apart; without server nonces a string nonce is let through and another is refused', async () => {
+    const nonces = new DpopNonces({ secret: 's'.repeat(32) }, Date.now);
+    const withNonces = verifier(now(), { nonces });
+    expect(await withNonces.verify(request([await proof()], { requireNonce: true }))).toMatchObject({
+      reason: 'dpop_nonce_required',
+      detail: 'no nonce',
+    });
+    expect(await withNonces.verify(request([await proof({ nonce: 'n'.repeat(32) })], { requireNonce: true }))).toMatchObject({
+      reason: 'dpop_nonce_required',
+      detail: 'nonce unknown or expired',
+    });
+    const plain = verifier(now());
+    expect(await plain.verify(request([await proof({ nonce: 'from-another-server' })]))).toEqual({ ok: true, jkt: client.jkt });
+    expect(await plain.verify(request([await proof({ claims: { nonce: 7 } })]))).toEqual(invalid('nonce is not a string'));
+  });
+
+  it('DPOP-23 a replay names the jti, cut to 64 characters; an accepted proof carries nothing more than ok and jkt', async () => {
+    const v = verifier(now());
+    const jti = 'j'.repeat(100);
+    const first = await proof({ jti });
+    const accepted = await v.verify(request([first]));
+    expect(Object.keys(accepted)).toEqual(['ok', 'jkt']);
+    expect(await v.verify(request([first]))).toEqual({
+      ok: false,
+      reason: 'dpop_proof_replayed',
+      detail: `jti ${'j'.repeat(64)} already used`,
+    });
+  });
+
+  it('DPOP-16 a store that throws anything is unavailable (503), and an in-process store answers at once', async () => {
+    const throwing = {
+      claim: () => Promise.resolve(true),
+      claimNow: () => {
+        throw undefined;
+      },
+    };
+    const v = verifier(now(), { replayStore: throwing as never });
+    expect(v.verify(request([await proof()]))).toEqual({ ok: false, reason: 'store_unavailable', detail: 'replay store: undefined' });
+    const sync = verifier(now()).verify(request([await proof()]));
+    expect(sync).not.toBeInstanceOf(Promise);
+    expect(sync).toEqual({ ok: true, jkt: client.jkt });
   });
 });
 

@@ -129,8 +129,27 @@ describe('certificate header formats, chains and proxy configuration (issue 20)'
       expect(again.certificate?.thumbprint).toBe(leaf.x5t);
       expect(again.certificate?.chain).toBeUndefined();
     }
-    // Two Client-Cert lines are no certificate (RFC 9440 §2.2).
-    expect(source.lookup(at({ 'client-cert': [cert, cert] })).certificate).toBeUndefined();
+    // Two Client-Cert lines are no certificate (RFC 9440 §2.2), and the decision says why.
+    expect(source.lookup(at({ 'client-cert': [cert, cert] }))).toStrictEqual({ note: '2 client-cert headers: treated as no certificate' });
+    // Without a chain line the certificate has no `chain` member at all.
+    expect(Object.keys(source.lookup(at({ 'client-cert': [cert] })).certificate ?? {}).sort()).toEqual(['der', 'source', 'thumbprint']);
+  });
+
+  it('MTLS-08 a proxy set-up that cannot be trusted is a start-up error', () => {
+    const peers = ['127.0.0.1'];
+    expect(() => new CertificateSource({ proxy: { format: 'haproxy' as never, trustedPeers: peers } })).toThrow(
+      'fapi-guard: mtls.proxy.format "haproxy" is not rfc9440, nginx or envoy',
+    );
+    for (const sharedSecret of [
+      { header: 'x-proxy-secret', value: 'short' },
+      { header: 'x-proxy-secret', value: 'sixteen chars no' },
+      { value: 'a'.repeat(16) },
+    ]) {
+      expect(() => new CertificateSource({ proxy: { sharedSecret: sharedSecret as never } })).toThrow(
+        /sharedSecret needs a header name and a value of at least 16/,
+      );
+    }
+    expect(() => new CertificateSource({ proxy: { sharedSecret: { header: 'x-proxy-secret', value: 'a'.repeat(16) } } })).not.toThrow();
   });
 
   it('MTLS-08 nginx and Envoy formats never read Client-Cert-Chain', () => {

