@@ -118,7 +118,7 @@ describe('payloadFingerprint (Open Finance Brasil signed bodies)', () => {
     expect(payloadFingerprint('POST', url, data)).not.toBe(requestFingerprint('POST', url, Buffer.from(canonicalJson(data))));
   });
 
-  it('IDEM-17 writes JSON canonically (RFC 8785 §3.2): members sorted by UTF-16 code units, no white space, ES number and string forms', () => {
+  it('IDEM-17 writes JSON canonically (RFC 8785 §3.2): members sorted by code unit, no white space, ES number and string forms', () => {
     // U+FF61 sorts after U+1F600 by UTF-16 code units (0xFF61 > 0xD83D), before it by code points.
     const value = JSON.parse('{"b":[1,"x",null,true,{}],"a":{"d":1e21,"c":-0,"｡":1,"€":"\\u000f","😀":0.5,"e\\"":[]},"A":"z"}');
     expect(canonicalJson(value)).toBe('{"A":"z","a":{"c":0,"d":1e+21,"e\\"":[],"€":"\\u000f","😀":0.5,"｡":1},"b":[1,"x",null,true,{}]}');

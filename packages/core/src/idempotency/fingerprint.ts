@@ -31,10 +31,10 @@ function fingerprint(parts: readonly string[], bodyDigest: Buffer): string {
 }
 
 /**
- * A parsed JSON value written with object members sorted by name (UTF-16 code units) and no
- * white space, as RFC 8785 §3.2 writes it (JSON.stringify writes numbers and strings that way;
- * numbers beyond a double's range, which RFC 8785 leaves out, as `Infinity` or `-Infinity`).
- * Iterative: an attacker's body may nest arrays deeper than the call stack.
+ * A parsed JSON value written with object members sorted by name (by code unit, as JavaScript
+ * compares strings) and no white space, as RFC 8785 §3.2 writes it (JSON.stringify writes
+ * numbers and strings that way; numbers beyond a double's range, which RFC 8785 leaves out, as
+ * `Infinity` or `-Infinity`). Iterative: an attacker's body may nest arrays deeper than the stack.
  */
 export function canonicalJson(value: unknown): string {
   const out: string[] = [];
