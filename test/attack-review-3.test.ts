@@ -59,6 +59,19 @@ interface App {
   close(): Promise<unknown>;
 }
 
+/** `server` once it listens on 127.0.0.1, and how to close it with its open connections. */
+async function listening(server: Server): Promise<App> {
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(resolve);
+      }),
+  };
+}
+
 /**
  * GET / (an API index) and GET /accounts/:id (one account, echoing the id the router matched),
  * GET /accounts/:id/transactions; every route DPoP-protected with scope `accounts`.
@@ -72,16 +85,7 @@ async function dpopApp(framework: Framework): Promise<App> {
     app.get('/', fapi.protect(policy), (_req, res) => void res.json({ route: 'index' }));
     app.get('/accounts/:id', fapi.protect(policy), (req, res) => void res.json({ route: 'account', id: req.params.id }));
     app.get('/accounts/:id/transactions', fapi.protect(policy), (req, res) => void res.json({ route: 'transactions', id: req.params.id }));
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      close: () =>
-        new Promise((resolve) => {
-          server.closeAllConnections();
-          server.close(resolve);
-        }),
-    };
+    return listening(app.listen(0, '127.0.0.1'));
   }
   if (framework === 'koa') {
     const fapi = koaGuard(options);
@@ -97,16 +101,7 @@ async function dpopApp(framework: Framework): Promise<App> {
       ctx.body = { route: 'transactions', id: ctx.params.id };
     });
     app.use(router.routes());
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      close: () =>
-        new Promise((resolve) => {
-          server.closeAllConnections();
-          server.close(resolve);
-        }),
-    };
+    return listening(app.listen(0, '127.0.0.1'));
   }
   const app = Fastify();
   await app.register(fastifyPlugin, options);
@@ -323,16 +318,7 @@ async function koaBrazil(layered: boolean, ledger: { processed: number }, delayM
     ctx.body = { data: { paymentId: `pay-${ledger.processed}`, status: 'RCVD' } };
   });
   app.use(router.routes());
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(resolve);
-      }),
-  };
+  return listening(app.listen(0, '127.0.0.1'));
 }
 
 /** The signed payment with `key`, sent over a raw socket that is closed after `hangUpMs` (no answer read). */
