@@ -75,6 +75,7 @@ export function isJwtFrom(token: string, issuers: ReadonlyMap<string, unknown>):
   const parts = token.split('.');
   if (parts.length !== 3) return false;
   const payload = decodeJsonSegment(parts[1] as string);
+  // Stryker disable next-line ConditionalExpression: equivalent, the map is keyed by strings, so has() of any other value is false too
   return typeof payload?.iss === 'string' && issuers.has(payload.iss);
 }
 
@@ -105,6 +106,7 @@ export class JwtAccessTokenVerifier {
       const issuer = s.issuers.get(cached.token.claims.iss);
       issuer?.refreshIfStale();
       // Only tokens whose shape passed are cached: the time checks remain.
+      // Stryker disable next-line BooleanLiteral: equivalent, checking the frozen token's shape again against the same settings gives the same verdict
       if (cached.generation === issuer?.generation) return this.checkClaims(cached.token, true);
     }
     return this.verifyUncached(jwt, hash);
@@ -136,6 +138,7 @@ export class JwtAccessTokenVerifier {
     if (kid !== undefined && typeof kid !== 'string') return fail('token_malformed', 'kid is not a string');
     // RFC 8725 §3.8: the issuer picks the keys; a token can never pick an issuer's keys for another.
     const iss = payload.iss;
+    // Stryker disable next-line ConditionalExpression: equivalent, the map is keyed by strings, so get() of any other value is undefined too
     const issuer = typeof iss === 'string' ? s.issuers.get(iss) : undefined;
     if (!issuer) return fail('token_issuer', `iss ${JSON.stringify(iss)} is not a trusted issuer`);
 
@@ -178,7 +181,9 @@ export class JwtAccessTokenVerifier {
     const now = s.now() / 1000;
     const tol = s.clockToleranceSec;
     if (now >= (c.exp as number) + tol) return fail('token_expired', `exp ${c.exp} is past`);
+    // Stryker disable next-line ConditionalExpression: equivalent, an absent nbf or iat compares as undefined > n, which is false
     if (c.nbf !== undefined && (c.nbf as number) > now + tol) return fail('token_not_yet_valid', `nbf ${c.nbf} is in the future`);
+    // Stryker disable next-line ConditionalExpression: equivalent, as above (iat is a number or, if optional, absent)
     if (typeof c.iat === 'number' && c.iat > now + tol) return fail('token_issued_in_future', `iat ${c.iat} is in the future`);
     return { ok: true, token };
   }
@@ -231,9 +236,10 @@ export function deepFreeze<T>(value: T): T {
   const pending: unknown[] = [value];
   while (pending.length > 0) {
     const item = pending.pop();
-    if (typeof item === 'object' && item !== null && !Object.isFrozen(item)) {
+    // Primitives and null count as frozen (ES2015 Object.isFrozen): only unfrozen objects and arrays pass.
+    if (!Object.isFrozen(item)) {
       Object.freeze(item);
-      for (const member of Object.values(item)) pending.push(member);
+      for (const member of Object.values(item as object)) pending.push(member);
     }
   }
   return value;
