@@ -1,12 +1,14 @@
 /**
  * Attack review 4 (of commit a61d0b1): Open Finance Brasil responses signed by the bank
- * (respond.ts `dataToSign`, br-signed-jwt.ts `ownJwtData`) and replays of stored answers,
+ * (respond.ts `dataToSign`, then br-signed-jwt.ts `ownJwtData`) and replays of stored answers,
  * idempotency fingerprints, DPoP `htu` against request paths the URL parser would change.
  * Each test asserts the correct behaviour. Findings (failing against a61d0b1): the `layered: true`
  * and `layered: hono` cases of the two IDEM-17 IDEM-15 describes (a 500 to a legitimate retry
  * whenever the stored answer is the bank's JWT: another bank key, or data null) and BR-07 (a
  * bank-signed answer without aud). The `layered: false` cases pass: one Express layer stores
- * the handler's JSON, which any instance signs — kept as the control.
+ * the handler's JSON, which any instance signs — kept as the control. Fixed since: a replay is
+ * marked as one, and a stored bank JWT is signed anew from its `data` (`storedJwtData`) with the
+ * key the bank signs with now; a client without an organisation is refused (`br_client_unknown`).
  */
 import { constants, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -15,7 +17,7 @@ import { type GuardOptions, MemoryIdempotencyStore, MemoryReplayStore, type Rout
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import express from 'express';
-import { decodeJwt, jwtVerify } from 'jose';
+import { jwtVerify } from 'jose';
 import { serveHono } from './support/apps';
 import { send } from './support/http';
 
@@ -252,10 +254,12 @@ describe('Open Finance Brasil: a response-signing route and a client without an 
       const token = await as.mint({ scope: 'consents', jkt: dpop.jkt, claims: { client_id: 'client-unknown' } });
       const proof = await dpop.proof({ htm: 'GET', htu: `${AUDIENCE}/consents/c1`, accessToken: token });
       const res = await send(`${server.url}/consents/c1`, { headers: { authorization: `DPoP ${token}`, dpop: proof } });
-      const claims = res.headers['content-type'] === 'application/jwt' ? decodeJwt(res.text) : undefined;
       // Was: 200, a JWT signed by the bank with no aud at all (audience = organisations.get(clientId), undefined).
-      expect(claims === undefined || typeof claims.aud === 'string').toBe(true);
-      expect(res.status).toBeGreaterThanOrEqual(400);
+      // Now 403 before the handler runs; the client is not known, so the envelope is not signed (BR-07).
+      expect(res.status).toBe(403);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(res.headers['www-authenticate']).toMatch(/^DPoP .*error="insufficient_scope"/);
+      expect(JSON.parse(res.text).errors[0]).toMatchObject({ code: 'INSUFFICIENT_SCOPE' });
     } finally {
       await server.close();
     }

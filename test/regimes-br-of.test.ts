@@ -162,6 +162,17 @@ describe.each(FRAMEWORKS)('Open Finance Brasil signed JWT bodies on %s', (framew
     await bankPayload(accepted.text, OTHER_ORG);
   });
 
+  it('BR-07 a client without an organisation in clients is refused 403 before its body is read, the envelope unsigned (no aud to address it to)', async () => {
+    const res = await pay(await signedBody(), 'client-unlisted');
+    expect(res.status).toBe(403);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.headers['www-authenticate']).toMatch(/^DPoP .*error="insufficient_scope"/);
+    expect(JSON.parse(res.text)).toEqual({
+      errors: [{ code: 'INSUFFICIENT_SCOPE', title: expect.any(String), detail: expect.any(String) }],
+      meta: { requestDateTime: expect.any(String) },
+    });
+  });
+
   it('BR-03 refuses a stale or future iat', async () => {
     await refusal(await pay(await signedBody({ iat: Math.floor(Date.now() / 1000) - 120 })), 'BAD_SIGNATURE');
     await refusal(await pay(await signedBody({ iat: Math.floor(Date.now() / 1000) + 120 })), 'BAD_SIGNATURE');

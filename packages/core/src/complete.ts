@@ -61,6 +61,8 @@ export async function completeRequest(
   if (bodyHasToken(request)) {
     return { reason: 'credentials_ambiguous', usedScheme: scheme, detail: 'Authorization header and access_token in the body', token };
   }
+  const brazil = openFinanceBrasilClient(parts, policy, claims.client_id);
+  if (brazil) return { ...brazil, usedScheme: scheme, token };
   // What an earlier layer verified is not verified again (a signed JWT body's jti is spent once).
   const verifySignature = policy.signedRequest !== undefined && earlier?.signature === undefined;
   const signed =
@@ -118,6 +120,16 @@ function signingContext(
   return { ...own, requestSignature: earlier.requestSignature, requestRecord: earlier.requestRecord };
 }
 
+/**
+ * Open Finance Brasil: a route with a signed request or signed answers serves only a client with an
+ * organisation id, the `aud` of the bank's answers and the `iss` of its requests; `undefined` when it is served.
+ */
+function openFinanceBrasilClient(parts: GuardParts, policy: CompiledPolicy, clientId: string): Refusal | undefined {
+  if (!policy.jwtBody?.request && !policy.jwtBody?.response) return undefined;
+  if (parts.opts.messageSigning?.openFinanceBrasil?.organisations.has(clientId)) return undefined;
+  return { reason: 'br_client_unknown', detail: `client ${clientId} has no organisation id in openFinanceBrasil.clients` };
+}
+
 /** Open Finance Brasil: the body is a JWT signed by the client that holds the token, for this URL, used once. */
 async function checkJwtBody(
   parts: GuardParts,
@@ -125,8 +137,8 @@ async function checkJwtBody(
   clientId: string,
 ): Promise<{ ok: true; verified: VerifiedJwtBody } | Refusal> {
   const settings = parts.opts.messageSigning?.openFinanceBrasil as NonNullable<ResolvedMessageSigning['openFinanceBrasil']>;
-  const organisationId = settings.organisations.get(clientId);
-  if (organisationId === undefined) return { reason: 'br_jwt_invalid', detail: `client ${clientId} has no organisation id` };
+  // Known: a client without an organisation was refused before (openFinanceBrasilClient).
+  const organisationId = settings.organisations.get(clientId) as string;
   const body = request.rawBody;
   if (body === undefined && announcesBody(request.headers)) {
     return {

@@ -67,6 +67,7 @@ export type GuardErrorReason =
   | 'ob_signature_claim_invalid'
   | 'ob_signature_invalid'
   // Open Finance Brasil signed JWT bodies
+  | 'br_client_unknown'
   | 'br_jwt_media_type'
   | 'br_jwt_malformed'
   | 'br_jwt_invalid'
@@ -255,6 +256,12 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     description: 'The x-jws-signature has an invalid header parameter',
   },
   ob_signature_invalid: { status: 400, error: 'invalid_request', description: 'The x-jws-signature is invalid' },
+  // Open Finance Brasil answers are addressed to the client's organisation (aud): a client without one is not served there.
+  br_client_unknown: {
+    status: 403,
+    error: 'insufficient_scope',
+    description: 'This resource serves only clients with an Open Finance Brasil organisation',
+  },
   br_jwt_media_type: { status: 400, error: 'invalid_request', description: 'The request body must be a signed JWT (application/jwt)' },
   br_jwt_malformed: { status: 400, error: 'invalid_request', description: 'The signed request body is malformed' },
   br_jwt_invalid: { status: 400, error: 'invalid_request', description: 'The signed request body is invalid' },

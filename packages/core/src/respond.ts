@@ -5,19 +5,20 @@
  */
 import type { Authorized, SignedOutgoing } from './outcomes.js';
 import type { GuardParts } from './parts.js';
-import { ownJwtData, signJwtBody } from './regimes/br-signed-jwt.js';
-import { type ObSigningKey, signObBody } from './regimes/uk-ob-signature.js';
+import { signJwtBody, storedJwtData } from './regimes/br-signed-jwt.js';
+import { signObBody } from './regimes/uk-ob-signature.js';
 import { type OutgoingResponse, signResponse } from './signatures/fapi.js';
 
 /**
  * The `data` claim of an Open Finance Brasil answer: the handler's JSON; or, for a stored answer
- * replayed to a retry (idempotency), the data of the JWT the bank first sent — only one its own
- * key verifies —, signed anew with a fresh `iat` and `jti` ("Idempotência": the same result). A
- * body that is neither throws, and nothing unsigned is sent.
+ * replayed to a retry (idempotency), the data of the JWT the bank first sent when that is what
+ * was stored, signed anew with a fresh `iat` and `jti` ("Idempotência": the same result), with the
+ * key the bank signs with now. A body that is neither throws, and nothing unsigned is sent.
  */
-function dataToSign(text: string, signer: { key: ObSigningKey; iss: string }): unknown {
+function dataToSign(text: string, replayed: boolean): unknown {
   if (text === '') return {};
-  return ownJwtData(text, signer) ?? JSON.parse(text);
+  const stored = replayed ? storedJwtData(text) : undefined;
+  return stored ? stored.data : JSON.parse(text);
 }
 
 /** True when `auth` came from a route whose responses must be signed. */
@@ -31,7 +32,8 @@ export function signOutgoing(parts: GuardParts, auth: Authorized, response: Outg
   const brazil = opts.messageSigning?.openFinanceBrasil;
   if (marks.brSigning.has(auth) && brazil?.signer) {
     const bank = { key: brazil.signer, iss: brazil.organisationId };
-    const data = dataToSign(Buffer.from(response.body ?? new Uint8Array()).toString('utf8'), bank);
+    const data = dataToSign(Buffer.from(response.body ?? new Uint8Array()).toString('utf8'), response.replayed === true);
+    // Known: a route that signs these answers refuses a client without an organisation (complete.ts).
     const audience = brazil.organisations.get(auth.clientId) as string;
     const jwt = Buffer.from(signJwtBody(data, bank, audience, opts.now() / 1000));
     return { headers: { 'content-type': 'application/jwt', 'content-length': String(jwt.length) }, body: jwt };

@@ -12,7 +12,7 @@ import type { CompiledPolicy } from '../policy.js';
 import { announcesBody, type GuardRequest } from '../request.js';
 import { errorResponse, guardRequestFromNode } from '../runtime/node.js';
 import { bodyUnread, readRawBody, rememberedRawBody, rememberRawBody } from '../runtime/node-body.js';
-import { applyWriteHead, type Chunk, toBuffer } from '../runtime/node-response.js';
+import { applyWriteHead, type Chunk, markReplay, toBuffer } from '../runtime/node-response.js';
 import type { BodyBytes, IdempotencyTicket } from './exchange.js';
 import { idempotencyAtLayer } from './layers.js';
 import type { StoredResponse } from './store.js';
@@ -157,5 +157,6 @@ export function writeIdempotencyAnswer(res: ServerResponse, answer: Exclude<Node
   const grouped = new Map<string, string[]>();
   for (const [name, value] of headers) grouped.set(name, [...(grouped.get(name) ?? []), value]);
   for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
+  markReplay(res);
   res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
 }

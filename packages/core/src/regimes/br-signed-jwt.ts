@@ -115,19 +115,17 @@ export async function verifyJwtBody(
 }
 
 /**
- * The `data` claim of a JWT this bank signed (a stored answer replayed to a retry), or
- * `undefined` for any other text: the signature is checked with the bank's own key, so a body
- * that only looks like a signed answer is never taken for one.
+ * The `data` claim of a stored answer that is the bank's signed JWT (an idempotent replay, when the
+ * answer was recorded after it was signed), or `undefined` when `text` is not a compact JWS with a
+ * `data` claim (the handler's JSON, recorded before signing: never three base64url segments).
+ * The signature is not checked: the store holds only what this API sent (a key rotated since,
+ * another instance's key), and the caller takes stored answers only.
  */
-export function ownJwtData(text: string, signer: { key: ObSigningKey; iss: string }): unknown {
+export function storedJwtData(text: string): { data: unknown } | undefined {
   const parts = text.split('.');
   if (parts.length !== 3 || !parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p))) return undefined;
-  const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
-  const header = decodeJsonSegment(headerPart);
-  const claims = decodeJsonSegment(payloadPart);
-  if (header?.kid !== signer.key.kid || claims?.iss !== signer.iss || claims.data === undefined) return undefined;
-  const input = Buffer.from(`${headerPart}.${payloadPart}`, 'ascii');
-  return verify('sha256', input, { key: signer.key.key, ...PS256 }, Buffer.from(signaturePart, 'base64url')) ? claims.data : undefined;
+  const claims = decodeJsonSegment(parts[1] as string);
+  return claims && Object.hasOwn(claims, 'data') ? { data: claims.data } : undefined;
 }
 
 /** A response payload as the bank's signed JWT (`aud` the client's organisation, `iss` the bank's). */

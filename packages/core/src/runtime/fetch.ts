@@ -228,15 +228,27 @@ const NO_CONTENT = new Set([204, 304]);
  * whole body is read (a signed response cannot be streamed), digested and signed with the status
  * and headers; the response goes out unchanged otherwise. Other routes' responses are returned
  * as they are. A response that cannot be signed is never sent unsigned: the client gets a 500.
+ * `replayed`: `response` is a stored response replayed to a retry (idempotency keys).
  */
-export async function signFetchResponse(guard: Guard, auth: Authorized, method: string, response: Response): Promise<Response> {
+export async function signFetchResponse(
+  guard: Guard,
+  auth: Authorized,
+  method: string,
+  response: Response,
+  replayed = false,
+): Promise<Response> {
   if (!guard.signsResponse(auth)) return response;
   try {
     const empty = NO_CONTENT.has(response.status);
     const bytes = new Uint8Array(await response.arrayBuffer());
     // HEAD: the body the handler produced is not sent, so nothing is digested (RFC 9110 §9.3.2).
     const content = empty || method === 'HEAD' ? undefined : bytes;
-    const signed = guard.signResponse(auth, { status: response.status, headers: headersFromFetch(response.headers), body: content });
+    const signed = guard.signResponse(auth, {
+      status: response.status,
+      headers: headersFromFetch(response.headers),
+      body: content,
+      replayed,
+    });
     const headers = new Headers(response.headers);
     for (const [name, value] of Object.entries(signed?.headers ?? {})) headers.set(name, value);
     // Open Finance Brasil: the signed JWT takes the place of the body.

@@ -42,6 +42,14 @@ export function applyWriteHead(res: ServerResponse, args: unknown[]): void {
   }
 }
 
+/** Responses that answer a retry with the stored response of its first request (idempotency keys). */
+const replays = new WeakSet<ServerResponse>();
+
+/** Marks `res` as a stored response replayed to a retry: it is signed anew from what was stored. */
+export function markReplay(res: ServerResponse): void {
+  replays.add(res);
+}
+
 /** Responses already made to sign themselves, and the authorization they sign for. */
 const signing = new WeakMap<ServerResponse, { auth: Authorized }>();
 
@@ -89,7 +97,8 @@ export function signNodeResponse(guard: Guard, auth: Authorized, req: IncomingMe
     try {
       // HEAD: the body the handler produced is not sent, so nothing is digested (RFC 9110 §9.3.2).
       const content = req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304 ? undefined : body;
-      const signed = guard.signResponse(signer.auth, { status: res.statusCode, headers: headerSnapshot(res), body: content });
+      const outgoing = { status: res.statusCode, headers: headerSnapshot(res), body: content, replayed: replays.has(res) };
+      const signed = guard.signResponse(signer.auth, outgoing);
       for (const [name, value] of Object.entries(signed?.headers ?? {})) res.setHeader(name, value);
       // Open Finance Brasil: the signed JWT takes the place of the body.
       if (signed?.body) return send(Buffer.from(signed.body), cb);

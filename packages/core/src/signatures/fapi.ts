@@ -245,6 +245,11 @@ export interface OutgoingResponse {
   headers: GuardHeaders;
   /** The content; empty or undefined for none (HEAD, 204, 304). */
   body: Uint8Array | undefined;
+  /**
+   * True for a stored response replayed to a retry (idempotency keys): an Open Finance Brasil
+   * answer stored as the bank's signed JWT is then signed anew from its `data`. @default false
+   */
+  replayed?: boolean;
 }
 
 export interface SignedResponse {
