@@ -1,0 +1,230 @@
+/**
+ * The one outbound path in-process (tokens/http.ts): URL check before sending, size bounds, the
+ * deadline, status and media type as answered, a forward proxy in absolute form, and how
+ * `outbound` options resolve. Servers on 127.0.0.1; the CONNECT tunnel and TLS through it are
+ * proven in test/outbound-proxy.test.ts.
+ */
+import { Agent, createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exchange, postForm, resolveOutbound, ServiceUnavailable } from '../src/tokens/http';
+
+interface Seen {
+  method: string | undefined;
+  url: string | undefined;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+/** A server that records each request and answers with `handler`. */
+async function listen(handler: (req: IncomingMessage, res: import('node:http').ServerResponse) => void) {
+  const seen: Seen[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+      handler(req, res);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    seen,
+    origin,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+const get = (url: string, extra: Partial<Parameters<typeof exchange>[1]> = {}) =>
+  exchange(url, { method: 'GET', headers: { accept: 'application/json' }, timeoutMs: 2000, maxBytes: 100, what: 'jwks_uri', ...extra });
+
+describe('exchange', () => {
+  let target: Awaited<ReturnType<typeof listen>>;
+  beforeAll(async () => {
+    target = await listen((req, res) => {
+      if (req.url === '/declared-large') {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '101' });
+        res.end('x'.repeat(101));
+      } else if (req.url === '/streamed-large') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('x'.repeat(60));
+        setTimeout(() => res.end('x'.repeat(60)), 20);
+      } else if (req.url === '/exact') {
+        res.writeHead(200, { 'content-type': 'Application/JSON; Charset=UTF-8' });
+        res.end('y'.repeat(100));
+      } else if (req.url === '/silent') {
+        // never answers
+      } else if (req.url === '/slow-body') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{');
+      } else if (req.url === '/redirect') {
+        res.writeHead(302, { location: '/exact' });
+        res.end();
+      } else {
+        res.writeHead(201);
+        res.end('created');
+      }
+    });
+  });
+  afterAll(() => target.close());
+
+  it('FAPI 2.0 §5.2.1 refuses a plain http URL off loopback before sending anything', async () => {
+    const call = get('http://as.example.com/jwks');
+    await expect(call).rejects.toBeInstanceOf(ServiceUnavailable);
+    await expect(call).rejects.toThrow('jwks_uri "http://as.example.com/jwks" must use https');
+  });
+
+  it('answers the status, the media type in lower case and the body; a 3xx is an answer, never followed', async () => {
+    expect(await get(`${target.origin}/exact`)).toEqual({
+      status: 200,
+      contentType: 'application/json; charset=utf-8',
+      body: 'y'.repeat(100),
+    });
+    expect(await get(`${target.origin}/redirect`)).toEqual({ status: 302, contentType: '', body: '' });
+    expect(target.seen.at(-1)?.url).toBe('/redirect');
+  });
+
+  it('refuses a Content-Length past maxBytes before reading the body', async () => {
+    await expect(get(`${target.origin}/declared-large`)).rejects.toThrow(
+      `GET jwks_uri ${target.origin}: Content-Length 101 exceeds 100 bytes`,
+    );
+  });
+
+  it('drops an answer without Content-Length at the first chunk past maxBytes', async () => {
+    const call = get(`${target.origin}/streamed-large`);
+    await expect(call).rejects.toBeInstanceOf(ServiceUnavailable);
+    await expect(call).rejects.toThrow(`GET jwks_uri ${target.origin}: answer exceeds 100 bytes`);
+  });
+
+  it('DEC-09 a deadline for the whole exchange: no answer, or a body that never ends', async () => {
+    await expect(get(`${target.origin}/silent`, { timeoutMs: 200 })).rejects.toThrow(`GET jwks_uri ${target.origin}: no answer in 200 ms`);
+    await expect(get(`${target.origin}/slow-body`, { timeoutMs: 200 })).rejects.toBeInstanceOf(ServiceUnavailable);
+  });
+
+  it('DEC-09 a refused connection is a ServiceUnavailable naming the call', async () => {
+    const call = get('http://127.0.0.1:1/jwks');
+    await expect(call).rejects.toBeInstanceOf(ServiceUnavailable);
+    await expect(call).rejects.toThrow(/^GET jwks_uri http:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/);
+  });
+
+  it('postForm sends the body with its Content-Length and the headers given', async () => {
+    const body = 'token=abc&x=%C3%A9';
+    const answer = await postForm(`${target.origin}/form`, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+      timeoutMs: 2000,
+      what: 'introspection_endpoint',
+    });
+    expect(answer).toEqual({ status: 201, contentType: '', body: 'created' });
+    const request = target.seen.at(-1);
+    expect(request?.method).toBe('POST');
+    expect(request?.body).toBe(body);
+    expect(request?.headers['content-length']).toBe(String(body.length));
+    expect(request?.headers['content-type']).toBe('application/x-www-form-urlencoded');
+  });
+
+  it("uses the application's agent when one is given", async () => {
+    const agent = new Agent({ keepAlive: false });
+    let used = 0;
+    const createConnection = agent.createConnection.bind(agent);
+    agent.createConnection = ((...args: Parameters<typeof createConnection>) => {
+      used++;
+      return createConnection(...args);
+    }) as typeof agent.createConnection;
+    await get(`${target.origin}/exact`, { outbound: { agent, proxyFor: () => undefined } });
+    expect(used).toBe(1);
+    agent.destroy();
+  });
+});
+
+describe('exchange through a forward proxy (RFC 9112 §3.2.2 absolute form)', () => {
+  it('sends the whole target URL to the proxy, with the target Host and the proxy credentials decoded', async () => {
+    const proxy = await listen((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"via":"proxy"}');
+    });
+    try {
+      const outbound = resolveOutbound({ proxy: `${proxy.origin.replace('http://', 'http://us%40er:p%3Ass@')}` });
+      const answer = await get('http://localhost:4999/jwks?x=1', { outbound });
+      expect(answer.body).toBe('{"via":"proxy"}');
+      const [request] = proxy.seen;
+      expect(request?.url).toBe('http://localhost:4999/jwks?x=1');
+      expect(request?.headers.host).toBe('localhost:4999');
+      expect(request?.headers['proxy-authorization']).toBe(`Basic ${Buffer.from('us@er:p:ss').toString('base64')}`);
+      // Without credentials, no Proxy-Authorization.
+      await get('http://localhost:4999/jwks', { outbound: resolveOutbound({ proxy: proxy.origin }) });
+      expect(proxy.seen[1]?.headers['proxy-authorization']).toBeUndefined();
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe('resolveOutbound', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'ALL_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'all_proxy', 'no_proxy']) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+  });
+
+  it('nothing to resolve without a proxy or an agent', () => {
+    expect(resolveOutbound(undefined)).toBeUndefined();
+    expect(resolveOutbound({})).toBeUndefined();
+  });
+
+  it('refuses a proxy with an agent, a proxy that is not a URL, and one not spoken to in plain http, at start-up', () => {
+    expect(() => resolveOutbound({ proxy: 'http://p:3128', agent: new Agent() })).toThrow(
+      new TypeError('fapi-guard: outbound.proxy and outbound.agent cannot be combined (the agent decides how to connect)'),
+    );
+    expect(() => resolveOutbound({ proxy: 'proxy:3128:x' })).toThrow(
+      new TypeError('fapi-guard: outbound.proxy must be an http:// proxy URL (got proxy:)'),
+    );
+    expect(() => resolveOutbound({ proxy: 'not a url' })).toThrow(new TypeError('fapi-guard: outbound.proxy is not a URL'));
+    expect(() => resolveOutbound({ proxy: 'https://p:3128' })).toThrow(
+      new TypeError('fapi-guard: outbound.proxy must be an http:// proxy URL (got https:)'),
+    );
+  });
+
+  it('a fixed proxy serves every target', () => {
+    const outbound = resolveOutbound({ proxy: 'http://p.internal:3128' });
+    expect(outbound?.proxyFor(new URL('https://as.example.com/jwks'))?.href).toBe('http://p.internal:3128/');
+    expect(outbound?.agent).toBeUndefined();
+  });
+
+  it('an agent alone: the agent, no proxy', () => {
+    const agent = new Agent();
+    const outbound = resolveOutbound({ agent });
+    expect(outbound?.agent).toBe(agent);
+    expect(outbound?.proxyFor(new URL('https://as.example.com'))).toBeUndefined();
+  });
+
+  it("'env' reads the variables at each call, NO_PROXY excepted; a bad variable is a 503 then, not a start-up error", () => {
+    const outbound = resolveOutbound({ proxy: 'env' });
+    delete process.env.HTTPS_PROXY;
+    delete process.env.https_proxy;
+    delete process.env.ALL_PROXY;
+    delete process.env.all_proxy;
+    expect(outbound?.proxyFor(new URL('https://as.example.com/jwks'))).toBeUndefined();
+    process.env.HTTPS_PROXY = 'http://envproxy:8080';
+    expect(outbound?.proxyFor(new URL('https://as.example.com/jwks'))?.href).toBe('http://envproxy:8080/');
+    process.env.NO_PROXY = 'as.example.com';
+    expect(outbound?.proxyFor(new URL('https://as.example.com/jwks'))).toBeUndefined();
+    delete process.env.NO_PROXY;
+    process.env.HTTPS_PROXY = 'https://envproxy:8443';
+    let thrown: unknown;
+    try {
+      outbound?.proxyFor(new URL('https://as.example.com/jwks'));
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(ServiceUnavailable);
+    expect((thrown as Error).message).toBe('fapi-guard: HTTPS_PROXY / HTTP_PROXY must be an http:// proxy URL (got https:)');
+  });
+});
