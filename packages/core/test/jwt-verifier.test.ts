@@ -121,7 +121,19 @@ describe('isAccessTokenTyp', () => {
     for (const typ of ['at+jwt', 'AT+JWT', 'application/at+jwt', 'Application/At+Jwt']) expect(isAccessTokenTyp(typ)).toBe(true);
   });
   it('JWTAT-01 refuses any other value, a prefix other than application/, and a non-string', () => {
-    for (const typ of ['jwt', 'at+jwtx', 'xapplication/at+jwt', 'text/at+jwt', 'application/jwt', '', undefined, 1, ['at+jwt']]) {
+    // 'at+application/jwt': application/ is removed as a prefix only.
+    for (const typ of [
+      'jwt',
+      'at+jwtx',
+      'xapplication/at+jwt',
+      'at+application/jwt',
+      'text/at+jwt',
+      'application/jwt',
+      '',
+      undefined,
+      1,
+      ['at+jwt'],
+    ]) {
       expect(isAccessTokenTyp(typ)).toBe(false);
     }
   });

@@ -75,7 +75,8 @@ export function otherJwtKind(claims: Readonly<Record<string, unknown>>, audience
   }
   if (claims.token_use !== undefined) return claims.token_use === 'access' ? undefined : `token_use ${quoted(claims.token_use)}`;
   for (const name of ID_TOKEN_CLAIMS) if (claims[name] !== undefined) return `${name} claim of an ID token`;
-  if (typeof claims.azp === 'string' && audiences.includes(claims.azp)) return 'azp is this API: an ID token issued to it';
+  // A string list: an azp of another type is none of them.
+  if (audiences.includes(claims.azp as string)) return 'azp is this API: an ID token issued to it';
   return undefined;
 }
 
