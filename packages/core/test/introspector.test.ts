@@ -58,9 +58,11 @@ class StandInIssuer {
   readonly issuer = ISS;
   readonly outbound = undefined;
   lookup: KeyLookup | undefined;
+  asked: Array<[string, string | undefined]> = [];
   metadataAnswer: () => Promise<Record<string, unknown>> = async () => ({ introspection_endpoint: endpoint });
   constructor(public keys: CryptoKey[]) {}
-  async keysFor(): Promise<KeyLookup> {
+  async keysFor(alg: string, kid: string | undefined): Promise<KeyLookup> {
+    this.asked.push([alg, kid]);
     return this.lookup ?? { ok: true, keys: this.keys, generation: 0 };
   }
   metadata(): Promise<Record<string, unknown>> {
@@ -439,6 +441,32 @@ describe('Introspector: the cache of answers', () => {
     expect(errors).toEqual(['get down', 'set down', 'get down', 'set down']);
   });
 
+  it('a store that fails without onCacheError told is still a miss, never a rejection', async () => {
+    const store = { get: () => Promise.reject(new Error('get down')), set: () => Promise.reject(new Error('set down')) };
+    const introspector = new Introspector(
+      { endpoint, clientId: 'rs-client', clientAuth: { method: 'client_secret_post', clientSecret: 's' }, cache: { store } },
+      {
+        issuer: new StandInIssuer([verifierKey]) as unknown as IssuerKeys,
+        audiences: [AUD],
+        algorithms: ['ES256'],
+        clockToleranceSec: 0,
+        now: () => NOW * 1000,
+      },
+    );
+    expect(failure(await introspector.introspect('t', 'h'))).toEqual({ ok: true });
+  });
+
+  it('stores nothing for an answer whose exp is now or past (within the tolerance, still accepted)', async () => {
+    const sets: number[] = [];
+    const store = { get: async () => undefined, set: async (_k: string, _v: unknown, expiresAt: number) => void sets.push(expiresAt) };
+    const s = setup({ cache: { store } });
+    for (const exp of [NOW - 2, NOW, NOW + 1]) {
+      answer = json(active({ exp }));
+      expect(await introspect(s)).toEqual({ ok: true });
+    }
+    expect(sets).toEqual([(NOW + 1) * 1000]);
+  });
+
   it('concurrent requests with one token share one call; the next one after it calls again', async () => {
     const s = setup({ cache: false });
     const [t, h] = token();
@@ -524,11 +552,18 @@ describe('Introspector: calls in flight (maxConcurrent, maxQueued)', () => {
     gates.get('a')?.();
     expect(failure(await a)).toEqual({ ok: true });
     expect(failure(await c)).toEqual({ reason: 'issuer_unavailable', detail: 'introspection: more than 1 (+2 waiting) calls at once' });
+    // b holds the one slot now: d waits in the queue (c's place, freed), it is not sent.
+    const d = s.introspector.introspect('d', 'hd');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen.map((r) => r.form.get('token'))).toEqual(['a', 'b']);
     gates.get('b')?.();
     expect(failure(await b)).toEqual({ ok: true });
+    await new Promise((r) => setTimeout(r, 50));
+    gates.get('d')?.();
+    expect(failure(await d)).toEqual({ ok: true });
     answer = json(active());
     expect(await introspect(s)).toEqual({ ok: true });
-    expect(seen.map((r) => r.form.get('token'))).toEqual(['a', 'b', `opaque-${tokens}`]);
+    expect(seen.map((r) => r.form.get('token'))).toEqual(['a', 'b', 'd', `opaque-${tokens}`]);
   });
 });
 
@@ -561,6 +596,26 @@ describe('Introspector: RFC 9701 signed answers', () => {
       'application/token-introspection+jwt; charset=utf-8',
     );
     expect(await introspect(signedSetup())).toEqual({ ok: true });
+  });
+
+  it('takes a signed answer with white space around it; asks the issuer for the header kid, or for any key when kid is no string', async () => {
+    const body = await signed(fresh())();
+    answer = () => ({ ...body, body: `\n ${body.body} \r\n` });
+    const s = signedSetup();
+    expect(await introspect(s)).toEqual({ ok: true });
+    answer = signed(fresh(), { kid: 7 });
+    expect(await introspect(s)).toEqual({ ok: true });
+    expect(s.issuer.asked).toEqual([
+      ['ES256', 'as-key'],
+      ['ES256', undefined],
+    ]);
+  });
+
+  it('JWTBCP-09 application/ is taken off typ as a prefix only', async () => {
+    answer = signed(fresh(), { typ: 'token-introspection+application/jwt' });
+    expect(await introspect(signedSetup())).toEqual(invalid('typ "token-introspection+application/jwt"'));
+    answer = signed(fresh(), { typ: { toString: 1 } });
+    expect(await introspect(signedSetup())).toEqual(invalid('typ {"toString":1}'));
   });
 
   it('JIR-04 refuses an answer of another media type, or none', async () => {
