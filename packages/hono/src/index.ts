@@ -109,12 +109,6 @@ function isNodeRequest(value: unknown): value is IncomingMessage {
 }
 
 /** The connection `@hono/node-server` exposes, or nothing beyond the `Request` on other runtimes. */
-/**
- * Requests answered with a stored response (idempotency keys), by their Context (one per request,
- * shared by every layer and guard): the layer that signs the answer signs it anew as a replay.
- */
-const replays = new WeakSet<Context>();
-
 function runtimeConnection(c: Context): RequestConnection {
   const incoming = (c.env as { incoming?: unknown } | undefined)?.incoming;
   return isNodeRequest(incoming) ? nodeConnection(incoming) : {};
@@ -185,9 +179,9 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body, c);
       if (idempotent.kind === 'answer') {
         if (idempotent.error) return refuse(idempotent.error);
-        replays.add(c);
         // A replay is signed anew for this request (RFC 9421 §2.4, `;req`) by the layer that answers
-        // for the authorization (a later layer's replay is signed by the earlier one on its way out).
+        // for the authorization (a later layer's replay is signed by the earlier one on its way out:
+        // recorded there before that signer ran, it is the handler's body, signed as one).
         if (result === earlier) return idempotent.response;
         return signFetchResponse(guard, result, c.req.method, idempotent.response, true);
       }
@@ -211,7 +205,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         // Signed once, by the layer of the latest authorization: it carries what earlier layers
         // established (the request signature the response must cover).
         if (guard.signsResponse(result) && authorizationOf(guard, c) === result) {
-          const signed = await signFetchResponse(guard, result, c.req.method, c.res, replays.has(c));
+          const signed = await signFetchResponse(guard, result, c.req.method, c.res);
           // Cleared first: assigning over a response merges its headers into the new one.
           c.res = undefined;
           c.res = signed;
