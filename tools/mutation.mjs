@@ -134,7 +134,11 @@ export const MODULES = {
     quick: suites(...ADAPTER, 'test/nestjs(-global)?', 'packages/nestjs/test/[a-z-]+'),
     wide: suites('test/(profile|http2|idempotency-layers|message-signing-layers)'),
   },
-  hono: { mutate: ['packages/hono/src/**/*.ts'], quick: suites(...ADAPTER, 'test/hono'), wide: suites('test/(profile|http2|attack-review-4|regimes-br-of)') },
+  hono: {
+    mutate: ['packages/hono/src/**/*.ts'],
+    quick: suites(...ADAPTER, 'test/hono'),
+    wide: suites('test/(profile|http2|attack-review-4|regimes-br-of)'),
+  },
 };
 
 const OUT = 'reports/mutation';
