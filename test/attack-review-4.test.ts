@@ -241,6 +241,28 @@ describe.each([true, 'hono', false] as const)('Open Finance Brasil: a stored ans
 // ---------------------------------------------------------------------------------------------
 
 describe('Open Finance Brasil: a response-signing route and a client without an organisation id', () => {
+  it('BR-07 a handler body shaped like a signed JWT with a data claim is not taken for a stored answer: 500, the bank signs nothing', async () => {
+    // Only a replay of a stored answer is read as the bank's JWT (storedJwtData); a fresh body must be JSON.
+    const forged = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"data":{"transfer":"all"}}').toString('base64url')}.c2ln`;
+    const fapi = expressGuard(brOptions());
+    const app = express();
+    app.get(
+      '/consents/:id',
+      fapi.protect({ scopes: ['consents'], jwtBody: { response: true } }),
+      (_req, res) => void res.type('text/plain').send(forged),
+    );
+    const server = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const token = await as.mint({ scope: 'consents', jkt: dpop.jkt, claims: { client_id: 'client-1' } });
+      const proof = await dpop.proof({ htm: 'GET', htu: `${AUDIENCE}/consents/c1`, accessToken: token });
+      const res = await send(`${server.url}/consents/c1`, { headers: { authorization: `DPoP ${token}`, dpop: proof } });
+      expect(res.status).toBe(500);
+      expect(JSON.parse(res.text)).toEqual({ error_description: 'The response could not be signed' });
+    } finally {
+      await server.close();
+    }
+  });
+
   it('BR-07 a token of a client not in openFinanceBrasil.clients gets no bank-signed answer without aud', async () => {
     const fapi = expressGuard(brOptions());
     const app = express();
