@@ -5,7 +5,6 @@
  * named by requirement were findings (fixed since), the others hypotheses found safe.
  */
 import { constants, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
@@ -18,7 +17,7 @@ import Fastify from 'fastify';
 import { jwtVerify } from 'jose';
 import Koa from 'koa';
 import { ROUTES, type StartedApp, startApp } from './support/apps';
-import { send } from './support/http';
+import { clientKeyStore, type Listening, listening, send } from './support/http';
 
 const AUDIENCE = 'https://rs.example.com';
 const URL_PAYMENTS = `${AUDIENCE}/payments`;
@@ -30,23 +29,18 @@ const bankKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
 
 let as: MockIssuer;
 let dpop: DpopClient;
-let keyStore: Server;
+let keyStore: Listening;
 let keyStoreUrl: string;
 
 beforeAll(async () => {
   as = await MockIssuer.start({ audience: AUDIENCE });
   dpop = await DpopClient.create('ES256');
-  keyStore = createServer((req, res) => {
-    const jwk = { ...(clientKey.publicKey.export({ format: 'jwk' }) as object), kid: 'client-key', use: 'sig' };
-    res.writeHead(req.url === '/client.jwks' ? 200 : 404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(req.url === '/client.jwks' ? { keys: [jwk] } : {}));
-  });
-  await new Promise<void>((resolve) => keyStore.listen(0, '127.0.0.1', resolve));
-  keyStoreUrl = `http://127.0.0.1:${(keyStore.address() as AddressInfo).port}`;
+  keyStore = await clientKeyStore(clientKey.publicKey);
+  keyStoreUrl = keyStore.url;
 });
 afterAll(async () => {
   await as.stop();
-  await new Promise((resolve) => keyStore.close(resolve));
+  await keyStore.close();
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -54,23 +48,7 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 
 type Framework = 'express' | 'koa' | 'fastify';
-interface App {
-  url: string;
-  close(): Promise<unknown>;
-}
-
-/** `server` once it listens on 127.0.0.1, and how to close it with its open connections. */
-async function listening(server: Server): Promise<App> {
-  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(resolve);
-      }),
-  };
-}
+type App = Listening;
 
 /**
  * GET / (an API index) and GET /accounts/:id (one account, echoing the id the router matched),

@@ -3,9 +3,10 @@
  * (two `Authorization` or `DPoP` headers), raw methods, request targets that are not normalised,
  * and bodies with any content type.
  */
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { KeyObject } from 'node:crypto';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connect } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 
 export interface SendOptions {
   method?: string;
@@ -118,4 +119,33 @@ export function trickle(
       reject(e);
     });
   });
+}
+
+/** A server on 127.0.0.1: its URL, and how to close it with its open connections. */
+export interface Listening {
+  url: string;
+  close(): Promise<unknown>;
+}
+
+/** `server` once it listens (call `listen(0, '127.0.0.1')` on it first). */
+export async function listening(server: Server): Promise<Listening> {
+  if (!server.listening) await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(resolve);
+      }),
+  };
+}
+
+/** A client's JWK set on 127.0.0.1: `publicKey` as `kid` (use sig) at `/client.jwks`, 404 elsewhere. */
+export function clientKeyStore(publicKey: KeyObject, kid = 'client-key'): Promise<Listening> {
+  const jwk = { ...(publicKey.export({ format: 'jwk' }) as object), kid, use: 'sig' };
+  const server = createServer((req, res) => {
+    res.writeHead(req.url === '/client.jwks' ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(req.url === '/client.jwks' ? { keys: [jwk] } : {}));
+  });
+  return listening(server.listen(0, '127.0.0.1'));
 }
