@@ -19,7 +19,7 @@ const STATE = 'stryker/state';
 const stateFiles = () =>
   existsSync(STATE)
     ? readdirSync(STATE)
-        .filter((f) => /^[a-z]+\.json$/.test(f))
+        .filter((f) => /^[a-z-]+\.json$/.test(f))
         .sort()
         .map((f) => `${STATE}/${f}`)
     : [];
