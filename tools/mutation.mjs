@@ -225,10 +225,12 @@ for (const name of wanted.length ? wanted : Object.keys(MODULES)) {
     });
     const second = stryker(`${name}-wide`, [...new Set(ranges)], module.wide);
     for (const [file, { mutants }] of Object.entries(second.files)) {
-      const killed = new Map(mutants.filter((m) => m.status === 'Killed' || m.status === 'Timeout').map((m) => [key(m), m]));
+      const ran = new Map(mutants.map((m) => [key(m), m]));
       for (const m of report.files[file]?.mutants ?? []) {
-        const k = killed.get(key(m));
-        if ((m.status === 'Survived' || m.status === 'NoCoverage') && k) {
+        const k = ran.get(key(m));
+        if ((m.status === 'Survived' || m.status === 'NoCoverage') && k && k.status !== 'NoCoverage' && k.status !== 'Ignored') {
+          // What stage 2 found stands: killed, timed out, survived (covered after all), or an error
+          // (a mutant that crashed the test process is counted as Stryker counts it, outside the score).
           Object.assign(m, { status: k.status, killedBy: k.killedBy, statusReason: `stage 2: ${k.statusReason ?? ''}` });
         }
       }
