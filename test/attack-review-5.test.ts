@@ -228,6 +228,20 @@ describe.each([...FRAMEWORKS, 'nestjs'] as const)(
         await app.close();
       }
     });
+
+    it('BR-07 IDEM-06 the same key with other data, refused by the later layer: 422 signed once by the bank, not a 500', async () => {
+      const ledger = { processed: 0 };
+      const app = await twoLayers(framework, brOptions(), ledger);
+      try {
+        const key = randomUUID();
+        expect((await pay(app.url, signedBody('{"payment":{"amount":"1.00"}}'), key)).status).toBe(201);
+        const reused = await pay(app.url, signedBody('{"payment":{"amount":"999.00"}}'), key);
+        expect([reused.status, reused.headers['content-type'], ledger.processed]).toEqual([422, 'application/jwt', 1]);
+        expect((await bankPayload(reused.text)).data).toMatchObject({ errors: [{ code: expect.any(String) }] });
+      } finally {
+        await app.close();
+      }
+    });
   },
 );
 
