@@ -107,6 +107,17 @@ describe('Hono behind a TLS-terminating proxy (RFC 9440)', () => {
     echoRoute(elsewhere, fapiGuard(proxied(['127.0.0.1']), { connection: () => ({ remoteAddress: '127.0.0.2' }) }));
     expect((await elsewhere.fetch(await request())).status).toBe(401);
   });
+
+  it("CCH-02 an env binding named incoming that is not Node's request (null, no socket, no raw header lines) is no peer, and no 500", async () => {
+    const app = new Hono();
+    echoRoute(app, fapiGuard(proxied(['127.0.0.1'])));
+    const request = async () =>
+      new Request(`${AUDIENCE}/accounts`, { headers: { ...bearer(await token()), 'client-cert': clientCertHeader(client.der) } });
+    for (const incoming of [null, { rawHeaders: [] }, { socket: { remoteAddress: '127.0.0.1' } }, 'incoming']) {
+      const res = await app.fetch(await request(), { incoming });
+      expect([incoming, res.status, res.headers.has('www-authenticate')]).toEqual([incoming, 401, true]);
+    }
+  });
 });
 
 describe('Hono without raw header lines (runtimes other than Node): folded duplicates', () => {

@@ -53,6 +53,8 @@ const rsa = (bits: number, kid: string): JWK => ({
   ...(generateKeyPairSync('rsa', { modulusLength: bits }).publicKey.export({ format: 'jwk' }) as JWK),
   kid,
 });
+/** `text` as a regular expression that matches it literally. */
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const serve =
   (body: unknown, status = 200) =>
   () => ({ status, body: JSON.stringify(body) });
@@ -315,14 +317,59 @@ describe('IssuerKeys', () => {
     expect(requests).toHaveLength(3);
   });
 
-  it('a known kid asked with another alg, or no kid, fetches nothing more', async () => {
-    routes.set('/jwks', serve({ keys: [ec('k1')] }));
+  it('a known kid asked with another alg, or no kid, fetches nothing more (whichever key of the set it names)', async () => {
+    routes.set('/jwks', serve({ keys: [ec('k1'), ec('k2')] }));
     const keys = keysAt('/jwks');
     await keys.keysFor('ES256', 'k1');
     clock.now += 20_000;
     expect(await keys.keysFor('PS256', 'k1')).toMatchObject({ ok: false, reason: 'token_key_unknown' });
     expect(await keys.keysFor('ES384', undefined)).toMatchObject({ ok: false, reason: 'token_key_unknown' });
     expect(requests).toHaveLength(1);
+  });
+
+  it('a kid the set serves fetches nothing once the cool-down has passed, while the set is fresh', async () => {
+    routes.set('/jwks', serve({ keys: [ec('k1')] }));
+    const keys = keysAt('/jwks');
+    await keys.keysFor('ES256', 'k1');
+    clock.now += 59_999;
+    expect(await keys.keysFor('ES256', 'k1')).toMatchObject({ ok: true });
+    expect(keys.fetches).toBe(1);
+  });
+
+  it('a stale set is refreshed by the lookup itself, in the background: the lookup answers with the keys it has', async () => {
+    let set = { keys: [ec('k1')] };
+    routes.set('/jwks', () => ({ body: JSON.stringify(set) }));
+    const keys = keysAt('/jwks');
+    await keys.keysFor('ES256', 'k1');
+    set = { keys: [ec('k2')] };
+    clock.now += 60_001;
+    expect(await keys.keysFor('ES256', 'k1')).toMatchObject({ ok: true, generation: 1 });
+    expect(keys.fetches).toBe(2);
+    await keys.refresh();
+    expect(keys.generation).toBe(2);
+  });
+
+  it('ready(): fetches a set never fetched, and resolves once it is loaded; one fetch for concurrent callers', async () => {
+    routes.set('/jwks', serve({ keys: [ec('k1')] }));
+    const keys = keysAt('/jwks');
+    await Promise.all([keys.ready(), keys.ready(), keys.keysFor('ES256', 'k1')]);
+    expect(requests).toHaveLength(1);
+    await keys.ready();
+    expect(requests).toHaveLength(1);
+  });
+
+  it('ready(): after a failure, fails again without a fetch within cooldownMs, and fetches at cooldownMs', async () => {
+    routes.set('/jwks', serve({}, 500));
+    const keys = keysAt('/jwks');
+    const failure = `issuer ${origin}: GET jwks_uri ${origin}/jwks answered 500`;
+    await expect(keys.ready()).rejects.toThrow(failure);
+    routes.set('/jwks', serve({ keys: [ec('k1')] }));
+    clock.now += 9_999;
+    await expect(keys.ready()).rejects.toThrow(failure);
+    expect(requests).toHaveLength(1);
+    clock.now += 1;
+    await keys.ready();
+    expect(requests).toHaveLength(2);
   });
 
   it('DEC-09 the refetch for an unknown kid failing is a 503, not an unknown key', async () => {
@@ -335,7 +382,19 @@ describe('IssuerKeys', () => {
   });
 
   it('refuses a document that is not a JWK set', async () => {
-    for (const body of [{}, { keys: {} }, { keys: [{ kid: 'no kty' }] }, { keys: [null] }, [], null]) {
+    const good = ec('k1');
+    for (const body of [
+      {},
+      { keys: {} },
+      { keys: [{ kid: 'no kty' }] },
+      { keys: [null] },
+      { keys: [good, 1] },
+      { keys: [good, { kty: 1 }] },
+      [],
+      null,
+      'keys',
+      1,
+    ]) {
       routes.set('/jwks', serve(body));
       const keys = keysAt('/jwks');
       expect(await keys.keysFor('ES256', 'k1')).toMatchObject({
@@ -373,8 +432,10 @@ describe('IssuerKeys', () => {
     routes.delete('/.well-known/openid-configuration');
     const none = keysAt('', {}, { jwksUri: undefined });
     await expect(none.metadata()).rejects.toThrow(
-      `${origin}/.well-known/oauth-authorization-server names issuer "${origin}/other", not ${origin}; ` +
-        `GET issuer metadata ${origin}/.well-known/openid-configuration answered 404`,
+      new RegExp(
+        `^${escape(`${origin}/.well-known/oauth-authorization-server names issuer "${origin}/other", not ${origin}; `)}` +
+          `${escape(`GET issuer metadata ${origin}/.well-known/openid-configuration answered 404`)}$`,
+      ),
     );
     // A failure is not kept: the next call asks again.
     routes.set('/.well-known/openid-configuration', serve({ issuer: origin }));

@@ -6,7 +6,7 @@
  */
 import { Agent, createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exchange, postForm, resolveOutbound, ServiceUnavailable } from '../src/tokens/http';
+import { exchange, hostOf, postForm, resolveOutbound, ServiceUnavailable } from '../src/tokens/http';
 
 interface Seen {
   method: string | undefined;
@@ -62,6 +62,11 @@ describe('exchange', () => {
       } else if (req.url === '/slow-body') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.write('{');
+      } else if (req.url === '/cut') {
+        // The connection drops in the middle of the declared body.
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '50' });
+        res.write('{"keys":');
+        setTimeout(() => res.socket?.destroy(), 20);
       } else if (req.url === '/redirect') {
         res.writeHead(302, { location: '/exact' });
         res.end();
@@ -104,6 +109,20 @@ describe('exchange', () => {
   it('DEC-09 a deadline for the whole exchange: no answer, or a body that never ends', async () => {
     await expect(get(`${target.origin}/silent`, { timeoutMs: 200 })).rejects.toThrow(`GET jwks_uri ${target.origin}: no answer in 200 ms`);
     await expect(get(`${target.origin}/slow-body`, { timeoutMs: 200 })).rejects.toBeInstanceOf(ServiceUnavailable);
+  });
+
+  it('DEC-09 a connection that drops in the middle of the body is a ServiceUnavailable naming the call', async () => {
+    const call = get(`${target.origin}/cut`);
+    await expect(call).rejects.toBeInstanceOf(ServiceUnavailable);
+    await expect(call).rejects.toThrow(new RegExp(`^GET jwks_uri ${target.origin.replace(/\./g, '\\.')}: \\w`));
+  });
+
+  it('leaves no timer behind once the answer is in (the deadline is cleared when the exchange closes)', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    const before = timers();
+    await get(`${target.origin}/exact`, { timeoutMs: 60_000 });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(timers()).toBe(before);
   });
 
   it('DEC-09 a refused connection is a ServiceUnavailable naming the call', async () => {
@@ -156,12 +175,25 @@ describe('exchange through a forward proxy (RFC 9112 §3.2.2 absolute form)', ()
       expect(request?.url).toBe('http://localhost:4999/jwks?x=1');
       expect(request?.headers.host).toBe('localhost:4999');
       expect(request?.headers['proxy-authorization']).toBe(`Basic ${Buffer.from('us@er:p:ss').toString('base64')}`);
-      // Without credentials, no Proxy-Authorization.
+      // Without credentials, no Proxy-Authorization; a user name or a password alone is sent.
       await get('http://localhost:4999/jwks', { outbound: resolveOutbound({ proxy: proxy.origin }) });
       expect(proxy.seen[1]?.headers['proxy-authorization']).toBeUndefined();
+      await get('http://localhost:4999/jwks', { outbound: resolveOutbound({ proxy: proxy.origin.replace('http://', 'http://user@') }) });
+      expect(proxy.seen[2]?.headers['proxy-authorization']).toBe(`Basic ${Buffer.from('user:').toString('base64')}`);
+      await get('http://localhost:4999/jwks', { outbound: resolveOutbound({ proxy: proxy.origin.replace('http://', 'http://:secret@') }) });
+      expect(proxy.seen[3]?.headers['proxy-authorization']).toBe(`Basic ${Buffer.from(':secret').toString('base64')}`);
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe('hostOf', () => {
+  it('connects to an IPv6 literal without its brackets, to a name or IPv4 address as written', () => {
+    expect(hostOf(new URL('http://[::1]:3128'))).toBe('::1');
+    expect(hostOf(new URL('https://[2001:db8::7]/jwks'))).toBe('2001:db8::7');
+    expect(hostOf(new URL('http://proxy.internal:3128'))).toBe('proxy.internal');
+    expect(hostOf(new URL('http://127.0.0.1:3128'))).toBe('127.0.0.1');
   });
 });
 
@@ -198,7 +230,9 @@ describe('resolveOutbound', () => {
     expect(outbound?.agent).toBeUndefined();
   });
 
-  it('an agent alone: the agent, no proxy', () => {
+  it('an agent alone: the agent, no proxy (the proxy variables are not read)', () => {
+    process.env.HTTPS_PROXY = 'http://envproxy:8080';
+    process.env.HTTP_PROXY = 'http://envproxy:8080';
     const agent = new Agent();
     const outbound = resolveOutbound({ agent });
     expect(outbound?.agent).toBe(agent);

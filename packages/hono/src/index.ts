@@ -103,6 +103,12 @@ export interface FapiGuardHono {
 
 const ADAPTER_KEYS: readonly string[] = ['connection', 'errors', 'errorBody'];
 
+/**
+ * Requests whose answer is a stored response replayed by a later layer (idempotency keys): the
+ * layer that signs for the authorization signs it as a replay. Kept by the Context, one per request.
+ */
+const replays = new WeakSet<Context>();
+
 /** A Node `IncomingMessage`, as `@hono/node-server` passes it in `c.env.incoming`. */
 function isNodeRequest(value: unknown): value is IncomingMessage {
   return typeof value === 'object' && value !== null && Array.isArray((value as IncomingMessage).rawHeaders) && 'socket' in value;
@@ -178,12 +184,15 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       // Idempotency keys: a refusal or a retry's stored response is the answer; the handler does not run.
       const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body, c);
       if (idempotent.kind === 'answer') {
-        if (idempotent.error) return refuse(idempotent.error);
-        // A replay is signed anew for this request (RFC 9421 §2.4, `;req`) by the layer that answers
-        // for the authorization (a later layer's replay is signed by the earlier one on its way out:
-        // recorded there before that signer ran, it is the handler's body, signed as one).
-        if (result === earlier) return idempotent.response;
-        return signFetchResponse(guard, result, c.req.method, idempotent.response, true);
+        // A refusal of the key is signed as the route's answers are (Open Finance Brasil: the bank's
+        // JWT), and a replay signed anew for this request (RFC 9421 §2.4, `;req`), by the layer that
+        // answers for the authorization: a later layer's answer is signed by the earlier one on its
+        // way out, told that a replay is one (the stored answer may be the bank's own JWT).
+        const answer = idempotent.error ? refuse(idempotent.error) : idempotent.response;
+        const replayed = !idempotent.error;
+        if (result !== earlier) return signFetchResponse(guard, result, c.req.method, answer, replayed);
+        if (replayed) replays.add(c);
+        return answer;
       }
       // The guard consumed the stream: the application reads the same bytes (as Hono's bodyLimit does).
       // Stryker disable next-line ConditionalExpression: equivalent, a Request made from one whose body was not read keeps that body when `body` is undefined
@@ -205,7 +214,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         // Signed once, by the layer of the latest authorization: it carries what earlier layers
         // established (the request signature the response must cover).
         if (guard.signsResponse(result) && authorizationOf(guard, c) === result) {
-          const signed = await signFetchResponse(guard, result, c.req.method, c.res);
+          const signed = await signFetchResponse(guard, result, c.req.method, c.res, replays.has(c));
           // Cleared first: assigning over a response merges its headers into the new one.
           c.res = undefined;
           c.res = signed;

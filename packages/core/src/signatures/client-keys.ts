@@ -101,7 +101,9 @@ export class ClientKeys<K extends { keyid: string } = NamedSignatureKey> {
     const now = this.now();
     // Fetches are spaced by the cool-down whatever prompts them (expiry, a new kid, a failure), so
     // a client's JWKS host that is down is not hit by every request.
-    const due = !entry || now - entry.lastAttempt >= this.cooldownMs;
+    // A fetch in flight is waited for, whatever the cool-down: requests that arrive while a
+    // client's keys are first fetched (or fetched for a new kid) are checked against what it brings.
+    const due = !entry || entry.pending !== undefined || now - entry.lastAttempt >= this.cooldownMs;
     const stale = !entry || now - entry.at > this.cacheMs;
     if (due && (stale || !entry?.keys.has(keyid))) {
       entry = await this.load(clientId, entry);

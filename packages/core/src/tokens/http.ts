@@ -104,7 +104,8 @@ function proxyAuthorization(proxy: URL): Record<string, string> {
   return { 'proxy-authorization': `Basic ${Buffer.from(credentials).toString('base64')}` };
 }
 
-const hostOf = (url: URL) => url.hostname.replace(/^\[|\]$/g, '');
+/** The host to connect to: an IPv6 literal without the brackets a URL writes it in (RFC 3986 §3.2.2). */
+export const hostOf = (url: URL): string => (url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname);
 
 /**
  * Opens a `CONNECT` tunnel to `target` through `proxy` and starts TLS inside it, verifying the
@@ -164,9 +165,8 @@ export function exchange(url: string, options: ExchangeOptions): Promise<HttpAns
     const target = outboundUrl(url, options.what);
     const where = `${options.method} ${options.what} ${target.origin}`;
     const { maxBytes } = options;
-    const headers = { ...options.headers };
-    if (options.body !== undefined) headers['content-length'] = String(Buffer.byteLength(options.body));
-    const common = { method: options.method, headers, timeout: options.timeoutMs };
+    // A body is sent whole by `end(body)`, which gives it its Content-Length (RFC 9110 §8.6).
+    const common = { method: options.method, headers: { ...options.headers } };
     const onResponse = (res: IncomingMessage) => {
       const declared = Number(res.headers['content-length']);
       if (declared > maxBytes) {
@@ -224,7 +224,6 @@ export function exchange(url: string, options: ExchangeOptions): Promise<HttpAns
       clearTimeout(deadline);
       connect?.destroy();
     });
-    req.on('timeout', () => req.destroy(late()));
     req.on('error', (e) => reject(e instanceof ServiceUnavailable ? e : new ServiceUnavailable(`${where}: ${e.message}`)));
     req.end(options.body);
   });
