@@ -303,6 +303,60 @@ describe('exchange through a CONNECT tunnel (RFC 9110 §9.3.6): https targets, T
   });
 });
 
+describe('exchange over https directly', () => {
+  let ca: TestCertificate;
+  let client: TestCertificate;
+  let origin: Server;
+  let url: string;
+  /** TLS connections the origin accepted, and the client certificate each request came with. */
+  let connections = 0;
+  const presented: Array<string | undefined> = [];
+
+  beforeAll(async () => {
+    ca = await createCertificate({ subject: 'CN=CA', ca: true });
+    const cert = await createCertificate({ hosts: ['127.0.0.1'], issuer: ca });
+    client = await createCertificate({ subject: 'CN=rs-client', issuer: ca });
+    origin = createHttpsServer({ cert: cert.cert, key: cert.key, requestCert: true, rejectUnauthorized: false }, (req, res) => {
+      presented.push((req.socket as TLSSocket).getPeerCertificate().subject?.CN);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    origin.on('secureConnection', () => connections++);
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    url = `https://127.0.0.1:${(origin.address() as AddressInfo).port}/introspect`;
+  });
+  afterAll(async () => {
+    origin.closeAllConnections();
+    await new Promise((resolve) => origin.close(resolve));
+  });
+
+  it('trusts the CA given, and presents the client certificate on a connection of its own each time (never a pooled one)', async () => {
+    connections = 0;
+    presented.length = 0;
+    expect(await get(url, { tls: { ca: ca.cert } })).toMatchObject({ status: 200 });
+    const tls = { ca: ca.cert, cert: client.cert, key: client.key };
+    expect(await get(url, { tls })).toMatchObject({ status: 200 });
+    expect(await get(url, { tls })).toMatchObject({ status: 200 });
+    expect(presented).toEqual([undefined, 'rs-client', 'rs-client']);
+    expect(connections).toBe(3);
+  });
+
+  it('FAPI 2.0 §5.2.1 refuses a server whose certificate no trusted CA signed', async () => {
+    await expect(get(url)).rejects.toThrow(/^GET jwks_uri https:\/\/127\.0\.0\.1:\d+: unable to verify the first certificate$/);
+  });
+
+  it('DEC-09 a failure before anything is sent (the proxy for the URL cannot be known) is a ServiceUnavailable naming the call', async () => {
+    const outbound = {
+      proxyFor: () => {
+        throw new ServiceUnavailable('HTTPS_PROXY is not a URL');
+      },
+    };
+    await expect(get(url, { outbound })).rejects.toThrow(
+      new ServiceUnavailable(`GET jwks_uri ${new URL(url).origin}: HTTPS_PROXY is not a URL`),
+    );
+  });
+});
+
 describe('hostOf', () => {
   it('connects to an IPv6 literal without its brackets, to a name or IPv4 address as written', () => {
     expect(hostOf(new URL('http://[::1]:3128'))).toBe('::1');
