@@ -5,7 +5,10 @@
  * proven in test/outbound-proxy.test.ts.
  */
 import { Agent, createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { type AddressInfo, connect, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { createCertificate, type TestCertificate } from '@fapi-guard/testing';
 import { exchange, hostOf, postForm, resolveOutbound, ServiceUnavailable } from '../src/tokens/http';
 
 interface Seen {
@@ -118,11 +121,22 @@ describe('exchange', () => {
   });
 
   it('leaves no timer behind once the answer is in (the deadline is cleared when the exchange closes)', async () => {
-    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
-    const before = timers();
-    await get(`${target.origin}/exact`, { timeoutMs: 60_000 });
+    const deadlines: NodeJS.Timeout[] = [];
+    const setTimer = global.setTimeout;
+    const spy = jest.spyOn(global, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+      const timer = setTimer(fn, ms);
+      if (ms === 60_000) deadlines.push(timer);
+      return timer;
+    }) as typeof setTimeout);
+    try {
+      await get(`${target.origin}/exact`, { timeoutMs: 60_000 });
+    } finally {
+      spy.mockRestore();
+    }
     await new Promise((resolve) => setImmediate(resolve));
-    expect(timers()).toBe(before);
+    expect(deadlines).toHaveLength(1);
+    // Node marks a cleared (or run) timer destroyed.
+    expect((deadlines[0] as unknown as { _destroyed: boolean })._destroyed).toBe(true);
   });
 
   it('DEC-09 a refused connection is a ServiceUnavailable naming the call', async () => {
@@ -185,6 +199,161 @@ describe('exchange through a forward proxy (RFC 9112 §3.2.2 absolute form)', ()
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe('exchange through a CONNECT tunnel (RFC 9110 §9.3.6): https targets, TLS end to end', () => {
+  let ca: TestCertificate;
+  let origin: Server;
+  let authority: string;
+  /** Requests the origin got through the tunnel, with the TLS server name the client sent (SNI, RFC 6066 §3). */
+  const inside: Array<{ url: string | undefined; host: string | undefined; sni: string | false }> = [];
+  /** CONNECT requests the proxy saw (request target, Host, Proxy-Authorization); `refuse` answers 403. */
+  const tunnels: Array<{ url: string | undefined; host: string | undefined; authorization: string | undefined }> = [];
+  let refuse = false;
+  let proxy: Server;
+  let proxyUrl: string;
+  const sockets = new Set<Socket>();
+
+  beforeAll(async () => {
+    ca = await createCertificate({ subject: 'CN=CA', ca: true });
+    const cert = await createCertificate({ hosts: ['127.0.0.1', 'as.example.com'], issuer: ca });
+    origin = createHttpsServer({ cert: cert.cert, key: cert.key }, (req, res) => {
+      inside.push({ url: req.url, host: req.headers.host, sni: (req.socket as TLSSocket).servername });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"via":"tunnel"}');
+    });
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    authority = `127.0.0.1:${(origin.address() as AddressInfo).port}`;
+    proxy = createServer();
+    proxy.on('connection', (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    proxy.on('connect', (req, client: Socket) => {
+      tunnels.push({ url: req.url, host: req.headers.host, authorization: req.headers['proxy-authorization'] });
+      if (refuse) {
+        client.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+        return;
+      }
+      // as.example.com:443 is this test's origin server (its certificate names that host too).
+      const [host, port] = req.url === 'as.example.com:443' ? authority.split(':') : String(req.url).split(':');
+      const upstream = connect(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+      client.on('close', () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    origin.closeAllConnections();
+    await new Promise((resolve) => proxy.close(resolve));
+    await new Promise((resolve) => origin.close(resolve));
+  });
+  beforeEach(() => {
+    refuse = false;
+    tunnels.length = 0;
+    inside.length = 0;
+  });
+
+  it('asks the proxy for a tunnel to host:port, then sends the request inside it with the target’s Host and path', async () => {
+    const outbound = resolveOutbound({ proxy: proxyUrl.replace('http://', 'http://rs:s%3Acret@') });
+    const answer = await get(`https://${authority}/jwks?x=1`, { outbound, tls: { ca: ca.cert } });
+    expect(answer).toEqual({ status: 200, contentType: 'application/json', body: '{"via":"tunnel"}' });
+    expect(tunnels).toEqual([{ url: authority, host: authority, authorization: `Basic ${Buffer.from('rs:s:cret').toString('base64')}` }]);
+    // No server name for an IP address (RFC 6066 §3).
+    expect(inside).toEqual([{ url: '/jwks?x=1', host: authority, sni: false }]);
+  });
+
+  it('a target on the default port: CONNECT to host:443, Host without the port, the certificate checked for the name', async () => {
+    const outbound = resolveOutbound({ proxy: proxyUrl });
+    expect(await get('https://as.example.com/jwks', { outbound, tls: { ca: ca.cert } })).toMatchObject({ status: 200 });
+    expect(tunnels.map((t) => t.url)).toEqual(['as.example.com:443']);
+    expect(inside).toEqual([{ url: '/jwks', host: 'as.example.com', sni: 'as.example.com' }]);
+  });
+
+  it('verifies the target’s certificate through the tunnel: a CA it does not trust is a ServiceUnavailable', async () => {
+    const outbound = resolveOutbound({ proxy: proxyUrl });
+    await expect(get(`https://${authority}/jwks`, { outbound })).rejects.toBeInstanceOf(ServiceUnavailable);
+    expect(inside).toEqual([]);
+  });
+
+  it('DEC-09 a refused CONNECT is a ServiceUnavailable that names the proxy, the tunnel and the status; the default port is 443', async () => {
+    refuse = true;
+    const outbound = resolveOutbound({ proxy: proxyUrl });
+    const proxyHost = new URL(proxyUrl).host;
+    await expect(get(`https://${authority}/jwks`, { outbound, tls: { ca: ca.cert } })).rejects.toThrow(
+      new ServiceUnavailable(`proxy ${proxyHost} refused CONNECT ${authority}: 403`),
+    );
+    await expect(get('https://as.example.com/jwks', { outbound })).rejects.toThrow(
+      new ServiceUnavailable(`proxy ${proxyHost} refused CONNECT as.example.com:443: 403`),
+    );
+    expect(tunnels.map((t) => t.url)).toEqual([authority, 'as.example.com:443']);
+  });
+
+  it('DEC-09 a proxy that is down is a ServiceUnavailable that names it', async () => {
+    const outbound = resolveOutbound({ proxy: 'http://127.0.0.1:1' });
+    await expect(get(`https://${authority}/jwks`, { outbound })).rejects.toThrow(/^proxy 127\.0\.0\.1:1: .*ECONNREFUSED/);
+  });
+});
+
+describe('exchange over https directly', () => {
+  let ca: TestCertificate;
+  let client: TestCertificate;
+  let origin: Server;
+  let url: string;
+  /** TLS connections the origin accepted, and the client certificate each request came with. */
+  let connections = 0;
+  const presented: Array<string | undefined> = [];
+
+  beforeAll(async () => {
+    ca = await createCertificate({ subject: 'CN=CA', ca: true });
+    const cert = await createCertificate({ hosts: ['127.0.0.1'], issuer: ca });
+    client = await createCertificate({ subject: 'CN=rs-client', issuer: ca });
+    origin = createHttpsServer({ cert: cert.cert, key: cert.key, requestCert: true, rejectUnauthorized: false }, (req, res) => {
+      presented.push((req.socket as TLSSocket).getPeerCertificate().subject?.CN);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    origin.on('secureConnection', () => connections++);
+    await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
+    url = `https://127.0.0.1:${(origin.address() as AddressInfo).port}/introspect`;
+  });
+  afterAll(async () => {
+    origin.closeAllConnections();
+    await new Promise((resolve) => origin.close(resolve));
+  });
+
+  it('trusts the CA given, and presents the client certificate on a connection of its own each time (never a pooled one)', async () => {
+    connections = 0;
+    presented.length = 0;
+    expect(await get(url, { tls: { ca: ca.cert } })).toMatchObject({ status: 200 });
+    const tls = { ca: ca.cert, cert: client.cert, key: client.key };
+    expect(await get(url, { tls })).toMatchObject({ status: 200 });
+    expect(await get(url, { tls })).toMatchObject({ status: 200 });
+    expect(presented).toEqual([undefined, 'rs-client', 'rs-client']);
+    expect(connections).toBe(3);
+  });
+
+  it('FAPI 2.0 §5.2.1 refuses a server whose certificate no trusted CA signed', async () => {
+    await expect(get(url)).rejects.toThrow(/^GET jwks_uri https:\/\/127\.0\.0\.1:\d+: unable to verify the first certificate$/);
+  });
+
+  it('DEC-09 a failure before anything is sent (the proxy for the URL cannot be known) is a ServiceUnavailable naming the call', async () => {
+    const outbound = {
+      proxyFor: () => {
+        throw new ServiceUnavailable('HTTPS_PROXY is not a URL');
+      },
+    };
+    await expect(get(url, { outbound })).rejects.toThrow(
+      new ServiceUnavailable(`GET jwks_uri ${new URL(url).origin}: HTTPS_PROXY is not a URL`),
+    );
   });
 });
 
