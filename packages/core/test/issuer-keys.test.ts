@@ -54,7 +54,7 @@ const rsa = (bits: number, kid: string): JWK => ({
   kid,
 });
 /** `text` as a regular expression that matches it literally. */
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const serve =
   (body: unknown, status = 200) =>
   () => ({ status, body: JSON.stringify(body) });
@@ -433,8 +433,8 @@ describe('IssuerKeys', () => {
     const none = keysAt('', {}, { jwksUri: undefined });
     await expect(none.metadata()).rejects.toThrow(
       new RegExp(
-        `^${escape(`${origin}/.well-known/oauth-authorization-server names issuer "${origin}/other", not ${origin}; `)}` +
-          `${escape(`GET issuer metadata ${origin}/.well-known/openid-configuration answered 404`)}$`,
+        `^${literal(`${origin}/.well-known/oauth-authorization-server names issuer "${origin}/other", not ${origin}; `)}` +
+          `${literal(`GET issuer metadata ${origin}/.well-known/openid-configuration answered 404`)}$`,
       ),
     );
     // A failure is not kept: the next call asks again.

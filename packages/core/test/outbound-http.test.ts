@@ -207,7 +207,7 @@ describe('exchange through a CONNECT tunnel (RFC 9110 §9.3.6): https targets, T
   let origin: Server;
   let authority: string;
   /** Requests the origin got through the tunnel, with the TLS server name the client sent (SNI, RFC 6066 §3). */
-  const inside: Array<{ url: string | undefined; host: string | undefined; sni: string | false }> = [];
+  const inside: Array<{ url: string | undefined; host: string | undefined; sni: string | false | null }> = [];
   /** CONNECT requests the proxy saw (request target, Host, Proxy-Authorization); `refuse` answers 403. */
   const tunnels: Array<{ url: string | undefined; host: string | undefined; authorization: string | undefined }> = [];
   let refuse = false;
@@ -317,7 +317,7 @@ describe('exchange over https directly', () => {
     const cert = await createCertificate({ hosts: ['127.0.0.1'], issuer: ca });
     client = await createCertificate({ subject: 'CN=rs-client', issuer: ca });
     origin = createHttpsServer({ cert: cert.cert, key: cert.key, requestCert: true, rejectUnauthorized: false }, (req, res) => {
-      presented.push((req.socket as TLSSocket).getPeerCertificate().subject?.CN);
+      presented.push((req.socket as TLSSocket).getPeerCertificate().subject?.CN as string | undefined);
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
     });
