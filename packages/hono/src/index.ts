@@ -109,6 +109,13 @@ const ADAPTER_KEYS: readonly string[] = ['connection', 'errors', 'errorBody'];
  */
 const replays = new WeakSet<Context>();
 
+/**
+ * Responses to record for a key that a later layer claimed: recorded by the outermost layer of
+ * the guard, once every layer has set its headers and the response is signed, so that what is
+ * stored is what was sent (an unsignable answer leaves as a 500, which frees the key).
+ */
+const laterRecords = new WeakMap<Context, (response: Response) => Promise<unknown>>();
+
 /** A Node `IncomingMessage`, as `@hono/node-server` passes it in `c.env.incoming`. */
 function isNodeRequest(value: unknown): value is IncomingMessage {
   return typeof value === 'object' && value !== null && Array.isArray((value as IncomingMessage).rawHeaders) && 'socket' in value;
@@ -220,8 +227,15 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
           c.res = signed;
         }
       }
-      // Recorded as sent by this layer: after the guard's headers and the response signature.
-      if (idempotent.kind === 'claimed') await idempotent.record(c.res);
+      // Recorded as sent, by the outermost layer: after every layer's headers and the response
+      // signature. The deepest claim is the one in force (a later layer with rules of its own
+      // claimed the key again), and it is handed out first.
+      if (idempotent.kind === 'claimed' && !laterRecords.has(c)) laterRecords.set(c, idempotent.record);
+      const record = earlier === undefined ? laterRecords.get(c) : undefined;
+      if (record) {
+        laterRecords.delete(c);
+        await record(c.res);
+      }
     };
   }
 }

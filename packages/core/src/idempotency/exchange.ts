@@ -15,8 +15,9 @@ import type { GuardError, GuardErrorReason } from '../errors.js';
 import type { Authorized, Guard } from '../guard.js';
 import { logValue } from '../observe/log-value.js';
 import type { CompiledPolicy } from '../policy.js';
+import { unverifiedJwtData } from '../regimes/br-signed-jwt.js';
 import type { GuardRequest } from '../request.js';
-import { payloadFingerprint, requestFingerprint } from './fingerprint.js';
+import { payloadFingerprint, requestFingerprint, sameRequest, sameTarget } from './fingerprint.js';
 import { readIdempotencyKey } from './key.js';
 import { MemoryIdempotencyStore } from './memory.js';
 import type { IdempotencyStore, StoredResponse } from './store.js';
@@ -105,7 +106,7 @@ function refuseExchange(
   reason: GuardErrorReason,
   detail: string,
 ): { kind: 'refused'; error: GuardError } {
-  const error = guard.refuse(reason, detail, policy, request.headers);
+  const error = guard.refuse(reason, detail, policy, request.headers, auth);
   guard.reportIdempotency(auth, request, error, started);
   return { kind: 'refused', error };
 }
@@ -136,7 +137,14 @@ export function idempotencyKeyOf(
  */
 export type OpenedExchange =
   | Exclude<IdempotencyStart, { kind: 'replay' | 'refused' }>
-  | { kind: 'refused'; error: GuardError; layers?: number; report?(): void }
+  | {
+      kind: 'refused';
+      error: GuardError;
+      layers?: number;
+      report?(): void;
+      /** The same refusal in the form of a deeper layer that answers it (its envelope: settle.ts). */
+      renderAt?(policy: CompiledPolicy, auth: Authorized): GuardError;
+    }
   | { kind: 'replay'; response: StoredResponse; layers?: number; report(): void };
 
 /**
@@ -175,10 +183,16 @@ export async function openExchange(
       ? refuse('body_too_large', 'request body exceeds idempotency.maxRequestBytes')
       : refuse('body_unavailable', 'the body was read before fapi-guard could fingerprint it: mount rawBody() before the body parsers');
   }
-  // Open Finance Brasil signs each attempt anew: its verified `data` claim is what a retry repeats.
+  // Open Finance Brasil signs each attempt anew: its `data` claim is what a retry repeats. A layer
+  // ahead of the one that verifies the body (an app-wide key layer) reads the claim unverified:
+  // the fingerprint only tells requests apart, and a stored answer is sent no earlier than at the
+  // layer as deep as the first request's, which verified this request's body by then (layers.ts).
   const method = request.method.toUpperCase();
-  const fingerprint = auth.jwtBody
-    ? payloadFingerprint(method, request.url, auth.jwtBody.data)
+  const signedBody =
+    auth.jwtBody ??
+    (guard.options.messageSigning?.openFinanceBrasil ? unverifiedJwtData(request.headers['content-type']?.[0], body.body) : undefined);
+  const fingerprint = signedBody
+    ? payloadFingerprint(method, request.url, signedBody.data)
     : requestFingerprint(method, request.url, body.body);
   const storeKey = idempotencyStoreKey(auth, read.key);
   const store = idempotencyStoreOf(guard);
@@ -191,14 +205,29 @@ export async function openExchange(
   }
   if (!claim.claimed) {
     const { record } = claim;
-    const layers = record.state === 'done' ? record.response.layers : record.state === 'unkept' ? record.layers : undefined;
-    // What the key holds is told only as late as the first request was answered (layers.ts).
+    // What the key holds is told only as late as the first request was answered (layers.ts): at the
+    // layer as deep, on the same route. A request to another route (another method or target URI)
+    // may pass fewer layers: it is answered at once, so that its handler never runs under a used key.
+    const layers = !sameTarget(record.fingerprint, fingerprint)
+      ? undefined
+      : record.state === 'done'
+        ? record.response.layers
+        : record.state === 'unkept'
+          ? record.layers
+          : undefined;
     const answer = (reason: GuardErrorReason, detail: string) => {
-      const error = guard.refuse(reason, detail, policy, request.headers);
-      return { kind: 'refused' as const, error, layers, report: () => guard.reportIdempotency(auth, request, error, started) };
+      const error = guard.refuse(reason, detail, policy, request.headers, auth);
+      return {
+        kind: 'refused' as const,
+        error,
+        layers,
+        report: () => guard.reportIdempotency(auth, request, error, started),
+        renderAt: (at: CompiledPolicy, by: Authorized) => guard.refuse(reason, detail, at, request.headers, by),
+      };
     };
     // draft §2.7: the same key with another request is 422, whatever state the first one is in.
-    if (record.fingerprint !== fingerprint) return answer('idempotency_key_reused', 'fingerprint differs from the first request');
+    if (!sameRequest(record.fingerprint, fingerprint))
+      return answer('idempotency_key_reused', 'fingerprint differs from the first request');
     if (record.state === 'in_flight') return answer('idempotency_key_in_flight', 'the first request has not finished');
     if (record.state === 'unkept') return answer('idempotency_response_unkept', 'the response exceeded maxResponseBytes');
     const report = () => guard.reportIdempotency(auth, request, { replayed: record.response.status }, started);

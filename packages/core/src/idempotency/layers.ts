@@ -34,7 +34,7 @@ interface Exchange {
    * What the key held (the stored response, or a refusal: another request under the key, a
    * response not kept), answered once `depth` reaches `layers`; `report` when it is sent.
    */
-  deferred?: { start: IdempotencyStart; layers: number; report(): void };
+  deferred?: { start: IdempotencyStart; layers: number; report(): void; renderAt?(policy: CompiledPolicy, auth: Authorized): GuardError };
 }
 
 const exchanges = new WeakMap<Guard, WeakMap<object, Exchange>>();
@@ -108,7 +108,8 @@ export async function idempotencyAtLayer(
   const { deferred } = exchange;
   if (deferred && exchange.depth >= deferred.layers) {
     deferred.report();
-    return deferred.start;
+    // A refusal leaves in the form of the layer that answers it (Open Finance Brasil: the envelope the bank signs).
+    return deferred.renderAt ? { kind: 'refused', error: deferred.renderAt(policy, auth) } : deferred.start;
   }
   return PASS;
 }
@@ -144,7 +145,12 @@ async function openAtLayer(
   const report = () => start.report?.();
   // Deeper layers checked the first request: the layer as deep answers, once it has checked this one.
   if ((start.layers ?? 1) > 1) {
-    open(guard, key, { settings, depth: 1, deferred: { start: answer, layers: start.layers as number, report } });
+    const renderAt = start.kind === 'refused' ? start.renderAt : undefined;
+    open(guard, key, {
+      settings,
+      depth: 1,
+      deferred: { start: answer, layers: start.layers as number, report, ...(renderAt ? { renderAt } : {}) },
+    });
     return PASS;
   }
   report();

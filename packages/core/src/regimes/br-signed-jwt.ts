@@ -128,6 +128,16 @@ export function storedJwtData(text: string): { data: unknown } | undefined {
   return claims && Object.hasOwn(claims, 'data') ? { data: claims.data } : undefined;
 }
 
+/**
+ * The `data` claim of a request body that is an `application/jwt` compact JWS, not verified: what
+ * a layer ahead of the one that verifies the body fingerprints an idempotent request by
+ * (idempotency/exchange.ts), so that every layer fingerprints a retry alike.
+ */
+export function unverifiedJwtData(contentType: string | undefined, body: Uint8Array): { data: unknown } | undefined {
+  if (!isJwtMediaType(contentType) || body.length > BR_JWT_MAX_LENGTH) return undefined;
+  return storedJwtData(Buffer.from(body).toString('latin1').trim());
+}
+
 /** A response payload as the bank's signed JWT (`aud` the client's organisation, `iss` the bank's). */
 export function signJwtBody(data: unknown, signer: { key: ObSigningKey; iss: string }, aud: string, now: number): string {
   const header = Buffer.from(JSON.stringify({ alg: 'PS256', typ: 'JWT', kid: signer.key.kid })).toString('base64url');
