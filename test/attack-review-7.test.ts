@@ -1,7 +1,19 @@
 /**
  * Attack review 7: the idempotency exchange across layers of one guard after the fixes of attack
  * review 6 (fingerprints `<target>.<request>`, deferred answers, Hono's outermost recorder).
- * Each test asserts the right behaviour; the failing ones show a bug of the current code.
+ * Each test asserts the right behaviour; every one failed before its fix:
+ *
+ * 1. a route layer with key rules of its own claimed the key again counting from 1, so the answer
+ *    was stored as one layer deep and the app-wide layer replayed it to a token without the
+ *    route's scope (layers.ts: the layers are counted from the first one);
+ * 2. a key recorded by the earlier release (no target part) was replayed at once, before the
+ *    route's layer (exchange.ts: the same request is the same route);
+ * 3. hono: a handler that throws what is not an Error left the key in flight for its lifetime
+ *    (the outermost layer frees it, as for a 5xx);
+ * 4. hono: another guard's layer between the bank's layers recorded the bank guard's claim before
+ *    it was signed (the recorders are kept per guard);
+ * 5. a route that never verifies signed bodies took two application/jwt bodies with one `data`
+ *    claim for one request (unverified bodies are fingerprinted by all claims but `jti`, `iat`).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -179,10 +191,11 @@ describe('hono: the recorder of a claimed key', () => {
     const ledger = newLedger(0);
     const fapi = honoGuard(baseOptions);
     const app = new Hono();
+    let attempts = 0;
     app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (c) => {
-      ledger.started++;
+      attempts++;
       // A driver that rejects with a plain object (not an Error) on a time-out, the first time.
-      if (ledger.started === 1) throw { code: 'ETIMEDOUT' };
+      if (attempts === 1) throw { code: 'ETIMEDOUT' };
       return c.json(await paid(ledger, c.get('auth')), 201);
     });
     const served = await serveHono(app);
@@ -191,10 +204,10 @@ describe('hono: the recorder of a claimed key', () => {
       const first = await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY });
       expect(first.status).toBe(500);
       const retry = await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY });
-      // Current code: 409 idempotency_key_in_flight. The throw passes through every middleware
+      // Before the fix: 409 idempotency_key_in_flight. The throw passes through every middleware
       // (Hono's compose rethrows what is not an Error), so the code after `await next()` that
-      // records or frees the claim never runs; the claim is renewed until ttlSec (24 h by default).
-      expect([retry.status, ledger.started]).toEqual([201, 2]);
+      // records or frees the claim never ran; the claim was renewed until ttlSec (24 h by default).
+      expect([retry.status, attempts, ledger.processed]).toEqual([201, 2, 1]);
     } finally {
       await served.close();
     }

@@ -24,6 +24,15 @@ export function payloadFingerprint(method: string, targetUri: string, data: unkn
 }
 
 /**
+ * The fingerprint of an Open Finance Brasil signed body read by a layer that has not verified it:
+ * its claims less `jti` and `iat`, in canonical form, behind a part of its own (never equal to a
+ * fingerprint of verified `data` or of body bytes).
+ */
+export function unverifiedClaimsFingerprint(method: string, targetUri: string, claims: Record<string, unknown>): string {
+  return fingerprint([method, targetUri], ['br-of:claims'], createHash('sha256').update(canonicalJson(claims), 'utf8').digest());
+}
+
+/**
  * True when `stored` (what a key holds) fingerprints the same request as `fingerprint`. A
  * fingerprint stored by a release before the target part was added is the request part alone.
  */

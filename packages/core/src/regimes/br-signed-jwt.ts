@@ -129,13 +129,19 @@ export function storedJwtData(text: string): { data: unknown } | undefined {
 }
 
 /**
- * The `data` claim of a request body that is an `application/jwt` compact JWS, not verified: what
- * a layer ahead of the one that verifies the body fingerprints an idempotent request by
- * (idempotency/exchange.ts), so that every layer fingerprints a retry alike.
+ * The claims of a request body that is an `application/jwt` compact JWS, not verified, less the
+ * two that each attempt makes anew (`jti`, `iat`): what a layer ahead of the one that verifies the
+ * body fingerprints an idempotent request by (idempotency/exchange.ts), so that a retry signed
+ * anew is the same request there, and a body with any other claim changed is another.
  */
-export function unverifiedJwtData(contentType: string | undefined, body: Uint8Array): { data: unknown } | undefined {
+export function unverifiedJwtClaims(contentType: string | undefined, body: Uint8Array): Record<string, unknown> | undefined {
   if (!isJwtMediaType(contentType) || body.length > BR_JWT_MAX_LENGTH) return undefined;
-  return storedJwtData(Buffer.from(body).toString('latin1').trim());
+  const parts = Buffer.from(body).toString('latin1').trim().split('.');
+  if (parts.length !== 3 || !parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p))) return undefined;
+  const claims = decodeJsonSegment(parts[1] as string);
+  if (!claims) return undefined;
+  const { jti: _jti, iat: _iat, ...rest } = claims;
+  return rest;
 }
 
 /** A response payload as the bank's signed JWT (`aud` the client's organisation, `iss` the bank's). */
