@@ -170,6 +170,11 @@ describe('what a verified request signature records', () => {
     const digest = contentDigest(body);
     const message = request({ ...FIELDS, 'content-digest': digest }, [{ covers: `${COVERS} "content-digest"` }]);
     const result = await check(message, { body, interactionId: 'i-1' });
+    // A Content-Digest sent on two lines is one field (RFC 9110 §5.3): checked and recorded joined.
+    const twoLines = request({ ...FIELDS, 'content-digest': `${digest}, md5=:AAAA:` }, [{ covers: `${COVERS} "content-digest"` }]);
+    const split = { ...twoLines, headers: { ...twoLines.headers, 'content-digest': [digest, 'md5=:AAAA:'] } };
+    const joined = await check(split, { body });
+    expect(joined.ok && joined.verified && joined.record.contentDigest).toBe(`${digest}, md5=:AAAA:`);
     if (!result.ok || !result.verified) throw new Error('not verified');
     const signature = parseSignatures(message).get('sig1') as MessageSignature;
     expect(result.verified).toEqual({
@@ -215,6 +220,7 @@ describe('a signed response', () => {
       requestRecord: signature ? { label: 'sig1', keyid: 'client-key', signatureInput: 'sig1=(…)', signature: 'sig1=:AAAA:' } : undefined,
       clientId: 'client-a',
       tokenHash: 'token-hash',
+      ...(signed ? { interactionId: 'i-2' } : {}),
     };
   };
   const respond = (
@@ -236,6 +242,11 @@ describe('a signed response', () => {
     );
     expect(out.record).toMatchObject({
       direction: 'response',
+      clientId: 'client-a',
+      tokenHash: 'token-hash',
+      interactionId: 'i-2',
+      method: 'POST',
+      url: URL_PAYMENTS,
       status: 201,
       label: 'sig1',
       keyid: 'rs-key',
@@ -278,6 +289,7 @@ describe('a signed response', () => {
     expect(plain.record.components).toEqual(['"@status"', '"@method";req', '"@target-uri";req']);
     expect(Object.keys(plain.record)).not.toContain('contentDigest');
     expect(Object.keys(plain.record)).not.toContain('request');
+    expect(Object.keys(plain.record)).not.toContain('interactionId');
     const digested = respond(false, {}, new Uint8Array(), { ...FIELDS, 'content-digest': 'sha-256=:AAAA:' }).out;
     expect(digested.record.components).toEqual(['"@status"', '"@method";req', '"@target-uri";req', '"content-digest";req']);
   });
