@@ -45,7 +45,8 @@ async function twentyAtOnce(apps: StartedApp[], ledger: Ledger) {
   const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => pay((apps[i % apps.length] as StartedApp).url, { key })));
   const created = answers.filter((a) => a.status === 201);
   expect(ledger.processed - before).toBe(1);
-  expect(created.length + answers.filter((a) => a.status === 409).length).toBe(20);
+  // Every other answer is 409 (in flight); anything else is shown with its body.
+  expect(answers.filter((a) => a.status !== 201 && a.status !== 409).map((a) => `${a.status} ${a.text}`)).toEqual([]);
   expect(new Set(created.map((a) => a.text)).size).toBe(1);
   // A retry at either instance, once the first finished, is the stored response.
   for (const app of apps) expect((await pay(app.url, { key })).text).toBe(created[0]?.text);
@@ -77,7 +78,9 @@ describe('two instances sharing one redis-server', () => {
     const ledger = newLedger(250);
     beforeAll(async () => {
       // Two instances, each with its own Redis connection, as two processes would have.
-      for (let i = 0; i < 2; i++) apps.push(await startIdempotentApp(framework, guardOn(await store()), POLICY, ledger));
+      // A generous command timeout: what is tested is one processing under concurrency, not a slow
+      // Redis (a loaded machine answered 503 here; the timeouts have tests of their own below).
+      for (let i = 0; i < 2; i++) apps.push(await startIdempotentApp(framework, guardOn(await store(5000)), POLICY, ledger));
     });
     afterAll(async () => {
       for (const app of apps) await app.close();
@@ -330,7 +333,8 @@ describe('a Redis Cluster (three masters)', () => {
         const { client, close } = connect();
         closers.push(close);
         await redisReady(client, { logger: quiet, timeoutMs: 5000 });
-        apps.push(await startIdempotentApp(framework, guardOn(new RedisIdempotencyStore({ client, timeoutMs: 500 })), POLICY, ledger));
+        // A generous command timeout, as above: concurrency is tested here, not a slow Redis.
+        apps.push(await startIdempotentApp(framework, guardOn(new RedisIdempotencyStore({ client, timeoutMs: 5000 })), POLICY, ledger));
       }
     }, 20_000);
     afterAll(async () => {

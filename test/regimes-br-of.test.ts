@@ -11,20 +11,22 @@ import { type Authorized, createGuard, type GuardOptions, MemoryReplayStore, typ
 import { RedisReplayStore } from '@fapi-guard/redis';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import { Redis } from 'ioredis';
-import { jwtVerify, SignJWT } from 'jose';
+import { SignJWT } from 'jose';
 import { FRAMEWORKS, ROUTES, type StartedApp, serveHono, startApp } from './support/apps';
+import {
+  AUDIENCE,
+  BANK_ORG,
+  bankPayload,
+  bankResponseKey,
+  CLIENT_ORG,
+  clientKey,
+  OTHER_ORG,
+  otherKey,
+  URL_PAYMENTS,
+} from './support/brazil';
 import { send } from './support/http';
 import { TestRedis } from './support/redis';
 
-const AUDIENCE = 'https://rs.example.com';
-const URL_PAYMENTS = `${AUDIENCE}/payments`;
-const CLIENT_ORG = 'c2a8ea4b-19e3-4de9-a0a2-36e6c3bdbf0f';
-const OTHER_ORG = '74e929d9-33b6-4d85-8ba7-c146c867a817';
-const BANK_ORG = 'b961c4eb-509d-4edf-afeb-35642b38185d';
-
-const clientKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const bankKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const publicJwk = (key: typeof clientKey, kid: string) => ({ ...(key.publicKey.export({ format: 'jwk' }) as object), kid, use: 'sig' });
 
 let as: MockIssuer;
@@ -69,7 +71,7 @@ const options = (): GuardOptions => ({
         'client-2': { organisationId: OTHER_ORG, jwksUri: `${keyStoreUrl}/other.jwks` },
       },
       organisationId: BANK_ORG,
-      responseKey: { ...(bankKey.privateKey.export({ format: 'jwk' }) as object), kid: 'bank-key' },
+      responseKey: bankResponseKey(),
     },
   },
 });
@@ -83,19 +85,6 @@ function signedBody(claims: Record<string, unknown> = {}, header: Record<string,
   return new SignJWT({ aud: URL_PAYMENTS, iss: CLIENT_ORG, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), data, ...claims })
     .setProtectedHeader({ alg: 'PS256', typ: 'JWT', kid: 'client-key', ...header } as never)
     .sign(key);
-}
-
-/** The bank's signed answer, verified with jose: audience the client's organisation, issuer the bank. */
-async function bankPayload(text: string, audience = CLIENT_ORG) {
-  const { payload, protectedHeader } = await jwtVerify(text, bankKey.publicKey, {
-    algorithms: ['PS256'],
-    audience,
-    issuer: BANK_ORG,
-    typ: 'JWT',
-  });
-  expect(protectedHeader.kid).toBe('bank-key');
-  expect(typeof payload.jti).toBe('string');
-  return payload as { data: Record<string, unknown> };
 }
 
 describe('openFinanceBrasil configuration', () => {

@@ -61,7 +61,7 @@ export interface Guard {
   /** Builds the absolute URL the client addressed, from `publicUrl` / `trustedProxies`. */
   requestUrl(connection: ConnectionInfo): UrlResult;
   /** The refusal for a request whose URL cannot be trusted (adapters call this). */
-  refuse(reason: GuardErrorReason, detail: string, policy?: CompiledPolicy, headers?: GuardHeaders): GuardError;
+  refuse(reason: GuardErrorReason, detail: string, policy?: CompiledPolicy, headers?: GuardHeaders, auth?: Authorized): GuardError;
   /**
    * Reports the idempotency decision on a request `auth` allowed (a {@link DecisionEvent} with
    * `idempotency` set): a refusal, or a replay with the stored response's `status`. `started` is
@@ -151,12 +151,13 @@ function buildGuard(options: GuardOptions): Guard {
     policy: (policy) => compileRoute(parts, policy),
     requestUrl: (connection) => parts.origin.resolve(connection),
     // With the request's headers the refusal carries its x-fapi-interaction-id too.
-    refuse: (reason, detail, policy, headers) =>
+    refuse: (reason, detail, policy, headers, auth) =>
       toError(
         parts,
         { reason, detail },
         compileRoute(parts, policy),
         parts.opts.interactionId && headers ? interactionId(headers).id : undefined,
+        auth,
       ),
     reportIdempotency(auth, request, outcome, started) {
       const interaction = auth.interactionId === undefined ? undefined : { id: auth.interactionId };

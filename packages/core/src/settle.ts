@@ -30,7 +30,11 @@ function schemesOf(parts: GuardParts, policy: CompiledPolicy): AuthScheme[] {
   return schemes;
 }
 
-export function toError(parts: GuardParts, refusal: Refusal, policy: CompiledPolicy, interaction?: string): GuardError {
+/**
+ * `auth`: the authorization a refusal after the checks answers for (an idempotency key refused by
+ * a layer behind the one whose answers are signed): its answers' form holds for the refusal too.
+ */
+export function toError(parts: GuardParts, refusal: Refusal, policy: CompiledPolicy, interaction?: string, auth?: Authorized): GuardError {
   const headers: Record<string, string> = {};
   if (interaction) headers['x-fapi-interaction-id'] = interaction;
   const challenge = renderChallenges(refusal.reason, {
@@ -51,19 +55,23 @@ export function toError(parts: GuardParts, refusal: Refusal, policy: CompiledPol
   const retryAfterMs = refusal.retryAfterMs ?? (REASONS[refusal.reason].status === 503 ? 1000 : undefined);
   if (retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
   headers['cache-control'] = 'no-store';
-  // The detail quotes request and token values (kid, htu, ...): escaped and bounded for logs.
+  // A refusal behind the layer whose answers the bank signs (Open Finance Brasil) is signed as they
+  // are, so it takes their envelope. (The OB envelope is only for refusals with an OB code, none of
+  // which come after the checks.)
+  const openFinanceBrasil = policy.jwtBody !== undefined || (auth !== undefined && parts.marks.brSigning.has(auth));
   const envelope = policy.jwsSignature
     ? obErrorEnvelope(refusal.reason, interaction)
-    : policy.jwtBody
+    : openFinanceBrasil
       ? brErrorEnvelope(refusal.reason, parts.opts.now())
       : undefined;
   // Open Finance Brasil: errors are signed too, once the client (the audience) is known.
-  const brazil = policy.jwtBody && parts.opts.messageSigning?.openFinanceBrasil;
+  const brazil = openFinanceBrasil ? parts.opts.messageSigning?.openFinanceBrasil : undefined;
   const audience = brazil && refusal.token && brazil.organisations.get(refusal.token.claims.client_id);
   const signed =
     brazil?.signer && audience
       ? signJwtBody(envelope, { key: brazil.signer, iss: brazil.organisationId }, audience, parts.opts.now() / 1000)
       : undefined;
+  // The detail quotes request and token values (kid, htu, ...): escaped and bounded for logs.
   return new GuardError(refusal.reason, logValue(refusal.detail), headers, envelope, signed);
 }
 

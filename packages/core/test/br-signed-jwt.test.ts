@@ -4,7 +4,17 @@
  * one that refuses.
  */
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
-import { ClientKeys, isJwtMediaType, MemoryReplayStore, type ObKey, obVerificationKey, verifyJwtBody } from '../src/index';
+import { canonicalJson, payloadFingerprint, unverifiedClaimsFingerprint } from '../src/idempotency/fingerprint';
+import {
+  ClientKeys,
+  isJwtMediaType,
+  MemoryReplayStore,
+  type ObKey,
+  obVerificationKey,
+  requestFingerprint,
+  verifyJwtBody,
+} from '../src/index';
+import { BR_JWT_MAX_LENGTH, unverifiedJwtClaims } from '../src/regimes/br-signed-jwt';
 
 const NOW = 1_765_000_000;
 const URL = 'https://rs.example.com/payments';
@@ -112,5 +122,44 @@ describe('signed JWT body', () => {
     expect((await check(padded(pad))).ok).toBe(true);
     const over = `${padded(pad)} `.padEnd(limit + 1, ' ');
     expect(await check(over)).toMatchObject({ failure: 'malformed' });
+  });
+});
+
+describe('unverifiedJwtClaims (a layer ahead of the one that verifies the body)', () => {
+  const segment = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const claims = { aud: 'https://rs.example.com/payments', iss: 'org', iat: 1, jti: 'j', data: { amount: '1.00' } };
+  const jws = (payload: string) => Buffer.from(`${segment({ alg: 'PS256' })}.${payload}.c2ln`);
+
+  it('IDEM-17 reads every claim but jti and iat, of an application/jwt compact JWS only', () => {
+    expect(unverifiedJwtClaims('Application/JWT; charset=utf-8', jws(segment(claims)))).toEqual({
+      aud: claims.aud,
+      iss: 'org',
+      data: { amount: '1.00' },
+    });
+    for (const [type, body] of [
+      ['application/json', jws(segment(claims))],
+      [undefined, jws(segment(claims))],
+      ['application/jwt', Buffer.from(`${segment({})}.${segment(claims)}`)],
+      ['application/jwt', Buffer.from(`${segment({})}.${segment(claims)}.c2ln.x`)],
+      ['application/jwt', Buffer.from(`${segment({})}.${segment(claims)}.c2l+`)],
+      ['application/jwt', jws(segment([1]))],
+      ['application/jwt', jws('not-json')],
+    ] as const) {
+      expect(unverifiedJwtClaims(type, body)).toBeUndefined();
+    }
+    // Bounded: a body of the limit is read (white space around it is trimmed), one byte more is not.
+    const padded = (length: number) => Buffer.from(`${' '.repeat(length - jws(segment(claims)).length)}${jws(segment(claims))}`);
+    expect(unverifiedJwtClaims('application/jwt', padded(BR_JWT_MAX_LENGTH))).toMatchObject({ iss: 'org' });
+    expect(unverifiedJwtClaims('application/jwt', padded(BR_JWT_MAX_LENGTH + 1))).toBeUndefined();
+  });
+
+  it('IDEM-06 IDEM-17 its fingerprint is neither a verified data fingerprint nor one of body bytes', () => {
+    const url = 'https://rs.example.com/payments';
+    const rest = unverifiedJwtClaims('application/jwt', jws(segment(claims))) as Record<string, unknown>;
+    const fingerprint = unverifiedClaimsFingerprint('POST', url, rest);
+    expect(fingerprint).toBe(unverifiedClaimsFingerprint('POST', url, { ...rest }));
+    expect(fingerprint).not.toBe(payloadFingerprint('POST', url, rest));
+    expect(fingerprint).not.toBe(unverifiedClaimsFingerprint('POST', url, { ...rest, iss: 'other' }));
+    expect(fingerprint).not.toBe(requestFingerprint('POST', url, Buffer.from(canonicalJson(rest))));
   });
 });

@@ -6,7 +6,7 @@
  * Banking's `x-jws-signature` and Open Finance Brasil's signed bodies (BR-02).
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { type ClientKeySource, ClientKeys } from '../src/signatures/client-keys.js';
+import { type ClientKeySource, ClientKeys, keysOf } from '../src/signatures/client-keys.js';
 import type { SignatureJwk } from '../src/signatures/keys.js';
 
 const jwk = (kid: string): SignatureJwk => ({
@@ -77,12 +77,28 @@ describe('where a client’s keys come from', () => {
   });
 });
 
+describe('keysOf: the usable keys of a fetched set', () => {
+  it('SIG-01 a document without a keys array is no JWK set; a kid named twice is dropped, not kept empty', () => {
+    for (const document of [null, undefined, 'keys', {}, { keys: {} }]) expect(() => keysOf(document)).toThrow(new Error('not a JWK set'));
+    const keys = keysOf({ keys: [K1, { ...K2, kid: 'k1' }, K2, { kty: 'oct', kid: 'k4' }] });
+    expect([...keys.keys()]).toEqual(['k2']);
+    expect(keys.has('k1')).toBe(false);
+  });
+
+  it('SIG-01 a client named nowhere, with no resolver: no keys, not unavailable', async () => {
+    const keys = new ClientKeys({ clients: { a: set(K1) } }, Date.now);
+    expect(await keys.key('b', 'k1')).toEqual({ ok: false, unavailable: false, detail: 'client b has no registered message signing keys' });
+  });
+});
+
 describe('the options, checked at start', () => {
   it('needs clients or resolveClient, a JWK set or an https URL per client, and no private key', () => {
     expect(() => new ClientKeys({}, Date.now)).toThrow('messageSigning needs clients or resolveClient');
-    expect(() => new ClientKeys({ clients: { a: {} as ClientKeySource } }, Date.now)).toThrow(
-      'messageSigning.clients["a"] needs jwks ({ keys: [...] }) or jwksUri',
-    );
+    for (const source of [{}, { jwks: {} }, { jwks: null }, null, 'https://keys.example.com/a.jwks']) {
+      expect(() => new ClientKeys({ clients: { a: source as ClientKeySource } }, Date.now)).toThrow(
+        new TypeError('fapi-guard: messageSigning.clients["a"] needs jwks ({ keys: [...] }) or jwksUri'),
+      );
+    }
     const priv = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }) as SignatureJwk;
     expect(() => new ClientKeys({ clients: { a: set({ ...priv, kid: 'p' }) } }, Date.now)).toThrow(
       'messageSigning.clients["a"] holds private key material',

@@ -161,12 +161,14 @@ describe('client keys from a JWKS URL', () => {
   let served: { keys: SignatureJwk[] } = { keys: [] };
   let up = true;
   let fetches = 0;
+  const accepts = new Set<string>();
   const first = { ...(generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }) as SignatureJwk), kid: 'k1' };
   const second = { ...(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }) as SignatureJwk), kid: 'k2' };
 
   beforeAll(async () => {
-    server = createServer((_req, res) => {
+    server = createServer((req, res) => {
       fetches++;
+      accepts.add(String(req.headers.accept));
       if (!up) {
         res.statusCode = 503;
         res.end();
@@ -201,7 +203,13 @@ describe('client keys from a JWKS URL', () => {
     expect(await keys.key('c', 'k1')).toMatchObject({ ok: true });
     // A client never fetched while its JWKS is down: unavailable (503), then fine once it is back.
     const fresh = new ClientKeys({ clients: { c: { jwksUri: url } } }, () => now);
-    expect(await fresh.key('c', 'k1')).toMatchObject({ ok: false, unavailable: true });
+    expect(await fresh.key('c', 'k1')).toMatchObject({
+      ok: false,
+      unavailable: true,
+      detail: `keys of client c unavailable: GET jwksUri of client c ${url} answered 503`,
+    });
+    // A JWK set asked for as one (RFC 7517 §8.5), plain JSON accepted.
+    expect([...accepts]).toEqual(['application/jwk-set+json, application/json']);
     up = true;
     now += 30_000;
     expect(await fresh.key('c', 'k1')).toMatchObject({ ok: true });

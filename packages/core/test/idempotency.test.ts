@@ -3,6 +3,7 @@
  * route policy's checks at start-up, the bounded in-memory store, and the response-size bound of
  * the Node recorder over a real HTTP server.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -19,7 +20,7 @@ import {
   startNodeIdempotency,
   writeIdempotencyAnswer,
 } from '@fapi-guard/core';
-import { canonicalJson, payloadFingerprint } from '../src/idempotency/fingerprint';
+import { canonicalJson, payloadFingerprint, sameRequest, sameTarget } from '../src/idempotency/fingerprint';
 
 const h = (...values: string[]): GuardHeaders => ({ 'idempotency-key': values, 'x-idempotency-key': values });
 
@@ -87,6 +88,41 @@ describe('requestFingerprint', () => {
     ]) {
       expect(other).not.toBe(base);
     }
+  });
+});
+
+describe('sameTarget', () => {
+  const url = 'https://api.example/payments';
+  it('IDEM-16 tells a request to the same method and target URI from one to another route, whatever the body', () => {
+    const first = requestFingerprint('POST', url, Buffer.from('{"a":1}'));
+    expect(sameTarget(first, requestFingerprint('POST', url, Buffer.from('{"a":2}')))).toBe(true);
+    expect(sameTarget(first, payloadFingerprint('POST', url, { a: 1 }))).toBe(true);
+    for (const other of [
+      requestFingerprint('PUT', url, Buffer.from('{"a":1}')),
+      requestFingerprint('POST', `${url}?x`, Buffer.from('{"a":1}')),
+      requestFingerprint('POSThttps://api.example/payments', '', Buffer.from('{"a":1}')),
+    ]) {
+      expect(sameTarget(first, other)).toBe(false);
+    }
+    // A fingerprint stored by an earlier release (no target part) is never the same target.
+    expect(sameTarget(first.slice(first.indexOf('.') + 1), first)).toBe(false);
+    expect(sameTarget(`.${first}`, `.${first}`)).toBe(false);
+  });
+
+  it('IDEM-06 a fingerprint stored by an earlier release (the request part alone) still names the same request', () => {
+    const body = Buffer.from('{"a":1}');
+    const sha = (...parts: (string | Buffer)[]) => parts.reduce((h, p) => h.update(p), createHash('sha256'));
+    // The earlier release's fingerprint: length-prefixed method and target URI, then the body's SHA-256.
+    const earlier = sha('4:POST', `${url.length}:${url}`, sha(body).digest()).digest('base64url');
+    const now = requestFingerprint('POST', url, body);
+    expect(now).toBe(`${sha('4:POST', `${url.length}:${url}`).digest('base64url')}.${earlier}`);
+    expect([sameRequest(now, now), sameRequest(earlier, now)]).toEqual([true, true]);
+    const other = requestFingerprint('POST', url, Buffer.from('{"a":2}'));
+    expect([sameRequest(other, now), sameRequest(other.slice(other.indexOf('.') + 1), now), sameRequest(`x${now}`, now)]).toEqual([
+      false,
+      false,
+      false,
+    ]);
   });
 });
 

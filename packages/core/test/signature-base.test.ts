@@ -240,8 +240,11 @@ describe('RFC 9421 §4 Signature and Signature-Input', () => {
   });
 
   it('HMS-02 lists each signature with its covered components serialised', () => {
-    const parsed = parse({ 'signature-input': 's=("@query-param";name="q" "x-a";sf "@method");created=1', signature: 's=:AAAA:' })();
-    expect(parsed.get('s')?.components).toEqual(['"@query-param";name="q"', '"x-a";sf', '"@method"']);
+    const parsed = parse({
+      'signature-input': 's=("@query-param";name="q" "x-a";sf "@method" "signature";req;key="sig1");created=1',
+      signature: 's=:AAAA:',
+    })();
+    expect(parsed.get('s')?.components).toEqual(['"@query-param";name="q"', '"x-a";sf', '"@method"', '"signature";req;key="sig1"']);
   });
 });
 

@@ -103,12 +103,6 @@ export interface FapiGuardHono {
 
 const ADAPTER_KEYS: readonly string[] = ['connection', 'errors', 'errorBody'];
 
-/**
- * Requests whose answer is a stored response replayed by a later layer (idempotency keys): the
- * layer that signs for the authorization signs it as a replay. Kept by the Context, one per request.
- */
-const replays = new WeakSet<Context>();
-
 /** A Node `IncomingMessage`, as `@hono/node-server` passes it in `c.env.incoming`. */
 function isNodeRequest(value: unknown): value is IncomingMessage {
   return typeof value === 'object' && value !== null && Array.isArray((value as IncomingMessage).rawHeaders) && 'socket' in value;
@@ -144,6 +138,23 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
   const guard = 'check' in options ? options : createGuard(options);
   checkAdapterOptions(adapter);
   const connectionOf = adapter.connection ?? runtimeConnection;
+  // Kept by the Context (one per request), for this guard's layers alone: another guard's layers
+  // between them neither see nor settle them.
+  /** Requests answered with a stored response by a later layer: the layer that signs for the authorization signs it as a replay. */
+  const replays = new WeakSet<Context>();
+  /**
+   * The recorder of the claim in force for the request (the deepest layer's: a later layer with
+   * rules of its own claims the key again). The outermost layer records with it, once every
+   * layer has set its headers and the response is signed, so that what is stored is what was
+   * sent (an unsignable answer leaves as a 500, which frees the key).
+   */
+  const recorders = new WeakMap<Context, (response: Response) => Promise<unknown>>();
+  /** Records what the request was answered with, once, with the claim in force. */
+  const recordAnswer = async (c: Context, response: Response) => {
+    const record = recorders.get(c);
+    recorders.delete(c);
+    await record?.(response);
+  };
   return {
     guard,
     metadata(): MiddlewareHandler {
@@ -205,7 +216,15 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       // Set after it, they would make Hono copy the finished response, and @hono/node-server
       // then streams the copy instead of writing it at once — several times the route's CPU time.
       for (const [name, value] of headers) c.header(name, value);
-      await next();
+      if (idempotent.kind === 'claimed') recorders.set(c, idempotent.record);
+      try {
+        await next();
+      } catch (error) {
+        // Hono turns an Error into a 500 itself, and passes on anything else a handler throws:
+        // the claim is freed as for any 5xx (a retry is processed, not held for the key's lifetime).
+        if (earlier === undefined) await recordAnswer(c, new Response(null, { status: 500 }));
+        throw error;
+      }
       if (answers) {
         // A response the handler built itself does not carry them (and a handler may overwrite
         // one): those are set again, on a copy as Hono does, so the guard's value is what is sent.
@@ -220,8 +239,8 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
           c.res = signed;
         }
       }
-      // Recorded as sent by this layer: after the guard's headers and the response signature.
-      if (idempotent.kind === 'claimed') await idempotent.record(c.res);
+      // Recorded as sent, by the outermost layer: after every layer's headers and the response signature.
+      if (earlier === undefined) await recordAnswer(c, c.res);
     };
   }
 }

@@ -15,8 +15,9 @@ import type { GuardError, GuardErrorReason } from '../errors.js';
 import type { Authorized, Guard } from '../guard.js';
 import { logValue } from '../observe/log-value.js';
 import type { CompiledPolicy } from '../policy.js';
+import { unverifiedJwtClaims } from '../regimes/br-signed-jwt.js';
 import type { GuardRequest } from '../request.js';
-import { payloadFingerprint, requestFingerprint } from './fingerprint.js';
+import { payloadFingerprint, requestFingerprint, sameRequest, sameTarget, unverifiedClaimsFingerprint } from './fingerprint.js';
 import { readIdempotencyKey } from './key.js';
 import { MemoryIdempotencyStore } from './memory.js';
 import type { IdempotencyStore, StoredResponse } from './store.js';
@@ -105,7 +106,7 @@ function refuseExchange(
   reason: GuardErrorReason,
   detail: string,
 ): { kind: 'refused'; error: GuardError } {
-  const error = guard.refuse(reason, detail, policy, request.headers);
+  const error = guard.refuse(reason, detail, policy, request.headers, auth);
   guard.reportIdempotency(auth, request, error, started);
   return { kind: 'refused', error };
 }
@@ -136,8 +137,17 @@ export function idempotencyKeyOf(
  */
 export type OpenedExchange =
   | Exclude<IdempotencyStart, { kind: 'replay' | 'refused' }>
-  | { kind: 'refused'; error: GuardError; layers?: number; report?(): void }
-  | { kind: 'replay'; response: StoredResponse; layers?: number; report(): void };
+  | {
+      kind: 'refused';
+      error: GuardError;
+      layers?: number;
+      /** `layers` as an earlier release counted them: from the layer that opened the exchange, not the first. */
+      countedFromOpening?: boolean;
+      report?(): void;
+      /** The same refusal in the form of a deeper layer that answers it (its envelope: settle.ts). */
+      renderAt?(policy: CompiledPolicy, auth: Authorized): GuardError;
+    }
+  | { kind: 'replay'; response: StoredResponse; layers?: number; countedFromOpening?: boolean; report(): void };
 
 /**
  * Reads the key, fingerprints the request and claims the key for the authenticated client; the
@@ -176,10 +186,20 @@ export async function openExchange(
       : refuse('body_unavailable', 'the body was read before fapi-guard could fingerprint it: mount rawBody() before the body parsers');
   }
   // Open Finance Brasil signs each attempt anew: its verified `data` claim is what a retry repeats.
+  // A layer ahead of the one that verifies the body (an app-wide key layer), or on a route that
+  // never does, reads the claims unverified: all of them but the two made anew, `jti` and `iat`.
+  // A stored answer is sent no earlier than at the layer as deep as the first request's, which has
+  // verified this request's body by then where the route verifies one (layers.ts).
   const method = request.method.toUpperCase();
+  const unverified =
+    auth.jwtBody === undefined && guard.options.messageSigning?.openFinanceBrasil
+      ? unverifiedJwtClaims(request.headers['content-type']?.[0], body.body)
+      : undefined;
   const fingerprint = auth.jwtBody
     ? payloadFingerprint(method, request.url, auth.jwtBody.data)
-    : requestFingerprint(method, request.url, body.body);
+    : unverified
+      ? unverifiedClaimsFingerprint(method, request.url, unverified)
+      : requestFingerprint(method, request.url, body.body);
   const storeKey = idempotencyStoreKey(auth, read.key);
   const store = idempotencyStoreOf(guard);
   const claimedAt = guard.options.now();
@@ -191,18 +211,37 @@ export async function openExchange(
   }
   if (!claim.claimed) {
     const { record } = claim;
-    const layers = record.state === 'done' ? record.response.layers : record.state === 'unkept' ? record.layers : undefined;
-    // What the key holds is told only as late as the first request was answered (layers.ts).
+    // What the key holds is told only as late as the first request was answered (layers.ts): at the
+    // layer as deep, on the same route. A request to another route (another method or target URI)
+    // may pass fewer layers: it is answered at once, so that its handler never runs under a used key.
+    // (A fingerprint of an earlier release, without its target part, names the same route when it names the same request.)
+    const layers = !(sameTarget(record.fingerprint, fingerprint) || sameRequest(record.fingerprint, fingerprint))
+      ? undefined
+      : record.state === 'done'
+        ? record.response.layers
+        : record.state === 'unkept'
+          ? record.layers
+          : undefined;
+    // An earlier release's record (no target part) counted the layers from the one that opened the exchange.
+    const countedFromOpening = !record.fingerprint.includes('.');
     const answer = (reason: GuardErrorReason, detail: string) => {
-      const error = guard.refuse(reason, detail, policy, request.headers);
-      return { kind: 'refused' as const, error, layers, report: () => guard.reportIdempotency(auth, request, error, started) };
+      const error = guard.refuse(reason, detail, policy, request.headers, auth);
+      return {
+        kind: 'refused' as const,
+        error,
+        layers,
+        countedFromOpening,
+        report: () => guard.reportIdempotency(auth, request, error, started),
+        renderAt: (at: CompiledPolicy, by: Authorized) => guard.refuse(reason, detail, at, request.headers, by),
+      };
     };
     // draft §2.7: the same key with another request is 422, whatever state the first one is in.
-    if (record.fingerprint !== fingerprint) return answer('idempotency_key_reused', 'fingerprint differs from the first request');
+    if (!sameRequest(record.fingerprint, fingerprint))
+      return answer('idempotency_key_reused', 'fingerprint differs from the first request');
     if (record.state === 'in_flight') return answer('idempotency_key_in_flight', 'the first request has not finished');
     if (record.state === 'unkept') return answer('idempotency_response_unkept', 'the response exceeded maxResponseBytes');
     const report = () => guard.reportIdempotency(auth, request, { replayed: record.response.status }, started);
-    return { kind: 'replay', response: ownExchangeHeaders(record.response, auth), layers, report };
+    return { kind: 'replay', response: ownExchangeHeaders(record.response, auth), layers, countedFromOpening, report };
   }
   const { token } = claim;
   const logger = guard.options.logger;

@@ -3,31 +3,64 @@
  * Fingerprint"): what a retry must repeat exactly to be answered with the first response.
  * SHA-256 over the method, the absolute target URI (path and query, as the guard computed it)
  * and the SHA-256 of the body bytes as received. Each part is length-prefixed, so no two
- * different requests can be written as the same input.
+ * different requests can be written as the same input. It is written `<target>.<request>`:
+ * the first part, SHA-256 over method and target URI alone, tells whether a request under a
+ * used key went to the same route as the first one ({@link sameTarget}).
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 
 export function requestFingerprint(method: string, targetUri: string, body: Uint8Array): string {
-  return fingerprint([method, targetUri], createHash('sha256').update(body).digest());
+  return fingerprint([method, targetUri], [], createHash('sha256').update(body).digest());
 }
 
 /**
  * The fingerprint of a request whose body is an Open Finance Brasil signed JWT ("Idempotência"):
  * every attempt is signed anew, with a new `jti` and `iat`, so a retry is the same request when
- * its verified `data` claim has the same content. The claim is hashed in a canonical form
- * (canonicalJson), behind a part that marks it, so it never equals a fingerprint of body bytes.
+ * its `data` claim has the same content. The claim is hashed in a canonical form (canonicalJson),
+ * behind a part that marks it, so it never equals a fingerprint of body bytes.
  */
 export function payloadFingerprint(method: string, targetUri: string, data: unknown): string {
-  return fingerprint([method, targetUri, 'br-of:data'], createHash('sha256').update(canonicalJson(data), 'utf8').digest());
+  return fingerprint([method, targetUri], ['br-of:data'], createHash('sha256').update(canonicalJson(data), 'utf8').digest());
 }
 
-function fingerprint(parts: readonly string[], bodyDigest: Buffer): string {
-  const hash = createHash('sha256');
+/**
+ * The fingerprint of an Open Finance Brasil signed body read by a layer that has not verified it:
+ * its claims less `jti` and `iat`, in canonical form, behind a part of its own (never equal to a
+ * fingerprint of verified `data` or of body bytes).
+ */
+export function unverifiedClaimsFingerprint(method: string, targetUri: string, claims: Record<string, unknown>): string {
+  return fingerprint([method, targetUri], ['br-of:claims'], createHash('sha256').update(canonicalJson(claims), 'utf8').digest());
+}
+
+/**
+ * True when `stored` (what a key holds) fingerprints the same request as `fingerprint`. A
+ * fingerprint stored by a release before the target part was added is the request part alone.
+ */
+export function sameRequest(stored: string, fingerprint: string): boolean {
+  return stored === fingerprint || stored === fingerprint.slice(fingerprint.indexOf('.') + 1);
+}
+
+/** True when two fingerprints are of requests with the same method and target URI. */
+export function sameTarget(a: string, b: string): boolean {
+  // A fingerprint of an earlier release has no target part: never the same target.
+  const dot = a.indexOf('.');
+  return dot > 0 && a.slice(0, dot + 1) === b.slice(0, dot + 1);
+}
+
+function lengthPrefixed(hash: Hash, parts: readonly string[]): Hash {
   for (const part of parts) {
     const bytes = Buffer.from(part, 'utf8');
     hash.update(`${bytes.length}:`).update(bytes);
   }
-  return hash.update(bodyDigest).digest('base64url');
+  return hash;
+}
+
+function fingerprint(target: readonly string[], marks: readonly string[], bodyDigest: Buffer): string {
+  const targetPart = lengthPrefixed(createHash('sha256'), target).digest('base64url');
+  const whole = lengthPrefixed(createHash('sha256'), [...target, ...marks])
+    .update(bodyDigest)
+    .digest('base64url');
+  return `${targetPart}.${whole}`;
 }
 
 /**

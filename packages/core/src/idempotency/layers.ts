@@ -5,8 +5,9 @@
  * rules) before anything is answered:
  *
  * - a retry's stored response is sent by the layer as deep as the one that let the first request
- *   through to its handler (the depth is kept with the response), never by an earlier one: a
- *   retry is answered only to a request that passed every check the first one passed;
+ *   through to its handler (the depth is kept with the response, counted from the guard's first
+ *   layer), never by an earlier one: a retry is answered only to a request that passed every
+ *   check the first one passed;
  * - a later layer that refuses the first request frees the key: a refusal of the guard is no
  *   outcome of the payment to repeat to a corrected retry;
  * - a later layer whose own idempotency settings differ (another header, lifetime, size bound)
@@ -26,7 +27,7 @@ import type { CompiledIdempotency } from './policy.js';
 interface Exchange {
   /** The settings of the layer that opened the exchange. */
   settings: CompiledIdempotency;
-  /** Layers of the guard that authorized this request so far, from that layer on. */
+  /** Layers of the guard that authorized this request so far (the first one too, with idempotency or not). */
   depth: number;
   /** The key's claim (first request), freed if a later layer refuses. */
   ticket?: IdempotencyTicket;
@@ -34,10 +35,13 @@ interface Exchange {
    * What the key held (the stored response, or a refusal: another request under the key, a
    * response not kept), answered once `depth` reaches `layers`; `report` when it is sent.
    */
-  deferred?: { start: IdempotencyStart; layers: number; report(): void };
+  deferred?: { start: IdempotencyStart; layers: number; report(): void; renderAt?(policy: CompiledPolicy, auth: Authorized): GuardError };
 }
 
 const exchanges = new WeakMap<Guard, WeakMap<object, Exchange>>();
+
+/** How many layers of each guard have authorized each request so far (each asks idempotencyApplies once). */
+const positions = new WeakMap<Guard, WeakMap<object, number>>();
 
 const PASS: IdempotencyStart = { kind: 'pass' };
 
@@ -49,8 +53,17 @@ function exchangeOf(guard: Guard, request: object): Exchange | undefined {
 /**
  * True when the layer with `policy` has idempotency work for this request: its own key rules, or
  * an exchange an earlier layer opened (each layer counts, and the deepest answers a retry).
+ * Each layer of the guard calls it once, after it authorized the request: it counts the layer,
+ * whether or not it has idempotency work, so that a layer's place is the same for every request
+ * to the route (a first request with a key for an app-wide layer, a retry with the route's only).
  */
 export function idempotencyApplies(guard: Guard, policy: CompiledPolicy, request: object): boolean {
+  let byRequest = positions.get(guard);
+  if (!byRequest) {
+    byRequest = new WeakMap();
+    positions.set(guard, byRequest);
+  }
+  byRequest.set(request, (byRequest.get(request) ?? 0) + 1);
   return policy.idempotency !== undefined || exchangeOf(guard, request) !== undefined;
 }
 
@@ -86,16 +99,19 @@ export async function idempotencyAtLayer(
 ): Promise<IdempotencyStart> {
   const exchange = exchangeOf(guard, key);
   const own = policy.idempotency;
+  // This layer's place among the guard's layers that authorized the request.
+  const position = positions.get(guard)?.get(key) ?? 1;
   if (!exchange || (own && !sameSettings(own, exchange.settings))) {
     if (!own) return PASS;
     // A later layer with rules of its own: what an earlier layer opened is let go (its claim freed).
+    // The layers are still counted from the first one, so that a retry is answered as deep.
     if (exchange) {
       exchanges.get(guard)?.delete(key);
       await exchange.ticket?.release();
     }
-    return openAtLayer(guard, policy, own, auth, key, exchangeRequest, readBody);
+    return openAtLayer(guard, policy, own, auth, key, exchangeRequest, readBody, position);
   }
-  exchange.depth += 1;
+  exchange.depth = position;
   // This layer's own key rules hold too (a key it requires).
   if (own) {
     const request = exchangeRequest();
@@ -108,12 +124,16 @@ export async function idempotencyAtLayer(
   const { deferred } = exchange;
   if (deferred && exchange.depth >= deferred.layers) {
     deferred.report();
-    return deferred.start;
+    // A refusal leaves in the form of the layer that answers it (Open Finance Brasil: the envelope the bank signs).
+    return deferred.renderAt ? { kind: 'refused', error: deferred.renderAt(policy, auth) } : deferred.start;
   }
   return PASS;
 }
 
-/** The first layer of the exchange under `settings`: claims the key, or finds what it holds. */
+/**
+ * The first layer of the exchange under `settings`: claims the key, or finds what it holds.
+ * `depth`: this layer's place among the guard's layers that authorized the request.
+ */
 async function openAtLayer(
   guard: Guard,
   policy: CompiledPolicy,
@@ -122,12 +142,13 @@ async function openAtLayer(
   key: object,
   exchangeRequest: () => Parameters<typeof openExchange>[3] | GuardError,
   readBody: () => Promise<BodyBytes>,
+  depth: number,
 ): Promise<IdempotencyStart> {
   const request = exchangeRequest();
   if (!('method' in request)) return { kind: 'refused', error: request };
   const start = await openExchange(guard, policy, auth, request, readBody);
   if (start.kind === 'claimed') {
-    const exchange: Exchange = { settings, depth: 1 };
+    const exchange: Exchange = { settings, depth };
     const { ticket } = start;
     exchange.ticket = {
       maxResponseBytes: ticket.maxResponseBytes,
@@ -143,8 +164,15 @@ async function openAtLayer(
     start.kind === 'replay' ? { kind: 'replay', response: start.response } : { kind: 'refused', error: start.error };
   const report = () => start.report?.();
   // Deeper layers checked the first request: the layer as deep answers, once it has checked this one.
-  if ((start.layers ?? 1) > 1) {
-    open(guard, key, { settings, depth: 1, deferred: { start: answer, layers: start.layers as number, report } });
+  // (A record of an earlier release counted the layers from the one that opened the exchange.)
+  const layers = start.countedFromOpening ? depth + (start.layers ?? 1) - 1 : (start.layers ?? 1);
+  if (layers > depth) {
+    const renderAt = start.kind === 'refused' ? start.renderAt : undefined;
+    open(guard, key, {
+      settings,
+      depth,
+      deferred: { start: answer, layers, report, ...(renderAt ? { renderAt } : {}) },
+    });
     return PASS;
   }
   report();

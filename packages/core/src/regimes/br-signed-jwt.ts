@@ -128,6 +128,22 @@ export function storedJwtData(text: string): { data: unknown } | undefined {
   return claims && Object.hasOwn(claims, 'data') ? { data: claims.data } : undefined;
 }
 
+/**
+ * The claims of a request body that is an `application/jwt` compact JWS, not verified, less the
+ * two that each attempt makes anew (`jti`, `iat`): what a layer ahead of the one that verifies the
+ * body fingerprints an idempotent request by (idempotency/exchange.ts), so that a retry signed
+ * anew is the same request there, and a body with any other claim changed is another.
+ */
+export function unverifiedJwtClaims(contentType: string | undefined, body: Uint8Array): Record<string, unknown> | undefined {
+  if (!isJwtMediaType(contentType) || body.length > BR_JWT_MAX_LENGTH) return undefined;
+  const parts = Buffer.from(body).toString('latin1').trim().split('.');
+  if (parts.length !== 3 || !parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p))) return undefined;
+  const claims = decodeJsonSegment(parts[1] as string);
+  if (!claims) return undefined;
+  const { jti: _jti, iat: _iat, ...rest } = claims;
+  return rest;
+}
+
 /** A response payload as the bank's signed JWT (`aud` the client's organisation, `iss` the bank's). */
 export function signJwtBody(data: unknown, signer: { key: ObSigningKey; iss: string }, aud: string, now: number): string {
   const header = Buffer.from(JSON.stringify({ alg: 'PS256', typ: 'JWT', kid: signer.key.kid })).toString('base64url');

@@ -78,8 +78,8 @@ type Structured = ReturnType<typeof parseDictionary> | ReturnType<typeof parseLi
 interface ParsedField {
   value: string;
   parsed: Structured;
-  /** `sf`, or `key <member>`, → the component value. */
-  serialised: Map<string, string>;
+  /** The member named by `key` (`undefined`: the whole field, `sf`) → the component value. */
+  serialised: Map<string | undefined, string>;
 }
 
 /**
@@ -121,7 +121,7 @@ export function parsedField(headers: GuardHeaders, name: string): Structured {
 /** §2.1.1 (`sf`) and §2.1.2 (`key`): the field re-serialised, or one member of a dictionary field. */
 function structuredComponent(headers: GuardHeaders, name: string, raw: string, key: BareItem | undefined): string {
   const field = structured(headers, name, raw);
-  const id = key === undefined ? 'sf' : `key ${String(key)}`;
+  const id = key === undefined ? undefined : String(key);
   let value = field.serialised.get(id);
   // Stryker disable next-line ConditionalExpression: equivalent, a memo; without it the same value is serialised again
   if (value !== undefined) return value;

@@ -63,9 +63,11 @@ export function keysOf<K extends { keyid: string } = NamedSignatureKey>(
   return keys;
 }
 
-function checkSource(source: ClientKeySource, what: string): void {
+function checkSource(source: ClientKeySource | null, what: string): void {
+  const needs = `fapi-guard: ${what} needs jwks ({ keys: [...] }) or jwksUri`;
+  if (typeof source !== 'object' || source === null) throw new TypeError(needs);
   if ('jwksUri' in source) assertSecureUrl(source.jwksUri, `${what}.jwksUri`);
-  else if (!Array.isArray(source?.jwks?.keys)) throw new TypeError(`fapi-guard: ${what} needs jwks ({ keys: [...] }) or jwksUri`);
+  else if (!Array.isArray(source.jwks?.keys)) throw new TypeError(needs);
   else for (const jwk of source.jwks.keys) if (jwk.d !== undefined) throw new TypeError(`fapi-guard: ${what} holds private key material`);
 }
 
@@ -105,13 +107,15 @@ export class ClientKeys<K extends { keyid: string } = NamedSignatureKey> {
     // client's keys are first fetched (or fetched for a new kid) are checked against what it brings.
     const due = !entry || entry.pending !== undefined || now - entry.lastAttempt >= this.cooldownMs;
     const stale = !entry || now - entry.at > this.cacheMs;
-    if (due && (stale || !entry?.keys.has(keyid))) {
+    // (No entry is always stale and due: past this, there is one.)
+    if (due && (stale || !(entry as Entry<K>).keys.has(keyid))) {
       entry = await this.load(clientId, entry);
       if (!entry) return { ok: false, unavailable: false, detail: `client ${clientId} has no registered message signing keys` };
     }
-    const key = entry?.keys.get(keyid);
+    const known = entry as Entry<K>;
+    const key = known.keys.get(keyid);
     if (key) return { ok: true, key };
-    if (entry && entry.keys.size === 0 && entry.error) return { ok: false, unavailable: true, detail: entry.error };
+    if (known.keys.size === 0 && known.error) return { ok: false, unavailable: true, detail: known.error };
     return { ok: false, unavailable: false, detail: `keyid ${JSON.stringify(keyid)} is not a key of client ${clientId}` };
   }
 

@@ -274,10 +274,8 @@ export function signResponse(
   now: number,
 ): SignedResponse {
   const added: Record<string, string> = {};
+  // The lines the base reads: the response's own, with the Content-Digest sent (below).
   const headers: Record<string, readonly string[]> = { ...response.headers };
-  delete headers['content-digest'];
-  delete headers.signature;
-  delete headers['signature-input'];
   const items: Item[] = [component('@status')];
   if (headerLines(headers, 'content-type').length > 0) items.push(component('content-type'));
   if (hasContent(response.body)) {
