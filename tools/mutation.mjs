@@ -148,7 +148,7 @@ export const MODULES = {
   hono: {
     mutate: ['packages/hono/src/**/*.ts'],
     quick: suites(...ADAPTER, 'test/hono'),
-    wide: suites('test/(profile|http2|attack-review-4|attack-review-5|attack-review-6|regimes-br-of)'),
+    wide: suites('test/(profile|http2|attack-review-4|attack-review-5|attack-review-6|attack-review-7|regimes-br-of)'),
   },
 };
 
