@@ -4,7 +4,7 @@
  * one that refuses.
  */
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
-import { canonicalJson, payloadFingerprint, unverifiedClaimsFingerprint } from '../src/idempotency/fingerprint';
+import { canonicalJson, payloadFingerprint, unverifiedClaimsFingerprint, unverifiedJwtClaims } from '../src/idempotency/fingerprint';
 import {
   ClientKeys,
   isJwtMediaType,
@@ -14,7 +14,6 @@ import {
   requestFingerprint,
   verifyJwtBody,
 } from '../src/index';
-import { BR_JWT_MAX_LENGTH, unverifiedJwtClaims } from '../src/regimes/br-signed-jwt';
 
 const NOW = 1_765_000_000;
 const URL = 'https://rs.example.com/payments';
@@ -147,10 +146,8 @@ describe('unverifiedJwtClaims (a layer ahead of the one that verifies the body)'
     ] as const) {
       expect(unverifiedJwtClaims(type, body)).toBeUndefined();
     }
-    // Bounded: a body of the limit is read (white space around it is trimmed), one byte more is not.
-    const padded = (length: number) => Buffer.from(`${' '.repeat(length - jws(segment(claims)).length)}${jws(segment(claims))}`);
-    expect(unverifiedJwtClaims('application/jwt', padded(BR_JWT_MAX_LENGTH))).toMatchObject({ iss: 'org' });
-    expect(unverifiedJwtClaims('application/jwt', padded(BR_JWT_MAX_LENGTH + 1))).toBeUndefined();
+    // White space around the token is trimmed, as the verifying layer trims it.
+    expect(unverifiedJwtClaims('application/jwt', Buffer.from(`  ${jws(segment(claims))}\n`))).toMatchObject({ iss: 'org' });
   });
 
   it('IDEM-06 IDEM-17 its fingerprint is neither a verified data fingerprint nor one of body bytes', () => {

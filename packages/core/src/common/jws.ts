@@ -82,3 +82,15 @@ export function decodeJsonSegment(segment: string): Record<string, unknown> | un
     return undefined;
   }
 }
+
+/** RFC 9110 §8.3.1: the media type `application/jwt` (RFC 7519 §10.3.1), case-insensitive, parameters ignored. */
+export function isJwtMediaType(contentType: string | undefined): boolean {
+  return (contentType ?? '').split(';', 1)[0]?.trim().toLowerCase() === 'application/jwt';
+}
+
+/** The payload of a compact JWS (three base64url segments) when it is a JSON object; the signature is not checked. */
+export function compactPayload(text: string): Record<string, unknown> | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 3 || !parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p))) return undefined;
+  return decodeJsonSegment(parts[1] as string);
+}

@@ -15,9 +15,15 @@ import type { GuardError, GuardErrorReason } from '../errors.js';
 import type { Authorized, Guard } from '../guard.js';
 import { logValue } from '../observe/log-value.js';
 import type { CompiledPolicy } from '../policy.js';
-import { unverifiedJwtClaims } from '../regimes/br-signed-jwt.js';
 import type { GuardRequest } from '../request.js';
-import { payloadFingerprint, requestFingerprint, sameRequest, sameTarget, unverifiedClaimsFingerprint } from './fingerprint.js';
+import {
+  payloadFingerprint,
+  requestFingerprint,
+  sameRequest,
+  sameTarget,
+  unverifiedClaimsFingerprint,
+  unverifiedJwtClaims,
+} from './fingerprint.js';
 import { readIdempotencyKey } from './key.js';
 import { MemoryIdempotencyStore } from './memory.js';
 import type { IdempotencyStore, StoredResponse } from './store.js';

@@ -8,6 +8,7 @@
  * used key went to the same route as the first one ({@link sameTarget}).
  */
 import { createHash, type Hash } from 'node:crypto';
+import { compactPayload, isJwtMediaType } from '../common/jws.js';
 
 export function requestFingerprint(method: string, targetUri: string, body: Uint8Array): string {
   return fingerprint([method, targetUri], [], createHash('sha256').update(body).digest());
@@ -21,6 +22,21 @@ export function requestFingerprint(method: string, targetUri: string, body: Uint
  */
 export function payloadFingerprint(method: string, targetUri: string, data: unknown): string {
   return fingerprint([method, targetUri], ['br-of:data'], createHash('sha256').update(canonicalJson(data), 'utf8').digest());
+}
+
+/**
+ * The claims of a request body that is an `application/jwt` compact JWS, not verified, less the
+ * two that each attempt makes anew (`jti`, `iat`): what a layer that has not verified an Open
+ * Finance Brasil signed body fingerprints the request by (exchange.ts), so that a retry signed
+ * anew is the same request there, and a body with any other claim changed is another. Read from
+ * the bytes already read for the fingerprint (bounded by `idempotency.maxRequestBytes`).
+ */
+export function unverifiedJwtClaims(contentType: string | undefined, body: Uint8Array): Record<string, unknown> | undefined {
+  if (!isJwtMediaType(contentType)) return undefined;
+  const claims = compactPayload(Buffer.from(body).toString('latin1').trim());
+  if (!claims) return undefined;
+  const { jti: _jti, iat: _iat, ...rest } = claims;
+  return rest;
 }
 
 /**

@@ -6,7 +6,7 @@
  * the same way, signed by the bank: `aud` the client's organisation, `iss` the bank's.
  */
 import { randomUUID, sign, verify } from 'node:crypto';
-import { decodeJsonSegment } from '../common/jws.js';
+import { compactPayload, decodeJsonSegment, isJwtMediaType } from '../common/jws.js';
 import type { ReplayStore } from '../common/stores.js';
 import type { ClientKeys } from '../signatures/client-keys.js';
 import type { ObKey, ObSigningKey } from './uk-ob-signature.js';
@@ -41,10 +41,7 @@ const fail = (failure: JwtBodyFailure, detail: string): JwtBodyResult => ({ ok: 
 const PS256 = { padding: 6, saltLength: 32 } as const;
 const JTI = /^[\x21-\x7e]{1,256}$/;
 
-/** RFC 9110 §8.3.1: the media type, case-insensitive, parameters ignored. */
-export function isJwtMediaType(contentType: string | undefined): boolean {
-  return (contentType ?? '').split(';', 1)[0]?.trim().toLowerCase() === 'application/jwt';
-}
+export { isJwtMediaType };
 
 function checkClaims(claims: Record<string, unknown>, expected: { aud: string; iss: string }, settings: JwtBodySettings, now: number) {
   if (claims.iss !== expected.iss) return fail('claims', 'iss is not the organisation of the client holding the token');
@@ -122,26 +119,8 @@ export async function verifyJwtBody(
  * another instance's key), and the caller takes stored answers only.
  */
 export function storedJwtData(text: string): { data: unknown } | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 3 || !parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p))) return undefined;
-  const claims = decodeJsonSegment(parts[1] as string);
+  const claims = compactPayload(text);
   return claims && Object.hasOwn(claims, 'data') ? { data: claims.data } : undefined;
-}
-
-/**
- * The claims of a request body that is an `application/jwt` compact JWS, not verified, less the
- * two that each attempt makes anew (`jti`, `iat`): what a layer ahead of the one that verifies the
- * body fingerprints an idempotent request by (idempotency/exchange.ts), so that a retry signed
- * anew is the same request there, and a body with any other claim changed is another.
- */
-export function unverifiedJwtClaims(contentType: string | undefined, body: Uint8Array): Record<string, unknown> | undefined {
-  if (!isJwtMediaType(contentType) || body.length > BR_JWT_MAX_LENGTH) return undefined;
-  const parts = Buffer.from(body).toString('latin1').trim().split('.');
-  if (parts.length !== 3 || !parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p))) return undefined;
-  const claims = decodeJsonSegment(parts[1] as string);
-  if (!claims) return undefined;
-  const { jti: _jti, iat: _iat, ...rest } = claims;
-  return rest;
 }
 
 /** A response payload as the bank's signed JWT (`aud` the client's organisation, `iss` the bank's). */
