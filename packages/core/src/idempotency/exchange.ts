@@ -137,6 +137,9 @@ export function idempotencyKeyOf(
   return refuseExchange(guard, policy, auth, request, performance.now(), 'idempotency_key_missing', `no ${settings.header} header`);
 }
 
+/** A refusal in the form of a deeper layer that answers it (that layer's envelope: settle.ts). */
+export type RenderAt = (policy: CompiledPolicy, auth: Authorized) => GuardError;
+
 /**
  * {@link beginIdempotency}, an answer from the store not yet reported: `report()` when it is
  * sent; `layers`, how many layers checked the first request (layers.ts answers after as many).
@@ -150,8 +153,8 @@ export type OpenedExchange =
       /** `layers` as an earlier release counted them: from the layer that opened the exchange, not the first. */
       countedFromOpening?: boolean;
       report?(): void;
-      /** The same refusal in the form of a deeper layer that answers it (its envelope: settle.ts). */
-      renderAt?(policy: CompiledPolicy, auth: Authorized): GuardError;
+      /** The same refusal, as a deeper layer that answers it renders it. */
+      renderAt?: RenderAt;
     }
   | { kind: 'replay'; response: StoredResponse; layers?: number; countedFromOpening?: boolean; report(): void };
 

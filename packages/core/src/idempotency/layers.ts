@@ -21,7 +21,14 @@ import type { GuardError } from '../errors.js';
 import type { Authorized, Guard } from '../guard.js';
 import type { CompiledPolicy } from '../policy.js';
 import { refusedByLayer } from '../runtime/layers.js';
-import { type BodyBytes, type IdempotencyStart, type IdempotencyTicket, idempotencyKeyOf, openExchange } from './exchange.js';
+import {
+  type BodyBytes,
+  type IdempotencyStart,
+  type IdempotencyTicket,
+  idempotencyKeyOf,
+  openExchange,
+  type RenderAt,
+} from './exchange.js';
 import type { CompiledIdempotency } from './policy.js';
 
 interface Exchange {
@@ -35,7 +42,7 @@ interface Exchange {
    * What the key held (the stored response, or a refusal: another request under the key, a
    * response not kept), answered once `depth` reaches `layers`; `report` when it is sent.
    */
-  deferred?: { start: IdempotencyStart; layers: number; report(): void; renderAt?(policy: CompiledPolicy, auth: Authorized): GuardError };
+  deferred?: { start: IdempotencyStart; layers: number; report(): void; renderAt?: RenderAt };
 }
 
 const exchanges = new WeakMap<Guard, WeakMap<object, Exchange>>();
