@@ -1,0 +1,361 @@
+/**
+ * Attack review 8: the idempotency exchange across layers after attack review 7 (layers counted
+ * from the guard's first layer, Hono's per-guard replay marks and recorders, the unverified-claims
+ * fingerprint of Open Finance Brasil bodies). Each test asserts the right behaviour.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createGuard, type GuardOptions, MemoryReplayStore } from '@fapi-guard/core';
+import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as honoGuard } from '@fapi-guard/hono';
+import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import express from 'express';
+import { Hono } from 'hono';
+import { serveHono } from './support/apps';
+import { AUDIENCE, BANK_ORG, bankPayload, bankResponseKey, CLIENT_ORG, clientKey, signedBody } from './support/brazil';
+import { clientKeyStore, type Listening, send } from './support/http';
+import { newLedger, type Party, sendPayment } from './support/idempotency-apps';
+
+const PUBLIC = 'https://api.bank.example';
+/** The Fetch standard's Response, before @hono/node-server puts its light one in its place (serveHono). */
+const NativeResponse = globalThis.Response;
+let as: MockIssuer;
+/** Two users of one client (one TPP): the payer holds `payments:write`, the reader does not. */
+let payer: Party;
+let reader: Party;
+let baseOptions: GuardOptions;
+
+beforeAll(async () => {
+  as = await MockIssuer.start({ audience: PUBLIC });
+  const [a, b] = await Promise.all([DpopClient.create('ES256'), DpopClient.create('ES256')]);
+  const mint = (scope: string, client: DpopClient, sub: string) =>
+    as.mint({ scope, jkt: client.jkt, audience: PUBLIC, claims: { client_id: 'client-tpp', sub } });
+  payer = { client: a, token: await mint('payments:write', a, 'alice') };
+  reader = { client: b, token: await mint('accounts:read', b, 'mallory') };
+  baseOptions = { issuer: as.issuer, audience: PUBLIC, publicUrl: PUBLIC };
+});
+afterAll(() => as?.stop());
+
+const key = (name: string) => `"${name}-${process.pid}-${Math.random().toString(36).slice(2)}"`;
+const BODY = '{"amount":"10.00"}';
+
+async function listen(server: Server): Promise<{ url: string; close(): Promise<unknown> }> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(resolve);
+      }),
+  };
+}
+void reader;
+
+// ---------------------------------------------------------------------------------------------
+// Hono: two adapters over one core guard (`fapiGuard(guard)`: "or pass a guard you created")
+// ---------------------------------------------------------------------------------------------
+
+describe('hono: two fapiGuard() adapters over one guard', () => {
+  it('IDEM-04 IDEM-16 an app-wide layer of one adapter, the key kept by a route layer of another: the retry gets the stored answer, the key is not held', async () => {
+    const ledger = newLedger(0);
+    // One guard, made once and shared by two modules of the app, each with its own adapter.
+    const guard = createGuard(baseOptions);
+    const appWide = honoGuard(guard);
+    const payments = honoGuard(guard);
+    const app = new Hono();
+    app.use('*', appWide.protect());
+    app.post('/payments', payments.protect({ scopes: ['payments:write'], idempotency: 'required' }), (c) =>
+      c.json({ payment: `pay-${++ledger.processed}` }, 201),
+    );
+    const served = await serveHono(app);
+    try {
+      const k = key('two-adapters');
+      const first = await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([first.status, first.json]).toEqual([201, { payment: 'pay-1' }]);
+      const retry = await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY });
+      // Current code: 409 idempotency_key_in_flight, for the key's whole lifetime (24 h; the claim is
+      // renewed every half lease). The route layer's recorder went into its own adapter's
+      // `recorders`; the outermost layer, of the other adapter, looks in its own map and records nothing.
+      expect([retry.status, retry.text, ledger.processed]).toEqual([201, first.text, 1]);
+    } finally {
+      await served.close();
+    }
+  });
+});
+
+describe('hono: a stored answer whose status carries no content', () => {
+  it('IDEM-04 IDEM-15 a first request answered 205 Reset Content: its retry gets the stored 205, not a 500 for the key’s lifetime (a runtime with the standard Response)', async () => {
+    // Bun, Deno, Workers (and Node without @hono/node-server's light Response): the Fetch standard's
+    // Response, which refuses a body, even an empty one, with a null-body status.
+    const light = Object.getOwnPropertyDescriptor(globalThis, 'Response');
+    Object.defineProperty(globalThis, 'Response', { value: NativeResponse, writable: true, configurable: true });
+    try {
+      const ledger = newLedger(0);
+      const fapi = honoGuard(baseOptions);
+      const app = new Hono();
+      // PUT of a payment's form state: done, the client resets its view (RFC 9110 §15.3.6: no content).
+      app.put('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), (c) => {
+        ledger.processed++;
+        return c.body(null, 205);
+      });
+      const k = key('reset');
+      const put = async () => {
+        const { client, token } = payer;
+        const dpop = await client.proof({ htm: 'PUT', htu: `${PUBLIC}/payments`, accessToken: token });
+        try {
+          const res = await app.request(`${PUBLIC}/payments`, {
+            method: 'PUT',
+            headers: { authorization: `DPoP ${token}`, dpop, 'content-type': 'application/json', 'idempotency-key': k },
+            body: BODY,
+          });
+          return [res.status, await res.text()];
+        } catch (e) {
+          // Hono answers 500 for an Error (here the TypeError comes from another realm than Jest's, so it passes through).
+          return [500, String(e)];
+        }
+      };
+      expect(await put()).toEqual([205, '']);
+      // Current code: 500. storedFetchResponse (idempotency/fetch.ts) hands the stored empty body to
+      // new Response() with status 205, a null-body status (Fetch: 101, 103, 204, 205, 304), which
+      // throws a TypeError; its NO_CONTENT set lists 204 and 304 only. Every retry, for 24 h.
+      expect([...(await put()), ledger.processed]).toEqual([205, '', 1]);
+    } finally {
+      if (light) Object.defineProperty(globalThis, 'Response', light);
+    }
+  });
+});
+
+describe('hono: a streamed answer on a route with idempotency', () => {
+  it('IDEM-04 the response head and the bytes produced so far go out while the handler still streams: no request held until the stream ends', async () => {
+    const fapi = honoGuard(baseOptions);
+    const app = new Hono();
+    let open!: (by: string) => void;
+    const gate = new Promise<string>((resolve) => {
+      open = resolve;
+    });
+    // Generous fallback, so that the suite never hangs: the test asserts who opened the gate, not when.
+    const fallback = setTimeout(() => open('fallback'), 8000);
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), () => {
+      const encoder = new TextEncoder();
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(encoder.encode('{"status":"accepted"}\n'));
+          // e.g. a payment's progress: the final event only once the client has the first one.
+          await gate;
+          controller.enqueue(encoder.encode('{"status":"settled"}\n'));
+          controller.close();
+        },
+      });
+      return new Response(body, { status: 201, headers: { 'content-type': 'application/x-ndjson' } });
+    });
+    const served = await serveHono(app);
+    try {
+      const { client, token } = payer;
+      const dpop = await client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: token });
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpRequest(`${served.url}/payments`, { method: 'POST', timeout: 20_000 }, (res) => {
+          // The head is here: the client now lets the payment settle.
+          open('client');
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        for (const [name, value] of Object.entries({
+          authorization: `DPoP ${token}`,
+          dpop,
+          'content-type': 'application/json',
+          'idempotency-key': key('stream'),
+        }))
+          req.setHeader(name, value);
+        req.end(BODY);
+      });
+      // Current code: the outermost layer reads a clone of the whole body (recorder in
+      // idempotency/fetch.ts) before it returns the response, so nothing is sent until the stream
+      // ends; a stream that ends only once the client has seen its start (or never: SSE) holds the
+      // request (here until the fallback timer).
+      expect([status, await gate]).toEqual([201, 'client']);
+    } finally {
+      clearTimeout(fallback);
+      await served.close();
+    }
+  });
+});
+
+describe('attacks that held', () => {
+  it('IDEM-04 IDEM-16 express: two fapiGuard() adapters over one guard share the exchange (the state is the core’s, kept by the request)', async () => {
+    const ledger = newLedger(0);
+    const guard = createGuard(baseOptions);
+    const appWide = expressGuard(guard);
+    const payments = expressGuard(guard);
+    const app = express();
+    app.use(appWide.protect());
+    app.post('/payments', payments.protect({ scopes: ['payments:write'], idempotency: 'required' }), (req, res) => {
+      res.status(201).json({ payment: `pay-${++ledger.processed}`, owner: req.auth?.subject ?? null });
+    });
+    const server = await listen(createServer(app));
+    try {
+      const k = key('express-two-adapters');
+      const first = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([first.status, first.json]).toEqual([201, { payment: 'pay-1', owner: 'alice' }]);
+      const stolen = await sendPayment(server.url, PUBLIC, { who: reader, key: k, body: BODY });
+      expect([stolen.status, stolen.text.includes('alice')]).toEqual([403, false]);
+      const retry = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([retry.status, retry.text, ledger.processed]).toEqual([201, first.text, 1]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('IDEM-10 hono: two guards nested, each keeping a key; a handler that throws what is not an Error frees both (the retry is processed)', async () => {
+    const ledger = newLedger(0);
+    const outer = honoGuard(baseOptions);
+    // Another guard (its own options, store and replay store) for the same issuer.
+    const inner = honoGuard({ ...baseOptions, dpop: { replayStore: new MemoryReplayStore() } });
+    const app = new Hono();
+    let attempts = 0;
+    app.use('*', outer.protect({ idempotency: 'required' }));
+    app.post('/payments', inner.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (c) => {
+      attempts++;
+      if (attempts === 1) throw { code: 'ETIMEDOUT' };
+      return c.json({ payment: `pay-${++ledger.processed}` }, 201);
+    });
+    const served = await serveHono(app);
+    try {
+      const k = key('nested-throw');
+      expect((await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY })).status).toBe(500);
+      const retry = await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const again = await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([retry.status, again.status, again.text, attempts, ledger.processed]).toEqual([201, 201, retry.text, 2, 1]);
+    } finally {
+      await served.close();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Open Finance Brasil
+// ---------------------------------------------------------------------------------------------
+
+describe('Open Finance Brasil', () => {
+  let brAs: MockIssuer;
+  let dpop: DpopClient;
+  let keyStore: Listening;
+  beforeAll(async () => {
+    brAs = await MockIssuer.start({ audience: AUDIENCE });
+    dpop = await DpopClient.create('ES256');
+    keyStore = await clientKeyStore(clientKey.publicKey);
+  });
+  afterAll(async () => {
+    await brAs?.stop();
+    await keyStore?.close();
+  });
+
+  const brOptions = (extra: Partial<GuardOptions> = {}): GuardOptions => ({
+    issuer: brAs.issuer,
+    audience: AUDIENCE,
+    publicUrl: AUDIENCE,
+    dpop: { replayStore: new MemoryReplayStore() },
+    messageSigning: {
+      openFinanceBrasil: {
+        clients: { 'client-1': { organisationId: CLIENT_ORG, jwksUri: `${keyStore.url}/client.jwks` } },
+        organisationId: BANK_ORG,
+        responseKey: bankResponseKey(),
+      },
+    },
+    ...extra,
+  });
+
+  async function pay(url: string, body: string, k: string | undefined, contentType = 'application/jwt', path = '/payments') {
+    const token = await brAs.mint({ scope: 'payments:write', jkt: dpop.jkt, claims: { client_id: 'client-1' } });
+    const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}${path}`, accessToken: token });
+    return send(`${url}${path}`, {
+      method: 'POST',
+      body,
+      headers: {
+        authorization: `DPoP ${token}`,
+        dpop: proof,
+        'content-type': contentType,
+        ...(k === undefined ? {} : { 'x-idempotency-key': k }),
+      },
+    });
+  }
+
+  it('BR-07 IDEM-15 IDEM-17 hono: the bank’s layer of one adapter keeps the key, a scope layer of another adapter (same guard) answers the retry: the stored answer, signed anew', async () => {
+    const ledger = { processed: 0 };
+    const guard = createGuard(brOptions());
+    const bank = honoGuard(guard);
+    const scopes = honoGuard(guard);
+    const app = new Hono();
+    app.post(
+      '/payments',
+      bank.protect({ jwtBody: { request: 'required', response: true }, idempotency: { mode: 'required', syntax: 'br-of' } }),
+    );
+    app.post('/payments', scopes.protect({ scopes: ['payments:write'] }));
+    app.post('/payments', (c) => c.json({ data: { paymentId: `pay-${++ledger.processed}` } }, 201));
+    const served = await serveHono(app);
+    try {
+      const k = randomUUID();
+      const data = '{"payment":{"amount":"1.00"}}';
+      const first = await pay(served.url, signedBody(data), k);
+      expect([first.status, first.headers['content-type']]).toEqual([201, 'application/jwt']);
+      const retry = await pay(served.url, signedBody(data), k);
+      // Current code: 500 "The response could not be signed". The replay mark went into the scope
+      // adapter's `replays`; the bank's layer (the other adapter) signs the stored bank JWT as if it
+      // were the handler's JSON (JSON.parse of a JWT throws).
+      expect([retry.status, retry.headers['content-type'], ledger.processed]).toEqual([201, 'application/jwt', 1]);
+      expect((await bankPayload(retry.text)).data).toEqual({ data: { paymentId: 'pay-1' } });
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('IDEM-05 IDEM-17 an app-wide key layer and a payment route with key rules of its own: a retry (signed anew) while the first runs gets 409, not 422', async () => {
+    const fapi = expressGuard(brOptions());
+    const app = express();
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    let finish!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    const ledger = { processed: 0 };
+    app.use(fapi.protect({ idempotency: { mode: 'required', syntax: 'br-of' } }));
+    // The payment route keeps its keys 48 h (other key settings: it governs the key, layers.ts).
+    app.post(
+      '/payments',
+      fapi.protect({
+        scopes: ['payments:write'],
+        jwtBody: { request: 'required', response: true },
+        idempotency: { mode: 'required', syntax: 'br-of', ttlSec: 172800 },
+      }),
+      async (_req, res) => {
+        started();
+        await gate;
+        res.status(201).json({ data: { paymentId: `pay-${++ledger.processed}` } });
+      },
+    );
+    const server = await listen(createServer(app));
+    try {
+      const k = randomUUID();
+      const data = '{"payment":{"amount":"1.00"}}';
+      const first = pay(server.url, signedBody(data), k);
+      await running;
+      const retry = await pay(server.url, signedBody(data), k);
+      finish();
+      expect((await first).status).toBe(201);
+      // Current code: 422 idempotency_key_reused, at once, from the app-wide layer. The route's claim
+      // holds the fingerprint of the verified data claim; the app-wide layer fingerprints the
+      // unverified claims (another kind: never equal), and an in-flight record has no depth to wait
+      // for. Told "another request under this key", a client makes a new key and pays twice.
+      expect(retry.status).toBe(409);
+      const later = await pay(server.url, signedBody(data), k);
+      expect([later.status, ledger.processed]).toEqual([201, 1]);
+    } finally {
+      await server.close();
+    }
+  });
+});
