@@ -51,7 +51,6 @@ async function listen(server: Server): Promise<{ url: string; close(): Promise<u
       }),
   };
 }
-void reader;
 
 // ---------------------------------------------------------------------------------------------
 // Hono: two adapters over one core guard (`fapiGuard(guard)`: "or pass a guard you created")
@@ -179,6 +178,57 @@ describe('hono: a streamed answer on a route with idempotency', () => {
     } finally {
       clearTimeout(fallback);
       await served.close();
+    }
+  });
+});
+
+describe('express: a response that ends without end()', () => {
+  it('IDEM-10 IDEM-12 a handler that fails after its head was sent (Express destroys the socket, res.end never runs): the key is not left in flight, renewed for its lifetime', async () => {
+    const ledger = newLedger(0);
+    const fapi = expressGuard(baseOptions);
+    const app = express();
+    let attempts = 0;
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), (_req, res) => {
+      attempts++;
+      // A streamed answer whose source fails midway (a ledger cursor, a template): Express's
+      // final handler then destroys the socket, as the head is already sent.
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.write('{"payment":');
+      throw new Error('ledger cursor closed');
+    });
+    const server = await listen(createServer(app));
+    try {
+      const k = key('destroyed');
+      // The client sees the head, then the connection closes before the body is complete.
+      const first = await new Promise<string>((resolve, reject) => {
+        void payer.client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: payer.token }).then((dpop) => {
+          const req = httpRequest(`${server.url}/payments`, { method: 'POST' }, (res) => {
+            res.on('error', () => undefined);
+            res.resume();
+            res.on('close', () => resolve(`${res.statusCode} ${res.complete ? 'complete' : 'cut off'}`));
+          });
+          req.on('error', reject);
+          for (const [name, value] of Object.entries({
+            authorization: `DPoP ${payer.token}`,
+            dpop,
+            'content-type': 'application/json',
+            'idempotency-key': k,
+          }))
+            req.setHeader(name, value);
+          req.end(BODY);
+        }, reject);
+      });
+      expect(first).toBe('201 cut off');
+      const retry = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
+      // Current code: 409 "still being processed; retry later", for the key's whole lifetime (24 h):
+      // recordNodeResponse (idempotency/node.ts) settles the ticket only in res.end, and its renewal
+      // timer keeps the claim for ttlSec. The request is over: the key should be freed (the
+      // exchange failed, like a 5xx) or kept as "processed, response not kept" (an answer not sent
+      // as declared), never "in flight" while nothing runs it.
+      expect(retry.text).not.toContain('still being processed');
+      expect(ledger.processed + attempts).toBeGreaterThan(0);
+    } finally {
+      await server.close();
     }
   });
 });
