@@ -6,7 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createGuard, type GuardOptions, MemoryReplayStore } from '@fapi-guard/core';
+import {
+  createGuard,
+  type GuardOptions,
+  type IdempotencyOutcome,
+  type IdempotencyStore,
+  MemoryIdempotencyStore,
+  MemoryReplayStore,
+} from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { DpopClient, MockIssuer } from '@fapi-guard/testing';
@@ -178,6 +185,83 @@ describe('hono: a streamed answer on a route with idempotency', () => {
     } finally {
       clearTimeout(fallback);
       await served.close();
+    }
+  });
+});
+
+describe('express: a key recorded by the earlier release under a route’s own key rules', () => {
+  it('IDEM-16 the retry of a token without the route’s scope is refused, not answered by the app-wide layer (a route re-claim counted its layers from itself)', async () => {
+    const ledger = newLedger(0);
+    // The store as the release before attack review 6 filled it for this app: the fingerprint is the
+    // request part alone, and the route's layer, which re-claimed the key under its own settings
+    // (another ttlSec), counted the layers from itself (layers.ts then: `depth: 1` at openAtLayer),
+    // so the answer was kept as one layer deep where it is two from the guard's first layer.
+    const memory = new MemoryIdempotencyStore();
+    const store: IdempotencyStore = {
+      claim: (k, fp, lease, client) => memory.claim(k, fp, lease, client),
+      complete: (k, token, outcome: IdempotencyOutcome, ttl) =>
+        memory.complete(
+          k,
+          token,
+          outcome.state === 'done'
+            ? {
+                ...outcome,
+                fingerprint: outcome.fingerprint.slice(outcome.fingerprint.indexOf('.') + 1),
+                response: { ...outcome.response, layers: (outcome.response.layers ?? 1) - 1 },
+              }
+            : outcome,
+          ttl,
+        ),
+      extend: (k, token, lease) => memory.extend(k, token, lease),
+      release: (k, token) => memory.release(k, token),
+    };
+    const fapi = expressGuard({ ...baseOptions, idempotency: { store } });
+    const app = express();
+    app.use(fapi.protect({ idempotency: 'optional' }));
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: { mode: 'required', ttlSec: 172800 } }), (req, res) => {
+      res.status(201).json({ payment: `pay-${++ledger.processed}`, owner: req.auth?.subject ?? null });
+    });
+    const server = await listen(createServer(app));
+    try {
+      const k = key('legacy-reclaim');
+      const first = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect([first.status, first.json]).toEqual([201, { payment: 'pay-1', owner: 'alice' }]);
+      const stolen = await sendPayment(server.url, PUBLIC, { who: reader, key: k, body: BODY });
+      // Current code: 201 with alice's payment. The app-wide layer opens the exchange (depth 1) and
+      // reads the record as counted from itself (countedFromOpening: 1 + 1 - 1 = 1): answered at
+      // once, the route's scope never checked. The earlier release counted it from the route's layer.
+      expect([stolen.status, stolen.headers['www-authenticate']]).toEqual([403, expect.stringContaining('insufficient_scope')]);
+      expect(stolen.text).not.toContain('alice');
+      expect(ledger.processed).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('express: a route layer with its own key header, the key optional there', () => {
+  it('IDEM-04 IDEM-16 a client that sends the key the app-wide layer requires: its retry is not processed a second time', async () => {
+    const ledger = newLedger(0);
+    const fapi = expressGuard(baseOptions);
+    const app = express();
+    // Every POST must carry an Idempotency-Key; the UK payment route also reads x-idempotency-key.
+    app.use(fapi.protect({ idempotency: 'required' }));
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: { mode: 'optional', syntax: 'uk-ob' } }), (_req, res) => {
+      res.status(201).json({ payment: `pay-${++ledger.processed}` });
+    });
+    const server = await listen(createServer(app));
+    try {
+      const k = key('app-wide-required');
+      const first = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const retry = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect(first.status).toBe(201);
+      // Current code: 201 pay-2, the payment made twice. The route's layer has other key settings
+      // (another header), so it governs: it frees the app-wide layer's claim (layers.ts
+      // idempotencyAtLayer) before it reads its own header, finds none, and lets the request through
+      // with no claim at all. The key the client was required to send protects nothing.
+      expect([retry.status, retry.text, ledger.processed]).toEqual([201, first.text, 1]);
+    } finally {
+      await server.close();
     }
   });
 });
