@@ -142,7 +142,7 @@ describe('hono: a streamed answer on a route with idempotency', () => {
       open = resolve;
     });
     // Generous fallback, so that the suite never hangs: the test asserts who opened the gate, not when.
-    const fallback = setTimeout(() => open('fallback'), 8000);
+    const fallback = setTimeout(() => open('fallback'), 12_000);
     app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), () => {
       const encoder = new TextEncoder();
       const body = new ReadableStream<Uint8Array>({
@@ -186,7 +186,7 @@ describe('hono: a streamed answer on a route with idempotency', () => {
       clearTimeout(fallback);
       await served.close();
     }
-  });
+  }, 30_000);
 });
 
 describe('express: a key recorded by the earlier release under a route’s own key rules', () => {
@@ -488,6 +488,37 @@ describe('Open Finance Brasil', () => {
       expect(retry.status).toBe(409);
       const later = await pay(server.url, signedBody(data), k);
       expect([later.status, ledger.processed]).toEqual([201, 1]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('IDEM-16 IDEM-17 BR-06 held: behind an app-wide key layer, a malformed signed body frees the key; media-type variants and a duplicate data member read as the verifier reads them', async () => {
+    const fapi = expressGuard(brOptions());
+    const app = express();
+    const ledger = { processed: 0 };
+    app.use(fapi.protect({ idempotency: { mode: 'required', syntax: 'br-of' } }));
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], jwtBody: { request: 'required', response: true } }), (_req, res) => {
+      res.status(201).json({ data: { paymentId: `pay-${++ledger.processed}` } });
+    });
+    const server = await listen(createServer(app));
+    try {
+      const k = randomUUID();
+      const data = '{"payment":{"amount":"1.00"}}';
+      // Four segments: no compact JWS to the app-wide layer (bytes fingerprint), refused by the route.
+      const malformed = await pay(server.url, `${signedBody(data)}.AAAA`, k, 'Application/JWT; charset=UTF-8');
+      expect([malformed.status, ledger.processed]).toEqual([400, 0]);
+      const first = await pay(server.url, signedBody(data), k, 'Application/JWT; charset=UTF-8');
+      expect([first.status, ledger.processed]).toEqual([201, 1]);
+      const retry = await pay(server.url, signedBody(data), k, 'APPLICATION/JWT;charset=utf-8');
+      expect([retry.status, retry.headers['content-type'], ledger.processed]).toEqual([201, 'application/jwt', 1]);
+      expect((await bankPayload(retry.text)).data).toEqual({ data: { paymentId: 'pay-1' } });
+      // Two data members: JSON.parse keeps the last, for the unverified fingerprint as for the verifier.
+      const shadowed = await pay(server.url, signedBody(`{"payment":{"amount":"999.00"}},"data":${data}`), k);
+      expect([shadowed.status, ledger.processed]).toEqual([201, 1]);
+      expect((await bankPayload(shadowed.text)).data).toEqual({ data: { paymentId: 'pay-1' } });
+      const other = await pay(server.url, signedBody(`${data},"data":{"payment":{"amount":"999.00"}}`), k);
+      expect([other.status, ledger.processed]).toEqual([422, 1]);
     } finally {
       await server.close();
     }
