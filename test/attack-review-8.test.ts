@@ -1,7 +1,23 @@
 /**
  * Attack review 8: the idempotency exchange across layers after attack review 7 (layers counted
  * from the guard's first layer, Hono's per-guard replay marks and recorders, the unverified-claims
- * fingerprint of Open Finance Brasil bodies). Each test asserts the right behaviour.
+ * fingerprint of Open Finance Brasil bodies). Each test asserts the right behaviour; these fail now:
+ *
+ * 1. hono: two fapiGuard() adapters over one guard: the route layer's recorder is kept in its own
+ *    adapter's map, the outermost layer (the other adapter) records nothing: the key stays in
+ *    flight (409) for its lifetime;
+ * 2. hono, Open Finance Brasil: the same split loses the replay mark: the bank's layer signs the
+ *    stored bank JWT as handler JSON: 500 for every retry;
+ * 3. hono on a standard Response (Bun, Deno, Workers): a stored 205 is rebuilt with a body: 500;
+ * 4. hono: a streamed answer on a key route is held until the stream ends (a stall for SSE);
+ * 5. a record of the release before attack review 6 written by a route's re-claim (layers counted
+ *    from the route) is answered by the app-wide layer at once, before the route's scope check;
+ * 6. a route layer with its own (optional) key header frees the app-wide layer's required claim
+ *    before it finds no key of its own: the payment is processed twice;
+ * 7. express: a response cut off after its head (no res.end) leaves the key "in flight", renewed
+ *    for its lifetime;
+ * 8. Open Finance Brasil: behind an app-wide key layer, a route with key rules of its own: a
+ *    concurrent retry signed anew gets 422 (another request) instead of 409.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type Server } from 'node:http';
