@@ -1,7 +1,11 @@
 /**
  * Attack review 8: the idempotency exchange across layers after attack review 7 (layers counted
  * from the guard's first layer, Hono's per-guard replay marks and recorders, the unverified-claims
- * fingerprint of Open Finance Brasil bodies). Each test asserts the right behaviour; these fail now:
+ * fingerprint of Open Finance Brasil bodies). Each test asserts the right behaviour; these failed
+ * before their fixes (hono/src/index.ts keeps its layer state per core guard and records in the
+ * background; runtime/fetch.ts NULL_BODY_STATUSES; exchange.ts: 409 for a key in flight on the same
+ * route, an earlier release's response never replayed; layers.ts: a later layer without a key of
+ * its own leaves the earlier claim in force; node.ts settles a response cut off after its head):
  *
  * 1. hono: two fapiGuard() adapters over one guard: the route layer's recorder is kept in its own
  *    adapter's map, the outermost layer (the other adapter) records nothing: the key stays in
@@ -20,60 +24,25 @@
  *    concurrent retry signed anew gets 422 (another request) instead of 409.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import {
-  createGuard,
-  type GuardOptions,
-  type IdempotencyOutcome,
-  type IdempotencyStore,
-  MemoryIdempotencyStore,
-  MemoryReplayStore,
-} from '@fapi-guard/core';
+import { createServer, request as httpRequest } from 'node:http';
+import { createGuard, type IdempotencyOutcome, type IdempotencyStore, MemoryIdempotencyStore, MemoryReplayStore } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
-import { DpopClient, MockIssuer } from '@fapi-guard/testing';
+import { MessageSigningClient } from '@fapi-guard/testing';
 import express from 'express';
 import { Hono } from 'hono';
 import { serveHono } from './support/apps';
-import { AUDIENCE, BANK_ORG, bankPayload, bankResponseKey, CLIENT_ORG, clientKey, signedBody } from './support/brazil';
-import { clientKeyStore, type Listening, send } from './support/http';
-import { newLedger, type Party, sendPayment } from './support/idempotency-apps';
+import { BrazilParties, bankPayload, signedBody } from './support/brazil';
+import { listening } from './support/http';
+import { newLedger, sendPayment, useTppUsers } from './support/idempotency-apps';
 
 const PUBLIC = 'https://api.bank.example';
 /** The Fetch standard's Response, before @hono/node-server puts its light one in its place (serveHono). */
 const NativeResponse = globalThis.Response;
-let as: MockIssuer;
-/** Two users of one client (one TPP): the payer holds `payments:write`, the reader does not. */
-let payer: Party;
-let reader: Party;
-let baseOptions: GuardOptions;
-
-beforeAll(async () => {
-  as = await MockIssuer.start({ audience: PUBLIC });
-  const [a, b] = await Promise.all([DpopClient.create('ES256'), DpopClient.create('ES256')]);
-  const mint = (scope: string, client: DpopClient, sub: string) =>
-    as.mint({ scope, jkt: client.jkt, audience: PUBLIC, claims: { client_id: 'client-tpp', sub } });
-  payer = { client: a, token: await mint('payments:write', a, 'alice') };
-  reader = { client: b, token: await mint('accounts:read', b, 'mallory') };
-  baseOptions = { issuer: as.issuer, audience: PUBLIC, publicUrl: PUBLIC };
-});
-afterAll(() => as?.stop());
+const tpp = useTppUsers(PUBLIC);
 
 const key = (name: string) => `"${name}-${process.pid}-${Math.random().toString(36).slice(2)}"`;
 const BODY = '{"amount":"10.00"}';
-
-async function listen(server: Server): Promise<{ url: string; close(): Promise<unknown> }> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(resolve);
-      }),
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Hono: two adapters over one core guard (`fapiGuard(guard)`: "or pass a guard you created")
@@ -83,7 +52,7 @@ describe('hono: two fapiGuard() adapters over one guard', () => {
   it('IDEM-04 IDEM-16 an app-wide layer of one adapter, the key kept by a route layer of another: the retry gets the stored answer, the key is not held', async () => {
     const ledger = newLedger(0);
     // One guard, made once and shared by two modules of the app, each with its own adapter.
-    const guard = createGuard(baseOptions);
+    const guard = createGuard(tpp.options);
     const appWide = honoGuard(guard);
     const payments = honoGuard(guard);
     const app = new Hono();
@@ -94,9 +63,9 @@ describe('hono: two fapiGuard() adapters over one guard', () => {
     const served = await serveHono(app);
     try {
       const k = key('two-adapters');
-      const first = await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([first.status, first.json]).toEqual([201, { payment: 'pay-1' }]);
-      const retry = await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const retry = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       // Current code: 409 idempotency_key_in_flight, for the key's whole lifetime (24 h; the claim is
       // renewed every half lease). The route layer's recorder went into its own adapter's
       // `recorders`; the outermost layer, of the other adapter, looks in its own map and records nothing.
@@ -115,7 +84,7 @@ describe('hono: a stored answer whose status carries no content', () => {
     Object.defineProperty(globalThis, 'Response', { value: NativeResponse, writable: true, configurable: true });
     try {
       const ledger = newLedger(0);
-      const fapi = honoGuard(baseOptions);
+      const fapi = honoGuard(tpp.options);
       const app = new Hono();
       // PUT of a payment's form state: done, the client resets its view (RFC 9110 §15.3.6: no content).
       app.put('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), (c) => {
@@ -124,7 +93,7 @@ describe('hono: a stored answer whose status carries no content', () => {
       });
       const k = key('reset');
       const put = async () => {
-        const { client, token } = payer;
+        const { client, token } = tpp.payer;
         const dpop = await client.proof({ htm: 'PUT', htu: `${PUBLIC}/payments`, accessToken: token });
         try {
           const res = await app.request(`${PUBLIC}/payments`, {
@@ -149,9 +118,40 @@ describe('hono: a stored answer whose status carries no content', () => {
   });
 });
 
+describe('hono: a signed answer whose status carries no content (found while fixing 3)', () => {
+  it('SIG-10 a 205 Reset Content on a signResponse route is signed and sent without a body, not 500 (a runtime with the standard Response)', async () => {
+    const light = Object.getOwnPropertyDescriptor(globalThis, 'Response');
+    Object.defineProperty(globalThis, 'Response', { value: NativeResponse, writable: true, configurable: true });
+    try {
+      const rsKey = MessageSigningClient.generate('ed25519', 'rs-key');
+      const clientKeys = MessageSigningClient.generate('ed25519', 'client-key');
+      const fapi = honoGuard({
+        ...tpp.options,
+        messageSigning: { clients: { 'client-tpp': { jwks: clientKeys.jwks } }, responseKey: rsKey.privateJwk },
+      });
+      const app = new Hono();
+      app.put('/payments', fapi.protect({ scopes: ['payments:write'], signResponse: true }), (c) => c.body(null, 205));
+      const { client, token } = tpp.payer;
+      const dpop = await client.proof({ htm: 'PUT', htu: `${PUBLIC}/payments`, accessToken: token });
+      let answer: [number, string, string | null];
+      try {
+        const res = await app.request(`${PUBLIC}/payments`, { method: 'PUT', headers: { authorization: `DPoP ${token}`, dpop } });
+        answer = [res.status, await res.text(), res.headers.get('signature')];
+      } catch (e) {
+        answer = [500, String(e), null];
+      }
+      // Before the fix: 500 "The response could not be signed": signFetchResponse built the signed
+      // Response with the (empty) bytes for a 205, which the standard Response refuses.
+      expect(answer).toEqual([205, '', expect.stringMatching(/^sig\d*=:/)]);
+    } finally {
+      if (light) Object.defineProperty(globalThis, 'Response', light);
+    }
+  });
+});
+
 describe('hono: a streamed answer on a route with idempotency', () => {
   it('IDEM-04 the response head and the bytes produced so far go out while the handler still streams: no request held until the stream ends', async () => {
-    const fapi = honoGuard(baseOptions);
+    const fapi = honoGuard(tpp.options);
     const app = new Hono();
     let open!: (by: string) => void;
     const gate = new Promise<string>((resolve) => {
@@ -174,7 +174,7 @@ describe('hono: a streamed answer on a route with idempotency', () => {
     });
     const served = await serveHono(app);
     try {
-      const { client, token } = payer;
+      const { client, token } = tpp.payer;
       const dpop = await client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: token });
       const status = await new Promise<number>((resolve, reject) => {
         const req = httpRequest(`${served.url}/payments`, { method: 'POST', timeout: 20_000 }, (res) => {
@@ -231,23 +231,26 @@ describe('express: a key recorded by the earlier release under a route’s own k
       extend: (k, token, lease) => memory.extend(k, token, lease),
       release: (k, token) => memory.release(k, token),
     };
-    const fapi = expressGuard({ ...baseOptions, idempotency: { store } });
+    const fapi = expressGuard({ ...tpp.options, idempotency: { store } });
     const app = express();
     app.use(fapi.protect({ idempotency: 'optional' }));
     app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: { mode: 'required', ttlSec: 172800 } }), (req, res) => {
       res.status(201).json({ payment: `pay-${++ledger.processed}`, owner: req.auth?.subject ?? null });
     });
-    const server = await listen(createServer(app));
+    const server = await listening(createServer(app).listen(0, '127.0.0.1'));
     try {
       const k = key('legacy-reclaim');
-      const first = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const first = await sendPayment(server.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([first.status, first.json]).toEqual([201, { payment: 'pay-1', owner: 'alice' }]);
-      const stolen = await sendPayment(server.url, PUBLIC, { who: reader, key: k, body: BODY });
-      // Current code: 201 with alice's payment. The app-wide layer opens the exchange (depth 1) and
+      const stolen = await sendPayment(server.url, PUBLIC, { who: tpp.reader, key: k, body: BODY });
+      // Before the fix: 201 with alice's payment. The app-wide layer opens the exchange (depth 1) and
       // reads the record as counted from itself (countedFromOpening: 1 + 1 - 1 = 1): answered at
-      // once, the route's scope never checked. The earlier release counted it from the route's layer.
-      expect([stolen.status, stolen.headers['www-authenticate']]).toEqual([403, expect.stringContaining('insufficient_scope')]);
+      // once, the route's scope never checked. The earlier release counted it from the route's layer,
+      // which no layer can tell: an earlier release's response is never replayed (409, look it up).
+      expect([stolen.status, stolen.text]).toEqual([409, expect.stringContaining('its response was not kept')]);
       expect(stolen.text).not.toContain('alice');
+      const retry = await sendPayment(server.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      expect([retry.status, retry.text]).toEqual([409, stolen.text]);
       expect(ledger.processed).toBe(1);
     } finally {
       await server.close();
@@ -258,18 +261,18 @@ describe('express: a key recorded by the earlier release under a route’s own k
 describe('express: a route layer with its own key header, the key optional there', () => {
   it('IDEM-04 IDEM-16 a client that sends the key the app-wide layer requires: its retry is not processed a second time', async () => {
     const ledger = newLedger(0);
-    const fapi = expressGuard(baseOptions);
+    const fapi = expressGuard(tpp.options);
     const app = express();
     // Every POST must carry an Idempotency-Key; the UK payment route also reads x-idempotency-key.
     app.use(fapi.protect({ idempotency: 'required' }));
     app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: { mode: 'optional', syntax: 'uk-ob' } }), (_req, res) => {
       res.status(201).json({ payment: `pay-${++ledger.processed}` });
     });
-    const server = await listen(createServer(app));
+    const server = await listening(createServer(app).listen(0, '127.0.0.1'));
     try {
       const k = key('app-wide-required');
-      const first = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
-      const retry = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const first = await sendPayment(server.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      const retry = await sendPayment(server.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect(first.status).toBe(201);
       // Current code: 201 pay-2, the payment made twice. The route's layer has other key settings
       // (another header), so it governs: it frees the app-wide layer's claim (layers.ts
@@ -284,8 +287,7 @@ describe('express: a route layer with its own key header, the key optional there
 
 describe('express: a response that ends without end()', () => {
   it('IDEM-10 IDEM-12 a handler that fails after its head was sent (Express destroys the socket, res.end never runs): the key is not left in flight, renewed for its lifetime', async () => {
-    const ledger = newLedger(0);
-    const fapi = expressGuard(baseOptions);
+    const fapi = expressGuard(tpp.options);
     const app = express();
     let attempts = 0;
     app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), (_req, res) => {
@@ -296,12 +298,12 @@ describe('express: a response that ends without end()', () => {
       res.write('{"payment":');
       throw new Error('ledger cursor closed');
     });
-    const server = await listen(createServer(app));
+    const server = await listening(createServer(app).listen(0, '127.0.0.1'));
     try {
       const k = key('destroyed');
       // The client sees the head, then the connection closes before the body is complete.
       const first = await new Promise<string>((resolve, reject) => {
-        void payer.client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: payer.token }).then((dpop) => {
+        void tpp.payer.client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: tpp.payer.token }).then((dpop) => {
           const req = httpRequest(`${server.url}/payments`, { method: 'POST' }, (res) => {
             res.on('error', () => undefined);
             res.resume();
@@ -309,7 +311,7 @@ describe('express: a response that ends without end()', () => {
           });
           req.on('error', reject);
           for (const [name, value] of Object.entries({
-            authorization: `DPoP ${payer.token}`,
+            authorization: `DPoP ${tpp.payer.token}`,
             dpop,
             'content-type': 'application/json',
             'idempotency-key': k,
@@ -319,14 +321,12 @@ describe('express: a response that ends without end()', () => {
         }, reject);
       });
       expect(first).toBe('201 cut off');
-      const retry = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
-      // Current code: 409 "still being processed; retry later", for the key's whole lifetime (24 h):
-      // recordNodeResponse (idempotency/node.ts) settles the ticket only in res.end, and its renewal
-      // timer keeps the claim for ttlSec. The request is over: the key should be freed (the
-      // exchange failed, like a 5xx) or kept as "processed, response not kept" (an answer not sent
-      // as declared), never "in flight" while nothing runs it.
-      expect(retry.text).not.toContain('still being processed');
-      expect(ledger.processed + attempts).toBeGreaterThan(0);
+      const retry = await sendPayment(server.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      // Before the fix: 409 "still being processed; retry later", for the key's whole lifetime (24 h):
+      // recordNodeResponse (idempotency/node.ts) settled the ticket only in res.end, and its renewal
+      // timer kept the claim for ttlSec. The request is over and part of its answer went out: kept
+      // as "processed, response not kept" (an answer not sent as declared), never processed again.
+      expect([retry.status, retry.text, attempts]).toEqual([409, expect.stringContaining('its response was not kept'), 1]);
     } finally {
       await server.close();
     }
@@ -336,7 +336,7 @@ describe('express: a response that ends without end()', () => {
 describe('attacks that held', () => {
   it('IDEM-04 IDEM-16 express: two fapiGuard() adapters over one guard share the exchange (the state is the core’s, kept by the request)', async () => {
     const ledger = newLedger(0);
-    const guard = createGuard(baseOptions);
+    const guard = createGuard(tpp.options);
     const appWide = expressGuard(guard);
     const payments = expressGuard(guard);
     const app = express();
@@ -344,14 +344,14 @@ describe('attacks that held', () => {
     app.post('/payments', payments.protect({ scopes: ['payments:write'], idempotency: 'required' }), (req, res) => {
       res.status(201).json({ payment: `pay-${++ledger.processed}`, owner: req.auth?.subject ?? null });
     });
-    const server = await listen(createServer(app));
+    const server = await listening(createServer(app).listen(0, '127.0.0.1'));
     try {
       const k = key('express-two-adapters');
-      const first = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const first = await sendPayment(server.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([first.status, first.json]).toEqual([201, { payment: 'pay-1', owner: 'alice' }]);
-      const stolen = await sendPayment(server.url, PUBLIC, { who: reader, key: k, body: BODY });
+      const stolen = await sendPayment(server.url, PUBLIC, { who: tpp.reader, key: k, body: BODY });
       expect([stolen.status, stolen.text.includes('alice')]).toEqual([403, false]);
-      const retry = await sendPayment(server.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const retry = await sendPayment(server.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([retry.status, retry.text, ledger.processed]).toEqual([201, first.text, 1]);
     } finally {
       await server.close();
@@ -360,9 +360,9 @@ describe('attacks that held', () => {
 
   it('IDEM-10 hono: two guards nested, each keeping a key; a handler that throws what is not an Error frees both (the retry is processed)', async () => {
     const ledger = newLedger(0);
-    const outer = honoGuard(baseOptions);
+    const outer = honoGuard(tpp.options);
     // Another guard (its own options, store and replay store) for the same issuer.
-    const inner = honoGuard({ ...baseOptions, dpop: { replayStore: new MemoryReplayStore() } });
+    const inner = honoGuard({ ...tpp.options, dpop: { replayStore: new MemoryReplayStore() } });
     const app = new Hono();
     let attempts = 0;
     app.use('*', outer.protect({ idempotency: 'required' }));
@@ -374,9 +374,9 @@ describe('attacks that held', () => {
     const served = await serveHono(app);
     try {
       const k = key('nested-throw');
-      expect((await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY })).status).toBe(500);
-      const retry = await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY });
-      const again = await sendPayment(served.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect((await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY })).status).toBe(500);
+      const retry = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      const again = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([retry.status, again.status, again.text, attempts, ledger.processed]).toEqual([201, 201, retry.text, 2, 1]);
     } finally {
       await served.close();
@@ -389,52 +389,11 @@ describe('attacks that held', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('Open Finance Brasil', () => {
-  let brAs: MockIssuer;
-  let dpop: DpopClient;
-  let keyStore: Listening;
-  beforeAll(async () => {
-    brAs = await MockIssuer.start({ audience: AUDIENCE });
-    dpop = await DpopClient.create('ES256');
-    keyStore = await clientKeyStore(clientKey.publicKey);
-  });
-  afterAll(async () => {
-    await brAs?.stop();
-    await keyStore?.close();
-  });
-
-  const brOptions = (extra: Partial<GuardOptions> = {}): GuardOptions => ({
-    issuer: brAs.issuer,
-    audience: AUDIENCE,
-    publicUrl: AUDIENCE,
-    dpop: { replayStore: new MemoryReplayStore() },
-    messageSigning: {
-      openFinanceBrasil: {
-        clients: { 'client-1': { organisationId: CLIENT_ORG, jwksUri: `${keyStore.url}/client.jwks` } },
-        organisationId: BANK_ORG,
-        responseKey: bankResponseKey(),
-      },
-    },
-    ...extra,
-  });
-
-  async function pay(url: string, body: string, k: string | undefined, contentType = 'application/jwt', path = '/payments') {
-    const token = await brAs.mint({ scope: 'payments:write', jkt: dpop.jkt, claims: { client_id: 'client-1' } });
-    const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}${path}`, accessToken: token });
-    return send(`${url}${path}`, {
-      method: 'POST',
-      body,
-      headers: {
-        authorization: `DPoP ${token}`,
-        dpop: proof,
-        'content-type': contentType,
-        ...(k === undefined ? {} : { 'x-idempotency-key': k }),
-      },
-    });
-  }
+  const br = BrazilParties.use();
 
   it('BR-07 IDEM-15 IDEM-17 hono: the bank’s layer of one adapter keeps the key, a scope layer of another adapter (same guard) answers the retry: the stored answer, signed anew', async () => {
     const ledger = { processed: 0 };
-    const guard = createGuard(brOptions());
+    const guard = createGuard(br.options());
     const bank = honoGuard(guard);
     const scopes = honoGuard(guard);
     const app = new Hono();
@@ -448,9 +407,9 @@ describe('Open Finance Brasil', () => {
     try {
       const k = randomUUID();
       const data = '{"payment":{"amount":"1.00"}}';
-      const first = await pay(served.url, signedBody(data), k);
+      const first = await br.pay(served.url, signedBody(data), k);
       expect([first.status, first.headers['content-type']]).toEqual([201, 'application/jwt']);
-      const retry = await pay(served.url, signedBody(data), k);
+      const retry = await br.pay(served.url, signedBody(data), k);
       // Current code: 500 "The response could not be signed". The replay mark went into the scope
       // adapter's `replays`; the bank's layer (the other adapter) signs the stored bank JWT as if it
       // were the handler's JSON (JSON.parse of a JWT throws).
@@ -462,7 +421,7 @@ describe('Open Finance Brasil', () => {
   });
 
   it('IDEM-05 IDEM-17 an app-wide key layer and a payment route with key rules of its own: a retry (signed anew) while the first runs gets 409, not 422', async () => {
-    const fapi = expressGuard(brOptions());
+    const fapi = expressGuard(br.options());
     const app = express();
     let started!: () => void;
     const running = new Promise<void>((resolve) => {
@@ -488,13 +447,13 @@ describe('Open Finance Brasil', () => {
         res.status(201).json({ data: { paymentId: `pay-${++ledger.processed}` } });
       },
     );
-    const server = await listen(createServer(app));
+    const server = await listening(createServer(app).listen(0, '127.0.0.1'));
     try {
       const k = randomUUID();
       const data = '{"payment":{"amount":"1.00"}}';
-      const first = pay(server.url, signedBody(data), k);
+      const first = br.pay(server.url, signedBody(data), k);
       await running;
-      const retry = await pay(server.url, signedBody(data), k);
+      const retry = await br.pay(server.url, signedBody(data), k);
       finish();
       expect((await first).status).toBe(201);
       // Current code: 422 idempotency_key_reused, at once, from the app-wide layer. The route's claim
@@ -502,7 +461,7 @@ describe('Open Finance Brasil', () => {
       // unverified claims (another kind: never equal), and an in-flight record has no depth to wait
       // for. Told "another request under this key", a client makes a new key and pays twice.
       expect(retry.status).toBe(409);
-      const later = await pay(server.url, signedBody(data), k);
+      const later = await br.pay(server.url, signedBody(data), k);
       expect([later.status, ledger.processed]).toEqual([201, 1]);
     } finally {
       await server.close();
@@ -510,30 +469,30 @@ describe('Open Finance Brasil', () => {
   });
 
   it('IDEM-16 IDEM-17 BR-06 held: behind an app-wide key layer, a malformed signed body frees the key; media-type variants and a duplicate data member read as the verifier reads them', async () => {
-    const fapi = expressGuard(brOptions());
+    const fapi = expressGuard(br.options());
     const app = express();
     const ledger = { processed: 0 };
     app.use(fapi.protect({ idempotency: { mode: 'required', syntax: 'br-of' } }));
     app.post('/payments', fapi.protect({ scopes: ['payments:write'], jwtBody: { request: 'required', response: true } }), (_req, res) => {
       res.status(201).json({ data: { paymentId: `pay-${++ledger.processed}` } });
     });
-    const server = await listen(createServer(app));
+    const server = await listening(createServer(app).listen(0, '127.0.0.1'));
     try {
       const k = randomUUID();
       const data = '{"payment":{"amount":"1.00"}}';
       // Four segments: no compact JWS to the app-wide layer (bytes fingerprint), refused by the route.
-      const malformed = await pay(server.url, `${signedBody(data)}.AAAA`, k, 'Application/JWT; charset=UTF-8');
+      const malformed = await br.pay(server.url, `${signedBody(data)}.AAAA`, k, { contentType: 'Application/JWT; charset=UTF-8' });
       expect([malformed.status, ledger.processed]).toEqual([400, 0]);
-      const first = await pay(server.url, signedBody(data), k, 'Application/JWT; charset=UTF-8');
+      const first = await br.pay(server.url, signedBody(data), k, { contentType: 'Application/JWT; charset=UTF-8' });
       expect([first.status, ledger.processed]).toEqual([201, 1]);
-      const retry = await pay(server.url, signedBody(data), k, 'APPLICATION/JWT;charset=utf-8');
+      const retry = await br.pay(server.url, signedBody(data), k, { contentType: 'APPLICATION/JWT;charset=utf-8' });
       expect([retry.status, retry.headers['content-type'], ledger.processed]).toEqual([201, 'application/jwt', 1]);
       expect((await bankPayload(retry.text)).data).toEqual({ data: { paymentId: 'pay-1' } });
       // Two data members: JSON.parse keeps the last, for the unverified fingerprint as for the verifier.
-      const shadowed = await pay(server.url, signedBody(`{"payment":{"amount":"999.00"}},"data":${data}`), k);
+      const shadowed = await br.pay(server.url, signedBody(`{"payment":{"amount":"999.00"}},"data":${data}`), k);
       expect([shadowed.status, ledger.processed]).toEqual([201, 1]);
       expect((await bankPayload(shadowed.text)).data).toEqual({ data: { paymentId: 'pay-1' } });
-      const other = await pay(server.url, signedBody(`${data},"data":{"payment":{"amount":"999.00"}}`), k);
+      const other = await br.pay(server.url, signedBody(`${data},"data":{"payment":{"amount":"999.00"}}`), k);
       expect([other.status, ledger.processed]).toEqual([422, 1]);
     } finally {
       await server.close();
