@@ -17,98 +17,23 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { type GuardOptions, MemoryReplayStore, type RoutePolicy } from '@fapi-guard/core';
+import type { GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
-import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
-import { fapiGuard as honoGuard } from '@fapi-guard/hono';
-import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { FapiPolicy } from '@fapi-guard/nestjs';
-import { DpopClient, MockIssuer } from '@fapi-guard/testing';
-import Router from '@koa/router';
 import { Controller, Post, Res } from '@nestjs/common';
 import express from 'express';
-import Fastify from 'fastify';
-import { Hono } from 'hono';
-import Koa from 'koa';
-import { serveHono } from './support/apps';
-import {
-  AUDIENCE,
-  BANK_ORG,
-  bankPayload,
-  bankResponseKey,
-  CLIENT_ORG,
-  clientKey,
-  OTHER_ORG,
-  otherKey,
-  signedBody,
-  URL_PAYMENTS,
-} from './support/brazil';
-import { clientKeyStore, type Listening, listening, send } from './support/http';
+import { AUDIENCE, BrazilParties, bankPayload, CLIENT_ORG, clientKey, OTHER_ORG, signedBody } from './support/brazil';
+import { type Listening, listening, send } from './support/http';
 import { startNestApp } from './support/nest-app';
+import { PAYMENT_FRAMEWORKS as FRAMEWORKS, type PaymentFramework as Framework, jsonAnswer, startPaymentApp } from './support/payment-apps';
 
-let as: MockIssuer;
-let dpop: DpopClient;
-let keyStore: Listening;
-let otherKeyStore: Listening;
-
-beforeAll(async () => {
-  as = await MockIssuer.start({ audience: AUDIENCE });
-  dpop = await DpopClient.create('ES256');
-  keyStore = await clientKeyStore(clientKey.publicKey);
-  otherKeyStore = await clientKeyStore(otherKey.publicKey, 'other-key');
-});
-afterAll(async () => {
-  await as.stop();
-  await keyStore.close();
-  await otherKeyStore.close();
-});
-
-const replayStore = new MemoryReplayStore();
-
-function brOptions(extra: Partial<GuardOptions> = {}): GuardOptions {
-  return {
-    issuer: as.issuer,
-    audience: AUDIENCE,
-    publicUrl: AUDIENCE,
-    dpop: { replayStore },
-    messageSigning: {
-      openFinanceBrasil: {
-        clients: {
-          'client-1': { organisationId: CLIENT_ORG, jwksUri: `${keyStore.url}/client.jwks` },
-          'client-2': { organisationId: OTHER_ORG, jwksUri: `${otherKeyStore.url}/client.jwks` },
-        },
-        organisationId: BANK_ORG,
-        responseKey: bankResponseKey(),
-      },
-    },
-    ...extra,
-  };
-}
-
-async function pay(url: string, body: string, key: string | undefined, clientId = 'client-1', extraClaims: object = {}) {
-  const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt, claims: { client_id: clientId, ...extraClaims } });
-  const proof = await dpop.proof({ htm: 'POST', htu: URL_PAYMENTS, accessToken: token });
-  return send(`${url}/payments`, {
-    method: 'POST',
-    body,
-    headers: {
-      authorization: `DPoP ${token}`,
-      dpop: proof,
-      'content-type': 'application/jwt',
-      ...(key === undefined ? {} : { 'x-idempotency-key': key }),
-    },
-  });
-}
+const br = BrazilParties.use();
 
 const IDEMPOTENT_PAYMENT: RoutePolicy = {
   scopes: ['payments:write'],
   jwtBody: { request: 'required', response: true },
   idempotency: { mode: 'required', syntax: 'br-of' },
 };
-
-type Framework = 'express' | 'koa' | 'fastify' | 'hono';
-const FRAMEWORKS: readonly Framework[] = ['express', 'koa', 'fastify', 'hono'];
 
 interface Ledger {
   processed: number;
@@ -141,45 +66,8 @@ async function twoLayers(
     // The module's global policy is the outer layer (FapiGlobalGuard runs first), the route's the inner.
     return startNestApp('nestjs', options, [Payments], undefined, { settings: { global: outer } });
   }
-  if (framework === 'hono') {
-    const fapi = honoGuard(options);
-    const app = new Hono();
-    app.post('/payments', fapi.protect(outer), fapi.protect(inner), (c) => {
-      ledger.processed++;
-      return c.json(answer(ledger.processed), 201);
-    });
-    return serveHono(app);
-  }
-  if (framework === 'express') {
-    const fapi = expressGuard(options);
-    const app = express();
-    app.post('/payments', fapi.protect(outer), fapi.protect(inner), (_req, res) => {
-      ledger.processed++;
-      res.status(201).json(answer(ledger.processed));
-    });
-    return listening(app.listen(0, '127.0.0.1'));
-  }
-  if (framework === 'koa') {
-    const fapi = koaGuard(options);
-    const app = new Koa();
-    const router = new Router();
-    router.post('/payments', fapi.protect(outer), fapi.protect(inner), (ctx) => {
-      ledger.processed++;
-      ctx.status = 201;
-      ctx.body = answer(ledger.processed);
-    });
-    app.use(router.routes());
-    return listening(createServer(app.callback()).listen(0, '127.0.0.1'));
-  }
-  const app = Fastify();
-  await app.register(fastifyPlugin, options);
-  app.addContentTypeParser('application/jwt', { parseAs: 'string' }, (_req, body, done) => done(null, body));
-  app.post('/payments', { preHandler: [app.fapi.protect(outer), app.fapi.protect(inner)] }, async (_request, reply) => {
-    ledger.processed++;
-    return reply.code(201).send(answer(ledger.processed));
-  });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
+  const handle = () => jsonAnswer(201, answer(++ledger.processed));
+  return startPaymentApp(framework, options, { '/payments': { layers: [outer, inner], handle } });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,14 +79,14 @@ describe.each([...FRAMEWORKS, 'nestjs'] as const)(
   (framework) => {
     it('IDEM-16 IDEM-17 BR-07 the retry gets the first result signed anew by the bank, not a 500', async () => {
       const ledger = { processed: 0 };
-      const app = await twoLayers(framework, brOptions(), ledger);
+      const app = await twoLayers(framework, br.options(), ledger);
       try {
         const key = randomUUID();
         const data = '{"payment":{"amount":"100.00","currency":"BRL"}}';
-        const first = await pay(app.url, signedBody(data), key);
+        const first = await br.pay(app.url, signedBody(data), key);
         expect(first.status).toBe(201);
         expect((await bankPayload(first.text)).data).toEqual({ data: { paymentId: 'pay-1', status: 'RCVD' } });
-        const retry = await pay(app.url, signedBody(data), key);
+        const retry = await br.pay(app.url, signedBody(data), key);
         expect(ledger.processed).toBe(1);
         // Hono at b893ae0: 500 {"error_description":"The response could not be signed"} for every retry
         // until the key expires. The outer layer recorded the bank's JWT (it signs before it records);
@@ -213,11 +101,11 @@ describe.each([...FRAMEWORKS, 'nestjs'] as const)(
 
     it('BR-07 IDEM-06 the same key with other data, refused by the later layer: 422 signed once by the bank, not a 500', async () => {
       const ledger = { processed: 0 };
-      const app = await twoLayers(framework, brOptions(), ledger);
+      const app = await twoLayers(framework, br.options(), ledger);
       try {
         const key = randomUUID();
-        expect((await pay(app.url, signedBody('{"payment":{"amount":"1.00"}}'), key)).status).toBe(201);
-        const reused = await pay(app.url, signedBody('{"payment":{"amount":"999.00"}}'), key);
+        expect((await br.pay(app.url, signedBody('{"payment":{"amount":"1.00"}}'), key)).status).toBe(201);
+        const reused = await br.pay(app.url, signedBody('{"payment":{"amount":"999.00"}}'), key);
         expect([reused.status, reused.headers['content-type'], ledger.processed]).toEqual([422, 'application/jwt', 1]);
         expect((await bankPayload(reused.text)).data).toMatchObject({ errors: [{ code: expect.any(String) }] });
       } finally {
@@ -247,37 +135,9 @@ async function oneLayer(framework: Framework | 'nestjs', options: GuardOptions, 
     }
     return startNestApp('nestjs', options, [Payments]);
   }
-  if (framework === 'hono') {
-    const fapi = honoGuard(options);
-    const app = new Hono();
-    app.post('/payments', fapi.protect(IDEMPOTENT_PAYMENT), async (c) => c.json(await handle(), 201));
-    return serveHono(app);
-  }
-  if (framework === 'express') {
-    const fapi = expressGuard(options);
-    const app = express();
-    app.post('/payments', fapi.protect(IDEMPOTENT_PAYMENT), async (_req, res) => void res.status(201).json(await handle()));
-    return listening(app.listen(0, '127.0.0.1'));
-  }
-  if (framework === 'koa') {
-    const fapi = koaGuard(options);
-    const app = new Koa();
-    const router = new Router();
-    router.post('/payments', fapi.protect(IDEMPOTENT_PAYMENT), async (ctx) => {
-      ctx.body = await handle();
-      ctx.status = 201;
-    });
-    app.use(router.routes());
-    return listening(createServer(app.callback()).listen(0, '127.0.0.1'));
-  }
-  const app = Fastify();
-  await app.register(fastifyPlugin, options);
-  app.addContentTypeParser('application/jwt', { parseAs: 'string' }, (_req, body, done) => done(null, body));
-  app.post('/payments', { preHandler: app.fapi.protect(IDEMPOTENT_PAYMENT) }, async (_request, reply) =>
-    reply.code(201).send(await handle()),
-  );
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
+  return startPaymentApp(framework, options, {
+    '/payments': { layers: [IDEMPOTENT_PAYMENT], handle: async () => jsonAnswer(201, await handle()) },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,11 +147,11 @@ async function oneLayer(framework: Framework | 'nestjs', options: GuardOptions, 
 describe.each([...FRAMEWORKS, 'nestjs'] as const)('%s: idempotency refusals on an Open Finance Brasil route', (framework) => {
   it('BR-07 IDEM-06 the same key with other data: 422, as the bank’s signed JWT addressed to the client (the client is known)', async () => {
     const ledger = { processed: 0 };
-    const app = await oneLayer(framework, brOptions(), ledger);
+    const app = await oneLayer(framework, br.options(), ledger);
     try {
       const key = randomUUID();
-      expect((await pay(app.url, signedBody('{"payment":{"amount":"1.00"}}'), key)).status).toBe(201);
-      const reused = await pay(app.url, signedBody('{"payment":{"amount":"999.00"}}'), key);
+      expect((await br.pay(app.url, signedBody('{"payment":{"amount":"1.00"}}'), key)).status).toBe(201);
+      const reused = await br.pay(app.url, signedBody('{"payment":{"amount":"999.00"}}'), key);
       expect(ledger.processed).toBe(1);
       expect(reused.status).toBe(422);
       // b893ae0: application/json, the envelope unsigned — though the token was verified and the
@@ -308,9 +168,9 @@ describe.each([...FRAMEWORKS, 'nestjs'] as const)('%s: idempotency refusals on a
 
   it('BR-07 IDEM-03 no x-idempotency-key on a payment that requires one: 400, as the bank’s signed JWT', async () => {
     const ledger = { processed: 0 };
-    const app = await oneLayer(framework, brOptions(), ledger);
+    const app = await oneLayer(framework, br.options(), ledger);
     try {
-      const missing = await pay(app.url, signedBody('{"payment":{"amount":"1.00"}}'), undefined);
+      const missing = await br.pay(app.url, signedBody('{"payment":{"amount":"1.00"}}'), undefined);
       expect([missing.status, ledger.processed]).toEqual([400, 0]);
       expect(missing.headers['content-type']).toBe('application/jwt');
       await bankPayload(missing.text);
@@ -327,13 +187,13 @@ describe.each([...FRAMEWORKS, 'nestjs'] as const)(
       const ledger = { processed: 0 };
       const outer: RoutePolicy = { scopes: ['payments:write'], jwtBody: { request: 'required', response: true } };
       const inner: RoutePolicy = { idempotency: { mode: 'required', syntax: 'br-of' } };
-      const app = await twoLayers(framework, brOptions(), ledger, outer, inner);
+      const app = await twoLayers(framework, br.options(), ledger, outer, inner);
       try {
         const key = randomUUID();
         const data = '{"payment":{"amount":"3.00","currency":"BRL"}}';
-        const first = await pay(app.url, signedBody(data), key);
+        const first = await br.pay(app.url, signedBody(data), key);
         expect(first.status).toBe(201);
-        const retry = await pay(app.url, signedBody(data), key);
+        const retry = await br.pay(app.url, signedBody(data), key);
         expect([retry.status, retry.headers['content-type'], ledger.processed]).toEqual([201, 'application/jwt', 1]);
         const [a, b] = [await bankPayload(first.text), await bankPayload(retry.text)];
         expect(b.data).toEqual(a.data);
@@ -352,12 +212,12 @@ describe.each([...FRAMEWORKS, 'nestjs'] as const)(
 describe.each(FRAMEWORKS)('%s: the idempotency store on an Open Finance Brasil payment', (framework) => {
   it('IDEM-07 another client with the same key and the same data gets its own payment, addressed to its own organisation', async () => {
     const ledger = { processed: 0 };
-    const app = await oneLayer(framework, brOptions(), ledger);
+    const app = await oneLayer(framework, br.options(), ledger);
     try {
       const key = randomUUID();
       const data = '{"payment":{"amount":"10.00","currency":"BRL"}}';
-      const mine = await pay(app.url, signedBody(data), key);
-      const theirs = await pay(app.url, signedBody(data, true), key, 'client-2');
+      const mine = await br.pay(app.url, signedBody(data), key);
+      const theirs = await br.pay(app.url, signedBody(data, true), key, { clientId: 'client-2' });
       expect([mine.status, theirs.status, ledger.processed]).toEqual([201, 201, 2]);
       expect((await bankPayload(theirs.text, OTHER_ORG)).data).toEqual({ data: { paymentId: 'pay-2', status: 'RCVD' } });
       await expect(bankPayload(theirs.text, CLIENT_ORG)).rejects.toThrow();
@@ -368,12 +228,12 @@ describe.each(FRAMEWORKS)('%s: the idempotency store on an Open Finance Brasil p
 
   it('BR-04 IDEM-17 a retry that resends the very same signed body is a spent jti (400), never the stored answer', async () => {
     const ledger = { processed: 0 };
-    const app = await oneLayer(framework, brOptions(), ledger);
+    const app = await oneLayer(framework, br.options(), ledger);
     try {
       const key = randomUUID();
       const body = signedBody('{"payment":{"amount":"11.00"}}');
-      expect((await pay(app.url, body, key)).status).toBe(201);
-      const again = await pay(app.url, body, key);
+      expect((await br.pay(app.url, body, key)).status).toBe(201);
+      const again = await br.pay(app.url, body, key);
       expect([again.status, ledger.processed]).toEqual([400, 1]);
       expect(JSON.stringify((await bankPayload(again.text)).data)).not.toContain('pay-1');
     } finally {
@@ -383,14 +243,14 @@ describe.each(FRAMEWORKS)('%s: the idempotency store on an Open Finance Brasil p
 
   it('IDEM-05 concurrent requests with one key: processed once, the others 409 or the stored answer, none a 5xx', async () => {
     const ledger = { processed: 0 };
-    const app = await oneLayer(framework, brOptions(), ledger, 300);
+    const app = await oneLayer(framework, br.options(), ledger, 300);
     try {
       // The client's key set fetched first (a cold cache is the finding below, not this one).
-      expect((await pay(app.url, signedBody('{"warm":true}'), randomUUID())).status).toBe(201);
+      expect((await br.pay(app.url, signedBody('{"warm":true}'), randomUUID())).status).toBe(201);
       ledger.processed = 0;
       const key = randomUUID();
       const data = '{"payment":{"amount":"12.00"}}';
-      const answers = await Promise.all([0, 1, 2, 3].map(() => pay(app.url, signedBody(data), key)));
+      const answers = await Promise.all([0, 1, 2, 3].map(() => br.pay(app.url, signedBody(data), key)));
       expect(ledger.processed).toBe(1);
       expect(answers.every((a) => a.status === 201 || a.status === 409)).toBe(true);
       // One 201 is the payment; any other (a request that a loaded machine delayed past the first
@@ -422,7 +282,7 @@ describe.each(['express', 'hono'] as const)('%s: concurrent signed bodies of a c
       }).listen(0, '127.0.0.1'),
     );
     const decisions: { reason?: string; detail?: string }[] = [];
-    const options = brOptions({ onDecision: (e) => decisions.push(e) });
+    const options = br.options({ onDecision: (e) => decisions.push(e) });
     const brazil = options.messageSigning?.openFinanceBrasil as NonNullable<
       NonNullable<GuardOptions['messageSigning']>['openFinanceBrasil']
     >;
@@ -430,7 +290,9 @@ describe.each(['express', 'hono'] as const)('%s: concurrent signed bodies of a c
     const ledger = { processed: 0 };
     const app = await oneLayer(framework, options, ledger);
     try {
-      const answers = await Promise.all([1, 2, 3].map((n) => pay(app.url, signedBody(`{"payment":{"amount":"${n}.00"}}`), randomUUID())));
+      const answers = await Promise.all(
+        [1, 2, 3].map((n) => br.pay(app.url, signedBody(`{"payment":{"amount":"${n}.00"}}`), randomUUID())),
+      );
       // b893ae0: [201, 400, 400] — the first request starts the fetch and stamps lastAttempt; the
       // others find the entry (no keys yet, fetch pending), skip the load as "not due" (cool-down)
       // and are refused BAD_SIGNATURE: 'keyid "client-key" is not a key of client client-1'.
@@ -454,9 +316,9 @@ describe('Open Finance Brasil: a client not in openFinanceBrasil.clients (br_cli
   const ledger = { processed: 0 };
   const decisions: { reason?: string; detail?: string; clientId?: string }[] = [];
   beforeAll(async () => {
-    as.introspectionClients.set('rs-client', SECRET);
+    br.as.introspectionClients.set('rs-client', SECRET);
     const fapi = expressGuard(
-      brOptions({
+      br.options({
         onDecision: (e) => decisions.push(e),
         introspection: { clientId: 'rs-client', clientAuth: { method: 'client_secret_basic', clientSecret: SECRET } },
       }),
@@ -475,7 +337,7 @@ describe('Open Finance Brasil: a client not in openFinanceBrasil.clients (br_cli
   afterAll(() => app.close());
 
   const consent = async (token: string) => {
-    const proof = await dpop.proof({ htm: 'GET', htu: `${AUDIENCE}/consents/c1`, accessToken: token });
+    const proof = await br.dpop.proof({ htm: 'GET', htu: `${AUDIENCE}/consents/c1`, accessToken: token });
     return send(`${app.url}/consents/c1`, { headers: { authorization: `DPoP ${token}`, dpop: proof } });
   };
 
@@ -487,7 +349,7 @@ describe('Open Finance Brasil: a client not in openFinanceBrasil.clients (br_cli
     ['client_id with a control character', { client_id: 'client-1\n' }],
   ])('BR-07 %s: 403 before the handler, no bank signature, nothing addressed to client-1', async (_name, claims) => {
     const before = ledger.processed;
-    const token = await as.mint({ scope: 'payments:write', jkt: dpop.jkt, claims });
+    const token = await br.as.mint({ scope: 'payments:write', jkt: br.dpop.jkt, claims });
     const res = await consent(token);
     expect([res.status, res.headers['content-type'], ledger.processed]).toEqual([403, 'application/json; charset=utf-8', before]);
     expect(decisions.at(-1)).toMatchObject({ reason: 'br_client_unknown' });
@@ -496,10 +358,10 @@ describe('Open Finance Brasil: a client not in openFinanceBrasil.clients (br_cli
   });
 
   it('BR-07 an opaque token (introspection) of an unknown client is refused the same, and a known one is served', async () => {
-    const unknown = await as.mintOpaque({ scope: 'payments:write', jkt: dpop.jkt, claims: { client_id: 'client-9' } });
+    const unknown = await br.as.mintOpaque({ scope: 'payments:write', jkt: br.dpop.jkt, claims: { client_id: 'client-9' } });
     const refused = await consent(unknown);
     expect([refused.status, decisions.at(-1)?.reason]).toEqual([403, 'br_client_unknown']);
-    const known = await as.mintOpaque({ scope: 'payments:write', jkt: dpop.jkt, claims: { client_id: 'client-1' } });
+    const known = await br.as.mintOpaque({ scope: 'payments:write', jkt: br.dpop.jkt, claims: { client_id: 'client-1' } });
     const served = await consent(known);
     expect([served.status, served.headers['content-type']]).toEqual([200, 'application/jwt']);
     expect((await bankPayload(served.text)).data).toEqual({ data: { consentId: 'c1' } });
@@ -508,10 +370,10 @@ describe('Open Finance Brasil: a client not in openFinanceBrasil.clients (br_cli
   it('BR-07 an unknown client’s signed body is refused before it is verified: its jti is not spent', async () => {
     const before = ledger.processed;
     const body = signedBody('{"payment":{"amount":"1.00"}}');
-    const res = await pay(app.url, body, randomUUID(), 'client-9');
+    const res = await br.pay(app.url, body, randomUUID(), { clientId: 'client-9' });
     expect([res.status, ledger.processed]).toEqual([403, before]);
     // The same body then sent by its real client is accepted: the unknown client burnt nothing.
-    expect((await pay(app.url, body, randomUUID())).status).toBe(201);
+    expect((await br.pay(app.url, body, randomUUID())).status).toBe(201);
   });
 });
 
@@ -525,30 +387,21 @@ describe.each(['express', 'hono'] as const)(
     it('BR-07 IDEM-15 neither the first request nor its retry gets the bank’s signature over the client-chosen data', async () => {
       // The handler echoes a client-chosen reference as text (a payment "end-to-end id", say).
       const forged = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"data":{"status":"ACSC","amount":"1000000.00"}}').toString('base64url')}.c2ln`;
-      let app: Listening;
       let runs = 0;
-      if (framework === 'express') {
-        const fapi = expressGuard(brOptions());
-        const server = express();
-        server.post('/payments', fapi.protect(IDEMPOTENT_PAYMENT), (_req, res) => {
-          runs++;
-          res.status(201).type('text/plain').send(forged);
-        });
-        app = await listening(server.listen(0, '127.0.0.1'));
-      } else {
-        const fapi = honoGuard(brOptions());
-        const server = new Hono();
-        server.post('/payments', fapi.protect(IDEMPOTENT_PAYMENT), (c) => {
-          runs++;
-          return c.text(forged, 201);
-        });
-        app = await serveHono(server);
-      }
+      const app = await startPaymentApp(framework, br.options(), {
+        '/payments': {
+          layers: [IDEMPOTENT_PAYMENT],
+          handle: () => {
+            runs++;
+            return { status: 201, type: 'text/plain', body: forged };
+          },
+        },
+      });
       try {
         const key = randomUUID();
         const data = '{"payment":{"amount":"1.00"}}';
-        const first = await pay(app.url, signedBody(data), key);
-        const retry = await pay(app.url, signedBody(data), key);
+        const first = await br.pay(app.url, signedBody(data), key);
+        const retry = await br.pay(app.url, signedBody(data), key);
         for (const res of [first, retry]) {
           expect(res.status).toBe(500);
           expect(res.headers['content-type']).not.toBe('application/jwt');

@@ -14,7 +14,6 @@ import { fapiGuard as fastifyPlugin } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { FapiAuth, FapiPolicy } from '@fapi-guard/nestjs';
-import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import Router from '@koa/router';
 import { Controller, Post, Res } from '@nestjs/common';
 import express from 'express';
@@ -22,26 +21,11 @@ import Fastify from 'fastify';
 import { Hono } from 'hono';
 import Koa from 'koa';
 import { serveHono } from './support/apps';
-import { newLedger, type Party, sendPayment } from './support/idempotency-apps';
+import { newLedger, sendPayment, useTppUsers } from './support/idempotency-apps';
 import { startNestApp } from './support/nest-app';
 
 const PUBLIC = 'https://api.bank.example';
-let as: MockIssuer;
-/** Two users of one client (one TPP): the payer holds `payments:write`, the reader does not. */
-let payer: Party;
-let reader: Party;
-let baseOptions: GuardOptions;
-
-beforeAll(async () => {
-  as = await MockIssuer.start({ audience: PUBLIC });
-  const [a, b] = await Promise.all([DpopClient.create('ES256'), DpopClient.create('ES256')]);
-  const mint = (scope: string, client: DpopClient, sub: string) =>
-    as.mint({ scope, jkt: client.jkt, audience: PUBLIC, claims: { client_id: 'client-tpp', sub } });
-  payer = { client: a, token: await mint('payments:write', a, 'alice') };
-  reader = { client: b, token: await mint('accounts:read', b, 'mallory') };
-  baseOptions = { issuer: as.issuer, audience: PUBLIC, publicUrl: PUBLIC };
-});
-afterAll(() => as?.stop());
+const tpp = useTppUsers(PUBLIC);
 
 type Ledger = ReturnType<typeof newLedger>;
 interface App {
@@ -76,7 +60,7 @@ async function start(
   route: RoutePolicy,
   guardOptions: Partial<GuardOptions> = {},
 ): Promise<App> {
-  const options = { ...baseOptions, ...guardOptions };
+  const options = { ...tpp.options, ...guardOptions };
   if (framework === 'express') {
     const fapi = expressGuard(options);
     const app = express();
@@ -137,12 +121,12 @@ describe.each(FRAMEWORKS)('%s: an app-wide layer with idempotency, a stricter ro
     const app = await start(framework, ledger, { idempotency: 'optional' }, { scopes: ['payments:write'] });
     try {
       const k = key('scope');
-      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const first = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([first.status, first.json]).toEqual([201, { payment: 'pay-1', owner: 'alice' }]);
-      const stolen = await sendPayment(app.url, PUBLIC, { who: reader, key: k, body: BODY });
+      const stolen = await sendPayment(app.url, PUBLIC, { who: tpp.reader, key: k, body: BODY });
       expect([stolen.status, stolen.headers['www-authenticate']]).toEqual([403, expect.stringContaining('insufficient_scope')]);
       expect(stolen.text).not.toContain('alice');
-      const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const retry = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([retry.status, retry.text]).toEqual([201, first.text]);
       expect(ledger.processed).toBe(1);
     } finally {
@@ -155,8 +139,8 @@ describe.each(FRAMEWORKS)('%s: an app-wide layer with idempotency, a stricter ro
     const app = await start(framework, ledger, { idempotency: 'optional' }, { scopes: ['payments:write'] });
     try {
       const k = key('refused');
-      expect((await sendPayment(app.url, PUBLIC, { who: reader, key: k, body: BODY })).status).toBe(403);
-      const paidNow = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      expect((await sendPayment(app.url, PUBLIC, { who: tpp.reader, key: k, body: BODY })).status).toBe(403);
+      const paidNow = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([paidNow.status, paidNow.json]).toEqual([201, { payment: 'pay-1', owner: 'alice' }]);
       expect(ledger.processed).toBe(1);
     } finally {
@@ -168,11 +152,11 @@ describe.each(FRAMEWORKS)('%s: an app-wide layer with idempotency, a stricter ro
     const ledger = newLedger(0);
     const app = await start(framework, ledger, { idempotency: 'optional' }, { scopes: ['payments:write'], idempotency: 'required' });
     try {
-      const missing = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY });
+      const missing = await sendPayment(app.url, PUBLIC, { who: tpp.payer, body: BODY });
       expect([missing.status, missing.json.error]).toEqual([400, 'invalid_request']);
       const k = key('required');
-      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
-      const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const first = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      const retry = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
     } finally {
       await app.close();
@@ -185,10 +169,10 @@ describe.each(FRAMEWORKS)('%s: an app-wide layer with idempotency, a stricter ro
     const app = await start(framework, ledger, { idempotency: 'required' }, route);
     try {
       const k = key('header');
-      const refused = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const refused = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([refused.status, ledger.processed]).toEqual([400, 0]);
       // The same Idempotency-Key again, with the route's own header now: processed, not 409.
-      const both = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY, headers: { 'x-idempotency-key': 'uk-1' } });
+      const both = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY, headers: { 'x-idempotency-key': 'uk-1' } });
       expect([both.status, ledger.processed]).toEqual([201, 1]);
     } finally {
       await app.close();
@@ -201,8 +185,8 @@ describe.each(FRAMEWORKS)('%s: an app-wide layer with idempotency, a stricter ro
     const app = await start(framework, ledger, policy, policy);
     try {
       const k = key('both');
-      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
-      const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const first = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      const retry = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
     } finally {
       await app.close();
@@ -234,9 +218,9 @@ describe.each(FRAMEWORKS)('%s: a route whose idempotency rules differ from the a
   it('IDEM-16 IDEM-04 the route’s x-idempotency-key is processed once, whatever Idempotency-Key (a gateway’s, per attempt) the attempts carry or leave out', async () => {
     await withApp(framework, { idempotency: 'optional' }, ukRoute, async (app, ledger) => {
       const x = ukKey();
-      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: key('gw'), body: BODY, headers: { 'x-idempotency-key': x } });
-      const other = await sendPayment(app.url, PUBLIC, { who: payer, key: key('gw'), body: BODY, headers: { 'x-idempotency-key': x } });
-      const alone = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY, headers: { 'x-idempotency-key': x } });
+      const first = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: key('gw'), body: BODY, headers: { 'x-idempotency-key': x } });
+      const other = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: key('gw'), body: BODY, headers: { 'x-idempotency-key': x } });
+      const alone = await sendPayment(app.url, PUBLIC, { who: tpp.payer, body: BODY, headers: { 'x-idempotency-key': x } });
       expect([first.status, other.status, other.text === first.text, alone.status, alone.text === first.text]).toEqual([
         201,
         201,
@@ -256,9 +240,9 @@ describe.each(FRAMEWORKS)('%s: a route whose idempotency rules differ from the a
       { scopes: ['payments:write'], idempotency: { mode: 'required', ttlSec: 3600 } },
       async (app, ledger) => {
         const k = key('ttl');
-        const first = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+        const first = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
         await new Promise((r) => setTimeout(r, 1500));
-        const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+        const retry = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
         expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
       },
     );
@@ -269,8 +253,8 @@ describe.each(FRAMEWORKS)('%s: a route whose idempotency rules differ from the a
     const route: RoutePolicy = { scopes: ['payments:write'], idempotency: { mode: 'required', maxResponseBytes: 65536 } };
     await withApp(framework, appWide, route, async (app, ledger) => {
       const k = key('size');
-      const first = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
-      const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+      const first = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      const retry = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
     });
   });
@@ -292,9 +276,9 @@ describe.each(FRAMEWORKS)('%s: a route with the same key header as the app-wide 
       { scopes: ['payments:write'], idempotency: { mode: 'required', leaseSec: 60 } },
       async (app, ledger) => {
         const k = key('lease');
-        const first = sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+        const first = sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
         await new Promise((r) => setTimeout(r, 1300));
-        const retry = await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY });
+        const retry = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
         expect([retry.status, ledger.started]).toEqual([409, 1]);
         expect([(await first).status, ledger.processed]).toEqual([201, 1]);
       },
@@ -309,15 +293,15 @@ describe.each(FRAMEWORKS)('%s: a route with the same key header as the app-wide 
       { idempotency: { mode: 'optional', syntax: 'br-of' } },
       { scopes: ['payments:write'], idempotency: { mode: 'required', syntax: 'uk-ob' } },
       async (app, ledger) => {
-        const long = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY, headers: { [header]: 'k'.repeat(41) } });
+        const long = await sendPayment(app.url, PUBLIC, { who: tpp.payer, body: BODY, headers: { [header]: 'k'.repeat(41) } });
         expect([long.status, JSON.parse(long.text), ledger.started]).toEqual([
           400,
           { error: 'invalid_request', error_description: 'The idempotency key header is malformed or sent more than once' },
           0,
         ]);
         const k = `k40-${process.pid}-${Math.random().toString(36).slice(2)}`.padEnd(40, 'k');
-        const first = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY, headers: { [header]: k } });
-        const retry = await sendPayment(app.url, PUBLIC, { who: payer, body: BODY, headers: { [header]: k } });
+        const first = await sendPayment(app.url, PUBLIC, { who: tpp.payer, body: BODY, headers: { [header]: k } });
+        const retry = await sendPayment(app.url, PUBLIC, { who: tpp.payer, body: BODY, headers: { [header]: k } });
         expect([first.status, retry.status, retry.text === first.text, ledger.processed]).toEqual([201, 201, true, 1]);
       },
     );
@@ -332,10 +316,10 @@ describe.each(FRAMEWORKS)('%s: what the key holds is not told before the route c
       { scopes: ['payments:write'] },
       async (app, ledger) => {
         const k = key('unkept');
-        expect([(await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY })).status, ledger.processed]).toEqual([201, 1]);
-        const probe = await sendPayment(app.url, PUBLIC, { who: reader, key: k, body: BODY });
+        expect([(await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY })).status, ledger.processed]).toEqual([201, 1]);
+        const probe = await sendPayment(app.url, PUBLIC, { who: tpp.reader, key: k, body: BODY });
         expect([probe.status, probe.headers['www-authenticate']]).toEqual([403, expect.stringContaining('insufficient_scope')]);
-        expect((await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY })).status).toBe(409);
+        expect((await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY })).status).toBe(409);
       },
     );
   });
@@ -343,10 +327,10 @@ describe.each(FRAMEWORKS)('%s: what the key holds is not told before the route c
   it('IDEM-16 IDEM-06 a token without the route’s scope reusing a key with another body gets 403, not 422', async () => {
     await withApp(framework, { idempotency: 'optional' }, { scopes: ['payments:write'] }, async (app) => {
       const k = key('reused');
-      expect((await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: BODY })).status).toBe(201);
-      const probe = await sendPayment(app.url, PUBLIC, { who: reader, key: k, body: '{"amount":"99.00"}' });
+      expect((await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY })).status).toBe(201);
+      const probe = await sendPayment(app.url, PUBLIC, { who: tpp.reader, key: k, body: '{"amount":"99.00"}' });
       expect([probe.status, probe.headers['www-authenticate']]).toEqual([403, expect.stringContaining('insufficient_scope')]);
-      expect((await sendPayment(app.url, PUBLIC, { who: payer, key: k, body: '{"amount":"99.00"}' })).status).toBe(422);
+      expect((await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: '{"amount":"99.00"}' })).status).toBe(422);
     });
   });
 });

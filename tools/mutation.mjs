@@ -123,6 +123,21 @@ export const MODULES = {
     quick: suites(...CORE_UNIT),
     wide: suites(...SIGNATURES_WIDE),
   },
+  // The idempotency exchange (a payment retried after a time-out is processed once, its answer
+  // replayed only to its own client at its own depth): in-process first, then the adapters' layers.
+  idempotency: {
+    mutate: [core('idempotency/**/*.ts')],
+    quick: suites(...CORE_UNIT),
+    wide: suites(
+      'test/(idempotency|idempotency-attacks|idempotency-layers|idempotency-layers-concurrency|idempotency-redis|attack-review-5|attack-review-6|attack-review-7)',
+    ),
+  },
+  // The regimes on the same guard: FAPI 1.0 Advanced headers, UK Open Banking and Open Finance Brasil signatures.
+  regimes: {
+    mutate: [core('regimes/**/*.ts')],
+    quick: suites(...CORE_UNIT),
+    wide: suites('test/(regimes-attack|regimes-br-of|regimes-fapi1|regimes-uk-ob|regimes-migration|attack-review-5)'),
+  },
   express: { mutate: ['packages/express/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
   koa: { mutate: ['packages/koa/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
   fastify: { mutate: ['packages/fastify/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },

@@ -4,7 +4,10 @@
  * answer checked ("Como assinar o payload": PS256 compact JWS, `aud`, `iss`, `iat`, `jti`, `data`).
  */
 import { constants, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
+import { type GuardOptions, MemoryReplayStore } from '@fapi-guard/core';
+import { DpopClient, MockIssuer } from '@fapi-guard/testing';
 import { jwtVerify } from 'jose';
+import { clientKeyStore, type Listening, send } from './http';
 
 export const AUDIENCE = 'https://rs.example.com';
 export const URL_PAYMENTS = `${AUDIENCE}/payments`;
@@ -46,4 +49,83 @@ export async function bankPayload(text: string, audience = CLIENT_ORG) {
   });
   if (protectedHeader.kid !== 'bank-key' || typeof payload.jti !== 'string') throw new Error('not the bank’s answer: kid or jti');
   return payload as { data: Record<string, unknown>; jti: string };
+}
+
+export interface PayOptions {
+  /** The token's `client_id` (default `client-1`). */
+  clientId?: string;
+  /** The request's path (default `/payments`). */
+  path?: string;
+  /** More claims of the token. */
+  claims?: object;
+  /** The body's media type (default `application/jwt`). */
+  contentType?: string;
+}
+
+/**
+ * What a suite starts around its tests: the issuer, the DPoP key of the clients' tokens and the two
+ * clients' JWK sets; with the bank's guard options and a client's payment request built on them.
+ */
+export class BrazilParties {
+  as!: MockIssuer;
+  dpop!: DpopClient;
+  /** `client-1`'s JWK set (kid `client-key`) at `/client.jwks`. */
+  keyStore!: Listening;
+  /** `client-2`'s JWK set (kid `other-key`) at `/client.jwks`. */
+  otherKeyStore!: Listening;
+  /** The DPoP replay store of the guards built by `options`. */
+  readonly replayStore = new MemoryReplayStore();
+
+  /** Parties started before the tests of the enclosing block (`beforeAll`) and stopped after them. */
+  static use(): BrazilParties {
+    const parties = new BrazilParties();
+    beforeAll(async () => {
+      [parties.as, parties.dpop, parties.keyStore, parties.otherKeyStore] = await Promise.all([
+        MockIssuer.start({ audience: AUDIENCE }),
+        DpopClient.create('ES256'),
+        clientKeyStore(clientKey.publicKey),
+        clientKeyStore(otherKey.publicKey, 'other-key'),
+      ]);
+    });
+    afterAll(() => Promise.all([parties.as?.stop(), parties.keyStore?.close(), parties.otherKeyStore?.close()]));
+    return parties;
+  }
+
+  /** The bank's guard: DPoP-bound tokens of the issuer, both clients with their JWK sets, the bank's signing key. */
+  options(extra: Partial<GuardOptions> = {}): GuardOptions {
+    return {
+      issuer: this.as.issuer,
+      audience: AUDIENCE,
+      publicUrl: AUDIENCE,
+      dpop: { replayStore: this.replayStore },
+      messageSigning: {
+        openFinanceBrasil: {
+          clients: {
+            'client-1': { organisationId: CLIENT_ORG, jwksUri: `${this.keyStore.url}/client.jwks` },
+            'client-2': { organisationId: OTHER_ORG, jwksUri: `${this.otherKeyStore.url}/client.jwks` },
+          },
+          organisationId: BANK_ORG,
+          responseKey: bankResponseKey(),
+        },
+      },
+      ...extra,
+    };
+  }
+
+  /** POST `body` with a fresh DPoP-bound token (scope `payments:write`), and `x-idempotency-key: key` when given. */
+  async pay(url: string, body: string, key: string | undefined, options: PayOptions = {}) {
+    const { clientId = 'client-1', path = '/payments', claims = {}, contentType = 'application/jwt' } = options;
+    const token = await this.as.mint({ scope: 'payments:write', jkt: this.dpop.jkt, claims: { client_id: clientId, ...claims } });
+    const proof = await this.dpop.proof({ htm: 'POST', htu: `${AUDIENCE}${path}`, accessToken: token });
+    return send(`${url}${path}`, {
+      method: 'POST',
+      body,
+      headers: {
+        authorization: `DPoP ${token}`,
+        dpop: proof,
+        'content-type': contentType,
+        ...(key === undefined ? {} : { 'x-idempotency-key': key }),
+      },
+    });
+  }
 }

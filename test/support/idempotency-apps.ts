@@ -13,7 +13,7 @@ import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { FapiAuth, FapiPolicy } from '@fapi-guard/nestjs';
-import { DpopClient, type MessageSigningClient, type MockIssuer } from '@fapi-guard/testing';
+import { DpopClient, type MessageSigningClient, MockIssuer } from '@fapi-guard/testing';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import { Body, Controller, Post, Put, Res } from '@nestjs/common';
@@ -190,6 +190,34 @@ export async function party(as: MockIssuer, audience: string, clientId: string):
   const client = await DpopClient.create('ES256');
   const token = await as.mint({ scope: 'payments', jkt: client.jkt, audience, claims: { client_id: clientId } });
   return { client, token };
+}
+
+/** An issuer, and two users of one client (one TPP): the payer holds `payments:write`, the reader does not. */
+export interface TppUsers {
+  as: MockIssuer;
+  payer: Party;
+  reader: Party;
+  /** The guard's options for the issuer, with `publicUrl` as audience and public URL. */
+  options: GuardOptions;
+}
+
+/** {@link TppUsers} for `publicUrl`, started before the tests of the enclosing block and stopped after them. */
+export function useTppUsers(publicUrl: string): TppUsers {
+  const users = {} as TppUsers;
+  beforeAll(async () => {
+    users.as = await MockIssuer.start({ audience: publicUrl });
+    const mint = async (scope: string, sub: string): Promise<Party> => {
+      const client = await DpopClient.create('ES256');
+      return {
+        client,
+        token: await users.as.mint({ scope, jkt: client.jkt, audience: publicUrl, claims: { client_id: 'client-tpp', sub } }),
+      };
+    };
+    [users.payer, users.reader] = await Promise.all([mint('payments:write', 'alice'), mint('accounts:read', 'mallory')]);
+    users.options = { issuer: users.as.issuer, audience: publicUrl, publicUrl };
+  });
+  afterAll(() => users.as?.stop());
+  return users;
 }
 
 export interface Payment {

@@ -6,6 +6,7 @@
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { canonicalJson, payloadFingerprint, unverifiedClaimsFingerprint, unverifiedJwtClaims } from '../src/idempotency/fingerprint';
 import {
+  BR_JWT_MAX_LENGTH,
   ClientKeys,
   isJwtMediaType,
   MemoryReplayStore,
@@ -129,12 +130,11 @@ describe('unverifiedJwtClaims (a layer ahead of the one that verifies the body)'
   const claims = { aud: 'https://rs.example.com/payments', iss: 'org', iat: 1, jti: 'j', data: { amount: '1.00' } };
   const jws = (payload: string) => Buffer.from(`${segment({ alg: 'PS256' })}.${payload}.c2ln`);
 
-  it('IDEM-17 reads every claim but jti and iat, of an application/jwt compact JWS only', () => {
-    expect(unverifiedJwtClaims('Application/JWT; charset=utf-8', jws(segment(claims)))).toEqual({
-      aud: claims.aud,
-      iss: 'org',
-      data: { amount: '1.00' },
-    });
+  it('IDEM-17 reads every claim but those each attempt makes anew (jti, iat, exp, nbf), of an application/jwt compact JWS only', () => {
+    const expected = { aud: claims.aud, iss: 'org', data: { amount: '1.00' } };
+    expect(unverifiedJwtClaims('Application/JWT; charset=utf-8', jws(segment(claims)))).toEqual(expected);
+    // A client that also signs a validity window signs it anew with each attempt.
+    expect(unverifiedJwtClaims('application/jwt', jws(segment({ ...claims, exp: 301, nbf: 1 })))).toEqual(expected);
     for (const [type, body] of [
       ['application/json', jws(segment(claims))],
       [undefined, jws(segment(claims))],
@@ -148,6 +148,16 @@ describe('unverifiedJwtClaims (a layer ahead of the one that verifies the body)'
     }
     // White space around the token is trimmed, as the verifying layer trims it.
     expect(unverifiedJwtClaims('application/jwt', Buffer.from(`  ${jws(segment(claims))}\n`))).toMatchObject({ iss: 'org' });
+  });
+
+  it('IDEM-17 BR-06 reads no body larger than the verifier reads (BR_JWT_MAX_LENGTH): such a body is fingerprinted by its bytes', () => {
+    // A token of about 3/4 of the bound (base64url writes 4 characters per 3 bytes), then white
+    // space (trimmed, as the verifier trims it) up to the bound, and one byte past it.
+    const token = jws(segment({ ...claims, pad: 'p'.repeat(BR_JWT_MAX_LENGTH / 2) }));
+    const spaced = (length: number) => Buffer.concat([token, Buffer.from(' '.repeat(length - token.length))]);
+    expect(unverifiedJwtClaims('application/jwt', spaced(BR_JWT_MAX_LENGTH))).toMatchObject({ iss: 'org' });
+    const over = spaced(BR_JWT_MAX_LENGTH + 1);
+    expect(unverifiedJwtClaims('application/jwt', over)).toBeUndefined();
   });
 
   it('IDEM-06 IDEM-17 its fingerprint is neither a verified data fingerprint nor one of body bytes', () => {

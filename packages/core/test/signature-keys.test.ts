@@ -35,6 +35,8 @@ describe('signatureAlgorithmOf', () => {
       [{ kty: 'OKP', crv: 'Ed448' }, 'OKP/Ed448'],
       [{ kty: 'EC', crv: 'P-384' }, 'EC/P-384'],
       [{ kty: 'EC', crv: 'Ed25519' }, 'EC/Ed25519'],
+      // The curve alone names no key type: P-256 is an EC curve only.
+      [{ kty: 'OKP', crv: 'P-256' }, 'OKP/P-256'],
       [{ kty: 'oct' }, 'oct'],
     ] as const) {
       expect(signatureAlgorithmOf(jwk)).toBe(`key type ${named} is not allowed for message signatures`);

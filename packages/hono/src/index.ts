@@ -114,6 +114,34 @@ function runtimeConnection(c: Context): RequestConnection {
   return isNodeRequest(incoming) ? nodeConnection(incoming) : {};
 }
 
+/**
+ * What the layers of one guard keep for a request, by its Context (one per request): shared by
+ * every adapter made over that guard (`fapiGuard(guard)` twice), as the guard's authorization
+ * marks are; another guard's layers between them neither see nor settle it.
+ */
+interface LayerState {
+  /** Requests answered with a stored response by a later layer: the layer that signs for the authorization signs it as a replay. */
+  replays: WeakSet<Context>;
+  /**
+   * The recorder of the claim in force for the request (the deepest layer's: a later layer with
+   * rules of its own claims the key again). The outermost layer records with it, once every
+   * layer has set its headers and the response is signed, so that what is stored is what was
+   * sent (an unsignable answer leaves as a 500, which frees the key).
+   */
+  recorders: WeakMap<Context, (response: Response) => unknown>;
+}
+
+const layerStates = new WeakMap<Guard, LayerState>();
+
+function layerState(guard: Guard): LayerState {
+  let state = layerStates.get(guard);
+  if (!state) {
+    state = { replays: new WeakSet(), recorders: new WeakMap() };
+    layerStates.set(guard, state);
+  }
+  return state;
+}
+
 function checkAdapterOptions(adapter: FapiHonoOptions): void {
   for (const key of Object.keys(adapter)) {
     if (!ADAPTER_KEYS.includes(key))
@@ -138,22 +166,12 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
   const guard = 'check' in options ? options : createGuard(options);
   checkAdapterOptions(adapter);
   const connectionOf = adapter.connection ?? runtimeConnection;
-  // Kept by the Context (one per request), for this guard's layers alone: another guard's layers
-  // between them neither see nor settle them.
-  /** Requests answered with a stored response by a later layer: the layer that signs for the authorization signs it as a replay. */
-  const replays = new WeakSet<Context>();
-  /**
-   * The recorder of the claim in force for the request (the deepest layer's: a later layer with
-   * rules of its own claims the key again). The outermost layer records with it, once every
-   * layer has set its headers and the response is signed, so that what is stored is what was
-   * sent (an unsignable answer leaves as a 500, which frees the key).
-   */
-  const recorders = new WeakMap<Context, (response: Response) => Promise<unknown>>();
+  const { replays, recorders } = layerState(guard);
   /** Records what the request was answered with, once, with the claim in force. */
-  const recordAnswer = async (c: Context, response: Response) => {
+  const recordAnswer = (c: Context, response: Response) => {
     const record = recorders.get(c);
     recorders.delete(c);
-    await record?.(response);
+    record?.(response);
   };
   return {
     guard,
@@ -223,7 +241,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       } catch (error) {
         // Hono turns an Error into a 500 itself, and passes on anything else a handler throws:
         // the claim is freed as for any 5xx (a retry is processed, not held for the key's lifetime).
-        if (earlier === undefined) await recordAnswer(c, new Response(null, { status: 500 }));
+        if (earlier === undefined) recordAnswer(c, new Response(null, { status: 500 }));
         throw error;
       }
       if (answers) {
@@ -241,7 +259,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         }
       }
       // Recorded as sent, by the outermost layer: after every layer's headers and the response signature.
-      if (earlier === undefined) await recordAnswer(c, c.res);
+      if (earlier === undefined) recordAnswer(c, c.res);
     };
   }
 }

@@ -8,6 +8,12 @@
  */
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 
+/**
+ * The largest Open Finance Brasil signed body read (regimes/br-signed-jwt.ts verifies none
+ * larger; idempotency/ reads none larger unverified): the payments API's payload limits with room to spare.
+ */
+export const BR_JWT_MAX_LENGTH = 256 * 1024;
+
 type VerifyParams = { hash: string | null; padding?: number; saltLength?: number; dsaEncoding?: 'ieee-p1363' };
 
 /** RFC 7518 §3.3–3.5 and RFC 8037 §3.1: the verification parameters of each algorithm. */

@@ -137,6 +137,9 @@ export function idempotencyKeyOf(
   return refuseExchange(guard, policy, auth, request, performance.now(), 'idempotency_key_missing', `no ${settings.header} header`);
 }
 
+/** A refusal in the form of a deeper layer that answers it (that layer's envelope: settle.ts). */
+export type RenderAt = (policy: CompiledPolicy, auth: Authorized) => GuardError;
+
 /**
  * {@link beginIdempotency}, an answer from the store not yet reported: `report()` when it is
  * sent; `layers`, how many layers checked the first request (layers.ts answers after as many).
@@ -150,10 +153,10 @@ export type OpenedExchange =
       /** `layers` as an earlier release counted them: from the layer that opened the exchange, not the first. */
       countedFromOpening?: boolean;
       report?(): void;
-      /** The same refusal in the form of a deeper layer that answers it (its envelope: settle.ts). */
-      renderAt?(policy: CompiledPolicy, auth: Authorized): GuardError;
+      /** The same refusal, as a deeper layer that answers it renders it. */
+      renderAt?: RenderAt;
     }
-  | { kind: 'replay'; response: StoredResponse; layers?: number; countedFromOpening?: boolean; report(): void };
+  | { kind: 'replay'; response: StoredResponse; layers?: number; report(): void };
 
 /**
  * Reads the key, fingerprints the request and claims the key for the authenticated client; the
@@ -241,13 +244,23 @@ export async function openExchange(
         renderAt: (at: CompiledPolicy, by: Authorized) => guard.refuse(reason, detail, at, request.headers, by),
       };
     };
+    // A key in flight on the same route is 409 at once, even where the fingerprints differ: a
+    // layer that has not verified an Open Finance Brasil body fingerprints it otherwise than the
+    // layer that claimed the key did, and 422 would tell the client of a retry still being
+    // processed to pay again under a new key. Once the first request ends, the retry is told (422).
+    if (record.state === 'in_flight' && sameTarget(record.fingerprint, fingerprint))
+      return answer('idempotency_key_in_flight', 'the first request has not finished');
     // draft §2.7: the same key with another request is 422, whatever state the first one is in.
     if (!sameRequest(record.fingerprint, fingerprint))
       return answer('idempotency_key_reused', 'fingerprint differs from the first request');
     if (record.state === 'in_flight') return answer('idempotency_key_in_flight', 'the first request has not finished');
     if (record.state === 'unkept') return answer('idempotency_response_unkept', 'the response exceeded maxResponseBytes');
+    // An earlier release's response: its depth may be counted from a route layer that claimed the
+    // key again (that release counted from there), so no layer can tell it is as deep as the first
+    // request's. Never replayed: the payment was processed, the client looks it up (409).
+    if (countedFromOpening) return answer('idempotency_response_unkept', 'the response was recorded by an earlier release of fapi-guard');
     const report = () => guard.reportIdempotency(auth, request, { replayed: record.response.status }, started);
-    return { kind: 'replay', response: ownExchangeHeaders(record.response, auth), layers, countedFromOpening, report };
+    return { kind: 'replay', response: ownExchangeHeaders(record.response, auth), layers, report };
   }
   const { token } = claim;
   const logger = guard.options.logger;

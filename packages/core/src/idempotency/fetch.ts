@@ -1,7 +1,7 @@
 /**
  * Idempotency for Web-standard runtimes (a Fetch `Request` in, a `Response` out: Hono): the
  * decision before the handler, and the handler's `Response` — after any response signature was
- * added — recorded before it is returned, its body copied (bounded) from a clone.
+ * added — recorded as it is returned, its body copied (bounded) from a clone as it is sent.
  */
 
 import type { GuardError } from '../errors.js';
@@ -9,7 +9,7 @@ import type { Authorized, Guard } from '../guard.js';
 import type { CompiledPolicy } from '../policy.js';
 import type { GuardRequest } from '../request.js';
 import type { RequestConnection } from '../runtime/connection.js';
-import { fetchErrorResponse, guardRequestFromFetch, readFetchBody } from '../runtime/fetch.js';
+import { fetchErrorResponse, guardRequestFromFetch, NULL_BODY_STATUSES, readFetchBody } from '../runtime/fetch.js';
 import type { BodyBytes, IdempotencyTicket, SentResponse } from './exchange.js';
 import { idempotencyApplies, idempotencyAtLayer } from './layers.js';
 import type { StoredResponse } from './store.js';
@@ -19,19 +19,17 @@ export type FetchIdempotencyStart =
   /** A refusal or the stored response of the first request: return it, do not run the handler. */
   | { kind: 'answer'; response: Response; error?: GuardError }
   /**
-   * Run the handler, then return `record(response)`. `body`: the request's bytes when they were
-   * read here (the stream is consumed; build the request the application sees from them).
+   * Run the handler, then return `record(response)` (the response itself, recorded as it is
+   * sent: the key is settled once its whole body was read). `body`: the request's bytes when they
+   * were read here (the stream is consumed; build the request the application sees from them).
    */
-  | { kind: 'claimed'; body?: Uint8Array; record(response: Response): Promise<Response> };
-
-/** RFC 9110 §15.3.5, §15.4.5: statuses that never carry content. */
-const NO_CONTENT = new Set([204, 304]);
+  | { kind: 'claimed'; body?: Uint8Array; record(response: Response): Response };
 
 /** The stored response as a new `Response`: the same status, header lines and bytes. */
 export function storedFetchResponse(stored: StoredResponse): Response {
   const headers = new Headers();
   for (const [name, value] of stored.headers) headers.append(name, value);
-  const body = NO_CONTENT.has(stored.status) ? null : stored.body;
+  const body = NULL_BODY_STATUSES.has(stored.status) ? null : stored.body;
   return new Response(body, { status: stored.status, headers });
 }
 
@@ -55,16 +53,19 @@ async function sentResponse(response: Response, max: number): Promise<SentRespon
   return { status: response.status, headers, body: Buffer.concat(chunks) };
 }
 
-function recorder(ticket: IdempotencyTicket): (response: Response) => Promise<Response> {
-  return async (response) => {
-    let sent: SentResponse;
-    try {
-      sent = await sentResponse(response, ticket.maxResponseBytes);
-    } catch {
+/**
+ * Finishes the ticket with what `response` sends, copied from a clone in the background: the
+ * response goes out as its body is produced (a stream is not held until it ends, as the Node
+ * adapters send as the handler writes), and the key is settled once the whole body was read.
+ */
+function recorder(ticket: IdempotencyTicket): (response: Response) => Response {
+  return (response) => {
+    // The clone is taken now, before the response is sent (sentResponse clones before it awaits).
+    sentResponse(response, ticket.maxResponseBytes)
       // The body could not be read (the handler's stream failed): the client gets no complete answer.
-      sent = { status: 500, tooLarge: true };
-    }
-    await ticket.finish(sent);
+      .catch((): SentResponse => ({ status: 500, tooLarge: true }))
+      .then((sent) => ticket.finish(sent))
+      .catch(() => undefined);
     return response;
   };
 }

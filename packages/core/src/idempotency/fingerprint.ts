@@ -8,7 +8,7 @@
  * used key went to the same route as the first one ({@link sameTarget}).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { compactPayload, isJwtMediaType } from '../common/jws.js';
+import { BR_JWT_MAX_LENGTH, compactPayload, isJwtMediaType } from '../common/jws.js';
 
 export function requestFingerprint(method: string, targetUri: string, body: Uint8Array): string {
   return fingerprint([method, targetUri], [], createHash('sha256').update(body).digest());
@@ -25,23 +25,24 @@ export function payloadFingerprint(method: string, targetUri: string, data: unkn
 }
 
 /**
- * The claims of a request body that is an `application/jwt` compact JWS, not verified, less the
- * two that each attempt makes anew (`jti`, `iat`): what a layer that has not verified an Open
- * Finance Brasil signed body fingerprints the request by (exchange.ts), so that a retry signed
- * anew is the same request there, and a body with any other claim changed is another. Read from
- * the bytes already read for the fingerprint (bounded by `idempotency.maxRequestBytes`).
+ * The claims of a request body that is an `application/jwt` compact JWS, not verified, less
+ * those each attempt may make anew (`jti`, `iat`, and the validity window `exp`, `nbf`): what a
+ * layer that has not verified an Open Finance Brasil signed body fingerprints the request by
+ * (exchange.ts), so that a retry signed anew is the same request there, and a body with any other
+ * claim changed is another. Read from the bytes already read for the fingerprint, and only up to
+ * the size the verifier reads (a larger body is fingerprinted by its bytes, and refused where verified).
  */
 export function unverifiedJwtClaims(contentType: string | undefined, body: Uint8Array): Record<string, unknown> | undefined {
-  if (!isJwtMediaType(contentType)) return undefined;
+  if (!isJwtMediaType(contentType) || body.byteLength > BR_JWT_MAX_LENGTH) return undefined;
   const claims = compactPayload(Buffer.from(body).toString('latin1').trim());
   if (!claims) return undefined;
-  const { jti: _jti, iat: _iat, ...rest } = claims;
+  const { jti: _jti, iat: _iat, exp: _exp, nbf: _nbf, ...rest } = claims;
   return rest;
 }
 
 /**
  * The fingerprint of an Open Finance Brasil signed body read by a layer that has not verified it:
- * its claims less `jti` and `iat`, in canonical form, behind a part of its own (never equal to a
+ * its claims less those made anew ({@link unverifiedJwtClaims}), in canonical form, behind a part of its own (never equal to a
  * fingerprint of verified `data` or of body bytes).
  */
 export function unverifiedClaimsFingerprint(method: string, targetUri: string, claims: Record<string, unknown>): string {

@@ -11,8 +11,9 @@
  * - a later layer that refuses the first request frees the key: a refusal of the guard is no
  *   outcome of the payment to repeat to a corrected retry;
  * - a later layer whose own idempotency settings differ (another header, lifetime, size bound)
- *   governs: the earlier layer's claim is freed and the key is claimed again under the later
- *   layer's settings (the route's rules are the ones the payment is processed once under).
+ *   governs when the request carries a key under them: the earlier layer's claim is freed and the
+ *   key is claimed again under the later layer's settings (the route's rules are the ones the
+ *   payment is processed once under); without one, the earlier layer's claim goes on.
  *
  * The exchange is kept by the framework's request object (Node's `IncomingMessage`, Hono's
  * `Context`), as the layers' authorization marks are (runtime/layers.ts).
@@ -21,7 +22,14 @@ import type { GuardError } from '../errors.js';
 import type { Authorized, Guard } from '../guard.js';
 import type { CompiledPolicy } from '../policy.js';
 import { refusedByLayer } from '../runtime/layers.js';
-import { type BodyBytes, type IdempotencyStart, type IdempotencyTicket, idempotencyKeyOf, openExchange } from './exchange.js';
+import {
+  type BodyBytes,
+  type IdempotencyStart,
+  type IdempotencyTicket,
+  idempotencyKeyOf,
+  openExchange,
+  type RenderAt,
+} from './exchange.js';
 import type { CompiledIdempotency } from './policy.js';
 
 interface Exchange {
@@ -35,7 +43,7 @@ interface Exchange {
    * What the key held (the stored response, or a refusal: another request under the key, a
    * response not kept), answered once `depth` reaches `layers`; `report` when it is sent.
    */
-  deferred?: { start: IdempotencyStart; layers: number; report(): void; renderAt?(policy: CompiledPolicy, auth: Authorized): GuardError };
+  deferred?: { start: IdempotencyStart; layers: number; report(): void; renderAt?: RenderAt };
 }
 
 const exchanges = new WeakMap<Guard, WeakMap<object, Exchange>>();
@@ -101,26 +109,26 @@ export async function idempotencyAtLayer(
   const own = policy.idempotency;
   // This layer's place among the guard's layers that authorized the request.
   const position = positions.get(guard)?.get(key) ?? 1;
-  if (!exchange || (own && !sameSettings(own, exchange.settings))) {
-    if (!own) return PASS;
-    // A later layer with rules of its own: what an earlier layer opened is let go (its claim freed).
-    // The layers are still counted from the first one, so that a retry is answered as deep.
-    if (exchange) {
-      exchanges.get(guard)?.delete(key);
-      await exchange.ticket?.release();
-    }
+  if (!exchange) return own ? openAtLayer(guard, policy, own, auth, key, exchangeRequest, readBody, position) : PASS;
+  // This layer's own key rules hold too: a key it requires, a key outside its syntax.
+  const request = own ? exchangeRequest() : undefined;
+  const read =
+    request && ('method' in request ? idempotencyKeyOf(guard, policy, auth, request) : { kind: 'refused' as const, error: request });
+  if (read?.kind === 'refused') {
+    await exchange.ticket?.release();
+    return read;
+  }
+  // A later layer with rules of its own that finds a key under them governs: what an earlier layer
+  // opened is let go (its claim freed) and the key claimed again under these rules, the layers
+  // still counted from the first one, so that a retry is answered as deep. Without a key of its
+  // own (optional here, another header), the earlier layer's exchange goes on: its claim is what
+  // keeps the request from being processed twice.
+  if (own && read && !sameSettings(own, exchange.settings)) {
+    exchanges.get(guard)?.delete(key);
+    await exchange.ticket?.release();
     return openAtLayer(guard, policy, own, auth, key, exchangeRequest, readBody, position);
   }
   exchange.depth = position;
-  // This layer's own key rules hold too (a key it requires).
-  if (own) {
-    const request = exchangeRequest();
-    const read = 'method' in request ? idempotencyKeyOf(guard, policy, auth, request) : { kind: 'refused' as const, error: request };
-    if (read?.kind === 'refused') {
-      await exchange.ticket?.release();
-      return read;
-    }
-  }
   const { deferred } = exchange;
   if (deferred && exchange.depth >= deferred.layers) {
     deferred.report();
@@ -165,7 +173,7 @@ async function openAtLayer(
   const report = () => start.report?.();
   // Deeper layers checked the first request: the layer as deep answers, once it has checked this one.
   // (A record of an earlier release counted the layers from the one that opened the exchange.)
-  const layers = start.countedFromOpening ? depth + (start.layers ?? 1) - 1 : (start.layers ?? 1);
+  const layers = start.kind === 'refused' && start.countedFromOpening ? depth + (start.layers ?? 1) - 1 : (start.layers ?? 1);
   if (layers > depth) {
     const renderAt = start.kind === 'refused' ? start.renderAt : undefined;
     open(guard, key, {

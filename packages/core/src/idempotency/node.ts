@@ -130,6 +130,16 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): voi
     }
     return result;
   } as typeof res.end;
+  // A response that never ends: Express's final handler destroys the socket of a handler that
+  // failed after its head was sent, and `end` is never called. Settled when the connection
+  // closes: part of the answer went out, so the request was processed and its response not kept
+  // (409 to retries, as for any answer not sent as declared), and the claim's renewal stops.
+  // Before the head, the handler may still be running (its client went away): its `end` settles it.
+  res.once('close', () => {
+    if (finished || !res.headersSent) return;
+    finished = true;
+    void ticket.finish({ status: res.statusCode, tooLarge: true });
+  });
 }
 
 /**

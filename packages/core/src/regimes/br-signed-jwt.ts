@@ -6,13 +6,12 @@
  * the same way, signed by the bank: `aud` the client's organisation, `iss` the bank's.
  */
 import { randomUUID, sign, verify } from 'node:crypto';
-import { compactPayload, decodeJsonSegment, isJwtMediaType } from '../common/jws.js';
+import { BR_JWT_MAX_LENGTH, compactPayload, decodeJsonSegment, isJwtMediaType } from '../common/jws.js';
 import type { ReplayStore } from '../common/stores.js';
 import type { ClientKeys } from '../signatures/client-keys.js';
 import type { ObKey, ObSigningKey } from './uk-ob-signature.js';
 
-/** The largest signed body read: the payload limits of the payments API with room to spare. */
-export const BR_JWT_MAX_LENGTH = 256 * 1024;
+export { BR_JWT_MAX_LENGTH };
 
 /** What a verified body carried. */
 export interface VerifiedJwtBody {

@@ -220,8 +220,11 @@ export function fetchErrorResponse(error: GuardError, format?: ErrorBody): Respo
   return fetchResponse(errorResponse(error, format));
 }
 
-/** RFC 9110 §15.3.5, §15.4.5: statuses that never carry content. */
-const NO_CONTENT = new Set([204, 304]);
+/**
+ * The Fetch standard's null body statuses (§2.2.3): a `Response` with one of them refuses any
+ * body, even an empty one; none carries content (RFC 9110 §15.2, §15.3.5, §15.3.6, §15.4.5).
+ */
+export const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 103, 204, 205, 304]);
 
 /**
  * The response of a route with `signResponse`, signed (FAPI 2.0 Message Signing §5.6.2.1): the
@@ -239,7 +242,7 @@ export async function signFetchResponse(
 ): Promise<Response> {
   if (!guard.signsResponse(auth)) return response;
   try {
-    const empty = NO_CONTENT.has(response.status);
+    const empty = NULL_BODY_STATUSES.has(response.status);
     const bytes = new Uint8Array(await response.arrayBuffer());
     // HEAD: the body the handler produced is not sent, so nothing is digested (RFC 9110 §9.3.2).
     const content = empty || method === 'HEAD' ? undefined : bytes;
