@@ -34,8 +34,10 @@ export function policyLayers(controller: FunctionRef, handler: FunctionRef): Pol
   const declared = declaredHandler(handler);
   const onHandler = ownPolicy(declared);
   const layers: PolicyLayer[] = [];
+  // Stryker disable next-line ConditionalExpression: equivalent, a handler without a policy has none to place (fromHandler stays undefined); true from the start only spares looking for the class that declares it
   let handlerPlaced = onHandler === undefined;
-  for (let owner: unknown = controller; typeof owner === 'function' && owner !== Function.prototype; owner = Object.getPrototypeOf(owner)) {
+  // Up to Function.prototype (a class's chain ends there; it carries no policy and declares no handler) or a parent that is no function.
+  for (let owner: unknown = controller; typeof owner === 'function'; owner = Object.getPrototypeOf(owner)) {
     const onClass = ownPolicy(owner);
     const declares = !handlerPlaced && declaresOwn(owner as FunctionRef, declared);
     if (declares) handlerPlaced = true;
@@ -52,8 +54,9 @@ export function policyLayers(controller: FunctionRef, handler: FunctionRef): Pol
   return layers;
 }
 
-/** One key's values, from the most derived layer that sets it to the base-most. */
-type Values<K extends keyof RoutePolicy> = readonly { owner: FunctionRef; value: NonNullable<RoutePolicy[K]> }[];
+/** One key's values, from the most derived layer that sets it to the base-most (conjoin passes a key set by at least one). */
+type Values<K extends keyof RoutePolicy> = readonly [Value<K>, ...Value<K>[]];
+type Value<K extends keyof RoutePolicy> = { owner: FunctionRef; value: NonNullable<RoutePolicy[K]> };
 
 const nameOf = (owner: FunctionRef) => owner.name || 'an anonymous class';
 
@@ -67,8 +70,8 @@ function conflict(key: string, values: Values<keyof RoutePolicy>, why: string): 
 function agreeing<K extends keyof RoutePolicy>(key: K, why: string, same: (a: RoutePolicy[K], b: RoutePolicy[K]) => boolean) {
   return (values: Values<K>): RoutePolicy[K] => {
     const [first, ...rest] = values;
-    if (first && rest.some((v) => !same(v.value, first.value))) throw conflict(key, values, why);
-    return first?.value;
+    if (rest.some((v) => !same(v.value, first.value))) throw conflict(key, values, why);
+    return first.value;
   };
 }
 
@@ -98,7 +101,7 @@ function unanimous<K extends 'allowBearer' | 'dpopNonce'>(key: K, loosening: boo
           `the policy of ${strict.join(' and ')} on the same route (policies along the class chain all hold); set it on each, or on none`,
       );
     }
-    return values[0]?.value;
+    return values[0].value;
   };
 }
 
@@ -117,52 +120,44 @@ function conjoiners(layers: readonly PolicyLayer[]): Conjoin {
           merged[name] = check;
         }
       }
-      return values.length === 0 ? undefined : merged;
+      return merged;
     },
     allowBearer: unanimous('allowBearer', true, layers),
     dpopNonce: unanimous('dpopNonce', false, layers),
     clientCertificate: (values) => {
-      if (values.length <= 1) return values[0]?.value;
+      if (values.length === 1) return values[0].value;
       const checks = values.map((v) => v.value);
       return (certificate: ClientCertificate) => checks.every((check) => check(certificate) === true);
     },
     acrValues: (values) => {
       const [preferred, ...others] = values;
-      if (!preferred) return undefined;
       // In the most derived class's order of preference (RFC 9470 §3: the order of acr_values).
       const common = preferred.value.filter((acr) => others.every((v) => v.value.includes(acr)));
       if (common.length === 0) throw conflict('acrValues', values, 'no acr value is accepted by all');
       return common;
     },
-    maxAuthAgeSec: (values) => (values.length === 0 ? undefined : Math.min(...values.map((v) => v.value))),
-    authorizationDetails: (values) => (values.length === 0 ? undefined : values.flatMap((v) => v.value)),
-    signedRequest: (values) => (values.length === 0 ? undefined : values.some((v) => v.value === 'required') ? 'required' : 'optional'),
-    signResponse: (values) => (values.length === 0 ? undefined : values.some((v) => v.value)),
+    maxAuthAgeSec: (values) => Math.min(...values.map((v) => v.value)),
+    authorizationDetails: (values) => values.flatMap((v) => v.value),
+    signedRequest: (values) => (values.some((v) => v.value === 'required') ? 'required' : 'optional'),
+    signResponse: (values) => values.some((v) => v.value),
     // Profiles: a client is served where every class serves its profile.
     profiles: (values) => {
       const [first, ...others] = values;
-      if (!first) return undefined;
       const common = first.value.filter((name) => others.every((v) => v.value.includes(name)));
       if (common.length === 0) throw conflict('profiles', values, 'no profile is served by all');
       return common;
     },
     // Regime signatures: a request signature any class requires is required; a response any class signs is signed.
-    jwsSignature: (values) =>
-      values.length === 0
-        ? undefined
-        : {
-            ...(values.some((v) => v.value.request !== undefined)
-              ? { request: values.some((v) => v.value.request === 'required') ? 'required' : 'optional' }
-              : {}),
-            ...(values.some((v) => v.value.response) ? { response: true } : {}),
-          },
-    jwtBody: (values) =>
-      values.length === 0
-        ? undefined
-        : {
-            ...(values.some((v) => v.value.request === 'required') ? { request: 'required' } : {}),
-            ...(values.some((v) => v.value.response) ? { response: true } : {}),
-          },
+    jwsSignature: (values) => ({
+      ...(values.some((v) => v.value.request !== undefined)
+        ? { request: values.some((v) => v.value.request === 'required') ? 'required' : 'optional' }
+        : {}),
+      ...(values.some((v) => v.value.response) ? { response: true } : {}),
+    }),
+    jwtBody: (values) => ({
+      ...(values.some((v) => v.value.request === 'required') ? { request: 'required' } : {}),
+      ...(values.some((v) => v.value.response) ? { response: true } : {}),
+    }),
     // Two layers' key settings (header, syntax, lifetimes) are not one setting: they must agree.
     idempotency: agreeing('idempotency', 'two idempotency settings are not one; keep one', sameIdempotency),
   };
@@ -178,9 +173,9 @@ export function conjoin(layers: readonly PolicyLayer[]): RoutePolicy {
   const policy: Record<string, unknown> = {};
   for (const key of Object.keys(rules) as (keyof RoutePolicy)[]) {
     const values = layers.flatMap(({ owner, policy: layer }) => (layer[key] === undefined ? [] : [{ owner, value: layer[key] }]));
+    // A key no layer sets is left out; every rule gives a value for the keys that are set.
     if (values.length === 0) continue;
-    const value = (rules[key] as (values: Values<typeof key>) => unknown)(values as Values<typeof key>);
-    if (value !== undefined) policy[key] = value;
+    policy[key] = (rules[key] as (values: Values<typeof key>) => unknown)(values as unknown as Values<typeof key>);
   }
   return policy as RoutePolicy;
 }

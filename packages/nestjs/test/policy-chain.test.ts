@@ -85,6 +85,74 @@ describe('III.1 conjoin: one policy that holds exactly when every class’s hold
     expect(both({ signResponse: false }, { signResponse: false })).toEqual({ signResponse: false });
   });
 
+  it('III.1 the start-up errors name every class and the reason, word for word', () => {
+    const three = (key: 'allowBearer', a: RoutePolicy, b: RoutePolicy, c: RoutePolicy) =>
+      conjoin([layer('Derived', a), layer('Middle', b), layer('Base', c)])[key];
+    expect(() => three('allowBearer', { allowBearer: true }, { allowBearer: true }, { scopes: ['a'] })).toThrow(
+      'fapi-guard: the route policy key "allowBearer: true" of Derived and Middle would loosen the policy of Base on the same route (policies along the class chain all hold); set it on each, or on none',
+    );
+    expect(() => conjoin([layer('Derived', { allowBearer: true }), layer('Middle', {}), layer('Base', {})])).toThrow(
+      'of Derived would loosen the policy of Middle and Base on the same route',
+    );
+    expect(() => both({ anyScopes: ['a'] }, { anyScopes: ['b'] })).toThrow(
+      'fapi-guard: the route policy key "anyScopes" of Derived and Base cannot hold together: two any-of lists are not one any-of list; keep one',
+    );
+    expect(() => both({ claims: { a: { equals: 'x' } } }, { claims: { a: { equals: 'y' } } })).toThrow(
+      'fapi-guard: the route policy key "claims" of Derived and Base cannot hold together: claim "a" is checked by both',
+    );
+    expect(() => conjoin([layer('', { acrValues: ['a'] }), layer('Base', { acrValues: ['b'] })])).toThrow(
+      'the route policy key "acrValues" of an anonymous class and Base cannot hold together',
+    );
+  });
+
+  it('III.1 a key that no class sets is left out; one that some class sets is written once, conjoined', () => {
+    const policy = both({ scopes: ['a'] }, { maxAuthAgeSec: 60 });
+    expect(Object.keys(policy).sort()).toEqual(['maxAuthAgeSec', 'scopes']);
+    expect(both({ signResponse: false }, {})).toStrictEqual({ signResponse: false });
+    expect(both({}, { authorizationDetails: [{ type: 'x' }] })).toStrictEqual({ authorizationDetails: [{ type: 'x' }] });
+  });
+
+  it('III.1 anyScopes: lists agree as sets of the same size, never by a prefix or a non-list', () => {
+    expect(both({ anyScopes: ['a', 'b'] }, { anyScopes: ['b', 'a'] })).toEqual({ anyScopes: ['a', 'b'] });
+    expect(() => both({ anyScopes: ['a', 'b'] }, { anyScopes: ['a'] })).toThrow(/"anyScopes"/);
+    expect(() => both({ anyScopes: ['a'] }, { anyScopes: ['a', 'a'] })).toThrow(/"anyScopes"/);
+    // Policies are compiled (checked) before they are conjoined; a value that is no list never agrees.
+    expect(() => both({ anyScopes: 'a' as never }, { anyScopes: 'a' as never })).toThrow(/"anyScopes"/);
+  });
+
+  it('III.review idempotency: absent in one class is no conflict; the object forms agree member by member', () => {
+    expect(both({ idempotency: { mode: 'required', ttlSec: 60 } }, { idempotency: { ttlSec: 60, mode: 'required' } })).toEqual({
+      idempotency: { mode: 'required', ttlSec: 60 },
+    });
+    expect(() => both({ idempotency: { mode: 'required', ttlSec: 60 } }, { idempotency: { mode: 'required' } })).toThrow(/"idempotency"/);
+    expect(() => both({ idempotency: { mode: 'required' } }, { idempotency: { mode: 'required', ttlSec: 60 } })).toThrow(/"idempotency"/);
+  });
+
+  it('III.1 profiles: a client is served where every class serves its profile; none in common stops start-up', () => {
+    expect(both({ profiles: ['fapi2', 'fapi1-advanced'] }, { profiles: ['fapi1-advanced', 'fapi2', 'oauth2'] })).toEqual({
+      profiles: ['fapi2', 'fapi1-advanced'],
+    });
+    expect(both({ profiles: ['fapi2'] }, {})).toEqual({ profiles: ['fapi2'] });
+    expect(() => both({ profiles: ['fapi2'] }, { profiles: ['fapi1-advanced'] })).toThrow(
+      'fapi-guard: the route policy key "profiles" of Derived and Base cannot hold together: no profile is served by all',
+    );
+  });
+
+  it('III.1 jwsSignature and jwtBody: a request signature any class requires is required; a response any class signs is signed', () => {
+    expect(both({ jwsSignature: { request: 'optional' } }, { jwsSignature: { request: 'required' } })).toStrictEqual({
+      jwsSignature: { request: 'required' },
+    });
+    expect(both({ jwsSignature: { request: 'optional' } }, { jwsSignature: { response: true } })).toStrictEqual({
+      jwsSignature: { request: 'optional', response: true },
+    });
+    expect(both({ jwsSignature: { response: false } }, { jwsSignature: { response: false } })).toStrictEqual({ jwsSignature: {} });
+    expect(both({ jwtBody: { request: 'required' } }, { jwtBody: { response: true } })).toStrictEqual({
+      jwtBody: { request: 'required', response: true },
+    });
+    expect(both({ jwtBody: { response: false } }, { jwtBody: { response: false } })).toStrictEqual({ jwtBody: {} });
+    expect(both({ jwtBody: { response: true } }, { scopes: ['a'] })).toStrictEqual({ jwtBody: { response: true }, scopes: ['a'] });
+  });
+
   it('III.1 clientCertificate: every class’s check must accept the certificate', () => {
     const certificate = { thumbprint: 't' } as unknown as ClientCertificate;
     const yes = () => true;
@@ -142,6 +210,21 @@ describe('III.1 policyLayers: the classes of the chain, a handler’s policy ove
 
   it('III.1 an own handler of the subclass: its policy goes over its class’s, the base class’s holds', () => {
     expect(conjoin(policyLayers(Derived, Derived.prototype.own))).toEqual({ acrValues: ['mfa'], maxAuthAgeSec: 30, scopes: ['admin'] });
+  });
+
+  it('III.1 a chain that ends early — a parent without a prototype, or none — is walked to its end', () => {
+    class Mixin {
+      @RequireScopes('mixed')
+      mixed() {}
+    }
+    @RequireScopes('child')
+    class Child {}
+    Object.setPrototypeOf(Child, () => undefined);
+    @RequireScopes('orphan')
+    class Orphan {}
+    Object.setPrototypeOf(Orphan, null);
+    expect(policyLayers(Child, Mixin.prototype.mixed).map((l) => l.policy)).toEqual([{ scopes: ['child'] }, { scopes: ['mixed'] }]);
+    expect(policyLayers(Orphan, Mixin.prototype.mixed).map((l) => l.policy)).toEqual([{ scopes: ['orphan'] }, { scopes: ['mixed'] }]);
   });
 
   it('III.1 a handler with a policy that no class of the chain declares is a layer of its own', () => {
