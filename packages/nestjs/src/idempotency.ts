@@ -46,10 +46,17 @@ export async function continueIdempotent(
  * `messageSigning` every body is kept already.
  */
 export function keepIdempotentBodies(fastify: FastifyLike, guard: Guard, policies: FapiPolicies, global?: CompiledPolicy): void {
+  // These conditions only spare the copy of bodies no fingerprint needs: keeping the bytes of a
+  // request is passive (the body reads as before, a body past the bound is just not kept), and a
+  // body the guard keeps already is not kept twice. Keeping more is unobservable but for memory.
+  // Stryker disable next-line ConditionalExpression: equivalent, see above (with messageSigning every body is kept already)
   if (guard.options.messageSigning) return;
+  // Stryker disable next-line ConditionalExpression: equivalent, see above
   const everyRoute = global?.idempotency !== undefined;
   fastify.addHook('preParsing', async (request, _reply, payload) => {
+    // Stryker disable next-line OptionalChaining: equivalent, Fastify sets routeOptions and its config on every request it routes
     const handler = request.routeOptions?.config?.[FAPI_ROUTE];
+    // Stryker disable next-line ConditionalExpression,LogicalOperator,OptionalChaining: equivalent, see above (ofHandler of anything but a known handler is undefined)
     if (everyRoute || (typeof handler === 'function' && policies.ofHandler(handler)?.idempotency)) captureRawBody(guard, request.raw);
     return payload;
   });

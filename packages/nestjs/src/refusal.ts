@@ -48,6 +48,7 @@ export class FapiRefusalFilter implements ExceptionFilter<FapiRespondedRefusal |
     }
     // Fastify is told the reply is written here (it would otherwise answer again).
     (response as Partial<FastifyReplyLike>).hijack?.();
+    // Stryker disable next-line StringLiteral: equivalent, writeIdempotencyAnswer writes anything but a refusal as the stored response
     writeIdempotencyAnswer(nodeResponse(response), { kind: 'replay', response: exception.stored });
   }
 }

@@ -9,6 +9,7 @@ import { HttpException } from '@nestjs/common';
  */
 export class FapiReplay extends HttpException {
   constructor(readonly stored: StoredResponse) {
+    // Stryker disable next-line StringLiteral: equivalent, the message is never sent (FapiRefusalFilter writes the stored response)
     super('idempotent replay', stored.status);
   }
 }
