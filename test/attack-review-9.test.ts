@@ -1,6 +1,10 @@
 /**
  * Attack review 9: the idempotency fixes of attack review 8 (commit 00585c0). Each test asserts
- * the right behaviour; those under "findings" fail on the code they were written against:
+ * the right behaviour; those under "findings" failed on the code they were written against, and
+ * pass since their fixes (idempotency/fetch.ts passes the body on as the client reads it;
+ * layers.ts keeps an earlier layer's claim under another key; exchange.ts leaves a key this
+ * request already holds, by another guard, to that claim; node.ts counts a chunk once, skips
+ * HTTP/2's pseudo-headers and always settles the claim):
  *
  * 1. hono: a client that hangs up mid-stream on a key route: the response is recorded from a
  *    clone (a tee of the body), so the client's cancel never reaches the handler's stream (Hono's

@@ -128,7 +128,7 @@ interface LayerState {
    * layer has set its headers and the response is signed, so that what is stored is what was
    * sent (an unsignable answer leaves as a 500, which frees the key).
    */
-  recorders: WeakMap<Context, (response: Response) => unknown>;
+  recorders: WeakMap<Context, (response: Response) => Response>;
 }
 
 const layerStates = new WeakMap<Guard, LayerState>();
@@ -167,11 +167,11 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
   checkAdapterOptions(adapter);
   const connectionOf = adapter.connection ?? runtimeConnection;
   const { replays, recorders } = layerState(guard);
-  /** Records what the request was answered with, once, with the claim in force. */
-  const recordAnswer = (c: Context, response: Response) => {
+  /** Records what the request is answered with, once, with the claim in force: the response to send (its body copied on the way). */
+  const recordAnswer = (c: Context, response: Response): Response | undefined => {
     const record = recorders.get(c);
     recorders.delete(c);
-    record?.(response);
+    return record?.(response);
   };
   return {
     guard,
@@ -235,7 +235,12 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       // Set after it, they would make Hono copy the finished response, and @hono/node-server
       // then streams the copy instead of writing it at once — several times the route's CPU time.
       for (const [name, value] of headers) c.header(name, value);
-      if (idempotent.kind === 'claimed') recorders.set(c, idempotent.record);
+      if (idempotent.kind === 'claimed') {
+        // A claim under another key (another header) of an earlier layer is kept too: both record the answer.
+        const earlierRecord = recorders.get(c);
+        const { record } = idempotent;
+        recorders.set(c, earlierRecord ? (response) => record(earlierRecord(response)) : record);
+      }
       try {
         await next();
       } catch (error) {
@@ -259,7 +264,12 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         }
       }
       // Recorded as sent, by the outermost layer: after every layer's headers and the response signature.
-      if (earlier === undefined) recordAnswer(c, c.res);
+      const recorded = earlier === undefined ? recordAnswer(c, c.res) : undefined;
+      if (recorded) {
+        // Cleared first: assigning over a response merges its headers into the new one.
+        c.res = undefined;
+        c.res = recorded;
+      }
     };
   }
 }

@@ -182,6 +182,12 @@ export async function openExchange(
   auth: Authorized,
   request: ExchangeRequest,
   readBody: () => Promise<BodyBytes>,
+  /**
+   * The store keys this request already holds claims on, by any guard's layers: another guard
+   * over the same store (an app-wide guard and a route's) leaves the exchange to the claim in
+   * force instead of finding its own request in flight.
+   */
+  held?: Set<string>,
 ): Promise<OpenedExchange> {
   const read = idempotencyKeyOf(guard, policy, auth, request);
   if (read?.kind !== 'key') return read ?? { kind: 'pass' };
@@ -210,6 +216,7 @@ export async function openExchange(
       ? unverifiedClaimsFingerprint(method, request.url, unverified)
       : requestFingerprint(method, request.url, body.body);
   const storeKey = idempotencyStoreKey(auth, read.key);
+  if (held?.has(storeKey)) return { kind: 'pass' };
   const store = idempotencyStoreOf(guard);
   const claimedAt = guard.options.now();
   let claim: Awaited<ReturnType<IdempotencyStore['claim']>>;
@@ -263,6 +270,7 @@ export async function openExchange(
     return { kind: 'replay', response: ownExchangeHeaders(record.response, auth), layers, report };
   }
   const { token } = claim;
+  held?.add(storeKey);
   const logger = guard.options.logger;
   // The lease bounds how long a claim outlives a process that died; while this process still
   // runs the request, the claim is renewed (every half lease, up to the key's lifetime), so that
@@ -290,6 +298,7 @@ export async function openExchange(
     async release() {
       if (ended) return;
       ended = true;
+      held?.delete(storeKey);
       clearInterval(renewal);
       await store
         .release(storeKey, token)
@@ -300,6 +309,7 @@ export async function openExchange(
     async finish(sent) {
       if (ended) return;
       ended = true;
+      held?.delete(storeKey);
       clearInterval(renewal);
       try {
         // Server errors are not answers to repeat: the key is freed and a retry is processed.

@@ -1,7 +1,7 @@
 /**
  * Idempotency for Web-standard runtimes (a Fetch `Request` in, a `Response` out: Hono): the
  * decision before the handler, and the handler's `Response` — after any response signature was
- * added — recorded as it is returned, its body copied (bounded) from a clone as it is sent.
+ * added — recorded as it is sent, its body copied (bounded) on its way to the client.
  */
 
 import type { GuardError } from '../errors.js';
@@ -19,8 +19,8 @@ export type FetchIdempotencyStart =
   /** A refusal or the stored response of the first request: return it, do not run the handler. */
   | { kind: 'answer'; response: Response; error?: GuardError }
   /**
-   * Run the handler, then return `record(response)` (the response itself, recorded as it is
-   * sent: the key is settled once its whole body was read). `body`: the request's bytes when they
+   * Run the handler, then return `record(response)`: the same response, recorded as it is sent
+   * (the key is settled once its body was read whole). `body`: the request's bytes when they
    * were read here (the stream is consumed; build the request the application sees from them).
    */
   | { kind: 'claimed'; body?: Uint8Array; record(response: Response): Response };
@@ -33,40 +33,85 @@ export function storedFetchResponse(stored: StoredResponse): Response {
   return new Response(body, { status: stored.status, headers });
 }
 
-/** The body of `response` copied from a clone, at most `max` bytes (past it only the status is kept). */
-async function sentResponse(response: Response, max: number): Promise<SentResponse> {
-  const headers = [...response.headers];
-  const stream = response.clone().body;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (stream) {
-    const reader = stream.getReader();
-    for (let next = await reader.read(); !next.done; next = await reader.read()) {
-      size += next.value.byteLength;
-      if (size > max) {
-        reader.cancel().catch(() => undefined);
-        return { status: response.status, tooLarge: true };
-      }
-      chunks.push(next.value);
-    }
-  }
-  return { status: response.status, headers, body: Buffer.concat(chunks) };
-}
+/** Resolves `undefined` once pending I/O callbacks ran: what a stream has not produced by then, it waits for. */
+const nextTurn = () => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 0));
+
+/** How many chunks the recording reads ahead of the client: a body made in memory is read whole at once. */
+const READ_AHEAD = new CountQueuingStrategy({ highWaterMark: 16 });
 
 /**
- * Finishes the ticket with what `response` sends, copied from a clone in the background: the
- * response goes out as its body is produced (a stream is not held until it ends, as the Node
- * adapters send as the handler writes), and the key is settled once the whole body was read.
+ * `response` with its body passed on as the client reads it, copied (at most `maxResponseBytes`)
+ * on the way: the response goes out as its body is produced (a stream is not held until it ends,
+ * as the Node adapters send as the handler writes), and the key is settled once the body has been
+ * read whole. A body that fails midway, or that the client stops reading (it went away; the
+ * handler's stream is told, as without a key), went out in part after its head: the request was
+ * processed and its response not kept (409 to retries, as on the Node adapters).
  */
 function recorder(ticket: IdempotencyTicket): (response: Response) => Response {
   return (response) => {
-    // The clone is taken now, before the response is sent (sentResponse clones before it awaits).
-    sentResponse(response, ticket.maxResponseBytes)
-      // The body could not be read (the handler's stream failed): the client gets no complete answer.
-      .catch((): SentResponse => ({ status: 500, tooLarge: true }))
-      .then((sent) => ticket.finish(sent))
-      .catch(() => undefined);
-    return response;
+    const { status } = response;
+    let settled = false;
+    const settle = (sent: SentResponse) => {
+      if (settled) return;
+      settled = true;
+      ticket.finish(sent).catch(() => undefined);
+    };
+    const source = response.body;
+    if (!source) {
+      settle({ status, headers: [...response.headers], body: Buffer.alloc(0) });
+      return response;
+    }
+    const reader = source.getReader();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const keep = (chunk: Uint8Array) => {
+      size += chunk.byteLength;
+      if (size <= ticket.maxResponseBytes) chunks.push(chunk);
+      else chunks.length = 0;
+    };
+    const notKept = () => settle({ status, tooLarge: true });
+    const whole = () =>
+      size > ticket.maxResponseBytes ? notKept() : settle({ status, headers: [...response.headers], body: Buffer.concat(chunks) });
+    const body = new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          let next: Awaited<ReturnType<typeof reader.read>>;
+          try {
+            next = await reader.read();
+          } catch (error) {
+            notKept();
+            controller.error(error);
+            return;
+          }
+          if (next.done) {
+            whole();
+            controller.close();
+            return;
+          }
+          keep(next.value);
+          controller.enqueue(next.value);
+        },
+        async cancel(reason) {
+          // The client went away. A body already made (in memory) is read to its end and kept, as
+          // the Node adapters keep what the handler wrote; a stream that would wait for more is
+          // told (the handler's stream sees the abort, as without a key): not kept.
+          try {
+            for (;;) {
+              const next = await Promise.race([reader.read(), nextTurn()]);
+              if (next === undefined) break;
+              if (next.done) return whole();
+              keep(next.value);
+            }
+          } catch {
+            // The handler's stream failed: what went out was not the whole answer.
+          }
+          notKept();
+          await reader.cancel(reason);
+        },
+      },
+      READ_AHEAD,
+    );
+    return new Response(body, { status, statusText: response.statusText, headers: response.headers });
   };
 }
 

@@ -11,9 +11,9 @@
  * - a later layer that refuses the first request frees the key: a refusal of the guard is no
  *   outcome of the payment to repeat to a corrected retry;
  * - a later layer whose own idempotency settings differ (another header, lifetime, size bound)
- *   governs when the request carries a key under them: the earlier layer's claim is freed and the
- *   key is claimed again under the later layer's settings (the route's rules are the ones the
- *   payment is processed once under); without one, the earlier layer's claim goes on.
+ *   governs when the request carries a key under them: the same key is claimed again under the
+ *   later layer's settings (the earlier claim freed), another key (another header) is claimed
+ *   too, the earlier claim kept with it; without one, the earlier layer's claim goes on.
  *
  * The exchange is kept by the framework's request object (Node's `IncomingMessage`, Hono's
  * `Context`), as the layers' authorization marks are (runtime/layers.ts).
@@ -39,6 +39,13 @@ interface Exchange {
   depth: number;
   /** The key's claim (first request), freed if a later layer refuses. */
   ticket?: IdempotencyTicket;
+  /** The key read (under `settings`), where one was. */
+  idempotencyKey?: string;
+  /**
+   * Claims of earlier layers under other keys (another header) for the same request, kept with
+   * this one: each is recorded with the same answer by its own recorder, all freed on a refusal.
+   */
+  held?: readonly IdempotencyTicket[];
   /**
    * What the key held (the stored response, or a refusal: another request under the key, a
    * response not kept), answered once `depth` reaches `layers`; `report` when it is sent.
@@ -50,6 +57,18 @@ const exchanges = new WeakMap<Guard, WeakMap<object, Exchange>>();
 
 /** How many layers of each guard have authorized each request so far (each asks idempotencyApplies once). */
 const positions = new WeakMap<Guard, WeakMap<object, number>>();
+
+/** The store keys each request holds claims on, whatever guard's layers claimed them (exchange.ts `held`). */
+const heldClaims = new WeakMap<object, Set<string>>();
+
+function heldBy(request: object): Set<string> {
+  let held = heldClaims.get(request);
+  if (!held) {
+    held = new Set();
+    heldClaims.set(request, held);
+  }
+  return held;
+}
 
 const PASS: IdempotencyStart = { kind: 'pass' };
 
@@ -115,18 +134,25 @@ export async function idempotencyAtLayer(
   const read =
     request && ('method' in request ? idempotencyKeyOf(guard, policy, auth, request) : { kind: 'refused' as const, error: request });
   if (read?.kind === 'refused') {
-    await exchange.ticket?.release();
+    await releaseAll(exchange);
     return read;
   }
-  // A later layer with rules of its own that finds a key under them governs: what an earlier layer
-  // opened is let go (its claim freed) and the key claimed again under these rules, the layers
-  // still counted from the first one, so that a retry is answered as deep. Without a key of its
-  // own (optional here, another header), the earlier layer's exchange goes on: its claim is what
-  // keeps the request from being processed twice.
-  if (own && read && !sameSettings(own, exchange.settings)) {
+  // A later layer with rules of its own that finds a key under them governs, the layers still
+  // counted from the first one, so that a retry is answered as deep:
+  // - the same key (one header value) is claimed again under its rules, the earlier claim freed;
+  // - another key (another header) is claimed too, the earlier claim kept with it: a retry that
+  //   carries either key, or both, is answered, never processed twice;
+  // - where the earlier key already holds an answer for this request, that answer stands.
+  // Without a key of its own (optional here), the earlier layer's exchange goes on.
+  if (own && read && !sameSettings(own, exchange.settings) && !(exchange.deferred && read.key !== exchange.idempotencyKey)) {
     exchanges.get(guard)?.delete(key);
-    await exchange.ticket?.release();
-    return openAtLayer(guard, policy, own, auth, key, exchangeRequest, readBody, position);
+    const kept = exchange.ticket && read.key !== exchange.idempotencyKey ? [exchange.ticket, ...(exchange.held ?? [])] : [];
+    if (kept.length === 0) await releaseAll(exchange);
+    const start = await openAtLayer(guard, policy, own, auth, key, exchangeRequest, readBody, position);
+    const opened = exchangeOf(guard, key);
+    if (start.kind === 'claimed' && opened) opened.held = kept;
+    else await Promise.all(kept.map((ticket) => ticket.release()));
+    return start;
   }
   exchange.depth = position;
   const { deferred } = exchange;
@@ -136,6 +162,11 @@ export async function idempotencyAtLayer(
     return deferred.renderAt ? { kind: 'refused', error: deferred.renderAt(policy, auth) } : deferred.start;
   }
   return PASS;
+}
+
+/** Frees every claim the exchange holds (a refusal is no outcome of the payment). */
+async function releaseAll(exchange: Exchange): Promise<void> {
+  await Promise.all([exchange.ticket?.release(), ...(exchange.held ?? []).map((ticket) => ticket.release())]);
 }
 
 /**
@@ -154,15 +185,22 @@ async function openAtLayer(
 ): Promise<IdempotencyStart> {
   const request = exchangeRequest();
   if (!('method' in request)) return { kind: 'refused', error: request };
-  const start = await openExchange(guard, policy, auth, request, readBody);
+  const start = await openExchange(guard, policy, auth, request, readBody, heldBy(key));
+  // The key read, where openExchange read one and went on to the store (no refusal reported twice).
+  const keyRead = () => {
+    const read = idempotencyKeyOf(guard, policy, auth, request);
+    return read?.kind === 'key' ? read.key : undefined;
+  };
   if (start.kind === 'claimed') {
-    const exchange: Exchange = { settings, depth };
+    const exchange: Exchange = { settings, depth, idempotencyKey: keyRead() };
     const { ticket } = start;
     exchange.ticket = {
       maxResponseBytes: ticket.maxResponseBytes,
       release: () => ticket.release(),
       // A later layer's refusal went out through the recorder: the key is freed, not answered with it.
-      finish: (sent) => (refusedByLayer(guard, key) ? ticket.release() : ticket.finish({ ...sent, layers: exchange.depth })),
+      // The depth is the request's deepest layer (a later layer may have opened the exchange in force).
+      finish: (sent) =>
+        refusedByLayer(guard, key) ? ticket.release() : ticket.finish({ ...sent, layers: (exchangeOf(guard, key) ?? exchange).depth }),
     };
     open(guard, key, exchange);
     return { kind: 'claimed', ticket: exchange.ticket };
@@ -179,6 +217,7 @@ async function openAtLayer(
     open(guard, key, {
       settings,
       depth,
+      idempotencyKey: keyRead(),
       deferred: { start: answer, layers, report, ...(renderAt ? { renderAt } : {}) },
     });
     return PASS;

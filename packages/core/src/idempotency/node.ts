@@ -13,7 +13,7 @@ import { announcesBody, type GuardRequest } from '../request.js';
 import { errorResponse, guardRequestFromNode } from '../runtime/node.js';
 import { bodyUnread, readRawBody, rememberedRawBody, rememberRawBody } from '../runtime/node-body.js';
 import { applyWriteHead, type Chunk, markReplay, toBuffer } from '../runtime/node-response.js';
-import type { BodyBytes, IdempotencyTicket } from './exchange.js';
+import type { BodyBytes, IdempotencyTicket, SentResponse } from './exchange.js';
 import { idempotencyAtLayer } from './layers.js';
 import type { StoredResponse } from './store.js';
 
@@ -70,11 +70,15 @@ export async function startNodeIdempotency(
   return start;
 }
 
-/** Header lines as set on `res`, names in the case they were set in. */
+/** Header lines as set on `res`, names in the case they were set in where Node keeps it. */
 function headerLines(res: ServerResponse): [string, string][] {
   const lines: [string, string][] = [];
-  // Node ≥ 15.13 (not in @types/node 20): the names as they were set, not lower-cased.
-  for (const name of (res as ServerResponse & { getRawHeaderNames(): string[] }).getRawHeaderNames()) {
+  // Node ≥ 15.13 (not in @types/node 20): the names as they were set, not lower-cased. HTTP/2's
+  // compatibility response has no such method (its header names are lower case on the wire anyway).
+  const raw = (res as ServerResponse & { getRawHeaderNames?(): string[] }).getRawHeaderNames;
+  for (const name of raw ? raw.call(res) : res.getHeaderNames()) {
+    // HTTP/2: `:status` and the other pseudo-headers are the stream's own (RFC 9113 §8.3), never header lines.
+    if (name.startsWith(':')) continue;
     const value = res.getHeader(name);
     if (value === undefined) continue;
     for (const v of Array.isArray(value) ? value : [value]) lines.push([name, String(v)]);
@@ -92,11 +96,24 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): voi
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
+  /** Inside the inner `end`: HTTP/2's compatibility `end(chunk)` writes its chunk through `write`, already kept. */
+  let ending = false;
   const keep = (chunk: Chunk | undefined | null, encoding: unknown) => {
-    if (chunk === undefined || chunk === null || typeof chunk === 'function') return;
+    if (ending || chunk === undefined || chunk === null || typeof chunk === 'function') return;
     const bytes = toBuffer(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : undefined);
     size += bytes.length;
     if (size <= ticket.maxResponseBytes) chunks.push(bytes);
+  };
+  /** What was sent, as recorded: kept, or (too large, not sent as declared, unreadable) "not kept". */
+  const sentOf = (misframed: boolean): SentResponse => {
+    const notKept = { status: res.statusCode, tooLarge: true as const };
+    if (size > ticket.maxResponseBytes || misframed) return notKept;
+    try {
+      return { status: res.statusCode, headers: headerLines(res), body: Buffer.concat(chunks) };
+    } catch {
+      // Headers that cannot be read back: never left in flight, never replayed wrong.
+      return notKept;
+    }
   };
   // writeHead(status, headers) sends headers that never pass setHeader: applied as setHeader
   // calls first, so that the headers recorded are the ones sent.
@@ -118,17 +135,20 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): voi
     // A client gone before the answer: Koa then ends without serialising an object body (no
     // Content-Length, no bytes). Only a body framed by its length is known to be whole then.
     const gone = res.destroyed;
-    const result = (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-    if (!finished) {
-      finished = true;
-      const misframed = declared === undefined ? gone : Number(declared) !== size;
-      const sent =
-        size > ticket.maxResponseBytes || misframed
-          ? { status: res.statusCode, tooLarge: true as const }
-          : { status: res.statusCode, headers: headerLines(res), body: Buffer.concat(chunks) };
-      void ticket.finish(sent);
+    ending = true;
+    let ended = false;
+    try {
+      const result = (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+      ended = true;
+      return result;
+    } finally {
+      ending = false;
+      if (!finished) {
+        finished = true;
+        // An `end` that threw (a signer's failure) sent no answer as recorded: not kept.
+        void ticket.finish(sentOf(!ended || (declared === undefined ? gone : Number(declared) !== size)));
+      }
     }
-    return result;
   } as typeof res.end;
   // A response that never ends: Express's final handler destroys the socket of a handler that
   // failed after its head was sent, and `end` is never called. Settled when the connection
