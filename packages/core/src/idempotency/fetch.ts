@@ -36,9 +36,6 @@ export function storedFetchResponse(stored: StoredResponse): Response {
 /** Resolves `undefined` once pending I/O callbacks ran: what a stream has not produced by then, it waits for. */
 const nextTurn = () => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 0));
 
-/** How many chunks the recording reads ahead of the client: a body made in memory is read whole at once. */
-const READ_AHEAD = new CountQueuingStrategy({ highWaterMark: 16 });
-
 /**
  * `response` with its body passed on as the client reads it, copied (at most `maxResponseBytes`)
  * on the way: the response goes out as its body is produced (a stream is not held until it ends,
@@ -61,7 +58,14 @@ function recorder(ticket: IdempotencyTicket): (response: Response) => Response {
       settle({ status, headers: [...response.headers], body: Buffer.alloc(0) });
       return response;
     }
-    const reader = source.getReader();
+    let reader: ReadableStreamDefaultReader<Uint8Array>;
+    try {
+      reader = source.getReader();
+    } catch {
+      // A body some other code has read already: nothing of it can be kept.
+      settle({ status, tooLarge: true });
+      return response;
+    }
     const chunks: Uint8Array[] = [];
     let size = 0;
     const keep = (chunk: Uint8Array) => {
@@ -109,7 +113,10 @@ function recorder(ticket: IdempotencyTicket): (response: Response) => Response {
           await reader.cancel(reason);
         },
       },
-      READ_AHEAD,
+      // Read ahead up to the bound: a body within it is read whole, and the key settled, whether or
+      // not the response is sent (another middleware may answer in its place); past it, the body
+      // is not kept and goes at the client's pace.
+      new ByteLengthQueuingStrategy({ highWaterMark: ticket.maxResponseBytes }),
     );
     return new Response(body, { status, statusText: response.statusText, headers: response.headers });
   };

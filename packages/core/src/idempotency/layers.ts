@@ -149,10 +149,16 @@ export async function idempotencyAtLayer(
     const kept = exchange.ticket && read.key !== exchange.idempotencyKey ? [exchange.ticket, ...(exchange.held ?? [])] : [];
     if (kept.length === 0) await releaseAll(exchange);
     const start = await openAtLayer(guard, policy, own, auth, key, exchangeRequest, readBody, position);
-    const opened = exchangeOf(guard, key);
-    if (start.kind === 'claimed' && opened) opened.held = kept;
-    else await Promise.all(kept.map((ticket) => ticket.release()));
-    return start;
+    if (start.kind === 'pass' && kept.length > 0) {
+      // The key is one this request holds already (an earlier layer's other key, or another
+      // guard's claim): the exchange in force goes on, its claims kept.
+      open(guard, key, exchange);
+    } else {
+      const opened = exchangeOf(guard, key);
+      if (start.kind === 'claimed' && opened) opened.held = kept;
+      else await Promise.all(kept.map((ticket) => ticket.release()));
+      return start;
+    }
   }
   exchange.depth = position;
   const { deferred } = exchange;
@@ -200,7 +206,7 @@ async function openAtLayer(
       // A later layer's refusal went out through the recorder: the key is freed, not answered with it.
       // The depth is the request's deepest layer (a later layer may have opened the exchange in force).
       finish: (sent) =>
-        refusedByLayer(guard, key) ? ticket.release() : ticket.finish({ ...sent, layers: (exchangeOf(guard, key) ?? exchange).depth }),
+        refusedByLayer(key) ? ticket.release() : ticket.finish({ ...sent, layers: (exchangeOf(guard, key) ?? exchange).depth }),
     };
     open(guard, key, exchange);
     return { kind: 'claimed', ticket: exchange.ticket };

@@ -174,7 +174,7 @@ export async function protectFetchRequest(
     answer = await authorizeFetchRequest(guard, request, connection, policy);
   }
   if (answer.result.ok) rememberAuthorization(guard, key, answer.result);
-  else rememberRefusal(guard, key);
+  else rememberRefusal(key);
   return answer;
 }
 

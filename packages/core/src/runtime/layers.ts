@@ -28,19 +28,18 @@ export function rememberAuthorization(guard: Guard, request: object, auth: Autho
   byRequest.set(request, auth);
 }
 
-const refusals = new WeakMap<Guard, WeakSet<object>>();
+/** Requests a layer refused, whatever its guard (the framework's request objects). */
+const refusals = new WeakSet<object>();
 
-/** Marks `request` as refused by a layer of `guard` (an earlier layer may have claimed its idempotency key). */
-export function rememberRefusal(guard: Guard, request: object): void {
-  let refused = refusals.get(guard);
-  if (!refused) {
-    refused = new WeakSet();
-    refusals.set(guard, refused);
-  }
-  refused.add(request);
+/** Marks `request` as refused by a layer (an earlier layer, of this guard or another, may have claimed its idempotency key). */
+export function rememberRefusal(request: object): void {
+  refusals.add(request);
 }
 
-/** True when a layer of `guard` refused this request. */
-export function refusedByLayer(guard: Guard, request: object): boolean {
-  return refusals.get(guard)?.has(request) === true;
+/**
+ * True when a layer refused this request. Any guard's: a refusal is no outcome of the payment,
+ * whichever guard's layer claimed the key (two guards over one store, an app-wide and a route's).
+ */
+export function refusedByLayer(request: object): boolean {
+  return refusals.has(request);
 }

@@ -124,7 +124,7 @@ export async function protectNodeRequest(
     result = await authorizeNodeRequest(guard, req, parts, policy);
   }
   if (result.ok) rememberAuthorization(guard, req, result);
-  else rememberRefusal(guard, req);
+  else rememberRefusal(req);
   return result;
 }
 
