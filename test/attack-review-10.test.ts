@@ -3,7 +3,8 @@
  * the right behaviour; those under "findings" failed on the code they were written against and
  * pass since their fixes (1: a key this request holds already leaves the exchange in force;
  * 2: the recorder reads ahead up to maxResponseBytes, whether or not the response is sent;
- * 3: a refusal by any guard's layer frees the key). The hono/timeout case of 2 is open:
+ * 3: a refusal by any guard's layer frees the key; a response already being sent when the guard's
+ * layer resumes, hono/timeout's 504, is recorded as processed, its answer not kept):
  *
  * 1. layers.ts idempotencyAtLayer: three layers, Idempotency-Key (app-wide), x-idempotency-key
  *    (router), Idempotency-Key again (route). The third layer re-opens under its settings; its key
@@ -30,6 +31,7 @@ import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import express from 'express';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Hono } from 'hono';
+import { timeout } from 'hono/timeout';
 import Koa from 'koa';
 import { serveHono } from './support/apps';
 import { type Listening, listening } from './support/http';
@@ -132,47 +134,69 @@ describe('findings', () => {
 
   describe('hono: the response the guard recorded is never sent (an outer middleware answered instead)', () => {
     const UNKEPT = 'its response was not kept';
-    // Open (not fixed yet): hono/timeout in front of the guard. The client gets 504 while the
-    // handler runs on; when the guard's layer resumes, Hono's context holds the 504 being sent
-    // (its body locked) and Hono's compose has dropped the handler's own answer: the key is not
-    // settled reliably there yet (docs/packages/hono.md, Known limits).
-    it('IDEM-04 IDEM-12 an outer middleware replaces a streamed answer: the payment processed, a retry is answered (stored, or 409 not kept), not 409 in flight for the key’s lifetime', async () => {
-      const fapi = honoGuard(tpp.options);
-      const app = new Hono();
-      let processed = 0;
-      // An outer error mapper: a handler's 4xx leaves in the API's own envelope (the handler's body dropped).
-      app.use('/payments', async (c, next) => {
-        await next();
-        if (c.res.status === 422) c.res = c.json({ errors: [{ code: 'REJECTED' }] }, 422);
-      });
-      app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (c) => {
-        processed++;
-        // A refusal passed on from the ledger, as it streams (an upstream fetch's body): 40 chunks, all there at once.
-        const chunks = Array.from({ length: 40 }, (_, i) => new TextEncoder().encode(`${i === 0 ? '[' : ','}"line ${i}"`));
-        const body = new ReadableStream<Uint8Array>({
-          start(controller) {
-            for (const chunk of chunks) controller.enqueue(chunk);
-            controller.enqueue(new TextEncoder().encode(']'));
-            controller.close();
-          },
+    it.each(['timeout', 'replaced-stream'] as const)(
+      'IDEM-04 IDEM-12 %s: the payment processed after the client got another answer: a retry is answered (stored, or 409 not kept), not 409 in flight for the key’s lifetime',
+      async (how) => {
+        const fapi = honoGuard(tpp.options);
+        const app = new Hono();
+        let processed = 0;
+        let open!: () => void;
+        const gate = new Promise<void>((resolve) => {
+          open = resolve;
         });
-        return c.body(body, 422, { 'content-type': 'application/json' });
-      });
-      const served = await serveHono(app);
-      try {
-        const k = key('unsent-replaced-stream');
-        const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
-        expect(first.status).toBe(422);
-        const retry = await settledRetry(served.url, k);
-        // Before the fix: 409 "still being processed" for every retry: the recorder's body was read
-        // by nobody and never cancelled, so the ticket was never settled and its renewal held the key.
-        expect(retry.text).not.toContain(IN_FLIGHT);
-        expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.status === 422).toBe(true);
-        expect(processed).toBe(1);
-      } finally {
-        await served.close();
-      }
-    }, 30_000);
+        let answered!: () => void;
+        const handled = new Promise<void>((resolve) => {
+          answered = resolve;
+        });
+        if (how === 'timeout') {
+          // hono/timeout: the client gets 504 while the payment runs on (a slow ledger).
+          app.use('/payments', timeout(200));
+        } else {
+          // An outer error mapper: a handler's 4xx leaves in the API's own envelope (the handler's body dropped).
+          app.use('/payments', async (c, next) => {
+            await next();
+            if (c.res.status === 422) c.res = c.json({ errors: [{ code: 'REJECTED' }] }, 422);
+          });
+        }
+        app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (c) => {
+          if (how === 'timeout') await gate;
+          processed++;
+          answered();
+          if (how === 'timeout') return c.json({ payment: `pay-${processed}` }, 201);
+          // A refusal passed on from the ledger, as it streams (an upstream fetch's body): 40 chunks, all there at once.
+          const chunks = Array.from({ length: 40 }, (_, i) => new TextEncoder().encode(`${i === 0 ? '[' : ','}"line ${i}"`));
+          const body = new ReadableStream<Uint8Array>({
+            start(controller) {
+              for (const chunk of chunks) controller.enqueue(chunk);
+              controller.enqueue(new TextEncoder().encode(']'));
+              controller.close();
+            },
+          });
+          return c.body(body, 422, { 'content-type': 'application/json' });
+        });
+        const served = await serveHono(app);
+        try {
+          const k = key(`unsent-${how}`);
+          const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+          expect(first.status).toBe(how === 'timeout' ? 504 : 422);
+          open();
+          await handled;
+          const retry = await settledRetry(served.url, k);
+          // Before the fix: 409 "still being processed" for every retry: the recorder's body
+          // (fetch.ts recorder) was read by nobody and never cancelled, and with hono/timeout the
+          // guard's layer threw on the 504 being sent: the ticket was never settled and its renewal
+          // held the key for its lifetime. Now: the body is read ahead whether or not it is sent;
+          // a response already being sent is recorded as processed, its answer not kept.
+          expect(retry.text).not.toContain(IN_FLIGHT);
+          expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.status === (how === 'timeout' ? 201 : 422)).toBe(true);
+          expect(processed).toBe(1);
+        } finally {
+          open();
+          await served.close();
+        }
+      },
+      30_000,
+    );
   });
 });
 

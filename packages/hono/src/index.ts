@@ -128,10 +128,20 @@ interface LayerState {
    * layer has set its headers and the response is signed, so that what is stored is what was
    * sent (an unsignable answer leaves as a 500, which frees the key).
    */
-  recorders: WeakMap<Context, (response: Response) => Response>;
+  recorders: WeakMap<Context, (response: Response, answeredElsewhere?: boolean) => Response>;
 }
 
 const layerStates = new WeakMap<Guard, LayerState>();
+
+/** True when the server has taken the response's body already (it is being sent). */
+function sentElsewhere(response: Response): boolean {
+  try {
+    return response.bodyUsed || response.body?.locked === true;
+  } catch {
+    // @hono/node-server's Response cannot make its body again once the server took it.
+    return true;
+  }
+}
 
 function layerState(guard: Guard): LayerState {
   let state = layerStates.get(guard);
@@ -168,10 +178,10 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
   const connectionOf = adapter.connection ?? runtimeConnection;
   const { replays, recorders } = layerState(guard);
   /** Records what the request is answered with, once, with the claim in force: the response to send (its body copied on the way). */
-  const recordAnswer = (c: Context, response: Response): Response | undefined => {
+  const recordAnswer = (c: Context, response: Response, answeredElsewhere = false): Response | undefined => {
     const record = recorders.get(c);
     recorders.delete(c);
-    return record?.(response);
+    return record?.(response, answeredElsewhere);
   };
   return {
     guard,
@@ -239,7 +249,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         // A claim under another key (another header) of an earlier layer is kept too: both record the answer.
         const earlierRecord = recorders.get(c);
         const { record } = idempotent;
-        recorders.set(c, earlierRecord ? (response) => record(earlierRecord(response)) : record);
+        recorders.set(c, earlierRecord ? (response, elsewhere) => record(earlierRecord(response, elsewhere), elsewhere) : record);
       }
       try {
         await next();
@@ -248,6 +258,14 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         // the claim is freed as for any 5xx (a retry is processed, not held for the key's lifetime).
         if (earlier === undefined) recordAnswer(c, new Response(null, { status: 500 }));
         throw error;
+      }
+      // The response went out before this layer resumed: a middleware in front of the guard
+      // answered in the handler's place (hono/timeout's 504) and the server is sending it (its
+      // body is taken; reading it throws). Nothing is set on it; the handler has run: its key is
+      // kept as processed, its answer not kept (409 to retries), never freed for a second payment.
+      if (sentElsewhere(c.res)) {
+        if (earlier === undefined) recordAnswer(c, c.res, true);
+        return;
       }
       if (answers) {
         // A response the handler built itself does not carry them (and a handler may overwrite

@@ -32,7 +32,14 @@ import type { IdempotencyStore, StoredResponse } from './store.js';
 export type BodyBytes = { ok: true; body: Uint8Array } | { ok: false; reason: 'too_large' | 'unavailable' };
 
 /** What the handler sent: the whole response, or only its status when the body outgrew `maxResponseBytes`. */
-export type SentResponse = StoredResponse | { readonly status: number; readonly tooLarge: true; readonly layers?: number };
+export type SentResponse =
+  | StoredResponse
+  | { readonly status: number; readonly tooLarge: true; readonly layers?: number }
+  /**
+   * The handler ran to its end, and another middleware's answer went out in its place (a timeout's
+   * 504): the request was processed, its answer is not known. Kept as processed, never freed.
+   */
+  | { readonly handled: true; readonly layers?: number };
 
 export interface IdempotencyTicket {
   /** Records what was sent (a 5xx frees the key instead). Never rejects; store failures are logged. */
@@ -313,10 +320,10 @@ export async function openExchange(
       clearInterval(renewal);
       try {
         // Server errors are not answers to repeat: the key is freed and a retry is processed.
-        if (sent.status >= 500) return await store.release(storeKey, token);
+        if (!('handled' in sent) && sent.status >= 500) return await store.release(storeKey, token);
         const ttlMs = Math.max(1, settings.ttlMs - (guard.options.now() - claimedAt));
         const outcome =
-          'tooLarge' in sent
+          'tooLarge' in sent || 'handled' in sent
             ? { state: 'unkept' as const, fingerprint, ...(sent.layers === undefined ? {} : { layers: sent.layers }) }
             : { state: 'done' as const, fingerprint, response: sent };
         await store.complete(storeKey, token, outcome, ttlMs);

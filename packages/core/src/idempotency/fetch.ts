@@ -20,10 +20,12 @@ export type FetchIdempotencyStart =
   | { kind: 'answer'; response: Response; error?: GuardError }
   /**
    * Run the handler, then return `record(response)`: the same response, recorded as it is sent
-   * (the key is settled once its body was read whole). `body`: the request's bytes when they
+   * (the key is settled once its body was read whole); with `answeredElsewhere` the handler ran
+   * but another middleware's answer went out in its place (processed, its answer not kept).
+   * `body`: the request's bytes when they
    * were read here (the stream is consumed; build the request the application sees from them).
    */
-  | { kind: 'claimed'; body?: Uint8Array; record(response: Response): Response };
+  | { kind: 'claimed'; body?: Uint8Array; record(response: Response, answeredElsewhere?: boolean): Response };
 
 /** The stored response as a new `Response`: the same status, header lines and bytes. */
 export function storedFetchResponse(stored: StoredResponse): Response {
@@ -44,8 +46,13 @@ const nextTurn = () => new Promise<undefined>((resolve) => setTimeout(() => reso
  * handler's stream is told, as without a key), went out in part after its head: the request was
  * processed and its response not kept (409 to retries, as on the Node adapters).
  */
-function recorder(ticket: IdempotencyTicket): (response: Response) => Response {
-  return (response) => {
+function recorder(ticket: IdempotencyTicket): (response: Response, answeredElsewhere?: boolean) => Response {
+  return (response, answeredElsewhere = false) => {
+    if (answeredElsewhere) {
+      // Nothing is read of `response`: it is being sent by someone else (its fields may throw).
+      ticket.finish({ handled: true }).catch(() => undefined);
+      return response;
+    }
     const { status } = response;
     let settled = false;
     const settle = (sent: SentResponse) => {
