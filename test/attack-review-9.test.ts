@@ -25,7 +25,7 @@
  *    the key in flight, renewed, for its lifetime.
  */
 import { createServer, request as httpRequest } from 'node:http';
-import { connect, createServer as createH2cServer } from 'node:http2';
+import { createServer as createH2cServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { MemoryIdempotencyStore } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
@@ -39,7 +39,7 @@ import { stream } from 'hono/streaming';
 import Koa from 'koa';
 import { serveHono } from './support/apps';
 import { type Listening, listening } from './support/http';
-import { sendPayment, useTppUsers } from './support/idempotency-apps';
+import { sendH2Payment, sendPayment, useTppUsers } from './support/idempotency-apps';
 import { jsonAnswer, PAYMENT_FRAMEWORKS, startPaymentApp } from './support/payment-apps';
 
 const PUBLIC = 'https://api.bank.example';
@@ -287,40 +287,6 @@ describe('findings', () => {
   );
 });
 
-/** One payment over HTTP/2 cleartext (h2c), with a fresh DPoP proof. */
-async function h2Payment(port: number, k: string): Promise<{ status: number; text: string }> {
-  const { client, token } = tpp.payer;
-  const dpop = await client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: token });
-  return new Promise((resolve, reject) => {
-    const session = connect(`http://127.0.0.1:${port}`);
-    session.on('error', reject);
-    const req = session.request({
-      ':method': 'POST',
-      ':path': '/payments',
-      authorization: `DPoP ${token}`,
-      dpop,
-      'content-type': 'application/json',
-      'idempotency-key': k,
-    });
-    let status = 0;
-    let text = '';
-    req.on('response', (h) => {
-      status = Number(h[':status']);
-    });
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => {
-      text += c;
-    });
-    req.on('end', () => {
-      session.close();
-      resolve({ status, text });
-    });
-    req.on('error', reject);
-    req.setTimeout(10_000, () => req.close());
-    req.end(BODY);
-  });
-}
-
 describe('HTTP/2 (Node’s compatibility API): the first answer of a key route is recorded', () => {
   it.each([
     ['koa', 201],
@@ -365,12 +331,12 @@ describe('HTTP/2 (Node’s compatibility API): the first answer of a key route i
       }
       try {
         const k = key(`h2-${framework}`);
-        const first = await h2Payment(port, k);
+        const first = await sendH2Payment(port, PUBLIC, tpp.payer, k, BODY);
         expect([first.status, first.text]).toEqual([status, status === 201 ? '{"payment":"pay-1"}' : '']);
-        let retry = await h2Payment(port, k);
+        let retry = await sendH2Payment(port, PUBLIC, tpp.payer, k, BODY);
         for (let i = 0; i < 20 && retry.status === 409 && retry.text.includes(IN_FLIGHT); i++) {
           await pause(50);
-          retry = await h2Payment(port, k);
+          retry = await sendH2Payment(port, PUBLIC, tpp.payer, k, BODY);
         }
         // Current code, recordNodeResponse (core/src/idempotency/node.ts) on Node's Http2ServerResponse:
         // - 201: 409 "processed, response not kept" for 24 h. Http2ServerResponse.end(chunk) writes the

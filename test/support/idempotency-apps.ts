@@ -6,6 +6,7 @@
  * response of n bytes, otherwise 201 with the payment number.
  */
 import type { Server } from 'node:http';
+import { connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Authorized, GuardOptions, RoutePolicy } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
@@ -289,4 +290,40 @@ export async function startFastifyProtectApp(
     throw e;
   }
   return { framework: 'fastify', url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
+}
+
+/**
+ * One payment over HTTP/2 cleartext (h2c) to `/payments` on 127.0.0.1:`port`, with a fresh DPoP
+ * proof for `publicUrl` and `idempotency-key: key`; answered within 10 s or closed.
+ */
+export async function sendH2Payment(port: number, publicUrl: string, who: Party, key: string, body: string) {
+  const dpop = await who.client.proof({ htm: 'POST', htu: `${publicUrl}/payments`, accessToken: who.token });
+  return new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const session = connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const req = session.request({
+      ':method': 'POST',
+      ':path': '/payments',
+      authorization: `DPoP ${who.token}`,
+      dpop,
+      'content-type': 'application/json',
+      'idempotency-key': key,
+    });
+    let status = 0;
+    let text = '';
+    req.on('response', (h) => {
+      status = Number(h[':status']);
+    });
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      text += c;
+    });
+    req.on('end', () => {
+      session.close();
+      resolve({ status, text });
+    });
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.close());
+    req.end(body);
+  });
 }
