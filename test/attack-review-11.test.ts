@@ -1,0 +1,580 @@
+/**
+ * Attack review 11: the idempotency path after commit 253a249 (a key this request already holds
+ * leaves the exchange in force; hono reads a key route's body ahead; a refusal by any guard's
+ * layer frees the key) and 2dfa56e (hono: an answer already being sent is kept as processed).
+ * Each test under "findings" asserts what docs/packages/core.md (Idempotency keys) and
+ * docs/packages/hono.md promise, and fails on the code it was written against (8d85304):
+ *
+ * 1. Processed twice (express, koa, fastify, hono) — layers.ts idempotencyAtLayer, re-open branch.
+ *    Layers: Idempotency-Key app-wide (required), x-idempotency-key on the router (optional, other
+ *    settings), the payment scope on the route. A retry repeats the route's x-idempotency-key of a
+ *    finished payment with a new Idempotency-Key (an HTTP client that makes one per attempt). The
+ *    app-wide layer claims the new key; the router layer re-opens with that claim kept
+ *    (`kept = [ticket]`); openAtLayer finds the stored answer deeper than this layer (layers 3 >
+ *    depth 2), opens a *deferred* exchange and answers `pass`. The fix of 253a249 reads every
+ *    `pass` with `kept.length > 0` as "a key this request already holds" and puts the earlier
+ *    exchange back (`open(guard, key, exchange)`) over the deferred one: the stored answer is
+ *    dropped and the handler pays again (core.md: "a retry that carries either key or both is
+ *    answered, never processed twice"). Fix: restore the earlier exchange only when openAtLayer
+ *    opened none (`start.kind === 'pass' && kept.length > 0 && !exchangeOf(guard, key)`); when it
+ *    opened a deferred exchange keep that one (the kept claims released, or carried in `held`).
+ *
+ * 2. Processed twice (express, koa, fastify, hono) — layers.ts idempotencyAtLayer, re-open branch.
+ *    Layers: Idempotency-Key app-wide, x-idempotency-key on the router, x-idempotency-key on the
+ *    route with a shorter ttlSec. The router layer claims the x- key with the app-wide claim
+ *    kept in `held`; the route layer reads the same x- key under other settings, so
+ *    `kept = []` and `releaseAll(exchange)` frees the router's claim *and every claim it holds*:
+ *    the app-wide Idempotency-Key is freed while the handler runs and is never recorded, and a
+ *    retry with that key alone pays again (core.md: the earlier claim under another key is "kept
+ *    with it"). Fix: when the same key is claimed again, release only `exchange.ticket` and carry
+ *    `exchange.held` over to the new exchange (`kept = exchange.held ?? []`).
+ *
+ * 3. Processed twice (fastify) — reply.js sendStream + node.ts recordNodeResponse. A handler that
+ *    answers with a Node stream (the core banking system's answer passed on) after its client hung
+ *    up: Fastify sees the response closed, destroys the stream and turns the premature close
+ *    (ERR_STREAM_PREMATURE_CLOSE) into its error handler's 500, written with `end` on the closed
+ *    response. The recorder takes that 500 for the handler's answer and frees the key of a payment
+ *    made: the retry pays again. Fix: on claimed routes the Fastify adapter (an onError hook, or
+ *    the reply's 'close') records a premature close of the reply's own payload on a response
+ *    already destroyed as "processed, response not kept" before Fastify's 500 reaches `end`.
+ *
+ * 4. Processed twice (hono) — packages/hono/src/index.ts, the `catch` around `next()`. hono/timeout
+ *    in front of the guard (the case 2dfa56e keeps as processed), and a handler that sets a header
+ *    once it has paid (`c.header('location', …)`, `setCookie`): on the finalized Context, Hono's
+ *    `c.header` reads `bodyUsed` of the 504 the server is sending, and @hono/node-server's Response
+ *    throws ("Response body object should not be disturbed or locked"); Hono's default onError
+ *    fails the same way, the error reaches the guard's layer, whose catch records a 500: the key
+ *    is freed under a payment made (hono.md: "never freed for a second payment"). Fix: in that
+ *    catch, when `sentElsewhere(c.res)`, record `(c.res, true)` (processed, not kept) instead of a 500.
+ *
+ * 5. Key held "in flight" for its lifetime (koa 3, koa 2) — node.ts recordNodeResponse + the Koa
+ *    adapter. A client that times out and hangs up before the answer (the brief's own case): the
+ *    recorder's 'close' listener returns because no head was sent ("its `end` settles it"), but
+ *    Koa never calls `end` for a client gone: Koa 3's ctx.onerror returns without writing when the
+ *    handler then throws (`!this.writable`), and Koa 2's respond() returns without `end` even for a
+ *    payment made. The ticket is never settled and its renewal keeps the claim for `ttlSec` (24 h):
+ *    every retry gets 409 "still being processed", the failed payment can never be made under its
+ *    key, and each such key holds a slot of the client's share. Fix: in
+ *    packages/koa/src/idempotency.ts, await `next()` for a claimed request and, when the response
+ *    is destroyed and not ended once it settles, settle the ticket: a throw as a 5xx (frees the
+ *    key), a normal end as "processed, response not kept".
+ *
+ * 6. A refusal stored as the payment's answer (express, hono) — two guards over one store. The
+ *    inner (route) guard refuses the first request for its own key rule (x-idempotency-key
+ *    required, missing: 400). rememberRefusal (runtime/layers.ts) is only told of authorization
+ *    refusals (protectNodeRequest / protectFetchRequest), so the outer guard's recorder stores the
+ *    400 under its key, and the corrected request gets that 400 for 24 h (core.md: "A later layer's
+ *    refusal of a first request frees the key"; 253a249: "a refusal by any guard's layer frees the
+ *    key"). Fix: mark the request refused wherever an idempotency refusal is answered (in
+ *    idempotencyAtLayer / openAtLayer when they return `refused`, or in the adapters).
+ *
+ * 7. Processed twice (hono) — hono.md's remedy: "To have the handler's answer replayed, put
+ *    timeouts behind `protect()`". With `protect({ idempotency }), timeout(200), handler` the 504
+ *    comes from Hono's onError at the timeout's level; the guard's layer resumes while the handler
+ *    runs on, finds an answer not yet sent and records the 504 as a server error: the key is freed
+ *    under a payment still being made and the retry pays again (core.md's remedy, "behind the
+ *    guard", fails the same way on Express with connect-timeout). Fix: the docs should say that a
+ *    timeout middleware anywhere frees the key (only a timeout inside the handler, which undoes the
+ *    work before answering 5xx, is safe); or the Hono layer keeps as processed a 5xx that onError
+ *    made of an HTTPException thrown behind it while the handler ran (`c.error`).
+ *
+ * "attacks that held" pass: what the same set-ups do right.
+ */
+
+import { request as httpRequest, type ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { MemoryIdempotencyStore } from '@fapi-guard/core';
+import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
+import { fapiGuard as honoGuard } from '@fapi-guard/hono';
+import { fapiGuard as koaGuard } from '@fapi-guard/koa';
+import express from 'express';
+import Fastify from 'fastify';
+import { Hono } from 'hono';
+import { timeout } from 'hono/timeout';
+import Koa from 'koa';
+import Koa2 from 'koa2';
+import { serveHono } from './support/apps';
+import { type Listening, listening } from './support/http';
+import { sendPayment, useTppUsers } from './support/idempotency-apps';
+import { jsonAnswer, PAYMENT_FRAMEWORKS, startPaymentApp } from './support/payment-apps';
+
+const PUBLIC = 'https://api.bank.example';
+const tpp = useTppUsers(PUBLIC);
+const key = (name: string) => `"${name}-${process.pid}-${Math.random().toString(36).slice(2)}"`;
+const ukKey = () => `uk-${Math.random().toString(36).slice(2)}`;
+const BODY = '{"amount":"10.00"}';
+const IN_FLIGHT = 'still being processed';
+const UNKEPT = 'its response was not kept';
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A retry sent again while the first attempt is still being recorded (409 in flight), a bounded number of times. */
+async function settledRetry(url: string, k: string | undefined, headers: Record<string, string> = {}, tries = 100) {
+  let retry = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY, headers });
+  for (let i = 0; i < tries && retry.status === 409 && retry.text.includes(IN_FLIGHT); i++) {
+    await pause(50);
+    retry = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY, headers });
+  }
+  return retry;
+}
+
+/** Resolves once `res` closes (its client went away), or after `ms` at the latest. */
+function closed(res: ServerResponse, ms = 10_000): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.destroyed) return resolve();
+    const fallback = setTimeout(resolve, ms);
+    res.once('close', () => {
+      clearTimeout(fallback);
+      resolve();
+    });
+  });
+}
+
+/** A payment whose client hangs up once `started` resolves (the handler runs), without reading any answer. */
+async function payAndHangUpWhen(url: string, k: string, started: Promise<void>): Promise<void> {
+  const { client, token } = tpp.payer;
+  const dpop = await client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: token });
+  await new Promise<void>((resolve) => {
+    const req = httpRequest(`${url}/payments`, { method: 'POST' }, (res) => {
+      // An answer before the hang-up: nothing to hang up on.
+      res.resume();
+      resolve();
+    });
+    req.on('error', () => resolve());
+    for (const [name, value] of Object.entries({
+      authorization: `DPoP ${token}`,
+      dpop,
+      'content-type': 'application/json',
+      'idempotency-key': k,
+    }))
+      req.setHeader(name, value);
+    req.end(BODY);
+    const fallback = setTimeout(() => req.destroy(), 15_000);
+    started.then(() => {
+      clearTimeout(fallback);
+      req.destroy();
+    });
+  });
+}
+
+/** A promise and the function that resolves it. */
+function signal(): { promise: Promise<void>; fire: () => void } {
+  let fire!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    fire = resolve;
+  });
+  return { promise, fire };
+}
+
+describe('findings', () => {
+  describe.each(PAYMENT_FRAMEWORKS)(
+    '%s: Idempotency-Key app-wide (required), x-idempotency-key on the router (optional), the payment scope on the route',
+    (framework) => {
+      it('IDEM-04 IDEM-16 a retry with the first x-idempotency-key and a new Idempotency-Key is answered (the stored payment), not processed twice', async () => {
+        const ledger = { processed: 0 };
+        const app = await startPaymentApp(
+          framework,
+          tpp.options,
+          {
+            '/payments': {
+              layers: [{ idempotency: { mode: 'optional', syntax: 'uk-ob' } }, { scopes: ['payments:write'] }],
+              handle: () => jsonAnswer(201, { payment: `pay-${++ledger.processed}` }),
+            },
+          },
+          { idempotency: 'required' },
+        );
+        try {
+          const uk = { 'x-idempotency-key': ukKey() };
+          const first = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: key('first'), body: BODY, headers: uk });
+          expect([first.status, first.text]).toEqual([201, '{"payment":"pay-1"}']);
+          // The retry repeats the route's key; its HTTP client made a new Idempotency-Key for the attempt.
+          const retry = await settledRetry(app.url, key('attempt-2'), uk);
+          // Current code: 201 pay-2: the router layer's deferred answer (layers 3 > depth 2) is overwritten
+          // by the app-wide layer's exchange (layers.ts, `start.kind === 'pass' && kept.length > 0`).
+          expect([retry.status, retry.text, ledger.processed]).toEqual([201, first.text, 1]);
+        } finally {
+          await app.close();
+        }
+      }, 30_000);
+    },
+  );
+
+  describe.each(PAYMENT_FRAMEWORKS)(
+    '%s: Idempotency-Key app-wide, x-idempotency-key on the router, x-idempotency-key again on the route with a shorter ttlSec',
+    (framework) => {
+      it('IDEM-04 IDEM-16 a first request with both keys: a retry with the app-wide key alone is answered, not processed twice (the app-wide claim is kept while the route re-claims its key)', async () => {
+        const ledger = { processed: 0 };
+        const uk = { mode: 'optional', syntax: 'uk-ob' } as const;
+        const app = await startPaymentApp(
+          framework,
+          tpp.options,
+          {
+            '/payments': {
+              layers: [{ idempotency: uk }, { scopes: ['payments:write'], idempotency: { ...uk, ttlSec: 3600 } }],
+              handle: () => jsonAnswer(201, { payment: `pay-${++ledger.processed}` }),
+            },
+          },
+          { idempotency: 'required' },
+        );
+        try {
+          const k = key('route-reclaims');
+          const first = await sendPayment(app.url, PUBLIC, {
+            who: tpp.payer,
+            key: k,
+            body: BODY,
+            headers: { 'x-idempotency-key': ukKey() },
+          });
+          expect([first.status, first.text]).toEqual([201, '{"payment":"pay-1"}']);
+          const retry = await settledRetry(app.url, k);
+          // Current code: 201 pay-2. The route layer re-claims x-idempotency-key under its settings
+          // (the same key as the router's: `kept = []`), and releaseAll frees the router's claim and
+          // every claim it held, the app-wide Idempotency-Key too: that key is never recorded.
+          expect([retry.status, retry.text, ledger.processed]).toEqual([201, first.text, 1]);
+        } finally {
+          await app.close();
+        }
+      }, 30_000);
+    },
+  );
+
+  it('IDEM-12 koa: a client that hangs up before the answer, then the payment fails (the handler throws): the key is not held in flight for its lifetime', async () => {
+    const fapi = koaGuard(tpp.options);
+    const app = new Koa();
+    app.silent = true;
+    let runs = 0;
+    let paid = 0;
+    const started = signal();
+    const done = signal();
+    app.use(fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }));
+    app.use(async (ctx) => {
+      runs++;
+      if (runs === 1) {
+        started.fire();
+        try {
+          // The client times out and hangs up; then the ledger fails: nothing was paid.
+          await closed(ctx.res);
+          throw new Error('ledger unavailable');
+        } finally {
+          done.fire();
+        }
+      }
+      ctx.status = 201;
+      ctx.body = { payment: `pay-${++paid}` };
+    });
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const k = key('koa-gone-throw');
+      await payAndHangUpWhen(served.url, k, started.promise);
+      await done.promise;
+      await pause(100);
+      const retry = await settledRetry(served.url, k, {}, 40);
+      // Current code: 409 "still being processed", renewed for the key's lifetime (Koa wrote nothing, never called end).
+      expect(retry.text).not.toContain(IN_FLIGHT);
+      expect([retry.status, retry.text, paid]).toEqual([201, '{"payment":"pay-1"}', 1]);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
+
+  it('IDEM-11 IDEM-12 koa 2: a client that hangs up before the answer of a payment made: the retry is answered (409 not kept or the payment), not 409 in flight for the key’s lifetime', async () => {
+    const fapi = koaGuard(tpp.options);
+    const app = new Koa2();
+    app.silent = true;
+    let processed = 0;
+    const started = signal();
+    const done = signal();
+    app.use(fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }));
+    app.use(async (ctx) => {
+      if (processed === 0) {
+        started.fire();
+        await closed(ctx.res);
+      }
+      processed++;
+      ctx.status = 201;
+      ctx.body = { payment: `pay-${processed}` };
+      done.fire();
+    });
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const k = key('koa2-gone');
+      await payAndHangUpWhen(served.url, k, started.promise);
+      await done.promise;
+      await pause(100);
+      const retry = await settledRetry(served.url, k, {}, 40);
+      // Current code: 409 "still being processed" for the key's lifetime (Koa 2's respond() never calls end for a client gone).
+      expect(retry.text).not.toContain(IN_FLIGHT);
+      expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
+      expect(processed).toBe(1);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
+
+  it('IDEM-04 IDEM-12 fastify: a client that hangs up before a streamed answer of a payment made: the retry is answered (the payment, or 409 not kept), not processed a second time', async () => {
+    const app = Fastify();
+    await app.register(fastifyPlugin, tpp.options);
+    let processed = 0;
+    const started = signal();
+    const done = signal();
+    app.post(
+      '/payments',
+      { config: { fapi: routePolicy({ scopes: ['payments:write'], idempotency: 'required' }) } },
+      async (_request, reply) => {
+        if (processed === 0) {
+          started.fire();
+          await closed(reply.raw);
+        }
+        processed++;
+        done.fire();
+        // The ledger's answer, passed on as it streams (a Node stream from the core banking system).
+        return reply
+          .code(201)
+          .type('application/json')
+          .send(Readable.from(['{"payment":', `"pay-${processed}"`, '}']));
+      },
+    );
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(app.server.address() as import('node:net').AddressInfo).port}`;
+    try {
+      const k = key('fastify-gone-stream');
+      await payAndHangUpWhen(url, k, started.promise);
+      await done.promise;
+      await pause(100);
+      const retry = await settledRetry(url, k, {}, 40);
+      // Current code: 201 pay-2. Fastify answered the premature close of the stream with its 500, which freed the key.
+      expect(retry.text).not.toContain(IN_FLIGHT);
+      expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
+      expect(processed).toBe(1);
+    } finally {
+      await app.close();
+    }
+  }, 30_000);
+
+  it.each(['express', 'hono'] as const)(
+    'IDEM-04 IDEM-08 %s: two guards over one store: the inner guard refuses the first request for its own key rule (x-idempotency-key missing): the key is freed, the corrected request is processed',
+    async (framework) => {
+      const store = new MemoryIdempotencyStore();
+      const options = { ...tpp.options, idempotency: { store } };
+      let processed = 0;
+      let served: Listening;
+      const inner = { scopes: ['payments:write'], idempotency: { mode: 'required', syntax: 'uk-ob' } } as const;
+      if (framework === 'express') {
+        const outer = expressGuard(options);
+        const route = expressGuard(options);
+        const app = express();
+        app.use(outer.protect({ idempotency: 'required' }));
+        app.post('/payments', route.protect(inner), (_req, res) => {
+          res.status(201).json({ payment: `pay-${++processed}` });
+        });
+        served = await listening(app.listen(0, '127.0.0.1'));
+      } else {
+        const outer = honoGuard(options);
+        const route = honoGuard(options);
+        const app = new Hono();
+        app.use('*', outer.protect({ idempotency: 'required' }));
+        app.post('/payments', route.protect(inner), (c) => c.json({ payment: `pay-${++processed}` }, 201));
+        served = await serveHono(app);
+      }
+      try {
+        const k = key('two-guards-key-rule');
+        const refused = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+        expect(refused.status).toBe(400);
+        const retry = await settledRetry(served.url, k, { 'x-idempotency-key': ukKey() });
+        // Current code: the stored 400 (the inner guard's key refusal, recorded by the outer guard as the answer).
+        expect([retry.status, retry.text, processed]).toEqual([201, '{"payment":"pay-1"}', 1]);
+      } finally {
+        await served.close();
+      }
+    },
+    30_000,
+  );
+
+  it('IDEM-04 IDEM-12 hono: hono/timeout in front of the guard, the handler sets a header once paid (201 with Location): the payment is kept as processed, never freed for a second payment', async () => {
+    const fapi = honoGuard(tpp.options);
+    const app = new Hono();
+    let processed = 0;
+    const gate = signal();
+    const done = signal();
+    app.use('/payments', timeout(200));
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (c) => {
+      try {
+        if (processed === 0) await gate.promise;
+        processed++;
+        c.header('location', `/payments/pay-${processed}`);
+        return c.json({ payment: `pay-${processed}` }, 201);
+      } finally {
+        done.fire();
+      }
+    });
+    const served = await serveHono(app);
+    try {
+      const k = key('hono-timeout-header');
+      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      expect(first.status).toBe(504);
+      gate.fire();
+      await done.promise;
+      const retry = await settledRetry(served.url, k);
+      // Current code: 201 pay-2. c.header() on the finalized Context reads the 504 the server is
+      // sending (bodyUsed on @hono/node-server's Response, whose body is taken: TypeError); Hono's
+      // onError fails the same way, the error reaches the guard's layer, which records a 500: the key is freed.
+      expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
+      expect(processed).toBe(1);
+    } finally {
+      gate.fire();
+      await served.close();
+    }
+  }, 30_000);
+
+  it('IDEM-04 IDEM-10 hono: hono/timeout behind protect() (hono.md: "put timeouts behind protect()"): the 504 does not free the key of a payment still being made', async () => {
+    const fapi = honoGuard(tpp.options);
+    const app = new Hono();
+    let processed = 0;
+    const gate = signal();
+    const done = signal();
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), timeout(200), async (c) => {
+      if (processed === 0) await gate.promise;
+      processed++;
+      done.fire();
+      return c.json({ payment: `pay-${processed}` }, 201);
+    });
+    const served = await serveHono(app);
+    try {
+      const k = key('hono-timeout-behind');
+      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      expect(first.status).toBe(504);
+      gate.fire();
+      await done.promise;
+      const retry = await settledRetry(served.url, k);
+      // Current code: 201 pay-2: the 504 was recorded as a server error, which freed the key.
+      expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
+      expect(processed).toBe(1);
+    } finally {
+      gate.fire();
+      await served.close();
+    }
+  }, 30_000);
+});
+
+describe('attacks that held', () => {
+  describe.each(PAYMENT_FRAMEWORKS)('%s: the three layers of finding 1', (framework) => {
+    it('IDEM-04 IDEM-16 a retry with both first keys, or the route key alone with the first app-wide key, is answered; a token without the scope gets 403, never the payment', async () => {
+      const ledger = { processed: 0 };
+      const app = await startPaymentApp(
+        framework,
+        tpp.options,
+        {
+          '/payments': {
+            layers: [{ idempotency: { mode: 'optional', syntax: 'uk-ob' } }, { scopes: ['payments:write'] }],
+            handle: () => jsonAnswer(201, { payment: `pay-${++ledger.processed}` }),
+          },
+        },
+        { idempotency: 'required' },
+      );
+      try {
+        const k = key('held');
+        const both = { 'x-idempotency-key': ukKey() };
+        const first = await sendPayment(app.url, PUBLIC, { who: tpp.payer, key: k, body: BODY, headers: both });
+        expect([first.status, first.text]).toEqual([201, '{"payment":"pay-1"}']);
+        const again = await settledRetry(app.url, k, both);
+        const appKeyAlone = await settledRetry(app.url, k);
+        const reader = await sendPayment(app.url, PUBLIC, { who: tpp.reader, key: k, body: BODY, headers: both });
+        expect([again.status, again.text, appKeyAlone.status, appKeyAlone.text]).toEqual([201, first.text, 201, first.text]);
+        expect([reader.status, reader.text.includes('pay-')]).toEqual([403, false]);
+        expect(ledger.processed).toBe(1);
+      } finally {
+        await app.close();
+      }
+    }, 30_000);
+  });
+
+  it('IDEM-11 IDEM-12 koa 3: a client that hangs up before the answer of a payment made: 409 not kept (or the payment), processed once', async () => {
+    const fapi = koaGuard(tpp.options);
+    const app = new Koa();
+    app.silent = true;
+    let processed = 0;
+    const started = signal();
+    const done = signal();
+    app.use(fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }));
+    app.use(async (ctx) => {
+      if (processed === 0) {
+        started.fire();
+        await closed(ctx.res);
+      }
+      processed++;
+      ctx.status = 201;
+      ctx.body = { payment: `pay-${processed}` };
+      done.fire();
+    });
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const k = key('koa3-gone');
+      await payAndHangUpWhen(served.url, k, started.promise);
+      await done.promise;
+      await pause(100);
+      const retry = await settledRetry(served.url, k, {}, 40);
+      expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
+      expect(processed).toBe(1);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
+
+  it.each(['fastify', 'hono'] as const)(
+    'IDEM-11 IDEM-12 %s: a client that hangs up before a JSON answer of a payment made: the retry gets the payment (or 409 not kept), processed once',
+    async (framework) => {
+      let processed = 0;
+      const started = signal();
+      const done = signal();
+      let url: string;
+      let close: () => Promise<unknown>;
+      if (framework === 'fastify') {
+        const app = Fastify();
+        await app.register(fastifyPlugin, tpp.options);
+        app.post(
+          '/payments',
+          { config: { fapi: routePolicy({ scopes: ['payments:write'], idempotency: 'required' }) } },
+          async (_request, reply) => {
+            if (processed === 0) {
+              started.fire();
+              await closed(reply.raw);
+            }
+            processed++;
+            done.fire();
+            return reply.code(201).send({ payment: `pay-${processed}` });
+          },
+        );
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        url = `http://127.0.0.1:${(app.server.address() as import('node:net').AddressInfo).port}`;
+        close = () => app.close();
+      } else {
+        const fapi = honoGuard(tpp.options);
+        const app = new Hono();
+        app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (c) => {
+          if (processed === 0) {
+            started.fire();
+            // @hono/node-server hands the Node response over as c.env.outgoing.
+            const outgoing = (c.env as { outgoing?: ServerResponse }).outgoing;
+            if (outgoing) await closed(outgoing);
+          }
+          processed++;
+          done.fire();
+          return c.json({ payment: `pay-${processed}` }, 201);
+        });
+        ({ url, close } = await serveHono(app));
+      }
+      try {
+        const k = key(`${framework}-gone-json`);
+        await payAndHangUpWhen(url, k, started.promise);
+        await done.promise;
+        await pause(100);
+        const retry = await settledRetry(url, k, {}, 40);
+        expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
+        expect(processed).toBe(1);
+      } finally {
+        await close();
+      }
+    },
+    30_000,
+  );
+});
