@@ -98,19 +98,19 @@ export const MODULES = {
   // so each part's state is committed on its own. How policies compose (in-process tests first):
   'nestjs-policies': {
     mutate: NEST_POLICY_FILES.map((f) => `packages/nestjs/src/${f}`),
-    quick: suites('packages/nestjs/test/[a-z-]+', 'test/nestjs(-global)?'),
+    quick: suites('packages/nestjs/test/[a-z-]+', 'test/nestjs(-global|-startup)?'),
     wide: suites(...ADAPTER),
   },
   // ...the guards and how their refusals and replays leave...
   'nestjs-guard': {
     mutate: NEST_GUARD_FILES.map((f) => `packages/nestjs/src/${f}`),
-    quick: suites(...ADAPTER, 'test/nestjs(-global)?', 'packages/nestjs/test/[a-z-]+'),
+    quick: suites(...ADAPTER, 'test/nestjs(-global|-startup)?', 'packages/nestjs/test/[a-z-]+'),
     wide: suites('test/(profile|http2|idempotency-layers|message-signing-layers)'),
   },
   // ...and the module and the two platforms (Express, Fastify) underneath.
   'nestjs-platforms': {
     mutate: ['packages/nestjs/src/**/*.ts', ...[...NEST_POLICY_FILES, ...NEST_GUARD_FILES].map((f) => `!packages/nestjs/src/${f}`)],
-    quick: suites(...ADAPTER, 'test/nestjs(-global)?', 'packages/nestjs/test/[a-z-]+'),
+    quick: suites(...ADAPTER, 'test/nestjs(-global|-startup)?', 'packages/nestjs/test/[a-z-]+'),
     wide: suites('test/(profile|http2|idempotency-layers|message-signing-layers)'),
   },
   hono: {

@@ -23,7 +23,7 @@ import { type FastifyReplyLike, type FastifyRequestLike, writeRefusal, writeResp
 import type { FapiPolicies } from './policies.js';
 import { isPublic } from './public.js';
 import type { FapiGuardModuleSettings } from './settings.js';
-import { FAPI_ROUTE } from './tokens.js';
+import { FAPI_ROUTE, type FunctionRef } from './tokens.js';
 
 interface EarlyPass {
   request: GuardRequest;
@@ -61,7 +61,8 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
   // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
   for (const path of guard.publishedPaths) {
     fastify.get(path, async (request, reply) => {
-      const answer = guard.metadataResponse(request.raw.method ?? 'GET', path);
+      const answer = guard.metadataResponse(request.method, path);
+      // Stryker disable next-line ConditionalExpression: equivalent, the route is a published path and Fastify routes only GET and HEAD to it, both answered
       if (!answer) return reply.callNotFound();
       writeResponse(reply, answer);
       return reply;
@@ -79,8 +80,8 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
   if (settings.errors === 'framework') return;
   // Nest runs the app-wide guard first: the first phase runs for its policy, as on Express.
   fastify.addHook('onRequest', async (request, reply) => {
-    const handler = request.routeOptions?.config?.[FAPI_ROUTE];
-    if (typeof handler !== 'function') return undefined;
+    // Only the handlers compileRoutes marked carry FAPI_ROUTE; any other value is no handler the policies know.
+    const handler = request.routeOptions?.config?.[FAPI_ROUTE] as FunctionRef;
     const route = policies.ofHandler(handler);
     if (!route) return undefined;
     let policy = route;

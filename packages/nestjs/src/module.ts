@@ -13,6 +13,7 @@ import {
   type ModuleMetadata,
   type NestModule,
   type Provider,
+  type Type,
   UseFilters,
 } from '@nestjs/common';
 import { APP_GUARD, DiscoveryModule, DiscoveryService, HttpAdapterHost } from '@nestjs/core';
@@ -112,11 +113,9 @@ export class FapiGuardModule implements NestModule {
     // app-wide guard's refusals get the same bytes, ahead of the application's global filters.
     // It catches only the refusals the module answers itself (not with errors: 'framework').
     const filter = UseFilters(new FapiRefusalFilter());
-    for (const wrapper of this.discovery.getControllers()) {
-      if (typeof wrapper.metatype === 'function') filter(wrapper.metatype);
-    }
-    const instance: unknown = this.adapterHost.httpAdapter?.getInstance();
-    if (!instance) return;
+    for (const wrapper of this.discovery.getControllers()) filter(wrapper.metatype as Type);
+    // Nest calls configure() only for an HTTP application, which always has its platform's instance.
+    const instance: unknown = this.adapterHost.httpAdapter.getInstance();
     if (isFastifyInstance(instance)) {
       // Before the routes are registered: their Fastify config must name each policy's handler.
       this.policies.compileRoutes();
@@ -124,8 +123,7 @@ export class FapiGuardModule implements NestModule {
       return;
     }
     // Express: the metadata document and the response-signing JWK set (RFC 9728), as the
-    // Express adapter's metadata() middleware serves them.
-    if (this.guard.publishedPaths.length === 0) return;
+    // Express adapter's metadata() middleware serves them (a guard that publishes nothing answers none).
     (instance as ExpressLike).use((req, res, next) => {
       const answer = this.guard.metadataResponse(req.method, req.originalUrl);
       if (answer) writeResponse(res, answer);

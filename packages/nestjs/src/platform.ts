@@ -9,6 +9,7 @@ import { type ErrorBody, errorResponse, type GuardError, type ResponseParts, rec
 /** The parts of Fastify's request used here (no dependency on Fastify's types). */
 export interface FastifyRequestLike {
   raw: IncomingMessage;
+  method: string;
   body?: unknown;
   routeOptions?: { config?: Record<string, unknown> };
 }

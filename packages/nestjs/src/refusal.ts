@@ -2,7 +2,7 @@
  * A refusal travels from the guard to the response as an exception (Nest stops the route only
  * when a guard throws or returns false). By default {@link FapiRefusalFilter} writes it as the
  * RFC 6750 / RFC 9449 answer — the bytes of the other adapters — instead of Nest's exception JSON;
- * with the module setting `errors: 'throw'` it goes to the application's own exception filters.
+ * with the module setting `errors: 'framework'` it goes to the application's own exception filters.
  */
 import { type ErrorBody, type GuardError, writeIdempotencyAnswer } from '@fapi-guard/core';
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
