@@ -3,7 +3,10 @@
  * leaves the exchange in force; hono reads a key route's body ahead; a refusal by any guard's
  * layer frees the key) and 2dfa56e (hono: an answer already being sent is kept as processed).
  * Each test under "findings" asserts what docs/packages/core.md (Idempotency keys) and
- * docs/packages/hono.md promise, and fails on the code it was written against (8d85304):
+ * docs/packages/hono.md promise, and failed on the code it was written against (8d85304); all
+ * pass since their fixes (1, 2: layers.ts re-open branch; 3: NodeClaim.answered from Fastify's and
+ * Nest-on-Fastify's onSend; 4: hono's catch; 5: NodeClaim.settled from Koa; 6: an idempotency
+ * refusal remembered for every guard; 7: the docs):
  *
  * 1. Processed twice (express, koa, fastify, hono) — layers.ts idempotencyAtLayer, re-open branch.
  *    Layers: Idempotency-Key app-wide (required), x-idempotency-key on the router (optional, other
@@ -37,6 +40,9 @@
  *    made: the retry pays again. Fix: on claimed routes the Fastify adapter (an onError hook, or
  *    the reply's 'close') records a premature close of the reply's own payload on a response
  *    already destroyed as "processed, response not kept" before Fastify's 500 reaches `end`.
+ *
+ *    Found while fixing it: NestJS on Fastify the same (a StreamableFile answered after the client
+ *    hung up); its module now tells the claim in an `onSend` hook too.
  *
  * 4. Processed twice (hono) — packages/hono/src/index.ts, the `catch` around `next()`. hono/timeout
  *    in front of the guard (the case 2dfa56e keeps as processed), and a handler that sets a header
@@ -73,10 +79,11 @@
  *    comes from Hono's onError at the timeout's level; the guard's layer resumes while the handler
  *    runs on, finds an answer not yet sent and records the 504 as a server error: the key is freed
  *    under a payment still being made and the retry pays again (core.md's remedy, "behind the
- *    guard", fails the same way on Express with connect-timeout). Fix: the docs should say that a
- *    timeout middleware anywhere frees the key (only a timeout inside the handler, which undoes the
- *    work before answering 5xx, is safe); or the Hono layer keeps as processed a 5xx that onError
- *    made of an HTTPException thrown behind it while the handler ran (`c.error`).
+ *    guard", fails the same way on Express with connect-timeout). No layer can tell a timeout's
+ *    5xx from the handler's own (which must free the key), so the docs were wrong: they now say
+ *    that no timeout middleware belongs on a key route, in front of the guard or behind it, and
+ *    that the time limit goes inside the handler, which undoes its work before it answers 5xx.
+ *    The test checks that remedy.
  *
  * "attacks that held" pass: what the same set-ups do right.
  */
@@ -88,6 +95,8 @@ import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
+import { FapiPolicy } from '@fapi-guard/nestjs';
+import { Controller, HttpCode, Post, Res, StreamableFile } from '@nestjs/common';
 import express from 'express';
 import Fastify from 'fastify';
 import { Hono } from 'hono';
@@ -97,6 +106,7 @@ import Koa2 from 'koa2';
 import { serveHono } from './support/apps';
 import { type Listening, listening } from './support/http';
 import { sendPayment, useTppUsers } from './support/idempotency-apps';
+import { startNestApp } from './support/nest-app';
 import { jsonAnswer, PAYMENT_FRAMEWORKS, startPaymentApp } from './support/payment-apps';
 
 const PUBLIC = 'https://api.bank.example';
@@ -156,6 +166,26 @@ async function payAndHangUpWhen(url: string, k: string, started: Promise<void>):
       req.destroy();
     });
   });
+}
+
+/**
+ * A payment whose client hangs up once the handler started; once the handler is done, the retry
+ * is answered (the payment, or 409 not kept), never left in flight, and the payment made once.
+ */
+async function hangUpThenRetry(
+  url: string,
+  name: string,
+  handler: { started: Promise<void>; done: Promise<void> },
+  processed: () => number,
+) {
+  const k = key(name);
+  await payAndHangUpWhen(url, k, handler.started);
+  await handler.done;
+  await pause(100);
+  const retry = await settledRetry(url, k, {}, 40);
+  expect(retry.text).not.toContain(IN_FLIGHT);
+  expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
+  expect(processed()).toBe(1);
 }
 
 /** A promise and the function that resolves it. */
@@ -297,15 +327,8 @@ describe('findings', () => {
     });
     const served = await listening(app.listen(0, '127.0.0.1'));
     try {
-      const k = key('koa2-gone');
-      await payAndHangUpWhen(served.url, k, started.promise);
-      await done.promise;
-      await pause(100);
-      const retry = await settledRetry(served.url, k, {}, 40);
       // Current code: 409 "still being processed" for the key's lifetime (Koa 2's respond() never calls end for a client gone).
-      expect(retry.text).not.toContain(IN_FLIGHT);
-      expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
-      expect(processed).toBe(1);
+      await hangUpThenRetry(served.url, 'koa2-gone', { started: started.promise, done: done.promise }, () => processed);
     } finally {
       await served.close();
     }
@@ -337,15 +360,35 @@ describe('findings', () => {
     await app.listen({ port: 0, host: '127.0.0.1' });
     const url = `http://127.0.0.1:${(app.server.address() as import('node:net').AddressInfo).port}`;
     try {
-      const k = key('fastify-gone-stream');
-      await payAndHangUpWhen(url, k, started.promise);
-      await done.promise;
-      await pause(100);
-      const retry = await settledRetry(url, k, {}, 40);
       // Current code: 201 pay-2. Fastify answered the premature close of the stream with its 500, which freed the key.
-      expect(retry.text).not.toContain(IN_FLIGHT);
-      expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
-      expect(processed).toBe(1);
+      await hangUpThenRetry(url, 'fastify-gone-stream', { started: started.promise, done: done.promise }, () => processed);
+    } finally {
+      await app.close();
+    }
+  }, 30_000);
+
+  it('IDEM-04 IDEM-12 nestjs-fastify: a client that hangs up before a streamed answer of a payment made: the retry is answered (the payment, or 409 not kept), not processed a second time', async () => {
+    let processed = 0;
+    const started = signal();
+    const done = signal();
+    @Controller('payments')
+    class Payments {
+      @Post()
+      @HttpCode(201)
+      @FapiPolicy({ scopes: ['payments:write'], idempotency: 'required' })
+      async pay(@Res({ passthrough: true }) reply: { raw: ServerResponse }) {
+        if (processed === 0) {
+          started.fire();
+          await closed(reply.raw);
+        }
+        processed++;
+        done.fire();
+        return new StreamableFile(Readable.from([Buffer.from(`{"payment":"pay-${processed}"}`)]), { type: 'application/json' });
+      }
+    }
+    const app = await startNestApp('nestjs-fastify', tpp.options, [Payments]);
+    try {
+      await hangUpThenRetry(app.url, 'nest-fastify-gone-stream', { started: started.promise, done: done.promise }, () => processed);
     } finally {
       await app.close();
     }
@@ -426,29 +469,33 @@ describe('findings', () => {
     }
   }, 30_000);
 
-  it('IDEM-04 IDEM-10 hono: hono/timeout behind protect() (hono.md: "put timeouts behind protect()"): the 504 does not free the key of a payment still being made', async () => {
+  it('IDEM-04 IDEM-10 hono: the time limit docs/packages/hono.md gives (inside the handler, its work undone before the 504) frees the key: the retry is processed once', async () => {
     const fapi = honoGuard(tpp.options);
     const app = new Hono();
-    let processed = 0;
+    const ledger = { attempts: 0, paid: [] as string[] };
     const gate = signal();
-    const done = signal();
-    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), timeout(200), async (c) => {
-      if (processed === 0) await gate.promise;
-      processed++;
-      done.fire();
-      return c.json({ payment: `pay-${processed}` }, 201);
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (c) => {
+      const attempt = ++ledger.attempts;
+      // The core banking call: held on the first attempt past the handler's own limit.
+      const booked = attempt === 1 ? gate.promise.then(() => 'late') : Promise.resolve('booked');
+      const limit = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 200));
+      if ((await Promise.race([booked, limit])) === 'timeout') {
+        // Undone before the 5xx: the late booking is cancelled, nothing was paid.
+        return c.json({ error: 'ledger timeout' }, 504);
+      }
+      ledger.paid.push(`pay-${attempt}`);
+      return c.json({ payment: `pay-${attempt}` }, 201);
     });
     const served = await serveHono(app);
     try {
-      const k = key('hono-timeout-behind');
+      const k = key('hono-handler-limit');
       const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect(first.status).toBe(504);
       gate.fire();
-      await done.promise;
       const retry = await settledRetry(served.url, k);
-      // Current code: 201 pay-2: the 504 was recorded as a server error, which freed the key.
-      expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
-      expect(processed).toBe(1);
+      expect([retry.status, retry.text, ledger.paid]).toEqual([201, '{"payment":"pay-2"}', ['pay-2']]);
+      const again = await settledRetry(served.url, k);
+      expect([again.status, again.text, ledger.attempts]).toEqual([201, '{"payment":"pay-2"}', 2]);
     } finally {
       gate.fire();
       await served.close();

@@ -68,7 +68,7 @@ export {
 } from './idempotency/key.js';
 export { idempotencyApplies } from './idempotency/layers.js';
 export { MemoryIdempotencyStore, type MemoryIdempotencyStoreOptions } from './idempotency/memory.js';
-export { type NodeIdempotencyStart, startNodeIdempotency, writeIdempotencyAnswer } from './idempotency/node.js';
+export { type NodeClaim, type NodeIdempotencyStart, startNodeIdempotency, writeIdempotencyAnswer } from './idempotency/node.js';
 export { type CompiledIdempotency, compileIdempotency, type IdempotencyOptions, type IdempotencyPolicy } from './idempotency/policy.js';
 export {
   type IdempotencyClaim,

@@ -13,11 +13,12 @@ import {
   type Guard,
   type GuardError,
   idempotencyApplies,
+  type NodeClaim,
   receivedTarget,
   startNodeIdempotency,
   writeIdempotencyAnswer,
 } from '@fapi-guard/core';
-import type { FastifyReply, FastifyRequest, preParsingAsyncHookHandler } from 'fastify';
+import type { FastifyReply, FastifyRequest, onSendHookHandler, preParsingAsyncHookHandler } from 'fastify';
 
 export async function continueIdempotent(
   guard: Guard,
@@ -31,13 +32,29 @@ export async function continueIdempotent(
   if (!idempotencyApplies(guard, policy, request.raw)) return undefined;
   // The target as the client sent it (before rewriteUrl), as for the guard's own checks.
   const start = await startNodeIdempotency(guard, policy, auth, request.raw, reply.raw, receivedTarget(request.raw));
-  if (start.kind === 'pass') return undefined;
+  if (start.kind === 'pass') {
+    if (start.claim) claims.set(request.raw, start.claim);
+    return undefined;
+  }
   // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
   if (start.kind === 'refused') return refuse(reply, start.error);
   reply.hijack();
   writeIdempotencyAnswer(reply.raw, start);
   return reply;
 }
+
+/** The claims of requests whose response is being recorded. */
+const claims = new WeakMap<object, NodeClaim>();
+
+/**
+ * An `onSend` hook for routes with idempotency: the handler's own answer, no server error, is on
+ * its way. Fastify answers a stream its client cut off with a 500 of its own; the claim keeps
+ * such a request as processed (its response not kept), never freed for a second payment.
+ */
+export const idempotencyAnsweredHook: onSendHookHandler = (request, reply, payload, done) => {
+  if (reply.statusCode < 500) claims.get(request.raw)?.answered();
+  done(null, payload);
+};
 
 /** A `preParsing` hook keeping the body bytes, for routes whose policy has `idempotency`. */
 export function idempotencyBodyHook(guard: Guard, policy: CompiledPolicy): preParsingAsyncHookHandler | undefined {

@@ -39,7 +39,7 @@ import type {
   preValidationAsyncHookHandler,
 } from 'fastify';
 import fp from 'fastify-plugin';
-import { continueIdempotent, idempotencyBodyHook } from './idempotency.js';
+import { continueIdempotent, idempotencyAnsweredHook, idempotencyBodyHook } from './idempotency.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -251,10 +251,11 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
       // A `preHandler: fastify.fapi.protect({ idempotency })` route: its body bytes are kept as
       // Fastify's parser reads them, as on `config.fapi` routes (the fingerprint is over them).
       const guarded = idempotentPolicyOf(route.preHandler);
-      const keepBody = guarded && idempotencyBodyHook(guard, guarded);
-      if (!keepBody) return;
+      if (!guarded) return;
       for (const hook of Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) unplaced.delete(hook);
-      route.preParsing = first(keepBody, route.preParsing);
+      const keepBody = idempotencyBodyHook(guard, guarded);
+      if (keepBody) route.preParsing = first(keepBody, route.preParsing);
+      route.onSend = first(idempotencyAnsweredHook, route.onSend);
       return;
     }
     const compiled = guard.policy(policy);
@@ -262,6 +263,7 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
     route.onRequest = first(hooks.onRequest, route.onRequest);
     const keepBody = idempotencyBodyHook(guard, compiled);
     if (keepBody) route.preParsing = first(keepBody, route.preParsing);
+    if (compiled.idempotency || idempotentPolicyOf(route.preHandler)) route.onSend = first(idempotencyAnsweredHook, route.onSend);
     route.preValidation = first(hooks.preValidation, route.preValidation);
   });
   // A protect() preHandler with `idempotency` added with addHook (or on no route) cannot have its

@@ -256,7 +256,13 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       } catch (error) {
         // Hono turns an Error into a 500 itself, and passes on anything else a handler throws:
         // the claim is freed as for any 5xx (a retry is processed, not held for the key's lifetime).
-        if (earlier === undefined) recordAnswer(c, new Response(null, { status: 500 }));
+        // Unless an answer went out in the handler's place already (below): the handler ran on
+        // after it, and what it did before it threw (a payment, then a header set on the finished
+        // Context) is kept as processed.
+        if (earlier === undefined) {
+          const elsewhere = sentElsewhere(c.res);
+          recordAnswer(c, elsewhere ? c.res : new Response(null, { status: 500 }), elsewhere);
+        }
         throw error;
       }
       // The response went out before this layer resumed: a middleware in front of the guard

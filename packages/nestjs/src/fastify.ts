@@ -18,7 +18,7 @@ import {
   receivedTarget,
   trackReceivedTargets,
 } from '@fapi-guard/core';
-import { keepIdempotentBodies } from './idempotency.js';
+import { keepIdempotentBodies, tellAnswers } from './idempotency.js';
 import { type FastifyReplyLike, type FastifyRequestLike, writeRefusal, writeResponse } from './platform.js';
 import type { FapiPolicies } from './policies.js';
 import { isPublic } from './public.js';
@@ -47,6 +47,7 @@ export function takeAuthenticated(req: IncomingMessage): EarlyPass | undefined {
 export interface FastifyLike {
   addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
   addHook(name: 'preParsing', hook: (request: FastifyRequestLike, reply: FastifyReplyLike, payload: unknown) => Promise<unknown>): unknown;
+  addHook(name: 'onSend', hook: (request: FastifyRequestLike, reply: FastifyReplyLike, payload: unknown) => Promise<unknown>): unknown;
   get(path: string, handler: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
   /** The Node server underneath. */
   server: Parameters<typeof trackReceivedTargets>[0];
@@ -76,6 +77,7 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
   }
   const global = settings.global === undefined ? undefined : guard.policy(settings.global === true ? {} : settings.global);
   keepIdempotentBodies(fastify, guard, policies, global);
+  tellAnswers(fastify);
   // With errors: 'framework' the refusal must reach Nest's exception filters: the guard authenticates.
   if (settings.errors === 'framework') return;
   // Nest runs the app-wide guard first: the first phase runs for its policy, as on Express.

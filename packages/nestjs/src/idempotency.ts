@@ -13,6 +13,7 @@ import {
   type Guard,
   type GuardError,
   idempotencyApplies,
+  type NodeClaim,
   startNodeIdempotency,
 } from '@fapi-guard/core';
 import type { FastifyLike } from './fastify.js';
@@ -33,10 +34,28 @@ export async function continueIdempotent(
 ): Promise<true> {
   if (!idempotencyApplies(guard, policy, req)) return true;
   const start = await startNodeIdempotency(guard, policy, auth, req, nodeResponse(response), requestParts(request).path);
+  if (start.kind === 'pass') {
+    if (start.claim) claims.set(req, start.claim);
+    return true;
+  }
   // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
   if (start.kind === 'refused') throw refusal(start.error);
-  if (start.kind === 'replay') throw new FapiReplay(start.response);
-  return true;
+  throw new FapiReplay(start.response);
+}
+
+/** The claims of requests whose response is being recorded. */
+const claims = new WeakMap<IncomingMessage, NodeClaim>();
+
+/**
+ * On the Fastify platform: the handler's own answer, no server error, is on its way (`onSend`).
+ * Fastify answers a stream its client cut off with a 500 of its own; the claim keeps such a
+ * request as processed (its response not kept), never freed for a second payment.
+ */
+export function tellAnswers(fastify: FastifyLike): void {
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    if (reply.raw.statusCode < 500) claims.get(request.raw)?.answered();
+    return payload;
+  });
 }
 
 /**

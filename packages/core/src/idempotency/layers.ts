@@ -21,7 +21,7 @@
 import type { GuardError } from '../errors.js';
 import type { Authorized, Guard } from '../guard.js';
 import type { CompiledPolicy } from '../policy.js';
-import { refusedByLayer } from '../runtime/layers.js';
+import { refusedByLayer, rememberRefusal } from '../runtime/layers.js';
 import {
   type BodyBytes,
   type IdempotencyStart,
@@ -116,7 +116,15 @@ function sameSettings(a: CompiledIdempotency, b: CompiledIdempotency): boolean {
  * The idempotency decision of one layer, after it authorized the request (`key` is the
  * framework's request object, `exchangeRequest` what the core reads of it, built on demand).
  */
-export async function idempotencyAtLayer(
+export async function idempotencyAtLayer(...at: Parameters<typeof decideAtLayer>): Promise<IdempotencyStart> {
+  const start = await decideAtLayer(...at);
+  // An idempotency refusal (a key missing or malformed, in flight, reused, not kept) is no outcome
+  // of a payment either: any guard's claim on this request (`at[3]`) is freed, not answered with it.
+  if (start.kind === 'refused') rememberRefusal(at[3]);
+  return start;
+}
+
+async function decideAtLayer(
   guard: Guard,
   policy: CompiledPolicy,
   auth: Authorized,
@@ -146,19 +154,26 @@ export async function idempotencyAtLayer(
   // Without a key of its own (optional here), the earlier layer's exchange goes on.
   if (own && read && !sameSettings(own, exchange.settings) && !(exchange.deferred && read.key !== exchange.idempotencyKey)) {
     exchanges.get(guard)?.delete(key);
-    const kept = exchange.ticket && read.key !== exchange.idempotencyKey ? [exchange.ticket, ...(exchange.held ?? [])] : [];
-    if (kept.length === 0) await releaseAll(exchange);
+    const sameKey = read.key === exchange.idempotencyKey;
+    // The same key is claimed again under this layer's terms (its earlier claim freed first); the
+    // claims the earlier layers hold under other keys stay with the request either way.
+    if (sameKey) await exchange.ticket?.release();
+    const kept = [...(!sameKey && exchange.ticket ? [exchange.ticket] : []), ...(exchange.held ?? [])];
     const start = await openAtLayer(guard, policy, own, auth, key, exchangeRequest, readBody, position);
-    if (start.kind === 'pass' && kept.length > 0) {
-      // The key is one this request holds already (an earlier layer's other key, or another
-      // guard's claim): the exchange in force goes on, its claims kept.
-      open(guard, key, exchange);
-    } else {
-      const opened = exchangeOf(guard, key);
-      if (start.kind === 'claimed' && opened) opened.held = kept;
-      else await Promise.all(kept.map((ticket) => ticket.release()));
+    const opened = exchangeOf(guard, key);
+    if (start.kind === 'claimed' && opened) {
+      opened.held = kept;
       return start;
     }
+    if (!(start.kind === 'pass' && !opened && !sameKey)) {
+      // What the key holds answers (now, or deferred to the layer as deep as the first request's):
+      // the handler does not run, and the claims kept are no outcome of a payment.
+      await Promise.all(kept.map((ticket) => ticket.release()));
+      return start;
+    }
+    // The key is one this request holds already (another guard's claim): the exchange in force
+    // goes on, its claims kept.
+    open(guard, key, exchange);
   }
   exchange.depth = position;
   const { deferred } = exchange;

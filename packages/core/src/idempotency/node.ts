@@ -18,11 +18,33 @@ import { idempotencyAtLayer } from './layers.js';
 import type { StoredResponse } from './store.js';
 
 export type NodeIdempotencyStart =
-  /** Run the handler (its response is being recorded when the request was claimed). */
-  | { kind: 'pass' }
+  /** Run the handler (its response is being recorded when the request was claimed: `claim` is set then). */
+  | { kind: 'pass'; claim?: NodeClaim }
   /** Answer with {@link writeIdempotencyAnswer} and do not run the handler. */
   | { kind: 'refused'; error: GuardError }
   | { kind: 'replay'; response: StoredResponse };
+
+/**
+ * What an adapter tells the recorder of a claimed request that only the framework knows. A
+ * client that went away before the answer leaves a response some frameworks never end (Koa),
+ * or end with an error of their own about sending it (Fastify's 500 for a stream cut off).
+ */
+export interface NodeClaim {
+  /**
+   * The handler's own answer, no server error, is on its way (Fastify's `onSend`): the request
+   * was processed. A server error written after it to a client already gone is the framework's
+   * failure to send it: kept as processed, its response not kept (409 to retries), never freed
+   * for a second processing. (To a client still there, a server error, an answer that could not
+   * be signed, frees the key as always.)
+   */
+  answered(): void;
+  /**
+   * The handler chain has settled (Koa's `next()`); `failed` when it threw. A response to a client
+   * gone that is not ended by then is settled: the key freed when the handler failed (nothing to
+   * repeat), kept as processed with its response not kept when it completed.
+   */
+  settled(failed: boolean): void;
+}
 
 /** The body bytes as received: kept by a `rawBody()` tap, or read here and put back for the parsers. */
 async function nodeBodyBytes(guard: Guard, req: IncomingMessage): Promise<BodyBytes> {
@@ -63,10 +85,7 @@ export async function startNodeIdempotency(
     return 'method' in built && announcesBody(built.headers) ? nodeBodyBytes(guard, req) : Promise.resolve(NO_BODY);
   };
   const start = await idempotencyAtLayer(guard, policy, auth, req, exchangeRequest, readBody);
-  if (start.kind === 'claimed') {
-    recordNodeResponse(res, start.ticket);
-    return { kind: 'pass' };
-  }
+  if (start.kind === 'claimed') return { kind: 'pass', claim: recordNodeResponse(res, start.ticket) };
   return start;
 }
 
@@ -91,11 +110,13 @@ function headerLines(res: ServerResponse): [string, string][] {
  * once the handler ends the response. Installed after a response-signing wrapper, it sees the
  * headers that wrapper adds, since it reads them when the inner `end` has returned.
  */
-function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): void {
+function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): NodeClaim {
   const { write, end, writeHead } = res;
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
+  /** The handler's answer, no server error, was on its way (NodeClaim.answered). */
+  let answered = false;
   /** Inside the inner `end`: HTTP/2's compatibility `end(chunk)` writes its chunk through `write`, already kept. */
   let ending = false;
   const keep = (chunk: Chunk | undefined | null, encoding: unknown) => {
@@ -146,7 +167,12 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): voi
       if (!finished) {
         finished = true;
         // An `end` that threw (a signer's failure) sent no answer as recorded: not kept.
-        void ticket.finish(sentOf(!ended || (declared === undefined ? gone : Number(declared) !== size)));
+        // A server error to a client gone after the handler's own answer was on its way is the
+        // framework's failure to send it (Fastify's 500 for a stream cut off): processed.
+        const failedToSend = answered && gone && res.statusCode >= 500;
+        void ticket.finish(
+          failedToSend ? { handled: true } : sentOf(!ended || (declared === undefined ? gone : Number(declared) !== size)),
+        );
       }
     }
   } as typeof res.end;
@@ -160,6 +186,18 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): voi
     finished = true;
     void ticket.finish({ status: res.statusCode, tooLarge: true });
   });
+  return {
+    answered() {
+      answered = true;
+    },
+    settled(failed) {
+      // A response to a client gone that nobody will end. Completed: its own status decides (a
+      // server error it answered frees the key, as when sent); failed: nothing to repeat, freed.
+      if (finished || res.writableEnded || !res.destroyed) return;
+      finished = true;
+      void (failed ? ticket.release() : ticket.finish({ status: res.statusCode, tooLarge: true }));
+    },
+  };
 }
 
 /**
