@@ -65,6 +65,7 @@ export class FapiPolicies implements OnModuleInit {
   of(controller: FunctionRef, handler: FunctionRef): CompiledPolicy {
     const byController = this.compiled.get(handler) ?? new Map<FunctionRef, CompiledPolicy>();
     const known = byController.get(controller);
+    // Stryker disable next-line ConditionalExpression: equivalent, a memo: compile answers the policy it compiled for the same sources
     if (known) return known;
     let compiled: CompiledPolicy;
     try {
@@ -97,7 +98,7 @@ export class FapiPolicies implements OnModuleInit {
 
   /** Each layer checked on its own (its typos named), then their conjunction; shared by equal sources. */
   private compile(layers: readonly PolicyLayer[]): CompiledPolicy {
-    const key = layers.map((layer) => layer.sources.map((source) => this.idOf(source)).join('+')).join(',');
+    const key = JSON.stringify(layers.map((layer) => layer.sources.map((source) => this.idOf(source))));
     const known = this.bySources.get(key);
     if (known) return known;
     for (const layer of layers) this.guard.policy(layer.policy);
@@ -109,6 +110,7 @@ export class FapiPolicies implements OnModuleInit {
   private idOf(source: object): number {
     let id = this.sourceIds.get(source);
     if (id === undefined) {
+      // Stryker disable next-line UpdateOperator: equivalent, the ids only need to differ (counting down they do too)
       id = this.nextId++;
       this.sourceIds.set(source, id);
     }

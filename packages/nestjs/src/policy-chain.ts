@@ -67,7 +67,11 @@ function conflict(key: string, values: Values<keyof RoutePolicy>, why: string): 
 }
 
 /** All values equal (by `same`), or a start-up error. */
-function agreeing<K extends keyof RoutePolicy>(key: K, why: string, same: (a: RoutePolicy[K], b: RoutePolicy[K]) => boolean) {
+function agreeing<K extends keyof RoutePolicy>(
+  key: K,
+  why: string,
+  same: (a: NonNullable<RoutePolicy[K]>, b: NonNullable<RoutePolicy[K]>) => boolean,
+) {
   return (values: Values<K>): RoutePolicy[K] => {
     const [first, ...rest] = values;
     if (rest.some((v) => !same(v.value, first.value))) throw conflict(key, values, why);
@@ -78,11 +82,10 @@ function agreeing<K extends keyof RoutePolicy>(key: K, why: string, same: (a: Ro
 const sameList = (a: unknown, b: unknown) =>
   Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((item) => (b as unknown[]).includes(item));
 
-/** The same idempotency setting, `'required'` and `{ mode: 'required' }` alike. */
-function sameIdempotency(a: RoutePolicy['idempotency'], b: RoutePolicy['idempotency']): boolean {
-  const form = (v: RoutePolicy['idempotency']) => (typeof v === 'string' ? { mode: v } : v);
+/** The same idempotency setting, `'required'` and `{ mode: 'required' }` alike (conjoin passes set values only). */
+function sameIdempotency(a: NonNullable<RoutePolicy['idempotency']>, b: NonNullable<RoutePolicy['idempotency']>): boolean {
+  const form = (v: NonNullable<RoutePolicy['idempotency']>) => (typeof v === 'string' ? { mode: v } : v);
   const [x, y] = [form(a), form(b)];
-  if (x === undefined || y === undefined) return x === y;
   const keys = new Set([...Object.keys(x), ...Object.keys(y)]);
   return [...keys].every((key) => x[key as keyof typeof x] === y[key as keyof typeof y]);
 }

@@ -118,6 +118,25 @@ describe('III.1 FapiPolicies: the route policies compiled at start-up', () => {
     const both = policiesOf([shared.Shared, shared.One]);
     both.of(shared.One, shared.Shared.prototype.s);
     expect(both.ofHandler(shared.Shared.prototype.s)).toBeUndefined();
+    // Served by two controllers, each with a policy of its own (none open): neither is the handler's.
+    const split = (() => {
+      class Routes {
+        @Get('p')
+        p() {}
+      }
+      @RequireScopes('x')
+      class X extends Routes {}
+      @RequireScopes('y')
+      class Y extends Routes {}
+      return { Routes, X, Y };
+    })();
+    const base = split.Routes.prototype.p;
+    const one = policiesOf([]);
+    one.of(split.X, base);
+    expect(one.ofHandler(base)?.scopes).toEqual(['x']);
+    const two = policiesOf([]);
+    expect(two.of(split.X, base)).not.toBe(two.of(split.Y, base));
+    expect(two.ofHandler(base)).toBeUndefined();
     // Unknown to start-up: nothing.
     expect(policies.ofHandler(() => undefined)).toBeUndefined();
   });
@@ -144,6 +163,16 @@ describe('III.1 FapiPolicies: the route policies compiled at start-up', () => {
       t() {}
     }
     expect(() => policiesOf([Typo])).toThrow(/^fapi-guard: .*"scope".* \(route policy of Typo\.t\)$/);
+    // The core's own error stays reachable as the cause (its stack names where the check failed).
+    const thrown = (() => {
+      try {
+        policiesOf([Typo]);
+      } catch (error) {
+        return error as Error;
+      }
+    })();
+    expect(thrown?.cause).toBeInstanceOf(Error);
+    expect((thrown?.cause as Error).message).toBe(thrown?.message.replace(' (route policy of Typo.t)', ''));
   });
 
   it('III.1 names in its Fastify route config each route handler with a policy, never a method that is no route or a handler served open', () => {

@@ -118,6 +118,8 @@ describe('III.1 conjoin: one policy that holds exactly when every class’s hold
     expect(() => both({ anyScopes: ['a'] }, { anyScopes: ['a', 'a'] })).toThrow(/"anyScopes"/);
     // Policies are compiled (checked) before they are conjoined; a value that is no list never agrees.
     expect(() => both({ anyScopes: 'a' as never }, { anyScopes: 'a' as never })).toThrow(/"anyScopes"/);
+    expect(() => both({ anyScopes: ['a'] }, { anyScopes: 'a' as never })).toThrow(/"anyScopes"/);
+    expect(() => both({ anyScopes: 'a' as never }, { anyScopes: ['a'] })).toThrow(/"anyScopes"/);
   });
 
   it('III.review idempotency: absent in one class is no conflict; the object forms agree member by member', () => {
