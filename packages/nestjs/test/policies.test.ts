@@ -170,9 +170,10 @@ describe('III.1 FapiPolicies: the route policies compiled at start-up', () => {
       } catch (error) {
         return error as Error;
       }
+      throw new Error('start-up did not fail');
     })();
-    expect(thrown?.cause).toBeInstanceOf(Error);
-    expect((thrown?.cause as Error).message).toBe(thrown?.message.replace(' (route policy of Typo.t)', ''));
+    expect(thrown.cause).toBeInstanceOf(Error);
+    expect((thrown.cause as Error).message).toBe(thrown.message.replace(' (route policy of Typo.t)', ''));
   });
 
   it('III.1 names in its Fastify route config each route handler with a policy, never a method that is no route or a handler served open', () => {
