@@ -89,7 +89,10 @@ class CatchEverything implements ExceptionFilter {
 async function startIdiom(platform: NestPlatform, guard: Type, controllers: Type[]) {
   @Module({ imports: [FapiGuardModule.forRoot(options())], controllers, providers: [{ provide: APP_GUARD, useClass: guard }] })
   class AppModule {}
-  const nest = await NestFactory.create(AppModule, platform === 'nestjs' ? new ExpressAdapter() : new FastifyAdapter(), { logger: false });
+  const nest = await NestFactory.create(AppModule, platform === 'nestjs' ? new ExpressAdapter() : new FastifyAdapter(), {
+    logger: false,
+    abortOnError: false,
+  });
   nest.useGlobalFilters(new CatchEverything());
   await nest.listen(0, '127.0.0.1');
   return {

@@ -228,7 +228,7 @@ describe.each(PLATFORMS)('%s: start-up', (platform) => {
     })
     class AsyncModule {}
     const adapter = platform === 'nestjs' ? new ExpressAdapter() : new FastifyAdapter();
-    const nest = await NestFactory.create(AsyncModule, adapter, { logger: false });
+    const nest = await NestFactory.create(AsyncModule, adapter, { logger: false, abortOnError: false });
     await nest.listen(0, '127.0.0.1');
     try {
       const url = await nest.getUrl();
