@@ -39,7 +39,7 @@ const passes = new WeakMap<IncomingMessage, EarlyPass>();
  */
 export function takeAuthenticated(req: IncomingMessage): EarlyPass | undefined {
   const pass = passes.get(req);
-  if (pass) passes.delete(req);
+  passes.delete(req);
   return pass;
 }
 
@@ -54,7 +54,7 @@ export interface FastifyLike {
 }
 
 export function isFastifyInstance(instance: unknown): instance is FastifyLike {
-  return typeof (instance as { addHook?: unknown } | null)?.addHook === 'function';
+  return typeof (instance as { addHook?: unknown }).addHook === 'function';
 }
 
 export function installFastify(fastify: FastifyLike, guard: Guard, policies: FapiPolicies, settings: FapiGuardModuleSettings): void {

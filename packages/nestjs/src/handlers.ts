@@ -41,12 +41,13 @@ export function declaredHandler(handler: FunctionRef): FunctionRef {
 function inheritedRoutes(controller: Controller): Map<string, FunctionRef> {
   const own = new Set(Object.getOwnPropertyNames(controller.prototype));
   const routes = new Map<string, FunctionRef>();
-  for (let proto = Object.getPrototypeOf(controller.prototype); proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+  // Up to the end of the chain (Object.prototype's members are no routes either).
+  for (let proto = Object.getPrototypeOf(controller.prototype); proto; proto = Object.getPrototypeOf(proto)) {
     for (const name of Object.getOwnPropertyNames(proto)) {
       // The nearest definition wins, as for any inherited member; only routes are given.
       if (own.has(name)) continue;
       own.add(name);
-      const value = Object.getOwnPropertyDescriptor(proto, name)?.value;
+      const value = (Object.getOwnPropertyDescriptor(proto, name) as PropertyDescriptor).value;
       if (typeof value === 'function' && Reflect.hasMetadata(PATH_METADATA, value)) routes.set(name, value);
     }
   }
@@ -61,7 +62,7 @@ export function handlersOf(controller: Controller): FunctionRef[] {
   const prototype = controller.prototype as Record<string, unknown>;
   const handlers = Object.getOwnPropertyNames(prototype)
     .filter((name) => name !== 'constructor')
-    .map((name) => Object.getOwnPropertyDescriptor(prototype, name)?.value)
+    .map((name) => (Object.getOwnPropertyDescriptor(prototype, name) as PropertyDescriptor).value)
     .filter((value): value is FunctionRef => typeof value === 'function');
   for (const [name, inherited] of inheritedRoutes(controller)) {
     const base = Object.getPrototypeOf(prototype) as Record<string, Method>;

@@ -17,6 +17,19 @@ const routeMark = (handler: unknown) =>
   (Reflect.getMetadata(FASTIFY_ROUTE_CONFIG, handler as object) as Record<string, unknown> | undefined)?.[FAPI_ROUTE];
 
 describe('III.1 handlersOf: the handlers whose routes a controller serves', () => {
+  it('III.1 an accessor or a value a base class has is no route (its value is never read for route metadata)', () => {
+    class Base {
+      @Get('route')
+      route() {}
+      get computed(): number {
+        throw new Error('an accessor was read');
+      }
+    }
+    Object.defineProperty(Base.prototype, 'constant', { value: 42 });
+    class Derived extends Base {}
+    expect((handlersOf(Derived) as FunctionRef[]).map((h) => h.name)).toEqual(['route']);
+  });
+
   it('III.1 its own methods (no constructor, no accessor) and its own handler for each route it inherits, never for a non-route', () => {
     class Base {
       @Get('inherited')
@@ -56,6 +69,15 @@ describe('III.1 handlersOf: the handlers whose routes a controller serves', () =
     expect(new Derived().overridden()).toBe('derived');
     // The given handlers are not enumerable, as methods are not.
     expect(Object.keys(Derived.prototype)).toEqual([]);
+    // Replaceable as a method is (jest.spyOn, a later wrapper): writable and configurable.
+    const spy = jest.spyOn(Derived.prototype, 'inherited').mockReturnValue('spied');
+    expect(new Derived().inherited()).toBe('spied');
+    spy.mockRestore();
+    Derived.prototype.middle = () => 'assigned';
+    expect(new Derived().middle()).toBe('assigned');
+    // ...and removable: the class's own handler gone, the inherited method answers again.
+    delete (Derived.prototype as Partial<Derived>).middle;
+    expect(new Derived().middle()).toBe('middle');
     // The nearest definition wins: Middle's own handler for Base's route is what Derived would call.
     expect(
       handlersOf(Middle)
