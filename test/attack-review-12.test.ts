@@ -5,7 +5,7 @@
  * Each test under "findings" asserts what docs/packages/core.md (Idempotency keys) promises and
  * FAILS on the code it was written against (6925191); "attacks that held" pass.
  *
- * 1. Key "in flight" for its lifetime (express, nestjs on Express, fastify, koa 2) —
+ * 1. Key "in flight" for its lifetime (express, nestjs on Express, fastify, koa 2 and 3) —
  *    packages/core/src/idempotency/node.ts recordNodeResponse, the 'close' listener ("Before the
  *    head, the handler may still be running (its client went away): its `end` settles it").
  *    A client that times out and hangs up before the head of an answer of a payment made; the
@@ -19,9 +19,10 @@
  *      sendWebStream cancels the reader once the response closed and never ends it; over HTTP/2
  *      also a Node stream (sendStream sees `request.raw.aborted` and destroys the response
  *      instead of answering 500);
- *    - Koa 2: a middleware in front of the guard that still works after `await next()` (an audit
+ *    - Koa: a middleware in front of the guard that still works after `await next()` (an audit
  *      write) when the client leaves: the guard's NodeClaim.settled ran while the client was
- *      there (no-op), then respond() finds the response not writable and returns without `end`.
+ *      there (no-op); then Koa 2's respond() finds the response not writable and returns without
+ *      `end`, and so does Koa 3's ctx.onerror when that audit write fails.
  *    The claim is renewed every half lease up to ttlSec: every retry gets 409 "still being
  *    processed" for 24 h instead of 409 "not kept" (core.md: a response never ended is settled
  *    when the connection closes; Koa "settles the claim once the handler chain has").
@@ -79,14 +80,17 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
+import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { FapiPolicy } from '@fapi-guard/nestjs';
 import { MessageSigningClient } from '@fapi-guard/testing';
 import { Controller, HttpCode, Post, Res, StreamableFile } from '@nestjs/common';
 import express from 'express';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { Hono } from 'hono';
 import Koa from 'koa';
 import Koa2 from 'koa2';
+import { serveHono } from './support/apps';
 import { listening } from './support/http';
 import { type Party, sendH2Payment, sendPayment, useTppUsers } from './support/idempotency-apps';
 import { startNestApp } from './support/nest-app';
@@ -384,6 +388,43 @@ describe('findings', () => {
         // nothing (its chain ended with the client still there); Koa 2's respond() then finds the
         // response not writable and returns without `end`; no 'close' settles a response without a head.
         await hangUpThenRetry(served.url, 'koa2-audit-gone', { started: started.promise, done: audited.promise }, () => processed);
+      } finally {
+        await served.close();
+      }
+    }, 30_000);
+
+    it('IDEM-11 IDEM-12 koa 3: an audit middleware in front of the guard that fails once the client has hung up, after a payment made: the retry is answered, not 409 in flight for the key’s lifetime', async () => {
+      const fapi = koaGuard(tpp.options);
+      const app = new Koa();
+      app.silent = true;
+      let processed = 0;
+      const audited = signal();
+      // The audit database times out while the client, too, has given up: the write fails.
+      app.use(async (ctx, next) => {
+        await next();
+        try {
+          if (processed === 1 && ctx.status === 201) {
+            await closed(ctx.res);
+            throw new Error('audit log unavailable');
+          }
+        } finally {
+          audited.fire();
+        }
+      });
+      app.use(fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }));
+      const started = signal();
+      app.use(async (ctx) => {
+        processed++;
+        ctx.status = 201;
+        ctx.body = { payment: `pay-${processed}` };
+        started.fire();
+      });
+      const served = await listening(app.listen(0, '127.0.0.1'));
+      try {
+        // Current code: 409 "still being processed" for the key's lifetime. The guard's chain had
+        // completed with the client still there (settled: no-op); Koa 3's ctx.onerror finds the
+        // response not writable and returns without `end`.
+        await hangUpThenRetry(served.url, 'koa3-audit-fails-gone', { started: started.promise, done: audited.promise }, () => processed);
       } finally {
         await served.close();
       }
@@ -705,6 +746,50 @@ describe('attacks that held', () => {
         expect(paid).toBe(1);
       } finally {
         await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    },
+    30_000,
+  );
+
+  it.each(['larger than maxResponseBytes', 'streamed past maxResponseBytes'] as const)(
+    'IDEM-11 IDEM-12 hono: a client that hangs up before an answer %s of a payment made: 409 not kept, processed once',
+    async (mode) => {
+      const fapi = honoGuard(tpp.options);
+      const app = new Hono();
+      let processed = 0;
+      const started = signal();
+      const done = signal();
+      const policy = { scopes: ['payments:write'], idempotency: { mode: 'required', maxResponseBytes: 64 } } as const;
+      app.post('/payments', fapi.protect(policy), async (c) => {
+        if (processed === 0) {
+          started.fire();
+          // @hono/node-server hands the Node response over as c.env.outgoing.
+          const outgoing = (c.env as { outgoing?: ServerResponse }).outgoing;
+          if (outgoing) await closed(outgoing);
+        }
+        processed++;
+        done.fire();
+        if (mode === 'larger than maxResponseBytes') return c.json({ payment: `pay-${processed}`, pad: 'x'.repeat(5000) }, 201);
+        const chunk = new TextEncoder().encode('x'.repeat(40));
+        // A body that never ends, produced only as it is read.
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            await pause(20);
+            controller.enqueue(chunk);
+          },
+        });
+        return new Response(body, { status: 201 });
+      });
+      const served = await serveHono(app);
+      try {
+        const k = key('hono-gone-unkept');
+        await payAndHangUpWhen(served.url, k, started.promise);
+        await done.promise;
+        await pause(100);
+        const retry = await settledRetry(served.url, k);
+        expect([retry.status, retry.text.includes(UNKEPT), processed]).toEqual([409, true, 1]);
+      } finally {
+        await served.close();
       }
     },
     30_000,
