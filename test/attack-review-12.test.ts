@@ -13,8 +13,8 @@
  *    - Express: the handler passes the core banking system's answer on with `stream.pipe(res)`:
  *      the first write to the destroyed response returns false, pipe waits for a 'drain' that
  *      never comes;
- *    - NestJS on Express: a `StreamableFile` (the adapter destroys the stream once the response
- *      closed, and pipes nothing);
+ *    - NestJS on Express: a `StreamableFile` (Nest's adapter destroys the stream once the
+ *      response has closed; the pipe it then sets up never writes nor ends);
  *    - Fastify: `reply.send(await fetch(…))` (a fetch `Response`) or any web ReadableStream:
  *      sendWebStream cancels the reader once the response closed and never ends it; over HTTP/2
  *      also a Node stream (sendStream sees `request.raw.aborted` and destroys the response
@@ -32,10 +32,10 @@
  *    'close' that follows it (Fastify); in Koa, when `settled()` finds the client still there,
  *    keep a 'close' listener that settles the claim the same way if the response closes unended.
  *
- * 2. Key "in flight" for its lifetime (koa over HTTP/2, and Fastify over HTTP/2 for finding 1) —
- *    node.ts NodeClaim.settled and recordedEnd read `res.destroyed`, which Node's
- *    Http2ServerResponse does not have (always `undefined`): `settled()` returns at once and
- *    `gone` is never true. Koa over h2c, a streamed answer (`ctx.body = stream`) after the client
+ * 2. Key "in flight" for its lifetime (koa over HTTP/2) — node.ts NodeClaim.settled and
+ *    recordedEnd read `res.destroyed`, which Node's Http2ServerResponse does not have (always
+ *    `undefined`): `settled()` returns at once, and recordedEnd's `gone` is never true (so
+ *    `answered && gone` never applies over HTTP/2 either). Koa over h2c, a streamed answer (`ctx.body = stream`) after the client
  *    cancelled its stream (RST_STREAM): Koa pipes into the closed stream, the first write fails
  *    and pipe waits for 'drain' forever; nothing ends the response. Fix: read "gone" as
  *    `res.destroyed ?? res.stream?.destroyed` (Http2ServerResponse.stream), in `settled()` and in
