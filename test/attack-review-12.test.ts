@@ -794,4 +794,31 @@ describe('attacks that held', () => {
     },
     30_000,
   );
+
+  it('IDEM-04 IDEM-16 fastify: an app-wide onRequest protect(), config.fapi with the key, a route preHandler with the scope: the payer’s retry gets the payment, a token without the scope 403, never the payment', async () => {
+    const app = Fastify();
+    await app.register(fastifyPlugin, tpp.options);
+    app.addHook('onRequest', app.fapi.protect());
+    let processed = 0;
+    app.post(
+      '/payments',
+      {
+        config: { fapi: routePolicy({ idempotency: 'required' }) },
+        preHandler: app.fapi.protect({ scopes: ['payments:write'] }),
+      },
+      async (_request, reply) => reply.code(201).send({ payment: `pay-${++processed}` }),
+    );
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    try {
+      const k = key('fastify-three-placements');
+      const first = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      const reader = await sendPayment(url, PUBLIC, { who: tpp.reader, key: k, body: BODY });
+      const retry = await settledRetry(url, k);
+      expect([first.status, first.text, reader.status, reader.text.includes('pay-')]).toEqual([201, '{"payment":"pay-1"}', 403, false]);
+      expect([retry.status, retry.text, processed]).toEqual([201, first.text, 1]);
+    } finally {
+      await app.close();
+    }
+  }, 30_000);
 });
