@@ -33,7 +33,8 @@ export async function continueIdempotent(
   // The target as the client sent it (before rewriteUrl), as for the guard's own checks.
   const start = await startNodeIdempotency(guard, policy, auth, request.raw, reply.raw, receivedTarget(request.raw));
   if (start.kind === 'pass') {
-    if (start.claim) claims.set(request.raw, start.claim);
+    // Each layer with a key of its own (another header) holds a claim: each is told.
+    if (start.claim) claims.set(request.raw, [...(claims.get(request.raw) ?? []), start.claim]);
     return undefined;
   }
   // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
@@ -44,15 +45,16 @@ export async function continueIdempotent(
 }
 
 /** The claims of requests whose response is being recorded. */
-const claims = new WeakMap<object, NodeClaim>();
+const claims = new WeakMap<object, NodeClaim[]>();
 
 /**
- * An `onSend` hook for routes with idempotency: the handler's own answer, no server error, is on
- * its way. Fastify answers a stream its client cut off with a 500 of its own; the claim keeps
- * such a request as processed (its response not kept), never freed for a second payment.
+ * An `onSend` hook for every route (a `protect({ idempotency })` may be added with `addHook`):
+ * the handler's own answer, no server error, is on its way. Fastify answers a stream its client
+ * cut off with a 500 of its own, or never ends a web stream's response to a client gone; the
+ * claims keep such a request as processed (its response not kept), never freed for a second payment.
  */
 export const idempotencyAnsweredHook: onSendHookHandler = (request, reply, payload, done) => {
-  if (reply.statusCode < 500) claims.get(request.raw)?.answered();
+  if (reply.statusCode < 500) for (const claim of claims.get(request.raw) ?? []) claim.answered();
   done(null, payload);
 };
 

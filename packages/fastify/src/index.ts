@@ -244,6 +244,8 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
       return payload;
     });
   }
+  // Idempotency keys: the handler's answer on its way tells the request's claims (none: nothing to do).
+  fastify.addHook('onSend', idempotencyAnsweredHook);
   // Routes that carry `config.fapi`: no body is read before the client has authenticated.
   fastify.addHook('onRoute', (route) => {
     const policy = route.config?.fapi;
@@ -255,7 +257,6 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
       for (const hook of Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) unplaced.delete(hook);
       const keepBody = idempotencyBodyHook(guard, guarded);
       if (keepBody) route.preParsing = first(keepBody, route.preParsing);
-      route.onSend = first(idempotencyAnsweredHook, route.onSend);
       return;
     }
     const compiled = guard.policy(policy);
@@ -263,7 +264,6 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
     route.onRequest = first(hooks.onRequest, route.onRequest);
     const keepBody = idempotencyBodyHook(guard, compiled);
     if (keepBody) route.preParsing = first(keepBody, route.preParsing);
-    if (compiled.idempotency || idempotentPolicyOf(route.preHandler)) route.onSend = first(idempotencyAnsweredHook, route.onSend);
     route.preValidation = first(hooks.preValidation, route.preValidation);
   });
   // A protect() preHandler with `idempotency` added with addHook (or on no route) cannot have its

@@ -35,7 +35,8 @@ export async function continueIdempotent(
   if (!idempotencyApplies(guard, policy, req)) return true;
   const start = await startNodeIdempotency(guard, policy, auth, req, nodeResponse(response), requestParts(request).path);
   if (start.kind === 'pass') {
-    if (start.claim) claims.set(req, start.claim);
+    // Each layer with a key of its own (another header) holds a claim: each is told.
+    if (start.claim) claims.set(req, [...(claims.get(req) ?? []), start.claim]);
     return true;
   }
   // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
@@ -44,7 +45,7 @@ export async function continueIdempotent(
 }
 
 /** The claims of requests whose response is being recorded. */
-const claims = new WeakMap<IncomingMessage, NodeClaim>();
+const claims = new WeakMap<IncomingMessage, NodeClaim[]>();
 
 /**
  * On the Fastify platform: the handler's own answer, no server error, is on its way (`onSend`).
@@ -53,7 +54,7 @@ const claims = new WeakMap<IncomingMessage, NodeClaim>();
  */
 export function tellAnswers(fastify: FastifyLike): void {
   fastify.addHook('onSend', async (request, reply, payload) => {
-    if (reply.raw.statusCode < 500) claims.get(request.raw)?.answered();
+    if (reply.statusCode < 500) for (const claim of claims.get(request.raw) ?? []) claim.answered();
     return payload;
   });
 }

@@ -17,6 +17,8 @@ export interface FastifyRequestLike {
 /** The parts of Fastify's reply used here. */
 export interface FastifyReplyLike {
   raw: ServerResponse;
+  /** The status the reply will send (set on `raw` only once it is sent). */
+  readonly statusCode: number;
   code(status: number): FastifyReplyLike;
   header(name: string, value: string): FastifyReplyLike;
   headers(values: Record<string, string>): FastifyReplyLike;

@@ -33,15 +33,17 @@ export interface NodeClaim {
   /**
    * The handler's own answer, no server error, is on its way (Fastify's `onSend`): the request
    * was processed. A server error written after it to a client already gone is the framework's
-   * failure to send it: kept as processed, its response not kept (409 to retries), never freed
-   * for a second processing. (To a client still there, a server error, an answer that could not
-   * be signed, frees the key as always.)
+   * failure to send it, and a response to a client gone that the framework never ends is left
+   * so: both kept as processed, the response not kept (409 to retries), never freed for a second
+   * processing. (To a client still there, a server error, an answer that could not be signed,
+   * frees the key as always.)
    */
   answered(): void;
   /**
    * The handler chain has settled (Koa's `next()`); `failed` when it threw. A response to a client
-   * gone that is not ended by then is settled: the key freed when the handler failed (nothing to
-   * repeat), kept as processed with its response not kept when it completed.
+   * gone (now, or before anything ends it) that is not ended is settled: the key freed when the
+   * handler failed (nothing to repeat), kept as processed with its response not kept when it
+   * completed (a server error it answered frees the key, as when sent).
    */
   settled(failed: boolean): void;
 }
@@ -110,13 +112,23 @@ function headerLines(res: ServerResponse): [string, string][] {
  * once the handler ends the response. Installed after a response-signing wrapper, it sees the
  * headers that wrapper adds, since it reads them when the inner `end` has returned.
  */
+/** True when the client has gone: the connection (HTTP/1) or the stream (HTTP/2's compatibility response has no `destroyed`). */
+function clientGone(res: ServerResponse): boolean {
+  return res.destroyed ?? (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
+}
+
 function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): NodeClaim {
   const { write, end, writeHead } = res;
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
-  /** The handler's answer, no server error, was on its way (NodeClaim.answered). */
-  let answered = false;
+  /**
+   * What is known of the handler's answer while no head was sent: it is on its way (the
+   * adapter's `answered`), it is being written or piped (`written`), or the handler chain ended
+   * (`completed`, `failed`). A response whose client went away before its head may never be
+   * ended by the framework; once one of these is known, it is settled without its `end`.
+   */
+  let answer: 'answered' | 'written' | 'completed' | 'failed' | undefined;
   /** Inside the inner `end`: HTTP/2's compatibility `end(chunk)` writes its chunk through `write`, already kept. */
   let ending = false;
   const keep = (chunk: Chunk | undefined | null, encoding: unknown) => {
@@ -136,6 +148,21 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
       return notKept;
     }
   };
+  /**
+   * A response to a client gone, whose answer is known (`answer`) and that nothing has ended:
+   * settled after this turn, so that a framework that ends it at once still records what it
+   * sends. The handler failed: nothing to repeat, the key is freed. Its answer was on its way:
+   * processed, not kept. Otherwise its own status decides (a server error frees the key).
+   */
+  const settleUnended = () => {
+    if (finished || answer === undefined || !clientGone(res)) return;
+    setImmediate(() => {
+      if (finished || res.writableEnded) return;
+      finished = true;
+      if (answer === 'failed') void ticket.release();
+      else void ticket.finish(answer === 'answered' ? { handled: true } : { status: res.statusCode, tooLarge: true });
+    });
+  };
   // writeHead(status, headers) sends headers that never pass setHeader: applied as setHeader
   // calls first, so that the headers recorded are the ones sent.
   res.writeHead = function recordedWriteHead(this: ServerResponse, ...args: unknown[]) {
@@ -144,8 +171,16 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
   } as typeof res.writeHead;
   res.write = function recordedWrite(this: ServerResponse, chunk: Chunk, ...rest: unknown[]) {
     keep(chunk, rest[0]);
+    answer ??= 'written';
+    settleUnended();
     return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as typeof res.write;
+  // A stream piped into the response (Express's `stream.pipe(res)`, Nest's StreamableFile) may
+  // never write to a response whose client has gone, nor end it.
+  res.once('pipe', () => {
+    answer ??= 'written';
+    settleUnended();
+  });
   res.end = function recordedEnd(this: ServerResponse, chunk?: Chunk | (() => void), ...rest: unknown[]) {
     if (typeof chunk !== 'function') keep(chunk, rest[0]);
     // A body shorter or longer than its Content-Length was not sent as declared (the client went
@@ -155,7 +190,7 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
     const declared = res.getHeader('content-length');
     // A client gone before the answer: Koa then ends without serialising an object body (no
     // Content-Length, no bytes). Only a body framed by its length is known to be whole then.
-    const gone = res.destroyed;
+    const gone = clientGone(res);
     ending = true;
     let ended = false;
     try {
@@ -169,7 +204,7 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
         // An `end` that threw (a signer's failure) sent no answer as recorded: not kept.
         // A server error to a client gone after the handler's own answer was on its way is the
         // framework's failure to send it (Fastify's 500 for a stream cut off): processed.
-        const failedToSend = answered && gone && res.statusCode >= 500;
+        const failedToSend = answer === 'answered' && gone && res.statusCode >= 500;
         void ticket.finish(
           failedToSend ? { handled: true } : sentOf(!ended || (declared === undefined ? gone : Number(declared) !== size)),
         );
@@ -180,22 +215,23 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
   // failed after its head was sent, and `end` is never called. Settled when the connection
   // closes: part of the answer went out, so the request was processed and its response not kept
   // (409 to retries, as for any answer not sent as declared), and the claim's renewal stops.
-  // Before the head, the handler may still be running (its client went away): its `end` settles it.
+  // Before the head, the handler may still be running (its client went away): its `end` settles
+  // it, or what is known of its answer already (settleUnended).
   res.once('close', () => {
-    if (finished || !res.headersSent) return;
+    if (finished) return;
+    if (!res.headersSent) return settleUnended();
     finished = true;
     void ticket.finish({ status: res.statusCode, tooLarge: true });
   });
   return {
     answered() {
-      answered = true;
+      answer = 'answered';
+      settleUnended();
     },
     settled(failed) {
-      // A response to a client gone that nobody will end. Completed: its own status decides (a
-      // server error it answered frees the key, as when sent); failed: nothing to repeat, freed.
-      if (finished || res.writableEnded || !res.destroyed) return;
-      finished = true;
-      void (failed ? ticket.release() : ticket.finish({ status: res.statusCode, tooLarge: true }));
+      if (failed) answer = 'failed';
+      else answer ??= 'completed';
+      settleUnended();
     },
   };
 }
