@@ -3,7 +3,10 @@
  * other keys' claims; an idempotency refusal is remembered for every guard; NodeClaim.answered
  * from Fastify's and Nest-on-Fastify's onSend, NodeClaim.settled from Koa; hono's catch).
  * Each test under "findings" asserts what docs/packages/core.md (Idempotency keys) promises and
- * FAILS on the code it was written against (6925191); "attacks that held" pass.
+ * failed on the code it was written against (6925191); all pass since their fixes (1, 2: the
+ * recorder settles a response to a client gone, connection or HTTP/2 stream, once its answer is
+ * written, piped, on its way or the chain ended; 3: every claim of a request is told; 4: Fastify's
+ * onSend hook instance-wide); "attacks that held" pass.
  *
  * 1. Key "in flight" for its lifetime (express, nestjs on Express, fastify, koa 2 and 3) —
  *    packages/core/src/idempotency/node.ts recordNodeResponse, the 'close' listener ("Before the
