@@ -108,7 +108,8 @@ export class FapiGlobalGuard extends FapiGuard {
     super(guard, policies, settings);
     const global = settings.global;
     // Compiled now: a typo in the global policy stops start-up.
-    this.globalPolicy = guard.policy(global === true || global === undefined ? {} : global);
+    // `true` and no global policy (APP_GUARD without the setting) both mean the default policy.
+    this.globalPolicy = guard.policy(global === true ? undefined : global);
   }
 
   protected override policyOf(controller: object, handler: object): CompiledPolicy | undefined {
