@@ -6,18 +6,64 @@
  * Each test under "findings" asserts what docs/packages/core.md (Idempotency keys) promises and
  * FAILS on the code it was written against (6196daa); "attacks that held" pass.
  *
- * FINDINGS_PLACEHOLDER
+ * 1. Processed twice (nestjs on Express, express with an error middleware, koa 3 with its own
+ *    response) — packages/core/src/idempotency/node.ts recordNodeResponse: `recordedEnd` keeps as
+ *    processed a server error to a client gone only when `answer === 'answered'` (Fastify's
+ *    onSend); after a `pipe` event or a `write` (`answer === 'written'`) a 5xx frees the key, and
+ *    the early settle of a piped/written answer waits a setImmediate ("unless end came first").
+ *    Set-up: the handler pays, then passes the core banking system's answer on with
+ *    `await pipeline(stream, res)` (Node's advice over `stream.pipe`) to a client that timed out
+ *    and hung up before the head. The pipe event arrives (answer known, client gone: settle
+ *    queued), then pipeline rejects at once (ERR_STREAM_PREMATURE_CLOSE) and a 500 is written
+ *    before the queued settle runs:
+ *    - NestJS on Express: Nest's exception filter answers 500 in the same turn;
+ *    - Express: the app's own error middleware (`app.use((err, req, res, next) => res.status(500)
+ *      .json(…))`, in every Express API) answers 500 in the same turn (Express's default final
+ *      handler answers a turn later, after the settle: that one held, below);
+ *    - Koa 3 with `ctx.respond = false` and the same pipeline: NodeClaim.settled(true) turns the
+ *      piped answer into 'failed' before the queued settle runs, and the key is freed.
+ *    The recorder takes the 500 for the handler's own server error and frees the key: the retry
+ *    after the timeout pays a second time (201 pay-2). core.md: "Such a response is settled once
+ *    its answer is known — written or piped to it …: … 'processed, response not kept'"; "a server
+ *    error written to a client gone after the handler's own answer (no 5xx) was on its way is kept
+ *    as processed … never freed" (said of Fastify's 500; here it is Nest's, Express's error
+ *    middleware's or Koa's, for the same cause). (Koa: the docs' "freed when the handler threw"
+ *    could be read to cover it; the throw is pipeline's report that the client was gone after
+ *    the answer was piped, not a failure of the payment.) With the client still there the
+ *    same handler's answer is kept.
+ *    Fix: once an answer was written or piped to the response while its client was gone (or the
+ *    client went away after that, before the head), settle it as processed at that moment (or keep
+ *    the fact: a later 5xx or `settled(true)` then finishes `{ handled: true }`, as `failedToSend`
+ *    does for `answered`), instead of letting whatever ends the response within the turn decide.
+ *    E.g. in recordedEnd: `failedToSend = (answer === 'answered' || answer === 'written') && gone
+ *    && res.statusCode >= 500`, and in `settled(failed)`: do not turn 'written' into 'failed' when
+ *    the client is gone.
+ *
+ * Looked at and held (below): Express's default final handler after the same pipeline (its 500 a
+ * turn after the settle: 409 not kept); a handler that writes the first part of its answer to a
+ * client gone, pays, then ends (409 not kept, paid once); Koa 3 over h2c with an 'error' listener
+ * and a streamed body to a cancelled stream (Koa's pipeline into the closed HTTP/2 response never
+ * reports; the chain's end settles the claim: 409 not kept). Also read, not kept as findings: a
+ * response that nothing ends and whose handler never answers a client gone (an Express handler
+ * that drops its work on `res` 'close' and returns without answering keeps its key in flight for
+ * the key's lifetime: the recorder cannot see an Express handler return; Koa settles it through
+ * `settled`), HTTP/1.1 pipelined requests behind one whose client left (their responses get no
+ * 'close' and no socket; a small answer is kept, ended normally).
  */
 
 import { request as httpRequest, type ServerResponse } from 'node:http';
+import { createServer as createH2cServer, connect as h2connect, constants as h2constants } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { FapiPolicy } from '@fapi-guard/nestjs';
 import { Controller, HttpCode, Post, Res } from '@nestjs/common';
 import express from 'express';
+import Koa from 'koa';
 import { listening } from './support/http';
-import { sendPayment, useTppUsers } from './support/idempotency-apps';
+import { type Party, sendH2Payment, sendPayment, useTppUsers } from './support/idempotency-apps';
 import { startNestApp } from './support/nest-app';
 
 const PUBLIC = 'https://api.bank.example';
@@ -115,8 +161,117 @@ async function hangUpThenRetry(
   expectAnsweredOnce(retry, processed());
 }
 
+/** One payment over h2c whose client cancels its stream (RST_STREAM) once `started` resolves. */
+async function h2PayAndCancelWhen(port: number, who: Party, k: string, started: Promise<void>): Promise<void> {
+  const dpop = await who.client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: who.token });
+  await new Promise<void>((resolve) => {
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    const req = session.request({
+      ':method': 'POST',
+      ':path': '/payments',
+      authorization: `DPoP ${who.token}`,
+      dpop,
+      'content-type': 'application/json',
+      'idempotency-key': k,
+    });
+    const done = () => {
+      clearTimeout(fallback);
+      session.close();
+      resolve();
+    };
+    req.on('error', () => undefined);
+    req.on('response', () => {
+      req.close(h2constants.NGHTTP2_CANCEL);
+      done();
+    });
+    const fallback = setTimeout(() => {
+      req.close(h2constants.NGHTTP2_CANCEL);
+      done();
+    }, 15_000);
+    req.end(BODY);
+    started.then(() => {
+      req.close(h2constants.NGHTTP2_CANCEL);
+      done();
+    });
+  });
+}
+
+/** An h2c retry sent again while the first attempt is in flight, a bounded number of times. */
+async function h2SettledRetry(port: number, k: string, tries = 40) {
+  let retry = await sendH2Payment(port, PUBLIC, tpp.payer, k, BODY);
+  for (let i = 0; i < tries && retry.status === 409 && retry.text.includes(IN_FLIGHT); i++) {
+    await pause(50);
+    retry = await sendH2Payment(port, PUBLIC, tpp.payer, k, BODY);
+  }
+  return retry;
+}
+
 describe('findings', () => {
   describe('1. a server error written after the answer was piped to a client gone: the key freed, paid twice', () => {
+    it('IDEM-10 IDEM-11 express: an app with its own error middleware (JSON 500) and a handler that passes the core banking system’s answer on with `await pipeline(stream, res)` to a client that hung up: the retry is answered, not processed again', async () => {
+      const fapi = expressGuard(tpp.options);
+      const app = express();
+      let processed = 0;
+      const started = signal();
+      const done = signal();
+      app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (_req, res) => {
+        if (processed === 0) {
+          started.fire();
+          await closed(res);
+        }
+        processed++;
+        res.status(201).type('application/json');
+        try {
+          // Node's advice over stream.pipe: pipeline forwards errors (and rejects when the response closed early).
+          await pipeline(Readable.from(['{"payment":', `"pay-${processed}"`, '}']), res);
+        } finally {
+          done.fire();
+        }
+      });
+      // Every Express API's last middleware: errors as JSON.
+      app.use((_error: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+        res.status(500).json({ error: 'server_error' });
+      });
+      const served = await listening(app.listen(0, '127.0.0.1'));
+      try {
+        await hangUpThenRetry(served.url, 'express-error-mw-pipeline', { started: started.promise, done: done.promise }, () => processed);
+      } finally {
+        await served.close();
+      }
+    }, 30_000);
+
+    it('IDEM-10 IDEM-11 koa 3: a handler that passes the core banking system’s answer on itself (`ctx.respond = false; await pipeline(stream, ctx.res)`) to a client that hung up: the retry is answered, not processed again', async () => {
+      const fapi = koaGuard(tpp.options);
+      const app = new Koa();
+      app.silent = true;
+      let processed = 0;
+      const started = signal();
+      const done = signal();
+      app.use(fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }));
+      app.use(async (ctx) => {
+        if (processed === 0) {
+          started.fire();
+          await closed(ctx.res);
+        }
+        processed++;
+        ctx.respond = false;
+        ctx.res.statusCode = 201;
+        ctx.res.setHeader('content-type', 'application/json');
+        try {
+          await pipeline(Readable.from(['{"payment":', `"pay-${processed}"`, '}']), ctx.res);
+        } finally {
+          done.fire();
+        }
+      });
+      const served = await listening(app.listen(0, '127.0.0.1'));
+      try {
+        await hangUpThenRetry(served.url, 'koa-gone-own-pipeline', { started: started.promise, done: done.promise }, () => processed);
+      } finally {
+        await served.close();
+      }
+    }, 30_000);
+
     it('IDEM-10 IDEM-11 nestjs (Express platform): a handler that passes the core banking system’s answer on with `await pipeline(stream, res)` to a client that hung up: the retry is answered, not processed again', async () => {
       let processed = 0;
       const started = signal();
@@ -152,6 +307,41 @@ describe('findings', () => {
 });
 
 describe('attacks that held', () => {
+  it('IDEM-10 IDEM-11 koa 3 over h2c, an app that logs its errors: a client that cancels its stream before a streamed answer of a payment made: the retry is answered (Koa pipes into the closed stream; the chain’s end settles the claim first), not processed again', async () => {
+    const fapi = koaGuard(tpp.options);
+    const app = new Koa();
+    // Koa's own advice: log errors with an 'error' listener (Koa then hands stream failures to ctx.onerror).
+    const logged: string[] = [];
+    app.on('error', (error: Error) => logged.push(error.message));
+    let processed = 0;
+    const started = signal();
+    const done = signal();
+    app.use(fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }));
+    app.use(async (ctx) => {
+      if (processed === 0) {
+        started.fire();
+        await closed(ctx.res);
+      }
+      processed++;
+      ctx.status = 201;
+      ctx.type = 'application/json';
+      ctx.body = Readable.from(['{"payment":', `"pay-${processed}"`, '}']);
+      done.fire();
+    });
+    const server = createH2cServer(app.callback());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const k = key('koa3-h2-cancel-logged');
+      await h2PayAndCancelWhen(port, tpp.payer, k, started.promise);
+      await done.promise;
+      await pause(100);
+      const retry = await h2SettledRetry(port, k);
+      expectAnsweredOnce(retry, processed);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }, 30_000);
   it('IDEM-10 IDEM-11 express: a handler that passes the core banking system’s answer on with `await pipeline(stream, res)` to a client that hung up: the retry is answered (Express’s final handler answers 500 a turn later, after the settle), not processed again', async () => {
     const fapi = expressGuard(tpp.options);
     const app = express();
