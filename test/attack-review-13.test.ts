@@ -6,8 +6,8 @@
  * Each test under "findings" asserts what docs/packages/core.md (Idempotency keys) promises and
  * FAILS on the code it was written against (6196daa); "attacks that held" pass.
  *
- * 1. Processed twice (nestjs on Express, express with an error middleware, koa 3 with its own
- *    response) — packages/core/src/idempotency/node.ts recordNodeResponse: `recordedEnd` keeps as
+ * 1. Processed twice (nestjs on Express and on Fastify, express with an error middleware, koa 3
+ *    with its own response) — packages/core/src/idempotency/node.ts recordNodeResponse: `recordedEnd` keeps as
  *    processed a server error to a client gone only when `answer === 'answered'` (Fastify's
  *    onSend); after a `pipe` event or a `write` (`answer === 'written'`) a 5xx frees the key, and
  *    the early settle of a piped/written answer waits a setImmediate ("unless end came first").
@@ -17,6 +17,8 @@
  *    queued), then pipeline rejects at once (ERR_STREAM_PREMATURE_CLOSE) and a 500 is written
  *    before the queued settle runs:
  *    - NestJS on Express: Nest's exception filter answers 500 in the same turn;
+ *    - NestJS on Fastify (`@Res() reply`, the pipeline into `reply.raw`): Nest's exception filter
+ *      sends a 500 through Fastify (status 500: no answered()) within the turn;
  *    - Express: the app's own error middleware (`app.use((err, req, res, next) => res.status(500)
  *      .json(…))`, in every Express API) answers 500 in the same turn (Express's default final
  *      handler answers a turn later, after the settle: that one held, below);
@@ -39,11 +41,12 @@
  *    && res.statusCode >= 500`, and in `settled(failed)`: do not turn 'written' into 'failed' when
  *    the client is gone.
  *
- * Looked at and held (below): Express's default final handler after the same pipeline (its 500 a
+ * Looked at and held (below): Fastify with `reply.hijack()` and the same pipeline (Fastify sends
+ * nothing after a hijack: the pipe settles the claim, 409 not kept); Express's default final handler after the same pipeline (its 500 a
  * turn after the settle: 409 not kept); a handler that writes the first part of its answer to a
  * client gone, pays, then ends (409 not kept, paid once); Koa 3 over h2c with an 'error' listener
  * and a streamed body to a cancelled stream (Koa's pipeline into the closed HTTP/2 response never
- * reports; the chain's end settles the claim: 409 not kept). Also read, not kept as findings: a
+ * reports; the chain's end settles the claim: 409 not kept). Also read (not tested), not kept as findings: a
  * response that nothing ends and whose handler never answers a client gone (an Express handler
  * that drops its work on `res` 'close' and returns without answering keeps its key in flight for
  * the key's lifetime: the recorder cannot see an Express handler return; Koa settles it through
@@ -57,10 +60,12 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
 import { fapiGuard as koaGuard } from '@fapi-guard/koa';
 import { FapiPolicy } from '@fapi-guard/nestjs';
 import { Controller, HttpCode, Post, Res } from '@nestjs/common';
 import express from 'express';
+import Fastify from 'fastify';
 import Koa from 'koa';
 import { listening } from './support/http';
 import { type Party, sendH2Payment, sendPayment, useTppUsers } from './support/idempotency-apps';
@@ -303,10 +308,78 @@ describe('findings', () => {
         await app.close();
       }
     }, 30_000);
+    it('IDEM-10 IDEM-11 nestjs (Fastify platform): a handler that passes the core banking system’s answer on with `await pipeline(stream, reply.raw)` to a client that hung up: the retry is answered, not processed again', async () => {
+      let processed = 0;
+      const started = signal();
+      const done = signal();
+      @Controller('payments')
+      class Payments {
+        @Post()
+        @HttpCode(201)
+        @FapiPolicy({ scopes: ['payments:write'], idempotency: 'required' })
+        async pay(@Res() reply: { raw: ServerResponse }) {
+          const res = reply.raw;
+          if (processed === 0) {
+            started.fire();
+            await closed(res);
+          }
+          processed++;
+          res.statusCode = 201;
+          res.setHeader('content-type', 'application/json');
+          try {
+            await pipeline(Readable.from(['{"payment":', `"pay-${processed}"`, '}']), res);
+          } finally {
+            done.fire();
+          }
+        }
+      }
+      const app = await startNestApp('nestjs-fastify', tpp.options, [Payments], undefined, { rawBody: true });
+      try {
+        await hangUpThenRetry(app.url, 'nest-fastify-gone-pipeline', { started: started.promise, done: done.promise }, () => processed);
+      } finally {
+        await app.close();
+      }
+    }, 30_000);
   });
 });
 
 describe('attacks that held', () => {
+  it('IDEM-10 IDEM-11 fastify: a handler that hijacks the reply and passes the core banking system’s answer on with `await pipeline(stream, reply.raw)` to a client that hung up: the retry is answered (Fastify answers nothing after a hijack; the pipe settles the claim), not processed again', async () => {
+    const app = Fastify();
+    await app.register(fastifyPlugin, tpp.options);
+    let processed = 0;
+    const started = signal();
+    const done = signal();
+    app.post(
+      '/payments',
+      { config: { fapi: routePolicy({ scopes: ['payments:write'], idempotency: 'required' }) } },
+      async (_request, reply) => {
+        if (processed === 0) {
+          started.fire();
+          await closed(reply.raw);
+        }
+        processed++;
+        reply.hijack();
+        reply.raw.statusCode = 201;
+        reply.raw.setHeader('content-type', 'application/json');
+        try {
+          await pipeline(Readable.from(['{"payment":', `"pay-${processed}"`, '}']), reply.raw);
+        } catch {
+          // The client is gone: nobody to tell.
+        } finally {
+          done.fire();
+        }
+      },
+    );
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    try {
+      await hangUpThenRetry(url, 'fastify-hijack-gone-pipeline', { started: started.promise, done: done.promise }, () => processed);
+    } finally {
+      await app.close();
+    }
+  }, 30_000);
+
   it('IDEM-10 IDEM-11 koa 3 over h2c, an app that logs its errors: a client that cancels its stream before a streamed answer of a payment made: the retry is answered (Koa pipes into the closed stream; the chain’s end settles the claim first), not processed again', async () => {
     const fapi = koaGuard(tpp.options);
     const app = new Koa();
