@@ -41,7 +41,8 @@
  *    && res.statusCode >= 500`, and in `settled(failed)`: do not turn 'written' into 'failed' when
  *    the client is gone.
  *
- * Looked at and held (below): Fastify with `reply.hijack()` and the same pipeline (Fastify sends
+ * Looked at and held (below): the same Express app with the client still there (the answer kept
+ * and replayed, paid once); Fastify with `reply.hijack()` and the same pipeline (Fastify sends
  * nothing after a hijack: the pipe settles the claim, 409 not kept); Express's default final handler after the same pipeline (its 500 a
  * turn after the settle: 409 not kept); a handler that writes the first part of its answer to a
  * client gone, pays, then ends (409 not kept, paid once); Koa 3 over h2c with an 'error' listener
@@ -344,6 +345,35 @@ describe('findings', () => {
 });
 
 describe('attacks that held', () => {
+  it('IDEM-04 IDEM-10 express: the same app (error middleware, `await pipeline(stream, res)`) with the client still there: the answer is kept and replayed, the payment made once', async () => {
+    const fapi = expressGuard(tpp.options);
+    const app = express();
+    let processed = 0;
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (_req, res) => {
+      processed++;
+      res.status(201).type('application/json');
+      await pipeline(Readable.from(['{"payment":', `"pay-${processed}"`, '}']), res);
+    });
+    app.use((_error: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(500).json({ error: 'server_error' });
+    });
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const k = key('express-live-pipeline');
+      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      const retry = await settledRetry(served.url, k);
+      expect([first.status, first.text, retry.status, retry.text, processed]).toEqual([
+        201,
+        '{"payment":"pay-1"}',
+        201,
+        '{"payment":"pay-1"}',
+        1,
+      ]);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
+
   it('IDEM-10 IDEM-11 fastify: a handler that hijacks the reply and passes the core banking system’s answer on with `await pipeline(stream, reply.raw)` to a client that hung up: the retry is answered (Fastify answers nothing after a hijack; the pipe settles the claim), not processed again', async () => {
     const app = Fastify();
     await app.register(fastifyPlugin, tpp.options);
