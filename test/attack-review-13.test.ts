@@ -7,10 +7,11 @@
  * FAILS on the code it was written against (6196daa); "attacks that held" pass.
  *
  * 1. Processed twice (nestjs on Express and on Fastify, express with an error middleware, koa 3
- *    with its own response) — packages/core/src/idempotency/node.ts recordNodeResponse: `recordedEnd` keeps as
- *    processed a server error to a client gone only when `answer === 'answered'` (Fastify's
- *    onSend); after a `pipe` event or a `write` (`answer === 'written'`) a 5xx frees the key, and
- *    the early settle of a piped/written answer waits a setImmediate ("unless end came first").
+ *    with its own response) — packages/core/src/idempotency/node.ts recordNodeResponse:
+ *    `recordedEnd` keeps as processed a server error to a client gone only when
+ *    `answer === 'answered'` (Fastify's onSend); after a `pipe` event or a `write`
+ *    (`answer === 'written'`) a 5xx frees the key, and the early settle of a piped or written
+ *    answer waits a setImmediate ("unless end came first").
  *    Set-up: the handler pays, then passes the core banking system's answer on with
  *    `await pipeline(stream, res)` (Node's advice over `stream.pipe`) to a client that timed out
  *    and hung up before the head. The pipe event arrives (answer known, client gone: settle
@@ -41,18 +42,19 @@
  *    && res.statusCode >= 500`, and in `settled(failed)`: do not turn 'written' into 'failed' when
  *    the client is gone.
  *
- * Looked at and held (below): the same Express app with the client still there (the answer kept
- * and replayed, paid once); Fastify with `reply.hijack()` and the same pipeline (Fastify sends
- * nothing after a hijack: the pipe settles the claim, 409 not kept); Express's default final handler after the same pipeline (its 500 a
- * turn after the settle: 409 not kept); a handler that writes the first part of its answer to a
- * client gone, pays, then ends (409 not kept, paid once); Koa 3 over h2c with an 'error' listener
- * and a streamed body to a cancelled stream (Koa's pipeline into the closed HTTP/2 response never
- * reports; the chain's end settles the claim: 409 not kept). Also read (not tested), not kept as findings: a
- * response that nothing ends and whose handler never answers a client gone (an Express handler
- * that drops its work on `res` 'close' and returns without answering keeps its key in flight for
- * the key's lifetime: the recorder cannot see an Express handler return; Koa settles it through
- * `settled`), HTTP/1.1 pipelined requests behind one whose client left (their responses get no
- * 'close' and no socket; a small answer is kept, ended normally).
+ * Looked at and held (below): the same Express app with the client still there (the answer kept and
+ * replayed, paid once); Fastify with `reply.hijack()` and the same pipeline (Fastify sends nothing
+ * after a hijack: the pipe settles the claim, 409 not kept); Express's default final handler after
+ * the same pipeline (its 500 a turn after the settle: 409 not kept); a handler that writes the
+ * first part of its answer to a client gone, pays, then ends (409 not kept, paid once); Koa 3 over
+ * h2c with an 'error' listener and a streamed body to a cancelled stream (Koa's pipeline into the
+ * closed HTTP/2 response never reports; the chain's end settles the claim: 409 not kept). Also read
+ * (not tested), not kept as findings: a response that nothing ends and whose handler never answers
+ * a client gone (an Express handler that drops its work on `res` 'close' and returns without
+ * answering keeps its key in flight for the key's lifetime: the recorder cannot see an Express
+ * handler return; Koa settles it through `settled`), HTTP/1.1 pipelined requests behind one whose
+ * client left (their responses get no 'close' and no socket; a small answer is kept, ended
+ * normally).
  */
 
 import { request as httpRequest, type ServerResponse } from 'node:http';
