@@ -4,7 +4,9 @@
  * NodeClaim.answered() from Fastify's instance-wide onSend, NodeClaim.settled(failed) from Koa;
  * after a setImmediate unless `end` came first).
  * Each test under "findings" asserts what docs/packages/core.md (Idempotency keys) promises and
- * FAILS on the code it was written against (6196daa); "attacks that held" pass.
+ * failed on the code it was written against (6196daa); they pass since the fix (a server error to
+ * a client gone after the answer was written or piped is kept as processed, and a throw after it
+ * no longer turns Koa's settlement into a failure); "attacks that held" pass.
  *
  * 1. Processed twice (nestjs on Express and on Fastify, express with an error middleware, koa 3
  *    with its own response) — packages/core/src/idempotency/node.ts recordNodeResponse:

@@ -129,6 +129,16 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
    * ended by the framework; once one of these is known, it is settled without its `end`.
    */
   let answer: 'answered' | 'written' | 'completed' | 'failed' | undefined;
+  /** The status the answer had when it was on its way, written or piped: a server error of its own frees the key. */
+  let answerStatus = 0;
+  /** The handler's own answer, no server error, was on its way: whatever follows, the request was processed. */
+  const onItsWay = () => (answer === 'answered' || answer === 'written') && answerStatus < 500;
+  const answering = (how: 'answered' | 'written') => {
+    if (answer === 'answered' || answer === 'written') return;
+    answer = how;
+    answerStatus = res.statusCode;
+    settleUnended();
+  };
   /** Inside the inner `end`: HTTP/2's compatibility `end(chunk)` writes its chunk through `write`, already kept. */
   let ending = false;
   const keep = (chunk: Chunk | undefined | null, encoding: unknown) => {
@@ -160,7 +170,7 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
       if (finished || res.writableEnded) return;
       finished = true;
       if (answer === 'failed') void ticket.release();
-      else void ticket.finish(answer === 'answered' ? { handled: true } : { status: res.statusCode, tooLarge: true });
+      else void ticket.finish(onItsWay() ? { handled: true } : { status: res.statusCode, tooLarge: true });
     });
   };
   // writeHead(status, headers) sends headers that never pass setHeader: applied as setHeader
@@ -171,16 +181,12 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
   } as typeof res.writeHead;
   res.write = function recordedWrite(this: ServerResponse, chunk: Chunk, ...rest: unknown[]) {
     keep(chunk, rest[0]);
-    answer ??= 'written';
-    settleUnended();
+    answering('written');
     return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as typeof res.write;
   // A stream piped into the response (Express's `stream.pipe(res)`, Nest's StreamableFile) may
   // never write to a response whose client has gone, nor end it.
-  res.once('pipe', () => {
-    answer ??= 'written';
-    settleUnended();
-  });
+  res.once('pipe', () => answering('written'));
   res.end = function recordedEnd(this: ServerResponse, chunk?: Chunk | (() => void), ...rest: unknown[]) {
     if (typeof chunk !== 'function') keep(chunk, rest[0]);
     // A body shorter or longer than its Content-Length was not sent as declared (the client went
@@ -202,9 +208,10 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
       if (!finished) {
         finished = true;
         // An `end` that threw (a signer's failure) sent no answer as recorded: not kept.
-        // A server error to a client gone after the handler's own answer was on its way is the
-        // framework's failure to send it (Fastify's 500 for a stream cut off): processed.
-        const failedToSend = answer === 'answered' && gone && res.statusCode >= 500;
+        // A server error to a client gone after the handler's own answer was on its way, written
+        // or piped, is the failure to send it (Fastify's 500 for a stream cut off, an error
+        // handler's 500 for `pipeline` rejecting at the closed response): processed.
+        const failedToSend = onItsWay() && gone && res.statusCode >= 500;
         void ticket.finish(
           failedToSend ? { handled: true } : sentOf(!ended || (declared === undefined ? gone : Number(declared) !== size)),
         );
@@ -225,11 +232,11 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
   });
   return {
     answered() {
-      answer = 'answered';
-      settleUnended();
+      answering('answered');
     },
     settled(failed) {
-      if (failed) answer = 'failed';
+      // A throw after the answer was written or piped reports its sending (the client was gone), not the payment.
+      if (failed && answer !== 'written') answer = 'failed';
       else answer ??= 'completed';
       settleUnended();
     },
