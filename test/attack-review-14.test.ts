@@ -1,0 +1,336 @@
+/**
+ * Attack review 14: recordNodeResponse (packages/core/src/idempotency/node.ts) after b883eb8.
+ * Each test under "findings" asserts what docs/packages/core.md (Idempotency keys) promises and
+ * fails on b883eb8; "attacks that held" pass.
+ *
+ * 1. Processed twice (express, a client still there) — node.ts recordNodeResponse: the status
+ *    recorded is `res.statusCode` when the response is settled (`sentOf`, the 'close' listener's
+ *    `{ status: res.statusCode, tooLarge: true }`), not the status its head went out with. Node
+ *    lets `res.statusCode` be assigned after the head was sent (Express's `res.status()` is a bare
+ *    assignment), and the wire keeps the head's status.
+ *    Set-up: the handler pays, answers 201 and streams its receipt (`res.write`: head and first
+ *    part sent); the receipt's source fails; the app's own error middleware
+ *    (`res.status(500).json(…)`, as in every Express API) sets statusCode 500, then throws
+ *    ERR_HTTP_HEADERS_SENT at `json`'s setHeader; Express's final handler destroys the socket.
+ *    The 'close' listener records `{ status: 500, tooLarge }`: a server error, the key freed; the
+ *    retry pays a second time. The client saw 201 and part of the receipt. core.md: a response
+ *    that was cut off after part of it went out is "processed, response not kept" (409). The same
+ *    with an error middleware that ends the response itself after setting 500
+ *    (`res.status(500).end(…)`: `sentOf` records the 500 the client never got; freed, paid twice).
+ *    Fix: remember the status the head went out with (in `recordedWriteHead`: Node's implicit
+ *    head for `write`/`end` goes through `this.writeHead` too; HTTP/2's compatibility response
+ *    likewise), and record that status once `res.headersSent`: `const status = () => headStatus ??
+ *    res.statusCode` in `sentOf`, in the 'close' listener, in `settleUnended` and in `failedToSend`.
+ *
+ * Looked at and held (below): the same app whose error middleware follows Express's advice
+ * (`if (res.headersSent) return next(err)`: 409 not kept); a handler's own 503 written to a client
+ * gone before its head (the key freed, the retry processed); a handler that writes to a live
+ * client which leaves mid-body, then ends (409 not kept); `res.flushHeaders()` then a body
+ * (kept and replayed as sent); a 204 answer (kept and replayed).
+ */
+
+import { request as httpRequest } from 'node:http';
+import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import express from 'express';
+import { listening } from './support/http';
+import { sendPayment, useTppUsers } from './support/idempotency-apps';
+
+const PUBLIC = 'https://api.bank.example';
+const tpp = useTppUsers(PUBLIC);
+const key = (name: string) => `"${name}-${process.pid}-${Math.random().toString(36).slice(2)}"`;
+const BODY = '{"amount":"10.00"}';
+const IN_FLIGHT = 'still being processed';
+const UNKEPT = 'its response was not kept';
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A promise and the function that resolves it. */
+function signal(): { promise: Promise<void>; fire: () => void } {
+  let fire!: () => void;
+  const promise = new Promise<void>((resolve) => {
+    fire = resolve;
+  });
+  return { promise, fire };
+}
+
+/** Resolves once `res` closes (its client went away), or after `ms` at the latest. */
+function closed(res: { destroyed?: boolean; once(event: 'close', listener: () => void): unknown }, ms = 10_000): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.destroyed) return resolve();
+    const fallback = setTimeout(resolve, ms);
+    res.once('close', () => {
+      clearTimeout(fallback);
+      resolve();
+    });
+  });
+}
+
+/** A retry sent again while the first attempt is still being recorded (409 in flight), a bounded number of times. */
+async function settledRetry(url: string, k: string | undefined, tries = 40) {
+  let retry = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+  for (let i = 0; i < tries && retry.status === 409 && retry.text.includes(IN_FLIGHT); i++) {
+    await pause(50);
+    retry = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+  }
+  return retry;
+}
+
+/** A payment whose answer may be cut off (the connection reset): what arrived, never a rejection. */
+async function payCutOff(url: string, k: string): Promise<{ status: number; text: string }> {
+  const { client, token } = tpp.payer;
+  const dpop = await client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: token });
+  return new Promise((resolve) => {
+    let status = 0;
+    let text = '';
+    const req = httpRequest(`${url}/payments`, { method: 'POST' }, (res) => {
+      status = res.statusCode ?? 0;
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => resolve({ status, text }));
+      res.on('error', () => resolve({ status, text }));
+      res.on('aborted', () => resolve({ status, text }));
+    });
+    req.on('error', () => resolve({ status, text }));
+    for (const [name, value] of Object.entries({
+      authorization: `DPoP ${token}`,
+      dpop,
+      'content-type': 'application/json',
+      'idempotency-key': k,
+    }))
+      req.setHeader(name, value);
+    req.end(BODY);
+  });
+}
+
+/** A payment whose client hangs up once `started` resolves (the handler runs), without reading any answer. */
+async function payAndHangUpWhen(url: string, k: string, started: Promise<void>): Promise<void> {
+  const { client, token } = tpp.payer;
+  const dpop = await client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: token });
+  await new Promise<void>((resolve) => {
+    const req = httpRequest(`${url}/payments`, { method: 'POST' }, (res) => {
+      res.resume();
+      resolve();
+    });
+    req.on('error', () => resolve());
+    for (const [name, value] of Object.entries({
+      authorization: `DPoP ${token}`,
+      dpop,
+      'content-type': 'application/json',
+      'idempotency-key': k,
+    }))
+      req.setHeader(name, value);
+    req.end(BODY);
+    const fallback = setTimeout(() => req.destroy(), 15_000);
+    started.then(() => {
+      clearTimeout(fallback);
+      req.destroy();
+    });
+  });
+}
+
+/**
+ * The retry of a payment made once: the payment, or 409 "not kept" — never 409 in flight, never a
+ * second processing (the values are in the failure message).
+ */
+function expectAnsweredOnce(retry: { status: number; text: string }, processed: number) {
+  const answered = retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}';
+  expect([answered, processed, retry.status, retry.text]).toEqual([true, 1, retry.status, retry.text]);
+}
+
+/**
+ * An Express payments route whose handler pays, answers 201 and streams its receipt; the first
+ * time, the receipt's source fails after the first part went out (the handler throws).
+ */
+function streamingReceiptApp(errorMiddleware: express.ErrorRequestHandler) {
+  const fapi = expressGuard(tpp.options);
+  const app = express();
+  const state = { processed: 0, failed: signal() };
+  app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (_req, res) => {
+    state.processed++;
+    const id = `pay-${state.processed}`;
+    res.status(201).type('application/json');
+    res.write('{"payment":');
+    await pause(20);
+    if (state.processed === 1) {
+      state.failed.fire();
+      throw new Error('receipt source failed');
+    }
+    res.end(`"${id}"}`);
+  });
+  app.use(errorMiddleware);
+  return { app, state };
+}
+
+describe('findings', () => {
+  describe('1. the status recorded is res.statusCode at the end, not the one sent: a 201 cut off is recorded as 500, the key freed, paid twice', () => {
+    it('IDEM-10 IDEM-11 express: a handler that pays and streams its 201 receipt, whose source fails after the first part; the app’s error middleware (`res.status(500).json(…)`) then throws at the sent head and Express resets the connection: the retry is answered (409 not kept), not processed again', async () => {
+      const { app, state } = streamingReceiptApp((_error, _req, res, _next) => {
+        res.status(500).json({ error: 'server_error' });
+      });
+      const served = await listening(app.listen(0, '127.0.0.1'));
+      try {
+        const k = key('express-streamed-201-error-mw');
+        const first = await payCutOff(served.url, k);
+        await state.failed.promise;
+        await pause(100);
+        const retry = await settledRetry(served.url, k);
+        // The client saw the 201 head and part of the receipt.
+        expect([first.status, first.text]).toEqual([201, '{"payment":']);
+        expectAnsweredOnce(retry, state.processed);
+      } finally {
+        await served.close();
+      }
+    }, 30_000);
+
+    it('IDEM-10 IDEM-11 express: the same handler, an error middleware that ends the cut-off answer itself (`res.status(500).end(…)`): the client got 201, the retry is answered (not a stored 500, not processed again)', async () => {
+      const { app, state } = streamingReceiptApp((_error, _req, res, _next) => {
+        res.status(500).end('"error"}');
+      });
+      const served = await listening(app.listen(0, '127.0.0.1'));
+      try {
+        const k = key('express-streamed-201-error-end');
+        const first = await payCutOff(served.url, k);
+        await state.failed.promise;
+        await pause(100);
+        const retry = await settledRetry(served.url, k);
+        expect([first.status, first.text]).toEqual([201, '{"payment":"error"}']);
+        // Kept as sent (201 and these bytes), or 409 not kept: never freed.
+        const answered = retry.status === 409 ? retry.text.includes(UNKEPT) : retry.status === 201 && retry.text === first.text;
+        expect([answered, state.processed, retry.status, retry.text]).toEqual([true, 1, retry.status, retry.text]);
+      } finally {
+        await served.close();
+      }
+    }, 30_000);
+  });
+});
+
+describe('attacks that held', () => {
+  it('IDEM-10 IDEM-11 express: the same handler, an error middleware that follows Express’s advice (`if (res.headersSent) return next(err)`): the retry gets 409 not kept, paid once', async () => {
+    const { app, state } = streamingReceiptApp((error, _req, res, next) => {
+      if (res.headersSent) return next(error);
+      res.status(500).json({ error: 'server_error' });
+    });
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const k = key('express-streamed-201-advised-mw');
+      await payCutOff(served.url, k);
+      await state.failed.promise;
+      await pause(100);
+      const retry = await settledRetry(served.url, k);
+      expectAnsweredOnce(retry, state.processed);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
+
+  it('IDEM-10 express: a handler’s own 503 written (`res.write`) to a client gone before its head: the key is freed, the retry processed', async () => {
+    const fapi = expressGuard(tpp.options);
+    const app = express();
+    let processed = 0;
+    const started = signal();
+    const done = signal();
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (_req, res) => {
+      processed++;
+      if (processed === 1) {
+        started.fire();
+        await closed(res);
+        res.status(503).type('application/json');
+        res.write('{"error":"core_unavailable"');
+        res.end('}');
+        done.fire();
+        return;
+      }
+      res.status(201).json({ payment: `pay-${processed}` });
+    });
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const k = key('express-gone-own-503');
+      await payAndHangUpWhen(served.url, k, started.promise);
+      await done.promise;
+      await pause(100);
+      const retry = await settledRetry(served.url, k);
+      expect([retry.status, retry.text, processed]).toEqual([201, '{"payment":"pay-2"}', 2]);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
+
+  it('IDEM-10 IDEM-11 express: a handler that writes its 201 to a live client that leaves mid-body, then ends: the retry gets 409 not kept (or the answer), paid once', async () => {
+    const fapi = expressGuard(tpp.options);
+    const app = express();
+    let processed = 0;
+    const wrote = signal();
+    const done = signal();
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (_req, res) => {
+      processed++;
+      res.status(201).type('application/json');
+      res.write('{"payment":');
+      if (processed === 1) {
+        wrote.fire();
+        await closed(res);
+      }
+      res.end(`"pay-${processed}"}`);
+      done.fire();
+    });
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const k = key('express-live-leaves-midbody');
+      await payAndHangUpWhen(served.url, k, wrote.promise);
+      await done.promise;
+      await pause(100);
+      const retry = await settledRetry(served.url, k);
+      expectAnsweredOnce(retry, processed);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
+
+  it('IDEM-04 express: `res.flushHeaders()` then the body: kept and replayed as sent', async () => {
+    const fapi = expressGuard(tpp.options);
+    const app = express();
+    let processed = 0;
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (_req, res) => {
+      processed++;
+      res.status(201).type('application/json');
+      res.flushHeaders();
+      await pause(10);
+      res.end(`{"payment":"pay-${processed}"}`);
+    });
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const k = key('express-flush-headers');
+      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      const retry = await settledRetry(served.url, k);
+      expect([first.status, first.text, retry.status, retry.text, processed]).toEqual([
+        201,
+        '{"payment":"pay-1"}',
+        201,
+        '{"payment":"pay-1"}',
+        1,
+      ]);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
+
+  it('IDEM-04 express: a 204 answer is kept and replayed (no body), paid once', async () => {
+    const fapi = expressGuard(tpp.options);
+    const app = express();
+    let processed = 0;
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), (_req, res) => {
+      processed++;
+      res.status(204).send('ignored');
+    });
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const k = key('express-204');
+      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      const retry = await settledRetry(served.url, k);
+      expect([first.status, first.text, retry.status, retry.text, processed]).toEqual([204, '', 204, '', 1]);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
+});
