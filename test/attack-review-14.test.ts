@@ -16,11 +16,16 @@
  *    retry pays a second time. The client saw 201 and part of the receipt. core.md: a response
  *    that was cut off after part of it went out is "processed, response not kept" (409). The same
  *    with an error middleware that ends the response itself after setting 500
- *    (`res.status(500).end(…)`: `sentOf` records the 500 the client never got; freed, paid twice).
- *    Fix: remember the status the head went out with (in `recordedWriteHead`: Node's implicit
- *    head for `write`/`end` goes through `this.writeHead` too; HTTP/2's compatibility response
- *    likewise), and record that status once `res.headersSent`: `const status = () => headStatus ??
- *    res.statusCode` in `sentOf`, in the 'close' listener, in `settleUnended` and in `failedToSend`.
+ *    (`res.status(500).end(…)`: `sentOf` records the 500 the client never got; freed, paid twice),
+ *    and with one written for Node (`res.writeHead(500, …)`): Node's writeHead throws
+ *    ERR_HTTP_HEADERS_SENT before it changes anything, but `recordedWriteHead` runs
+ *    `applyWriteHead` (statusCode = 500) before the inner writeHead throws.
+ *    Fix: remember the status the head went out with — in `recordedWriteHead`, after the inner
+ *    writeHead returned (Node's implicit head for `write`/`end`/`flushHeaders` goes through
+ *    `this.writeHead` too; for HTTP/2 fall back to `res.statusCode`): `headStatus = this.statusCode`
+ *    — and, once `res.headersSent`, record `headStatus` instead of `res.statusCode` (in `sentOf`,
+ *    the 'close' listener, `settleUnended` and `failedToSend`). In `recordedWriteHead`, when
+ *    `res.headersSent` already, call the inner writeHead (it throws) without `applyWriteHead`.
  *
  * Looked at and held (below): the same app whose error middleware follows Express's advice
  * (`if (res.headersSent) return next(err)`: 409 not kept); a handler's own 503 written to a client
@@ -199,6 +204,24 @@ describe('findings', () => {
         // Kept as sent (201 and these bytes), or 409 not kept: never freed.
         const answered = retry.status === 409 ? retry.text.includes(UNKEPT) : retry.status === 201 && retry.text === first.text;
         expect([answered, state.processed, retry.status, retry.text]).toEqual([true, 1, retry.status, retry.text]);
+      } finally {
+        await served.close();
+      }
+    }, 30_000);
+
+    it('IDEM-10 IDEM-11 express: the same handler, an error middleware written for Node (`res.writeHead(500, …)`): Node refuses a second head without touching statusCode, the recorder’s writeHead wrapper sets 500 first; the retry is answered (409 not kept), not processed again', async () => {
+      const { app, state } = streamingReceiptApp((_error, _req, res, _next) => {
+        res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"server_error"}');
+      });
+      const served = await listening(app.listen(0, '127.0.0.1'));
+      try {
+        const k = key('express-streamed-201-writehead-500');
+        const first = await payCutOff(served.url, k);
+        await state.failed.promise;
+        await pause(100);
+        const retry = await settledRetry(served.url, k);
+        expect([first.status, first.text]).toEqual([201, '{"payment":']);
+        expectAnsweredOnce(retry, state.processed);
       } finally {
         await served.close();
       }
