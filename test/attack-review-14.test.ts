@@ -31,14 +31,23 @@
  * (`if (res.headersSent) return next(err)`: 409 not kept); a handler's own 503 written to a client
  * gone before its head (the key freed, the retry processed); a handler that writes to a live
  * client which leaves mid-body, then ends (409 not kept); `res.flushHeaders()` then a body
- * (kept and replayed as sent); a 204 answer (kept and replayed).
+ * (kept and replayed as sent); a 204 answer (kept and replayed); NestJS on Express with the same
+ * streamed receipt failing (Nest's filter checks the head and only ends: kept as sent); Fastify's
+ * `send(stream)` failing mid-body (Fastify destroys the response without a status: 409 not kept).
  */
 
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
+import { FapiPolicy } from '@fapi-guard/nestjs';
+import { Controller, HttpCode, Post, Res } from '@nestjs/common';
 import express from 'express';
+import Fastify from 'fastify';
 import { listening } from './support/http';
 import { sendPayment, useTppUsers } from './support/idempotency-apps';
+import { startNestApp } from './support/nest-app';
 
 const PUBLIC = 'https://api.bank.example';
 const tpp = useTppUsers(PUBLIC);
@@ -354,6 +363,72 @@ describe('attacks that held', () => {
       expect([first.status, first.text, retry.status, retry.text, processed]).toEqual([204, '', 204, '', 1]);
     } finally {
       await served.close();
+    }
+  }, 30_000);
+
+  it('IDEM-10 IDEM-11 nestjs (Express platform): a handler that streams its 201 receipt and throws after the first part: Nest’s exception filter sees the head sent and only ends the response; the answer is kept as sent and replayed, paid once', async () => {
+    let processed = 0;
+    @Controller('payments')
+    class Payments {
+      @Post()
+      @HttpCode(201)
+      @FapiPolicy({ scopes: ['payments:write'], idempotency: 'required' })
+      async pay(@Res() res: ServerResponse) {
+        processed++;
+        res.statusCode = 201;
+        res.setHeader('content-type', 'application/json');
+        res.write('{"payment":');
+        await pause(20);
+        throw new Error('receipt source failed');
+      }
+    }
+    const app = await startNestApp('nestjs', tpp.options, [Payments], undefined, { rawBody: true });
+    try {
+      const k = key('nest-express-streamed-throw');
+      const first = await payCutOff(app.url, k);
+      await pause(100);
+      const retry = await settledRetry(app.url, k);
+      const answered = retry.status === 409 ? retry.text.includes(UNKEPT) : retry.status === 201 && retry.text === first.text;
+      expect([first.status, answered, processed, retry.status, retry.text]).toEqual([201, true, 1, retry.status, retry.text]);
+    } finally {
+      await app.close();
+    }
+  }, 30_000);
+
+  it('IDEM-10 IDEM-11 fastify: `reply.code(201).send(stream)` whose source fails after the first part (Fastify destroys the response, no status of its own): the retry gets 409 not kept, paid once', async () => {
+    const app = Fastify();
+    await app.register(fastifyPlugin, tpp.options);
+    let processed = 0;
+    app.post(
+      '/payments',
+      { config: { fapi: routePolicy({ scopes: ['payments:write'], idempotency: 'required' }) } },
+      async (_request, reply) => {
+        processed++;
+        const id = `pay-${processed}`;
+        const failing = processed === 1;
+        const receipt = new Readable({ read() {} });
+        receipt.push('{"payment":');
+        setTimeout(() => {
+          if (failing) receipt.destroy(new Error('receipt source failed'));
+          else {
+            receipt.push(`"${id}"}`);
+            receipt.push(null);
+          }
+        }, 20);
+        return reply.code(201).type('application/json').send(receipt);
+      },
+    );
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    try {
+      const k = key('fastify-stream-fails-midbody');
+      const first = await payCutOff(url, k);
+      await pause(100);
+      const retry = await settledRetry(url, k);
+      expect(first.status).toBe(201);
+      expectAnsweredOnce(retry, processed);
+    } finally {
+      await app.close();
     }
   }, 30_000);
 });
