@@ -33,11 +33,19 @@
  * client which leaves mid-body, then ends (409 not kept); `res.flushHeaders()` then a body
  * (kept and replayed as sent); a 204 answer (kept and replayed); NestJS on Express with the same
  * streamed receipt failing (Nest's filter checks the head and only ends: kept as sent); Fastify's
- * `send(stream)` failing mid-body (Fastify destroys the response without a status: 409 not kept).
+ * `send(stream)` failing mid-body (Fastify destroys the response without a status: 409 not kept);
+ * Express's `res.sendFile` to a client gone before the head (send pipes the file: 409 not kept).
+ * Read, not tested: compression middleware ahead of the guard (documented as not covered), a
+ * handler that destroys the response itself and never answers (as review 13's note), a server
+ * timeout middleware answering 503 while the handler still runs (the recorder cannot see an
+ * Express handler's end; a 5xx is taken for "not processed" by design).
  */
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as fastifyPlugin, routePolicy } from '@fapi-guard/fastify';
@@ -429,6 +437,42 @@ describe('attacks that held', () => {
       expectAnsweredOnce(retry, processed);
     } finally {
       await app.close();
+    }
+  }, 30_000);
+
+  it('IDEM-10 IDEM-11 express: a handler that pays, writes the receipt to a file and answers `res.status(201).sendFile(receipt)` to a client gone before the head: the retry is answered (send pipes the file: 409 not kept), not processed again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fapi-attack14-'));
+    const fapi = expressGuard(tpp.options);
+    const app = express();
+    let processed = 0;
+    const started = signal();
+    const done = signal();
+    app.post('/payments', fapi.protect({ scopes: ['payments:write'], idempotency: 'required' }), async (_req, res) => {
+      if (processed === 0) {
+        started.fire();
+        await closed(res);
+      }
+      processed++;
+      const receipt = join(dir, `pay-${processed}.json`);
+      writeFileSync(receipt, `{"payment":"pay-${processed}"}`);
+      res.status(201).sendFile(receipt, (error) => {
+        done.fire();
+        if (error && (error as NodeJS.ErrnoException).code !== 'ECONNABORTED') res.destroy();
+      });
+    });
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    try {
+      const k = key('express-gone-sendfile');
+      await payAndHangUpWhen(served.url, k, started.promise);
+      await done.promise;
+      await pause(100);
+      const retry = await settledRetry(served.url, k);
+      expectAnsweredOnce(retry, processed);
+      const again = await settledRetry(served.url, key('express-live-sendfile'));
+      expect([again.status, again.text]).toEqual([201, `{"payment":"pay-${processed}"}`]);
+    } finally {
+      await served.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
 });
