@@ -13,8 +13,10 @@
  *    (`res.status(500).json(…)`, as in every Express API) sets statusCode 500, then throws
  *    ERR_HTTP_HEADERS_SENT at `json`'s setHeader; Express's final handler destroys the socket.
  *    The 'close' listener records `{ status: 500, tooLarge }`: a server error, the key freed; the
- *    retry pays a second time. The client saw 201 and part of the receipt. core.md: a response
- *    that was cut off after part of it went out is "processed, response not kept" (409). The same
+ *    retry pays a second time. The client saw 201 and part of the receipt. core.md ("A response
+ *    not sent as declared … is kept as 'processed, response not kept' (409 to retries) … So is a
+ *    response cut off after its head: Express destroys the connection of a handler that fails
+ *    midway through its body … settled when the connection closes"). The same
  *    with an error middleware that ends the response itself after setting 500
  *    (`res.status(500).end(…)`: `sentOf` records the 500 the client never got; freed, paid twice),
  *    and with one written for Node (`res.writeHead(500, …)`): Node's writeHead throws
