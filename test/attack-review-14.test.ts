@@ -1,7 +1,8 @@
 /**
  * Attack review 14: recordNodeResponse (packages/core/src/idempotency/node.ts) after b883eb8.
  * Each test under "findings" asserts what docs/packages/core.md (Idempotency keys) promises and
- * fails on b883eb8; "attacks that held" pass.
+ * failed on b883eb8; they pass since the fix (the status recorded is the one the head went out
+ * with; a second head is refused before anything of it is applied); "attacks that held" pass.
  *
  * 1. Processed twice (express, a client still there) — node.ts recordNodeResponse: the status
  *    recorded is `res.statusCode` when the response is settled (`sentOf`, the 'close' listener's

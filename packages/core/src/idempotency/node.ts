@@ -136,9 +136,17 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
   const answering = (how: 'answered' | 'written') => {
     if (answer === 'answered' || answer === 'written') return;
     answer = how;
-    answerStatus = res.statusCode;
+    answerStatus = sentStatus();
     settleUnended();
   };
+  /**
+   * The status the head went out with. Node lets `statusCode` change after the head was sent
+   * (an error handler's `res.status(500)` on a 201 already streaming): what was sent is recorded.
+   * Node's implicit head (a `write`, `end`, `flushHeaders`) goes through `writeHead` too; HTTP/2's
+   * compatibility response does not, so there the status as it stands is read.
+   */
+  let headStatus: number | undefined;
+  const sentStatus = () => headStatus ?? res.statusCode;
   /** Inside the inner `end`: HTTP/2's compatibility `end(chunk)` writes its chunk through `write`, already kept. */
   let ending = false;
   const keep = (chunk: Chunk | undefined | null, encoding: unknown) => {
@@ -149,10 +157,10 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
   };
   /** What was sent, as recorded: kept, or (too large, not sent as declared, unreadable) "not kept". */
   const sentOf = (misframed: boolean): SentResponse => {
-    const notKept = { status: res.statusCode, tooLarge: true as const };
+    const notKept = { status: sentStatus(), tooLarge: true as const };
     if (size > ticket.maxResponseBytes || misframed) return notKept;
     try {
-      return { status: res.statusCode, headers: headerLines(res), body: Buffer.concat(chunks) };
+      return { status: sentStatus(), headers: headerLines(res), body: Buffer.concat(chunks) };
     } catch {
       // Headers that cannot be read back: never left in flight, never replayed wrong.
       return notKept;
@@ -170,14 +178,18 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
       if (finished || res.writableEnded) return;
       finished = true;
       if (answer === 'failed') void ticket.release();
-      else void ticket.finish(onItsWay() ? { handled: true } : { status: res.statusCode, tooLarge: true });
+      else void ticket.finish(onItsWay() ? { handled: true } : { status: sentStatus(), tooLarge: true });
     });
   };
   // writeHead(status, headers) sends headers that never pass setHeader: applied as setHeader
   // calls first, so that the headers recorded are the ones sent.
   res.writeHead = function recordedWriteHead(this: ServerResponse, ...args: unknown[]) {
+    // A second head is refused by Node (ERR_HTTP_HEADERS_SENT): nothing of it is applied.
+    if (this.headersSent) return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
     applyWriteHead(res, args);
-    return writeHead.call(this, this.statusCode);
+    const result = writeHead.call(this, this.statusCode);
+    headStatus = this.statusCode;
+    return result;
   } as typeof res.writeHead;
   res.write = function recordedWrite(this: ServerResponse, chunk: Chunk, ...rest: unknown[]) {
     keep(chunk, rest[0]);
@@ -211,7 +223,7 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
         // A server error to a client gone after the handler's own answer was on its way, written
         // or piped, is the failure to send it (Fastify's 500 for a stream cut off, an error
         // handler's 500 for `pipeline` rejecting at the closed response): processed.
-        const failedToSend = onItsWay() && gone && res.statusCode >= 500;
+        const failedToSend = onItsWay() && gone && sentStatus() >= 500;
         void ticket.finish(
           failedToSend ? { handled: true } : sentOf(!ended || (declared === undefined ? gone : Number(declared) !== size)),
         );
@@ -228,7 +240,7 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
     if (finished) return;
     if (!res.headersSent) return settleUnended();
     finished = true;
-    void ticket.finish({ status: res.statusCode, tooLarge: true });
+    void ticket.finish({ status: sentStatus(), tooLarge: true });
   });
   return {
     answered() {
