@@ -97,13 +97,18 @@ describe('MemoryIdempotencyStore', () => {
   it('IDEM-12 each client holds at most maxPerClient keys; others go on; a key given back is room again', async () => {
     const store = new MemoryIdempotencyStore({ max: 10, maxPerClient: 2 });
     const first = await claimed(store, 'a1');
-    await claimed(store, 'a2');
+    const second = await claimed(store, 'a2');
     await expect(store.claim('a3', 'f', 60_000, 'a')).rejects.toThrow(
       "idempotency store is full (this client's share: 2 keys, 6710886 bytes)",
     );
+    await expect(store.claim('a3', 'f', 60_000, 'a')).rejects.toMatchObject({ name: 'IdempotencyStoreFullError' });
     await expect(store.claim('a3', 'f', 60_000, 'a')).rejects.toBeInstanceOf(IdempotencyStoreFullError);
+    // A client at its key limit still completes the keys it holds (a response replaces its claim).
+    await store.complete('a1', first, done(300), 60_000);
+    expect(await store.claim('a1', 'f', 60_000, 'a')).toMatchObject({ claimed: false, record: { state: 'done' } });
     await claimed(store, 'b1', 'b');
-    await store.release('a1', first);
+    await claimed(store, 'b2', 'b');
+    await store.release('a2', second);
     await claimed(store, 'a3');
   });
 
@@ -133,6 +138,12 @@ describe('MemoryIdempotencyStore', () => {
     await claimed(keys, 'k2', 'b');
     await expect(keys.claim('k3', 'f', 60_000, 'c')).rejects.toThrow('idempotency store is full (2 keys, 512 bytes)');
     expect(await keys.claim('k1', 'f', 60_000, 'a')).toMatchObject({ claimed: false });
+    // A full store still completes the keys it holds.
+    const full = new MemoryIdempotencyStore({ max: 2, maxPerClient: 2 });
+    const held = await claimed(full, 'h1', 'a');
+    await claimed(full, 'h2', 'b');
+    await full.complete('h1', held, done(300), 60_000);
+    expect(await full.claim('h1', 'f', 60_000, 'a')).toMatchObject({ claimed: false, record: { state: 'done' } });
     const bytes = new MemoryIdempotencyStore({ maxBytes: 1100, maxBytesPerClient: 1100 });
     const tokens: string[] = [];
     for (const k of ['b1', 'b2', 'b3', 'b4']) tokens.push(await claimed(bytes, k, k));
@@ -144,7 +155,8 @@ describe('MemoryIdempotencyStore', () => {
     const others: string[] = [];
     for (const k of ['c1', 'c2', 'c3', 'c4']) others.push(await claimed(again, k, k));
     await again.complete('c1', others[0] as string, done(333), 60_000);
-    expect(await again.claim('c1', 'f', 60_000, 'c1')).toMatchObject({ claimed: false, record: { state: 'unkept' } });
+    // Not kept, and no `layers` member where the response had none.
+    expect(await again.claim('c1', 'f', 60_000, 'c1')).toStrictEqual({ claimed: false, record: { state: 'unkept', fingerprint: 'f' } });
   });
 
   it('IDEM-12 expired keys make room again: a client’s own, and the store’s on a sweep', async () => {

@@ -17,6 +17,7 @@ import {
   type IdempotencyRecord,
   type IdempotencyStore,
   IdempotencyStoreFullError,
+  type StoredResponse,
 } from './store.js';
 
 export interface MemoryIdempotencyStoreOptions {
@@ -53,8 +54,7 @@ interface Share {
 }
 
 /** The layers that checked the first request, kept when its response is not (layers.ts). */
-function layersOf(outcome: IdempotencyOutcome): { layers?: number } {
-  const layers = outcome.state === 'done' ? outcome.response.layers : outcome.layers;
+function layersOf({ layers }: StoredResponse): { layers?: number } {
   return layers === undefined ? {} : { layers };
 }
 
@@ -169,8 +169,9 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     // `get` answers live entries only: the claim's bytes are replaced by the outcome's.
     const replacing = held.size;
     let record: IdempotencyRecord = outcome;
-    if (!this.clientFits(held.client, sizeOf(record), replacing) || !this.fits(sizeOf(record), replacing))
-      record = { state: 'unkept', fingerprint: outcome.fingerprint, ...layersOf(outcome) };
+    // Only a response can outgrow its claim (every other record is counted as 256 bytes, as the claim is).
+    if (outcome.state === 'done' && (!this.clientFits(held.client, sizeOf(record), replacing) || !this.fits(sizeOf(record), replacing)))
+      record = { state: 'unkept', fingerprint: outcome.fingerprint, ...layersOf(outcome.response) };
     this.put(key, { record, token: undefined, client: held.client, size: sizeOf(record) }, ttlMs);
   }
 
