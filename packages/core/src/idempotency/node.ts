@@ -188,7 +188,9 @@ function recordNodeResponse(res: ServerResponse, ticket: IdempotencyTicket): Nod
     if (this.headersSent) return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
     applyWriteHead(res, args);
     const result = writeHead.call(this, this.statusCode);
-    headStatus = this.statusCode;
+    // Sent only if Node's own ran: a response-signing wrapper underneath holds the head until `end`
+    // (and may answer 500 then), and its head goes out through Node's writeHead, not this one.
+    if (this.headersSent) headStatus = this.statusCode;
     return result;
   } as typeof res.writeHead;
   res.write = function recordedWrite(this: ServerResponse, chunk: Chunk, ...rest: unknown[]) {
