@@ -88,7 +88,7 @@
  * "attacks that held" pass: what the same set-ups do right.
  */
 
-import { request as httpRequest, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { MemoryIdempotencyStore } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
@@ -104,98 +104,19 @@ import { timeout } from 'hono/timeout';
 import Koa from 'koa';
 import Koa2 from 'koa2';
 import { serveHono } from './support/apps';
+import { BODY, closed, IN_FLIGHT, key, pause, signal, UNKEPT, useHangUps } from './support/hang-up';
 import { type Listening, listening } from './support/http';
-import { sendPayment, useTppUsers } from './support/idempotency-apps';
+import { sendPayment } from './support/idempotency-apps';
 import { startNestApp } from './support/nest-app';
 import { jsonAnswer, PAYMENT_FRAMEWORKS, startPaymentApp } from './support/payment-apps';
 
 const PUBLIC = 'https://api.bank.example';
-const tpp = useTppUsers(PUBLIC);
-const key = (name: string) => `"${name}-${process.pid}-${Math.random().toString(36).slice(2)}"`;
+const hangUps = useHangUps(PUBLIC);
+const { tpp, payAndHangUpWhen, hangUpThenRetry } = hangUps;
 const ukKey = () => `uk-${Math.random().toString(36).slice(2)}`;
-const BODY = '{"amount":"10.00"}';
-const IN_FLIGHT = 'still being processed';
-const UNKEPT = 'its response was not kept';
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A retry sent again while the first attempt is still being recorded (409 in flight), a bounded number of times. */
-async function settledRetry(url: string, k: string | undefined, headers: Record<string, string> = {}, tries = 100) {
-  let retry = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY, headers });
-  for (let i = 0; i < tries && retry.status === 409 && retry.text.includes(IN_FLIGHT); i++) {
-    await pause(50);
-    retry = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY, headers });
-  }
-  return retry;
-}
-
-/** Resolves once `res` closes (its client went away), or after `ms` at the latest. */
-function closed(res: ServerResponse, ms = 10_000): Promise<void> {
-  return new Promise((resolve) => {
-    if (res.destroyed) return resolve();
-    const fallback = setTimeout(resolve, ms);
-    res.once('close', () => {
-      clearTimeout(fallback);
-      resolve();
-    });
-  });
-}
-
-/** A payment whose client hangs up once `started` resolves (the handler runs), without reading any answer. */
-async function payAndHangUpWhen(url: string, k: string, started: Promise<void>): Promise<void> {
-  const { client, token } = tpp.payer;
-  const dpop = await client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: token });
-  await new Promise<void>((resolve) => {
-    const req = httpRequest(`${url}/payments`, { method: 'POST' }, (res) => {
-      // An answer before the hang-up: nothing to hang up on.
-      res.resume();
-      resolve();
-    });
-    req.on('error', () => resolve());
-    for (const [name, value] of Object.entries({
-      authorization: `DPoP ${token}`,
-      dpop,
-      'content-type': 'application/json',
-      'idempotency-key': k,
-    }))
-      req.setHeader(name, value);
-    req.end(BODY);
-    const fallback = setTimeout(() => req.destroy(), 15_000);
-    started.then(() => {
-      clearTimeout(fallback);
-      req.destroy();
-    });
-  });
-}
-
-/**
- * A payment whose client hangs up once the handler started; once the handler is done, the retry
- * is answered (the payment, or 409 not kept), never left in flight, and the payment made once.
- */
-async function hangUpThenRetry(
-  url: string,
-  name: string,
-  handler: { started: Promise<void>; done: Promise<void> },
-  processed: () => number,
-) {
-  const k = key(name);
-  await payAndHangUpWhen(url, k, handler.started);
-  await handler.done;
-  await pause(100);
-  const retry = await settledRetry(url, k, {}, 40);
-  expect(retry.text).not.toContain(IN_FLIGHT);
-  expect(retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}').toBe(true);
-  expect(processed()).toBe(1);
-}
-
-/** A promise and the function that resolves it. */
-function signal(): { promise: Promise<void>; fire: () => void } {
-  let fire!: () => void;
-  const promise = new Promise<void>((resolve) => {
-    fire = resolve;
-  });
-  return { promise, fire };
-}
+/** Retries wait out a key in flight up to 100 times here (the layered apps answer later). */
+const settledRetry = (url: string, k: string | undefined, headers: Record<string, string> = {}, tries = 100) =>
+  hangUps.settledRetry(url, k, headers, tries);
 
 describe('findings', () => {
   describe.each(PAYMENT_FRAMEWORKS)(

@@ -56,49 +56,13 @@ import { FapiPolicy } from '@fapi-guard/nestjs';
 import { Controller, HttpCode, Post, Res } from '@nestjs/common';
 import express from 'express';
 import Fastify from 'fastify';
+import { BODY, closed, key, pause, signal, UNKEPT, useHangUps } from './support/hang-up';
 import { listening } from './support/http';
-import { sendPayment, useTppUsers } from './support/idempotency-apps';
+import { sendPayment } from './support/idempotency-apps';
 import { startNestApp } from './support/nest-app';
 
 const PUBLIC = 'https://api.bank.example';
-const tpp = useTppUsers(PUBLIC);
-const key = (name: string) => `"${name}-${process.pid}-${Math.random().toString(36).slice(2)}"`;
-const BODY = '{"amount":"10.00"}';
-const IN_FLIGHT = 'still being processed';
-const UNKEPT = 'its response was not kept';
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A promise and the function that resolves it. */
-function signal(): { promise: Promise<void>; fire: () => void } {
-  let fire!: () => void;
-  const promise = new Promise<void>((resolve) => {
-    fire = resolve;
-  });
-  return { promise, fire };
-}
-
-/** Resolves once `res` closes (its client went away), or after `ms` at the latest. */
-function closed(res: { destroyed?: boolean; once(event: 'close', listener: () => void): unknown }, ms = 10_000): Promise<void> {
-  return new Promise((resolve) => {
-    if (res.destroyed) return resolve();
-    const fallback = setTimeout(resolve, ms);
-    res.once('close', () => {
-      clearTimeout(fallback);
-      resolve();
-    });
-  });
-}
-
-/** A retry sent again while the first attempt is still being recorded (409 in flight), a bounded number of times. */
-async function settledRetry(url: string, k: string | undefined, tries = 40) {
-  let retry = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
-  for (let i = 0; i < tries && retry.status === 409 && retry.text.includes(IN_FLIGHT); i++) {
-    await pause(50);
-    retry = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
-  }
-  return retry;
-}
+const { tpp, settledRetry, payAndHangUpWhen, expectAnsweredOnce } = useHangUps(PUBLIC);
 
 /** A payment whose answer may be cut off (the connection reset): what arrived, never a rejection. */
 async function payCutOff(url: string, k: string): Promise<{ status: number; text: string }> {
@@ -127,41 +91,6 @@ async function payCutOff(url: string, k: string): Promise<{ status: number; text
       req.setHeader(name, value);
     req.end(BODY);
   });
-}
-
-/** A payment whose client hangs up once `started` resolves (the handler runs), without reading any answer. */
-async function payAndHangUpWhen(url: string, k: string, started: Promise<void>): Promise<void> {
-  const { client, token } = tpp.payer;
-  const dpop = await client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken: token });
-  await new Promise<void>((resolve) => {
-    const req = httpRequest(`${url}/payments`, { method: 'POST' }, (res) => {
-      res.resume();
-      resolve();
-    });
-    req.on('error', () => resolve());
-    for (const [name, value] of Object.entries({
-      authorization: `DPoP ${token}`,
-      dpop,
-      'content-type': 'application/json',
-      'idempotency-key': k,
-    }))
-      req.setHeader(name, value);
-    req.end(BODY);
-    const fallback = setTimeout(() => req.destroy(), 15_000);
-    started.then(() => {
-      clearTimeout(fallback);
-      req.destroy();
-    });
-  });
-}
-
-/**
- * The retry of a payment made once: the payment, or 409 "not kept" — never 409 in flight, never a
- * second processing (the values are in the failure message).
- */
-function expectAnsweredOnce(retry: { status: number; text: string }, processed: number) {
-  const answered = retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text === '{"payment":"pay-1"}';
-  expect([answered, processed, retry.status, retry.text]).toEqual([true, 1, retry.status, retry.text]);
 }
 
 /**
