@@ -122,7 +122,7 @@ export const MODULES = {
   // ...and the FAPI 1.0 Advanced headers, HTTP dates and the profiles.
   'regimes-headers': {
     mutate: ['fapi-headers.ts', 'http-date.ts', 'profiles.ts'].map((f) => core(`regimes/${f}`)),
-    quick: suites('packages/core/test/(fapi-headers|policy|options|config-keys)'),
+    quick: suites('packages/core/test/(fapi-headers|profiles|policy|options|config-keys)'),
     wide: suites(...REGIMES_WIDE),
   },
   express: { mutate: ['packages/express/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },

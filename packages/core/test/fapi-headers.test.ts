@@ -32,7 +32,17 @@ describe('HTTP-date', () => {
     expect(iso('Thu, 31 Apr 2014 10:00:00 GMT')).toBeUndefined();
     expect(iso('Wed, 30 Apr 2014 10:00:00 GMT')).toBe('2014-04-30T10:00:00.000Z');
     expect(iso('Tue, 00 Apr 2014 10:00:00 GMT')).toBeUndefined();
-    expect(iso('Sat, 01 Jan 0999 00:00:00 GMT')).toBeUndefined();
+    expect(iso('Fri, 40 Jan 2024 10:00:00 GMT')).toBeUndefined(); // 9 Feb was a Friday: only the day refuses it
+    expect(iso('Mon Apr  0 10:00:00 2014')).toBeUndefined(); // 31 Mar was a Monday
+  });
+
+  it('DEC-14 refuses a year below 1000, which Date.UTC would misread (0099 as 1999)', () => {
+    // Each with the weekday its date fell on, so only the year can refuse it.
+    expect(iso('Wed, 01 Jan 1000 00:00:00 GMT')).toBe('1000-01-01T00:00:00.000Z');
+    expect(iso('Tue, 01 Jan 0999 00:00:00 GMT')).toBeUndefined();
+    expect(iso('Fri, 01 Jan 1999 00:00:00 GMT')).toBe('1999-01-01T00:00:00.000Z');
+    expect(iso('Fri, 01 Jan 0099 00:00:00 GMT')).toBeUndefined();
+    expect(iso('Fri Jan  1 00:00:00 0099')).toBeUndefined();
   });
 
   it('DEC-14 refuses a weekday the date did not fall on', () => {
@@ -120,16 +130,29 @@ describe('readFapiCustomerHeaders', () => {
 
   it('FAPIA-RS-06 FAPIA-RS-07 hands over both values, without surrounding whitespace', () => {
     expect(read({})).toEqual({ ok: true, headers: {} });
-    expect(read({ 'x-fapi-customer-ip-address': [' \t2001:db8::1 '], 'x-fapi-auth-date': [' Sun, 06 Nov 1994 08:49:37 GMT\t'] })).toEqual({
+    expect(
+      read({ 'x-fapi-customer-ip-address': [' \t2001:db8::1 \t'], 'x-fapi-auth-date': [' Sun, 06 Nov 1994 08:49:37 GMT\t '] }),
+    ).toEqual({
       ok: true,
       headers: { customerIpAddress: '2001:db8::1', authDate: new Date('1994-11-06T08:49:37Z') },
     });
   });
 
   it('DEC-14 allows an auth date up to the clock tolerance ahead, not a second more', () => {
-    const at = (ms: number) => read({ 'x-fapi-auth-date': [new Date(ms).toUTCString()] }).ok;
-    expect(at(NOW + 10_000)).toBe(true);
-    expect(at(NOW + 11_000)).toBe(false);
+    const at = (ms: number) => read({ 'x-fapi-auth-date': [new Date(ms).toUTCString()] });
+    expect(at(NOW + 10_000).ok).toBe(true);
+    expect(at(NOW + 11_000)).toEqual({ ok: false, detail: 'x-fapi-auth-date is in the future' });
+  });
+
+  it('DEC-14 refuses a value that is not an HTTP-date or not an address, saying which', () => {
+    expect(read({ 'x-fapi-auth-date': ['2026-12-06T09:00:00Z'] })).toEqual({
+      ok: false,
+      detail: 'x-fapi-auth-date is not an HTTP-date (RFC 7231 §7.1.1.1)',
+    });
+    expect(read({ 'x-fapi-customer-ip-address': ['198.51.100.256'] })).toEqual({
+      ok: false,
+      detail: 'x-fapi-customer-ip-address is not an IPv4 or IPv6 address',
+    });
   });
 
   it('DEC-14 refuses each header sent twice', () => {
@@ -137,6 +160,9 @@ describe('readFapiCustomerHeaders', () => {
       ok: false,
       detail: '2 x-fapi-customer-ip-address header lines',
     });
-    expect(read({ 'x-fapi-auth-date': ['Sun, 06 Nov 1994 08:49:37 GMT', 'Sun, 06 Nov 1994 08:49:37 GMT'] }).ok).toBe(false);
+    expect(read({ 'x-fapi-auth-date': ['Sun, 06 Nov 1994 08:49:37 GMT', 'Sun, 06 Nov 1994 08:49:37 GMT'] })).toEqual({
+      ok: false,
+      detail: '2 x-fapi-auth-date header lines',
+    });
   });
 });

@@ -90,7 +90,8 @@ export type ProfileChoice = { ok: true; profile: Profile } | { ok: false; detail
 /** The profiles of one guard and how a request's client is matched to one. */
 export class Profiles {
   private readonly byName: ReadonlyMap<ProfileName, Profile>;
-  private readonly clients: ReadonlyMap<string, ClientProfileName>;
+  /** By client id; a token without one (`undefined`) is never listed. */
+  private readonly clients: ReadonlyMap<string | undefined, ClientProfileName>;
 
   constructor(
     readonly fallback: Profile,
@@ -114,7 +115,7 @@ export class Profiles {
 
   /** Registered client, else the token's claim, else the guard's profile; a disagreement is refused. */
   choose(clientId: string | undefined, claims: Readonly<AccessTokenClaims>): ProfileChoice {
-    const registered = clientId === undefined ? undefined : this.clients.get(clientId);
+    const registered = this.clients.get(clientId);
     let named: string | undefined;
     if (this.claim !== undefined && Object.hasOwn(claims, this.claim)) {
       const value = claims[this.claim];
