@@ -134,6 +134,8 @@ describe('which profile serves a client (clientProfiles)', () => {
     const guard = migrating();
     expect(await outcome(guard, await viaDpop(client('tpp', { fapi_profile: 'fapi1-advanced' })))).toBe('ok');
     expect(await outcome(guard, await viaDpop(client('tpp', { fapi_profile: 'oauth2' })))).toBe('ok');
+    // Not even one named after the unset option.
+    expect(await outcome(guard, await viaDpop(client('tpp', { undefined: 'fapi1-advanced' })))).toBe('ok');
   });
 
   it('MIG-02 the claim cannot move a registered client, and names only fapi2 or fapi1-advanced', async () => {
@@ -155,5 +157,7 @@ describe('which profile serves a client (clientProfiles)', () => {
     expect(guard.options.dpopAlgorithms).toEqual(['ES256', 'PS256', 'EdDSA']);
     expect(await outcome(guard, await viaDpop(client('new-tpp')))).toBe('ok');
     expect(await outcome(guard, await viaDpop(client('tpp')))).toBe('binding_not_allowed');
+    // Routes take their default from the guard's profile: no unbound tokens, for either client.
+    expect(await outcome(guard, await unbound(client('new-tpp')))).toBe('binding_missing');
   });
 });
