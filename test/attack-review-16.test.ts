@@ -25,13 +25,27 @@
  *    tokens/introspection.ts; docs/packages/core.md: "`introspectJwts` … also introspect locally
  *    valid JWTs"). Set-up: `issuers: [A, B]`, `introspection: { issuer: A, … }`,
  *    `introspectJwts: true` (A's tokens must be revocable). Every access token of B — a live
- *    bearer credential for this API — is POSTed to A's introspection endpoint (RFC 9700 §4.9:
- *    access tokens go to no one but the resource; RFC 8725 §3.8 / RFC 9207: one issuer never
- *    answers for another's tokens), and A, which knows nothing of it, answers `active: false`:
+ *    bearer credential for this API — is POSTed to A's introspection endpoint (RFC 7662 §1: a
+ *    resource asks the authorization server that issued the token; RFC 9700 §4.9: an RS must not
+ *    pass access tokens on; RFC 8725 §3.8: one issuer never answers for another's tokens), and
+ *    A, which knows nothing of it, answers `active: false`:
  *    every request with a valid token of B is refused 401 (token_inactive). Fix: in verifyToken,
  *    introspect a locally verified JWT only when `result.token.claims.iss === introspector.issuer`
  *    (or refuse `introspectJwts` with several issuers at start-up unless each has its own
  *    introspection).
+ *
+ * Looked at and held (below): the Authorization line's regex is linear (60 000 blanks: ms); a
+ * spent DPoP proof whose ECDSA signature is malleated (s → n − s) is still a replay (the key is
+ * htu + jti); a spent proof with another query string is a replay; with two public origins a
+ * proof for one is refused at the other; introspection against an issuer whose discovery never
+ * answers is a 503 with Retry-After within the timeouts; without introspectJwts a token of B is
+ * never introspected at A; an introspection answer of A naming issuer B is refused; a JWT that
+ * names B but is signed with A's key is refused. Read, not tested (held): the DPoP proof checks
+ * on hostile JWKs (short, non-string, Ed448, over-long or zero-padded RSA members, `__proto__`
+ * kty, string key_ops — all `dpop_proof_invalid`/`binding_mismatch`, never `internal`); the
+ * exchange deadline is not cleared before the body ends (a JWKS that drips is cut at timeoutMs);
+ * @hono/node-server refuses a Host that would move the routed path; the caches keyed by
+ * client-chosen values are all bounded (DPoP headers/keys 10 000, URLs 1 000, addresses 1 024).
  */
 import { createServer, type Server } from 'node:http';
 import { connect, createServer as createH2cServer } from 'node:http2';
@@ -167,6 +181,57 @@ describe('findings: introspectJwts with several issuers', () => {
     } finally {
       await api.close();
     }
+  });
+});
+
+describe('attacks that held: several issuers and introspection', () => {
+  let b: MockIssuer;
+  beforeAll(async () => {
+    b = await MockIssuer.start({ audience: AUDIENCE });
+    as.introspectionClients.set('rs-client', 'rs-secret');
+  });
+  afterAll(() => b.stop());
+  afterEach(() => {
+    as.introspection = {};
+  });
+
+  const options = (extra: Record<string, unknown> = {}) => ({
+    issuers: [as.issuer, b.issuer],
+    audience: AUDIENCE,
+    publicUrl: AUDIENCE,
+    logger: false as const,
+    introspection: {
+      issuer: as.issuer,
+      clientId: 'rs-client',
+      clientAuth: { method: 'client_secret_basic' as const, clientSecret: 'rs-secret' },
+      cache: false as const,
+    },
+    ...extra,
+  });
+
+  it("without introspectJwts, B's JWT is verified with B's keys only and never introspected at A", async () => {
+    const guard = createGuard(options());
+    const before = as.requests.introspect;
+    const result = await guard.check(request(await b.mint({ scope: 'accounts' })), { scopes: ['accounts'], allowBearer: true });
+    expect(result.ok).toBe(true);
+    expect(as.requests.introspect).toBe(before);
+  });
+
+  it("an opaque token whose introspection answer at A names issuer B is refused (RFC 9068 §4, no answer for another issuer's token)", async () => {
+    const guard = createGuard(options());
+    const opaque = await as.mintOpaque({ scope: 'accounts' });
+    as.introspection = { transform: (answer) => ({ ...answer, iss: b.issuer }) };
+    const result = (await guard.check(request(opaque), { scopes: ['accounts'], allowBearer: true })) as GuardError;
+    expect(result).toMatchObject({ ok: false, reason: 'token_issuer', status: 401, error: 'invalid_token' });
+  });
+
+  it("a JWT that claims B as issuer but is signed with A's key is refused, though A's introspection would call it active", async () => {
+    const guard = createGuard(options({ introspectJwts: true }));
+    // A's token with iss rewritten to B, signed by A: B does not publish A's key.
+    const token = await as.mint({ scope: 'accounts', claims: { iss: b.issuer } });
+    const result = (await guard.check(request(token), { scopes: ['accounts'], allowBearer: true })) as GuardError;
+    expect(result).toMatchObject({ ok: false, status: 401, error: 'invalid_token' });
+    expect(['token_key_unknown', 'token_signature']).toContain(result.reason);
   });
 });
 
