@@ -88,8 +88,8 @@ describe('findings', () => {
       const elapsed = performance.now() - started;
       // fapi2 does not validate the header: the request passes; the point is what it cost.
       expect(result.ok).toBe(true);
-      // A linear trim of 60 kB takes well under a millisecond; the regex takes seconds.
-      expect(elapsed).toBeLessThan(150);
+      // A linear trim of 60 kB takes well under a millisecond; the regex took seconds (1.4–4 s here).
+      expect(elapsed).toBeLessThan(1000);
     },
   );
 
@@ -121,7 +121,7 @@ describe('findings', () => {
       // 60 000 characters: within HTTP/2's default header list of 64 KiB.
       const slow = await get({ authorization: `Bearer ${token}`, 'x-fapi-customer-ip-address': `1${' '.repeat(60_000)}1` });
       expect(slow.status).toBe(200);
-      expect(slow.ms).toBeLessThan(300);
+      expect(slow.ms).toBeLessThan(1000);
     } finally {
       session.destroy();
       await new Promise((resolve) => server.close(resolve));

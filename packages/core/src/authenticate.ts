@@ -35,7 +35,9 @@ function verifyToken(parts: GuardParts, token: string): TokenResult | Promise<To
     if (!opts.introspectJwts || !introspector) return verified;
     return (async () => {
       const result = await verified;
-      if (!result.ok) return result;
+      // The endpoint answers for its own issuer's tokens (RFC 7662 §1): another trusted issuer's
+      // token is never sent to it (attack review 16).
+      if (!result.ok || result.token.claims.iss !== introspector.issuer) return result;
       // Revocation check: the AS must still call the token active (FAPI 2.0 §5.3.4 #3).
       const status = await introspector.introspect(token, result.token.hash);
       return status.ok ? result : status;

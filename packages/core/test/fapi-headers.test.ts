@@ -3,6 +3,7 @@
  * #3–4) in process: each format, each boundary.
  */
 import { HTTP_DATE_MAX_LENGTH, isCustomerIpAddress, parseHttpDate, readFapiCustomerHeaders } from '../src/index';
+import { trimOws } from '../src/regimes/fapi-headers';
 
 const NOW = Date.UTC(2026, 11, 6, 9, 30, 0);
 const iso = (value: string, now = NOW) => parseHttpDate(value, now)?.toISOString();
@@ -122,6 +123,27 @@ describe('x-fapi-customer-ip-address', () => {
   it('DEC-14 bounds the value at 64 characters (an IPv6 address with a zone fits)', () => {
     expect(isCustomerIpAddress(`fe80::1%${'a'.repeat(56)}`)).toBe(true);
     expect(isCustomerIpAddress(`fe80::1%${'a'.repeat(57)}`)).toBe(false);
+  });
+});
+
+describe('optional whitespace (RFC 9110 §5.5)', () => {
+  it('DEC-14 removes SP and HTAB at both ends, nothing inside and no other blank', () => {
+    expect(trimOws(' \t a \t b \t ')).toBe('a \t b');
+    expect(trimOws('\t\t')).toBe('');
+    expect(trimOws('')).toBe('');
+    expect(trimOws('a')).toBe('a');
+    for (const blank of ['\u00a0', '\r', '\n', '\v', '\f', '\u2003']) {
+      expect(trimOws(`${blank}a${blank}`)).toBe(`${blank}a${blank}`);
+    }
+  });
+
+  it('DEC-14 runs in linear time: 100 000 blanks between two characters (attack review 16)', () => {
+    const value = `1${' '.repeat(100_000)}1`;
+    const started = performance.now();
+    expect(trimOws(value)).toBe(value);
+    expect(trimOws(`\t${value} `)).toBe(value);
+    // A regex for trailing blanks retries at every blank of the run: seconds for this; a scan, well under a ms.
+    expect(performance.now() - started).toBeLessThan(1000);
   });
 });
 

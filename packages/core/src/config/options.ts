@@ -263,7 +263,9 @@ export interface GuardOptions extends OriginOptions {
   tokenFormat?: 'jwt' | 'opaque' | 'auto';
   /**
    * Also introspect JWTs that passed the local checks, so a revoked token is refused within the
-   * introspection cache time instead of working until it expires.
+   * introspection cache time instead of working until it expires. Only the JWTs of
+   * `introspection.issuer`: another trusted issuer's tokens are never sent to its endpoint and are
+   * checked locally only.
    * @default false
    */
   introspectJwts?: boolean;
