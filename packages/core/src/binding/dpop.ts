@@ -13,7 +13,7 @@ import type { KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { sha256base64url } from '../common/hash.js';
-import { decodeJsonSegment, publicKeyFromJwk, verifyCompactJws, verifyCompactJwsInPool } from '../common/jws.js';
+import { decodeJsonSegment, isExplicitType, publicKeyFromJwk, verifyCompactJws, verifyCompactJwsInPool } from '../common/jws.js';
 import { rsaKeyProblem } from '../common/rsa.js';
 import type { ReplayStore } from '../common/stores.js';
 import type { GuardErrorReason } from '../errors.js';
@@ -217,7 +217,7 @@ export class DpopVerifier {
     const header = decodeJsonSegment(segment);
     if (!header) return invalid('header is not a JSON object');
     // Step 4: explicit type.
-    if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'dpop+jwt') return invalid(`typ ${JSON.stringify(header.typ)}`);
+    if (!isExplicitType(header.typ, 'dpop+jwt')) return invalid(`typ ${JSON.stringify(header.typ)}`);
     // Step 5: an allowed asymmetric algorithm (never none or a MAC).
     const alg = header.alg;
     if (typeof alg !== 'string' || !s.algorithms.includes(alg)) return invalid(`alg ${JSON.stringify(alg)}`);

@@ -89,6 +89,18 @@ export function decodeJsonSegment(segment: string): Record<string, unknown> | un
   }
 }
 
+/**
+ * Explicit typing (RFC 8725 §3.11): `typ` names the media type `application/<type>`. RFC 7515
+ * §4.1.9: a value without `/` is read with `application/` before it; media types compare
+ * case-insensitively (RFC 9110 §8.3.1). So `dpop+jwt`, `application/dpop+jwt` and `DPoP+JWT` are
+ * one type.
+ */
+export function isExplicitType(typ: unknown, type: string): boolean {
+  if (typeof typ !== 'string') return false;
+  const lower = typ.toLowerCase();
+  return lower === type || lower === `application/${type}`;
+}
+
 /** RFC 9110 §8.3.1: the media type `application/jwt` (RFC 7519 §10.3.1), case-insensitive, parameters ignored. */
 export function isJwtMediaType(contentType: string | undefined): boolean {
   return (contentType ?? '').split(';', 1)[0]?.trim().toLowerCase() === 'application/jwt';

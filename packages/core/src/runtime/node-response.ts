@@ -24,17 +24,40 @@ function headerSnapshot(res: ServerResponse): GuardHeaders {
   return headers;
 }
 
-/** Applies `writeHead(status[, message][, headers])` as setHeader calls, so nothing is sent yet. */
+/**
+ * The `[name, value]` entries of a writeHead header list, in either form Node takes: flat
+ * `[name, value, name, value]`, or `[name, value]` pairs (node:http's `_storeHeader`, node:http2's
+ * compatibility `writeHead`; attack review 15).
+ */
+function listEntries(headers: readonly unknown[]): Array<readonly [unknown, unknown]> {
+  if (headers.length > 0 && Array.isArray(headers[0]))
+    return headers.map((pair) => [(pair as unknown[])[0], (pair as unknown[])[1]] as const);
+  // Node refuses a flat list of odd length before it changes anything.
+  if (headers.length % 2 !== 0) {
+    throw Object.assign(new TypeError("The argument 'headers' is invalid: a flat list of names and values has an even length"), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+  }
+  const entries: Array<readonly [unknown, unknown]> = [];
+  for (let i = 0; i < headers.length; i += 2) entries.push([headers[i], headers[i + 1]]);
+  return entries;
+}
+
+/**
+ * Applies `writeHead(status[, message][, headers])` as setHeader calls, so nothing is sent yet.
+ * As in Node, a name in a list replaces the value set before, and a name listed twice keeps both.
+ */
 export function applyWriteHead(res: ServerResponse, args: unknown[]): void {
   const [status, second, third] = args;
-  res.statusCode = status as number;
   const headers = typeof second === 'string' ? third : second;
+  const entries = Array.isArray(headers) ? listEntries(headers) : undefined;
+  res.statusCode = status as number;
   if (typeof second === 'string') res.statusMessage = second;
-  if (Array.isArray(headers)) {
+  if (entries) {
     const grouped = new Map<string, string[]>();
-    for (let i = 0; i + 1 < headers.length; i += 2) {
-      const name = String(headers[i]).toLowerCase();
-      grouped.set(name, [...(grouped.get(name) ?? []), String(headers[i + 1])]);
+    for (const [name, value] of entries) {
+      const key = String(name).toLowerCase();
+      grouped.set(key, [...(grouped.get(key) ?? []), ...(Array.isArray(value) ? value.map(String) : [String(value)])]);
     }
     for (const [name, values] of grouped) res.setHeader(name, values.length === 1 ? (values[0] as string) : values);
   } else if (headers) {

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { type CryptoKey, compactVerify, importJWK, type JWK, SignJWT } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { decodeJsonSegment } from '../common/jws.js';
+import { decodeJsonSegment, isExplicitType } from '../common/jws.js';
 import type { GuardErrorReason } from '../errors.js';
 import { postForm, ServiceUnavailable } from './http.js';
 import type { IssuerKeys } from './issuer.js';
@@ -300,7 +300,7 @@ export class Introspector {
     if (parts.length !== 3) return fail('token_introspection_invalid', 'signed answer is not a JWS');
     const header = decodeJsonSegment(parts[0] as string);
     if (!header) return fail('token_introspection_invalid', 'signed answer header is not a JSON object');
-    const typed = typeof header.typ === 'string' && header.typ.toLowerCase().replace(/^application\//, '') === 'token-introspection+jwt';
+    const typed = isExplicitType(header.typ, 'token-introspection+jwt');
     if (!typed) return fail('token_introspection_invalid', `typ ${JSON.stringify(header.typ)}`);
     // A string once it is in the allow-list; a value of another type is not in it.
     const alg = header.alg as string;

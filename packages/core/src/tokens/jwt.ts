@@ -10,7 +10,7 @@
 import { type CryptoKey, compactVerify, errors } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { sha256base64url } from '../common/hash.js';
-import { decodeJsonSegment } from '../common/jws.js';
+import { decodeJsonSegment, isExplicitType } from '../common/jws.js';
 import type { GuardErrorReason } from '../errors.js';
 import type { IssuerKeys } from './issuer.js';
 import { otherJwtKind } from './token-kind.js';
@@ -81,7 +81,7 @@ export function isJwtFrom(token: string, issuers: ReadonlyMap<string, unknown>):
 
 /** RFC 9068 §4 #1: `at+jwt`, media-type comparison is case-insensitive, `application/` optional. */
 export function isAccessTokenTyp(typ: unknown): boolean {
-  return typeof typ === 'string' && typ.toLowerCase().replace(/^application\//, '') === 'at+jwt';
+  return isExplicitType(typ, 'at+jwt');
 }
 
 interface CachedVerification {
