@@ -180,7 +180,16 @@ describe('DPoP proof header shapes (RFC 9449 §4.3 steps 4, 5, 7)', () => {
 
   it('DPOP-06 typ is the media type dpop+jwt, compared case-insensitively, application/ optional (RFC 7515 §4.1.9), a string', async () => {
     for (const typ of ['DPoP+JWT', 'application/dpop+jwt', 'Application/DPoP+JWT']) expect(await check({ typ })).toBe('ok');
-    for (const typ of ['dpop', 'jwt', 'at+jwt', 'application/at+jwt', 'text/dpop+jwt', 'application/dpop+jwt; x=1', ' dpop+jwt', 'dpop+jwtx']) {
+    for (const typ of [
+      'dpop',
+      'jwt',
+      'at+jwt',
+      'application/at+jwt',
+      'text/dpop+jwt',
+      'application/dpop+jwt; x=1',
+      ' dpop+jwt',
+      'dpop+jwtx',
+    ]) {
       expect([typ, await check({ typ })]).toEqual([typ, expect.stringMatching(/^typ \\"/)]);
     }
     expect(await check({ typ: 7 })).toBe('typ 7');
