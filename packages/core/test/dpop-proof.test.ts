@@ -299,6 +299,10 @@ describe('each refusal names what failed (the detail operators see in decision e
     });
     const result = await v.verify(request([await proof({ htu: 'not a url' })]));
     expect(result).toEqual(invalid(`htu not a url is not ${URL}`));
+    // The WHATWG parser reads these as URL itself; RFC 3986 and RFC 9110 §4.2.4 do not.
+    for (const htu of ['https://client@rs.example.com/accounts', 'https:rs.example.com/accounts']) {
+      expect(await v.verify(request([await proof({ htu })]))).toEqual(invalid(`htu ${htu} is not ${URL}`));
+    }
   });
 
   it('DPOP-12 DPOP-22 a missing and an unknown nonce are told apart; without server nonces a string nonce is let through and another is refused', async () => {
@@ -369,6 +373,31 @@ describe('htu normalisation', () => {
     expect(normalizeHtu('ws://rs.example.com/accounts')).toBeUndefined();
     expect(normalizeHtu('/accounts')).toBeUndefined();
     expect(normalizeHtu('')).toBeUndefined();
+  });
+
+  it('DPOP-11 reads only an RFC 3986 URI with an authority and no userinfo, not what the WHATWG parser repairs', () => {
+    expect(normalizeHtu('https://rs.example.com')).toBe('https://rs.example.com/');
+    expect(normalizeHtu('https://rs.example.com?x')).toBe('https://rs.example.com/');
+    expect(normalizeHtu('https://rs.example.com#f')).toBe('https://rs.example.com/');
+    expect(normalizeHtu('https://[::1]:8443/accounts')).toBe('https://[::1]:8443/accounts');
+    for (const htu of [
+      'https:rs.example.com/accounts',
+      'https:/rs.example.com/accounts',
+      'https:\\\\rs.example.com/accounts',
+      'https://rs.example.com\\accounts',
+      'https://client@rs.example.com/accounts',
+      'https://:secret@rs.example.com/accounts',
+      'https://@rs.example.com/accounts',
+      'https://rs.exa\tmple.com/accounts',
+      'https://rs.example.com/acc\nounts',
+      ' https://rs.example.com/accounts',
+      'https://rs.example.com/accounts ',
+      'https://rs.example.com/a ccounts',
+      'https://rs.example.com/accounts\u0000',
+      'https://rs.example.com/accounts\u007f',
+    ]) {
+      expect([htu, normalizeHtu(htu)]).toEqual([htu, undefined]);
+    }
   });
 });
 

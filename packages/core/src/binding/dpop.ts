@@ -95,6 +95,20 @@ interface NormalizedUrl {
   readonly pathAsSent: boolean;
 }
 
+const URI_START = /^https?:\/\/[^/?#@\\]*(?:[/?#]|$)/i;
+/** Characters no URI holds (RFC 3986 §2): controls, space, backslash. */
+const NOT_IN_URI = /[\x00-\x20\x7f\\]/;
+
+/**
+ * An `htu` is an http(s) URI written as RFC 3986 §3 has it, `scheme://authority…`: the WHATWG
+ * parser would also read `https:host/path` (an RFC 3986 path, no authority), backslashes for
+ * slashes, and drop tabs and line breaks. No userinfo (RFC 9110 §4.2.4: a recipient treats it
+ * as an error).
+ */
+function isUriForm(htu: string): boolean {
+  return URI_START.test(htu) && !NOT_IN_URI.test(htu);
+}
+
 function normalizeUrl(value: string): NormalizedUrl | undefined {
   let url: URL;
   try {
@@ -119,7 +133,7 @@ function normalizeUrl(value: string): NormalizedUrl | undefined {
  * fragment (RFC 9449 §4.3 step 9). `undefined` when it is not an absolute http(s) URI.
  */
 export function normalizeHtu(value: string): string | undefined {
-  return normalizeUrl(value)?.htu;
+  return isUriForm(value) ? normalizeUrl(value)?.htu : undefined;
 }
 
 /** `ath`: base64url SHA-256 of the ASCII access token (RFC 9449 §4.2). */
@@ -182,7 +196,7 @@ export class DpopVerifier {
     const target = this.normalized(request.url);
     if (target && !target.pathAsSent) return invalid('the request path is not in normal form (dot segments, \\, #)');
     const expected = target?.htu;
-    const normalizedHtu = this.normalized(htu)?.htu;
+    const normalizedHtu = isUriForm(htu) ? this.normalized(htu)?.htu : undefined;
     if (expected === undefined || normalizedHtu !== expected) return htuMismatch(htu, normalizedHtu, expected);
     // Step 11: a fresh proof (checked before the nonce so stale proofs are not answered with a nonce).
     const now = s.now() / 1000;
