@@ -97,6 +97,7 @@ interface NormalizedUrl {
 
 const URI_START = /^https?:\/\/[^/?#@\\]*(?:[/?#]|$)/i;
 /** Characters no URI holds (RFC 3986 §2): controls, space, backslash. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const NOT_IN_URI = /[\x00-\x20\x7f\\]/;
 
 /**

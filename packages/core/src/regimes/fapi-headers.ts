@@ -33,10 +33,12 @@ const isOws = (code: number) => code === 0x20 || code === 0x09;
  * time: a regex for trailing blanks is tried at every blank of a run (attack review 16).
  */
 export function trimOws(value: string): string {
+  // charCodeAt past either end is NaN, no blank: each loop stops there. On a value of blanks only,
+  // end comes back to 0, before start, and slice answers ''.
   let start = 0;
+  while (isOws(value.charCodeAt(start))) start++;
   let end = value.length;
-  while (start < end && isOws(value.charCodeAt(start))) start++;
-  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  while (isOws(value.charCodeAt(end - 1))) end--;
   return value.slice(start, end);
 }
 
