@@ -9,8 +9,9 @@ import * as oauth from 'oauth4webapi';
 import { FRAMEWORKS, type StartedApp, startApp } from './support/apps';
 import { send } from './support/http';
 
-const RESOURCE = 'https://rs.example.com/api';
-const METADATA_URL = 'https://rs.example.com/.well-known/oauth-protected-resource/api';
+/** The resource identifier is the URL of one route: RFC 9728 §3.3 lets only its challenges name the document. */
+const RESOURCE = 'https://rs.example.com/accounts';
+const METADATA_URL = 'https://rs.example.com/.well-known/oauth-protected-resource/accounts';
 const ALGS = 'DPoP algs="ES256 PS256 EdDSA"';
 let as: MockIssuer;
 let client: DpopClient;
@@ -44,7 +45,7 @@ describe.each(FRAMEWORKS)('on %s', (framework) => {
 
   describe('RFC 9728 protected resource metadata', () => {
     it('PRM-01 PRM-02 PRM-07 serves the document at the well-known path built from the resource, cacheable', async () => {
-      const res = await send(`${app.url}/.well-known/oauth-protected-resource/api`);
+      const res = await send(`${app.url}/.well-known/oauth-protected-resource/accounts`);
       expect(res.status).toBe(200);
       expect(res.headers['content-type']).toMatch(/^application\/json/);
       expect(res.headers['cache-control']).toBe('max-age=3600');
@@ -53,7 +54,7 @@ describe.each(FRAMEWORKS)('on %s', (framework) => {
     });
 
     it('PRM-03 PRM-04 lists what the guard enforces and leaves out empty parameters', async () => {
-      const { json } = await send(`${app.url}/.well-known/oauth-protected-resource/api`);
+      const { json } = await send(`${app.url}/.well-known/oauth-protected-resource/accounts`);
       expect(json).toEqual({
         resource: RESOURCE,
         authorization_servers: [as.issuer],
@@ -68,13 +69,21 @@ describe.each(FRAMEWORKS)('on %s', (framework) => {
       for (const value of Object.values(json)) if (Array.isArray(value)) expect(value.length).toBeGreaterThan(0);
     });
 
-    it('PRM-05 points every challenge at the document', async () => {
+    it('PRM-05 names the document in the challenges to the resource identifier itself, and in no other (RFC 9728 §3.3)', async () => {
       const res = await send(`${app.url}/accounts`);
       expect(res.headers['www-authenticate']).toBe(`${ALGS}, resource_metadata="${METADATA_URL}"`);
-      const mixed = await send(`${app.url}/mixed`);
-      expect(mixed.headers['www-authenticate']).toBe(
-        `${ALGS}, resource_metadata="${METADATA_URL}", Bearer realm="${RESOURCE}", resource_metadata="${METADATA_URL}"`,
+      const refused = await call('/accounts', {}, {}, 'other');
+      expect(refused.headers['www-authenticate']).toBe(
+        `${ALGS}, error="insufficient_scope", error_description="The access token lacks the scope this resource requires", scope="accounts", resource_metadata="${METADATA_URL}"`,
       );
+      // A client must discard a document whose resource is not the URL it requested: none is named.
+      for (const path of ['/mixed', '/accounts?x=1', '/accounts/', '/stepup']) {
+        expect([path, (await send(`${app.url}${path}`)).headers['www-authenticate']]).toEqual([
+          path,
+          expect.not.stringContaining('resource_metadata'),
+        ]);
+      }
+      expect((await send(`${app.url}/mixed`)).headers['www-authenticate']).toBe(`${ALGS}, Bearer realm="${RESOURCE}"`);
     });
 
     it('PRM-02 oauth4webapi resource discovery reads and validates the document', async () => {
@@ -98,7 +107,7 @@ describe.each(FRAMEWORKS)('on %s', (framework) => {
       const res = await call('/stepup', { acr: 'urn:bank:acr:password', auth_time: now() - 10 });
       expect(res.status).toBe(401);
       expect(res.headers['www-authenticate']).toBe(
-        `${ALGS}, error="insufficient_user_authentication", error_description="A different or more recent user authentication is required", acr_values="urn:bank:acr:sca urn:bank:acr:mfa", resource_metadata="${METADATA_URL}"`,
+        `${ALGS}, error="insufficient_user_authentication", error_description="A different or more recent user authentication is required", acr_values="urn:bank:acr:sca urn:bank:acr:mfa"`,
       );
     });
 
@@ -225,7 +234,7 @@ describe('profiles and compatibility presets', () => {
       /must use https/,
     );
     await withApp({ resourceMetadata: { jwksUri: 'https://rs.example.com/jwks.json' } }, async (app) => {
-      const { json } = await send(`${app.url}/.well-known/oauth-protected-resource/api`);
+      const { json } = await send(`${app.url}/.well-known/oauth-protected-resource/accounts`);
       expect(json.jwks_uri).toBe('https://rs.example.com/jwks.json');
     });
   });

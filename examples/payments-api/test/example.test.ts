@@ -68,9 +68,7 @@ describe('npm start', () => {
       expect((await fetch(`${base}/health`)).status).toBe(200);
       const res = await fetch(`${base}/accounts`);
       expect(res.status).toBe(401);
-      expect(res.headers.get('www-authenticate')).toBe(
-        'DPoP algs="ES256 PS256 EdDSA", resource_metadata="https://payments.example/.well-known/oauth-protected-resource"',
-      );
+      expect(res.headers.get('www-authenticate')).toBe('DPoP algs="ES256 PS256 EdDSA"');
     } finally {
       proc.child.kill('SIGTERM');
       await proc.exited;
@@ -342,9 +340,7 @@ describe.each(['express', 'koa', 'fastify', 'nestjs', 'nestjs-fastify', 'hono'] 
     expect((await call('GET', '/accounts/acc-999', 'accounts')).status).toBe(404);
     expect((await call('GET', '/accounts', 'payments:read')).status).toBe(403);
     expect((await fetch(`${api.url}/health`)).status).toBe(200);
-    expect((await fetch(`${api.url}/accounts`)).headers.get('www-authenticate')).toBe(
-      'DPoP algs="ES256 PS256 EdDSA", resource_metadata="https://payments.example/.well-known/oauth-protected-resource"',
-    );
+    expect((await fetch(`${api.url}/accounts`)).headers.get('www-authenticate')).toBe('DPoP algs="ES256 PS256 EdDSA"');
     const metadata = await fetch(`${api.url}/.well-known/oauth-protected-resource`);
     expect(await metadata.json()).toMatchObject({ resource: 'https://payments.example', resource_name: 'Example payments API' });
   });

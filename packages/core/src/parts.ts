@@ -47,7 +47,7 @@ export interface Marks {
 export interface Published {
   /** The `resource` of the metadata document, when one is published. */
   readonly metadataResource: string | undefined;
-  /** Its URL, named in every challenge (RFC 9728 §5.1). */
+  /** Its URL, named in the challenges to requests for the resource itself (RFC 9728 §3.3, §5.1). */
   readonly resourceMetadataUrl: string | undefined;
   readonly wellKnownPath: string | undefined;
   readonly responseJwksPath: string | undefined;

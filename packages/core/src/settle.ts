@@ -31,10 +31,28 @@ function schemesOf(parts: GuardParts, policy: CompiledPolicy): AuthScheme[] {
 }
 
 /**
+ * The metadata URL a challenge to a request for `url` may name. RFC 9728 §3.3: a client uses a
+ * document reached from a challenge only if its `resource` is the URL the client requested; any
+ * other request's challenge would point to a document that client must discard (clients find it
+ * at the well-known URL built from the resource identifier instead, §3.1).
+ */
+function metadataFor(parts: GuardParts, url: string | undefined): string | undefined {
+  return url !== undefined && url === parts.published.metadataResource ? parts.published.resourceMetadataUrl : undefined;
+}
+
+/**
  * `auth`: the authorization a refusal after the checks answers for (an idempotency key refused by
  * a layer behind the one whose answers are signed): its answers' form holds for the refusal too.
+ * `url`: the request's URL, whose challenge may name the metadata document.
  */
-export function toError(parts: GuardParts, refusal: Refusal, policy: CompiledPolicy, interaction?: string, auth?: Authorized): GuardError {
+export function toError(
+  parts: GuardParts,
+  refusal: Refusal,
+  policy: CompiledPolicy,
+  interaction?: string,
+  auth?: Authorized,
+  url?: string,
+): GuardError {
   const headers: Record<string, string> = {};
   if (interaction) headers['x-fapi-interaction-id'] = interaction;
   const challenge = renderChallenges(refusal.reason, {
@@ -45,7 +63,7 @@ export function toError(parts: GuardParts, refusal: Refusal, policy: CompiledPol
     scope: refusal.scope,
     acrValues: refusal.acrValues,
     maxAge: refusal.maxAge,
-    resourceMetadata: parts.published.resourceMetadataUrl,
+    resourceMetadata: metadataFor(parts, url),
   });
   if (challenge) headers['www-authenticate'] = challenge;
   if (refusal.nonce) headers['dpop-nonce'] = refusal.nonce;
@@ -172,7 +190,7 @@ export function settle(
   outcome: Authorized | Refusal,
   layer = false,
 ): Authorized | GuardError {
-  let result = outcome.ok ? outcome : toError(parts, outcome, pass.policy, pass.interaction?.id);
+  let result = outcome.ok ? outcome : toError(parts, outcome, pass.policy, pass.interaction?.id, undefined, request.url);
   if (!outcome.ok && !result.ok) notify(parts, outcome, result);
   const { interaction } = pass;
   if (result.ok && interaction) {

@@ -130,7 +130,7 @@ const expectsRefusal = (shape: Shape) =>
 function refused(exchanges: Exchange | Exchange[], shape: Shape): Outcome {
   const list = Array.isArray(exchanges) ? exchanges : [exchanges];
   const observed = list.map(describe).join('; ');
-  const mustMet = list.every((e) => e.status >= 400 && e.status < 500 && (e.headers['www-authenticate'] ?? []).length > 0);
+  const mustMet = list.every((e) => e.status >= 400 && e.status < 500 && carriesChallenge(e));
   const shaped = list.every((e) => shape.statuses.includes(e.status) && shape.errors.includes(errorOf(e) ?? ''));
   if (!mustMet || (shape.level === 'MUST' && !shaped)) return { status: 'fail', observed };
   if (shaped) return { status: 'pass', observed };
@@ -146,6 +146,17 @@ function refused(exchanges: Exchange | Exchange[], shape: Shape): Outcome {
       source: shape.section,
     },
   };
+}
+
+/**
+ * A `WWW-Authenticate` field with at least one challenge (RFC 9110 §11.6.1): an empty list (``,
+ * `,`) has none. One that does not parse counts as sent; errors.challenge-syntax judges it.
+ */
+function carriesChallenge(e: Exchange): boolean {
+  const values = e.headers['www-authenticate'] ?? [];
+  if (values.length === 0) return false;
+  const parsed = parseChallenges(values);
+  return !parsed.ok || parsed.challenges.length > 0;
 }
 
 /** Refused at all (any 4xx), for cases whose spec text only forbids accepting. */
@@ -704,11 +715,12 @@ export const CASES: ProbeCase[] = [
       text: 'If the server provided a nonce value to the client, the nonce claim matches the server-provided nonce value. (§9: the resource server signals a missing or stale nonce with 401, error "use_dpop_nonce" in the DPoP challenge, and a DPoP-Nonce header.)',
     },
     binding: 'dpop',
-    sends: 'when the server asked for a nonce: a proof without nonce, then one with a made-up nonce',
+    sends: 'when the server provided a nonce: a proof without nonce, then one with a made-up nonce',
     expects: `${REFUSED}; ideally 401 use_dpop_nonce with a DPoP-Nonce field (RFC 9449 §9)`,
     fix: 'once you hand out nonces, refuse proofs without the current nonce with 401 `error="use_dpop_nonce"` and a DPoP-Nonce header',
     run: async (ctx) => {
-      if (!ctx.nonceRequested) return notApplicable('the server never answered use_dpop_nonce');
+      // Provided by a use_dpop_nonce refusal or on any other answer (§8.2, §9): either way step 10 holds.
+      if (ctx.nonce === undefined) return notApplicable('the server never provided a nonce (DPoP-Nonce)');
       const answers = [
         await ctx.call({ proof: { nonce: null }, retryNonce: false }),
         await ctx.call({ proof: { nonce: `fapi-probe-${randomUUID()}` }, retryNonce: false }),
@@ -790,7 +802,8 @@ export const CASES: ProbeCase[] = [
     independent: true,
     sends:
       "GET the metadata URL named by resource_metadata (only at the resource's own origin, RFC 9728 §7.3, §7.7), then /.well-known/oauth-protected-resource path-inserted, then at the root",
-    expects: 'when published: 200 JSON whose resource equals the identifier the URL was built from',
+    expects:
+      'when published: 200 JSON whose resource equals the identifier the URL was built from (reached through resource_metadata: the URL requested)',
     fix: 'serve the metadata with "resource" set to exactly the resource identifier (RFC 9728 §3.3)',
     run: async (ctx) => judgeMetadata(ctx),
   },
@@ -836,7 +849,7 @@ export const CASES: ProbeCase[] = [
       const malformed: Logged[] = [];
       for (const logged of ctx.log) {
         const values = logged.exchange.headers['www-authenticate'] ?? [];
-        if (logged.exchange.status === 401 && values.length === 0) absent.push(logged);
+        if (logged.exchange.status === 401 && !carriesChallenge(logged.exchange)) absent.push(logged);
         const parsed = parseChallenges(values);
         const found: string[] = parsed.ok ? parsed.challenges.flatMap(challengeProblems) : [parsed.error];
         if (found.length > 0) malformed.push(logged);
@@ -845,7 +858,7 @@ export const CASES: ProbeCase[] = [
       }
       if (absent.length > 0 || problems.size > 0) {
         const observed = [
-          ...(absent.length > 0 ? [`${absent.length} of ${ctx.log.length} responses were 401 without WWW-Authenticate`] : []),
+          ...(absent.length > 0 ? [`${absent.length} of ${ctx.log.length} responses were 401 without a WWW-Authenticate challenge`] : []),
           ...problems,
         ].join('; ');
         const fix = [
@@ -1075,10 +1088,9 @@ function metadataCandidates(ctx: Context): { candidates: MetadataCandidate[]; re
       refusedUrls.push(`resource_metadata ${JSON.stringify(linked.slice(0, 200))} is not a URL`);
     }
     if (url && url.origin === resource.origin) {
-      const shaped = url.pathname.startsWith('/.well-known/oauth-protected-resource')
-        ? wellKnown(url.origin, url.pathname.slice('/.well-known/oauth-protected-resource'.length)).expected
-        : [];
-      candidates.push({ url: url.href, expected: [ctx.init.resource, ...shaped] });
+      // RFC 9728 §3.3: a document reached through resource_metadata names the URL the client
+      // requested, whatever well-known path it sits at.
+      candidates.push({ url: url.href, expected: [ctx.init.resource] });
     } else if (url) refusedUrls.push(`not fetched: resource_metadata ${url.href} is at another origin than the resource`);
   }
   const path = resource.pathname === '/' ? '' : resource.pathname;

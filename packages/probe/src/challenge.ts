@@ -77,7 +77,13 @@ function parseField(s: string): ParseResult {
     if (scheme === '') return fail('auth-scheme expected');
     const challenge: Challenge = { scheme, params: [] };
     challenges.push(challenge);
-    if (i >= s.length || s[i] === ',') continue;
+    // A bare scheme ends its list element: OWS, then "," or the end (RFC 9110 §5.6.1).
+    let j = i;
+    while (s[j] === ' ' || s[j] === '\t') j++;
+    if (j >= s.length || s[j] === ',') {
+      i = j;
+      continue;
+    }
     if (s[i] !== ' ') return fail('SP expected after the auth-scheme');
     while (s[i] === ' ') i++;
     if (i >= s.length || s[i] === ',') continue;
@@ -115,11 +121,33 @@ export function param(challenge: Challenge, name: string): string | undefined {
   return challenge.params.find(([n]) => n === name)?.[1];
 }
 
-// RFC 6750 §3: error / error_description characters, scope-tokens, error_uri characters.
+// RFC 6750 §3: error / error_description characters, scope-tokens.
 const NQSCHAR = /^[\x20-\x21\x23-\x5B\x5D-\x7E]*$/;
 const SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/;
-const URI_CHARS = /^[\x21\x23-\x5B\x5D-\x7E]*$/;
-const SINGLE = ['realm', 'scope', 'error', 'error_description', 'error_uri', 'algs', 'resource_metadata'];
+
+/** RFC 3986 §2: unreserved, reserved, and percent-encoded octets: the characters of a URI-reference. */
+const URI_REFERENCE_CHARS = /^(?:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/;
+const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/;
+/** RFC 3986 §3.2.2: brackets only around an IP-literal host, right after `//` (and any userinfo). */
+const IP_LITERAL_AUTHORITY = /^(?:[A-Za-z][A-Za-z0-9+.-]*:)?\/\/(?:[^/?#@[\]]*@)?\[[0-9A-Za-z:.\-_~!$&'()*+,;=]+\](?::[0-9]*)?(?=[/?#]|$)/;
+
+/**
+ * RFC 3986 §4.1 URI-reference, as far as its characters and structure go: a URI, or a relative
+ * reference whose first segment has no ":" (§4.2), at most one "#", brackets only around an
+ * IP-literal host.
+ */
+export function isUriReference(value: string): boolean {
+  if (!URI_REFERENCE_CHARS.test(value)) return false;
+  const fragment = value.indexOf('#');
+  if (fragment !== -1 && value.includes('#', fragment + 1)) return false;
+  // The first ":" before any "/", "?" or "#" ends a scheme.
+  const delimiter = value.search(/[:/?#]/);
+  if (delimiter !== -1 && value[delimiter] === ':' && !SCHEME.test(value.slice(0, delimiter))) return false;
+  if (!value.includes('[') && !value.includes(']')) return true;
+  const authority = IP_LITERAL_AUTHORITY.exec(value);
+  return authority !== null && !/[[\]]/.test(value.slice(authority[0].length));
+}
+
 /**
  * The registered error codes for resource access (RFC 6750 §3.1, RFC 9449 §7.1 and §9, RFC 9470 §3):
  * a client acts on these and no others.
@@ -139,20 +167,25 @@ const ERROR_CODES = [
  * at least one auth-param, no token68.
  */
 export function challengeProblems(c: Challenge): string[] {
-  const scheme = c.scheme.toLowerCase();
-  if (scheme !== 'bearer' && scheme !== 'dpop') return [];
   const problems: string[] = [];
+  // RFC 9110 §11.2: "each parameter name MUST only occur once per challenge", in every scheme
+  // (names are compared case-insensitively; the parser lower-cases them).
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const [name] of c.params) (seen.has(name) ? repeated : seen).add(name);
+  for (const name of repeated) problems.push(`${c.scheme} challenge repeats "${name}"`);
+  const scheme = c.scheme.toLowerCase();
+  if (scheme !== 'bearer' && scheme !== 'dpop') return problems;
   if (c.token68 !== undefined) problems.push(`${c.scheme} challenge carries a token68, not auth-params`);
   if (scheme === 'bearer' && c.params.length === 0) problems.push('Bearer challenge without any auth-param (RFC 6750 §3)');
-  for (const name of SINGLE) {
-    if (c.params.filter(([n]) => n === name).length > 1) problems.push(`${c.scheme} challenge repeats "${name}"`);
-  }
   for (const [name, v] of c.params) {
-    if ((name === 'error' || name === 'error_description' || name === 'realm') && !NQSCHAR.test(v)) {
+    // RFC 6750 §3 limits the characters of error, error_description, scope and error_uri; realm is
+    // any quoted-string (RFC 9110 §11.5).
+    if ((name === 'error' || name === 'error_description') && !NQSCHAR.test(v)) {
       problems.push(`"${name}" holds characters RFC 6750 §3 does not allow`);
     }
     if (name === 'scope' && !SCOPE.test(v)) problems.push('"scope" is not a space-separated list of scope-tokens');
-    if (name === 'error_uri' && !URI_CHARS.test(v)) problems.push('"error_uri" is not a URI-reference');
+    if (name === 'error_uri' && !isUriReference(v)) problems.push('"error_uri" is not a URI-reference (RFC 3986 §4.1)');
     if (name === 'algs' && !SCOPE.test(v)) problems.push('"algs" is not a space-separated list of algorithms');
   }
   return problems;

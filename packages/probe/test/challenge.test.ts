@@ -78,6 +78,11 @@ describe('RFC 6750 §3 / RFC 9449 §7.1 auth-params', () => {
     'Bearer error="insufficient_user_authentication"',
     'Basic realm="other scheme", error="anything at all"',
     'Negotiate abc==',
+    // RFC 6750 §3 sets no character rule for realm: a quoted-pair and obs-text are fine.
+    'Bearer realm="a\\\\b \\"q\\" Z\u00fcrich"',
+    ...['https://example.com/errors#e1', '/errors?code=a%20b', 'errors', 'urn:example:error', 'https://[2001:db8::1]:8443/e', '#x'].map(
+      (uri) => `Bearer error_uri="${uri}"`,
+    ),
   ])('BEARER-04 finds no problem in %s', (value) => {
     expect(judge(value)).toEqual([]);
   });
@@ -88,10 +93,19 @@ describe('RFC 6750 §3 / RFC 9449 §7.1 auth-params', () => {
     ['Bearer realm="a", REALM="b"', 'Bearer challenge repeats "realm"'],
     ['Bearer error="invalid\\"token"', '"error" holds characters RFC 6750 §3 does not allow'],
     ['Bearer error_description="caf\u00e9"', '"error_description" holds characters RFC 6750 §3 does not allow'],
-    ['Bearer realm="a\\\\b"', '"realm" holds characters RFC 6750 §3 does not allow'],
+    ['Bearer error_description="a\\\\b"', '"error_description" holds characters RFC 6750 §3 does not allow'],
+    ['Negotiate a=1, A=2', 'Negotiate challenge repeats "a"'],
     ['Bearer scope="a  b"', '"scope" is not a space-separated list of scope-tokens'],
     ['Bearer scope=""', '"scope" is not a space-separated list of scope-tokens'],
-    ['Bearer error_uri="https://example.com/a b"', '"error_uri" is not a URI-reference'],
+    ...[
+      'https://example.com/a b',
+      'https://example.com/{x}',
+      'https://example.com/a#b#c',
+      'https://example.com/%zz',
+      '1a:b',
+      'https://[::1/x',
+      'https://example.com/[x]',
+    ].map((uri) => [`Bearer error_uri="${uri}"`, '"error_uri" is not a URI-reference (RFC 3986 §4.1)']),
     ['DPoP algs=" ES256"', '"algs" is not a space-separated list of algorithms'],
     ['Bearer', 'Bearer challenge without any auth-param (RFC 6750 §3)'],
     ['Bearer abc==', 'Bearer challenge carries a token68, not auth-params'],

@@ -260,7 +260,7 @@ describe('BEARER-03 errors.challenge-syntax says what it read', () => {
       const report = await probeOnly(url, ['credentials.missing', 'errors.challenge-syntax']);
       const syntax = result(report, 'errors.challenge-syntax');
       expect(syntax?.status).toBe('fail');
-      expect(syntax?.observed).toBe('1 of 2 responses were 401 without WWW-Authenticate');
+      expect(syntax?.observed).toBe('1 of 2 responses were 401 without a WWW-Authenticate challenge');
       expect(syntax?.fix).toMatch(/^send a WWW-Authenticate challenge with every 401, e\.g\. `DPoP algs="ES256", error="invalid_token"`/);
       expect(syntax?.fix).not.toContain('quoting');
       expect(syntax?.exchanges).toEqual([{ sent: `GET ${url}/accounts; no Authorization`, received: '401 no WWW-Authenticate' }]);

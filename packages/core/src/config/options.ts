@@ -192,8 +192,10 @@ export interface GuardOptions extends OriginOptions {
   /** Loosenings for non-RFC 9068 issuers (see {@link COMPAT_PRESETS}). @default none */
   compat?: CompatOptions;
   /**
-   * Publish RFC 9728 protected resource metadata (adapters serve it at the well-known path) and
-   * point to it from every challenge (`resource_metadata`, RFC 9728 §5.1).
+   * Publish RFC 9728 protected resource metadata (adapters serve it at the well-known path built
+   * from `resource`, §3.1). Challenges name it (`resource_metadata`, §5.1) only when the request's
+   * URL is the resource identifier itself: RFC 9728 §3.3 has a client discard a document reached
+   * from a challenge whose `resource` is not the URL it requested.
    * @default false
    */
   resourceMetadata?: boolean | ResourceMetadataOptions;
