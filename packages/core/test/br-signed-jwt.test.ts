@@ -40,10 +40,19 @@ function jws(header: Record<string, unknown>, claims: Record<string, unknown>): 
   return `${input}.${signature.toString('base64url')}`;
 }
 
+/** The same over a payload written by hand (JSON that JSON.stringify does not write). */
+function jwsRaw(header: Record<string, unknown>, payload: string): string {
+  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(payload).toString('base64url')}`;
+  const signature = sign('sha256', Buffer.from(input), { key: key.privateKey, padding: 6, saltLength: 32 });
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+const refusal = (failure: string, detail: string) => ({ ok: false, failure, detail });
+
 const HEADER = { alg: 'PS256', typ: 'JWT', kid: 'k1' };
 const claims = (extra: Record<string, unknown> = {}) => ({ aud: URL, iss: ORG, iat: NOW, jti: randomUUID(), data: { a: 1 }, ...extra });
 
-async function check(body: string, contentType = 'application/jwt', s = settings()) {
+async function check(body: string, contentType = 'application/jwt', s: Parameters<typeof verifyJwtBody>[2] = settings()) {
   return verifyJwtBody(
     { contentType, body: new TextEncoder().encode(body), url: `${URL}?x=1` },
     { clientId: 'client-1', organisationId: ORG },
@@ -120,8 +129,130 @@ describe('signed JWT body', () => {
     while (padded(pad).length > limit) pad--;
     while (padded(pad + 1).length <= limit) pad++;
     expect((await check(padded(pad))).ok).toBe(true);
+    // White space (trimmed) up to the limit exactly is read; one byte more is not.
+    expect((await check(padded(pad).padEnd(limit, ' '))).ok).toBe(true);
     const over = `${padded(pad)} `.padEnd(limit + 1, ' ');
-    expect(await check(over)).toMatchObject({ failure: 'malformed' });
+    expect(await check(over)).toEqual(refusal('malformed', `${limit + 1} bytes`));
+    expect(await check(jws(HEADER, claims()), 'application/json')).toEqual(refusal('media_type', 'the body is not application/jwt'));
+  });
+
+  it('BR-06 trims white space around the token, and refuses a segment with any character out of base64url', async () => {
+    expect((await check(` \r\n${jws(HEADER, claims())}\n\t `)).ok).toBe(true);
+    const [h, p, s] = jws(HEADER, claims()).split('.') as [string, string, string];
+    for (const body of [
+      `${h}.${p}`,
+      `${h}.${p}.${s}.x`,
+      `${h}.${p}.${s}=`,
+      `${h}.${p}.+${s}`,
+      `+${h}.${p}.${s}`,
+      `${h}.${p}=.${s}`,
+      `${h}..${s}`,
+    ]) {
+      expect([body, await check(body)]).toEqual([body, refusal('malformed', 'not a compact JWS')]);
+    }
+    const notJson = Buffer.from('not json').toString('base64url');
+    for (const body of [`${h}.${notJson}.${s}`, `${notJson}.${p}.${s}`, `${notJson}.${notJson}.${s}`]) {
+      expect([body, await check(body)]).toEqual([body, refusal('malformed', 'header or payload is not a JSON object')]);
+    }
+  });
+
+  it('BR-05 BR-01 names each header and claim refusal: its failure code and detail', async () => {
+    expect(await check(jws({ ...HEADER, alg: 'PS384' }, claims()))).toEqual(refusal('header', 'alg "PS384", not PS256'));
+    expect(await check(jws({ ...HEADER, typ: 'JOSE' }, claims()))).toEqual(refusal('header', 'typ is not JWT'));
+    for (const kid of [undefined, '', 7]) {
+      expect([kid, await check(jws({ ...HEADER, kid }, claims()))]).toEqual([kid, refusal('header', 'no kid')]);
+    }
+    expect(await check(jws({ ...HEADER, crit: ['exp'], exp: 1 }, claims()))).toEqual(refusal('header', 'crit is not understood here'));
+    expect(await check(jws(HEADER, claims({ iss: 'other' })))).toEqual(
+      refusal('claims', 'iss is not the organisation of the client holding the token'),
+    );
+    expect(await check(jws(HEADER, claims({ aud: `${URL}/x` })))).toEqual(refusal('claims', `aud is not ${URL}`));
+    for (const iat of [String(NOW), undefined, null]) {
+      expect([iat, await check(jws(HEADER, claims({ iat })))]).toEqual([iat, refusal('claims', 'iat is not a number')]);
+    }
+    // JSON 1e999 parses to Infinity: a number, but not a number of seconds.
+    for (const inf of ['1e999', '-1e999']) {
+      const payload = JSON.stringify(claims({ iat: 'INF' })).replace('"INF"', inf);
+      expect([inf, await check(jwsRaw(HEADER, payload))]).toEqual([inf, refusal('claims', 'iat is not a number')]);
+    }
+    expect(await check(jws(HEADER, claims({ iat: NOW - 61 })))).toEqual(refusal('claims', `iat ${NOW - 61} is outside the window`));
+    expect(await check(jws(HEADER, claims({ jti: '' })))).toEqual(refusal('claims', 'jti is not 1 to 256 visible characters'));
+    expect(await check(jws(HEADER, claims({ data: [1] })))).toEqual(refusal('claims', 'data is not an object'));
+  });
+
+  it('BR-02 names each signature refusal: unknown kid, keys unavailable, a bad signature, a verification that throws', async () => {
+    expect(await check(jws({ ...HEADER, kid: 'k2' }, claims()))).toEqual(
+      refusal('signature', 'keyid "k2" is not a key of client client-1'),
+    );
+    const down = {
+      ...settings(),
+      keys: new ClientKeys<ObKey>(
+        {
+          resolveClient: () => {
+            throw new Error('registry down');
+          },
+        },
+        () => NOW * 1000,
+        undefined,
+        obVerificationKey,
+      ),
+    };
+    expect(await check(jws(HEADER, claims()), 'application/jwt', down)).toEqual(
+      refusal('unavailable', 'keys of client client-1 unavailable: registry down'),
+    );
+    expect(await check(`${jws(HEADER, claims()).slice(0, -4)}AAAA`)).toEqual(
+      refusal('signature', 'the signature does not verify with the client key'),
+    );
+    // A key PS256 cannot use (crypto.verify throws): refused, never taken.
+    const ed = generateKeyPairSync('ed25519');
+    const odd = {
+      ...settings(),
+      keys: new ClientKeys<ObKey>(
+        { clients: { 'client-1': { jwks: { keys: [{ ...(key.publicKey.export({ format: 'jwk' }) as object), kid: 'k1' }] } } } },
+        () => NOW * 1000,
+        undefined,
+        (k) => ({ keyid: k.kid as string, key: ed.publicKey }),
+      ),
+    };
+    expect(await check(jws(HEADER, claims()), 'application/jwt', odd)).toEqual(
+      refusal('signature', 'the signature does not verify with the client key'),
+    );
+  });
+
+  it('BR-04 claims the jti until the iat window has passed, and says why a claim fails', async () => {
+    const claimed: [string, number][] = [];
+    const spy = {
+      ...settings(),
+      replayStore: {
+        claim: async (k: string, expiresAt: number) => {
+          claimed.push([k, expiresAt]);
+          return true;
+        },
+      },
+    };
+    expect((await check(jws(HEADER, claims({ jti: 'j-1', iat: NOW - 10 })), 'application/jwt', spy)).ok).toBe(true);
+    expect(claimed).toEqual([[`br-jti:${ORG}:j-1`, (NOW - 10 + 60 + 1) * 1000]]);
+    for (const [thrown, detail] of [
+      [new Error('store down'), 'replay store: store down'],
+      ['just a string', 'replay store: just a string'],
+      [undefined, 'replay store: undefined'],
+      [null, 'replay store: null'],
+    ] as const) {
+      const failing = {
+        ...settings(),
+        replayStore: {
+          claim: async () => {
+            throw thrown;
+          },
+        },
+      };
+      expect([detail, await check(jws(HEADER, claims()), 'application/jwt', failing)]).toEqual([detail, refusal('unavailable', detail)]);
+    }
+    const s = settings();
+    expect((await check(jws(HEADER, claims({ jti: 'once' })), 'application/jwt', s)).ok).toBe(true);
+    expect(await check(jws(HEADER, claims({ jti: 'once' })), 'application/jwt', s)).toEqual(
+      refusal('replayed', 'jti once was already used'),
+    );
   });
 });
 

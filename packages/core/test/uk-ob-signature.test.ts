@@ -62,6 +62,10 @@ async function joseSign(protectedHeader: Record<string, unknown>, body = BODY, k
 const verify = (value: string | string[], version: ObSigningVersion, body = BODY, now = NOW) =>
   verifyObSignature(Array.isArray(value) ? value : [value], body, SIGNER, settings(version), now);
 
+/** A header written by hand (no signature needed: every refusal here comes before the key). */
+const handWritten = (json: string) => `${Buffer.from(json).toString('base64url')}..c2ln`;
+const refusal = (failure: string, detail: string) => ({ ok: false, failure, detail });
+
 describe.each(['3.1.3', '3.1.4'] as const)('x-jws-signature, message signing v%s', (version) => {
   it('UKOB-01 UKOB-02 verifies jose’s detached JWS over the exact body bytes', async () => {
     const result = await verify(await joseSign(header(version)), version);
@@ -162,6 +166,59 @@ describe.each(['3.1.3', '3.1.4'] as const)('x-jws-signature, message signing v%s
     expect((await verify(await joseSign(header(version, { crit: [...crit].reverse() })), version)).ok).toBe(true);
   });
 
+  it('UKOB-05 UKOB-06 UKOB-07 names each header refusal: its failure code and detail', async () => {
+    const hand = (extra: Record<string, unknown>) => handWritten(JSON.stringify(header(version, extra)));
+    expect(await verify(hand({ alg: undefined }), version)).toEqual(refusal('MissingClaim', 'no alg'));
+    expect(await verify(hand({ alg: 'RS256' }), version)).toEqual(refusal('InvalidClaim', 'alg "RS256", not PS256'));
+    expect(await verify(hand({ kid: undefined }), version)).toEqual(refusal('MissingClaim', 'no kid'));
+    // kid present but not a non-empty string: each condition on its own.
+    for (const kid of ['', 7, null, ['tpp-key']]) {
+      expect([kid, await verify(hand({ kid }), version)]).toEqual([kid, refusal('InvalidClaim', 'kid is not a non-empty string')]);
+    }
+    expect(await verify(hand({ typ: 'JWT' }), version)).toEqual(refusal('InvalidClaim', 'typ is not "JOSE"'));
+    expect(await verify(hand({ cty: 'text/plain' }), version)).toEqual(refusal('InvalidClaim', 'cty'));
+    expect(await verify(hand({ crit: undefined }), version)).toEqual(refusal('MissingClaim', 'no crit'));
+    const list = version === '3.1.3' ? `b64, ${IAT}, ${ISS}, ${TAN}` : `${IAT}, ${ISS}, ${TAN}`;
+    expect(await verify(hand({ crit: [] }), version)).toEqual(refusal('InvalidClaim', `crit must list exactly ${list}`));
+    // crit as the version wants it, b64 not.
+    for (const b64 of version === '3.1.3' ? [true, undefined, 'false', 0] : [false, true]) {
+      expect([b64, await verify(hand({ b64 }), version)]).toEqual([
+        b64,
+        refusal('InvalidClaim', version === '3.1.3' ? 'b64 must be false' : 'b64 must be absent from v3.1.4'),
+      ]);
+    }
+    for (const name of [IAT, ISS, TAN]) {
+      expect(await verify(hand({ [name]: undefined }), version)).toEqual(refusal('MissingClaim', `no ${name}`));
+    }
+    expect(await verify(hand({ [IAT]: String(NOW) }), version)).toEqual(refusal('InvalidClaim', 'iat is not a number'));
+    // A number that is not finite (JSON 1e999 parses to Infinity) is not a number of seconds either.
+    for (const inf of ['1e999', '-1e999']) {
+      const json = JSON.stringify(header(version, { [IAT]: 'INF' })).replace('"INF"', inf);
+      expect([inf, await verify(handWritten(json), version)]).toEqual([inf, refusal('InvalidClaim', 'iat is not a number')]);
+    }
+    expect(await verify(hand({ [IAT]: NOW - 61 }), version)).toEqual(refusal('InvalidClaim', `iat ${NOW - 61} is older than 60 s`));
+    expect(await verify(hand({ [IAT]: NOW + 6 }), version)).toEqual(refusal('InvalidClaim', `iat ${NOW + 6} is in the future`));
+    expect(await verify(hand({ [TAN]: 'evil.example' }), version)).toEqual(refusal('InvalidClaim', 'tan is not a configured trust anchor'));
+    // A tan that is not a string is refused as such, whatever the configured set holds.
+    const loose = { ...settings(version), trustAnchors: new Set(['openbanking.org.uk', 7 as unknown as string]) };
+    expect(await verifyObSignature([hand({ [TAN]: 7 })], BODY, SIGNER, loose, NOW)).toEqual(
+      refusal('InvalidClaim', 'tan is not a configured trust anchor'),
+    );
+    expect(await verify(hand({ [ISS]: 'someone/else' }), version)).toEqual(
+      refusal('InvalidClaim', 'iss is not the client that sent the request'),
+    );
+    expect(await verify(hand({}), version)).toEqual(refusal('Invalid', 'the signature does not verify over the body'));
+  });
+
+  it('UKOB-05 accepts cty "json" and "application/json", no other', async () => {
+    for (const cty of ['json', 'application/json']) {
+      expect([cty, (await verify(await joseSign(header(version, { cty })), version)).ok]).toEqual([cty, true]);
+    }
+    for (const cty of ['JSON', 'text/json', 'application/jose', '']) {
+      expect([cty, await verify(await joseSign(header(version, { cty })), version)]).toEqual([cty, refusal('InvalidClaim', 'cty')]);
+    }
+  });
+
   it('UKOB-07 holds b64 to the version: false up to v3.1.3, absent from v3.1.4', async () => {
     const wrong = version === '3.1.3' ? { b64: true } : { b64: false, crit: ['b64', IAT, ISS, TAN] };
     const value = `${Buffer.from(JSON.stringify(header(version, wrong))).toString('base64url')}..c2ln`;
@@ -189,6 +246,88 @@ describe('x-jws-signature shape', () => {
   });
 
   it('UKOB-05 refuses an unknown kid as Invalid (no key of the signer verifies it)', async () => {
-    expect(await verify(await joseSign(header('3.1.4', { kid: 'not-a-key' })), '3.1.4')).toMatchObject({ failure: 'Invalid' });
+    expect(await verify(await joseSign(header('3.1.4', { kid: 'not-a-key' })), '3.1.4')).toEqual(
+      refusal('Invalid', `keyid "not-a-key" is not a key of client openbanking.org.uk|${SIGNER}`),
+    );
+  });
+
+  it('UKOB-09 names each shape refusal: its failure code and detail', async () => {
+    const good = await joseSign(header('3.1.4'));
+    const [h, , s] = good.split('.') as [string, string, string];
+    expect(await verify([], '3.1.4')).toEqual(refusal('Missing', 'no x-jws-signature'));
+    expect(await verify([good, good], '3.1.4')).toEqual(refusal('Malformed', '2 x-jws-signature lines'));
+    expect(await verify(`${h}.${Buffer.from(BODY).toString('base64url')}.${s}`, '3.1.4')).toEqual(
+      refusal('Malformed', 'not a compact JWS with a detached payload (header..signature)'),
+    );
+    expect(await verify(`bm90IGpzb24..${s}`, '3.1.4')).toEqual(refusal('Malformed', 'the protected header is not a JSON object'));
+    // A character out of base64url at the start or the end of either part.
+    for (const value of [`+${h}..${s}`, `${h}+..${s}`, `${h}..+${s}`, `${h}..${s}+`, `=${h}..${s}`, `${h}..=${s}`]) {
+      expect([value, await verify(value, '3.1.4')]).toEqual([value, refusal('Malformed', 'not base64url')]);
+    }
+  });
+
+  it('UKOB-09 reads a value of exactly 4096 characters, refuses 4097', async () => {
+    const h = (await joseSign(header('3.1.4'))).split('.')[0] as string;
+    const sized = (length: number) => `${h}..${'A'.repeat(length - h.length - 2)}`;
+    expect(sized(4096)).toHaveLength(4096);
+    // At the limit the value is read through to its (bad) signature.
+    expect(await verify(sized(4096), '3.1.4')).toEqual(refusal('Invalid', 'the signature does not verify over the body'));
+    expect(await verify(sized(4097), '3.1.4')).toEqual(refusal('Malformed', '4097 characters'));
+    // Surrounding white space is not counted.
+    expect(await verify(` ${sized(4096)}\t`, '3.1.4')).toMatchObject({ failure: 'Invalid' });
+  });
+
+  it('UKOB-02 refuses when the verification itself throws (a key that cannot do PS256)', async () => {
+    const ed = generateKeyPairSync('ed25519');
+    const keys = new ClientKeys<ObKey>(
+      { resolveClient: () => ({ jwks: { keys: [jwk(tpp.publicKey, 'tpp-key')] } }) },
+      () => NOW * 1000,
+      undefined,
+      (k) => ({ keyid: k.kid as string, key: ed.publicKey }),
+    );
+    const s = { ...settings('3.1.4'), keys };
+    expect(await verifyObSignature([await joseSign(header('3.1.4'))], BODY, SIGNER, s, NOW)).toEqual(
+      refusal('Invalid', 'the signature does not verify over the body'),
+    );
+  });
+});
+
+describe('x-jws-signature keys', () => {
+  const pub = tpp.publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+  const priv = tpp.privateKey.export({ format: 'jwk' }) as Record<string, unknown>;
+  const weak = generateKeyPairSync('rsa', { modulusLength: 1024 });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+
+  it('UKOB-05 takes a signer’s RSA key with a kid, for sig and PS256 when it says, public only', () => {
+    expect(obVerificationKey({ ...pub, kid: 'k' }).keyid).toBe('k');
+    expect(obVerificationKey({ ...pub, kid: 'k', use: 'sig', alg: 'PS256' }).keyid).toBe('k');
+    const notRsa = /^not an RSA key with a kid$/;
+    expect(() => obVerificationKey({ ...(ec.publicKey.export({ format: 'jwk' }) as object), kid: 'k' })).toThrow(notRsa);
+    expect(() => obVerificationKey({ ...pub })).toThrow(notRsa);
+    expect(() => obVerificationKey({ ...pub, kid: '' })).toThrow(notRsa);
+    expect(() => obVerificationKey({ ...pub, kid: 7 as unknown as string })).toThrow(notRsa);
+    expect(() => obVerificationKey({ ...pub, kid: 'k', use: 'enc' })).toThrow(/^use enc$/);
+    expect(() => obVerificationKey({ ...pub, kid: 'k', alg: 'RS256' })).toThrow(/^alg RS256$/);
+    expect(() => obVerificationKey({ ...priv, kid: 'k' })).toThrow(/^private key material$/);
+    expect(() => obVerificationKey({ ...(weak.publicKey.export({ format: 'jwk' }) as object), kid: 'k' })).toThrow(
+      /^RSA modulus of 1024 bits \(at least 2048\)$/,
+    );
+  });
+
+  it('UKOB-08 takes the bank’s private RSA key with a kid, nothing else', () => {
+    expect(obSigningKey({ ...priv, kid: 'bank' }, 'responseKey').kid).toBe('bank');
+    const notPrivateRsa = /^fapi-guard: responseKey must be a private RSA JWK \(PS256\)$/;
+    expect(() => obSigningKey(undefined as never, 'responseKey')).toThrow(notPrivateRsa);
+    expect(() => obSigningKey({ ...pub, kid: 'bank' }, 'responseKey')).toThrow(notPrivateRsa);
+    expect(() => obSigningKey({ ...(ec.privateKey.export({ format: 'jwk' }) as object), kid: 'bank' }, 'responseKey')).toThrow(
+      notPrivateRsa,
+    );
+    const noKid = /^fapi-guard: responseKey needs a kid$/;
+    expect(() => obSigningKey({ ...priv }, 'responseKey')).toThrow(noKid);
+    expect(() => obSigningKey({ ...priv, kid: '' }, 'responseKey')).toThrow(noKid);
+    expect(() => obSigningKey({ ...priv, kid: 7 as unknown as string }, 'responseKey')).toThrow(noKid);
+    expect(() => obSigningKey({ ...(weak.privateKey.export({ format: 'jwk' }) as object), kid: 'bank' }, 'responseKey')).toThrow(
+      /^fapi-guard: responseKey has an RSA modulus of 1024 bits \(at least 2048\)$/,
+    );
   });
 });
