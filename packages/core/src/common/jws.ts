@@ -41,19 +41,30 @@ export function publicKeyFromJwk(jwk: Readonly<Record<string, unknown>>): KeyObj
   return createPublicKey({ key: pub as never, format: 'jwk' });
 }
 
-/** Verifies a compact JWS (`header.payload.signature`) with `alg` pinned; false on any failure. */
-export function verifyCompactJws(jws: string, alg: string, key: KeyObject): boolean {
+/**
+ * Verifies a JWS `signature` over its signing input (RFC 7515 §5.2 step 8) with `alg` pinned;
+ * false on any failure (an algorithm not listed, a key of another type).
+ */
+export function verifyJwsSignature(input: Uint8Array, signature: Uint8Array, alg: string, key: KeyObject): boolean {
   const params = PARAMS[alg];
   if (!params) return false;
-  const dot = jws.lastIndexOf('.');
-  const signature = Buffer.from(jws.slice(dot + 1), 'base64url');
-  const input = Buffer.from(jws.slice(0, dot), 'ascii');
   const { hash, ...options } = params;
   try {
     return verify(hash, input, { key, ...options }, signature);
   } catch {
     return false;
   }
+}
+
+/** Verifies a compact JWS (`header.payload.signature`) with `alg` pinned; false on any failure. */
+export function verifyCompactJws(jws: string, alg: string, key: KeyObject): boolean {
+  const dot = jws.lastIndexOf('.');
+  return verifyJwsSignature(Buffer.from(jws.slice(0, dot), 'ascii'), Buffer.from(jws.slice(dot + 1), 'base64url'), alg, key);
+}
+
+/** A JSON number that is finite, else `undefined` (`Number.isFinite` is false for every non-number). */
+export function finiteNumber(value: unknown): number | undefined {
+  return Number.isFinite(value) ? (value as number) : undefined;
 }
 
 /** {@link verifyCompactJws} on libuv's thread pool; resolves false on any failure, never rejects. */

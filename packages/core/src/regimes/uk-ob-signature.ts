@@ -8,8 +8,8 @@
  * base64url-encoded (`b64: false`, RFC 7797, with `b64` in `crit`); from v3.1.4 `b64` is absent
  * and the payload is encoded as in RFC 7515.
  */
-import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
-import { decodeJsonSegment } from '../common/jws.js';
+import { createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
+import { decodeJsonSegment, finiteNumber, verifyJwsSignature } from '../common/jws.js';
 import { rsaKeyProblem } from '../common/rsa.js';
 import type { ClientKeys } from '../signatures/client-keys.js';
 import type { SignatureJwk } from '../signatures/keys.js';
@@ -63,8 +63,9 @@ function requiredCrit(version: ObSigningVersion): readonly string[] {
 
 /** The JWS signing input (RFC 7515 §5.1 step 8; RFC 7797 §3 when `b64` is false). */
 function signingInput(protectedHeader: string, body: Uint8Array, version: ObSigningVersion): Buffer {
-  const payload = version === '3.1.3' ? Buffer.from(body) : Buffer.from(Buffer.from(body).toString('base64url'), 'ascii');
-  return Buffer.concat([Buffer.from(`${protectedHeader}.`, 'ascii'), payload]);
+  // base64url text is ASCII: its UTF-8 bytes (Buffer.from's default) are the ASCII ones.
+  const payload = version === '3.1.3' ? Buffer.from(body) : Buffer.from(Buffer.from(body).toString('base64url'));
+  return Buffer.concat([Buffer.from(`${protectedHeader}.`), payload]);
 }
 
 /** An RSA JWK of a signer's set as a PS256 verification key; throws for anything else. */
@@ -107,8 +108,8 @@ function checkHeader(
     return fail('InvalidClaim', settings.version === '3.1.3' ? 'b64 must be false' : 'b64 must be absent from v3.1.4');
   }
   for (const name of [OB_IAT, OB_ISS, OB_TAN]) if (header[name] === undefined) return fail('MissingClaim', `no ${name}`);
-  const iat = header[OB_IAT];
-  if (typeof iat !== 'number' || !Number.isFinite(iat)) return fail('InvalidClaim', 'iat is not a number');
+  const iat = finiteNumber(header[OB_IAT]);
+  if (iat === undefined) return fail('InvalidClaim', 'iat is not a number');
   if (iat < now - settings.maxAgeSec) return fail('InvalidClaim', `iat ${iat} is older than ${settings.maxAgeSec} s`);
   if (iat > now + settings.maxFutureSec) return fail('InvalidClaim', `iat ${iat} is in the future`);
   if (typeof header[OB_TAN] !== 'string' || !settings.trustAnchors.has(header[OB_TAN])) {
@@ -146,13 +147,8 @@ export async function verifyObSignature(
   const found = await settings.keys.key(`${header[OB_TAN] as string}|${expectedIss}`, kid);
   if (!found.ok) return fail(found.unavailable ? 'Unavailable' : 'Invalid', found.detail);
   const input = signingInput(protectedHeader, body, settings.version);
-  let good = false;
-  try {
-    good = verify('sha256', input, { key: found.key.key, ...PS256 }, Buffer.from(signature, 'base64url'));
-  } catch {
-    good = false;
-  }
-  if (!good) return fail('Invalid', 'the signature does not verify over the body');
+  if (!verifyJwsSignature(input, Buffer.from(signature, 'base64url'), 'PS256', found.key.key))
+    return fail('Invalid', 'the signature does not verify over the body');
   return { ok: true, verified: { kid, iss: expectedIss, tan: header[OB_TAN] as string, iat: header[OB_IAT] as number } };
 }
 
