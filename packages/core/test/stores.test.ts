@@ -83,13 +83,15 @@ describe('MemoryIdempotencyStore', () => {
   });
 
   it('IDEM-12 a claim lives for its lease, renewed by extend with its token only', async () => {
+    // The store's clock is lru-cache's real one: a lease of a second leaves a loaded machine time to
+    // extend 'renewed' before it lapses (a 30 ms lease once lapsed first on a busy CI run).
     const store = new MemoryIdempotencyStore();
-    const token = await claimed(store, 'renewed', 'a', 30);
-    await claimed(store, 'lapsed', 'a', 30);
+    const token = await claimed(store, 'renewed', 'a', 1000);
+    await claimed(store, 'lapsed', 'a', 1000);
     await store.extend('renewed', token, 60_000);
     await store.extend('lapsed', token, 60_000);
     await store.extend('never claimed', token, 60_000);
-    await pause(60);
+    await pause(1100);
     expect(await store.claim('renewed', 'f', 60_000, 'a')).toMatchObject({ claimed: false });
     expect(await store.claim('lapsed', 'f', 60_000, 'a')).toMatchObject({ claimed: true });
   });
