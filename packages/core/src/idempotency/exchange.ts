@@ -213,15 +213,14 @@ export async function openExchange(
   // A stored answer is sent no earlier than at the layer as deep as the first request's, which has
   // verified this request's body by then where the route verifies one (layers.ts).
   const method = request.method.toUpperCase();
-  const unverified =
-    auth.jwtBody === undefined && guard.options.messageSigning?.openFinanceBrasil
+  const fingerprintOf = (): string => {
+    if (auth.jwtBody) return payloadFingerprint(method, request.url, auth.jwtBody.data);
+    const unverified = guard.options.messageSigning?.openFinanceBrasil
       ? unverifiedJwtClaims(request.headers['content-type']?.[0], body.body)
       : undefined;
-  const fingerprint = auth.jwtBody
-    ? payloadFingerprint(method, request.url, auth.jwtBody.data)
-    : unverified
-      ? unverifiedClaimsFingerprint(method, request.url, unverified)
-      : requestFingerprint(method, request.url, body.body);
+    return unverified ? unverifiedClaimsFingerprint(method, request.url, unverified) : requestFingerprint(method, request.url, body.body);
+  };
+  const fingerprint = fingerprintOf();
   const storeKey = idempotencyStoreKey(auth, read.key);
   if (held?.has(storeKey)) return { kind: 'pass' };
   const store = idempotencyStoreOf(guard);
@@ -282,18 +281,17 @@ export async function openExchange(
   // The lease bounds how long a claim outlives a process that died; while this process still
   // runs the request, the claim is renewed (every half lease, up to the key's lifetime), so that
   // a handler slower than leaseSec is never overtaken by a retry processed a second time.
-  const renewal = store.extend
+  const extend = store.extend?.bind(store);
+  const renewal = extend
     ? setInterval(
         () => {
           if (guard.options.now() - claimedAt + settings.leaseMs > settings.ttlMs) return clearInterval(renewal);
-          store
-            .extend?.(storeKey, token, settings.leaseMs)
-            .catch((e: unknown) =>
-              logger.error(
-                { err: logValue((e as Error)?.message ?? String(e)) },
-                'fapi-guard: the idempotency store could not renew a claim',
-              ),
-            );
+          extend(storeKey, token, settings.leaseMs).catch((e: unknown) =>
+            logger.error(
+              { err: logValue((e as Error)?.message ?? String(e)) },
+              'fapi-guard: the idempotency store could not renew a claim',
+            ),
+          );
         },
         Math.max(50, settings.leaseMs / 2),
       )

@@ -21,7 +21,7 @@ export function requestFingerprint(method: string, targetUri: string, body: Uint
  * behind a part that marks it, so it never equals a fingerprint of body bytes.
  */
 export function payloadFingerprint(method: string, targetUri: string, data: unknown): string {
-  return fingerprint([method, targetUri], ['br-of:data'], createHash('sha256').update(canonicalJson(data), 'utf8').digest());
+  return fingerprint([method, targetUri], ['br-of:data'], createHash('sha256').update(canonicalJson(data)).digest());
 }
 
 /**
@@ -46,7 +46,7 @@ export function unverifiedJwtClaims(contentType: string | undefined, body: Uint8
  * fingerprint of verified `data` or of body bytes).
  */
 export function unverifiedClaimsFingerprint(method: string, targetUri: string, claims: Record<string, unknown>): string {
-  return fingerprint([method, targetUri], ['br-of:claims'], createHash('sha256').update(canonicalJson(claims), 'utf8').digest());
+  return fingerprint([method, targetUri], ['br-of:claims'], createHash('sha256').update(canonicalJson(claims)).digest());
 }
 
 /**
@@ -66,7 +66,7 @@ export function sameTarget(a: string, b: string): boolean {
 
 function lengthPrefixed(hash: Hash, parts: readonly string[]): Hash {
   for (const part of parts) {
-    const bytes = Buffer.from(part, 'utf8');
+    const bytes = Buffer.from(part); // UTF-8, as every string hashed here
     hash.update(`${bytes.length}:`).update(bytes);
   }
   return hash;
