@@ -67,13 +67,21 @@ async function signed(path: string, body: string) {
   return { headers: { ...headers, ...client.sign({ method: 'POST', url: `${PUBLIC}${path}`, headers, body }) }, body };
 }
 
-/** Announces a 1 MiB body on `/signed`, sends 16 bytes of it and nothing more. */
+/**
+ * Announces a 1 MiB body on `/signed`, sends 16 bytes of it and nothing more. A server that waited
+ * for the body would never answer; one that does not answers in milliseconds. The wait is 15 s,
+ * under the test's 20 s: a loaded CI machine once took over 5 s for a koa refusal.
+ */
 function trickled(app: StartedApp, headers: Record<string, string>) {
-  return trickle(app.url, {
-    path: '/signed',
-    headers: { ...headers, 'content-type': 'text/plain', 'content-length': String(ANNOUNCED) },
-    head: FIRST_BYTES,
-  });
+  return trickle(
+    app.url,
+    {
+      path: '/signed',
+      headers: { ...headers, 'content-type': 'text/plain', 'content-length': String(ANNOUNCED) },
+      head: FIRST_BYTES,
+    },
+    15_000,
+  );
 }
 
 describe.each(FRAMEWORKS)('%s', (framework) => {
