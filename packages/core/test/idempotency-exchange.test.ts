@@ -195,7 +195,7 @@ describe('the claim', () => {
     expect((store as SpyStore).claim).not.toHaveBeenCalled();
   });
 
-  it('IDEM-18 a store that cannot answer is 503 store_unavailable with its message; nothing is processed', async () => {
+  it('IDEM-13 a store that cannot answer is 503 store_unavailable with its message; nothing is processed', async () => {
     for (const [thrown, detail] of [
       [new Error('connection lost'), 'idempotency store: connection lost'],
       ['plain text', 'idempotency store: plain text'],
@@ -465,7 +465,7 @@ describe('the ticket', () => {
     expect((await again(s)).claimed).toBe(true);
   });
 
-  it('IDEM-18 store failures on finish and release are logged, never thrown; the claim stays', async () => {
+  it('IDEM-13 store failures on finish and release are logged, never thrown; the claim stays', async () => {
     for (const [thrown, err] of [
       [new Error('gone'), 'gone'],
       ['plain', 'plain'],
