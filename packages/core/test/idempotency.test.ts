@@ -21,6 +21,7 @@ import {
   writeIdempotencyAnswer,
 } from '@fapi-guard/core';
 import { canonicalJson, payloadFingerprint, sameRequest, sameTarget } from '../src/idempotency/fingerprint';
+import { idempotencyRequestLimit } from '../src/idempotency/policy';
 
 const h = (...values: string[]): GuardHeaders => ({ 'idempotency-key': values, 'x-idempotency-key': values });
 
@@ -201,6 +202,27 @@ describe('the idempotency route policy', () => {
     expect(() =>
       createGuard({ issuer: 'https://as.example.com', audience: 'https://rs.example.com', idempotency: { stor: {} } as never }),
     ).toThrow(/unknown option "idempotency.stor"/);
+  });
+
+  it('takes each byte bound up to its edge and not one byte past it', () => {
+    const MiB = 1024 * 1024;
+    expect(compileIdempotency({ mode: 'required', maxResponseBytes: 0 }).maxResponseBytes).toBe(0);
+    expect(compileIdempotency({ mode: 'required', maxResponseBytes: 16 * MiB }).maxResponseBytes).toBe(16 * MiB);
+    expect(() => compileIdempotency({ mode: 'required', maxResponseBytes: -1 })).toThrow(/maxResponseBytes/);
+    expect(() => compileIdempotency({ mode: 'required', maxResponseBytes: 1.5 })).toThrow(/maxResponseBytes/);
+    // The guard-wide request bound: 1 MiB unless set, 0 to 64 MiB.
+    expect(idempotencyRequestLimit(undefined)).toBe(MiB);
+    expect(idempotencyRequestLimit({})).toBe(MiB);
+    expect(idempotencyRequestLimit({ maxRequestBytes: 0 })).toBe(0);
+    expect(idempotencyRequestLimit({ maxRequestBytes: 64 * MiB })).toBe(64 * MiB);
+    for (const maxRequestBytes of [-1, 64 * MiB + 1, 0.5, Number.NaN, Number.POSITIVE_INFINITY])
+      expect(() => idempotencyRequestLimit({ maxRequestBytes })).toThrow(
+        'fapi-guard: idempotency.maxRequestBytes must be a whole number of bytes between 0 and 67108864',
+      );
+    expect(() => idempotencyRequestLimit({ store: {} as never })).toThrow(/must implement claim, complete and release/);
+    expect(() =>
+      createGuard({ issuer: 'https://as.example.com', audience: 'https://rs.example.com', idempotency: { maxRequestBytes: -1 } }),
+    ).toThrow(/maxRequestBytes/);
   });
 });
 
