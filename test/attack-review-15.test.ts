@@ -65,11 +65,13 @@ const { tpp } = useHangUps(PUBLIC);
 type Headers = Parameters<import('node:http').ServerResponse['writeHead']>[1];
 
 /**
- * Koa over h2c: POST /payments pays and answers with `ctx.res.writeHead(201, headers(id))`, then
- * `end`; `idempotency` on the route or not. Two requests with one key: what each got.
+ * Koa: POST /payments pays and answers with `ctx.res.writeHead(201, headers(id))`, then `end`;
+ * `idempotency` on the route or not. Two requests with one key: what each got. Over HTTP/1.1 the
+ * guard runs with `interactionId: false` (it then sets no response header before the handler:
+ * Node's writeHead takes its headers argument as given, tuples too).
  */
-async function koaH2Payments(idempotency: boolean, headers: (id: string) => unknown) {
-  const fapi = koaGuard(tpp.options);
+async function koaPayments(transport: 'h2c' | 'http1', idempotency: boolean, headers: (id: string) => unknown) {
+  const fapi = koaGuard(transport === 'h2c' ? tpp.options : { ...tpp.options, interactionId: false });
   const app = new Koa();
   app.on('error', () => undefined);
   let processed = 0;
@@ -80,44 +82,26 @@ async function koaH2Payments(idempotency: boolean, headers: (id: string) => unkn
     ctx.respond = false;
     ctx.res.writeHead(201, headers(id) as Headers).end(`{"payment":"${id}"}`);
   });
-  const server = createH2cServer(app.callback());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const attempt = () => sendH2Payment(port, PUBLIC, tpp.payer, k, BODY).catch((e: Error) => ({ status: 0, text: e.message }));
-  const k = key(`koa-h2-${idempotency}`);
+  const k = key(`koa-${transport}-${idempotency}`);
+  let attempt: () => Promise<{ status: number; text: string }>;
+  let close: () => unknown;
+  if (transport === 'h2c') {
+    const server = createH2cServer(app.callback());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    attempt = () => sendH2Payment(port, PUBLIC, tpp.payer, k, BODY).catch((e: Error) => ({ status: 0, text: e.message }));
+    close = () => server.close();
+  } else {
+    const served = await listening(app.listen(0, '127.0.0.1'));
+    attempt = () => sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k });
+    close = () => served.close();
+  }
   try {
     const first = await attempt();
     const retry = await attempt();
     return { first, retry, processed: () => processed };
   } finally {
-    server.close();
-  }
-}
-
-/**
- * The same Koa app over HTTP/1.1, with `interactionId: false` (the guard then sets no response
- * header before the handler: Node's writeHead takes its headers argument as given, tuples too).
- */
-async function koaH1Payments(idempotency: boolean, headers: (id: string) => unknown) {
-  const fapi = koaGuard({ ...tpp.options, interactionId: false });
-  const app = new Koa();
-  app.on('error', () => undefined);
-  let processed = 0;
-  app.use(fapi.protect({ scopes: ['payments:write'], ...(idempotency ? { idempotency: 'required' as const } : {}) }));
-  app.use(async (ctx) => {
-    processed++;
-    const id = `pay-${processed}`;
-    ctx.respond = false;
-    ctx.res.writeHead(201, headers(id) as Headers).end(`{"payment":"${id}"}`);
-  });
-  const served = await listening(app.listen(0, '127.0.0.1'));
-  const k = key(`koa-h1-${idempotency}`);
-  try {
-    const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k });
-    const retry = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k });
-    return { first, retry, processed: () => processed };
-  } finally {
-    await served.close();
+    await close();
   }
 }
 
@@ -131,9 +115,9 @@ describe('findings', () => {
   describe('1. a writeHead header array of [name, value] tuples is read as a flat one: a stream reset (HTTP/2), a 500 and a second payment (HTTP/1.1)', () => {
     it('IDEM-01 IDEM-02 koa over h2c: a handler that pays and answers writeHead(201, [[name, value], …]).end(body): the client gets the 201 (as without a key) and the retry its replay, paid once', async () => {
       // Without a key on the route (no recorder), Node sends the handler's 201.
-      const control = await koaH2Payments(false, tuples);
+      const control = await koaPayments('h2c', false, tuples);
       expect([control.first.status, control.first.text]).toEqual([201, '{"payment":"pay-1"}']);
-      const { first, retry, processed } = await koaH2Payments(true, tuples);
+      const { first, retry, processed } = await koaPayments('h2c', true, tuples);
       expect([first.status, first.text, retry.status, retry.text, processed()]).toEqual([
         201,
         '{"payment":"pay-1"}',
@@ -144,9 +128,9 @@ describe('findings', () => {
     }, 30_000);
 
     it('IDEM-01 IDEM-10 koa over HTTP/1.1 (interactionId: false): the same handler: the client gets the 201 (as without a key), the retry its replay, paid once', async () => {
-      const control = await koaH1Payments(false, tuples);
+      const control = await koaPayments('http1', false, tuples);
       expect([control.first.status, control.first.text]).toEqual([201, '{"payment":"pay-1"}']);
-      const { first, retry, processed } = await koaH1Payments(true, tuples);
+      const { first, retry, processed } = await koaPayments('http1', true, tuples);
       expect([first.status, first.text, retry.status, retry.text, processed()]).toEqual([
         201,
         '{"payment":"pay-1"}',
@@ -160,7 +144,7 @@ describe('findings', () => {
 
 describe('attacks that held', () => {
   it('IDEM-01 IDEM-02 koa over h2c: writeHead(201, [name, value, name, value]) (a flat array): the 201 is sent, kept and replayed, paid once', async () => {
-    const { first, retry, processed } = await koaH2Payments(true, flat);
+    const { first, retry, processed } = await koaPayments('h2c', true, flat);
     expect([first.status, first.text, retry.status, retry.text, processed()]).toEqual([
       201,
       '{"payment":"pay-1"}',
