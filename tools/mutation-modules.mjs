@@ -22,7 +22,8 @@ const SIGNATURES_WIDE = ['test/(message-signing|message-signing-layers|attack-si
  * every adapter request passes the exchange, so with all of CORE_UNIT as the fast stage each
  * mutant ran hundreds of tests (idempotency-store was estimated at almost 5 hours).
  */
-const IDEMPOTENCY_UNIT = 'packages/core/test/(idempotency|idempotency-exchange|stores)';
+const IDEMPOTENCY_UNIT =
+  'packages/core/test/(idempotency|idempotency-exchange|idempotency-layers|idempotency-node|idempotency-fetch|stores)';
 
 /** The suites over real HTTP that retry payments: every adapter's layers, the attack reviews of the idempotency path. */
 const IDEMPOTENCY_WIDE = [
