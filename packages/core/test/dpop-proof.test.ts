@@ -105,8 +105,13 @@ describe('RFC 9449 proof vectors', () => {
       '/protectedresource#x',
       '/protectedresource/..#x',
       '/x\\protectedresource',
-      // Characters the parser percent-encodes.
+      // Characters the parser percent-encodes, or no URI holds (RFC 3986 §2), refused before the parser sees them.
       '/protected{resource}',
+      '/protected|resource',
+      '/protected^resource',
+      '/protectedresourc\u00e9',
+      '/protected%zzresource',
+      '/protectedresource%',
     ]) {
       const result = await verifier(at).verify({ ...vectorRequest, url: `https://resource.example.org${path}` });
       expect([path, result]).toEqual([path, { ok: false, reason: 'dpop_proof_invalid', detail }]);
@@ -128,6 +133,21 @@ describe('RFC 9449 proof vectors', () => {
     for (let i = 0; i < 2500; i++) await v.verify({ ...vectorRequest, url: `https://resource.example.org/r/${i}` });
     expect(urls.size).toBeGreaterThan(0);
     expect(urls.size).toBeLessThanOrEqual(1000);
+  });
+
+  it('DPOP-23 remembers request URLs without their query, and no URL longer than 2048 characters', async () => {
+    const v = verifier(resourceProof.payload.iat + 2);
+    const urls = (v as unknown as { urls: Map<string, unknown> }).urls;
+    const origin = 'https://resource.example.org';
+    expect(await v.verify({ ...vectorRequest, url: `${origin}/protectedresource?page=1` })).toMatchObject({ ok: true });
+    // One entry: the proof's htu is this URL, query aside.
+    expect([resourceProof.payload.htu, [...urls.keys()]]).toEqual([`${origin}/protectedresource`, [`${origin}/protectedresource`]]);
+    // A path of 2048 characters in all is remembered, one of 2049 is not (normalised each time).
+    const path = (length: number) => `/${'p'.repeat(length - origin.length - 1)}`;
+    for (const length of [2048, 2049]) await v.verify({ ...vectorRequest, url: `${origin}${path(length)}` });
+    expect(urls.has(`${origin}${path(2048)}`)).toBe(true);
+    expect(urls.has(`${origin}${path(2049)}`)).toBe(false);
+    expect(urls.size).toBe(2);
   });
 
   it('DPOP-15 refuses the vector proof for a token bound to another key', async () => {
@@ -395,9 +415,20 @@ describe('htu normalisation', () => {
       'https://rs.example.com/a ccounts',
       'https://rs.example.com/accounts\u0000',
       'https://rs.example.com/accounts\u007f',
+      // No host (RFC 9110 §4.2.1), an IRI, characters outside RFC 3986 §2, a `%` that starts no octet.
+      'https:///rs.example.com/accounts',
+      'https:////rs.example.com/accounts',
+      'https://\uff52\uff53.example.com/accounts',
+      'https://rs.example.com/acc\u00e9',
+      ...['"', '<', '>', '^', '`', '{', '|', '}'].map((c) => `https://rs.example.com/a${c}ccounts`),
+      'https://rs.example.com/acc%zzounts',
+      'https://rs.example.com/accounts%4',
+      'https://rs.example.com/accounts%',
     ]) {
       expect([htu, normalizeHtu(htu)]).toEqual([htu, undefined]);
     }
+    // Every character RFC 3986 §2 allows, and percent-encoded octets in either case.
+    expect(normalizeHtu("https://rs.example.com/a-._~:@!$&'()*+,;=%41%2f[]?q#f")).toBe("https://rs.example.com/a-._~:@!$&'()*+,;=A%2F[]");
   });
 });
 

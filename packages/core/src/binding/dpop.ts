@@ -95,20 +95,27 @@ interface NormalizedUrl {
   readonly pathAsSent: boolean;
 }
 
-const URI_START = /^https?:\/\/[^/?#@\\]*(?:[/?#]|$)/i;
-/** Characters no URI holds (RFC 3986 §2): controls, space, backslash. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
-const NOT_IN_URI = /[\x00-\x20\x7f\\]/;
+const URI_START = /^https?:\/\/[^/?#@]+(?:[/?#]|$)/i;
+/**
+ * What no URI holds (RFC 3986 §2): any character outside its unreserved and reserved sets and `%`
+ * (controls, space, `"`, `<`, `>`, `\\`, `^`, `` ` ``, `{`, `|`, `}`, anything beyond ASCII), and a
+ * `%` that does not start a percent-encoded octet (§2.1).
+ */
+const NOT_IN_URI = /[^A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]|%(?![0-9A-Fa-f]{2})/;
 
 /**
- * An `htu` is an http(s) URI written as RFC 3986 §3 has it, `scheme://authority…`: the WHATWG
- * parser would also read `https:host/path` (an RFC 3986 path, no authority), backslashes for
- * slashes, and drop tabs and line breaks. No userinfo (RFC 9110 §4.2.4: a recipient treats it
- * as an error).
+ * An `htu` is an http(s) URI written as RFC 3986 §3 has it, `scheme://authority…`, with a host
+ * (RFC 9110 §4.2.1: an empty one is invalid) and nothing but URI characters: the WHATWG parser
+ * would also read `https:host/path` (an RFC 3986 path, no authority), `https:///host`, backslashes
+ * for slashes, IRIs, and drop tabs and line breaks. No userinfo (RFC 9110 §4.2.4: a recipient
+ * treats it as an error).
  */
 function isUriForm(htu: string): boolean {
   return URI_START.test(htu) && !NOT_IN_URI.test(htu);
 }
+
+/** URLs longer than this are normalised each time, not remembered: the memo stays small whatever requests name. */
+const MEMO_MAX_LENGTH = 2048;
 
 function normalizeUrl(value: string): NormalizedUrl | undefined {
   let url: URL;
@@ -144,6 +151,7 @@ export function accessTokenHash(accessToken: string): string {
 
 type Fail = Extract<DpopResult, { ok: false }>;
 const invalid = (detail: string): Fail => ({ ok: false, reason: 'dpop_proof_invalid', detail });
+const NOT_NORMAL = 'the request path is not in normal form (dot segments, \\, #)';
 
 function htuMismatch(htu: string, normalizedHtu: string | undefined, expected: string | undefined): Fail {
   const refusal = invalid(`htu ${htu} is not ${expected}`);
@@ -193,9 +201,14 @@ export class DpopVerifier {
     const { alg, jkt, publicKey } = checked;
     // Step 8: htm.
     if (htm !== request.method) return invalid(`htm ${htm} on a ${request.method} request`);
-    // Step 9: htu, without query and fragment, after normalisation.
-    const target = this.normalized(request.url);
-    if (target && !target.pathAsSent) return invalid('the request path is not in normal form (dot segments, \\, #)');
+    // Step 9: htu, without query and fragment, after normalisation. The request's query is not
+    // compared; its path must be one the parser takes as sent: URI characters only (checked
+    // first: the parser would percent-encode any other, at several times its size), no dot
+    // segments, `\\` or `#`.
+    const [bare] = request.url.split('?', 1) as [string];
+    if (NOT_IN_URI.test(bare)) return invalid(NOT_NORMAL);
+    const target = this.normalized(bare);
+    if (target && !target.pathAsSent) return invalid(NOT_NORMAL);
     const expected = target?.htu;
     const normalizedHtu = isUriForm(htu) ? this.normalized(htu)?.htu : undefined;
     if (expected === undefined || normalizedHtu !== expected) return htuMismatch(htu, normalizedHtu, expected);
@@ -265,6 +278,7 @@ export class DpopVerifier {
     // Stryker disable next-line ConditionalExpression: equivalent, a memo; without it the URL is normalised again
     if (this.urls.has(url)) return this.urls.get(url);
     const value = normalizeUrl(url);
+    if (url.length > MEMO_MAX_LENGTH) return value;
     // Stryker disable next-line ConditionalExpression,EqualityOperator: clearing more often is equivalent; never clearing, or past 1000, fails the bound test
     if (this.urls.size >= 1000) this.urls.clear();
     this.urls.set(url, value);
