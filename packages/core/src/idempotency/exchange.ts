@@ -163,7 +163,15 @@ export type OpenedExchange =
       /** The same refusal, as a deeper layer that answers it renders it. */
       renderAt?: RenderAt;
     }
-  | { kind: 'replay'; response: StoredResponse; layers?: number; report(): void };
+  | {
+      kind: 'replay';
+      response: StoredResponse;
+      layers?: number;
+      report(): void;
+      /** A replay is counted from the first layer and sent as stored (layers.ts reads both members of either answer). */
+      countedFromOpening?: undefined;
+      renderAt?: undefined;
+    };
 
 /**
  * Reads the key, fingerprints the request and claims the key for the authenticated client; the

@@ -153,12 +153,17 @@ async function decideAtLayer(
   // - where the earlier key already holds an answer for this request, that answer stands.
   // Without a key of its own (optional here), the earlier layer's exchange goes on.
   if (own && read && !sameSettings(own, exchange.settings) && !(exchange.deferred && read.key !== exchange.idempotencyKey)) {
+    // Stryker disable next-line OptionalChaining: equivalent, the guard's map exists (exchangeOf found this request in it)
     exchanges.get(guard)?.delete(key);
     const sameKey = read.key === exchange.idempotencyKey;
     // The same key is claimed again under this layer's terms (its earlier claim freed first); the
     // claims the earlier layers hold under other keys stay with the request either way.
     if (sameKey) await exchange.ticket?.release();
-    const kept = [...(!sameKey && exchange.ticket ? [exchange.ticket] : []), ...(exchange.held ?? [])];
+    const kept = [
+      // Stryker disable next-line LogicalOperator: equivalent, a ticket just released ends at once when finished or released again, and an exchange without a ticket is a deferred one, excluded above
+      ...(!sameKey && exchange.ticket ? [exchange.ticket] : []),
+      ...(exchange.held ?? []),
+    ];
     const start = await openAtLayer(guard, policy, own, auth, key, exchangeRequest, readBody, position);
     const opened = exchangeOf(guard, key);
     if (start.kind === 'claimed' && opened) {
@@ -210,6 +215,7 @@ async function openAtLayer(
   // The key read, where openExchange read one and went on to the store (no refusal reported twice).
   const keyRead = () => {
     const read = idempotencyKeyOf(guard, policy, auth, request);
+    // Stryker disable next-line ConditionalExpression,OptionalChaining: equivalent, called only after openExchange read a key of this request under this policy
     return read?.kind === 'key' ? read.key : undefined;
   };
   if (start.kind === 'claimed') {
@@ -232,9 +238,9 @@ async function openAtLayer(
   const report = () => start.report?.();
   // Deeper layers checked the first request: the layer as deep answers, once it has checked this one.
   // (A record of an earlier release counted the layers from the one that opened the exchange.)
-  const layers = start.kind === 'refused' && start.countedFromOpening ? depth + (start.layers ?? 1) - 1 : (start.layers ?? 1);
+  const layers = start.countedFromOpening ? depth + (start.layers ?? 1) - 1 : (start.layers ?? 1);
   if (layers > depth) {
-    const renderAt = start.kind === 'refused' ? start.renderAt : undefined;
+    const { renderAt } = start;
     open(guard, key, {
       settings,
       depth,
