@@ -327,6 +327,25 @@ describe('the recorder: a response the client reads whole', () => {
     ]);
   });
 
+  it('IDEM-11 a body of exactly maxResponseBytes that nobody reads is read ahead to its end and kept', async () => {
+    // The read-ahead holds one byte more than the bound: a queue of exactly the bound would be
+    // full before the stream's end was read, leaving the key in flight (409) until its lease ended.
+    const s = setup();
+    const { record } = await claim(s);
+    record(new Response(streamOf(['01234', '56789']), { status: 201 }));
+    await ended(s.store);
+    expect(storeCalls(s.store).complete).toEqual([
+      { state: 'done', fingerprint, response: { status: 201, headers: [], body: bytes('0123456789'), layers: 1 } },
+    ]);
+    // The same with a bound of 0 and an empty streamed body.
+    const none = setup(0);
+    (await claim(none)).record(new Response(streamOf([]), { status: 201 }));
+    await ended(none.store);
+    expect(storeCalls(none.store).complete).toEqual([
+      { state: 'done', fingerprint, response: { status: 201, headers: [], body: bytes(''), layers: 1 } },
+    ]);
+  });
+
   it('IDEM-11 a body one byte over maxResponseBytes is sent whole, kept as processed but not kept: retries get 409', async () => {
     const s = setup();
     const { record } = await claim(s);
@@ -538,24 +557,5 @@ describe('the recorder: memory', () => {
     await within(reader.read());
     await ended(s.store);
     expect(storeCalls(s.store).complete).toEqual([{ state: 'unkept', fingerprint, layers: 1 }]);
-  });
-});
-
-/**
- * fetch.ts reads a body ahead up to maxResponseBytes so that the key is settled "whether or not
- * the response is sent (another middleware may answer in its place)". The read-ahead's
- * highWaterMark is maxResponseBytes: a body of exactly that size fills the queue before its end
- * is read, so it is never settled unless a client reads or cancels it, and the key stays in
- * flight (409 to retries) until its lease ends. A highWaterMark of maxResponseBytes + 1 passes.
- */
-describe('findings', () => {
-  it('a body of exactly maxResponseBytes is kept when nobody reads it, as one a byte shorter is', async () => {
-    const s = setup();
-    const { record } = await claim(s);
-    record(new Response(streamOf(['01234', '56789']), { status: 201 }));
-    await ended(s.store);
-    expect(storeCalls(s.store).complete).toEqual([
-      { state: 'done', fingerprint, response: { status: 201, headers: [], body: bytes('0123456789'), layers: 1 } },
-    ]);
   });
 });

@@ -28,8 +28,11 @@ import { readIdempotencyKey } from './key.js';
 import { MemoryIdempotencyStore } from './memory.js';
 import type { IdempotencyStore, StoredResponse } from './store.js';
 
-/** The body bytes of the request, read (bounded) only once a key was found. */
-export type BodyBytes = { ok: true; body: Uint8Array } | { ok: false; reason: 'too_large' | 'unavailable' };
+/**
+ * The body bytes of the request, read (bounded) only once a key was found, or why there are none:
+ * past the bound (413), or not readable — read elsewhere, aborted (body_unavailable).
+ */
+export type BodyBytes = { ok: true; body: Uint8Array } | { ok: false; reason: 'too_large' | 'unavailable' | 'aborted' | 'used' };
 
 /** What the handler sent: the whole response, or only its status when the body outgrew `maxResponseBytes`. */
 export type SentResponse =

@@ -57,7 +57,7 @@ async function nodeBodyBytes(guard: Guard, req: IncomingMessage): Promise<BodyBy
     raw = await readRawBody(req, limit);
     rememberRawBody(req, raw);
   }
-  if (!raw.ok) return { ok: false, reason: raw.reason === 'too_large' ? 'too_large' : 'unavailable' };
+  if (!raw.ok) return raw;
   return raw.body.length > limit ? { ok: false, reason: 'too_large' } : { ok: true, body: raw.body };
 }
 
