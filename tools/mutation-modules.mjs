@@ -127,8 +127,13 @@ export const MODULES = {
     wide: suites(...REGIMES_WIDE),
   },
   express: { mutate: ['packages/express/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
-  koa: { mutate: ['packages/koa/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
-  fastify: { mutate: ['packages/fastify/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
+  // Koa and Fastify settle a claim themselves when the client has gone (attack review 11 proves it over HTTP).
+  koa: { mutate: ['packages/koa/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop|attack-review-11)') },
+  fastify: {
+    mutate: ['packages/fastify/src/**/*.ts'],
+    quick: suites(...ADAPTER),
+    wide: suites('test/(profile|http2|dpop|attack-review-11)'),
+  },
   // NestJS in three parts (668 mutants in all): a Stryker run keeps its state only when it ends,
   // so each part's state is committed on its own. How policies compose (in-process tests first):
   'nestjs-policies': {
@@ -151,6 +156,6 @@ export const MODULES = {
   hono: {
     mutate: ['packages/hono/src/**/*.ts'],
     quick: suites(...ADAPTER, 'test/hono'),
-    wide: suites('test/(profile|http2|attack-review-4|attack-review-5|attack-review-6|attack-review-7|regimes-br-of)'),
+    wide: suites('test/(profile|http2|attack-review-4|attack-review-5|attack-review-6|attack-review-7|attack-review-11|regimes-br-of)'),
   },
 };
