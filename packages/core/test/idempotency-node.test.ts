@@ -13,6 +13,8 @@ import { createServer, request as h1Request, type IncomingMessage, type Server, 
 import { type Http2Server, connect as h2Connect, createServer as h2CreateServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { REASONS } from '../src/errors';
 import {
   type Authorized,
@@ -399,6 +401,52 @@ describe('what the recorder keeps of a response sent whole', () => {
     expect(await c.spy.outcome()).toEqual(['unkept']);
     expect(refusal(await send({ key: KEY }))).toEqual([409, 'idempotency_response_unkept']);
     expect(c.runs).toBe(1);
+  });
+
+  it('IDEM-11 keeps no copy of a body past maxResponseBytes: the chunks written after the bound are not held', async () => {
+    // Node's collector by name (vm: the flag takes effect in a new context).
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const written: WeakRef<ArrayBufferLike>[] = [];
+    let collected: boolean[] = [];
+    const c = setup(
+      async (_req, res) => {
+        res.statusCode = 200;
+        // 16 chunks of 64 KiB, each sent before the next is made: only a copy would keep them.
+        for (let i = 0; i < 16; i++) {
+          const chunk = Buffer.alloc(64 * 1024, 0x61);
+          // The memory itself: a copy may be a new view on it.
+          written.push(new WeakRef(chunk.buffer));
+          if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+        }
+        await new Promise((r) => setImmediate(r));
+        gc();
+        // The last chunks may still be held by the socket's own bookkeeping; the first twelve are not.
+        collected = written.slice(0, 12).map((ref) => ref.deref() === undefined);
+        res.end();
+      },
+      { maxResponseBytes: 100 },
+    );
+    // The client counts the bytes and keeps none.
+    const received = await within(
+      new Promise<[number, number]>((resolve, reject) => {
+        const req = open({ key: KEY });
+        req.on('error', reject);
+        req.on('response', (res) => {
+          let length = 0;
+          res.on('data', (chunk: Buffer) => {
+            length += chunk.length;
+          });
+          res.on('end', () => resolve([res.statusCode ?? 0, length]));
+        });
+        req.end();
+      }),
+      'the answer',
+      10_000,
+    );
+    expect(received).toEqual([200, 16 * 64 * 1024]);
+    expect(collected).toEqual(Array(12).fill(true));
+    expect(await c.spy.outcome()).toEqual(['unkept']);
   });
 
   it('a header that cannot be read back once sent leaves the response not kept (409), never the key in flight', async () => {
