@@ -161,7 +161,10 @@ export async function startFetchIdempotency(
   const readBody = async (): Promise<BodyBytes> => {
     if (read) return { ok: true, body: read };
     const bytes = await readFetchBody(request, guard.options.idempotency.maxRequestBytes);
-    if (bytes.ok) read = request.body ? bytes.body : undefined;
+    // Stryker disable next-line ConditionalExpression: equivalent, a failed read has no body, so `read` stays undefined either way
+    if (bytes.ok) {
+      read = request.body ? bytes.body : undefined;
+    }
     return bytes;
   };
   const start = await idempotencyAtLayer(guard, policy, auth, key, exchangeRequest, readBody);
