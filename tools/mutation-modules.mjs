@@ -127,12 +127,12 @@ export const MODULES = {
     wide: suites(...REGIMES_WIDE),
   },
   express: { mutate: ['packages/express/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop)') },
-  // Koa and Fastify settle a claim themselves when the client has gone (attack review 11 proves it over HTTP).
+  // Koa and Fastify settle a claim themselves when the client has gone (attack reviews 11 and 12 prove it over HTTP).
   koa: { mutate: ['packages/koa/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop|attack-review-11)') },
   fastify: {
     mutate: ['packages/fastify/src/**/*.ts'],
     quick: suites(...ADAPTER),
-    wide: suites('test/(profile|http2|dpop|attack-review-11)'),
+    wide: suites('test/(profile|http2|dpop|attack-review-11|attack-review-12)'),
   },
   // NestJS in three parts (668 mutants in all): a Stryker run keeps its state only when it ends,
   // so each part's state is committed on its own. How policies compose (in-process tests first):
