@@ -156,6 +156,8 @@ export const MODULES = {
   hono: {
     mutate: ['packages/hono/src/**/*.ts'],
     quick: suites(...ADAPTER, 'test/hono'),
-    wide: suites('test/(profile|http2|attack-review-4|attack-review-5|attack-review-6|attack-review-7|attack-review-11|regimes-br-of)'),
+    wide: suites(
+      'test/(profile|http2|attack-review-4|attack-review-5|attack-review-6|attack-review-7|attack-review-10|attack-review-11|regimes-br-of)',
+    ),
   },
 };
