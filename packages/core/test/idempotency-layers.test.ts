@@ -453,11 +453,14 @@ describe('a later layer with other settings', () => {
 });
 
 describe('two guards on one request', () => {
-  it('IDEM-16 a key this request holds by another guard’s claim is left to that claim', async () => {
+  /** Two guards over one store, and the request object both see. */
+  const twoGuards = () => {
     const store = spyStore();
-    const g1 = setup(store);
-    const g2 = setup(store);
-    const key = {};
+    return { store, g1: setup(store), g2: setup(store), key: {} };
+  };
+
+  it('IDEM-16 a key this request holds by another guard’s claim is left to that claim', async () => {
+    const { store, g1, g2, key } = twoGuards();
     const headers = { 'idempotency-key': '"a"' };
     const claimed = await layer(g1.guard, g1.policy({ idempotency: 'required' }), key, headers);
     expect(claimed !== 'skipped' && claimed.kind).toBe('claimed');
@@ -469,10 +472,7 @@ describe('two guards on one request', () => {
   });
 
   it('IDEM-16 a later layer’s key claimed by another guard for this request: the earlier claim goes on, nothing freed', async () => {
-    const store = spyStore();
-    const g1 = setup(store);
-    const g2 = setup(store);
-    const key = {};
+    const { store, g1, g2, key } = twoGuards();
     const headers = { 'idempotency-key': '"a"', 'x-idempotency-key': 'b' };
     const uk = { idempotency: { mode: 'required', syntax: 'uk-ob' } } as const;
     const g2Step = await layer(g2.guard, g2.policy(uk), key, headers);
@@ -491,10 +491,7 @@ describe('two guards on one request', () => {
   });
 
   it('IDEM-16 IDEM-03 a key rule’s refusal by one guard frees the other guard’s claim when its recorder finishes', async () => {
-    const store = spyStore();
-    const g1 = setup(store);
-    const g2 = setup(store);
-    const key = {};
+    const { store, g1, g2, key } = twoGuards();
     const headers = { 'idempotency-key': '"a"' };
     const claimed = await layer(g1.guard, g1.policy({ idempotency: 'required' }), key, headers);
     expect(refusedByLayer(key)).toBe(false);
