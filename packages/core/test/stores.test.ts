@@ -171,4 +171,23 @@ describe('MemoryIdempotencyStore', () => {
     await pause(50);
     await claimed(whole, 'new', 'b');
   });
+
+  it('IDEM-12 the store-wide sweep of expired keys runs at most once a second (each is a pass over every key)', async () => {
+    // lru-cache times entries on performance.now(); the sweep's pace is on Date.now(), set here.
+    let now = 5_000_000;
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const store = new MemoryIdempotencyStore({ max: 1, maxPerClient: 1 });
+      await claimed(store, 'k1', 'a', 20);
+      await pause(50);
+      await claimed(store, 'k2', 'b', 20); // the first sweep: k1 had expired
+      await pause(50);
+      now += 999;
+      await expect(store.claim('k3', 'f', 60_000, 'c')).rejects.toThrow('idempotency store is full (1 keys, 256 bytes)');
+      now += 1;
+      await claimed(store, 'k3', 'c');
+    } finally {
+      clock.mockRestore();
+    }
+  });
 });
