@@ -508,6 +508,81 @@ describe('attacks that held', () => {
     }
   }, 30_000);
 
+  it('IDEM-10 fastify: a handler that hands on the core system’s 503 as a fetch Response to a client gone: the key is freed, the retry is processed (not 409 processed, its response not kept)', async () => {
+    const app = Fastify();
+    await app.register(fastifyPlugin, tpp.options);
+    const ledger = { attempts: 0, paid: [] as string[] };
+    const started = signal();
+    const done = signal();
+    app.post(
+      '/payments',
+      { config: { fapi: routePolicy({ scopes: ['payments:write'], idempotency: 'required' }) } },
+      async (_request, reply) => {
+        const attempt = ++ledger.attempts;
+        if (attempt === 1) {
+          started.fire();
+          await closed(reply.raw);
+          done.fire();
+          // The core banking system's own 503 (nothing booked), handed on as its fetch Response.
+          return reply.send(
+            new Response('{"error":"ledger unavailable"}', { status: 503, headers: { 'content-type': 'application/json' } }),
+          );
+        }
+        ledger.paid.push(`pay-${attempt}`);
+        return reply.code(201).send({ payment: `pay-${attempt}` });
+      },
+    );
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    try {
+      const k = key('fastify-own-503-web-stream-gone');
+      await payAndHangUpWhen(url, k, started.promise);
+      await done.promise;
+      await pause(100);
+      // Before: Fastify applies a Response's status after the onSend hooks, so the recorder saw a
+      // 200 on its way to a client gone and kept the key as processed (409, look the payment up:
+      // one that was never made). Its own check of the status under 500 in onSend saw the same 200.
+      const retry = await settledRetry(url, k);
+      expect([retry.status, retry.text, ledger.paid]).toEqual([201, '{"payment":"pay-2"}', ['pay-2']]);
+    } finally {
+      await app.close();
+    }
+  }, 30_000);
+
+  it('IDEM-10 nestjs-fastify: a handler that returns the core system’s 503 as a fetch Response to a client gone: the key is freed, the retry is processed (not 409 processed, its response not kept)', async () => {
+    const ledger = { attempts: 0, paid: [] as string[] };
+    const started = signal();
+    const done = signal();
+    @Controller('payments')
+    class Payments {
+      @Post()
+      @FapiPolicy({ scopes: ['payments:write'], idempotency: 'required' })
+      async pay(@Res({ passthrough: true }) reply: { raw: ServerResponse }) {
+        const attempt = ++ledger.attempts;
+        if (attempt === 1) {
+          started.fire();
+          await closed(reply.raw);
+          done.fire();
+          return new Response('{"error":"ledger unavailable"}', { status: 503, headers: { 'content-type': 'application/json' } });
+        }
+        ledger.paid.push(`pay-${attempt}`);
+        return { payment: `pay-${attempt}` };
+      }
+    }
+    const app = await startNestApp('nestjs-fastify', tpp.options, [Payments]);
+    try {
+      const k = key('nest-fastify-own-503-response-gone');
+      await payAndHangUpWhen(app.url, k, started.promise);
+      await done.promise;
+      await pause(100);
+      // Before: the 503 was applied after the onSend hooks, so the recorder saw Nest's 201 on its way.
+      const retry = await settledRetry(app.url, k);
+      expect([retry.status, retry.text, ledger.paid]).toEqual([201, '{"payment":"pay-2"}', ['pay-2']]);
+    } finally {
+      await app.close();
+    }
+  }, 30_000);
+
   it('IDEM-10 fastify: an app-wide onSend hook that turns the answer into a 503 (client still there): the key is freed, never kept as processed', async () => {
     const app = Fastify();
     await app.register(fastifyPlugin, tpp.options);

@@ -49,12 +49,19 @@ const claims = new WeakMap<object, NodeClaim[]>();
 
 /**
  * An `onSend` hook for every route (a `protect({ idempotency })` may be added with `addHook`):
- * the handler's own answer, no server error, is on its way. Fastify answers a stream its client
- * cut off with a 500 of its own, or never ends a web stream's response to a client gone; the
- * claims keep such a request as processed (its response not kept), never freed for a second payment.
+ * the handler's answer is on its way. Fastify answers a stream its client cut off with a 500 of
+ * its own, or never ends a web stream's response to a client gone; the claims keep such a request
+ * as processed (its response not kept), never freed for a second payment. The recorder reads the
+ * status itself: a server error of the handler's own frees the key (core's `NodeClaim.answered`).
  */
 export const idempotencyAnsweredHook: onSendHookHandler = (request, reply, payload, done) => {
-  if (reply.statusCode < 500) for (const claim of claims.get(request.raw) ?? []) claim.answered();
+  const held = claims.get(request.raw);
+  if (held) {
+    // Fastify applies a fetch Response's status after the onSend hooks (reply.js onSendEnd): applied
+    // here first, so that the recorder reads the status that goes out (a 503 of the core system frees the key).
+    if (Object.prototype.toString.call(payload) === '[object Response]') reply.code((payload as Response).status);
+    for (const claim of held) claim.answered();
+  }
   done(null, payload);
 };
 

@@ -48,13 +48,20 @@ export async function continueIdempotent(
 const claims = new WeakMap<IncomingMessage, NodeClaim[]>();
 
 /**
- * On the Fastify platform: the handler's own answer, no server error, is on its way (`onSend`).
- * Fastify answers a stream its client cut off with a 500 of its own; the claim keeps such a
- * request as processed (its response not kept), never freed for a second payment.
+ * On the Fastify platform: the handler's answer is on its way (`onSend`). Fastify answers a stream
+ * its client cut off with a 500 of its own; the claim keeps such a request as processed (its
+ * response not kept), never freed for a second payment. The recorder reads the status itself: a
+ * server error of the handler's own frees the key (core's `NodeClaim.answered`).
  */
 export function tellAnswers(fastify: FastifyLike): void {
   fastify.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode < 500) for (const claim of claims.get(request.raw) ?? []) claim.answered();
+    const held = claims.get(request.raw);
+    if (held) {
+      // Fastify applies a fetch Response's status after the onSend hooks (reply.js onSendEnd): applied
+      // here first, so that the recorder reads the status that goes out (a 503 of the core system frees the key).
+      if (Object.prototype.toString.call(payload) === '[object Response]') reply.code((payload as Response).status);
+      for (const claim of held) claim.answered();
+    }
     return payload;
   });
 }

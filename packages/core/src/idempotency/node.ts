@@ -31,11 +31,11 @@ export type NodeIdempotencyStart =
  */
 export interface NodeClaim {
   /**
-   * The handler's own answer, no server error, is on its way (Fastify's `onSend`): the request
-   * was processed. A server error written after it to a client already gone is the framework's
-   * failure to send it, and a response to a client gone that the framework never ends is left
-   * so: both kept as processed, the response not kept (409 to retries), never freed for a second
-   * processing. (To a client still there, a server error, an answer that could not be signed,
+   * The handler's answer is on its way (Fastify's `onSend`; its status is read here): unless a
+   * server error, the request was processed. A server error written after it to a client already
+   * gone is the framework's failure to send it, and a response to a client gone that the
+   * framework never ends is left so: both kept as processed, the response not kept (409 to
+   * retries), never freed for a second processing. (To a client still there, a server error, an answer that could not be signed,
    * frees the key as always.)
    */
   answered(): void;
