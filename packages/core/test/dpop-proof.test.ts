@@ -430,6 +430,39 @@ describe('htu normalisation', () => {
     // Every character RFC 3986 §2 allows, and percent-encoded octets in either case.
     expect(normalizeHtu("https://rs.example.com/a-._~:@!$&'()*+,;=%41%2f[]?q#f")).toBe("https://rs.example.com/a-._~:@!$&'()*+,;=A%2F[]");
   });
+
+  it('DPOP-11 a host is compared as RFC 3986 §6.2.2 normalises it, never as the WHATWG parser rewrites it (IDNA, IPv4 forms)', () => {
+    // Case and percent-encoded unreserved characters (§6.2.2.1, §6.2.2.2), the port (§6.2.3).
+    for (const htu of [
+      'https://RS.Example.COM/a',
+      'https://%72s.example.com/a',
+      'https://rs%2Eexample.com/a',
+      'https://rs.example.com:0443/a',
+    ])
+      expect([htu, normalizeHtu(htu)]).toEqual([htu, 'https://rs.example.com/a']);
+    expect(normalizeHtu('http://127.0.0.1:8080/a')).toBe('http://127.0.0.1:8080/a');
+    expect(normalizeHtu('https://[::1]/a')).toBe('https://[::1]/a');
+    expect(normalizeHtu('https://[FE80::1]/a')).toBe('https://[fe80::1]/a');
+    for (const htu of [
+      // Octets that are no unreserved character stay encoded: another reg-name (§3.2.2), which the
+      // WHATWG parser would decode and IDNA-map to rs.example.com.
+      'https://%EF%BD%92%EF%BD%93.example.com/a',
+      'https://rs%E3%80%82example.com/a',
+      'https://r%C5%BF.example.com/a',
+      'https://rs.example.com%E2%80%8B/a',
+      // Only dotted-decimal dec-octets are an IPv4 literal (§3.2.2); the rest are reg-names.
+      'http://2130706433/a',
+      'http://127.1/a',
+      'http://0x7f.0.0.1/a',
+      'http://0177.0.0.1/a',
+      'http://127.0.0.01/a',
+      'http://127.0.0.1./a',
+      // An IPv6 literal written otherwise than the parser writes it back.
+      'https://[0:0::1]/a',
+      'https://[::ffff:127.0.0.1]/a',
+    ])
+      expect([htu, normalizeHtu(htu)]).toEqual([htu, undefined]);
+  });
 });
 
 describe('server nonces', () => {

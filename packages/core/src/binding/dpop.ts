@@ -117,6 +117,26 @@ function isUriForm(htu: string): boolean {
 /** URLs longer than this are normalised each time, not remembered: the memo stays small whatever requests name. */
 const MEMO_MAX_LENGTH = 2048;
 
+/** RFC 3986 §6.2.2.1, §6.2.2.2: percent-encoded unreserved characters decoded, every other triplet in upper case. */
+function decodeUnreserved(value: string): string {
+  return value.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
+    const char = String.fromCharCode(Number.parseInt(hex, 16));
+    return UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`;
+  });
+}
+
+/**
+ * The host as written after `//` (no userinfo: `isUriForm` refuses `@`), its port left out, in
+ * RFC 3986 §6.2.2 normal form. The WHATWG parser goes further: it decodes and IDNA-maps any
+ * percent-encoded octet (`%EF%BD%92%EF%BD%93.example.com` is `rs.example.com` to it) and reads
+ * `127.1`, `0x7f.0.0.1` or `2130706433` as IPv4 addresses, which RFC 3986 §3.2.2 makes reg-names.
+ */
+function hostAsWritten(value: string): string {
+  const authority = value.slice(value.indexOf('//') + 2).split(/[/?#]/, 1)[0] as string;
+  const host = authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : (authority.split(':', 1)[0] as string);
+  return decodeUnreserved(host).toLowerCase();
+}
+
 function normalizeUrl(value: string): NormalizedUrl | undefined {
   let url: URL;
   try {
@@ -125,10 +145,9 @@ function normalizeUrl(value: string): NormalizedUrl | undefined {
     return undefined;
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
-  const path = url.pathname.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
-    const char = String.fromCharCode(Number.parseInt(hex, 16));
-    return UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`;
-  });
+  // A host the parser changed beyond RFC 3986's normalisation names another host than the one written.
+  if (hostAsWritten(value) !== url.hostname) return undefined;
+  const path = decodeUnreserved(url.pathname);
   // The path as sent: after the scheme's `//`, from the first `/` (an authority has none) to any `?`.
   const sent = value.slice(value.indexOf('/', value.indexOf('//') + 2)).split('?', 1)[0];
   return { htu: `${url.protocol}//${url.host}${path}`, pathAsSent: sent === url.pathname };

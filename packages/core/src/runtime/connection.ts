@@ -19,7 +19,7 @@ export interface RequestConnection {
    */
   rawHeaders?: readonly string[];
   /**
-   * The request target as received: path and query (origin-form, RFC 9112 §3.2.1).
+   * The request target as received: path and query (origin-form, RFC 9112 §3.2.1), or absolute-form (§3.2.2).
    * @default path and query of the request's URL
    */
   target?: string;
