@@ -43,9 +43,12 @@
  *    absolute-form target naming another origin stays refused (held, below).
  *
  * Fixed: dpop.ts `normalizeUrl` refuses a URL whose host the WHATWG parser changed beyond
- * RFC 3986 §6.2.2 normalisation (`hostAsWritten`: findings 1 and 2); request.ts
- * `OriginResolver.resolve` reads an absolute-form target's own origin and accepts it when it is a
- * configured one (finding 3). Unit tests: dpop-proof.test.ts, request.test.ts.
+ * RFC 3986 §6.2.2 normalisation (`hostAsWritten`: findings 1 and 2; an IP literal is compared in
+ * its canonical form). Finding 3 was fixed by accepting absolute-form on a configured origin;
+ * attack review 20 then found routers that read it otherwise than the guard (a proof for `/`
+ * served `/accounts`), so absolute-form is refused on every origin, now with its own reason
+ * (`request_target_form`: "The request target must be a path (origin-form)"), a deviation
+ * recorded in docs/packages/core.md. Unit tests: dpop-proof.test.ts, request.test.ts.
  *
  * Held (below): on every adapter, targets a router reads otherwise than the parser (`%2e`
  * segments, `#`, `\`, `%` without two hex digits, `//`, `;`, upper-case percent-encoding,
@@ -173,7 +176,7 @@ describe('findings', () => {
     }
   });
 
-  it('3. RFC 9112 §3.2.2, §3.3: an absolute-form target for the configured origin, with its proof, is accepted on every adapter (was 400)', async () => {
+  it('3. an absolute-form target for the configured origin, with its own proof, is refused (400) on every adapter: a deliberate deviation from RFC 9112 §3.2.2 (attack review 20, finding 1)', async () => {
     const verdicts: [string, number][] = [];
     for (const framework of FRAMEWORKS) {
       const started = await startApp(framework, { issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false });
@@ -184,7 +187,7 @@ describe('findings', () => {
         await started.close();
       }
     }
-    expect(verdicts).toEqual(FRAMEWORKS.map((framework) => [framework, 200]));
+    expect(verdicts).toEqual(FRAMEWORKS.map((framework) => [framework, 400]));
   }, 60_000);
 });
 

@@ -68,6 +68,15 @@
  *    an empty port is the default one). RFC 9112 §3.2.2: a server MUST accept the absolute-form.
  *    HOST_SYNTAX requires a digit after `:`. Impact: conformance only.
  *
+ * Resolved: absolute-form is refused again, on every origin (request.ts, reason
+ * `request_target_form`, 400 "The request target must be a path (origin-form)"): finding 1 shows
+ * routers that read it otherwise than the guard, so no proof or signature can be checked against
+ * the URL the app serves — a deviation from RFC 9112 §3.2.2's "MUST accept", recorded in
+ * docs/packages/core.md. Findings 1, 3, 4 and 6 are refusals now; the metadata document is not
+ * served for an absolute-form target on any adapter (Fastify and NestJS on Fastify read the
+ * target as received, finding 2). Finding 5: an IP literal's host is compared in the parser's
+ * canonical form, as the request URL's is (dpop.ts hostAsWritten).
+ *
  * Held (below): on every adapter, absolute-form targets the router and the guard could read
  * otherwise (default port, upper-case scheme and host, out-of-range port, empty path, a query or
  * fragment right after the authority, dot segments raw and `%2e`, `//`, `\`, IPv6 and
@@ -191,7 +200,7 @@ describe('findings', () => {
     expect(verdicts).toHaveLength(2 * (FRAMEWORKS.length + 1));
   }, 90_000);
 
-  it('2. RFC 9112 §3.2.2, RFC 9728 §3: the metadata document is served for an absolute-form request of its URI on every adapter (404 on Express, Koa, NestJS, Hono)', async () => {
+  it('2. RFC 9728 §3: every adapter answers an absolute-form request of the metadata URI alike: not served, as every absolute-form target is refused (was 200 on Fastify and NestJS-Fastify, 404 elsewhere)', async () => {
     const verdicts: [string, number, unknown][] = [];
     for (const framework of FRAMEWORKS) {
       const app = await startApp(framework, options({ resourceMetadata: true }));
@@ -206,10 +215,10 @@ describe('findings', () => {
         await app.close();
       }
     }
-    expect(verdicts).toEqual(FRAMEWORKS.map((framework) => [framework, 200, AUDIENCE]));
+    expect(verdicts).toEqual(FRAMEWORKS.map((framework) => [framework, 404, undefined]));
   }, 60_000);
 
-  it('3. RFC 9112 §3.2: an absolute-form request with two Host lines is refused (400) as in origin-form (200 on every adapter)', async () => {
+  it('3. RFC 9112 §3.2: an absolute-form request with two Host lines is refused (400) as in origin-form (was 200 on every adapter)', async () => {
     const verdicts: [string, number, number][] = [];
     for (const framework of FRAMEWORKS) {
       const app = await startApp(framework, options());
@@ -228,7 +237,7 @@ describe('findings', () => {
     expect(verdicts).toEqual(FRAMEWORKS.map((framework) => [framework, 400, 400]));
   }, 60_000);
 
-  it('4. RFC 9421 §2.2.5: `@request-target` of an absolute-form request is the absolute-form target; a signature over it verifies, one over the origin-form value does not (401 / 201 on every adapter)', async () => {
+  it('4. RFC 9421 §2.2.5: a signed absolute-form request is refused (400) whichever `@request-target` it signed, never verified over a value the message does not have (was 401 / 201 on every adapter)', async () => {
     const signer = MessageSigningClient.generate('ed25519', 'client-a-20');
     const body = '{"amount":"1.00"}';
     const htu = `${AUDIENCE}/signed`;
@@ -273,10 +282,10 @@ describe('findings', () => {
         await app.close();
       }
     }
-    expect(verdicts).toEqual(FRAMEWORKS.flatMap((framework) => [[framework, htu, 201] as const, [framework, '/signed', 401] as const]));
+    expect(verdicts).toEqual(FRAMEWORKS.flatMap((framework) => [[framework, htu, 400] as const, [framework, '/signed', 400] as const]));
   }, 60_000);
 
-  it('5. RFC 3986 §6.2.1, RFC 9449 §4.3 step 9: an htu written exactly as the configured IPv6 publicUrl is accepted (401 since 5ed7f80)', async () => {
+  it('5. RFC 3986 §6.2.1, RFC 9449 §4.3 step 9: an htu written exactly as the configured IPv6 publicUrl is accepted (was 401 since 5ed7f80)', async () => {
     const verdicts: [string, number][] = [];
     for (const publicUrl of ['http://[0:0:0:0:0:0:0:1]:8080', 'http://[::ffff:127.0.0.1]:8080', 'http://[2001:db8:0:0:0:0:0:1]']) {
       const app = await startApp('express', options({ publicUrl }));
@@ -290,19 +299,19 @@ describe('findings', () => {
     expect(verdicts).toEqual(verdicts.map(([publicUrl]) => [publicUrl, 200]));
   });
 
-  it('6. RFC 3986 §6.2.3, RFC 9112 §3.2.2: `GET https://rs.example.com:/accounts` (empty port) addresses the configured origin (400 on every adapter)', async () => {
-    const verdicts: [string, number][] = [];
+  it('6. `GET https://rs.example.com:/accounts` (empty port) is refused as every absolute-form target, with the reason that says so (request_target_form), not as an unknown origin', async () => {
+    const verdicts: [string, number, boolean][] = [];
     for (const framework of FRAMEWORKS) {
       const app = await startApp(framework, options());
       try {
-        // The DPoP check takes this very URI as the request's (attack review 19): one URI, two verdicts.
         const htu = 'https://rs.example.com:/accounts';
-        verdicts.push([framework, (await rawExchange(app.url, message(`GET ${htu} HTTP/1.1`, await credentials(htu)))).status]);
+        const answer = await rawExchange(app.url, message(`GET ${htu} HTTP/1.1`, await credentials(htu)));
+        verdicts.push([framework, answer.status, answer.body.includes('The request target must be a path (origin-form)')]);
       } finally {
         await app.close();
       }
     }
-    expect(verdicts).toEqual(FRAMEWORKS.map((framework) => [framework, 200]));
+    expect(verdicts).toEqual(FRAMEWORKS.map((framework) => [framework, 400, true]));
   }, 60_000);
 });
 
@@ -311,9 +320,10 @@ describe('attacks that held', () => {
     const accounts = `${AUDIENCE}/accounts`;
     // [target, htu of the proof, expected]: 'ok' = 200, 'refused' = 4xx, 'not-ok' = neither 2xx nor 5xx.
     const cases: readonly (readonly [string, string, 'ok' | 'refused' | 'not-ok'])[] = [
-      ['https://rs.example.com/accounts', accounts, 'ok'],
-      ['https://rs.example.com:443/accounts', accounts, 'ok'],
-      ['https://rs.example.com/accounts?x=/payments', accounts, 'ok'],
+      // Absolute-form is refused whatever it names, its own proof included (request_target_form).
+      ['https://rs.example.com/accounts', accounts, 'refused'],
+      ['https://rs.example.com:443/accounts', accounts, 'refused'],
+      ['https://rs.example.com/accounts?x=/payments', accounts, 'refused'],
       ['https://rs.example.com:443/accounts', 'https://rs.example.com:444/accounts', 'refused'],
       // The guard accepts the upper-case scheme and host; Hono's server and NestJS-Fastify's router refuse them.
       ['HTTPS://RS.EXAMPLE.COM/accounts', `${AUDIENCE}/payments`, 'refused'],
@@ -405,7 +415,7 @@ describe('attacks that held', () => {
     }
   });
 
-  it('every adapter: a payment retried in absolute-form with the same idempotency key is a replay of the origin-form one (the handler runs once)', async () => {
+  it('every adapter: a payment retried in absolute-form with the same idempotency key is refused (400) before the key is read: the handler runs once', async () => {
     const unexpected: string[] = [];
     const policy = { scopes: ['payments'], idempotency: 'required' } as const;
     for (const framework of FRAMEWORKS) {
@@ -421,10 +431,10 @@ describe('attacks that held', () => {
         });
         const first = await rawExchange(app.url, message('POST /payments HTTP/1.1', await headers(), ['rs.example.com'], body));
         const retry = await rawExchange(app.url, message(`POST ${AUDIENCE}/payments HTTP/1.1`, await headers(), ['rs.example.com'], body));
-        // The same payment answered (the body may be framed otherwise: chunked on a replay), processed once.
+        // The payment made once; the retry in absolute-form is refused like any other target not in origin-form.
         const payment = (answer: RawAnswer) => /"payment":"(pay-\d+)"/.exec(answer.body)?.[1];
-        const verdict = [first.status, retry.status, payment(first), payment(retry), ledger.processed];
-        if (JSON.stringify(verdict) !== JSON.stringify([201, 201, 'pay-1', 'pay-1', 1]))
+        const verdict = [first.status, retry.status, payment(first), payment(retry) ?? null, ledger.processed];
+        if (JSON.stringify(verdict) !== JSON.stringify([201, 400, 'pay-1', null, 1]))
           unexpected.push(`${framework}: ${JSON.stringify(verdict)}`);
       } finally {
         await app.close();

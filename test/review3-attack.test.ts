@@ -241,20 +241,14 @@ describe('III.review Fastify rewriteUrl: the target recorded on arrival is the o
     expect(await pipelined(url, swapped, 2)).toEqual([401, 200]);
   });
 
-  it('III.review DPOP-11 an absolute-form request target that Fastify routes is checked against itself: its proof passes, another path’s does not, another origin is 400', async () => {
-    // find-my-way routes `http://host/v2/a` as `/v2/a`; the guard reads the target as sent, whose
-    // origin must be the configured one (RFC 9112 §3.2.2: a server MUST accept the absolute-form).
-    const verdicts: [string, string, number][] = [];
+  it('III.review DPOP-11 an absolute-form request target that Fastify routes is refused (400), even for the configured origin, never checked against another URL', async () => {
+    // find-my-way routes `http://host/v2/a` as `/v2/a`; the guard sees the target as sent.
     for (const target of [`${AUDIENCE}/v2/a`, 'http://other.example/v2/b']) {
-      for (const htu of ['/v2/a', '/v2/b'])
-        verdicts.push([target, htu, (await pipelined(url, await request(target, htu), 1))[0] as number]);
+      for (const htu of ['/v2/a', '/v2/b']) {
+        const [status] = await pipelined(url, await request(target, htu), 1);
+        expect({ target, htu, status }).toEqual({ target, htu, status: 400 });
+      }
     }
-    expect(verdicts).toEqual([
-      [`${AUDIENCE}/v2/a`, '/v2/a', 200],
-      [`${AUDIENCE}/v2/a`, '/v2/b', 401],
-      ['http://other.example/v2/b', '/v2/a', 400],
-      ['http://other.example/v2/b', '/v2/b', 400],
-    ]);
   });
 });
 

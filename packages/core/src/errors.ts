@@ -28,6 +28,7 @@ export type GuardErrorReason =
   | 'token_in_query'
   | 'token_in_body'
   | 'request_host_unknown'
+  | 'request_target_form'
   // the access token (RFC 9068 §4, RFC 8725)
   | 'token_malformed'
   | 'token_type'
@@ -126,6 +127,12 @@ export const REASONS: Readonly<Record<GuardErrorReason, ReasonInfo>> = {
     status: 400,
     error: 'invalid_request',
     description: 'The request does not address a configured origin of this API',
+  },
+  // RFC 9112 §3.2.1: the guard checks proofs and signatures against the path the router serves.
+  request_target_form: {
+    status: 400,
+    error: 'invalid_request',
+    description: 'The request target must be a path (origin-form)',
   },
   token_malformed: { status: 401, error: 'invalid_token', description: 'The access token is malformed' },
   token_type: { status: 401, error: 'invalid_token', description: 'The token is not an access token' },
@@ -345,6 +352,7 @@ export const OB_ERROR_CODES: Readonly<Partial<Record<GuardErrorReason, string>>>
   credentials_malformed: 'UK.OBIE.Header.Invalid',
   credentials_ambiguous: 'UK.OBIE.Header.Invalid',
   request_host_unknown: 'UK.OBIE.Header.Invalid',
+  request_target_form: 'UK.OBIE.Field.Invalid',
 };
 
 /**

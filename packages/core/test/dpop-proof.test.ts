@@ -443,6 +443,12 @@ describe('htu normalisation', () => {
     expect(normalizeHtu('http://127.0.0.1:8080/a')).toBe('http://127.0.0.1:8080/a');
     expect(normalizeHtu('https://[::1]/a')).toBe('https://[::1]/a');
     expect(normalizeHtu('https://[FE80::1]/a')).toBe('https://[fe80::1]/a');
+    // An IPv6 literal is an address: compared in its canonical form (RFC 5952), as the request URL's is.
+    expect(normalizeHtu('https://[0:0:0:0:0:0:0:1]:8443/a')).toBe('https://[::1]:8443/a');
+    expect(normalizeHtu('https://[::ffff:127.0.0.1]/a')).toBe('https://[::ffff:7f00:1]/a');
+    // A host that stops at the port, the path, the query or the fragment.
+    for (const htu of ['https://127.1:8443/a', 'https://127.1/a', 'https://127.1?a', 'https://127.1#a'])
+      expect([htu, normalizeHtu(htu)]).toEqual([htu, undefined]);
     for (const htu of [
       // Octets that are no unreserved character stay encoded: another reg-name (§3.2.2), which the
       // WHATWG parser would decode and IDNA-map to rs.example.com.
@@ -457,9 +463,6 @@ describe('htu normalisation', () => {
       'http://0177.0.0.1/a',
       'http://127.0.0.01/a',
       'http://127.0.0.1./a',
-      // An IPv6 literal written otherwise than the parser writes it back.
-      'https://[0:0::1]/a',
-      'https://[::ffff:127.0.0.1]/a',
     ])
       expect([htu, normalizeHtu(htu)]).toEqual([htu, undefined]);
   });

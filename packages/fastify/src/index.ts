@@ -229,9 +229,10 @@ const plugin: FastifyPluginAsync<FapiGuardPluginOptions> = async (fastify, optio
   } satisfies FapiGuardFastify);
   // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
   for (const path of guard.publishedPaths) {
-    fastify.get(path, async (_request, reply) => {
-      const answer = guard.metadataResponse('GET', path);
-      // Stryker disable next-line ConditionalExpression,BlockStatement: unreachable, publishedPaths are the paths metadataResponse answers; kept so that a change there cannot send an empty 200
+    fastify.get(path, async (request, reply) => {
+      // The target as the client sent it, as the other adapters read it: an absolute-form target
+      // (which Fastify routes here) is no request for the document (request.ts: origin-form only).
+      const answer = guard.metadataResponse('GET', targetOf(request));
       if (!answer) return reply.callNotFound();
       return reply.code(answer.status).headers(answer.headers).send(answer.body);
     });

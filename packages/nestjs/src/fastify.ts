@@ -62,8 +62,9 @@ export function installFastify(fastify: FastifyLike, guard: Guard, policies: Fap
   // RFC 9728: the metadata document at its well-known path, and the response-signing JWK set.
   for (const path of guard.publishedPaths) {
     fastify.get(path, async (request, reply) => {
-      const answer = guard.metadataResponse(request.method, path);
-      // Stryker disable next-line ConditionalExpression: equivalent, the route is a published path and Fastify routes only GET and HEAD to it, both answered
+      // The target as the client sent it, as on Express: an absolute-form target (which Fastify
+      // routes here) is no request for the document (core's request.ts: origin-form only).
+      const answer = guard.metadataResponse(request.method, receivedTarget(request.raw));
       if (!answer) return reply.callNotFound();
       writeResponse(reply, answer);
       return reply;

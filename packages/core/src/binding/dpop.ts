@@ -126,15 +126,17 @@ function decodeUnreserved(value: string): string {
 }
 
 /**
- * The host as written after `//` (no userinfo: `isUriForm` refuses `@`), its port left out, in
- * RFC 3986 §6.2.2 normal form. The WHATWG parser goes further: it decodes and IDNA-maps any
- * percent-encoded octet (`%EF%BD%92%EF%BD%93.example.com` is `rs.example.com` to it) and reads
- * `127.1`, `0x7f.0.0.1` or `2130706433` as IPv4 addresses, which RFC 3986 §3.2.2 makes reg-names.
+ * The reg-name or IPv4 host as written after `//` (no userinfo: `isUriForm` refuses `@`), its port
+ * left out, in RFC 3986 §6.2.2 normal form; `undefined` for an IP literal (`[…]`), an address that
+ * the parser writes in its canonical form (RFC 5952), as the request URL's host is. The WHATWG
+ * parser goes further than RFC 3986 on the others: it decodes and IDNA-maps any percent-encoded
+ * octet (`%EF%BD%92%EF%BD%93.example.com` is `rs.example.com` to it) and reads `127.1`,
+ * `0x7f.0.0.1` or `2130706433` as IPv4 addresses, which RFC 3986 §3.2.2 makes reg-names.
  */
-function hostAsWritten(value: string): string {
-  const authority = value.slice(value.indexOf('//') + 2).split(/[/?#]/, 1)[0] as string;
-  const host = authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) : (authority.split(':', 1)[0] as string);
-  return decodeUnreserved(host).toLowerCase();
+function hostAsWritten(value: string): string | undefined {
+  const authority = value.slice(value.indexOf('//') + 2);
+  if (authority.startsWith('[')) return undefined;
+  return decodeUnreserved(authority.split(/[:/?#]/, 1)[0] as string).toLowerCase();
 }
 
 function normalizeUrl(value: string): NormalizedUrl | undefined {
@@ -146,7 +148,8 @@ function normalizeUrl(value: string): NormalizedUrl | undefined {
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
   // A host the parser changed beyond RFC 3986's normalisation names another host than the one written.
-  if (hostAsWritten(value) !== url.hostname) return undefined;
+  const written = hostAsWritten(value);
+  if (written !== undefined && written !== url.hostname) return undefined;
   const path = decodeUnreserved(url.pathname);
   // The path as sent: after the scheme's `//`, from the first `/` (an authority has none) to any `?`.
   const sent = value.slice(value.indexOf('/', value.indexOf('//') + 2)).split('?', 1)[0];

@@ -19,7 +19,7 @@ export interface RequestConnection {
    */
   rawHeaders?: readonly string[];
   /**
-   * The request target as received: path and query (origin-form, RFC 9112 §3.2.1), or absolute-form (§3.2.2).
+   * The request target as received: path and query (origin-form, RFC 9112 §3.2.1; any other form is refused).
    * @default path and query of the request's URL
    */
   target?: string;
@@ -72,7 +72,7 @@ export function guardRequestOn(
 ): GuardRequest | GuardError {
   const { encrypted, remoteAddress, target } = connection;
   const url = guard.requestUrl({ encrypted, remoteAddress, path: target, headers });
-  if (!url.ok) return guard.refuse('request_host_unknown', url.detail, policy, headers);
+  if (!url.ok) return guard.refuse(url.reason ?? 'request_host_unknown', url.detail, policy, headers);
   const request: GuardRequest = { method, url: url.url, headers };
   if (remoteAddress) request.remoteAddress = remoteAddress;
   if (connection.clientCertificate) request.clientCertificate = connection.clientCertificate;
