@@ -73,7 +73,7 @@ import express from 'express';
 import Koa from 'koa';
 import { FRAMEWORKS, type StartedApp, startApp } from './support/apps';
 import { startExpressApp } from './support/express-app';
-import { send } from './support/http';
+import { h2Status, send } from './support/http';
 
 const AUDIENCE = 'https://rs.example.com';
 let as: MockIssuer;
@@ -269,21 +269,7 @@ describe('attacks that held', () => {
     const server: Http2Server = createH2cServer(app.callback());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     const session = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-    const get = (headers: Record<string, string>) =>
-      new Promise<number>((resolve) => {
-        const stream = session.request({ ':method': 'GET', ...headers });
-        let status = 0;
-        stream.on('response', (h) => {
-          status = Number(h[':status']);
-        });
-        stream.on('error', () => resolve(-1));
-        stream.setTimeout(5000, () => {
-          stream.close();
-          resolve(-2);
-        });
-        stream.resume();
-        stream.on('end', () => resolve(status));
-      });
+    const get = (headers: Record<string, string>) => h2Status(session, headers);
     try {
       expect(await get({ ':path': '/accounts', ...(await credentials(`${AUDIENCE}/accounts`)) })).toBe(200);
       expect(await get({ ':path': '/accounts#x', ...(await credentials(`${AUDIENCE}/accounts`)) })).toBe(401);

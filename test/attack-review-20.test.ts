@@ -99,7 +99,7 @@ import { DpopClient, MessageSigningClient, MockIssuer } from '@fapi-guard/testin
 import fastify4 from 'fastify4';
 import Koa from 'koa';
 import { FRAMEWORKS, type StartedApp, startApp } from './support/apps';
-import { send } from './support/http';
+import { h2Status, send } from './support/http';
 import { newLedger, startIdempotentApp } from './support/idempotency-apps';
 
 const AUDIENCE = 'https://rs.example.com';
@@ -376,21 +376,7 @@ describe('attacks that held', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     const session = h2connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
     session.on('error', () => undefined);
-    const get = (headers: Record<string, string>) =>
-      new Promise<number>((resolve) => {
-        const stream = session.request({ ':method': 'GET', ...headers });
-        let status = 0;
-        stream.on('response', (h) => {
-          status = Number(h[':status']);
-        });
-        stream.on('error', () => resolve(-1));
-        stream.setTimeout(5000, () => {
-          stream.close();
-          resolve(-2);
-        });
-        stream.resume();
-        stream.on('end', () => resolve(status));
-      });
+    const get = (headers: Record<string, string>) => h2Status(session, headers);
     try {
       const accounts = `${AUDIENCE}/accounts`;
       expect(await get({ ':path': accounts, ':authority': 'rs.example.com', ...(await credentials(accounts)) })).toBe(-1);

@@ -5,6 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { type AddressInfo, connect } from 'node:net';
 
@@ -148,4 +149,25 @@ export function clientKeyStore(publicKey: KeyObject, kid = 'client-key'): Promis
     res.end(JSON.stringify(req.url === '/client.jwks' ? { keys: [jwk] } : {}));
   });
   return listening(server.listen(0, '127.0.0.1'));
+}
+
+/**
+ * The status of one HTTP/2 request on `session` (`:method` GET unless given): -1 when the stream
+ * errs (a reset), -2 when no answer ends within 5 s.
+ */
+export function h2Status(session: ClientHttp2Session, headers: Record<string, string>): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const stream = session.request({ ':method': 'GET', ...headers });
+    let status = 0;
+    stream.on('response', (h) => {
+      status = Number(h[':status']);
+    });
+    stream.on('error', () => resolve(-1));
+    stream.setTimeout(5000, () => {
+      stream.close();
+      resolve(-2);
+    });
+    stream.resume();
+    stream.on('end', () => resolve(status));
+  });
 }
