@@ -17,6 +17,7 @@ import {
   verifySignedResponse,
 } from '@fapi-guard/testing';
 import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import { serveHono } from './support/apps';
 import { type RunningHono, startHonoApp } from './support/hono-app';
 import { type Received, send, trickle } from './support/http';
@@ -322,6 +323,67 @@ describe('Hono: the body the guard reads and hands on', () => {
     expect(res.status).toBe(500);
     expect(res.headers.signature).toBeUndefined();
     expect(res.json).toEqual({ error_description: 'The response could not be signed' });
+  });
+});
+
+describe('Hono off Node: an answer sent in the handler’s place (a Fetch Response the runtime took)', () => {
+  it('IDEM-04 IDEM-12 a timeout middleware’s 504 whose body the runtime has taken (locked, not yet read): the payment made after it is kept as processed, never freed for a second one', async () => {
+    const fapi = fapiGuard({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false });
+    const app = new Hono();
+    let processed = 0;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let answered!: () => void;
+    const handled = new Promise<void>((resolve) => {
+      answered = resolve;
+    });
+    let begun!: () => void;
+    const started = new Promise<void>((resolve) => {
+      begun = resolve;
+    });
+    // What hono/timeout does, at a known moment: the handler has started (the payment is under way).
+    let timesOut = true;
+    app.use('/payments', async (_c, next) => {
+      if (!timesOut) return next();
+      timesOut = false;
+      await Promise.race([
+        next(),
+        started.then(() => {
+          throw new HTTPException(504, { message: 'Gateway Timeout' });
+        }),
+      ]);
+    });
+    app.post('/payments', fapi.protect({ scopes: ['payments'], idempotency: 'required' }), async (c) => {
+      begun();
+      if (processed === 0) await gate;
+      processed++;
+      answered();
+      return c.json({ payment: `pay-${processed}` }, 201);
+    });
+    const pay = async () => {
+      const token = await as.mint({ scope: 'payments', jkt: dpop.jkt });
+      const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/payments`, accessToken: token });
+      // app.request: the Fetch API's own Request and Response, as on Deno, Bun or Workers.
+      return app.request(`${AUDIENCE}/payments`, {
+        method: 'POST',
+        headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/json', 'idempotency-key': '"pay-once"' },
+        body: '{"amount":"10.00"}',
+      });
+    };
+    const first = await pay();
+    expect(first.status).toBe(504);
+    // The runtime has taken the body to send it (a reader, nothing read yet): bodyUsed is still false.
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    expect([first.bodyUsed, first.body?.locked]).toEqual([false, true]);
+    open();
+    await handled;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const retry = await pay();
+    expect([retry.status, processed]).toEqual([409, 1]);
+    expect(await retry.text()).toContain('its response was not kept');
+    await reader.cancel();
   });
 });
 
