@@ -43,7 +43,9 @@ export const MODULES = {
   binding: {
     mutate: [core('binding/**/*.ts')],
     quick: suites(...CORE_UNIT),
-    wide: suites('test/(dpop|dpop-nonce|mtls|proxy-headers|shared-state|attack-review|attack-review-2|hostile|parity)'),
+    wide: suites(
+      'test/(dpop|dpop-nonce|mtls|proxy-headers|shared-state|attack-review|attack-review-2|attack-review-18|attack-review-19|attack-review-20|hostile|parity)',
+    ),
   },
   // Tokens in three parts (1 425 mutants in all; a Stryker run keeps its state only when it ends):
   // the access token's validation (RFC 9068, the token's kind)...
@@ -77,7 +79,7 @@ export const MODULES = {
   request: {
     mutate: [core('request.ts')],
     quick: suites(...CORE_UNIT),
-    wide: suites('test/(dpop|hostile|parity|proxy-headers|http2|attack-review|attack-review-2|profile)'),
+    wide: suites('test/(dpop|hostile|parity|proxy-headers|http2|attack-review|attack-review-2|attack-review-19|attack-review-20|profile)'),
   },
   // Message signatures in two parts (1 017 mutants in all; a Stryker run keeps its state only when
   // it ends): the signature base and its verification (RFC 9421 §2, §3.2, RFC 9530 digests)...
