@@ -134,7 +134,7 @@ export const MODULES = {
   fastify: {
     mutate: ['packages/fastify/src/**/*.ts'],
     quick: suites(...ADAPTER),
-    wide: suites('test/(profile|http2|dpop|attack-review-11|attack-review-12)'),
+    wide: suites('test/(profile|http2|dpop|attack-review-11|attack-review-12|attack-review-20)'),
   },
   // NestJS in three parts (668 mutants in all): a Stryker run keeps its state only when it ends,
   // so each part's state is committed on its own. How policies compose (in-process tests first):
@@ -153,7 +153,7 @@ export const MODULES = {
   'nestjs-platforms': {
     mutate: ['packages/nestjs/src/**/*.ts', ...[...NEST_POLICY_FILES, ...NEST_GUARD_FILES].map((f) => `!packages/nestjs/src/${f}`)],
     quick: suites(...ADAPTER, 'test/nestjs(-global|-startup)?', 'packages/nestjs/test/[a-z-]+'),
-    wide: suites('test/(profile|http2|idempotency-layers|message-signing-layers)'),
+    wide: suites('test/(profile|http2|idempotency-layers|message-signing-layers|attack-review-20)'),
   },
   hono: {
     mutate: ['packages/hono/src/**/*.ts'],

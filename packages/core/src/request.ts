@@ -174,13 +174,9 @@ export class OriginResolver {
 
 /** `host` as the URL parser normalises it under `protocol` (case, default port), or `undefined` when it cannot be a host. */
 function hostOn(protocol: string, host: string): string | undefined {
-  try {
-    return new URL(`${protocol}//${host}`).host;
-    // Stryker disable next-line BlockStatement: equivalent, an empty catch ends the function, which answers undefined as well
-  } catch {
-    // An out-of-range port, a bad IDNA label (`xn--a`), a malformed IPv6 literal.
-    return undefined;
-  }
+  const url = `${protocol}//${host}`;
+  // Not parsed: an out-of-range port, a bad IDNA label (`xn--a`), a malformed IPv6 literal.
+  return URL.canParse(url) ? new URL(url).host : undefined;
 }
 
 /** The value the nearest proxy appended (the last one; earlier ones came from the client side). */
