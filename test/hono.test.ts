@@ -6,6 +6,7 @@
  * can and cannot tell (RFC 9449 §4.3 step 1). The behaviour shared with the other adapters runs
  * in the cross-adapter suites (parity, message-signing, body-before-auth, fuzz...).
  */
+import { createGuard } from '@fapi-guard/core';
 import { type FapiEnv, type FapiGuardHono, fapiGuard } from '@fapi-guard/hono';
 import {
   clientCertHeader,
@@ -380,6 +381,136 @@ describe('Hono off Node: an answer sent in the handler’s place (a Fetch Respon
     open();
     await handled;
     await new Promise((resolve) => setTimeout(resolve, 50));
+    const retry = await pay();
+    expect([retry.status, processed]).toEqual([409, 1]);
+    expect(await retry.text()).toContain('its response was not kept');
+    await reader.cancel();
+  });
+});
+
+describe('Hono: two adapters over one guard', () => {
+  it('IDEM-04 IDEM-16 an app-wide fapiGuard(guard) and a route’s fapiGuard(guard) are layers of one guard: the route’s claim is recorded by the outer layer, the retry replayed', async () => {
+    const guard = createGuard({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false });
+    const appWide = fapiGuard(guard);
+    const route = fapiGuard(guard);
+    const app = new Hono();
+    let processed = 0;
+    app.use('/payments', appWide.protect({ scopes: ['payments'] }));
+    app.post('/payments', route.protect({ scopes: ['payments'], idempotency: 'required' }), (c) =>
+      c.json({ payment: `pay-${++processed}` }, 201),
+    );
+    const pay = async () => {
+      const token = await as.mint({ scope: 'payments', jkt: dpop.jkt });
+      const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/payments`, accessToken: token });
+      const res = await app.request(`${AUDIENCE}/payments`, {
+        method: 'POST',
+        headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/json', 'idempotency-key': '"two-adapters"' },
+        body: '{"amount":"10.00"}',
+      });
+      return [res.status, await res.text()];
+    };
+    expect(await pay()).toEqual([201, '{"payment":"pay-1"}']);
+    // The outermost layer records the answer: with a state of its own per adapter it held no
+    // recorder of the route's claim, and the key stayed in flight (409) for its lifetime.
+    expect(await pay()).toEqual([201, '{"payment":"pay-1"}']);
+    expect(processed).toBe(1);
+  });
+
+  it('IDEM-04 IDEM-16 a non-Error thrown by the handler after the payment, answered 422 by a middleware between the layers: the outer layer records that answer, the retry is answered with it, never processed again', async () => {
+    const guard = createGuard({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false });
+    const appWide = fapiGuard(guard);
+    const route = fapiGuard(guard);
+    const app = new Hono();
+    let processed = 0;
+    app.use('/payments', appWide.protect({ scopes: ['payments'] }));
+    // Hono hands anything but an Error on to the middleware in front (an Error becomes its 500 at once).
+    app.use('/payments', async (c, next) => {
+      try {
+        await next();
+      } catch (thrown) {
+        c.res = c.json({ rejected: (thrown as { code: string }).code }, 422);
+      }
+    });
+    app.post('/payments', route.protect({ scopes: ['payments'], idempotency: 'required' }), () => {
+      processed++;
+      throw { code: 'LIMIT_EXCEEDED' };
+    });
+    const pay = async () => {
+      const token = await as.mint({ scope: 'payments', jkt: dpop.jkt });
+      const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/payments`, accessToken: token });
+      const res = await app.request(`${AUDIENCE}/payments`, {
+        method: 'POST',
+        headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/json', 'idempotency-key': '"mapped-throw"' },
+        body: '{"amount":"10.00"}',
+      });
+      return [res.status, await res.text()];
+    };
+    expect(await pay()).toEqual([422, '{"rejected":"LIMIT_EXCEEDED"}']);
+    // Only the outermost layer records: the route's layer recording the throw as a 500 would free the key.
+    expect(await pay()).toEqual([422, '{"rejected":"LIMIT_EXCEEDED"}']);
+    expect(processed).toBe(1);
+  });
+
+  it('IDEM-04 IDEM-11 a timeout middleware between the app-wide layer and the route’s layer with the key: its 504, sent while the handler runs on, keeps the payment as processed (409 not kept), never freed for a second one', async () => {
+    const guard = createGuard({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false });
+    const appWide = fapiGuard(guard);
+    const route = fapiGuard(guard);
+    const app = new Hono();
+    let processed = 0;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let begun!: () => void;
+    const started = new Promise<void>((resolve) => {
+      begun = resolve;
+    });
+    let answered!: () => void;
+    const handled = new Promise<void>((resolve) => {
+      answered = resolve;
+    });
+    app.use('/payments', appWide.protect({ scopes: ['payments'] }));
+    // What hono/timeout does, once the handler has started: behind the app-wide layer, in front of the route's.
+    let timesOut = true;
+    app.use('/payments', async (_c, next) => {
+      if (!timesOut) return next();
+      timesOut = false;
+      await Promise.race([
+        next(),
+        started.then(() => {
+          throw new HTTPException(504, { message: 'Gateway Timeout' });
+        }),
+      ]);
+    });
+    app.post('/payments', route.protect({ scopes: ['payments'], idempotency: 'required' }), async (c) => {
+      begun();
+      if (processed === 0) await gate;
+      processed++;
+      answered();
+      return c.json({ payment: `pay-${processed}` }, 201);
+    });
+    const pay = async () => {
+      const token = await as.mint({ scope: 'payments', jkt: dpop.jkt });
+      const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/payments`, accessToken: token });
+      return app.request(`${AUDIENCE}/payments`, {
+        method: 'POST',
+        headers: {
+          authorization: `DPoP ${token}`,
+          dpop: proof,
+          'content-type': 'application/json',
+          'idempotency-key': '"replaced-after-sent"',
+        },
+        body: '{"amount":"10.00"}',
+      });
+    };
+    const first = await pay();
+    expect(first.status).toBe(504);
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    open();
+    await handled;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Before: the app-wide layer, the outermost, recorded the 504 as the handler's own server
+    // error and freed the key while the route's layer still waited on the handler: 201 pay-2.
     const retry = await pay();
     expect([retry.status, processed]).toEqual([409, 1]);
     expect(await retry.text()).toContain('its response was not kept');

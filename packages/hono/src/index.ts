@@ -129,6 +129,12 @@ interface LayerState {
    * sent (an unsignable answer leaves as a 500, which frees the key).
    */
   recorders: WeakMap<Context, (response: Response, answeredElsewhere?: boolean) => Response>;
+  /**
+   * How many of the guard's layers are waiting on their `next()` for the request. One still
+   * waiting when the outermost resumes means a middleware between them answered while the
+   * handler runs on (a timeout's 504): that answer is no outcome of the handler.
+   */
+  waiting: WeakMap<Context, number>;
 }
 
 const layerStates = new WeakMap<Guard, LayerState>();
@@ -146,7 +152,7 @@ function sentElsewhere(response: Response): boolean {
 function layerState(guard: Guard): LayerState {
   let state = layerStates.get(guard);
   if (!state) {
-    state = { replays: new WeakSet(), recorders: new WeakMap() };
+    state = { replays: new WeakSet(), recorders: new WeakMap(), waiting: new WeakMap() };
     layerStates.set(guard, state);
   }
   return state;
@@ -176,7 +182,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
   const guard = 'check' in options ? options : createGuard(options);
   checkAdapterOptions(adapter);
   const connectionOf = adapter.connection ?? runtimeConnection;
-  const { replays, recorders } = layerState(guard);
+  const { replays, recorders, waiting } = layerState(guard);
   /** Records what the request is answered with, once, with the claim in force: the response to send (its body copied on the way). */
   const recordAnswer = (c: Context, response: Response, answeredElsewhere = false): Response | undefined => {
     const record = recorders.get(c);
@@ -251,6 +257,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         const { record } = idempotent;
         recorders.set(c, earlierRecord ? (response, elsewhere) => record(earlierRecord(response, elsewhere), elsewhere) : record);
       }
+      waiting.set(c, (waiting.get(c) ?? 0) + 1);
       try {
         await next();
       } catch (error) {
@@ -264,13 +271,17 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
           recordAnswer(c, elsewhere ? c.res : new Response(null, { status: 500 }), elsewhere);
         }
         throw error;
+      } finally {
+        waiting.set(c, (waiting.get(c) as number) - 1);
       }
       // The response went out before this layer resumed: a middleware in front of the guard
       // answered in the handler's place (hono/timeout's 504) and the server is sending it (its
       // body is taken; reading it throws). Nothing is set on it; the handler has run: its key is
       // kept as processed, its answer not kept (409 to retries), never freed for a second payment.
+      // The first layer to see it records it (the recorder is taken): no middleware between the
+      // layers can put another answer in its place on the record.
       if (sentElsewhere(c.res)) {
-        if (earlier === undefined) recordAnswer(c, c.res, true);
+        recordAnswer(c, c.res, true);
         return;
       }
       if (answers) {
@@ -287,8 +298,10 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
           c.res = signed;
         }
       }
-      // Recorded as sent, by the outermost layer: after every layer's headers and the response signature.
-      const recorded = earlier === undefined ? recordAnswer(c, c.res) : undefined;
+      // Recorded as sent, by the outermost layer: after every layer's headers and the response
+      // signature. A layer still waiting inside it: the handler runs on, this answer went out in
+      // its place (processed, its answer not kept: never freed while the payment is being made).
+      const recorded = earlier === undefined ? recordAnswer(c, c.res, (waiting.get(c) ?? 0) > 0) : undefined;
       if (recorded) {
         // Cleared first: assigning over a response merges its headers into the new one.
         c.res = undefined;
