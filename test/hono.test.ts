@@ -6,7 +6,7 @@
  * can and cannot tell (RFC 9449 §4.3 step 1). The behaviour shared with the other adapters runs
  * in the cross-adapter suites (parity, message-signing, body-before-auth, fuzz...).
  */
-import { createGuard } from '@fapi-guard/core';
+import { createGuard, type GuardOptions } from '@fapi-guard/core';
 import { type FapiEnv, type FapiGuardHono, fapiGuard } from '@fapi-guard/hono';
 import {
   clientCertHeader,
@@ -17,9 +17,10 @@ import {
   type TestCertificate,
   verifySignedResponse,
 } from '@fapi-guard/testing';
-import { Hono } from 'hono';
+import { type Handler, Hono, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { serveHono } from './support/apps';
+import { signal } from './support/hang-up';
 import { type RunningHono, startHonoApp } from './support/hono-app';
 import { type Received, send, trickle } from './support/http';
 
@@ -327,99 +328,111 @@ describe('Hono: the body the guard reads and hands on', () => {
   });
 });
 
+/** A DPoP-bound payment with `key`, in-process: the Fetch API's own Request and Response, as on Deno, Bun or Workers. */
+async function payIn(app: Hono, key: string): Promise<Response> {
+  const token = await as.mint({ scope: 'payments', jkt: dpop.jkt });
+  const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/payments`, accessToken: token });
+  return app.request(`${AUDIENCE}/payments`, {
+    method: 'POST',
+    headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/json', 'idempotency-key': `"${key}"` },
+    body: '{"amount":"10.00"}',
+  });
+}
+
+const settle = async (res: Response) => [res.status, await res.text()];
+
+/** What hono/timeout does, at a known moment: the first request is answered 504 once its handler has `started`. */
+function timeoutOnce(started: Promise<void>): MiddlewareHandler {
+  let timesOut = true;
+  return async (_c, next) => {
+    if (!timesOut) return next();
+    timesOut = false;
+    await Promise.race([
+      next(),
+      started.then(() => {
+        throw new HTTPException(504, { message: 'Gateway Timeout' });
+      }),
+    ]);
+  };
+}
+
+/**
+ * The first payment is answered 504 by `timeoutOnce` while its handler waits; the runtime takes the
+ * 504's body (a reader, nothing read yet); the handler then makes the payment. The retry's answer.
+ */
+async function paidAfterTimeout(
+  layout: (app: Hono, timeout: MiddlewareHandler, handler: Handler) => void,
+): Promise<[number, string, number]> {
+  const app = new Hono();
+  let processed = 0;
+  const [started, gate, handled] = [signal(), signal(), signal()];
+  layout(app, timeoutOnce(started.promise), async (c) => {
+    started.fire();
+    if (processed === 0) await gate.promise;
+    processed++;
+    handled.fire();
+    return c.json({ payment: `pay-${processed}` }, 201);
+  });
+  const first = await payIn(app, 'paid-after-timeout');
+  expect(first.status).toBe(504);
+  const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+  expect([first.bodyUsed, first.body?.locked]).toEqual([false, true]);
+  gate.fire();
+  await handled.promise;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const [status, text] = await settle(await payIn(app, 'paid-after-timeout'));
+  await reader.cancel();
+  return [status as number, text as string, processed];
+}
+
+const UNKEPT = 'its response was not kept';
+
 describe('Hono off Node: an answer sent in the handler’s place (a Fetch Response the runtime took)', () => {
+  const options = (): GuardOptions => ({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false });
+
   it('IDEM-04 IDEM-12 a timeout middleware’s 504 whose body the runtime has taken (locked, not yet read): the payment made after it is kept as processed, never freed for a second one', async () => {
-    const fapi = fapiGuard({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false });
-    const app = new Hono();
-    let processed = 0;
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
+    const fapi = fapiGuard(options());
+    const [status, text, processed] = await paidAfterTimeout((app, timeout, handler) => {
+      app.use('/payments', timeout);
+      app.post('/payments', fapi.protect({ scopes: ['payments'], idempotency: 'required' }), handler);
     });
-    let answered!: () => void;
-    const handled = new Promise<void>((resolve) => {
-      answered = resolve;
+    expect([status, text.includes(UNKEPT), processed]).toEqual([409, true, 1]);
+  });
+
+  it('IDEM-04 IDEM-11 a timeout middleware between the app-wide layer and the route’s layer with the key: its 504, sent while the handler runs on, keeps the payment as processed (409 not kept), never freed for a second one', async () => {
+    const guard = createGuard(options());
+    const [appWide, route] = [fapiGuard(guard), fapiGuard(guard)];
+    // Before: the app-wide layer, the outermost, recorded the 504 as the handler's own server
+    // error and freed the key while the route's layer still waited on the handler: 201 pay-2.
+    const [status, text, processed] = await paidAfterTimeout((app, timeout, handler) => {
+      app.use('/payments', appWide.protect({ scopes: ['payments'] }));
+      app.use('/payments', timeout);
+      app.post('/payments', route.protect({ scopes: ['payments'], idempotency: 'required' }), handler);
     });
-    let begun!: () => void;
-    const started = new Promise<void>((resolve) => {
-      begun = resolve;
-    });
-    // What hono/timeout does, at a known moment: the handler has started (the payment is under way).
-    let timesOut = true;
-    app.use('/payments', async (_c, next) => {
-      if (!timesOut) return next();
-      timesOut = false;
-      await Promise.race([
-        next(),
-        started.then(() => {
-          throw new HTTPException(504, { message: 'Gateway Timeout' });
-        }),
-      ]);
-    });
-    app.post('/payments', fapi.protect({ scopes: ['payments'], idempotency: 'required' }), async (c) => {
-      begun();
-      if (processed === 0) await gate;
-      processed++;
-      answered();
-      return c.json({ payment: `pay-${processed}` }, 201);
-    });
-    const pay = async () => {
-      const token = await as.mint({ scope: 'payments', jkt: dpop.jkt });
-      const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/payments`, accessToken: token });
-      // app.request: the Fetch API's own Request and Response, as on Deno, Bun or Workers.
-      return app.request(`${AUDIENCE}/payments`, {
-        method: 'POST',
-        headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/json', 'idempotency-key': '"pay-once"' },
-        body: '{"amount":"10.00"}',
-      });
-    };
-    const first = await pay();
-    expect(first.status).toBe(504);
-    // The runtime has taken the body to send it (a reader, nothing read yet): bodyUsed is still false.
-    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
-    expect([first.bodyUsed, first.body?.locked]).toEqual([false, true]);
-    open();
-    await handled;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const retry = await pay();
-    expect([retry.status, processed]).toEqual([409, 1]);
-    expect(await retry.text()).toContain('its response was not kept');
-    await reader.cancel();
+    expect([status, text.includes(UNKEPT), processed]).toEqual([409, true, 1]);
   });
 });
 
 describe('Hono: two adapters over one guard', () => {
   it('IDEM-04 IDEM-16 an app-wide fapiGuard(guard) and a route’s fapiGuard(guard) are layers of one guard: the route’s claim is recorded by the outer layer, the retry replayed', async () => {
     const guard = createGuard({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false });
-    const appWide = fapiGuard(guard);
-    const route = fapiGuard(guard);
+    const [appWide, route] = [fapiGuard(guard), fapiGuard(guard)];
     const app = new Hono();
     let processed = 0;
     app.use('/payments', appWide.protect({ scopes: ['payments'] }));
     app.post('/payments', route.protect({ scopes: ['payments'], idempotency: 'required' }), (c) =>
       c.json({ payment: `pay-${++processed}` }, 201),
     );
-    const pay = async () => {
-      const token = await as.mint({ scope: 'payments', jkt: dpop.jkt });
-      const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/payments`, accessToken: token });
-      const res = await app.request(`${AUDIENCE}/payments`, {
-        method: 'POST',
-        headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/json', 'idempotency-key': '"two-adapters"' },
-        body: '{"amount":"10.00"}',
-      });
-      return [res.status, await res.text()];
-    };
-    expect(await pay()).toEqual([201, '{"payment":"pay-1"}']);
+    expect(await settle(await payIn(app, 'two-adapters'))).toEqual([201, '{"payment":"pay-1"}']);
     // The outermost layer records the answer: with a state of its own per adapter it held no
     // recorder of the route's claim, and the key stayed in flight (409) for its lifetime.
-    expect(await pay()).toEqual([201, '{"payment":"pay-1"}']);
+    expect(await settle(await payIn(app, 'two-adapters'))).toEqual([201, '{"payment":"pay-1"}']);
     expect(processed).toBe(1);
   });
 
   it('IDEM-04 IDEM-16 a non-Error thrown by the handler after the payment, answered 422 by a middleware between the layers: the outer layer records that answer, the retry is answered with it, never processed again', async () => {
     const guard = createGuard({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false });
-    const appWide = fapiGuard(guard);
-    const route = fapiGuard(guard);
+    const [appWide, route] = [fapiGuard(guard), fapiGuard(guard)];
     const app = new Hono();
     let processed = 0;
     app.use('/payments', appWide.protect({ scopes: ['payments'] }));
@@ -435,86 +448,10 @@ describe('Hono: two adapters over one guard', () => {
       processed++;
       throw { code: 'LIMIT_EXCEEDED' };
     });
-    const pay = async () => {
-      const token = await as.mint({ scope: 'payments', jkt: dpop.jkt });
-      const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/payments`, accessToken: token });
-      const res = await app.request(`${AUDIENCE}/payments`, {
-        method: 'POST',
-        headers: { authorization: `DPoP ${token}`, dpop: proof, 'content-type': 'application/json', 'idempotency-key': '"mapped-throw"' },
-        body: '{"amount":"10.00"}',
-      });
-      return [res.status, await res.text()];
-    };
-    expect(await pay()).toEqual([422, '{"rejected":"LIMIT_EXCEEDED"}']);
+    expect(await settle(await payIn(app, 'mapped-throw'))).toEqual([422, '{"rejected":"LIMIT_EXCEEDED"}']);
     // Only the outermost layer records: the route's layer recording the throw as a 500 would free the key.
-    expect(await pay()).toEqual([422, '{"rejected":"LIMIT_EXCEEDED"}']);
+    expect(await settle(await payIn(app, 'mapped-throw'))).toEqual([422, '{"rejected":"LIMIT_EXCEEDED"}']);
     expect(processed).toBe(1);
-  });
-
-  it('IDEM-04 IDEM-11 a timeout middleware between the app-wide layer and the route’s layer with the key: its 504, sent while the handler runs on, keeps the payment as processed (409 not kept), never freed for a second one', async () => {
-    const guard = createGuard({ issuer: as.issuer, audience: AUDIENCE, publicUrl: AUDIENCE, logger: false });
-    const appWide = fapiGuard(guard);
-    const route = fapiGuard(guard);
-    const app = new Hono();
-    let processed = 0;
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
-    let begun!: () => void;
-    const started = new Promise<void>((resolve) => {
-      begun = resolve;
-    });
-    let answered!: () => void;
-    const handled = new Promise<void>((resolve) => {
-      answered = resolve;
-    });
-    app.use('/payments', appWide.protect({ scopes: ['payments'] }));
-    // What hono/timeout does, once the handler has started: behind the app-wide layer, in front of the route's.
-    let timesOut = true;
-    app.use('/payments', async (_c, next) => {
-      if (!timesOut) return next();
-      timesOut = false;
-      await Promise.race([
-        next(),
-        started.then(() => {
-          throw new HTTPException(504, { message: 'Gateway Timeout' });
-        }),
-      ]);
-    });
-    app.post('/payments', route.protect({ scopes: ['payments'], idempotency: 'required' }), async (c) => {
-      begun();
-      if (processed === 0) await gate;
-      processed++;
-      answered();
-      return c.json({ payment: `pay-${processed}` }, 201);
-    });
-    const pay = async () => {
-      const token = await as.mint({ scope: 'payments', jkt: dpop.jkt });
-      const proof = await dpop.proof({ htm: 'POST', htu: `${AUDIENCE}/payments`, accessToken: token });
-      return app.request(`${AUDIENCE}/payments`, {
-        method: 'POST',
-        headers: {
-          authorization: `DPoP ${token}`,
-          dpop: proof,
-          'content-type': 'application/json',
-          'idempotency-key': '"replaced-after-sent"',
-        },
-        body: '{"amount":"10.00"}',
-      });
-    };
-    const first = await pay();
-    expect(first.status).toBe(504);
-    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
-    open();
-    await handled;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    // Before: the app-wide layer, the outermost, recorded the 504 as the handler's own server
-    // error and freed the key while the route's layer still waited on the handler: 201 pay-2.
-    const retry = await pay();
-    expect([retry.status, processed]).toEqual([409, 1]);
-    expect(await retry.text()).toContain('its response was not kept');
-    await reader.cancel();
   });
 });
 
