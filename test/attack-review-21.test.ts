@@ -43,6 +43,10 @@
  *    Fix: after the claim, a layer whose response was already sent (res.writableEnded or
  *    headersSent) releases the claim (the 5xx sent frees the key, as always) and does not go on
  *    to the handler; or the recorder settles a claim installed on a response already ended.
+ *
+ * Fixed (finding 1, a key claimed after the 504 went out was never settled: 409 "still being
+ * processed" for the key's lifetime): packages/core/src/idempotency/node.ts startNodeIdempotency
+ * settles such a claim at once as processed, its answer not kept.
  */
 
 import type { ServerResponse } from 'node:http';
@@ -342,12 +346,18 @@ describe('findings', () => {
           const { first, retry, processed } = await timeoutThenRetry(served, run, `${adapter}-${layout}-504-before-claim`, 60);
           const inFlight = retry.status === 409 && retry.text.includes(IN_FLIGHT);
           const answered = retry.status === 409 ? retry.text.includes(UNKEPT) : retry.status === 201;
-          // Current code (express, koa, nestjs-fastify): the handler pays for the request answered
-          // 504 (processed 1) and the retry gets 409 "still being processed", the claim renewed every
-          // half lease up to the key's lifetime. fastify: the handler never runs (processed 0), the key
-          // is held all the same: a payment never made that its client cannot retry under its key.
-          // nestjs (Express platform) holds: 409 "not kept".
-          expect({ first, processed, inFlight, answered }).toEqual({ first: 504, processed: 1, inFlight: false, answered: true });
+          // Before the fix (express, koa, nestjs-fastify): the handler paid for the request answered
+          // 504 (processed 1) and the retry got 409 "still being processed", the claim renewed every
+          // half lease up to the key's lifetime; fastify: the same hold. Now a key claimed after the
+          // answer went out is settled at once as processed, its answer not kept (node.ts
+          // startNodeIdempotency): 409 "not kept". Fastify runs no handler for a reply already sent
+          // (processed 0): the client, told to look the payment up, finds none — the safe side.
+          expect({ first, processed, inFlight, answered }).toEqual({
+            first: 504,
+            processed: adapter === 'fastify' ? 0 : 1,
+            inFlight: false,
+            answered: true,
+          });
         } finally {
           await served.close();
         }

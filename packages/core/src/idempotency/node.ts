@@ -88,8 +88,16 @@ export async function startNodeIdempotency(
     return 'method' in built && announcesBody(built.headers) ? nodeBodyBytes(guard, req) : Promise.resolve(NO_BODY);
   };
   const start = await idempotencyAtLayer(guard, policy, auth, req, exchangeRequest, readBody);
-  if (start.kind === 'claimed') return { kind: 'pass', claim: recordNodeResponse(res, start.ticket) };
-  return start;
+  if (start.kind !== 'claimed') return start;
+  // The answer went out while the key was being claimed (a timeout's 504 in front of this layer,
+  // the store slow): no event of the response is left for the recorder. Whatever runs on is kept
+  // as processed, its answer not kept (409 to retries), as for an answer sent in the handler's place.
+  if (res.headersSent) {
+    // Stryker disable next-line BooleanLiteral: equivalent, the exchange reads whether `handled` is there, not its value
+    void start.ticket.finish({ handled: true });
+    return { kind: 'pass' };
+  }
+  return { kind: 'pass', claim: recordNodeResponse(res, start.ticket) };
 }
 
 /** Header lines as set on `res`, names in the case they were set in where Node keeps it. */
