@@ -27,7 +27,7 @@ const IDEMPOTENCY_UNIT =
 
 /** The suites over real HTTP that retry payments: every adapter's layers, the attack reviews of the idempotency path. */
 const IDEMPOTENCY_WIDE = [
-  'test/(idempotency|idempotency-attacks|idempotency-layers|idempotency-layers-concurrency|attack-review-5|attack-review-6|attack-review-7|attack-review-8|attack-review-9|attack-review-10|attack-review-11)',
+  'test/(idempotency|idempotency-attacks|idempotency-layers|idempotency-layers-concurrency|attack-review-5|attack-review-6|attack-review-7|attack-review-8|attack-review-9|attack-review-10|attack-review-11|attack-review-21)',
 ];
 
 /** The suites over real HTTP of the regimes (FAPI 1.0 Advanced, UK Open Banking, Open Finance Brasil). */
