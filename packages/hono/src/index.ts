@@ -128,7 +128,7 @@ interface LayerState {
    * layer has set its headers and the response is signed, so that what is stored is what was
    * sent (an unsignable answer leaves as a 500, which frees the key).
    */
-  recorders: WeakMap<Context, (response: Response, answeredElsewhere?: boolean) => Response>;
+  recorders: WeakMap<Context, (response: Response, answeredElsewhere: boolean) => Response>;
   /**
    * How many of the guard's layers are waiting on their `next()` for the request. One still
    * waiting when the outermost resumes means a middleware between them answered while the
@@ -184,7 +184,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
   const connectionOf = adapter.connection ?? runtimeConnection;
   const { replays, recorders, waiting } = layerState(guard);
   /** Records what the request is answered with, once, with the claim in force: the response to send (its body copied on the way). */
-  const recordAnswer = (c: Context, response: Response, answeredElsewhere = false): Response | undefined => {
+  const recordAnswer = (c: Context, response: Response, answeredElsewhere: boolean): Response | undefined => {
     const record = recorders.get(c);
     recorders.delete(c);
     return record?.(response, answeredElsewhere);
