@@ -4,7 +4,11 @@
  * the answer as sent in the handler's place) and f1bc715 (Node: a key claimed after the answer
  * already went out is settled at once as processed, its answer not kept).
  *
- * Findings (each test asserts the secure behaviour and fails on 057931b):
+ * Findings (each test asserts the secure behaviour and fails on 057931b; fixed after it: a Hono
+ * layer that starts or finishes its checks once a layer resumed lets no handler run and frees a key
+ * it claimed; a 5xx over an answer an inner layer saw below 500 is kept as processed; an answer
+ * @hono/node-server sent shows in its head, body or not; Express writes nothing on a response sent
+ * while it checked and lets no handler run):
  * 1. hono, paid twice: a timeout between the layer holding the key and a later layer of the guard
  *    that has not reached next() yet (a slow middleware, or the later layer's own async work):
  *    the outermost finds no layer waiting and records the 504 as the handler's 5xx (key freed).
@@ -53,7 +57,10 @@ const answeredOnce = (retry: { status: number; text: string }) =>
  * What hono/timeout does, at a moment the test chooses: the first request is answered by
  * `exception` (a 504) once `when` resolves, while the chain behind it runs on.
  */
-function timeoutOnce(when: Promise<void>, exception = () => new HTTPException(504, { message: 'Gateway Timeout' })): MiddlewareHandler {
+function timeoutOnce(
+  when: Promise<void>,
+  exception: () => Error = () => new HTTPException(504, { message: 'Gateway Timeout' }),
+): MiddlewareHandler {
   let armed = true;
   return async (_c, next) => {
     if (!armed) return next();
@@ -81,21 +88,20 @@ describe('findings', () => {
     const fapi = honoGuard(tpp.options);
     const app = new Hono();
     let processed = 0;
-    const [slow, timedOut, paid] = [signal(), signal(), signal()];
+    const [slow, timedOut, ranOn] = [signal(), signal(), signal()];
     app.use('/payments', fapi.protect({ scopes: SCOPES, idempotency: 'required' }));
     app.use('/payments', timeoutOnce(slow.promise));
     let first = true;
     app.use('/payments', async (_c, next) => {
-      if (first) {
-        first = false;
-        slow.fire();
-        await timedOut.promise;
-      }
+      if (!first) return next();
+      first = false;
+      slow.fire();
+      await timedOut.promise;
       await next();
+      ranOn.fire();
     });
     app.post('/payments', fapi.protect({ scopes: SCOPES }), (c) => {
       processed++;
-      paid.fire();
       return c.json({ payment: `pay-${processed}` }, 201);
     });
     const served = await serveHono(app);
@@ -104,10 +110,13 @@ describe('findings', () => {
       const answer = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect(answer.status).toBe(504);
       timedOut.fire();
-      await paid.promise;
+      await ranOn.promise;
+      // Was (057931b): the handler paid after the 504 and the retry paid again (201 pay-2, processed
+      // 2). The route's layer, started after the outer one resumed, lets no handler run: the 504 was
+      // the answer, the key it freed is the retry's, which pays once.
+      expect(processed).toBe(0);
       const retry = await settledRetry(served.url, k);
-      // Current code: 201 pay-2, processed 2.
-      expect([answeredOnce(retry), processed]).toEqual([true, 1]);
+      expect([retry.status, answeredOnce(retry), processed]).toEqual([201, true, 1]);
     } finally {
       timedOut.fire();
       await served.close();
@@ -158,65 +167,70 @@ describe('findings', () => {
     }
   }, 30_000);
 
-  it('finding 3: hono, a timeout between two layers of the guard and an async onError: the handler finishes while onError builds the 504, the outer layer finds no layer waiting and frees the key of the payment made', async () => {
-    // Layout: de4371d's own (app-wide protect(), a timeout, the route's protect() with the key), and
-    // an `app.onError` that awaits something (a log shipper, an error reporter) before answering.
-    // Hono's compose awaits onError for the timeout's exception; meanwhile the handler pays and
-    // returns 201, the route's layer resumes (waiting back to 0) and, not the outermost, records
-    // nothing. Then onError's 504 replaces c.res (isError), and the outer layer resumes: no layer
-    // waiting, the 504 not being sent yet: recorded as the handler's server error, the key freed
-    // while the payment it made stands (the client got 504). The retry pays again.
-    // Fix: the layer that waited on the handler tells the outer one what the handler answered (or
-    // that it did answer): the outer layer, finding a 5xx in c.res over a handler's non-5xx answer
-    // that went through an inner layer, records it as processed (not kept), never frees the key.
-    const guard = honoGuard(tpp.options).guard;
-    const [appWide, route] = [honoGuard(guard), honoGuard(guard)];
-    const app = new Hono();
-    let processed = 0;
-    const [started, paid, reported] = [signal(), signal(), signal()];
-    app.onError(async (error, c) => {
-      // The error reporter: done once the handler has answered.
-      await reported.promise;
-      return error instanceof HTTPException ? error.getResponse() : c.text('Internal Server Error', 500);
-    });
-    app.use('/payments', appWide.protect({ scopes: SCOPES }));
-    app.use('/payments', timeoutOnce(started.promise));
-    app.post('/payments', route.protect({ scopes: SCOPES, idempotency: 'required' }), async (c) => {
-      started.fire();
-      processed++;
-      // The handler's answer is made after the timeout fired (a macrotask later).
-      await pause(20);
-      paid.fire();
-      return c.json({ payment: `pay-${processed}` }, 201);
-    });
-    paid.promise.then(() => setTimeout(reported.fire, 20));
-    const served = await serveHono(app);
-    try {
-      const k = key('between-async-onerror');
-      const answer = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
-      expect(answer.status).toBe(504);
-      const retry = await settledRetry(served.url, k);
-      // Current code: 201 pay-2, processed 2.
-      expect([answeredOnce(retry), processed]).toEqual([true, 1]);
-    } finally {
-      reported.fire();
-      await served.close();
-    }
-  }, 30_000);
+  it.each([
+    ['a 504 (HTTPException)', () => new HTTPException(504, { message: 'Gateway Timeout' }), 504],
+    ['a 500 (a plain Error)', () => new Error('timed out'), 500],
+  ])(
+    'finding 3: hono, a timeout between two layers of the guard and an async onError: the handler finishes while onError builds %s, the outer layer finds no layer waiting and frees the key of the payment made',
+    async (_what, exception, status) => {
+      // Layout: de4371d's own (app-wide protect(), a timeout, the route's protect() with the key), and
+      // an `app.onError` that awaits something (a log shipper, an error reporter) before answering.
+      // Hono's compose awaits onError for the timeout's exception; meanwhile the handler pays and
+      // returns 201, the route's layer resumes (waiting back to 0) and, not the outermost, records
+      // nothing. Then onError's 504 replaces c.res (isError), and the outer layer resumes: no layer
+      // waiting, the 504 not being sent yet: recorded as the handler's server error, the key freed
+      // while the payment it made stands (the client got 504). The retry pays again.
+      // Fix: the layer that waited on the handler tells the outer one what the handler answered (or
+      // that it did answer): the outer layer, finding a 5xx in c.res over a handler's non-5xx answer
+      // that went through an inner layer, records it as processed (not kept), never frees the key.
+      const guard = honoGuard(tpp.options).guard;
+      const [appWide, route] = [honoGuard(guard), honoGuard(guard)];
+      const app = new Hono();
+      let processed = 0;
+      const [started, paid, reported] = [signal(), signal(), signal()];
+      app.onError(async (error, c) => {
+        // The error reporter: done once the handler has answered.
+        await reported.promise;
+        return error instanceof HTTPException ? error.getResponse() : c.text('Internal Server Error', 500);
+      });
+      app.use('/payments', appWide.protect({ scopes: SCOPES }));
+      app.use('/payments', timeoutOnce(started.promise, exception));
+      app.post('/payments', route.protect({ scopes: SCOPES, idempotency: 'required' }), async (c) => {
+        started.fire();
+        processed++;
+        // The handler's answer is made after the timeout fired (a macrotask later).
+        await pause(20);
+        paid.fire();
+        return c.json({ payment: `pay-${processed}` }, 201);
+      });
+      paid.promise.then(() => setTimeout(reported.fire, 20));
+      const served = await serveHono(app);
+      try {
+        const k = key('between-async-onerror');
+        const answer = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+        expect(answer.status).toBe(status);
+        const retry = await settledRetry(served.url, k);
+        // Current code: 201 pay-2, processed 2.
+        expect([answeredOnce(retry), processed]).toEqual([true, 1]);
+      } finally {
+        reported.fire();
+        await served.close();
+      }
+    },
+    30_000,
+  );
 });
 
 /**
- * The app-wide layer, a timeout that answers once the route's layer asks the (slow) store to claim
- * the key, the route's layer with the key; the store claims once the 504 went out, the handler pays.
- * The retry's answer and the payments made.
+ * The in-memory idempotency store whose claim number `slow` (0 = the first) signals `claiming`
+ * and waits for `timedOut` before it is made: a Redis store at its `timeoutMs`.
  */
-async function claimedAfterTimeout(exception?: () => HTTPException) {
-  const [claiming, timedOut, paid] = [signal(), signal(), signal()];
+function slowClaimStore(slow: number, claiming: { fire(): void }, timedOut: { promise: Promise<void> }) {
   const inner = new MemoryIdempotencyStore();
   let claims = 0;
-  const store = {
+  return {
     async claim(...args: Parameters<MemoryIdempotencyStore['claim']>) {
-      if (claims++ === 0) {
+      if (claims++ === slow) {
         claiming.fire();
         await timedOut.promise;
       }
@@ -226,6 +240,16 @@ async function claimedAfterTimeout(exception?: () => HTTPException) {
     release: (...args: Parameters<MemoryIdempotencyStore['release']>) => inner.release(...args),
     extend: (...args: Parameters<MemoryIdempotencyStore['extend']>) => inner.extend(...args),
   };
+}
+
+/**
+ * The app-wide layer, a timeout that answers once the route's layer asks the (slow) store to claim
+ * the key, the route's layer with the key; the store claims once the 504 went out, the handler pays.
+ * The retry's answer and the payments made.
+ */
+async function claimedAfterTimeout(exception?: () => HTTPException) {
+  const [claiming, timedOut] = [signal(), signal()];
+  const store = slowClaimStore(0, claiming, timedOut);
   const fapi = honoGuard({ ...tpp.options, idempotency: { store } });
   const app = new Hono();
   let processed = 0;
@@ -233,7 +257,6 @@ async function claimedAfterTimeout(exception?: () => HTTPException) {
   app.use('/payments', timeoutOnce(claiming.promise, exception));
   app.post('/payments', fapi.protect({ scopes: SCOPES, idempotency: 'required' }), (c) => {
     processed++;
-    paid.fire();
     return c.json({ payment: `pay-${processed}` }, 201);
   });
   const served = await serveHono(app);
@@ -242,7 +265,6 @@ async function claimedAfterTimeout(exception?: () => HTTPException) {
     const answer = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
     expect(answer.status).toBe(504);
     timedOut.fire();
-    await paid.promise;
     // A few retries over a second: a key settled answers at once.
     const retry = await settledRetry(served.url, k, 20);
     return { status: retry.status, inFlight: retry.text.includes(IN_FLIGHT), unkept: retry.text.includes(UNKEPT), processed };
@@ -264,14 +286,16 @@ describe('findings (f1bc715’s case on Hono)', () => {
     // the client cannot learn that it paid. With a 504 that has a body the same layout holds (below).
     // Fix: as finding 2; and the layer that claimed after its answer went out settles its claim
     // at once as processed (what f1bc715 does for the Node adapters).
+    // Was (057931b): every retry 409 "still being processed". The route's layer, its claim made once
+    // the outer layer resumed, frees it and lets no handler run: the retry pays, once.
     const bodyless = () => new HTTPException(504, { res: new Response(null, { status: 504 }) });
-    expect(await claimedAfterTimeout(bodyless)).toEqual({ status: 409, inFlight: false, unkept: true, processed: 1 });
+    expect(await claimedAfterTimeout(bodyless)).toEqual({ status: 201, inFlight: false, unkept: false, processed: 1 });
   }, 30_000);
 });
 
 describe('held', () => {
-  it('held: hono, a timeout between the app-wide layer and the route’s layer with the key that fires while the route’s layer is still claiming (slow store): the payment made after it is kept as processed (409 not kept)', async () => {
-    expect(await claimedAfterTimeout()).toEqual({ status: 409, inFlight: false, unkept: true, processed: 1 });
+  it('held: hono, a timeout between the app-wide layer and the route’s layer with the key that fires while the route’s layer is still claiming (slow store): the handler does not run, the retry pays once', async () => {
+    expect(await claimedAfterTimeout()).toEqual({ status: 201, inFlight: false, unkept: false, processed: 1 });
   }, 30_000);
 });
 
@@ -340,6 +364,35 @@ describe('held: hono, de4371d’s count across app.route() and across guards', (
   }, 30_000);
 });
 
+/**
+ * An Express payment API behind `fapi.protect({ idempotency: 'required' })`, with connect-timeout's
+ * way in front (next() at once, its own 504 later): request number `timedOutRequest` (1 = the
+ * first) is answered 504 once `timeout` resolves. What reaches Express's error handlers, and the
+ * payments made.
+ */
+async function expressWithTimeout(fapi: ReturnType<typeof expressGuard>, timedOutRequest: number, timeout: Promise<void>) {
+  const app = express();
+  const ledger = { processed: 0, errors: [] as unknown[] };
+  let requests = 0;
+  app.use((_req, res, next) => {
+    if (++requests === timedOutRequest)
+      timeout.then(() => {
+        if (!res.headersSent) res.status(504).json({ error: 'gateway_timeout' });
+      });
+    next();
+  });
+  app.post('/payments', fapi.protect({ scopes: SCOPES, idempotency: 'required' }), (_req, res) => {
+    ledger.processed++;
+    if (!res.headersSent) res.status(201).json({ payment: `pay-${ledger.processed}` });
+  });
+  app.use((error: unknown, _req: express.Request, _res: express.Response, next: express.NextFunction) => {
+    ledger.errors.push(error);
+    next(error);
+  });
+  const served = await listening(createServer(app).listen(0, '127.0.0.1'));
+  return { ...served, ledger };
+}
+
 describe('express: an answer sent while the guard awaits its stores', () => {
   it('finding 5: express, a timeout in front of the guard that answers while the DPoP replay store is slow: the guard’s layer then sets its headers on a response already sent and the rejection is unhandled (the process dies under Node’s default)', async () => {
     // Layout: connect-timeout's way (next() at once, its own 504 when the time is up) in front of
@@ -368,34 +421,72 @@ describe('express: an answer sent while the guard awaits its stores', () => {
       },
     };
     const fapi = expressGuard({ ...tpp.options, dpop: { replayStore } });
-    const app = express();
-    let processed = 0;
-    let armed = true;
-    app.use((_req, res, next) => {
-      if (armed) {
-        armed = false;
-        claiming.promise.then(() => {
-          if (!res.headersSent) res.status(504).json({ error: 'gateway_timeout' });
-        });
-      }
-      next();
-    });
-    app.post('/payments', fapi.protect({ scopes: SCOPES, idempotency: 'required' }), (_req, res) => {
-      processed++;
-      if (!res.headersSent) res.status(201).json({ payment: `pay-${processed}` });
-    });
-    const served = await listening(createServer(app).listen(0, '127.0.0.1'));
+    const served = await expressWithTimeout(fapi, 1, claiming.promise);
+    const { ledger } = served;
     try {
       const k = key('express-slow-replay-store');
       const answer = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
       expect(answer.status).toBe(504);
       timedOut.fire();
       await pause(200);
-      // Current code: one unhandled rejection, ERR_HTTP_HEADERS_SENT.
+      // Was (057931b): one unhandled rejection, ERR_HTTP_HEADERS_SENT. The layer now writes nothing
+      // on the response sent while it checked and lets no handler run; the retry pays, once.
       expect(rejections.map((r) => (r as { code?: string }).code)).toEqual([]);
+      expect([ledger.errors, ledger.processed]).toEqual([[], 0]);
+      const retry = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      expect([retry.status, retry.text.includes('"pay-1"'), ledger.processed]).toEqual([201, true, 1]);
     } finally {
       timedOut.fire();
       process.off('unhandledRejection', onRejection);
+      await served.close();
+    }
+  }, 30_000);
+});
+
+describe('express: a stored answer found while the answer already went out', () => {
+  it('finding 6: express, a retry whose key lookup is slow while a timeout in front answers: the stored answer is not written on the sent response, no error reaches the app, no second payment', async () => {
+    // Found while fixing finding 5 (the same layout, the idempotency store slow instead): the retry's lookup
+    // finds the first payment's answer after the 504 went out. Writing the replay then would
+    // throw ERR_HTTP_HEADERS_SENT into Express's error handlers.
+    const [claiming, timedOut] = [signal(), signal()];
+    const store = slowClaimStore(1, claiming, timedOut);
+    const fapi = expressGuard({ ...tpp.options, idempotency: { store } });
+    const served = await expressWithTimeout(fapi, 2, claiming.promise);
+    const { ledger } = served;
+    try {
+      const k = key('express-slow-lookup');
+      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      expect(first.status).toBe(201);
+      const retry = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      expect(retry.status).toBe(504);
+      timedOut.fire();
+      await pause(100);
+      expect([ledger.errors, ledger.processed]).toEqual([[], 1]);
+    } finally {
+      timedOut.fire();
+      await served.close();
+    }
+  }, 30_000);
+});
+
+describe('held: hono, a server error of the handler itself through two layers', () => {
+  it('held: the app-wide layer and the route’s layer with the key, the handler answers exactly 500: the key is freed, the retry is processed again (IDEM-10)', async () => {
+    // The other side of finding 3's fix: a 5xx the inner layer saw itself is the handler's own.
+    const fapi = honoGuard(tpp.options);
+    const app = new Hono();
+    let processed = 0;
+    app.use('/payments', fapi.protect({ scopes: SCOPES }));
+    app.post('/payments', fapi.protect({ scopes: SCOPES, idempotency: 'required' }), (c) => {
+      processed++;
+      return processed === 1 ? c.json({ error: 'ledger down, nothing booked' }, 500) : c.json({ payment: `pay-${processed}` }, 201);
+    });
+    const served = await serveHono(app);
+    try {
+      const k = key('handler-500-two-layers');
+      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      const retry = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      expect([first.status, retry.status, retry.text.includes('"pay-2"'), processed]).toEqual([500, 201, true, 2]);
+    } finally {
       await served.close();
     }
   }, 30_000);

@@ -30,10 +30,14 @@ export function continueIdempotent(
     return;
   }
   // originalUrl: the target as the client sent it, mount path included (as for the guard's htu).
-  startNodeIdempotency(guard, policy, auth, req, res, req.originalUrl).then((start) => {
-    if (start.kind === 'pass') next();
-    // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
-    else if (start.kind === 'refused') refuse(start.error);
-    else writeIdempotencyAnswer(res, start);
-  }, next);
+  startNodeIdempotency(guard, policy, auth, req, res, req.originalUrl)
+    .then((start) => {
+      if (start.kind === 'pass') next();
+      // The answer went out while the key was looked up (a slow store): nothing more is written.
+      else if (res.headersSent) return;
+      // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
+      else if (start.kind === 'refused') refuse(start.error);
+      else writeIdempotencyAnswer(res, start);
+    })
+    .catch(next);
 }

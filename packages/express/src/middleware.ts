@@ -135,13 +135,19 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiExpressOpt
     const compiled = guard.policy(policy);
     return (req: Request, res: Response, next: NextFunction) => {
       // originalUrl keeps the mount path of routers (req.url loses it).
-      protectNodeRequest(guard, req, { path: req.originalUrl, body: req.body }, compiled).then((result) => {
-        if (!result.ok) return refuse(res, next, result);
-        for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
-        signNodeResponse(guard, result, req, res);
-        (req as unknown as Record<string, unknown>)[property] = result;
-        continueIdempotent(guard, compiled, result, req, res, next, (error) => refuse(res, next, error));
-      }, next);
+      protectNodeRequest(guard, req, { path: req.originalUrl, body: req.body }, compiled)
+        .then((result) => {
+          // The answer went out while the guard checked (a timeout middleware in front of it, a
+          // slow replay store): the request is answered; nothing is written, the handler does not run.
+          if (res.headersSent) return;
+          if (!result.ok) return refuse(res, next, result);
+          for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
+          signNodeResponse(guard, result, req, res);
+          (req as unknown as Record<string, unknown>)[property] = result;
+          continueIdempotent(guard, compiled, result, req, res, next, (error) => refuse(res, next, error));
+        })
+        // What throws above goes to Express's error handlers, never to an unhandled rejection.
+        .catch(next);
     };
   }
 }

@@ -139,8 +139,29 @@ interface LayerState {
 
 const layerStates = new WeakMap<Guard, LayerState>();
 
-/** True when the server has taken the response's body already (it is being sent). */
-function sentElsewhere(response: Response): boolean {
+/**
+ * Requests (by Context) for which a layer of any guard has resumed from its `next()`: the chain
+ * behind it has run, or a middleware in front of it answered while the chain runs on (a timeout's
+ * 504). A layer that starts, or finishes its checks, after that is such a chain running on: it
+ * neither claims a key nor lets the handler run (the request has its answer already).
+ */
+const resumed = new WeakSet<Context>();
+
+/**
+ * Requests (by Context) that an inner layer of any guard saw answered with less than a 5xx, after
+ * its own headers and signature. A 5xx the outermost layer finds in its place was put there by a
+ * middleware between them (a timeout's 504 built by an async `onError` while the handler answered):
+ * the handler has run, the key is kept as processed.
+ */
+const answeredBelow = new WeakSet<Context>();
+
+/**
+ * True when the response is being sent already: the server took its body, or (@hono/node-server)
+ * wrote its head, which a response without a body also shows.
+ */
+function sentElsewhere(c: Context, response: Response): boolean {
+  const outgoing = (c.env as { outgoing?: { headersSent?: unknown } } | undefined)?.outgoing;
+  if (outgoing?.headersSent === true) return true;
   try {
     return response.bodyUsed || response.body?.locked === true;
   } catch {
@@ -228,6 +249,13 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       if (!result.ok) return refuse(result);
       // Idempotency keys: a refusal or a retry's stored response is the answer; the handler does not run.
       const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body, c);
+      if (resumed.has(c)) {
+        // A chain running on after a layer resumed (a middleware in front of it answered): the
+        // request has its answer. The handler does not run; a key claimed here (a slow store) is
+        // freed (recorded as a server error) for the client's retry.
+        if (idempotent.kind === 'claimed') idempotent.record(new Response(null, { status: 500 }), false);
+        return;
+      }
       if (idempotent.kind === 'answer') {
         // A refusal of the key is signed as the route's answers are (Open Finance Brasil: the bank's
         // JWT), and a replay signed anew for this request (RFC 9421 §2.4, `;req`), by the layer that
@@ -267,20 +295,24 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         // after it, and what it did before it threw (a payment, then a header set on the finished
         // Context) is kept as processed.
         if (earlier === undefined) {
-          const elsewhere = sentElsewhere(c.res);
+          const elsewhere = sentElsewhere(c, c.res);
           recordAnswer(c, elsewhere ? c.res : new Response(null, { status: 500 }), elsewhere);
         }
         throw error;
       } finally {
         waiting.set(c, (waiting.get(c) as number) - 1);
+        resumed.add(c);
       }
+      // A 5xx come back over an answer an inner layer saw below 500 (before this layer's own
+      // signature, which fails as a 500 of the handler's answer, freeing the key as on Node).
+      const replacedBelow = c.res.status >= 500 && answeredBelow.has(c);
       // The response went out before this layer resumed: a middleware in front of the guard
       // answered in the handler's place (hono/timeout's 504) and the server is sending it (its
       // body is taken; reading it throws). Nothing is set on it; the handler has run: its key is
       // kept as processed, its answer not kept (409 to retries), never freed for a second payment.
       // The first layer to see it records it (the recorder is taken): no middleware between the
       // layers can put another answer in its place on the record.
-      if (sentElsewhere(c.res)) {
+      if (sentElsewhere(c, c.res)) {
         recordAnswer(c, c.res, true);
         return;
       }
@@ -299,14 +331,17 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         }
       }
       // Recorded as sent, by the outermost layer: after every layer's headers and the response
-      // signature. A layer still waiting inside it: the handler runs on, this answer went out in
-      // its place (processed, its answer not kept: never freed while the payment is being made).
-      const recorded = earlier === undefined ? recordAnswer(c, c.res, (waiting.get(c) ?? 0) > 0) : undefined;
+      // signature. A layer still waiting inside it, or a 5xx over an answer an inner layer saw:
+      // the handler runs on or has answered, this answer went out in its place (processed, its
+      // answer not kept: never freed while the payment is being made).
+      const inPlace = (waiting.get(c) ?? 0) > 0 || replacedBelow;
+      const recorded = earlier === undefined ? recordAnswer(c, c.res, inPlace) : undefined;
       if (recorded) {
         // Cleared first: assigning over a response merges its headers into the new one.
         c.res = undefined;
         c.res = recorded;
       }
+      if (c.res.status < 500) answeredBelow.add(c);
     };
   }
 }
