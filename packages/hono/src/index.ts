@@ -160,14 +160,14 @@ const answeredBelow = new WeakSet<Context>();
  * wrote its head, which a response without a body also shows.
  */
 function sentElsewhere(c: Context, response: Response): boolean {
-  const outgoing = (c.env as { outgoing?: { headersSent?: unknown } } | undefined)?.outgoing;
-  if (outgoing?.headersSent === true) return true;
   try {
-    return response.bodyUsed || response.body?.locked === true;
+    if (response.bodyUsed || response.body?.locked === true) return true;
   } catch {
     // @hono/node-server's Response cannot make its body again once the server took it.
     return true;
   }
+  const outgoing = (c.env as { outgoing?: { headersSent?: unknown } } | undefined)?.outgoing;
+  return outgoing?.headersSent === true;
 }
 
 function layerState(guard: Guard): LayerState {
