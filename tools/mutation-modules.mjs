@@ -128,11 +128,11 @@ export const MODULES = {
     quick: suites('packages/core/test/(fapi-headers|profiles|policy|options|config-keys)'),
     wide: suites(...REGIMES_WIDE),
   },
-  // Express writes nothing on a response sent while it checked (attack review 22 proves it over HTTP).
+  // Express writes nothing on a response sent while it checked, and hands a head sent in front of it to the error handlers (attack reviews 22 and 23 prove it over HTTP).
   express: {
     mutate: ['packages/express/src/**/*.ts'],
     quick: suites(...ADAPTER),
-    wide: suites('test/(profile|http2|dpop|attack-review-22)'),
+    wide: suites('test/(profile|http2|dpop|attack-review-22|attack-review-23)'),
   },
   // Koa and Fastify settle a claim themselves when the client has gone (attack reviews 11 and 12 prove it over HTTP).
   koa: { mutate: ['packages/koa/src/**/*.ts'], quick: suites(...ADAPTER), wide: suites('test/(profile|http2|dpop|attack-review-11)') },
@@ -164,7 +164,7 @@ export const MODULES = {
     mutate: ['packages/hono/src/**/*.ts'],
     quick: suites(...ADAPTER, 'test/hono'),
     wide: suites(
-      'test/(profile|http2|attack-review-4|attack-review-5|attack-review-6|attack-review-7|attack-review-10|attack-review-11|attack-review-22|regimes-br-of)',
+      'test/(profile|http2|attack-review-4|attack-review-5|attack-review-6|attack-review-7|attack-review-10|attack-review-11|attack-review-22|attack-review-23|regimes-br-of)',
     ),
   },
 };

@@ -170,6 +170,16 @@ describe('fetchJson', () => {
     await expect(notJson).rejects.toBeInstanceOf(FetchError);
     await expect(notJson).rejects.toThrow(`GET jwks_uri ${origin}/text: not JSON`);
   });
+
+  it('reads at most 512 KiB, and says which request it refused: method, document, origin', async () => {
+    const LIMIT = 512 * 1024;
+    routes.set('/limit', () => ({ body: `"${'a'.repeat(LIMIT - 2)}"` }));
+    routes.set('/over', () => ({ body: `"${'a'.repeat(LIMIT - 1)}"` }));
+    expect(await fetchJson(`${origin}/limit`, 2000, 'application/json', 'jwks_uri')).toHaveLength(LIMIT - 2);
+    await expect(fetchJson(`${origin}/over`, 2000, 'application/json', 'jwks_uri')).rejects.toThrow(
+      `GET jwks_uri ${origin}: answer exceeds ${LIMIT} bytes`,
+    );
+  });
 });
 
 describe('IssuerKeys', () => {

@@ -14,6 +14,7 @@ import {
   writeIdempotencyAnswer,
 } from '@fapi-guard/core';
 import type { NextFunction, Request, Response } from 'express';
+import { headSent } from './sent.js';
 
 export function continueIdempotent(
   guard: Guard,
@@ -33,8 +34,8 @@ export function continueIdempotent(
   startNodeIdempotency(guard, policy, auth, req, res, req.originalUrl)
     .then((start) => {
       if (start.kind === 'pass') next();
-      // The answer went out while the key was looked up (a slow store): nothing more is written.
-      else if (res.headersSent) return;
+      // The head went out while the key was looked up (a slow store): nothing more is written.
+      else if (headSent(res, next)) return;
       // A refusal (400, 409, 422) goes the way of the guard's own: errorBody, errors: 'framework'.
       else if (start.kind === 'refused') refuse(start.error);
       else writeIdempotencyAnswer(res, start);

@@ -22,6 +22,7 @@ import {
 } from '@fapi-guard/core';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { continueIdempotent } from './idempotency.js';
+import { headSent } from './sent.js';
 
 /** Settings of the adapter itself (the guard's options are the first argument of {@link fapiGuard}). */
 export interface FapiExpressOptions extends RefusalOptions {
@@ -137,9 +138,9 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiExpressOpt
       // originalUrl keeps the mount path of routers (req.url loses it).
       protectNodeRequest(guard, req, { path: req.originalUrl, body: req.body }, compiled)
         .then((result) => {
-          // The answer went out while the guard checked (a timeout middleware in front of it, a
-          // slow replay store): the request is answered; nothing is written, the handler does not run.
-          if (res.headersSent) return;
+          // The head went out while the guard checked (a timeout middleware in front of it, a
+          // slow replay store; a head flushed in front): nothing is written, the handler does not run.
+          if (headSent(res, next)) return;
           if (!result.ok) return refuse(res, next, result);
           for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
           signNodeResponse(guard, result, req, res);

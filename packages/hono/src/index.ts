@@ -140,14 +140,6 @@ interface LayerState {
 const layerStates = new WeakMap<Guard, LayerState>();
 
 /**
- * Requests (by Context) for which a layer of any guard has resumed from its `next()`: the chain
- * behind it has run, or a middleware in front of it answered while the chain runs on (a timeout's
- * 504). A layer that starts, or finishes its checks, after that is such a chain running on: it
- * neither claims a key nor lets the handler run (the request has its answer already).
- */
-const resumed = new WeakSet<Context>();
-
-/**
  * Requests (by Context) that an inner layer of any guard saw answered with less than a 5xx, after
  * its own headers and signature. A 5xx the outermost layer finds in its place was put there by a
  * middleware between them (a timeout's 504 built by an async `onError` while the handler answered):
@@ -249,11 +241,14 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       if (!result.ok) return refuse(result);
       // Idempotency keys: a refusal or a retry's stored response is the answer; the handler does not run.
       const idempotent = await startFetchIdempotency(guard, compiled, result, c.req.raw, connectionOf(c), body, c);
-      if (resumed.has(c)) {
-        // A chain running on after a layer resumed (a middleware in front of it answered): the
-        // request has its answer. The handler does not run; a key claimed here (a slow store) is
-        // freed (recorded as a server error) for the client's retry.
+      if (c.finalized) {
+        // The request has its answer already (a timeout in front of this layer, or between it and
+        // an earlier one, answered while it checked; the chain runs on behind it). Hono keeps the
+        // first response set on the Context and drops a handler's later one: the handler does not
+        // run, and a key claimed here (a slow store) or by an earlier layer is freed (recorded as
+        // a server error) for the client's retry, which is the one processed.
         if (idempotent.kind === 'claimed') idempotent.record(new Response(null, { status: 500 }), false);
+        recordAnswer(c, new Response(null, { status: 500 }), false);
         return;
       }
       if (idempotent.kind === 'answer') {
@@ -301,7 +296,6 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         throw error;
       } finally {
         waiting.set(c, (waiting.get(c) as number) - 1);
-        resumed.add(c);
       }
       // A 5xx come back over an answer an inner layer saw below 500 (before this layer's own
       // signature, which fails as a 500 of the handler's answer, freeing the key as on Node).

@@ -189,7 +189,9 @@ export class IssuerKeys {
       }
     }
     let candidates = this.select(alg, kid);
-    if (candidates.length === 0 && !this.isStatic && kid !== undefined && !this.knowsKid(kid)) {
+    // A kid the set does not serve (rotation): a key selected for a kid carries it (keyMatches),
+    // so a set that knows the kid has nothing more to give, whichever alg was asked.
+    if (!this.isStatic && kid !== undefined && !this.knowsKid(kid)) {
       if (this.inflight || this.now() - this.lastAttempt >= this.cooldownMs) {
         await this.refresh();
         if (this.lastError !== undefined) return this.unavailable(this.now());

@@ -1,0 +1,345 @@
+/**
+ * Attack review 23: fresh eyes on attack review 22's fixes (811872b) — Express returning once the
+ * response head is sent, Hono's layers letting no handler run once a layer resumed from `next()`.
+ *
+ * Findings (each test asserts the secure behaviour and fails on 811872b; fixed after it):
+ * 1. express, request left hanging: a middleware in front of `protect()` that sends the head and
+ *    keeps the response open (`res.flushHeaders()`, a first `write()`: server-sent events, a
+ *    keep-alive) and calls next(). The guard saw `res.headersSent` and returned without answering
+ *    or calling next(): the connection stays open until the client gives up. Now the misplaced
+ *    middleware reaches the app's error handlers (the guard's headers, refusal or signature can no
+ *    longer be sent), Express's final handler closes the connection, the handler does not run.
+ * 2. express, the same for a retry's stored answer found after a timeout in front began streaming
+ *    its answer (head sent, body not ended): the request hung.
+ * 3. hono, a timeout in front of every layer that answers while a layer checks (a slow DPoP
+ *    replay store) or before the route's layer starts (a slow middleware before it): no layer had
+ *    resumed, so the handler ran after the 504 went out (a payment the client was told timed out;
+ *    409 "not kept" to its retry). Express stops there too. Now once the Context has its answer
+ *    (Hono keeps the first response set and drops a handler's later one), a layer that finishes its
+ *    checks lets no handler run and frees the key in force (its own, or an earlier layer's).
+ * 4. hono, a layer called by hand before another in one request (a middleware that runs
+ *    `fapi.protect()(c, async () => {})`, then the route's own layer): the first layer had
+ *    resumed, so the second let no handler run and Hono answered 500 ("Context is not finalized").
+ *    (Without response signing or a key only: a layer given a `next` of one's own signs or records
+ *    the empty response it finds; hono.md says layers are mounted, not called by hand.)
+ * Left as they are (helper review of this fix): a timeout that answers while a Node adapter claims
+ * the key (a slow store) settles the key as processed and lets the handler run (f1bc715, 409 "not
+ * kept" to retries: one payment, reported as processed); a layer in an app behind `app.mount()`
+ * has a Context of its own and cannot see the outer app's timeout (hono.md).
+ */
+
+import { createServer, request as httpRequest } from 'node:http';
+import { MemoryIdempotencyStore, MemoryReplayStore } from '@fapi-guard/core';
+import { fapiGuard as expressGuard } from '@fapi-guard/express';
+import { type FapiEnv, fapiGuard as honoGuard } from '@fapi-guard/hono';
+import express from 'express';
+import { Hono, type MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { serveHono } from './support/apps';
+import { BODY, key, pause, signal } from './support/hang-up';
+import { listening } from './support/http';
+import { sendPayment, useTppUsers } from './support/idempotency-apps';
+
+const PUBLIC = 'https://api.bank.example';
+const tpp = useTppUsers(PUBLIC);
+const SCOPES = ['payments:write'];
+const MISPLACED = /the response head was sent before the guard answered/;
+
+/** The headers of a payment by the TPP's user, with its DPoP proof; `token: false` sends none. */
+async function paymentHeaders(k?: string, token = true): Promise<Record<string, string>> {
+  const { client, token: accessToken } = tpp.payer;
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token) {
+    headers.authorization = `DPoP ${accessToken}`;
+    headers.dpop = await client.proof({ htm: 'POST', htu: `${PUBLIC}/payments`, accessToken });
+  }
+  if (k !== undefined) headers['idempotency-key'] = k;
+  return headers;
+}
+
+/**
+ * Sends a payment and reports how its response ended: its status, whether its body came to its
+ * end, or 'hung' when nothing closed it within `within` ms (the request is then abandoned).
+ */
+function paymentOutcome(url: string, headers: Record<string, string>, within = 3000) {
+  return new Promise<{ status: number; complete: boolean } | 'hung'>((resolve, reject) => {
+    const req = httpRequest(`${url}/payments`, { method: 'POST', headers }, (res) => {
+      let complete = false;
+      res.resume();
+      res.on('end', () => {
+        complete = true;
+      });
+      res.on('error', () => undefined);
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, complete }));
+    });
+    const timer = setTimeout(() => {
+      resolve('hung');
+      req.destroy();
+    }, within);
+    req.on('close', () => clearTimeout(timer));
+    req.on('error', (error) => (req.destroyed ? undefined : reject(error)));
+    req.end(BODY);
+  });
+}
+
+/** An Express payments API with `inFront` before `protect()`: the payments made, what reached its error handlers. */
+async function expressApp(inFront: express.RequestHandler, options = tpp.options, policy = {}) {
+  const fapi = expressGuard(options);
+  const app = express();
+  const ledger = { processed: 0, errors: [] as string[] };
+  app.use(inFront);
+  app.post('/payments', fapi.protect({ scopes: SCOPES, ...policy }), (_req, res) => {
+    ledger.processed++;
+    res.status(201).json({ payment: `pay-${ledger.processed}` });
+  });
+  app.use((error: Error, _req: express.Request, _res: express.Response, next: express.NextFunction) => {
+    ledger.errors.push(error.message);
+    next(error);
+  });
+  const served = await listening(createServer(app).listen(0, '127.0.0.1'));
+  return { ...served, ledger };
+}
+
+describe('express: a head sent in front of the guard with the response still open', () => {
+  it.each([
+    ['an authorized payment', true],
+    ['a request without a token', false],
+  ])(
+    'finding 1: express, a middleware in front of protect() flushes the head and calls next(), %s: the request is not left hanging, the misplaced middleware reaches the app’s error handlers, the handler does not run',
+    async (_name, token) => {
+      // Was (811872b): `if (res.headersSent) return;` — no answer, no next(): 'hung'.
+      const served = await expressApp((_req, res, next) => {
+        res.flushHeaders();
+        next();
+      });
+      try {
+        const outcome = await paymentOutcome(served.url, await paymentHeaders(undefined, token));
+        expect(outcome).toEqual({ status: 200, complete: false });
+        expect(served.ledger).toEqual({ processed: 0, errors: [expect.stringMatching(MISPLACED)] });
+      } finally {
+        await served.close();
+      }
+    },
+    30_000,
+  );
+
+  it('held: express, a timeout in front that answered in full while the guard checked: nothing reaches the app’s error handlers (finding 5 of review 22)', async () => {
+    const [checking, answered] = [signal(), signal()];
+    const replays = new MemoryReplayStore();
+    const replayStore = {
+      async claim(k: string, expiresAt: number) {
+        checking.fire();
+        await answered.promise;
+        return replays.claim(k, expiresAt);
+      },
+    };
+    const served = await expressApp(
+      (_req, res, next) => {
+        checking.promise.then(() => res.status(504).json({ error: 'gateway_timeout' }));
+        next();
+      },
+      { ...tpp.options, dpop: { replayStore } },
+    );
+    try {
+      const outcome = await paymentOutcome(served.url, await paymentHeaders());
+      answered.fire();
+      await pause(100);
+      expect(outcome).toEqual({ status: 504, complete: true });
+      expect(served.ledger).toEqual({ processed: 0, errors: [] });
+    } finally {
+      answered.fire();
+      await served.close();
+    }
+  }, 30_000);
+});
+
+describe('express: a stored answer found once a timeout in front began its own', () => {
+  it('finding 2: express, a retry whose key lookup is slow while a timeout in front has sent its head and streams its body: the request is not left hanging, nothing is replayed over it, no second payment', async () => {
+    const [looking, streaming] = [signal(), signal()];
+    const inner = new MemoryIdempotencyStore();
+    let claims = 0;
+    const store = {
+      async claim(...args: Parameters<MemoryIdempotencyStore['claim']>) {
+        if (claims++ === 1) {
+          looking.fire();
+          await streaming.promise;
+        }
+        return inner.claim(...args);
+      },
+      complete: (...args: Parameters<MemoryIdempotencyStore['complete']>) => inner.complete(...args),
+      release: (...args: Parameters<MemoryIdempotencyStore['release']>) => inner.release(...args),
+      extend: (...args: Parameters<MemoryIdempotencyStore['extend']>) => inner.extend(...args),
+    };
+    let requests = 0;
+    const served = await expressApp(
+      (_req, res, next) => {
+        if (++requests === 2)
+          looking.promise.then(() => {
+            res.writeHead(504, { 'content-type': 'application/json' });
+            res.write('{"error":');
+            streaming.fire();
+          });
+        next();
+      },
+      { ...tpp.options, idempotency: { store } },
+      { idempotency: 'required' },
+    );
+    try {
+      const k = key('express-streaming-timeout');
+      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      expect(first.status).toBe(201);
+      // Was (811872b): the stored answer found, `res.headersSent` → return: 'hung'.
+      const retry = await paymentOutcome(served.url, await paymentHeaders(k));
+      expect(retry).toEqual({ status: 504, complete: false });
+      expect(served.ledger).toEqual({ processed: 1, errors: [expect.stringMatching(MISPLACED)] });
+    } finally {
+      streaming.fire();
+      await served.close();
+    }
+  }, 30_000);
+});
+
+/**
+ * A Hono payments API with one layer of the guard behind a timeout that answers 504 while the
+ * layer awaits the (slow) DPoP replay store; the store answers once the 504 was received.
+ * The first request's status, the payments made by then, and the retry's answer.
+ */
+async function honoTimedOutWhileChecking(policy: { idempotency?: 'required' }) {
+  const [checking, answered] = [signal(), signal()];
+  const replays = new MemoryReplayStore();
+  const replayStore = {
+    async claim(k: string, expiresAt: number) {
+      checking.fire();
+      await answered.promise;
+      return replays.claim(k, expiresAt);
+    },
+  };
+  const fapi = honoGuard({ ...tpp.options, dpop: { replayStore } });
+  const app = new Hono();
+  let processed = 0;
+  let armed = true;
+  const timeout: MiddlewareHandler = async (_c, next) => {
+    if (!armed) return next();
+    armed = false;
+    await Promise.race([
+      next(),
+      checking.promise.then(() => {
+        throw new HTTPException(504, { message: 'Gateway Timeout' });
+      }),
+    ]);
+  };
+  app.post('/payments', timeout, fapi.protect({ scopes: SCOPES, ...policy }), (c) => {
+    processed++;
+    return c.json({ payment: `pay-${processed}` }, 201);
+  });
+  const served = await serveHono(app);
+  try {
+    const k = key('hono-single-layer');
+    const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+    answered.fire();
+    await pause(200);
+    const paidBeforeRetry = processed;
+    const retry = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+    return { first: first.status, paidBeforeRetry, retry: retry.status, paid: retry.text.includes('"pay-1"') };
+  } finally {
+    answered.fire();
+    await served.close();
+  }
+}
+
+describe('hono: one layer of the guard behind a timeout that answers while it checks', () => {
+  it('finding 3: hono, with an idempotency key: the handler does not run after the 504 went out; the key claimed then is freed, the retry is the one processed', async () => {
+    // Was (811872b): paidBeforeRetry 1, the retry 409 "not kept".
+    expect(await honoTimedOutWhileChecking({ idempotency: 'required' })).toEqual({
+      first: 504,
+      paidBeforeRetry: 0,
+      retry: 201,
+      paid: true,
+    });
+  }, 30_000);
+
+  it('held: hono, without a key: the handler does not run after the 504 went out', async () => {
+    expect(await honoTimedOutWhileChecking({})).toEqual({ first: 504, paidBeforeRetry: 0, retry: 201, paid: true });
+  }, 30_000);
+});
+
+describe('hono: the key on the app-wide layer, a timeout in front of every layer', () => {
+  it('finding 3: hono, the timeout answers while a slow middleware before the route’s layer runs: the route’s layer lets no handler run and frees the key the app-wide layer claimed; the retry is the one processed', async () => {
+    // Layout: a timeout, app.use(fapi.protect({ idempotency })) (claims the key), a slow async
+    // middleware (a rate limiter on Redis), the route's fapi.protect({ scopes }) (no key of its own).
+    // Was (811872b): the handler paid after the 504, the retry 409 "not kept". Dropping the handler
+    // without freeing the app-wide layer's claim would tell the retry "processed" with nothing paid.
+    const fapi = honoGuard(tpp.options);
+    const app = new Hono();
+    let processed = 0;
+    const [slow, answered] = [signal(), signal()];
+    let armed = true;
+    app.use('/payments', async (_c, next) => {
+      if (!armed) return next();
+      armed = false;
+      await Promise.race([
+        next(),
+        slow.promise.then(() => {
+          throw new HTTPException(504, { message: 'Gateway Timeout' });
+        }),
+      ]);
+    });
+    app.use('/payments', fapi.protect({ scopes: SCOPES, idempotency: 'required' }));
+    app.use('/payments', async (_c, next) => {
+      slow.fire();
+      await answered.promise;
+      await next();
+    });
+    app.post('/payments', fapi.protect({ scopes: SCOPES }), (c) => {
+      processed++;
+      return c.json({ payment: `pay-${processed}` }, 201);
+    });
+    const served = await serveHono(app);
+    try {
+      const k = key('hono-app-wide-key');
+      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      answered.fire();
+      await pause(200);
+      const paidBeforeRetry = processed;
+      const retry = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
+      expect({ first: first.status, paidBeforeRetry, retry: retry.status, paid: retry.text.includes('"pay-1"') }).toEqual({
+        first: 504,
+        paidBeforeRetry: 0,
+        retry: 201,
+        paid: true,
+      });
+    } finally {
+      answered.fire();
+      await served.close();
+    }
+  }, 30_000);
+});
+
+describe('hono: layers called by hand', () => {
+  it('finding 4: hono, a middleware that runs a layer with a no-op next() and then the route’s layer: the handler runs, once', async () => {
+    const fapi = honoGuard(tpp.options);
+    const app = new Hono<FapiEnv>();
+    let processed = 0;
+    const first = fapi.protect();
+    const route = fapi.protect({ scopes: SCOPES });
+    app.use('/payments', async (c, next) => {
+      const refused = await first(c, async () => undefined);
+      if (refused) return refused;
+      return route(c, next);
+    });
+    app.post('/payments', (c) => {
+      processed++;
+      return c.json({ payment: `pay-${processed}` }, 201);
+    });
+    const served = await serveHono(app);
+    try {
+      // Was (811872b): 500 "Context is not finalized", processed 0.
+      const paid = await sendPayment(served.url, PUBLIC, { who: tpp.payer, body: BODY });
+      expect([paid.status, paid.text.includes('"pay-1"'), processed]).toEqual([201, true, 1]);
+      const refused = await paymentOutcome(served.url, await paymentHeaders(undefined, false));
+      expect([refused, processed]).toEqual([{ status: 401, complete: true }, 1]);
+    } finally {
+      await served.close();
+    }
+  }, 30_000);
+});
