@@ -139,6 +139,7 @@ function hostAsWritten(value: string): string | undefined {
   return decodeUnreserved(authority.split(/[:/?#]/, 1)[0] as string).toLowerCase();
 }
 
+/** Only for http(s) URLs: the request's (on the configured origins) and an htu `isUriForm` admitted. */
 function normalizeUrl(value: string): NormalizedUrl | undefined {
   let url: URL;
   try {
@@ -146,7 +147,6 @@ function normalizeUrl(value: string): NormalizedUrl | undefined {
   } catch {
     return undefined;
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
   // A host the parser changed beyond RFC 3986's normalisation names another host than the one written.
   const written = hostAsWritten(value);
   if (written !== undefined && written !== url.hostname) return undefined;
@@ -169,6 +169,11 @@ export function normalizeHtu(value: string): string | undefined {
 /** `ath`: base64url SHA-256 of the ASCII access token (RFC 9449 §4.2). */
 export function accessTokenHash(accessToken: string): string {
   return sha256base64url(accessToken);
+}
+
+/** A JSON number that is finite (JSON.parse reads 1e400 as Infinity). */
+function isFiniteNumber(value: unknown): value is number {
+  return Number.isFinite(value);
 }
 
 type Fail = Extract<DpopResult, { ok: false }>;
@@ -215,7 +220,7 @@ export class DpopVerifier {
     if (jti.length > MAX_JTI_LENGTH) return invalid(`jti of ${jti.length} characters`);
     if (typeof htm !== 'string') return invalid('htm missing');
     if (typeof htu !== 'string') return invalid('htu missing');
-    if (typeof iat !== 'number' || !Number.isFinite(iat)) return invalid('iat missing');
+    if (!isFiniteNumber(iat)) return invalid('iat missing');
     if (typeof ath !== 'string') return invalid('ath missing');
     // Steps 4, 5 and 7: the header decides typ, alg and key; a client repeats the same header.
     const checked = this.proofHeader(h);
@@ -269,8 +274,8 @@ export class DpopVerifier {
     // Step 4: explicit type.
     if (!isExplicitType(header.typ, 'dpop+jwt')) return invalid(`typ ${JSON.stringify(header.typ)}`);
     // Step 5: an allowed asymmetric algorithm (never none or a MAC).
-    const alg = header.alg;
-    if (typeof alg !== 'string' || !s.algorithms.includes(alg)) return invalid(`alg ${JSON.stringify(alg)}`);
+    const alg = s.algorithms.find((allowed) => allowed === header.alg);
+    if (alg === undefined) return invalid(`alg ${JSON.stringify(header.alg)}`);
     // RFC 7515 §4.1.11: a `crit` extension must be understood, and this verifier understands
     // none (`b64` of RFC 7797 included), so a proof that lists any is refused.
     if (header.crit !== undefined) return invalid('crit lists extensions this verifier does not understand');

@@ -104,20 +104,20 @@ function asCertificate(der: Uint8Array | undefined): Uint8Array | undefined {
   if (!der || der.length === 0) return undefined;
   try {
     return new X509Certificate(der).raw.equals(der) ? der : undefined;
-    // Stryker disable next-line BlockStatement: equivalent, an empty catch falls through to the implicit undefined
   } catch {
-    return undefined;
+    // not DER of an X.509 certificate
   }
+  return undefined;
 }
 
 /** A URL-encoded PEM certificate (nginx `$ssl_client_escaped_cert`, Envoy `Cert`): its DER. */
 function urlEncodedCertificate(value: string): Uint8Array | undefined {
   try {
     return asCertificate(pemToDer(decodeURIComponent(value)));
-    // Stryker disable next-line BlockStatement: equivalent, an empty catch falls through to the implicit undefined
   } catch {
-    return undefined; // malformed percent-encoding
+    // malformed percent-encoding
   }
+  return undefined;
 }
 
 /**
@@ -128,10 +128,10 @@ function parseRfc9440(value: string): Uint8Array | undefined {
   try {
     const [bare, parameters] = parseItem(value);
     return bare instanceof ArrayBuffer && parameters.size === 0 ? new Uint8Array(bare) : undefined;
-    // Stryker disable next-line BlockStatement: equivalent, an empty catch falls through to the implicit undefined
   } catch {
-    return undefined;
+    // not an RFC 8941 item
   }
+  return undefined;
 }
 
 /**
@@ -147,10 +147,10 @@ export function parseClientCertChain(value: string): Uint8Array[] | undefined {
       chain.push(new Uint8Array(bare));
     }
     return chain;
-    // Stryker disable next-line BlockStatement: equivalent, an empty catch falls through to the implicit undefined
   } catch {
-    return undefined;
+    // not an RFC 8941 list
   }
+  return undefined;
 }
 
 /** The keys Envoy defines for an XFCC element, lower-cased (keys are case-insensitive). */
