@@ -28,10 +28,11 @@ import { MemoryIdempotencyStore, MemoryReplayStore } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import express from 'express';
-import { type Handler, Hono, type MiddlewareHandler } from 'hono';
+import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { serveHono } from './support/apps';
 import { BODY, IN_FLIGHT, key, pause, signal, UNKEPT } from './support/hang-up';
+import { honoTimeouts, timeoutOnce } from './support/hono-timeouts';
 import { listening } from './support/http';
 import { sendPayment, useTppUsers } from './support/idempotency-apps';
 
@@ -39,71 +40,11 @@ const PUBLIC = 'https://api.bank.example';
 const tpp = useTppUsers(PUBLIC);
 const SCOPES = ['payments:write'];
 
-/** A retry sent again while the first attempt is still being recorded (409 in flight), a bounded number of times. */
-async function settledRetry(url: string, k: string, tries = 40) {
-  let retry = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
-  for (let i = 0; i < tries && retry.status === 409 && retry.text.includes(IN_FLIGHT); i++) {
-    await pause(50);
-    retry = await sendPayment(url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
-  }
-  return retry;
-}
+const { settledRetry, paidAfterTimeout } = honoTimeouts(tpp, PUBLIC);
 
 /** What the retry of a payment made once must get: its stored answer, or 409 "not kept"; never a second payment. */
 const answeredOnce = (retry: { status: number; text: string }) =>
   retry.status === 409 ? retry.text.includes(UNKEPT) : retry.text.includes('"pay-1"');
-
-/**
- * What hono/timeout does, at a moment the test chooses: the first request is answered by
- * `exception` (a 504) once `when` resolves, while the chain behind it runs on.
- */
-function timeoutOnce(
-  when: Promise<void>,
-  exception: () => Error = () => new HTTPException(504, { message: 'Gateway Timeout' }),
-): MiddlewareHandler {
-  let armed = true;
-  return async (_c, next) => {
-    if (!armed) return next();
-    armed = false;
-    await Promise.race([
-      next(),
-      when.then(() => {
-        throw exception();
-      }),
-    ]);
-  };
-}
-
-/**
- * The first payment is answered 504 by `timeoutOnce` (`exception`) once its handler has started; the handler
- * pays after the 504 went out (the runtime took its body). The retry's answer and the payments made.
- */
-async function paidAfterTimeout(layout: (app: Hono, timeout: MiddlewareHandler, handler: Handler) => void, exception?: () => Error) {
-  const app = new Hono();
-  let processed = 0;
-  const [started, gate, paid] = [signal(), signal(), signal()];
-  layout(app, timeoutOnce(started.promise, exception), async (c) => {
-    started.fire();
-    if (processed === 0) await gate.promise;
-    processed++;
-    paid.fire();
-    return c.json({ payment: `pay-${processed}` }, 201);
-  });
-  const served = await serveHono(app);
-  try {
-    const k = key('paid-after-timeout');
-    const answer = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
-    expect(answer.status).toBe(504);
-    gate.fire();
-    await paid.promise;
-    await pause(50);
-    const retry = await settledRetry(served.url, k);
-    return { status: retry.status, unkept: retry.text.includes(UNKEPT), processed };
-  } finally {
-    gate.fire();
-    await served.close();
-  }
-}
 
 describe('findings', () => {
   it('finding 1: hono, a timeout between the layer holding the key and a later layer of the guard that has not reached next() yet: its 504 frees the key, the handler pays after it, the retry pays again', async () => {

@@ -22,6 +22,14 @@
  *    resumed, so the second let no handler run and Hono answered 500 ("Context is not finalized").
  *    (Without response signing or a key only: a layer given a `next` of one's own signs or records
  *    the empty response it finds; hono.md says layers are mounted, not called by hand.)
+ * 5. hono, two guards (found in the first fix of 3): the key on guard A's app-wide layer, the
+ *    timeout in front answering while guard B's route layer checks. B ran no handler but told only
+ *    its own guard; A found the 504 being sent and kept its key as processed: 409 "not kept" to
+ *    every retry, nothing paid. A layer that runs no handler now marks the request for every guard.
+ * 6. hono, two guards, paid twice: the key on guard A's app-wide layer, the timeout between it and
+ *    guard B's route layer, answering while the handler pays. Layers counted themselves waiting
+ *    per guard: A found none of its own waiting, took the 504 for the handler's 5xx and freed the
+ *    key. The count is now of every guard's layers.
  * Left as they are (helper review of this fix): a timeout that answers while a Node adapter claims
  * the key (a slow store) settles the key as processed and lets the handler run (f1bc715, 409 "not
  * kept" to retries: one payment, reported as processed); a layer in an app behind `app.mount()`
@@ -33,10 +41,10 @@ import { MemoryIdempotencyStore, MemoryReplayStore } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { type FapiEnv, fapiGuard as honoGuard } from '@fapi-guard/hono';
 import express from 'express';
-import { Hono, type MiddlewareHandler } from 'hono';
-import { HTTPException } from 'hono/http-exception';
+import { type Handler, Hono, type MiddlewareHandler } from 'hono';
 import { serveHono } from './support/apps';
 import { BODY, key, pause, signal } from './support/hang-up';
+import { honoTimeouts, timeoutOnce } from './support/hono-timeouts';
 import { listening } from './support/http';
 import { sendPayment, useTppUsers } from './support/idempotency-apps';
 
@@ -44,6 +52,7 @@ const PUBLIC = 'https://api.bank.example';
 const tpp = useTppUsers(PUBLIC);
 const SCOPES = ['payments:write'];
 const MISPLACED = /the response head was sent before the guard answered/;
+const { paidAfterTimeout } = honoTimeouts(tpp, PUBLIC);
 
 /** The headers of a payment by the TPP's user, with its DPoP proof; `token: false` sends none. */
 async function paymentHeaders(k?: string, token = true): Promise<Record<string, string>> {
@@ -199,42 +208,48 @@ describe('express: a stored answer found once a timeout in front began its own',
   }, 30_000);
 });
 
+/** The slow parts a timeout fires during: a DPoP replay store, a middleware (a rate limiter on Redis). */
+interface SlowParts {
+  replayStore: { claim(key: string, expiresAt: number): Promise<boolean> };
+  middleware: MiddlewareHandler;
+}
+
 /**
- * A Hono payments API with one layer of the guard behind a timeout that answers 504 while the
- * layer awaits the (slow) DPoP replay store; the store answers once the 504 was received.
- * The first request's status, the payments made by then, and the retry's answer.
+ * A Hono payments API laid out by `layout`: its timeout answers 504 once a slow part is reached,
+ * which goes on once the 504 was received. The first status, the payments made by then, and the
+ * retry's (same key) status and whether it made the first payment.
  */
-async function honoTimedOutWhileChecking(policy: { idempotency?: 'required' }) {
-  const [checking, answered] = [signal(), signal()];
+async function timedOutBeforeHandler(layout: (app: Hono, timeout: MiddlewareHandler, handler: Handler, slow: SlowParts) => void) {
+  const [reached, answered] = [signal(), signal()];
   const replays = new MemoryReplayStore();
-  const replayStore = {
-    async claim(k: string, expiresAt: number) {
-      checking.fire();
+  const slow: SlowParts = {
+    replayStore: {
+      async claim(k, expiresAt) {
+        reached.fire();
+        await answered.promise;
+        return replays.claim(k, expiresAt);
+      },
+    },
+    middleware: async (_c, next) => {
+      reached.fire();
       await answered.promise;
-      return replays.claim(k, expiresAt);
+      await next();
     },
   };
-  const fapi = honoGuard({ ...tpp.options, dpop: { replayStore } });
   const app = new Hono();
   let processed = 0;
-  let armed = true;
-  const timeout: MiddlewareHandler = async (_c, next) => {
-    if (!armed) return next();
-    armed = false;
-    await Promise.race([
-      next(),
-      checking.promise.then(() => {
-        throw new HTTPException(504, { message: 'Gateway Timeout' });
-      }),
-    ]);
-  };
-  app.post('/payments', timeout, fapi.protect({ scopes: SCOPES, ...policy }), (c) => {
-    processed++;
-    return c.json({ payment: `pay-${processed}` }, 201);
-  });
+  layout(
+    app,
+    timeoutOnce(reached.promise),
+    (c) => {
+      processed++;
+      return c.json({ payment: `pay-${processed}` }, 201);
+    },
+    slow,
+  );
   const served = await serveHono(app);
   try {
-    const k = key('hono-single-layer');
+    const k = key('timed-out-before-handler');
     const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
     answered.fire();
     await pause(200);
@@ -247,71 +262,65 @@ async function honoTimedOutWhileChecking(policy: { idempotency?: 'required' }) {
   }
 }
 
-describe('hono: one layer of the guard behind a timeout that answers while it checks', () => {
-  it('finding 3: hono, with an idempotency key: the handler does not run after the 504 went out; the key claimed then is freed, the retry is the one processed', async () => {
+/** What every layout below must give: 504, nothing paid after it, the retry processed (the key freed). */
+const RETRY_PROCESSED = { first: 504, paidBeforeRetry: 0, retry: 201, paid: true };
+
+describe('hono: a timeout in front of the guard that answers before the handler runs', () => {
+  it('finding 3: hono, one layer with the key, the timeout answering while it checks (slow DPoP replay store): no handler runs after the 504, the key claimed then is freed, the retry is the one processed', async () => {
     // Was (811872b): paidBeforeRetry 1, the retry 409 "not kept".
-    expect(await honoTimedOutWhileChecking({ idempotency: 'required' })).toEqual({
-      first: 504,
-      paidBeforeRetry: 0,
-      retry: 201,
-      paid: true,
+    const outcome = await timedOutBeforeHandler((app, timeout, handler, slow) => {
+      const fapi = honoGuard({ ...tpp.options, dpop: { replayStore: slow.replayStore } });
+      app.post('/payments', timeout, fapi.protect({ scopes: SCOPES, idempotency: 'required' }), handler);
     });
+    expect(outcome).toEqual(RETRY_PROCESSED);
   }, 30_000);
 
-  it('held: hono, without a key: the handler does not run after the 504 went out', async () => {
-    expect(await honoTimedOutWhileChecking({})).toEqual({ first: 504, paidBeforeRetry: 0, retry: 201, paid: true });
+  it('held: hono, the same without a key: no handler runs after the 504', async () => {
+    const outcome = await timedOutBeforeHandler((app, timeout, handler, slow) => {
+      const fapi = honoGuard({ ...tpp.options, dpop: { replayStore: slow.replayStore } });
+      app.post('/payments', timeout, fapi.protect({ scopes: SCOPES }), handler);
+    });
+    expect(outcome).toEqual(RETRY_PROCESSED);
+  }, 30_000);
+
+  it('finding 3: hono, the key on the app-wide layer, the timeout answering while a slow middleware before the route’s layer runs: the route’s layer runs no handler and frees the app-wide layer’s key', async () => {
+    // Was (811872b): the handler paid after the 504, the retry 409 "not kept". Dropping the handler
+    // without freeing the app-wide layer's claim would tell the retry "processed" with nothing paid.
+    const outcome = await timedOutBeforeHandler((app, timeout, handler, slow) => {
+      const fapi = honoGuard(tpp.options);
+      app.use('/payments', timeout);
+      app.use('/payments', fapi.protect({ scopes: SCOPES, idempotency: 'required' }));
+      app.use('/payments', slow.middleware);
+      app.post('/payments', fapi.protect({ scopes: SCOPES }), handler);
+    });
+    expect(outcome).toEqual(RETRY_PROCESSED);
+  }, 30_000);
+
+  it('finding 5: hono, two guards, the key on guard A’s app-wide layer, the timeout answering while guard B’s route layer checks (slow replay store): B runs no handler, A frees its key', async () => {
+    // Was (the first fix of finding 3): B dropped the handler and told only its own guard; A found
+    // the 504 being sent and kept the key as processed: every retry 409 "not kept", nothing paid.
+    const outcome = await timedOutBeforeHandler((app, timeout, handler, slow) => {
+      const a = honoGuard(tpp.options);
+      const b = honoGuard({ ...tpp.options, dpop: { replayStore: slow.replayStore } });
+      app.use('/payments', timeout);
+      app.use('/payments', a.protect({ scopes: SCOPES, idempotency: 'required' }));
+      app.post('/payments', b.protect({ scopes: SCOPES }), handler);
+    });
+    expect(outcome).toEqual(RETRY_PROCESSED);
   }, 30_000);
 });
 
-describe('hono: the key on the app-wide layer, a timeout in front of every layer', () => {
-  it('finding 3: hono, the timeout answers while a slow middleware before the route’s layer runs: the route’s layer lets no handler run and frees the key the app-wide layer claimed; the retry is the one processed', async () => {
-    // Layout: a timeout, app.use(fapi.protect({ idempotency })) (claims the key), a slow async
-    // middleware (a rate limiter on Redis), the route's fapi.protect({ scopes }) (no key of its own).
-    // Was (811872b): the handler paid after the 504, the retry 409 "not kept". Dropping the handler
-    // without freeing the app-wide layer's claim would tell the retry "processed" with nothing paid.
-    const fapi = honoGuard(tpp.options);
-    const app = new Hono();
-    let processed = 0;
-    const [slow, answered] = [signal(), signal()];
-    let armed = true;
-    app.use('/payments', async (_c, next) => {
-      if (!armed) return next();
-      armed = false;
-      await Promise.race([
-        next(),
-        slow.promise.then(() => {
-          throw new HTTPException(504, { message: 'Gateway Timeout' });
-        }),
-      ]);
+describe('hono: two guards, a timeout between them while the handler runs', () => {
+  it('finding 6: hono, the key on guard A’s app-wide layer, the timeout between it and guard B’s route layer answering while the handler pays: kept as processed (409 not kept), paid once', async () => {
+    // Was (811872b): layers counted themselves waiting per guard; A, finding none of its own
+    // waiting, took the 504 for the handler's own 5xx and freed the key: the retry paid again.
+    const [a, b] = [honoGuard(tpp.options), honoGuard(tpp.options)];
+    const outcome = await paidAfterTimeout((app, timeout, handler) => {
+      app.use('/payments', a.protect({ scopes: SCOPES, idempotency: 'required' }));
+      app.use('/payments', timeout);
+      app.post('/payments', b.protect({ scopes: SCOPES }), handler);
     });
-    app.use('/payments', fapi.protect({ scopes: SCOPES, idempotency: 'required' }));
-    app.use('/payments', async (_c, next) => {
-      slow.fire();
-      await answered.promise;
-      await next();
-    });
-    app.post('/payments', fapi.protect({ scopes: SCOPES }), (c) => {
-      processed++;
-      return c.json({ payment: `pay-${processed}` }, 201);
-    });
-    const served = await serveHono(app);
-    try {
-      const k = key('hono-app-wide-key');
-      const first = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
-      answered.fire();
-      await pause(200);
-      const paidBeforeRetry = processed;
-      const retry = await sendPayment(served.url, PUBLIC, { who: tpp.payer, key: k, body: BODY });
-      expect({ first: first.status, paidBeforeRetry, retry: retry.status, paid: retry.text.includes('"pay-1"') }).toEqual({
-        first: 504,
-        paidBeforeRetry: 0,
-        retry: 201,
-        paid: true,
-      });
-    } finally {
-      answered.fire();
-      await served.close();
-    }
+    expect(outcome).toEqual({ status: 409, unkept: true, processed: 1 });
   }, 30_000);
 });
 

@@ -129,15 +129,23 @@ interface LayerState {
    * sent (an unsignable answer leaves as a 500, which frees the key).
    */
   recorders: WeakMap<Context, (response: Response, answeredElsewhere: boolean) => Response>;
-  /**
-   * How many of the guard's layers are waiting on their `next()` for the request. One still
-   * waiting when the outermost resumes means a middleware between them answered while the
-   * handler runs on (a timeout's 504): that answer is no outcome of the handler.
-   */
-  waiting: WeakMap<Context, number>;
 }
 
 const layerStates = new WeakMap<Guard, LayerState>();
+
+/**
+ * How many layers, of any guard, are waiting on their `next()` for a request (by Context). One still
+ * waiting when the outermost layer of a guard resumes means a middleware between them answered
+ * while the handler runs on (a timeout's 504): that answer is no outcome of the handler.
+ */
+const waiting = new WeakMap<Context, number>();
+
+/**
+ * Requests (by Context) whose handler a layer of any guard did not let run: the request had its
+ * answer when the layer finished its checks. What went out is then no answer of a handler, and a
+ * guard's outermost layer frees its key (it would otherwise take the answer sent for the handler's).
+ */
+const notRun = new WeakSet<Context>();
 
 /**
  * Requests (by Context) that an inner layer of any guard saw answered with less than a 5xx, after
@@ -165,7 +173,7 @@ function sentElsewhere(c: Context, response: Response): boolean {
 function layerState(guard: Guard): LayerState {
   let state = layerStates.get(guard);
   if (!state) {
-    state = { replays: new WeakSet(), recorders: new WeakMap(), waiting: new WeakMap() };
+    state = { replays: new WeakSet(), recorders: new WeakMap() };
     layerStates.set(guard, state);
   }
   return state;
@@ -195,7 +203,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
   const guard = 'check' in options ? options : createGuard(options);
   checkAdapterOptions(adapter);
   const connectionOf = adapter.connection ?? runtimeConnection;
-  const { replays, recorders, waiting } = layerState(guard);
+  const { replays, recorders } = layerState(guard);
   /** Records what the request is answered with, once, with the claim in force: the response to send (its body copied on the way). */
   const recordAnswer = (c: Context, response: Response, answeredElsewhere: boolean): Response | undefined => {
     const record = recorders.get(c);
@@ -247,6 +255,7 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
         // first response set on the Context and drops a handler's later one: the handler does not
         // run, and a key claimed here (a slow store) or by an earlier layer is freed (recorded as
         // a server error) for the client's retry, which is the one processed.
+        notRun.add(c);
         if (idempotent.kind === 'claimed') idempotent.record(new Response(null, { status: 500 }), false);
         recordAnswer(c, new Response(null, { status: 500 }), false);
         return;
@@ -307,7 +316,9 @@ export function fapiGuard(options: GuardOptions | Guard, adapter: FapiHonoOption
       // The first layer to see it records it (the recorder is taken): no middleware between the
       // layers can put another answer in its place on the record.
       if (sentElsewhere(c, c.res)) {
-        recordAnswer(c, c.res, true);
+        // A later layer (another guard's) that let no handler run: the key is freed.
+        if (notRun.has(c)) recordAnswer(c, new Response(null, { status: 500 }), false);
+        else recordAnswer(c, c.res, true);
         return;
       }
       if (answers) {
