@@ -133,15 +133,22 @@ function checkStepUp(policy: CompiledPolicy, claims: Readonly<AccessTokenClaims>
   };
 }
 
-function claimPasses(check: ClaimCheck, value: unknown, claims: Readonly<AccessTokenClaims>): boolean {
-  if (typeof check === 'function') {
-    try {
-      return check(value, claims) === true;
-      // Stryker disable next-line BlockStatement: equivalent, an empty catch falls through to the `equals` / `includes` checks, which a function never passes
-    } catch {
-      return false;
-    }
+/** A claim check given as a function passes only on `true`; one that throws does not pass. */
+function functionPasses(
+  check: Extract<ClaimCheck, (...args: never[]) => unknown>,
+  value: unknown,
+  claims: Readonly<AccessTokenClaims>,
+): boolean {
+  try {
+    return check(value, claims) === true;
+  } catch {
+    // the application's check failed: fail closed
   }
+  return false;
+}
+
+function claimPasses(check: ClaimCheck, value: unknown, claims: Readonly<AccessTokenClaims>): boolean {
+  if (typeof check === 'function') return functionPasses(check, value, claims);
   if ('equals' in check) return isDeepStrictEqual(value, check.equals);
   if (Array.isArray(value)) return value.includes(check.includes);
   // A number or boolean `includes` is no word of a string: split words never equal it.
