@@ -24,7 +24,7 @@
  */
 
 import { createServer } from 'node:http';
-import { MemoryIdempotencyStore, MemoryReplayStore } from '@fapi-guard/core';
+import { MemoryReplayStore } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { fapiGuard as honoGuard } from '@fapi-guard/hono';
 import express from 'express';
@@ -32,7 +32,7 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { serveHono } from './support/apps';
 import { BODY, IN_FLIGHT, key, pause, signal, UNKEPT } from './support/hang-up';
-import { honoTimeouts, timeoutOnce } from './support/hono-timeouts';
+import { honoTimeouts, slowClaimStore, timeoutOnce } from './support/hono-timeouts';
 import { listening } from './support/http';
 import { sendPayment, useTppUsers } from './support/idempotency-apps';
 
@@ -177,27 +177,6 @@ describe('findings', () => {
     30_000,
   );
 });
-
-/**
- * The in-memory idempotency store whose claim number `slow` (0 = the first) signals `claiming`
- * and waits for `timedOut` before it is made: a Redis store at its `timeoutMs`.
- */
-function slowClaimStore(slow: number, claiming: { fire(): void }, timedOut: { promise: Promise<void> }) {
-  const inner = new MemoryIdempotencyStore();
-  let claims = 0;
-  return {
-    async claim(...args: Parameters<MemoryIdempotencyStore['claim']>) {
-      if (claims++ === slow) {
-        claiming.fire();
-        await timedOut.promise;
-      }
-      return inner.claim(...args);
-    },
-    complete: (...args: Parameters<MemoryIdempotencyStore['complete']>) => inner.complete(...args),
-    release: (...args: Parameters<MemoryIdempotencyStore['release']>) => inner.release(...args),
-    extend: (...args: Parameters<MemoryIdempotencyStore['extend']>) => inner.extend(...args),
-  };
-}
 
 /**
  * The app-wide layer, a timeout that answers once the route's layer asks the (slow) store to claim

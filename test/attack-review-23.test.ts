@@ -37,14 +37,14 @@
  */
 
 import { createServer, request as httpRequest } from 'node:http';
-import { MemoryIdempotencyStore, MemoryReplayStore } from '@fapi-guard/core';
+import { MemoryReplayStore } from '@fapi-guard/core';
 import { fapiGuard as expressGuard } from '@fapi-guard/express';
 import { type FapiEnv, fapiGuard as honoGuard } from '@fapi-guard/hono';
 import express from 'express';
 import { type Handler, Hono, type MiddlewareHandler } from 'hono';
 import { serveHono } from './support/apps';
 import { BODY, key, pause, signal } from './support/hang-up';
-import { honoTimeouts, timeoutOnce } from './support/hono-timeouts';
+import { honoTimeouts, slowClaimStore, timeoutOnce } from './support/hono-timeouts';
 import { listening } from './support/http';
 import { sendPayment, useTppUsers } from './support/idempotency-apps';
 
@@ -165,20 +165,8 @@ describe('express: a head sent in front of the guard with the response still ope
 describe('express: a stored answer found once a timeout in front began its own', () => {
   it('finding 2: express, a retry whose key lookup is slow while a timeout in front has sent its head and streams its body: the request is not left hanging, nothing is replayed over it, no second payment', async () => {
     const [looking, streaming] = [signal(), signal()];
-    const inner = new MemoryIdempotencyStore();
-    let claims = 0;
-    const store = {
-      async claim(...args: Parameters<MemoryIdempotencyStore['claim']>) {
-        if (claims++ === 1) {
-          looking.fire();
-          await streaming.promise;
-        }
-        return inner.claim(...args);
-      },
-      complete: (...args: Parameters<MemoryIdempotencyStore['complete']>) => inner.complete(...args),
-      release: (...args: Parameters<MemoryIdempotencyStore['release']>) => inner.release(...args),
-      extend: (...args: Parameters<MemoryIdempotencyStore['extend']>) => inner.extend(...args),
-    };
+    // The retry's claim (the second) waits for the streaming answer (a Redis store at its timeoutMs).
+    const store = slowClaimStore(1, looking, streaming);
     let requests = 0;
     const served = await expressApp(
       (_req, res, next) => {

@@ -1,7 +1,8 @@
 /**
  * A timeout answering at a moment a test chooses while the Hono chain behind it runs on (what
- * hono/timeout does), and the payment scenarios built on it (attack reviews 22 and 23).
+ * hono/timeout does), the payment scenarios built on it, and a slow idempotency store (attack reviews 22 and 23).
  */
+import { MemoryIdempotencyStore } from '@fapi-guard/core';
 import { type Handler, Hono, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { serveHono } from './apps';
@@ -73,4 +74,25 @@ export function honoTimeouts(tpp: TppUsers, publicUrl: string) {
   }
 
   return { settledRetry, paidAfterTimeout };
+}
+
+/**
+ * The in-memory idempotency store whose claim number `slow` (0 = the first) signals `claiming`
+ * and waits for `timedOut` before it is made: a Redis store at its `timeoutMs`.
+ */
+export function slowClaimStore(slow: number, claiming: { fire(): void }, timedOut: { promise: Promise<void> }) {
+  const inner = new MemoryIdempotencyStore();
+  let claims = 0;
+  return {
+    async claim(...args: Parameters<MemoryIdempotencyStore['claim']>) {
+      if (claims++ === slow) {
+        claiming.fire();
+        await timedOut.promise;
+      }
+      return inner.claim(...args);
+    },
+    complete: (...args: Parameters<MemoryIdempotencyStore['complete']>) => inner.complete(...args),
+    release: (...args: Parameters<MemoryIdempotencyStore['release']>) => inner.release(...args),
+    extend: (...args: Parameters<MemoryIdempotencyStore['extend']>) => inner.extend(...args),
+  };
 }
